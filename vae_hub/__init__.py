@@ -1,0 +1,6 @@
+"""vae-hub: a variational autoencoder that lives natively in the Hugging Face ecosystem."""
+
+from .model import VAEModel, VAEOutput
+
+__version__ = "0.1.0"
+__all__ = ["VAEModel", "VAEOutput"]

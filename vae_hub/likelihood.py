@@ -1,0 +1,92 @@
+"""What the decoder's output means: the observation model p(x | z).
+
+The config field ``likelihood`` selects one of three families. The decoder emits a *parameter tensor*
+(like the ``parameters`` of diffusers' ``DiagonalGaussianDistribution``) and everything else — the mean
+image shown to users, the reconstruction loss, the evaluation — reads it through the two functions here:
+
+* ``"bernoulli"``: parameters are logits, shape (B, C, H, W). Each intensity in [0, 1] is scored with the
+  binary cross-entropy. On grey levels this is a *cross-entropy*, not a density of the data (a grey pixel
+  can never reach probability 1), so no bits/dim are reported for it.
+* ``"gaussian"``: parameters are (mean, log σ) stacked on the channel axis, shape (B, 2C, H, W).
+* ``"laplace"``:  parameters are (location, log b) stacked likewise.
+
+The Gaussian and Laplace likelihoods are *discretised* to the 256 levels of 8-bit images (the probability
+mass of each pixel's bin, as in PixelCNN++), so their negative log-likelihood is a true code length and
+bits/dim are meaningful. Pixels live in [-1, 1], so a bin is 2/255 wide; the two end bins take the tails.
+
+All log-probabilities are in nats, summed over channels and pixels: shape (B,).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LIKELIHOODS = ("bernoulli", "gaussian", "laplace")
+NUM_LEVELS = 256
+_HALF_BIN = 1.0 / (NUM_LEVELS - 1)  # half of a bin's width in [-1, 1] pixel units
+
+
+def is_discrete(likelihood: str) -> bool:
+    """True when ``log_prob`` is the log-mass of 8-bit pixels, so bits/dim are a true code length."""
+    return likelihood != "bernoulli"
+
+
+def num_parameters(likelihood: str) -> int:
+    """How many decoder output channels each image channel needs (1 for logits, 2 for location and scale)."""
+    return 1 if likelihood == "bernoulli" else 2
+
+
+def mean(params: torch.Tensor, likelihood: str) -> torch.Tensor:
+    """The expected image E[x | z] in [-1, 1] pixel units, shape (B, C, H, W)."""
+    if likelihood == "bernoulli":
+        return torch.sigmoid(params) * 2.0 - 1.0
+    loc, _ = params.chunk(2, dim=1)
+    return loc.clamp(-1.0, 1.0)
+
+
+def log_prob(params: torch.Tensor, x: torch.Tensor, likelihood: str) -> torch.Tensor:
+    """log p(x | z) in nats per image, shape (B,).
+
+    Args:
+        params: decoder output, (B, C, H, W) for ``"bernoulli"`` and (B, 2C, H, W) otherwise.
+        x: images in [-1, 1], (B, C, H, W).
+        likelihood: one of ``LIKELIHOODS``.
+    """
+    params, x = params.float(), x.float()  # the loss is always computed in fp32, also under autocast
+    if likelihood == "bernoulli":
+        target = (x + 1.0) / 2.0
+        per_pixel = -F.binary_cross_entropy_with_logits(params, target, reduction="none")
+    else:
+        loc, log_scale = params.chunk(2, dim=1)
+        per_pixel = _discretised_log_mass(x, loc, log_scale, likelihood)
+    return per_pixel.flatten(1).sum(dim=1)
+
+
+def _discretised_log_mass(x, loc, log_scale, likelihood):
+    """log P(bin of x) for a continuous Gaussian/Laplace on [-1, 1], with the tails folded into the end bins."""
+    scale = log_scale.exp()
+    upper = (x + _HALF_BIN - loc) / scale
+    lower = (x - _HALF_BIN - loc) / scale
+    if likelihood == "gaussian":
+        cdf, log_cdf = torch.special.ndtr, torch.special.log_ndtr
+        log_pdf_center = -0.5 * ((x - loc) / scale) ** 2 - log_scale - 0.5 * math.log(2 * math.pi)
+    else:
+        cdf, log_cdf = _laplace_cdf, _laplace_log_cdf
+        log_pdf_center = -(x - loc).abs() / scale - log_scale - math.log(2.0)
+    mass = cdf(upper) - cdf(lower)
+    # Where the bin mass underflows (far tails), the density times the bin width is the accurate value.
+    interior = torch.where(
+        mass > 1e-5, mass.clamp_min(1e-12).log(), log_pdf_center + math.log(2 * _HALF_BIN)
+    )
+    lowest = log_cdf(upper)  # bin of -1: all the mass below its upper edge
+    highest = log_cdf(-lower)  # bin of +1: all the mass above its lower edge (both families are symmetric)
+    return torch.where(x < -1.0 + _HALF_BIN, lowest, torch.where(x > 1.0 - _HALF_BIN, highest, interior))
+
+
+def _laplace_cdf(u: torch.Tensor) -> torch.Tensor:
+    return torch.where(u < 0, 0.5 * torch.exp(u.clamp(max=0)), 1.0 - 0.5 * torch.exp(-u.clamp(min=0)))
+
+
+def _laplace_log_cdf(u: torch.Tensor) -> torch.Tensor:
+    return torch.where(u < 0, u - math.log(2.0), torch.log1p(-0.5 * torch.exp(-u.abs())))
