@@ -28,7 +28,8 @@ def pil_to_uint8(images: list[PIL.Image.Image], size: int, channels: int) -> tor
     for image in images:
         if image.mode in ("RGBA", "LA", "P"):  # flatten transparency onto black, like the training data's background
             image = _flatten_alpha(image)
-        image = processor.resize(image, size, size, resize_mode="crop")
+        if image.size != (size, size):
+            image = processor.resize(image, size, size, resize_mode="crop")
         image = processor.convert_to_rgb(image) if channels == 3 else processor.convert_to_grayscale(image)
         array = np.asarray(image, dtype=np.uint8)
         arrays.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
