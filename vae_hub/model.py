@@ -133,7 +133,9 @@ class VAEModel(ModelMixin, ConfigMixin):
             for _ in range(layers_per_block):
                 down.append(res_block(channels, c))
                 channels = c
-            down.append(Downsample2D(c, use_conv=True, padding=1))
+            # name="op" as in diffusers' Encoder: the default name registers the conv twice (a legacy alias),
+            # which safetensors refuses to save as shared memory.
+            down.append(Downsample2D(c, use_conv=True, padding=1, name="op"))
         self.down_blocks = nn.Sequential(*down)
         self.encoder_act = ACT2CLS[act_fn]()
         self.to_moments = nn.Linear(bottom_features, 2 * latent_dim)
@@ -167,7 +169,10 @@ class VAEModel(ModelMixin, ConfigMixin):
             ``AutoencoderKLOutput(latent_dist)`` whose ``DiagonalGaussianDistribution`` has ``mean``/``std``
             of shape (B, latent_dim, 1, 1); ``latent_dist.mean.flatten(1)`` is the (B, latent_dim) code.
         """
-        pad = self.padded_size - x.shape[-1]
+        size = self.config.sample_size
+        if x.ndim != 4 or tuple(x.shape[1:]) != (self.config.in_channels, size, size):
+            raise ValueError(f"expected images (B, {self.config.in_channels}, {size}, {size}), got {tuple(x.shape)}")
+        pad = self.padded_size - size
         if pad:
             x = F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2), mode="replicate")
         h = self.down_blocks(self.conv_in(x))
@@ -193,9 +198,12 @@ class VAEModel(ModelMixin, ConfigMixin):
         Returns (B, C, H, W) Bernoulli logits, or (B, 2C, H, W) location and log-scale (see
         ``vae_hub.likelihood``).
         """
+        d = self.config.latent_dim
+        if tuple(z.shape[1:]) not in ((d,), (d, 1, 1)):
+            raise ValueError(f"expected latents (B, {d}) or (B, {d}, 1, 1), got {tuple(z.shape)}")
         z = z.flatten(1)
         c, s = self.config.block_out_channels[-1], self.bottom_size
-        h = self.up_blocks(self.from_latent(z).view(-1, c, s, s))
+        h = self.up_blocks(self.from_latent(z).view(len(z), c, s, s))
         out = self.conv_out(self.decoder_act(self.norm_out(h)))
         if self.padded_size != self.config.sample_size:  # undo the encoder's padding: centre crop
             size, start = self.config.sample_size, (self.padded_size - self.config.sample_size) // 2
