@@ -1,0 +1,579 @@
+#!/usr/bin/env python
+"""Train or fine-tune a vae-hub ``VAEModel`` on any image dataset with 🤗 Accelerate.
+
+    accelerate launch training/train_vae.py --dataset_name zalando-datasets/fashion_mnist --output_dir fashion-vae
+
+The same script runs on one CPU, one GPU, several GPUs or nodes (``accelerate launch --multi_gpu ...``), and as two
+CPU processes (``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 ...``). It reads top to bottom:
+``parse_args()`` → ``main()``: data → model → optimiser → (resume) → loop with checkpoints and validation grids →
+mixture prior, scaling factor, evaluation, ``save_pretrained``, model card, optional push.
+
+Data order is a pure function of (seed, epoch): each epoch is one seeded permutation, cut into global batches of
+``train_batch_size × num_processes`` images, and process r takes the r-th slice of every global batch. Together with
+the checkpointed RNG states this makes a resumed run end with bit-identical weights to an uninterrupted one (CPU).
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from vae_hub import VAEModel
+from vae_hub.data import (
+    DataError,
+    StreamingImages,
+    decode_images,
+    find_image_column,
+    find_label_column,
+    infer_image_format,
+    load_image_dataset,
+    select_splits,
+)
+from vae_hub.images import make_grid, uint8_to_float
+from vae_hub.losses import kl_weight, negative_elbo
+
+logger = get_logger(__name__)
+SECRET_ARGS = ("hub_token",)
+FINAL_MODEL_FILE = "diffusion_pytorch_model.safetensors"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset_name", type=str, default=None, help="Hub dataset id or local folder in the Hub layout.")
+    data.add_argument("--dataset_config_name", type=str, default=None)
+    data.add_argument("--train_data_dir", type=str, default=None, help="A folder of images (datasets' imagefolder).")
+    data.add_argument("--image_column", type=str, default=None, help="Default: the first column of datasets.Image type.")
+    data.add_argument("--resolution", type=int, default=None, help="Image size; default: the model's or the data's.")
+    data.add_argument("--num_channels", type=int, default=None, choices=(1, 3), help="Default: the model's or the data's.")
+    data.add_argument("--max_train_samples", type=int, default=None)
+    data.add_argument("--validation_split", type=float, default=0.1,
+                      help="Fraction of train held out when the dataset has no test/validation split.")
+    data.add_argument("--cache_dir", type=str, default=None)
+    data.add_argument("--max_in_memory_mb", type=float, default=2048,
+                      help="Decode the train split once into memory up to this size; stream larger ones.")
+    data.add_argument("--dataloader_num_workers", type=int, default=2, help="Workers for a streamed dataset.")
+
+    model = p.add_argument_group("model")
+    model.add_argument("--pretrained_model_name_or_path", type=str, default=None, help="Fine-tune this model.")
+    model.add_argument("--model_config_name_or_path", type=str, default=None,
+                       help="config.json (or its folder) of a model to train from scratch.")
+    model.add_argument("--latent_dim", type=int, default=16)
+    model.add_argument("--block_out_channels", type=int, nargs="+", default=[32, 64])
+    model.add_argument("--layers_per_block", type=int, default=1)
+    model.add_argument("--norm_num_groups", type=int, default=8)
+    model.add_argument("--act_fn", type=str, default="silu")
+    model.add_argument("--likelihood", type=str, default="bernoulli", choices=("bernoulli", "gaussian", "laplace"))
+    model.add_argument("--prior_components", type=int, default=10,
+                       help="Components of the mixture prior fitted to the training codes after training (0: none).")
+
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--train_batch_size", type=int, default=128, help="Per process.")
+    opt.add_argument("--num_train_epochs", type=int, default=10)
+    opt.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_train_epochs.")
+    opt.add_argument("--learning_rate", type=float, default=1e-3)
+    opt.add_argument("--lr_scheduler", type=str, default="cosine",
+                     help='"linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"')
+    opt.add_argument("--lr_warmup_steps", type=int, default=200)
+    opt.add_argument("--adam_beta1", type=float, default=0.9)
+    opt.add_argument("--adam_beta2", type=float, default=0.999)
+    opt.add_argument("--adam_weight_decay", type=float, default=0.0)
+    opt.add_argument("--adam_epsilon", type=float, default=1e-8)
+    opt.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    opt.add_argument("--max_grad_norm", type=float, default=100.0, help="0 disables clipping.")
+    opt.add_argument("--mixed_precision", type=str, default="no", choices=("no", "fp16", "bf16"),
+                     help="Autocast only; trainable weights stay fp32. fp16 needs a GPU.")
+    opt.add_argument("--beta", type=float, default=1.0, help="KL weight (1: the ELBO).")
+    opt.add_argument("--kl_warmup_steps", type=int, default=0, help="Linear warm-up of the KL weight from 0 to --beta.")
+    opt.add_argument("--free_bits", type=float, default=0.0, help="Nats per latent dimension not penalised.")
+    opt.add_argument("--use_ema", action="store_true", help="Keep an EMA of the weights (diffusers' EMAModel) and ship it.")
+    opt.add_argument("--ema_decay", type=float, default=0.999)
+    opt.add_argument("--seed", type=int, default=0)
+
+    state = p.add_argument_group("outputs and state")
+    state.add_argument("--output_dir", type=str, required=True)
+    state.add_argument("--overwrite_output_dir", action="store_true")
+    state.add_argument("--checkpointing_steps", type=int, default=500)
+    state.add_argument("--checkpoints_total_limit", type=int, default=None)
+    state.add_argument("--resume_from_checkpoint", type=str, default=None, help='A checkpoint folder or "latest".')
+    state.add_argument("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
+    state.add_argument("--logging_steps", type=int, default=10)
+    state.add_argument("--validation_epochs", type=int, default=1, help="Sample and reconstruction grids every N epochs.")
+    state.add_argument("--eval_iw_samples", type=int, default=10,
+                       help="Importance samples of the end-of-training evaluation (python -m vae_hub.evaluate uses 1000).")
+    state.add_argument("--eval_max_samples", type=int, default=None)
+    state.add_argument("--push_to_hub", action="store_true")
+    state.add_argument("--hub_model_id", type=str, default=None)
+    state.add_argument("--hub_private_repo", action="store_true")
+    state.add_argument("--hub_token", type=str, default=None)
+
+    args = p.parse_args(argv)
+    if bool(args.dataset_name) == bool(args.train_data_dir):
+        p.error("give exactly one of --dataset_name and --train_data_dir")
+    if args.pretrained_model_name_or_path and args.model_config_name_or_path:
+        p.error("--pretrained_model_name_or_path (fine-tune) and --model_config_name_or_path (from scratch) exclude each other")
+    for name in ("train_batch_size", "num_train_epochs", "gradient_accumulation_steps", "checkpointing_steps",
+                 "logging_steps", "validation_epochs", "eval_iw_samples", "latent_dim", "layers_per_block"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    for name in ("max_train_steps", "max_train_samples", "resolution", "checkpoints_total_limit", "eval_max_samples"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.learning_rate <= 0 or args.beta < 0 or args.free_bits < 0 or args.max_grad_norm < 0 or args.prior_components < 0:
+        p.error("--learning_rate must be positive; --beta, --free_bits, --max_grad_norm, --prior_components non-negative")
+    if args.push_to_hub and not args.hub_model_id:
+        p.error("--push_to_hub needs --hub_model_id")
+    return args
+
+
+def main(args: argparse.Namespace) -> None:
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    )
+    if args.mixed_precision == "fp16" and accelerator.device.type == "cpu":
+        fail("--mixed_precision fp16 needs a GPU (on a CPU it would silently run in fp32); use bf16 or no")
+    check_output_dir(output_dir, args)
+    set_seed(args.seed)  # model initialisation
+
+    # ---------------------------------------------------------------- data
+    with accelerator.main_process_first():
+        dataset = load_image_dataset(args.dataset_name, args.dataset_config_name, args.train_data_dir, args.cache_dir)
+    train_split, val_split, val_name = select_splits(dataset, args.validation_split, args.seed)
+    if args.max_train_samples:
+        train_split = train_split.shuffle(seed=args.seed).select(range(min(args.max_train_samples, len(train_split))))
+    image_column = find_image_column(train_split, args.image_column)
+    label_column = find_label_column(train_split)
+
+    # ---------------------------------------------------------------- model
+    model = build_model(args, train_split, image_column)
+    size, channels = model.config.sample_size, model.config.in_channels
+    world, rank = accelerator.num_processes, accelerator.process_index
+    global_batch = args.train_batch_size * world
+    batches_per_epoch = len(train_split) // global_batch
+    steps_per_epoch = batches_per_epoch // args.gradient_accumulation_steps
+    if steps_per_epoch == 0:
+        fail(f"the train split has {len(train_split)} images, fewer than one optimisation step needs "
+             f"({global_batch} per batch × {args.gradient_accumulation_steps} accumulation): lower --train_batch_size")
+    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+    num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+
+    in_memory = len(train_split) * channels * size * size / 2**20 <= args.max_in_memory_mb
+    show = accelerator.is_local_main_process
+    if in_memory:  # decoded once; batches are tensor indexing, on the accelerator's device
+        train_images = decode_images(train_split, image_column, size, channels, desc="decoding train", progress=show)
+        train_images = train_images.images.to(accelerator.device)
+    else:
+        train_images = StreamingImages(train_split, image_column, size, channels)
+    val_images = decode_images(val_split, image_column, size, channels, label_column, f"decoding {val_name}", show)
+
+    # ---------------------------------------------------------------- optimisation
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.adam_weight_decay, eps=args.adam_epsilon,
+    )
+    # Stepped by us once per optimisation step, so warm-up and length are in optimisation steps on any world size.
+    lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
+                                 num_training_steps=max_train_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    noise = NoiseGenerator(accelerator.device, args.seed * 1000 + rank)  # ε of the reparameterization, per process
+    accelerator.register_for_checkpointing(lr_scheduler, noise)
+    ema = None
+    if args.use_ema:
+        unwrapped = accelerator.unwrap_model(model)
+        ema = EMAModel(unwrapped.parameters(), decay=args.ema_decay, model_cls=VAEModel, model_config=unwrapped.config)
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+
+    global_step = 0
+    if args.resume_from_checkpoint:
+        checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
+        accelerator.print(f"Resuming from {checkpoint}")
+        accelerator.load_state(str(checkpoint))
+        global_step = noise.global_step
+    if accelerator.is_main_process:
+        accelerator.init_trackers("train_vae", config=loggable_config(args))
+
+    # ---------------------------------------------------------------- training loop
+    likelihood = accelerator.unwrap_model(model).config.likelihood
+    progress = tqdm(total=max_train_steps, initial=global_step, desc="steps", disable=not show)
+    sums, history, started = LossSums(accelerator.device), [], time.time()
+    timed_steps, timed_since = 0, None
+    first_epoch = global_step // steps_per_epoch
+    for epoch in range(first_epoch, num_epochs):
+        model.train()
+        skip = (global_step - epoch * steps_per_epoch) * args.gradient_accumulation_steps if epoch == first_epoch else 0
+        for x in epoch_batches(train_images, epoch, args, rank, world, batches_per_epoch, skip, accelerator.device):
+            with accelerator.accumulate(model):
+                out = model(x, sample_posterior=True, generator=noise.generator)
+                beta = kl_weight(global_step, args.beta, args.kl_warmup_steps)
+                terms = negative_elbo(out.decoder_params, x, out.latent_dist, likelihood, beta, args.free_bits)
+                accelerator.backward(terms.loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            sums.add(terms)
+            if not accelerator.sync_gradients:
+                continue
+            lr_scheduler.step()
+            if ema is not None:
+                ema.step(accelerator.unwrap_model(model).parameters())
+            global_step += 1
+            noise.global_step = global_step
+            progress.update(1)
+            if timed_since is None and global_step - first_epoch * steps_per_epoch >= 5:
+                timed_since = time.perf_counter()  # steady state: after warm-up steps
+            elif timed_since is not None:
+                timed_steps += 1
+
+            at_checkpoint = global_step % args.checkpointing_steps == 0
+            if global_step % args.logging_steps == 0 or at_checkpoint or global_step == max_train_steps:
+                logs = sums.reduce(accelerator)  # across processes; also the NaN check, before any checkpoint
+                if not all(math.isfinite(v) for v in logs.values()):
+                    last = latest_checkpoint(output_dir)
+                    fail(f"non-finite loss at step {global_step} ({logs}); stopped on every process. "
+                         f"Last good checkpoint: {last or 'none'}. Try a lower --learning_rate or --max_grad_norm.")
+                logs.update(lr=lr_scheduler.get_last_lr()[0], beta=beta, epoch=epoch)
+                accelerator.log(logs, step=global_step)
+                history.append({"step": global_step, **logs})
+                progress.set_postfix(loss=f"{logs['loss']:.1f}", rec=f"{logs['reconstruction']:.1f}",
+                                     kl=f"{logs['kl']:.1f}")
+            if at_checkpoint:
+                save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit)
+            if global_step >= max_train_steps:
+                break
+        if (epoch + 1) % args.validation_epochs == 0 or global_step >= max_train_steps:
+            with ema_weights(ema, accelerator.unwrap_model(model)):
+                validate(accelerator, accelerator.unwrap_model(model), val_images, args, global_step, output_dir)
+        if global_step >= max_train_steps:
+            break
+    progress.close()
+    throughput = None  # images/s at steady state, for the record and benchmarks/bench_train.py
+    if timed_since is not None and timed_steps:
+        throughput = timed_steps * global_batch * args.gradient_accumulation_steps / (time.perf_counter() - timed_since)
+
+    # ---------------------------------------------------------------- finish: prior, scale, save, evaluate, card
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        vae = accelerator.unwrap_model(model)
+        if ema is not None:
+            ema.copy_to(vae.parameters())
+        finish(vae.eval(), train_images, val_images, val_name, args, output_dir, history,
+               wall_time=time.time() - started, throughput=throughput, world=world, label_column=label_column,
+               image_column=image_column, num_train=len(train_split), steps=global_step,
+               epochs=math.ceil(global_step / steps_per_epoch))
+    accelerator.end_training()
+
+
+# ==================================================================== pieces of main, in the order they are used
+def fail(message: str) -> None:
+    """Stop with one clear line (and exit status 2) instead of a traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def check_output_dir(output_dir: Path, args: argparse.Namespace) -> None:
+    """Never overwrite another run's final model or mix checkpoints of two runs."""
+    if args.resume_from_checkpoint or args.overwrite_output_dir or not output_dir.exists():
+        return
+    if (output_dir / "config.json").exists() or (output_dir / FINAL_MODEL_FILE).exists():
+        fail(f"{output_dir} already holds a trained model; pass --overwrite_output_dir or choose another --output_dir")
+    if any(output_dir.glob("checkpoint-*")):
+        fail(f"{output_dir} holds checkpoints of another run; pass --resume_from_checkpoint latest to continue it, "
+             "--overwrite_output_dir to start over, or another --output_dir")
+
+
+def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAEModel:
+    """Fine-tune a pretrained model, or build one from a config file or the model flags (size/channels from data)."""
+    if args.pretrained_model_name_or_path:
+        try:
+            model = VAEModel.from_pretrained(args.pretrained_model_name_or_path, cache_dir=args.cache_dir)
+        except (OSError, ValueError) as err:
+            fail(f"cannot load --pretrained_model_name_or_path: {err}")
+        for flag, field in (("resolution", "sample_size"), ("num_channels", "in_channels")):
+            given = getattr(args, flag)
+            if given is not None and given != model.config[field]:
+                fail(f"--{flag} {given} does not fit the pretrained model ({field}={model.config[field]}); "
+                     "images are resized/converted to the model's format, so leave it out")
+        return model.train()
+    data_channels, data_size = infer_image_format(train_split, image_column)
+    config = {
+        "in_channels": args.num_channels or data_channels,
+        "sample_size": args.resolution or data_size,
+        "latent_dim": args.latent_dim,
+        "block_out_channels": tuple(args.block_out_channels),
+        "layers_per_block": args.layers_per_block,
+        "norm_num_groups": args.norm_num_groups,
+        "act_fn": args.act_fn,
+        "likelihood": args.likelihood,
+    }
+    if args.model_config_name_or_path:
+        config = {k: v for k, v in VAEModel.load_config(args.model_config_name_or_path).items() if not k.startswith("_")}
+        config["sample_size"] = args.resolution or config.get("sample_size", data_size)
+        config["in_channels"] = args.num_channels or config.get("in_channels", data_channels)
+        config.pop("out_channels", None)
+    try:
+        return VAEModel(**config)
+    except ValueError as err:
+        fail(str(err))
+
+
+class NoiseGenerator:
+    """The generator of ε (and the step counter), checkpointed with the rest of the training state."""
+
+    def __init__(self, device: torch.device, seed: int):
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.global_step = 0
+
+    def state_dict(self) -> dict:
+        return {"rng": self.generator.get_state(), "global_step": self.global_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["rng"])
+        self.global_step = state["global_step"]
+
+
+def epoch_batches(images, epoch, args, rank, world, batches_per_epoch, skip, device):
+    """This process's batches of one epoch as float images in [-1, 1] on ``device``, after skipping ``skip``.
+
+    The order is one permutation seeded by (seed, epoch); process ``rank`` takes its slice of each global batch.
+    """
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed * 100_003 + epoch))
+    bs = args.train_batch_size
+    usable = (batches_per_epoch // args.gradient_accumulation_steps) * args.gradient_accumulation_steps
+    index_batches = [order[(b * world + rank) * bs : (b * world + rank + 1) * bs] for b in range(skip, usable)]
+    if isinstance(images, torch.Tensor):
+        for idx in index_batches:
+            yield uint8_to_float(images[idx.to(images.device)])
+    else:
+        loader = torch.utils.data.DataLoader(images, batch_sampler=index_batches, num_workers=args.dataloader_num_workers,
+                                             pin_memory=device.type == "cuda")
+        for batch in loader:
+            yield uint8_to_float(batch.to(device, non_blocking=True))
+
+
+class LossSums:
+    """Running sums of the loss terms on the device (no host sync per step), reduced at logging steps."""
+
+    KEYS = ("loss", "reconstruction", "kl", "negative_elbo")
+
+    def __init__(self, device: torch.device):
+        self.totals = torch.zeros(len(self.KEYS) + 1, device=device)
+
+    def add(self, terms) -> None:
+        values = torch.stack([getattr(terms, k).detach().float() for k in self.KEYS] + [torch.ones((), device=self.totals.device)])
+        self.totals += values
+
+    def reduce(self, accelerator: Accelerator) -> dict:
+        totals = accelerator.reduce(self.totals.clone(), reduction="sum")
+        self.totals.zero_()
+        return {k: (totals[i] / totals[-1]).item() for i, k in enumerate(self.KEYS)}
+
+
+def loggable_config(args: argparse.Namespace) -> dict:
+    """Hyper-parameters for the trackers: scalars only, secrets removed."""
+    config = {k: v for k, v in vars(args).items() if k not in SECRET_ARGS}
+    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config.items()}
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The complete checkpoint with the highest step (temporary, half-written folders are ignored)."""
+    done = [p for p in output_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    return max(done, key=lambda p: int(p.name.split("-", 1)[1]), default=None)
+
+
+def resolve_checkpoint(output_dir: Path, which: str) -> Path:
+    path = latest_checkpoint(output_dir) if which == "latest" else Path(which)
+    if path is None or not path.is_dir():
+        fail(f"no checkpoint to resume from: {which!r} (looked in {output_dir})" if which == "latest"
+             else f"--resume_from_checkpoint {which!r} is not a folder")
+    return path
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, total_limit: int | None) -> None:
+    """accelerate's full training state, complete or absent: written under a temporary name, then renamed."""
+    final, partial = output_dir / f"checkpoint-{step}", output_dir / f"checkpoint-{step}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        if total_limit:
+            done = sorted((p for p in output_dir.glob("checkpoint-*") if p.name.split("-", 1)[1].isdigit()),
+                          key=lambda p: int(p.name.split("-", 1)[1]))
+            for old in done[:-total_limit]:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+class ema_weights:
+    """Context manager: the EMA weights in the model for validation, the training weights back afterwards."""
+
+    def __init__(self, ema: EMAModel | None, model: VAEModel):
+        self.ema, self.model = ema, model
+
+    def __enter__(self):
+        if self.ema is not None:
+            self.ema.store(self.model.parameters())
+            self.ema.copy_to(self.model.parameters())
+
+    def __exit__(self, *exc):
+        if self.ema is not None:
+            self.ema.restore(self.model.parameters())
+
+
+@torch.no_grad()
+def validate(accelerator, vae: VAEModel, val_images, args, step: int, output_dir: Path) -> None:
+    """Prior samples and reconstructions as PNG grids (saved and logged), and the validation −ELBO."""
+    if not accelerator.is_main_process:
+        return
+    was_training = vae.training
+    vae.eval()
+    device = accelerator.device
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    samples = vae.generate(64, generator=generator)
+    x = uint8_to_float(val_images.images[:32].to(device))
+    out = vae(x)
+    pairs = torch.stack([x, out.sample], dim=1).flatten(0, 1)  # original, reconstruction, original, ...
+    grids = {"samples": make_grid(samples, nrow=8, scale=2), "reconstructions": make_grid(pairs, nrow=16, scale=2)}
+    for name, grid in grids.items():
+        grid.save(output_dir / f"{name}.png")
+    x = uint8_to_float(val_images.images[:2048].to(device))
+    out = vae(x, sample_posterior=True, generator=generator)
+    val = negative_elbo(out.decoder_params, x, out.latent_dist, vae.config.likelihood)
+    accelerator.log({"val_negative_elbo": val.negative_elbo.item(), "val_reconstruction": val.reconstruction.item(),
+                     "val_kl": val.kl.item()}, step=step)
+    for tracker in accelerator.trackers:
+        if hasattr(tracker, "log_images") and tracker.name == "tensorboard":
+            import numpy as np
+
+            tracker.log_images({k: np.asarray(g.convert("RGB"))[None] for k, g in grids.items()}, step=step,
+                               dataformats="NHWC")
+    vae.train(was_training)
+
+
+def finish(vae, train_images, val_images, val_name, args, output_dir, history, *, wall_time, throughput, world,
+           label_column, image_column, num_train, steps, epochs) -> None:
+    """Mixture prior, scaling factor, save_pretrained, evaluation, grids, loss curve, card, push (main process)."""
+    from vae_hub import hub
+    from vae_hub.evaluate import evaluate_model
+    from vae_hub.latent import compute_scaling_factor, encode_images
+    from vae_hub.prior import fit_mixture_prior
+
+    codes_from = train_images if isinstance(train_images, torch.Tensor) else val_images.images
+    codes_from = codes_from[torch.randperm(len(codes_from), generator=torch.Generator().manual_seed(args.seed))[:20_000]]
+    if args.prior_components:
+        fit_mixture_prior(vae, encode_images(vae, codes_from), args.prior_components, seed=args.seed)
+    vae.register_to_config(scaling_factor=compute_scaling_factor(vae, codes_from))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    vae.save_pretrained(output_dir)
+
+    eval_images = val_images.images[: args.eval_max_samples] if args.eval_max_samples else val_images.images
+    metrics = evaluate_model(vae, eval_images, iw_samples=args.eval_iw_samples, seed=args.seed,
+                             dataset=args.dataset_name or args.train_data_dir, split=val_name)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    info = {
+        "command": "accelerate launch training/train_vae.py " + shlex.join(redact(sys.argv[1:])),
+        "args": loggable_config(args),
+        "wall_time_seconds": round(wall_time, 1),
+        "train_images_per_second": round(throughput, 1) if throughput else None,
+        "hardware": hardware(),
+        "num_processes": world,
+        "mixed_precision": args.mixed_precision,
+        "epochs": epochs,
+        "steps": steps,
+        "train_batch_size": args.train_batch_size,
+        "learning_rate": args.learning_rate,
+        "dataset_name": args.dataset_name or args.train_data_dir,
+        "image_column": image_column,
+        "label_column": label_column,
+        "num_train_images": num_train,
+        "base_model": args.pretrained_model_name_or_path,
+        "versions": versions(),
+    }
+    (output_dir / "training_info.json").write_text(json.dumps(info, indent=2))
+    save_loss_curve(history, output_dir / "loss_curve.png")
+    hub.write_model_card(output_dir, repo_id=args.hub_model_id)
+    print(json.dumps(metrics, indent=2))
+    if args.push_to_hub:
+        hub.push_to_hub(output_dir, args.hub_model_id, private=args.hub_private_repo, token=args.hub_token)
+
+
+def redact(argv: list[str]) -> list[str]:
+    """The command line with secret values replaced, for the record in training_info.json."""
+    out, hide = [], False
+    for arg in argv:
+        key = arg.split("=", 1)[0].lstrip("-")
+        if hide:
+            out.append("***")
+        elif key in SECRET_ARGS and "=" in arg:
+            out.append(arg.split("=", 1)[0] + "=***")
+        else:
+            out.append(arg)
+        hide = key in SECRET_ARGS and "=" not in arg and not hide
+    return out
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()}× {torch.cuda.get_device_name(0)}"
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def versions() -> dict:
+    import accelerate
+    import diffusers
+
+    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "accelerate": accelerate.__version__,
+            "python": platform.python_version()}
+
+
+def save_loss_curve(history: list[dict], path: Path) -> None:
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    for key in ("negative_elbo", "reconstruction", "kl"):
+        ax.plot(steps, [h[key] for h in history], label=key.replace("_", " "))
+    ax.set_xlabel("optimisation step")
+    ax.set_ylabel("nats per image")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    try:
+        main(arguments)
+    except DataError as error:
+        fail(str(error))
