@@ -1,0 +1,271 @@
+"""Honest numbers for a trained VAE on a held-out split: ELBO, importance-weighted NLL, bits/dim, MSE/PSNR.
+
+For each image x the posterior q(z | x) is encoded once, then k latents z_i = μ + σ·ε_i are drawn and
+decoded in large batches. From the same k samples:
+
+* the **importance-weighted bound** (Burda et al. 2015), with the standard normal prior p(z) = N(0, I)::
+
+      log p(x) ≥ L_k = log (1/k) Σ_i  p(x | z_i) p(z_i) / q(z_i | x)     (logsumexp, float64)
+
+  L_1 is the ELBO, L_k grows with k towards log p(x); ``iw_nll_nats`` = −L_k is the tightest bound we report.
+* the **negative ELBO** = reconstruction + KL, where reconstruction = −(1/k) Σ_i log p(x | z_i) (a Monte Carlo
+  estimate over the same k samples) and KL(q(z | x) ‖ N(0, I)) is analytic (no sampling noise). With k = 1 the
+  bound L_1 is the single-sample ELBO with a sampled KL, log p(x|z_1) + log p(z_1) − log q(z_1|x): equal to the
+  reported ELBO in expectation, not sample by sample.
+
+The mixture prior a model may carry (``VAEModel.set_mixture_prior``) is only for sampling: the model was trained
+against N(0, I), so that is the prior of every number here. All values are nats per image (summed over pixels
+or latent dimensions, averaged over images) under the model's likelihood; ``likelihood_note`` says what they
+mean for that likelihood, and bits/dim are reported only when it is discretised (``vae_hub.likelihood.is_discrete``).
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+from tqdm.auto import tqdm
+
+from . import likelihood as lik
+from .images import uint8_to_float
+from .losses import kl_per_dimension
+
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: unit j is active when Cov_x(E_q[z_j]) > 0.01
+LogLikelihood = Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor]
+
+
+@dataclass
+class ImportanceSamples:
+    """Log-densities of k posterior samples z_i ~ q(z | x) for B images: each (B, k), float64, nats."""
+
+    log_px_z: torch.Tensor  # log p(x | z_i)
+    log_pz: torch.Tensor  # log N(z_i; 0, I)
+    log_qz: torch.Tensor  # log q(z_i | x)
+
+    def iw_bound(self) -> torch.Tensor:
+        """L_k = logsumexp_i(log w_i) − log k per image, (B,): a lower bound on log p(x)."""
+        log_w = self.log_px_z + self.log_pz - self.log_qz
+        return torch.logsumexp(log_w, dim=1) - math.log(log_w.shape[1])
+
+
+def importance_samples(
+    model,
+    x: torch.Tensor,
+    posterior: DiagonalGaussianDistribution,
+    num_samples: int,
+    generator: torch.Generator,
+    decode_batch_size: int = 512,
+    log_likelihood: LogLikelihood = lik.log_prob,
+) -> ImportanceSamples:
+    """Draw ``num_samples`` latents per image from ``posterior`` and score them, decoding in chunks.
+
+    Args:
+        model: a ``VAEModel`` (or anything with ``reparameterize``, ``decode_params`` and ``config.likelihood``).
+        x: images (B, C, H, W) in [-1, 1]; ``posterior`` is ``model.encode(x).latent_dist``.
+        num_samples: k.
+        generator: source of the ε_i; same generator state, same result.
+        decode_batch_size: at most this many latents per decoder call (memory holds one chunk of images).
+        log_likelihood: log p(x | z) from decoder parameters, ``(params, x, likelihood) -> (B,)``; the
+            model's own likelihood by default (tests pass a continuous density here).
+    """
+    b = x.shape[0]
+    per_call = max(1, decode_batch_size // b)  # samples of every image decoded together
+    num_chunks = math.ceil(num_samples / per_call)
+    sizes = [len(c) for c in torch.arange(num_samples).chunk(num_chunks)]  # balanced, no tiny last chunk
+    parts = []
+    for s in sizes:
+        # sample-major layout: row r of the chunk is sample r // b of image r % b
+        chunk = DiagonalGaussianDistribution(posterior.parameters.repeat(s, 1, 1, 1))
+        z = model.reparameterize(chunk, generator)  # (s·b, D)
+        params = model.decode_params(z)
+        log_px_z = log_likelihood(params, x.repeat(s, 1, 1, 1), model.config.likelihood)
+        z64 = z.double()
+        log_pz = -0.5 * (z64.pow(2) + math.log(2 * math.pi)).sum(dim=1)
+        log_qz = -chunk.nll(z64[:, :, None, None])  # float64: z is scored exactly as it was decoded
+        parts.append(torch.stack([log_px_z.double(), log_pz, log_qz]).view(3, s, b))
+    log_px_z, log_pz, log_qz = torch.cat(parts, dim=1).transpose(1, 2)  # each (b, k)
+    return ImportanceSamples(log_px_z, log_pz, log_qz)
+
+
+def likelihood_note(likelihood: str) -> str:
+    """What the reported nats mean under ``likelihood``, in words."""
+    if lik.is_discrete(likelihood):
+        return (
+            f"discretised {likelihood} likelihood over the {lik.NUM_LEVELS} levels of 8-bit pixels: negative "
+            f"log-likelihoods are true code lengths of the data in nats per image; bits/dim = IW NLL / (C·H·W·ln 2)"
+        )
+    return (
+        f"{likelihood} likelihood on grey levels in [0, 1]: a cross-entropy in nats per image, not a density "
+        f"of the 8-bit data, so not comparable to code lengths; no bits/dim"
+    )
+
+
+@torch.inference_mode()
+def evaluate_model(
+    model,
+    images: torch.Tensor,
+    *,
+    iw_samples: int = 1000,
+    batch_size: int = 512,
+    seed: int = 0,
+    progress: bool = True,
+    dataset: str | None = None,
+    split: str | None = None,
+    device: str | torch.device | None = None,
+    log_likelihood: LogLikelihood = lik.log_prob,
+) -> dict:
+    """Evaluate ``model`` on uint8 ``images`` (N, C, H, W); returns the ``metrics.json`` dict.
+
+    Args:
+        model: a ``VAEModel`` (or anything with ``encode``, ``reparameterize``, ``decode_params`` and a
+            ``config`` with ``likelihood``, ``in_channels``, ``sample_size``). Put in eval mode for the call.
+        images: uint8 (N, C, H, W) with C, H, W matching the model.
+        iw_samples: k, posterior samples per image for the importance-weighted bound (and the ELBO's
+            reconstruction term).
+        batch_size: latents per decoder call; images are encoded ``max(1, batch_size // iw_samples)`` at a time.
+        seed: seeds the ε_i. Same seed and batch_size → the same numbers (except ``images_per_second``).
+        progress: show a tqdm bar.
+        dataset, split: recorded in the result as given.
+        device: where to run; the model is moved there. Default: where the model is.
+        log_likelihood: see ``importance_samples``.
+
+    Returns:
+        dict with ``dataset``, ``split``, ``num_images``, ``likelihood``, ``likelihood_note``, ``seed``,
+        ``iw_samples``, ``negative_elbo_nats``, ``reconstruction_nats``, ``kl_nats``, ``iw_nll_nats``,
+        ``bits_per_dim`` (None unless the likelihood is discretised), ``mse`` and ``psnr_db`` (posterior-mean
+        reconstructions vs. the images, both in [0, 1]; PSNR of the dataset's MSE), ``active_units``,
+        ``latent_dim``, ``images_per_second``.
+    """
+    config = model.config
+    expected = (config.in_channels, config.sample_size, config.sample_size)
+    if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != expected or len(images) == 0:
+        raise ValueError(f"images must be a non-empty uint8 tensor (N, {', '.join(map(str, expected))}), "
+                         f"got {images.dtype} {tuple(images.shape)}")
+    if iw_samples < 1 or batch_size < 1:
+        raise ValueError(f"iw_samples and batch_size must be >= 1, got {iw_samples} and {batch_size}")
+
+    start = time.perf_counter()
+    parameter = next(model.parameters())
+    device = torch.device(device) if device is not None else parameter.device
+    was_training = model.training
+    model.to(device).eval()
+    generator = torch.Generator().manual_seed(seed)  # CPU generator: the same ε on every device
+    images_per_step = max(1, batch_size // iw_samples)
+    totals = torch.zeros(4, dtype=torch.float64)  # Σ over images of: iw bound, log p(x|z) mean, KL, squared error
+    means = []
+    try:
+        with tqdm(total=len(images), desc=f"evaluating (k={iw_samples})", unit="img", disable=not progress) as bar:
+            for batch in images.split(images_per_step):
+                x = uint8_to_float(batch).to(device, parameter.dtype)
+                posterior = model.encode(x).latent_dist
+                samples = importance_samples(model, x, posterior, iw_samples, generator, batch_size, log_likelihood)
+                mu = posterior.mean.flatten(1)
+                reconstruction = lik.mean(model.decode_params(mu), config.likelihood)
+                squared_error = ((reconstruction.float() - x.float()) / 2).pow(2).sum()  # in [0, 1] pixel units
+                totals += torch.stack([
+                    samples.iw_bound().sum(),
+                    samples.log_px_z.mean(dim=1).sum(),
+                    kl_per_dimension(posterior).double().sum(),
+                    squared_error.double().cpu(),
+                ]).cpu()
+                means.append(mu.double().cpu())
+                bar.update(len(batch))
+    finally:
+        model.train(was_training)
+
+    n, dims = len(images), images[0].numel()
+    iw_bound, log_px_z, kl, squared_error = (totals / n).tolist()
+    iw_nll, reconstruction = -iw_bound, -log_px_z
+    mse = squared_error / dims
+    mu_all = torch.cat(means)
+    return {
+        "dataset": dataset,
+        "split": split,
+        "num_images": n,
+        "likelihood": config.likelihood,
+        "likelihood_note": likelihood_note(config.likelihood),
+        "seed": seed,
+        "iw_samples": iw_samples,
+        "negative_elbo_nats": reconstruction + kl,
+        "reconstruction_nats": reconstruction,
+        "kl_nats": kl,
+        "iw_nll_nats": iw_nll,
+        "bits_per_dim": iw_nll / (dims * math.log(2)) if lik.is_discrete(config.likelihood) else None,
+        "mse": mse,
+        "psnr_db": 10 * math.log10(1.0 / mse),
+        "active_units": int((mu_all.var(dim=0, correction=0) > ACTIVE_UNIT_THRESHOLD).sum()),
+        "latent_dim": mu_all.shape[1],
+        "images_per_second": n / (time.perf_counter() - start),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vae_hub.evaluate",
+        description="Evaluate a VAEModel on a dataset split: negative ELBO, importance-weighted NLL, bits/dim, MSE/PSNR.",
+    )
+    parser.add_argument("--model", required=True, help="model folder or Hub repo id (VAEModel.from_pretrained)")
+    parser.add_argument("--dataset_name", required=True, help="Hub dataset id or local folder in the Hub layout")
+    parser.add_argument("--dataset_config_name", default=None)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--image_column", default=None, help="default: the first image column")
+    parser.add_argument("--max_samples", type=int, default=None, help="evaluate only the first N images")
+    parser.add_argument("--iw_samples", type=int, default=1000, help="k, posterior samples per image")
+    parser.add_argument("--batch_size", type=int, default=512, help="latents per decoder call")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    parser.add_argument("--output", default=None, help="also write the metrics JSON to this file")
+    parser.add_argument("--cache_dir", default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Load the model and the split, evaluate, print the metrics JSON (and write it to ``--output``)."""
+    from .data import load_split
+    from .model import VAEModel
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for flag in ("iw_samples", "batch_size", "max_samples"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            parser.error(f"--{flag} must be >= 1, got {value}")
+    if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
+        parser.error(f"--output {args.output}: its folder does not exist")  # before a long evaluation, not after
+    try:
+        model = VAEModel.from_pretrained(args.model, cache_dir=args.cache_dir)
+    except (OSError, ValueError) as err:
+        parser.error(f"--model {args.model}: {_one_line(err)}")
+    try:
+        data = load_split(
+            args.dataset_name, args.split, image_column=args.image_column, resolution=model.config.sample_size,
+            channels=model.config.in_channels, dataset_config_name=args.dataset_config_name,
+            cache_dir=args.cache_dir, max_samples=args.max_samples,
+        )
+    except ValueError as err:
+        parser.error(_one_line(err))
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    metrics = evaluate_model(
+        model, data.images, iw_samples=args.iw_samples, batch_size=args.batch_size, seed=args.seed,
+        dataset=args.dataset_name, split=args.split, device=device,
+    )
+    text = json.dumps(metrics, indent=2)
+    print(text)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text + "\n")
+    return metrics
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
