@@ -64,29 +64,27 @@ def log_prob(params: torch.Tensor, x: torch.Tensor, likelihood: str) -> torch.Te
 
 
 def _discretised_log_mass(x, loc, log_scale, likelihood):
-    """log P(bin of x) for a continuous Gaussian/Laplace on [-1, 1], with the tails folded into the end bins."""
+    """log P(bin of x) for a continuous Gaussian/Laplace on [-1, 1], with the tails folded into the end bins.
+
+    An interior bin holds F(upper) − F(lower). Right of the location both CDF values are close to 1 and their
+    difference cancels in float32, so there the mirror image F(−lower) − F(−upper) is used (both families are
+    symmetric). The difference is taken in log space, log(F(a) − F(b)) = log F(a) + log(1 − F(b)/F(a)), which
+    stays exact far in the tails, where the mass itself underflows.
+    """
+    log_cdf = torch.special.log_ndtr if likelihood == "gaussian" else _laplace_log_cdf
     scale = log_scale.exp()
     upper = (x + _HALF_BIN - loc) / scale
     lower = (x - _HALF_BIN - loc) / scale
-    if likelihood == "gaussian":
-        cdf, log_cdf = torch.special.ndtr, torch.special.log_ndtr
-        log_pdf_center = -0.5 * ((x - loc) / scale) ** 2 - log_scale - 0.5 * math.log(2 * math.pi)
-    else:
-        cdf, log_cdf = _laplace_cdf, _laplace_log_cdf
-        log_pdf_center = -(x - loc).abs() / scale - log_scale - math.log(2.0)
-    mass = cdf(upper) - cdf(lower)
-    # Where the bin mass underflows (far tails), the density times the bin width is the accurate value.
-    interior = torch.where(
-        mass > 1e-5, mass.clamp_min(1e-12).log(), log_pdf_center + math.log(2 * _HALF_BIN)
-    )
+    mirror = lower > 0
+    log_big = log_cdf(torch.where(mirror, -lower, upper))
+    log_small = log_cdf(torch.where(mirror, -upper, lower))
+    # the clamp keeps the log (and its gradient) finite should a bin be too narrow for float32 to resolve
+    interior = log_big + (-torch.expm1(log_small - log_big)).clamp_min(1e-30).log()
     lowest = log_cdf(upper)  # bin of -1: all the mass below its upper edge
-    highest = log_cdf(-lower)  # bin of +1: all the mass above its lower edge (both families are symmetric)
+    highest = log_cdf(-lower)  # bin of +1: all the mass above its lower edge
     return torch.where(x < -1.0 + _HALF_BIN, lowest, torch.where(x > 1.0 - _HALF_BIN, highest, interior))
 
 
-def _laplace_cdf(u: torch.Tensor) -> torch.Tensor:
-    return torch.where(u < 0, 0.5 * torch.exp(u.clamp(max=0)), 1.0 - 0.5 * torch.exp(-u.clamp(min=0)))
-
-
 def _laplace_log_cdf(u: torch.Tensor) -> torch.Tensor:
+    """log F(u) of the standard Laplace distribution, F(u) = ½e^u for u < 0 and 1 − ½e^−u otherwise."""
     return torch.where(u < 0, u - math.log(2.0), torch.log1p(-0.5 * torch.exp(-u.abs())))
