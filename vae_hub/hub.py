@@ -1,9 +1,46 @@
-"""Everything that touches files and the Hugging Face Hub: loading checks, model cards, push, Space deploy."""
+"""Everything that touches files and the Hugging Face Hub: loading checks, model cards, push, Space deploy.
 
+* ``check_model_folder``: what ``VAEModel.from_pretrained`` refuses to load, and why.
+* ``build_model_card`` / ``write_model_card``: the card of a saved model folder (metadata the Hub indexes, a
+  body that reads well and a snippet that runs).
+* ``upload_file_list`` / ``push_to_hub``: one explicit commit of the files a user needs — never checkpoints,
+  logs, optimizer state or anything holding a token.
+* ``space_upload_files`` / ``deploy_space``: a self-contained Gradio Space (app, ``vae_hub`` source, models, and
+  ``space_config.json`` naming the Hub model to load, if any).
+
+Every Hub call goes through an injectable ``HfApi`` (tests pass a test double), takes the token explicitly, and
+turns the Hub's failures into one ``HubError`` whose message says what happened and what to do.
+"""
+
+import json
 import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
 
-from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError
+import httpx2
+from huggingface_hub import (
+    CommitOperationAdd,
+    CommitOperationDelete,
+    EvalResult,
+    HfApi,
+    ModelCard,
+    ModelCardData,
+    SpaceCard,
+    SpaceCardData,
+    get_token,
+    hf_hub_download,
+)
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+from huggingface_hub.utils import validate_repo_id
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from .likelihood import is_discrete
+from .model import VAEModel
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
@@ -54,3 +91,632 @@ def _has_file(path_or_repo_id, filename: str, kwargs: dict) -> bool:
         return False
     except Exception:  # offline and not cached, etc.: let diffusers' own loader report it
         return True
+
+
+# ---------------------------------------------------------------------------------------------------- model card
+CARD_NAME = "README.md"
+METRICS_NAME = "metrics.json"
+TRAINING_INFO_NAME = "training_info.json"
+LICENSE = "apache-2.0"
+PROJECT_TAG = "vae-hub"
+# The files are in diffusers' format, but the Hub's diffusers snippet (a DiffusionPipeline) cannot load them:
+# the honest library is the package that can.
+LIBRARY_NAME = "vae-hub"
+CARD_TAGS = ["vae", "variational-autoencoder", "image-generation", PROJECT_TAG]
+PIPELINE_TAG = "unconditional-image-generation"  # sampling z ~ p(z) and decoding is exactly this task
+FIGURE_CAPTIONS = {
+    "samples.png": "Samples: latents drawn from the prior N(0, I) and decoded (the decoder's mean image).",
+    "reconstructions.png": "Reconstructions: held-out images (left of each pair) and their reconstructions from "
+    "the posterior mean (right).",
+    "loss_curve.png": "Training curve.",
+}
+_CARD_MARKER = re.compile(r"<!-- vae-hub card for repo: (\S*) -->")
+_LIKELIHOOD_WORDS = {
+    "bernoulli": "Bernoulli (the decoder outputs a logit per pixel; intensities in [0, 1] are scored with the "
+    "binary cross-entropy)",
+    "gaussian": "discretised Gaussian over the 256 levels of 8-bit pixels (mean per pixel, learned scale per channel)",
+    "laplace": "discretised Laplace over the 256 levels of 8-bit pixels (location per pixel, learned scale per channel)",
+}
+
+MODEL_CARD_TEMPLATE = """---
+{{ card_data }}
+---
+<!-- vae-hub card for repo: {{ repo_id or "" }} -->
+
+# {{ name }}
+
+A **variational autoencoder** (Kingma & Welling, 2014) for {{ image_desc }} images{% if dataset_md %}, trained on
+{{ dataset_md }}{% endif %}. The encoder maps an image to a {{ latent_dim }}-dimensional Gaussian code
+q(z | x); the decoder maps a code back to an image. Decoding codes drawn from the prior generates new images.
+
+The files are in diffusers' model format (`config.json` + `diffusion_pytorch_model.safetensors`), but this is not
+a diffusers pipeline: load it with `vae_hub.VAEModel`, as below.
+{% if base_model %}
+Fine-tuned from [{{ base_model }}]({{ base_model_link }}).
+{% endif %}
+{% for figure in figures %}
+![{{ figure.alt }}]({{ figure.file }})
+
+*{{ figure.caption }}*
+{% endfor %}
+## Evaluation
+{% if metric_rows %}
+On the **{{ split }}** split of {{ dataset_md }} ({{ num_images }} images), prior N(0, I), {{ likelihood }}
+likelihood; nats per image:
+
+| Metric | Value |
+|---|---|
+{% for row in metric_rows %}| {{ row.label }} | {{ row.text }} |
+{% endfor %}
+Active latent units: {{ active_units }} of {{ latent_dim }} (posterior means that vary across images, Burda et al.
+2015). {{ likelihood_note | capitalize }}.
+{% else %}
+No evaluation was saved with this model (`metrics.json`); compute one with
+`python -m vae_hub.evaluate --model {{ model_ref }} --dataset_name <dataset> --split test`.
+{% endif %}
+## Model
+
+| | |
+|---|---|
+{% for key, value in architecture %}| {{ key }} | {{ value }} |
+{% endfor %}
+## Usage
+
+`vae_hub` is not on PyPI: install it from a checkout of the vae-hub project (`pip install ./vae-hub`).
+{% if not repo_id %}Replace `{{ model_ref }}` with the model's repo id on the Hub, or with the path of its folder.
+{% endif %}
+```python
+import torch
+from vae_hub import VAEModel
+from vae_hub.images import make_grid, pil_to_tensor, tensor_to_pil
+
+model = VAEModel.from_pretrained("{{ model_ref }}").eval()
+generator = torch.Generator().manual_seed(0)
+
+# Sample: z ~ N(0, I), decoded. Images are (B, C, H, W) in [-1, 1]; the same seed gives the same images.
+images = model.generate(16, generator=generator)
+make_grid(images, nrow=4, scale=4).save("samples.png")
+{% if mixture %}# Or from the {{ mixture }}-component Gaussian mixture fitted to the training codes (where real images encode to):
+images = model.generate(16, generator=generator, prior="mixture")
+{% endif %}
+# Encode PIL images (any size or mode: converted, resized and centre-cropped to what the model expects).
+pil_images = tensor_to_pil(images[:2])
+x = pil_to_tensor(pil_images, model.config.sample_size, model.config.in_channels)
+with torch.no_grad():
+    z = model.encode(x).latent_dist.mean.flatten(1)  # (2, {{ latent_dim }}) posterior means
+    reconstructions = model.decode(z).sample
+
+# Interpolate between the two codes.
+t = torch.linspace(0, 1, 8)[:, None]
+with torch.no_grad():
+    path = model.decode((1 - t) * z[0] + t * z[1]).sample  # (8, C, H, W)
+make_grid(path, nrow=8, scale=4).save("interpolation.png")
+```
+
+## Training
+{% if training_rows %}
+| | |
+|---|---|
+{% for key, value in training_rows %}| {{ key }} | {{ value }} |
+{% endfor %}{% if command %}
+```bash
+{{ command }}
+```
+{% endif %}{% else %}
+No training record (`training_info.json`) was saved with this model.
+{% endif %}
+### Fine-tuning
+
+Continue training on your own images (any Hub image dataset, or a local folder in the Hub's layout) with
+`training/train_vae.py` from the vae-hub project, on one or several GPUs or on CPU:
+
+```bash
+accelerate launch training/train_vae.py \\
+  --pretrained_model_name_or_path {{ model_ref }} \\
+  --dataset_name <dataset id or folder> \\
+  --num_train_epochs 5 --learning_rate 1e-4 \\
+  --output_dir {{ name }}-finetuned
+```
+
+## Intended use and limitations
+
+For learning and research: exploring a learned latent space (encoding, interpolation, latent traversals),
+generating small images, and comparing likelihoods of models trained with the same likelihood and data.
+
+- It models {{ image_desc }} images{% if dataset_md %} like those of {{ dataset_md }}{% endif %}: other images
+  are resized and converted to fit, and their encodings and reconstructions are poor.
+- VAE samples are blurry compared with GANs or diffusion models; this is not a general-purpose image generator.
+- The numbers above depend on the likelihood: they are comparable only between models with the same likelihood
+  and pixel preprocessing.
+- The model reproduces the content and biases of its training data.
+
+## Citation
+
+```bibtex
+@inproceedings{kingma2014autoencoding,
+  title     = {Auto-Encoding Variational {B}ayes},
+  author    = {Kingma, Diederik P. and Welling, Max},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2014},
+  url       = {https://arxiv.org/abs/1312.6114}
+}
+```
+"""
+
+
+def write_model_card(folder, repo_id: str | None = None, *, dataset_id: str | None = None) -> ModelCard:
+    """Build the card of a saved model folder (see ``build_model_card``) and save it as ``folder/README.md``."""
+    card = build_model_card(folder, repo_id, dataset_id=dataset_id)
+    card.save(Path(folder) / CARD_NAME)
+    return card
+
+
+def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | None = None) -> ModelCard:
+    """The model card of a saved ``VAEModel`` folder, in memory.
+
+    Reads ``config.json`` (required), ``metrics.json`` and ``training_info.json`` (optional: a bare saved model
+    still gets a card) and the top-level PNG grids, which the card embeds by relative path (they are uploaded
+    with the model).
+
+    Args:
+        folder: a folder written by ``VAEModel.save_pretrained`` (and possibly the training script).
+        repo_id: the Hub id the card is for (``org/name``), used in the snippets; ``None`` puts a placeholder.
+        dataset_id: the Hub id of the training data, for the metadata. Default: ``training_info.json``'s
+            ``dataset_id``, else its ``dataset_name`` when that is a Hub id (a local folder has no Hub link).
+    """
+    folder = Path(folder)
+    check_model_folder(VAEModel, folder)
+    config = dict(VAEModel.load_config(folder))
+    num_params = sum(p.numel() for p in VAEModel.from_config(config).parameters())
+    metrics, info = _read_json(folder / METRICS_NAME), _read_json(folder / TRAINING_INFO_NAME)
+
+    data_ref = info.get("dataset_name") or metrics.get("dataset")
+    dataset_id = dataset_id or info.get("dataset_id") or _hub_id(data_ref)
+    dataset_label = dataset_id or (Path(data_ref).name if data_ref else None)
+    dataset_md = f"[{dataset_id}](https://huggingface.co/datasets/{dataset_id})" if dataset_id else (
+        f"`{dataset_label}`" if dataset_label else None)
+    base_model = info.get("base_model")
+    name = repo_id.split("/")[-1] if repo_id else folder.resolve().name
+    rows = _metric_rows(metrics)
+    eval_results = [
+        EvalResult(
+            task_type=PIPELINE_TAG, task_name="Image density estimation", dataset_type=dataset_label,
+            dataset_name=dataset_label, dataset_split=metrics.get("split"), metric_type=row["type"],
+            metric_name=row["name"], metric_value=row["value"],
+        )
+        for row in rows
+    ] if rows and dataset_label else None
+    card_data = ModelCardData(
+        library_name=LIBRARY_NAME, license=LICENSE, tags=list(CARD_TAGS), pipeline_tag=PIPELINE_TAG,
+        datasets=[dataset_id] if dataset_id else None, base_model=_hub_id(base_model),
+        model_name=name if eval_results else None, eval_results=eval_results,
+    )
+    c, s = config["in_channels"], config["sample_size"]
+    image_desc = f"{s}×{s} {'grayscale' if c == 1 else 'RGB' if c == 3 else f'{c}-channel'}"
+    return ModelCard.from_template(
+        card_data,
+        template_str=MODEL_CARD_TEMPLATE,
+        repo_id=repo_id,
+        name=name,
+        model_ref=repo_id or f"<your-namespace>/{name}",
+        image_desc=image_desc,
+        latent_dim=config["latent_dim"],
+        mixture=config["prior_components"],
+        dataset_md=dataset_md,
+        base_model=base_model,
+        base_model_link=f"https://huggingface.co/{base_model}" if _hub_id(base_model) else base_model,
+        figures=[
+            {"file": p.name, "alt": p.stem.replace("_", " "), "caption": FIGURE_CAPTIONS.get(p.name, p.stem.replace("_", " ").capitalize() + ".")}
+            for p in _figures(folder)
+        ],
+        metric_rows=rows,
+        split=metrics.get("split"),
+        num_images=_count(metrics.get("num_images")),
+        likelihood=config["likelihood"],
+        likelihood_note=metrics.get("likelihood_note", ""),
+        active_units=metrics.get("active_units"),
+        architecture=_architecture_rows(config, num_params),
+        training_rows=_training_rows(info, dataset_md),
+        command=info.get("command"),
+    )
+
+
+def _figures(folder: Path) -> list[Path]:
+    """Top-level PNGs: the known grids first (samples, reconstructions, loss curve), then the rest by name."""
+    order = list(FIGURE_CAPTIONS)
+    pngs = [p for p in folder.glob("*.png") if p.is_file()]
+    return sorted(pngs, key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
+
+
+def _metric_rows(metrics: dict) -> list[dict]:
+    """The evaluation for the card: metric type, short label (table), name with units (model-index), value."""
+    if not metrics:
+        return []
+    like, k = metrics["likelihood"], metrics.get("iw_samples")
+    nll = "NLL" if is_discrete(like) else "NLL (cross-entropy)"
+    nats = f"nats/image, {like} likelihood"
+    candidates = [  # type, table label, model-index name, value, decimals, unit
+        ("nll", f"{nll}, importance-weighted bound (k={k})", f"{nll}, IW bound k={k} ({nats})",
+         metrics.get("iw_nll_nats"), 2, " nats"),
+        ("negative_elbo", "Negative ELBO", f"Negative ELBO ({nats})", metrics.get("negative_elbo_nats"), 2, " nats"),
+        ("reconstruction", "Reconstruction term", f"Reconstruction term ({nats})", metrics.get("reconstruction_nats"),
+         2, " nats"),
+        ("kl", "KL to the prior", "KL to the prior N(0, I) (nats/image)", metrics.get("kl_nats"), 2, " nats"),
+        ("bits_per_dim", "Bits/dim", "Bits/dim (from the IW NLL)", metrics.get("bits_per_dim"), 4, ""),
+        ("mse", "MSE of reconstructions, pixels in [0, 1]", "MSE of reconstructions (pixels in [0, 1])",
+         metrics.get("mse"), 5, ""),
+        ("psnr", "PSNR of reconstructions", "PSNR of reconstructions (dB)", metrics.get("psnr_db"), 2, " dB"),
+    ]
+    return [
+        {"type": t, "label": label, "name": name, "value": round(float(v), d), "text": f"{float(v):.{d}f}{unit}"}
+        for t, label, name, v, d, unit in candidates
+        if v is not None
+    ]
+
+
+def _architecture_rows(config: dict, num_params: int) -> list[tuple[str, str]]:
+    blocks = list(config["block_out_channels"])
+    k = config["prior_components"]
+    return [
+        ("Class", "`vae_hub.VAEModel` (a diffusers `ModelMixin`)"),
+        ("Input", f"{config['in_channels']}×{config['sample_size']}×{config['sample_size']}, pixels in [-1, 1]"),
+        ("Encoder / decoder", f"convolutional, stages of {blocks} channels, {config['layers_per_block']} residual "
+                              f"block(s) per stage, {config['act_fn']}, GroupNorm({config['norm_num_groups']})"),
+        ("Latent", f"{config['latent_dim']}-dimensional diagonal Gaussian posterior"),
+        ("Prior", "N(0, I)" + (f"; also a {k}-component Gaussian mixture fitted to the training codes, for "
+                               f'sampling (`prior="mixture"`)' if k else "")),
+        ("Likelihood", _LIKELIHOOD_WORDS[config["likelihood"]]),
+        ("Latent scaling factor", f"{config['scaling_factor']:.4g}"),
+        ("Parameters", f"{num_params:,} ({_human(num_params)})"),
+    ]
+
+
+def _training_rows(info: dict, dataset_md: str | None) -> list[tuple[str, str]]:
+    """The training record as table rows; the dataset as recorded, with its Hub link when it differs."""
+    if not info:
+        return []
+    recorded = info.get("dataset_name")
+    dataset = f"`{recorded}`" if recorded else dataset_md
+    if recorded and dataset_md and recorded not in dataset_md:
+        dataset += f" ({dataset_md})"
+    processes = info.get("num_processes") or 1
+    batch = info.get("train_batch_size")
+    rows = [
+        ("Dataset", dataset),
+        ("Training images", _count(info.get("num_train_images"))),
+        ("Fine-tuned from", info.get("base_model")),
+        ("Epochs", info.get("epochs")),
+        ("Optimizer steps", _count(info.get("steps"))),
+        ("Batch size", f"{batch} per process × {processes} processes" if batch and processes > 1 else batch),
+        ("Learning rate", info.get("learning_rate")),
+        ("Precision", "fp32" if info.get("mixed_precision") == "no" else info.get("mixed_precision")),
+        ("Hardware", info.get("hardware")),
+        ("Wall time", _duration(info.get("wall_time_seconds"))),
+        ("Software", ", ".join(f"{k} {v}" for k, v in (info.get("versions") or {}).items())),
+    ]
+    return [(k, str(v)) for k, v in rows if v not in (None, "")]
+
+
+def _human(n: int) -> str:
+    return f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.1f} k" if n >= 1e3 else str(n)
+
+
+def _count(n) -> str | None:
+    return f"{n:,}" if isinstance(n, int) else n
+
+
+def _duration(seconds) -> str | None:
+    if seconds is None:
+        return None
+    minutes, s = divmod(round(seconds), 60)
+    h, m = divmod(minutes, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+def _hub_id(name: str | None) -> str | None:
+    """``name`` if it can be a Hub repo id, ``None`` for a local path (the metadata can only link Hub ids)."""
+    if not name or os.path.exists(name) or name.startswith((".", "~")):
+        return None
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return None
+    return name
+
+
+def _read_json(path: Path) -> dict:
+    """The JSON object in ``path``, or ``{}`` when the (optional) file is absent."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+# ---------------------------------------------------------------------------------------------------- push
+UPLOAD_NAMES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME)
+# What a Hugging Face token looks like, to refuse uploading a file that holds one (whoever's it is).
+_TOKEN_PATTERN = re.compile(rb"\bhf_[A-Za-z0-9]{30,}")
+
+
+class HubError(RuntimeError):
+    """A Hub operation failed or was refused; the message says why and what to do. Nothing local was changed."""
+
+
+def resolve_token(token: str | None = None) -> str:
+    """The token to use: ``token`` if given, else ``HF_TOKEN``, else the login cache (``hf auth login``)."""
+    token = token or get_token()
+    if not token:
+        raise HubError("no Hugging Face token: pass --token, set HF_TOKEN, or log in with `hf auth login`.")
+    return token
+
+
+def upload_file_list(folder) -> list[str]:
+    """The files of a saved model folder that a push uploads, relative to it, in upload order.
+
+    An allow-list: ``config.json``, ``diffusion_pytorch_model.safetensors``, ``README.md``, ``metrics.json``,
+    ``training_info.json`` and the top-level ``*.png`` figures, where present. Everything else — ``checkpoint-*/``,
+    ``logs/``, optimizer/scheduler/random states, pickles, caches — stays local.
+    """
+    folder = Path(folder)
+    return [n for n in UPLOAD_NAMES if (folder / n).is_file()] + [p.name for p in _figures(folder)]
+
+
+def push_to_hub(
+    folder,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    token: str | None = None,
+    commit_message: str | None = None,
+    api: HfApi | None = None,
+) -> str:
+    """Upload a saved model folder to the Hub model repo ``repo_id`` in one commit; return the commit URL.
+
+    Creates the repo if needed (``private`` for a new repo) and, with ``revision``, the branch. The files are
+    ``upload_file_list(folder)``; a ``README.md`` that vae-hub generated for another repo id (or for none) is
+    replaced in the upload by a card regenerated for ``repo_id``, and a missing one by a new card. Nothing is
+    written to ``folder``.
+
+    Raises:
+        HubError: no token; a file to upload holds a token; ``private`` but the existing repo is public;
+            offline, unauthorised, forbidden, or a name clash on the Hub.
+        ValueError / OSError: ``folder`` is not a saved ``VAEModel`` (``check_model_folder``'s message).
+    """
+    folder = Path(folder)
+    _check_repo_id(repo_id)
+    check_model_folder(VAEModel, folder, use_safetensors=True)
+    token = resolve_token(token)
+    contents: dict[str, bytes | Path] = {name: folder / name for name in upload_file_list(folder)}
+    card = _card_for_push(folder, repo_id)
+    if card is not None:
+        contents[CARD_NAME] = card
+    operations = _operations(contents, token)
+    api = api or HfApi()
+    with _hub_errors(repo_id, "model"):
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True, token=token)
+        _refuse_public(api, repo_id, "model", private, token)
+        if revision and revision != "main":
+            api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True, token=token)
+        commit = api.create_commit(
+            repo_id, operations, repo_type="model", revision=revision, token=token,
+            commit_message=commit_message or f"Upload VAEModel from {folder.resolve().name} with vae-hub",
+        )
+    return commit.commit_url
+
+
+def _card_for_push(folder: Path, repo_id: str) -> bytes | None:
+    """The card to upload instead of ``folder/README.md``, or ``None`` to upload that file as it is.
+
+    A hand-written README (no vae-hub marker) or one generated for ``repo_id`` goes up unchanged; a card
+    generated for another id or none is regenerated for ``repo_id`` (keeping its dataset link), so the snippet
+    on the Hub loads the right repo.
+    """
+    path = folder / CARD_NAME
+    dataset_id = None
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+        marker = _CARD_MARKER.search(text)
+        if marker is None or marker.group(1) == repo_id:
+            return None
+        datasets = ModelCard(text).data.datasets
+        dataset_id = datasets[0] if datasets else None
+    return str(build_model_card(folder, repo_id, dataset_id=dataset_id)).encode("utf-8")
+
+
+def _operations(contents: dict[str, bytes | Path], token: str) -> list[CommitOperationAdd]:
+    """One ``CommitOperationAdd`` per file, after refusing any content that holds a token."""
+    for path_in_repo, content in contents.items():
+        data = content if isinstance(content, bytes) else content.read_bytes()
+        if token.encode() in data or (path_in_repo.endswith((".json", ".md", ".txt")) and _TOKEN_PATTERN.search(data)):
+            raise HubError(f"{path_in_repo} contains a Hugging Face token: refusing to upload it. Remove the token "
+                           "from the file (tokens belong in HF_TOKEN or the login cache) and retry.")
+    return [CommitOperationAdd(path_in_repo=p, path_or_fileobj=c if isinstance(c, bytes) else str(c))
+            for p, c in contents.items()]
+
+
+def _check_repo_id(repo_id: str) -> None:
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise HubError(f"invalid repo id {repo_id!r}: {err}") from None
+    if "/" not in repo_id:
+        raise HubError(f"invalid repo id {repo_id!r}: expected ORG/NAME (your user name or an organisation, then the name).")
+
+
+def _refuse_public(api: HfApi, repo_id: str, repo_type: str, private: bool, token: str) -> None:
+    """``create_repo(private=True)`` leaves an existing public repo public: check, and refuse to publish."""
+    if private and not api.repo_info(repo_id, repo_type=repo_type, token=token).private:
+        raise HubError(f"{repo_id} already exists and is public: refusing a private upload into it. Make it private "
+                       f"in its settings on the Hub, or choose another repo id.")
+
+
+@contextmanager
+def _hub_errors(repo_id: str, repo_type: str) -> Iterator[None]:
+    """Turn the Hub's failures into one ``HubError`` saying what happened and what to do."""
+    what = f"the Space {repo_id}" if repo_type == "space" else repo_id
+    try:
+        yield
+    except (OfflineModeIsEnabled, httpx2.TransportError) as err:
+        raise HubError(f"cannot reach the Hugging Face Hub ({type(err).__name__}: {err}). Check the network "
+                       "connection and that HF_HUB_OFFLINE is not set, then retry. Nothing was uploaded.") from err
+    except HfHubHTTPError as err:
+        status = err.response.status_code
+        reason = {
+            401: "unauthorised: the Hub rejected the token (from --token, HF_TOKEN or the login cache). Log in "
+                 "again with `hf auth login` or pass a valid token with write access",
+            403: f"forbidden: the token may not write to {what} (a namespace you cannot write to, or a read-only "
+                 "token)",
+            404: f"{what} was not found, or the token cannot see it",
+            409: f"name clash: {what} conflicts with an existing repository, branch or operation",
+        }.get(status, f"the Hub refused the request for {what} (HTTP {status})")
+        detail = f" Hub says: {err.server_message}" if err.server_message else ""
+        raise HubError(f"{reason}.{detail} Nothing was uploaded.") from err
+
+
+# ---------------------------------------------------------------------------------------------------- Space
+SPACE_DIR = Path(__file__).resolve().parents[1] / "space"  # the project's Space, next to the package
+SPACE_CONFIG_NAME = "space_config.json"  # {"model_id": id | null}, read by vae_hub.explore.default_model_ids
+SPACE_APP = "app.py"
+SPACE_REQUIREMENTS = "requirements.txt"
+SPACE_EXAMPLES = "examples"
+SPACE_MODELS = "models"
+SPACE_CARD_DEFAULTS = {  # front matter the Space's own README.md may override
+    "title": "VAE Hub",
+    "emoji": "🧥",
+    "colorFrom": "indigo",
+    "colorTo": "pink",
+    "short_description": "Sample, encode and interpolate with a variational autoencoder",
+    "license": LICENSE,
+    "pinned": False,
+}
+SPACE_CARD_BODY = """
+# VAE Hub
+
+Sample new images from a variational autoencoder, encode your own images and walk through its latent space.
+{% if model_id %}The model is [{{ model_id }}](https://huggingface.co/{{ model_id }}).{% else %}The models ship with the Space (`models/`).{% endif %}
+Built with [vae-hub](https://huggingface.co/models?other=vae-hub): diffusers' model format, 🤗 Accelerate training,
+Gradio.
+"""
+
+
+def space_upload_files(space_dir=None, *, model_id: str | None = None) -> dict[str, bytes | Path]:
+    """The exact file set of a Space deploy: path in the Space → bytes or the local file to upload.
+
+    * from ``space_dir`` (default: the project's ``space/``): ``app.py``, ``examples/**`` and, without
+      ``model_id``, each shipped model under ``models/<name>/`` (its ``upload_file_list``: no checkpoints);
+    * ``requirements.txt``: the Space's own, without a requirement on vae-hub itself (not on any index);
+    * ``vae_hub/*.py``: this package's source, so that ``import vae_hub`` works in the Space;
+    * ``space_config.json``: ``{"model_id": model_id}``, which the app offers first (``vae_hub.explore``) —
+      always written, so a redeploy without ``model_id`` switches the Space back to its shipped models;
+    * ``README.md``: the Space card — front matter (title, emoji, colours, ``sdk: gradio``, ``sdk_version`` = the
+      installed gradio, ``python_version``, ``app_file``, ``models: [model_id]``, license) and a short body.
+    """
+    space_dir = Path(space_dir) if space_dir is not None else SPACE_DIR
+    if not (space_dir / SPACE_APP).is_file():
+        raise HubError(f"{space_dir} has no {SPACE_APP}: not a Space folder (pass --space-dir).")
+    files: dict[str, bytes | Path] = {SPACE_APP: space_dir / SPACE_APP}
+    files.update(_tree(space_dir / SPACE_EXAMPLES, SPACE_EXAMPLES))
+    if model_id is None:
+        models = sorted(p for p in (space_dir / SPACE_MODELS).glob(f"*/{CONFIG_NAME}"))
+        if not models:
+            raise HubError(f"no shipped models under {space_dir / SPACE_MODELS}: train them first, or pass "
+                           "--model-id to make the Space load a model from the Hub.")
+        for config in models:
+            files.update({f"{SPACE_MODELS}/{config.parent.name}/{name}": config.parent / name
+                          for name in upload_file_list(config.parent)})
+    package = Path(__file__).resolve().parent
+    files.update({f"vae_hub/{p.name}": p for p in sorted(package.glob("*.py"))})
+    files[SPACE_REQUIREMENTS] = _space_requirements(space_dir / SPACE_REQUIREMENTS).encode("utf-8")
+    files[SPACE_CONFIG_NAME] = (json.dumps({"model_id": model_id}, indent=2) + "\n").encode("utf-8")
+    files[CARD_NAME] = str(_space_card(space_dir / CARD_NAME, model_id)).encode("utf-8")
+    return files
+
+
+def deploy_space(
+    space_id: str,
+    *,
+    model_id: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+    api: HfApi | None = None,
+    space_dir=None,
+) -> str:
+    """Create or update the Gradio Space ``space_id`` with ``space_upload_files`` in one commit; return its URL.
+
+    With ``model_id`` the Space loads that Hub model (``space_config.json``, ``models:`` in its card) and ships no
+    weights; without, it ships the models under ``space_dir/models``. The same commit deletes the Space's files
+    that are not in the new set (an old ``models/`` folder, a module ``vae_hub`` no longer has), so the Space
+    holds exactly what was tested. Errors as for ``push_to_hub``.
+    """
+    _check_repo_id(space_id)
+    if model_id is not None:
+        _check_repo_id(model_id)
+    token = resolve_token(token)
+    operations = _operations(space_upload_files(space_dir, model_id=model_id), token)
+    api = api or HfApi()
+    with _hub_errors(space_id, "space"):
+        api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True, token=token)
+        _refuse_public(api, space_id, "space", private, token)
+        uploaded = {op.path_in_repo for op in operations}
+        stale = [CommitOperationDelete(path_in_repo=path)
+                 for path in api.list_repo_files(space_id, repo_type="space", token=token)
+                 if path not in uploaded and path != ".gitattributes"]
+        commit = api.create_commit(
+            space_id, operations + stale, repo_type="space", token=token,
+            commit_message=f"Deploy the vae-hub Space ({model_id or 'shipped models'})",
+        )
+    return commit.commit_url
+
+
+def _tree(folder: Path, prefix: str) -> dict[str, Path]:
+    """Every file under ``folder`` (recursively, skipping hidden files and caches) as ``prefix/relative path``."""
+    return {
+        f"{prefix}/{p.relative_to(folder).as_posix()}": p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(folder).parts)
+    }
+
+
+def _space_requirements(path: Path) -> str:
+    """The Space's requirements without vae-hub itself (its source is uploaded instead; it is on no index).
+
+    A gradio pin must match the ``sdk_version`` the card declares (the installed gradio), or the Space would run
+    another gradio than the one tested.
+    """
+    if not path.is_file():
+        raise HubError(f"{path} is missing: the Space needs its requirements.")
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        spec = line.split("#", 1)[0].strip()
+        if spec.startswith(("-e", ".", "/")) or _requirement_name(spec) == PROJECT_TAG:
+            continue  # vae-hub itself, by name or as a local install
+        if _requirement_name(spec) == "gradio":
+            pinned = str(Requirement(spec).specifier).removeprefix("==")
+            if Requirement(spec).specifier and pinned != metadata.version("gradio"):
+                raise HubError(f"{path} pins {spec} but the installed gradio (the Space's sdk_version) is "
+                               f"{metadata.version('gradio')}: make them agree.")
+        kept.append(line)
+    return "\n".join(kept).strip() + "\n"
+
+
+def _requirement_name(spec: str) -> str | None:
+    try:
+        return canonicalize_name(Requirement(spec).name) if spec else None
+    except InvalidRequirement:
+        return None
+
+
+def _space_card(path: Path, model_id: str | None) -> SpaceCard:
+    """The Space's README: its own (if ``space/README.md`` exists) or a default, with the deploy's front matter."""
+    if path.is_file():
+        card = SpaceCard.load(path)
+    else:
+        card = SpaceCard.from_template(SpaceCardData(), template_str="---\n{{ card_data }}\n---\n" + SPACE_CARD_BODY,
+                                       model_id=model_id)
+    data = card.data
+    for key, value in SPACE_CARD_DEFAULTS.items():
+        if data.get(key) is None:
+            data[key] = value
+    data.sdk, data.sdk_version, data.app_file = "gradio", metadata.version("gradio"), SPACE_APP
+    data.python_version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    data.models = [model_id] if model_id else None
+    data.tags = sorted(set(data.tags or []) | {PROJECT_TAG, "vae"})
+    return card

@@ -1,0 +1,395 @@
+"""vae_hub.hub: model card, push, Space deploy and loading by repo id — all offline.
+
+The Hub is replaced by ``FakeHfApi`` at the network boundary (every call checked against ``HfApi``'s real
+signature); loading by repo id reads a populated HF cache under ``HF_HUB_OFFLINE=1``.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2
+import huggingface_hub.constants
+import pytest
+import torch
+from diffusers import AutoencoderKL
+from huggingface_hub import ModelCard, SpaceCard
+from huggingface_hub.errors import OfflineModeIsEnabled
+
+from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, populate_hf_cache, tiny_model_folder
+from vae_hub import VAEModel, hub
+
+REPO = "vae-hub-tests/tiny-vae"
+ALLOWED = ["config.json", "diffusion_pytorch_model.safetensors", "README.md", "metrics.json", "training_info.json",
+           "samples.png", "reconstructions.png"]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return tiny_model_folder(tmp_path / "tiny-vae")
+
+
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch):
+    """An empty HF cache that every download reads, with the Hub offline."""
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read once at import: patch it too
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Nothing here may reach the network: the Hub is the test double, downloads come from the cache."""
+
+    def refuse(self, request):
+        raise AssertionError(f"a test tried to reach {request.url}")
+
+    monkeypatch.setattr(httpx2.HTTPTransport, "handle_request", refuse)
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_token(monkeypatch, tmp_path):
+    """No token from the machine running the tests: only what a test sets."""
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-login" / "token"))
+
+
+def python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
+
+
+# ------------------------------------------------------------------------------------------------ model card
+def test_card_metadata_round_trips_and_carries_the_evaluation(folder):
+    card = hub.write_model_card(folder, REPO)
+    loaded = ModelCard.load(folder / "README.md")
+    assert loaded.data.to_dict() == card.data.to_dict()
+    data = loaded.data
+    assert data.library_name == "vae-hub"  # not "diffusers": no DiffusionPipeline can load this model
+    assert data.license == "apache-2.0"
+    assert set(data.tags) >= {"vae", "image-generation", "vae-hub"}
+    assert data.datasets == ["zalando-datasets/fashion_mnist"]
+    assert data.pipeline_tag == "unconditional-image-generation"
+    assert data.base_model is None
+    assert data.model_name == "tiny-vae"
+    results = {r.metric_type: r for r in data.eval_results}
+    assert set(results) == {"nll", "negative_elbo", "reconstruction", "kl", "mse", "psnr"}  # no bits/dim: Bernoulli
+    assert results["nll"].metric_value == 236.81 and results["negative_elbo"].metric_value == 241.37
+    assert results["psnr"].metric_value == 19.08 and results["mse"].metric_value == 0.01234
+    assert {(r.dataset_type, r.dataset_split) for r in data.eval_results} == {("zalando-datasets/fashion_mnist", "test")}
+    assert "nats/image, bernoulli likelihood" in results["nll"].metric_name
+
+
+def test_card_body_describes_model_figures_training_and_citation(folder):
+    text = str(hub.build_model_card(folder, REPO))
+    n_params = sum(p.numel() for p in VAEModel.from_pretrained(folder).parameters())
+    for expected in (
+        "![samples](samples.png)", "![reconstructions](reconstructions.png)",  # embedded, uploaded with the model
+        f"{n_params:,}", "4-dimensional", "12×12 grayscale", "2-component Gaussian mixture", "Bernoulli",
+        "| 236.81 nats |", "| 19.08 dB |", "Active latent units: 3 of 4",
+        "| Epochs | 30 |", "| Batch size | 64 per process × 2 processes |", "| Precision | bf16 |",
+        "| Wall time | 30 min 34 s |", "1× NVIDIA H100 80GB HBM3", "| Training images | 54,000 |",
+        f'VAEModel.from_pretrained("{REPO}")', f"--pretrained_model_name_or_path {REPO}", "accelerate launch",
+        "## Intended use and limitations", "Auto-Encoding Variational {B}ayes", "Kingma",
+    ):
+        assert expected in text, expected
+    assert "| Negative ELBO | 241.37 nats |" in text
+
+
+def test_bare_saved_model_still_gets_a_card(tmp_path):
+    folder = tmp_path / "bare"
+    VAEModel(block_out_channels=(8,), norm_num_groups=4, latent_dim=2, likelihood="gaussian").save_pretrained(folder)
+    card = hub.write_model_card(folder)
+    assert ModelCard.load(folder / "README.md").data.to_dict() == card.data.to_dict()
+    assert card.data.eval_results is None and card.data.datasets is None
+    text = str(card)
+    assert 'VAEModel.from_pretrained("<your-namespace>/bare")' in text and "Replace `<your-namespace>/bare`" in text
+    assert "No evaluation was saved" in text and "No training record" in text
+    assert "discretised Gaussian" in text and "mixture" not in text
+
+
+def test_card_links_hub_ids_only(tmp_path):
+    """A local dataset folder is named, not linked; ``dataset_id`` and a Hub base model go to the metadata."""
+    folder = tiny_model_folder(tmp_path / "ft", clutter=False)
+    info = json.loads((folder / "training_info.json").read_text())
+    info.update(dataset_name=str(tmp_path / "fashion_mnist"), base_model="vae-hub/fashion-mnist-vae")
+    (folder / "training_info.json").write_text(json.dumps(info))
+    (tmp_path / "fashion_mnist").mkdir()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["dataset"] = str(tmp_path / "fashion_mnist")
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+    local = hub.build_model_card(folder, REPO)
+    assert local.data.datasets is None and local.data.base_model == "vae-hub/fashion-mnist-vae"
+    assert {r.dataset_type for r in local.data.eval_results} == {"fashion_mnist"}
+    assert "[vae-hub/fashion-mnist-vae](https://huggingface.co/vae-hub/fashion-mnist-vae)" in str(local)
+
+    linked = hub.build_model_card(folder, REPO, dataset_id="zalando-datasets/fashion_mnist")
+    assert linked.data.datasets == ["zalando-datasets/fashion_mnist"]
+    assert f"`{tmp_path / 'fashion_mnist'}` ([zalando-datasets/fashion_mnist]" in str(linked)
+
+
+def test_card_refuses_a_folder_that_is_not_a_vae_model(tmp_path):
+    AutoencoderKL(block_out_channels=(8,), norm_num_groups=4, latent_channels=2).save_pretrained(tmp_path / "kl")
+    with pytest.raises(ValueError, match="AutoencoderKL.*not (a )?VAEModel"):
+        hub.write_model_card(tmp_path / "kl")
+    assert not (tmp_path / "kl" / "README.md").exists()
+
+
+def test_card_snippet_runs_as_pasted_from_the_hf_cache(folder, offline_cache, tmp_path, monkeypatch):
+    """The usage snippet loads the repo id through huggingface_hub's cache, offline, and runs end to end."""
+    card = hub.write_model_card(folder, REPO)
+    populate_hf_cache(offline_cache, REPO, {n: folder / n for n in hub.upload_file_list(folder)})
+    (snippet,) = python_blocks(str(card))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet, "model-card-snippet", "exec"), {})
+    assert (tmp_path / "samples.png").is_file() and (tmp_path / "interpolation.png").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ load back
+def test_load_refuses_a_pythae_style_repo(offline_cache):
+    config = {"name": "VAEConfig", "input_dim": [1, 28, 28], "latent_dim": 16, "reconstruction_loss": "bce"}
+    populate_hf_cache(offline_cache, "someone/pythae-vae",
+                      {"config.json": json.dumps(config).encode(), "model.pt": b"pickle", "environment.json": b"{}"},
+                      "v2")
+    with pytest.raises(ValueError, match=r"someone/pythae-vae.*config without _class_name.*not (a )?VAEModel"):
+        VAEModel.from_pretrained("someone/pythae-vae", revision="v2")
+
+
+def test_load_refuses_a_plain_diffusers_autoencoder_repo(tmp_path, offline_cache):
+    kl = tmp_path / "kl"
+    AutoencoderKL(block_out_channels=(8,), norm_num_groups=4, latent_channels=2).save_pretrained(kl)
+    populate_hf_cache(offline_cache, "someone/sd-like", {f"vae/{p.name}": p for p in kl.iterdir()})
+    with pytest.raises(ValueError, match=r"someone/sd-like.*AutoencoderKL.*not (a )?VAEModel"):
+        VAEModel.from_pretrained("someone/sd-like", subfolder="vae", revision="main")
+
+
+# ------------------------------------------------------------------------------------------------ push
+def test_upload_file_list_is_an_allow_list(folder):
+    hub.write_model_card(folder, REPO)
+    assert hub.upload_file_list(folder) == ALLOWED  # no checkpoints, logs, optimizer/RNG states, pickles, caches
+
+
+def test_push_uploads_exactly_the_allow_list_in_one_commit(folder):
+    hub.write_model_card(folder, REPO)
+    before = folder_digest(folder)
+    api = FakeHfApi()
+    url = hub.push_to_hub(folder, REPO, token=TOKEN, api=api)
+    assert url == f"https://huggingface.co/{REPO}/commit/{'0' * 40}"
+    assert api.methods_called() == ["create_repo", "create_commit"]
+    assert api.calls[0][1] == {"repo_id": REPO, "repo_type": "model", "private": False, "exist_ok": True, "token": TOKEN}
+    (commit,) = api.commits
+    assert (commit["repo_id"], commit["repo_type"], commit["revision"], commit["token"]) == (REPO, "model", None, TOKEN)
+    assert sorted(commit["files"]) == sorted(ALLOWED)
+    for name, data in commit["files"].items():
+        assert data == (folder / name).read_bytes(), name  # uploaded as is: the card was written for this repo
+        assert TOKEN.encode() not in data
+    assert folder_digest(folder) == before
+
+
+def test_push_private_creates_a_private_repo_on_a_new_branch(folder):
+    api = FakeHfApi()
+    hub.push_to_hub(folder, REPO, private=True, revision="v1", token=TOKEN, api=api)
+    assert api.methods_called() == ["create_repo", "repo_info", "create_branch", "create_commit"]
+    assert api.calls[0][1]["private"] is True and api.repos[("model", REPO)] is True
+    assert api.calls[2][1] == {"repo_id": REPO, "branch": "v1", "repo_type": "model", "exist_ok": True, "token": TOKEN}
+    assert api.commits[0]["revision"] == "v1"
+
+
+def test_push_private_refuses_an_existing_public_repo(folder):
+    before = folder_digest(folder)
+    api = FakeHfApi(repos={("model", REPO): False})
+    with pytest.raises(hub.HubError, match="already exists and is public"):
+        hub.push_to_hub(folder, REPO, private=True, token=TOKEN, api=api)
+    assert api.commits == [] and folder_digest(folder) == before
+
+
+def test_push_regenerates_a_card_written_for_another_repo_without_touching_the_folder(folder):
+    hub.write_model_card(folder, dataset_id="zalando-datasets/fashion_mnist")  # training without --hub_model_id
+    before = folder_digest(folder)
+    api = FakeHfApi()
+    hub.push_to_hub(folder, REPO, token=TOKEN, api=api)
+    uploaded = api.commits[0]["files"]["README.md"].decode()
+    assert f'VAEModel.from_pretrained("{REPO}")' in uploaded and "<your-namespace>" not in uploaded
+    assert ModelCard(uploaded).data.datasets == ["zalando-datasets/fashion_mnist"]  # the dataset link survives
+    assert folder_digest(folder) == before
+
+
+def test_push_uploads_a_hand_written_readme_as_is_and_makes_one_when_missing(folder, tmp_path):
+    (folder / "README.md").write_text("# My own card\n")
+    api = FakeHfApi()
+    hub.push_to_hub(folder, REPO, token=TOKEN, api=api)
+    assert api.commits[0]["files"]["README.md"] == b"# My own card\n"
+
+    (folder / "README.md").unlink()
+    hub.push_to_hub(folder, REPO, token=TOKEN, api=api)
+    assert f'from_pretrained("{REPO}")' in api.commits[1]["files"]["README.md"].decode()
+    assert not (folder / "README.md").exists()
+
+
+@pytest.mark.parametrize("leak", [TOKEN, "hf_" + "A" * 34])  # the token in use, or anyone's
+def test_push_refuses_a_file_holding_a_token_before_any_hub_call(folder, leak):
+    info = json.loads((folder / "training_info.json").read_text())
+    info["args"]["hub_token"] = leak
+    (folder / "training_info.json").write_text(json.dumps(info))
+    api = FakeHfApi()
+    with pytest.raises(hub.HubError, match="training_info.json contains a Hugging Face token") as err:
+        hub.push_to_hub(folder, REPO, token=TOKEN, api=api)
+    assert api.calls == [] and TOKEN not in str(err.value)
+
+
+def test_push_refuses_a_folder_without_safetensors_weights(folder):
+    (folder / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(OSError, match="has no diffusion_pytorch_model.safetensors"):
+        hub.push_to_hub(folder, REPO, token=TOKEN, api=FakeHfApi())
+
+
+@pytest.mark.parametrize("repo_id", ["no-namespace", "a/b/c", "bad name/x"])
+def test_push_refuses_a_malformed_repo_id(folder, repo_id):
+    with pytest.raises(hub.HubError, match="invalid repo id"):
+        hub.push_to_hub(folder, repo_id, token=TOKEN, api=FakeHfApi())
+
+
+@pytest.mark.parametrize("method, error, message", [
+    ("create_repo", OfflineModeIsEnabled("offline mode is enabled"), "cannot reach the Hugging Face Hub"),
+    ("create_repo", httpx2.ConnectError("[Errno 111] Connection refused"), "cannot reach the Hugging Face Hub"),
+    ("create_repo", http_error(401, "Invalid credentials"), "unauthorised: the Hub rejected the token"),
+    ("create_commit", http_error(403, "You don't have the rights"), f"forbidden: the token may not write to {REPO}"),
+    ("create_commit", http_error(409, "A repo with this name already exists"), f"name clash: {REPO}"),
+])
+def test_push_hub_failures_give_one_clear_message_and_leave_the_folder_intact(folder, method, error, message):
+    before = folder_digest(folder)
+    with pytest.raises(hub.HubError, match=message) as err:
+        hub.push_to_hub(folder, REPO, token=TOKEN, api=FakeHfApi(fail={method: error}))
+    assert "Nothing was uploaded" in str(err.value) and TOKEN not in str(err.value)
+    assert folder_digest(folder) == before
+
+
+def test_token_comes_from_the_argument_then_hf_token_then_the_login_cache(monkeypatch, tmp_path):
+    with pytest.raises(hub.HubError, match="no Hugging Face token"):
+        hub.resolve_token()
+    login = tmp_path / "login" / "token"
+    login.parent.mkdir()
+    login.write_text("hf_fromTheLoginCache")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(login))
+    assert hub.resolve_token() == "hf_fromTheLoginCache"
+    monkeypatch.setenv("HF_TOKEN", "hf_fromTheEnvironment")
+    assert hub.resolve_token() == "hf_fromTheEnvironment"
+    assert hub.resolve_token("hf_fromTheArgument") == "hf_fromTheArgument"
+
+
+def test_push_uses_hf_token_from_the_environment(folder, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    api = FakeHfApi()
+    hub.push_to_hub(folder, REPO, api=api)
+    assert {args["token"] for _, args in api.calls} == {TOKEN}
+
+
+# ------------------------------------------------------------------------------------------------ Space
+@pytest.fixture
+def space_dir(tmp_path):
+    """A small Space source folder: app, requirements naming vae-hub, examples, one shipped model with clutter."""
+    space = tmp_path / "space"
+    (space / "examples").mkdir(parents=True)
+    (space / "app.py").write_text("import vae_hub\n")
+    (space / "requirements.txt").write_text("torch>=2.13.0\ndiffusers>=0.42.1\nvae-hub>=0.1  # ourselves\n-e ..\n")
+    (space / "examples" / "bag_0.png").write_bytes(b"png")
+    (space / "examples" / ".DS_Store").write_bytes(b"junk")
+    (space / "make_examples.py").write_text("# a dev script, not part of the Space\n")
+    tiny_model_folder(space / "models" / "tiny-vae")
+    return space
+
+
+def package_files() -> set[str]:
+    return {f"vae_hub/{p.name}" for p in Path(hub.__file__).parent.glob("*.py")}
+
+
+def test_deploy_space_uploads_app_package_and_shipped_models(space_dir):
+    api = FakeHfApi()
+    hub.deploy_space("vae-hub-tests/space", token=TOKEN, api=api, space_dir=space_dir)
+    assert api.methods_called() == ["create_repo", "list_repo_files", "create_commit"]
+    assert api.calls[0][1] == {"repo_id": "vae-hub-tests/space", "repo_type": "space", "space_sdk": "gradio",
+                               "private": False, "exist_ok": True, "token": TOKEN}
+    (commit,) = api.commits
+    assert commit["repo_type"] == "space"
+    files = commit["files"]
+    assert set(files) == {"README.md", "app.py", "requirements.txt", "space_config.json", "examples/bag_0.png"} | {
+        f"models/tiny-vae/{n}" for n in ALLOWED if n != "README.md"} | package_files()
+    assert files["requirements.txt"].decode() == "torch>=2.13.0\ndiffusers>=0.42.1\n"
+    assert json.loads(files["space_config.json"]) == {"model_id": None}
+    assert files["vae_hub/model.py"] == Path(hub.__file__).with_name("model.py").read_bytes()
+    data = SpaceCard(files["README.md"].decode()).data
+    import gradio
+
+    assert (data.sdk, data.sdk_version, data.app_file) == ("gradio", gradio.__version__, "app.py")
+    assert data.title and data.emoji and data.colorFrom and data.colorTo and data.license == "apache-2.0"
+    assert data.models is None
+    assert all(TOKEN.encode() not in content for content in files.values())
+
+
+def test_deploy_space_with_a_model_id_ships_no_weights_and_points_at_the_model(space_dir):
+    (space_dir / "README.md").write_text("---\ntitle: Fashion VAE\nemoji: 👗\n---\n\n# Our own Space text\n")
+    api = FakeHfApi()
+    hub.deploy_space("vae-hub-tests/space", model_id=REPO, private=True, token=TOKEN, api=api, space_dir=space_dir)
+    assert api.methods_called() == ["create_repo", "repo_info", "list_repo_files", "create_commit"]
+    files = api.commits[0]["files"]
+    assert not any(name.startswith("models/") for name in files)
+    assert json.loads(files["space_config.json"]) == {"model_id": REPO}
+    card = SpaceCard(files["README.md"].decode())
+    assert card.data.models == [REPO] and card.data.title == "Fashion VAE" and card.data.emoji == "👗"
+    assert card.data.sdk == "gradio" and "# Our own Space text" in card.text
+
+
+def test_redeploying_leaves_exactly_the_new_file_set_in_the_space(space_dir):
+    api = FakeHfApi()
+    hub.deploy_space("vae-hub-tests/space", token=TOKEN, api=api, space_dir=space_dir)
+    shipped = {name for name in api.files[("space", "vae-hub-tests/space")] if name.startswith("models/")}
+    hub.deploy_space("vae-hub-tests/space", model_id=REPO, token=TOKEN, api=api, space_dir=space_dir)
+    assert set(api.commits[1]["deleted"]) == shipped  # the old weights go; .gitattributes stays
+    assert set(api.files[("space", "vae-hub-tests/space")]) == set(api.commits[1]["files"]) | {".gitattributes"}
+
+
+def test_deploy_space_refuses_a_gradio_pin_other_than_the_sdk_version(space_dir):
+    (space_dir / "requirements.txt").write_text("gradio==3.0.0\n")
+    with pytest.raises(hub.HubError, match="pins gradio==3.0.0"):
+        hub.deploy_space("vae-hub-tests/space", token=TOKEN, api=FakeHfApi(), space_dir=space_dir)
+
+
+def test_deploy_space_without_shipped_models_needs_a_model_id(space_dir):
+    shutil.rmtree(space_dir / "models")
+    with pytest.raises(hub.HubError, match="pass --model-id"):
+        hub.deploy_space("vae-hub-tests/space", token=TOKEN, api=FakeHfApi(), space_dir=space_dir)
+
+
+SPACE_APP = Path(hub.SPACE_DIR) / "app.py"
+
+
+@pytest.mark.skipif(not SPACE_APP.is_file(), reason="space/app.py is not written yet")
+def test_deployed_space_starts_from_exactly_the_uploaded_files_offline(tmp_path):
+    """Copy the committed file set into an empty folder and build the app there, in a fresh interpreter."""
+    api = FakeHfApi()
+    hub.deploy_space("vae-hub-tests/space", token=TOKEN, api=api)
+    deployed = tmp_path / "deployed"
+    for name, content in api.commits[0]["files"].items():
+        (deployed / name).parent.mkdir(parents=True, exist_ok=True)
+        (deployed / name).write_bytes(content)
+    check = (
+        "import sys, gradio as gr\n"
+        "sys.path.insert(0, '.')\n"
+        "import app, vae_hub\n"
+        f"assert vae_hub.__file__.startswith({str(deployed)!r}), vae_hub.__file__\n"
+        "demo = app.demo if hasattr(app, 'demo') else app.build_demo()\n"
+        "assert isinstance(demo, gr.Blocks)\n"
+        "print('space ok')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VAE_MODEL")}
+    env.update(HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
+    result = subprocess.run([sys.executable, "-c", check], cwd=deployed, env=env, capture_output=True, text=True)
+    assert result.returncode == 0 and "space ok" in result.stdout, result.stderr[-3000:]

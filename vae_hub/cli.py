@@ -1,0 +1,110 @@
+"""The ``vae-hub`` command line: a small dispatcher over subcommands.
+
+    vae-hub push OUTPUT_DIR --repo-id ORG/NAME [--private] [--revision BRANCH]
+    vae-hub deploy-space --space-id ORG/NAME [--model-id ORG/MODEL] [--private]
+    vae-hub card OUTPUT_DIR [--repo-id ORG/NAME] [--dataset-id ORG/DATASET]
+
+The token comes from ``--token``, else ``HF_TOKEN``, else the login cache (``hf auth login``); it is never
+printed. A failure prints one line, ``vae-hub <command>: error: <what happened and what to do>``, and exits 1.
+
+To add a subcommand, write ``add_<name>(parser)`` and ``run_<name>(args)`` and list them in ``COMMANDS``. ``run``
+gets the parsed arguments plus ``args.api``: the ``HfApi`` to use (``None``: a real one; tests pass a double).
+"""
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import NamedTuple
+
+from huggingface_hub import HfApi
+
+from . import hub
+
+
+class Command(NamedTuple):
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], None]
+
+
+def _add_token(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token", "--hub_token", dest="token", default=None,
+                        help="Hugging Face token with write access. Default: HF_TOKEN, then the login cache "
+                             "(`hf auth login`) — prefer those: a token typed here lands in your shell history.")
+
+
+def add_push(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("output_dir", help="A saved model folder (training's --output_dir).")
+    parser.add_argument("--repo-id", required=True, help="The model repo, ORG/NAME; created if missing.")
+    parser.add_argument("--private", action="store_true",
+                        help="Create the repo private; refuse to upload into an existing public repo.")
+    parser.add_argument("--revision", default=None, help="Branch to commit to (created from main if missing).")
+    parser.add_argument("--commit-message", default=None)
+    _add_token(parser)
+
+
+def run_push(args: argparse.Namespace) -> None:
+    url = hub.push_to_hub(args.output_dir, args.repo_id, private=args.private, revision=args.revision,
+                          token=args.token, commit_message=args.commit_message, api=args.api)
+    print(f"Pushed {args.output_dir} to https://huggingface.co/{args.repo_id}\ncommit: {url}")
+
+
+def add_deploy_space(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space-id", required=True, help="The Space, ORG/NAME; created (Gradio SDK) if missing.")
+    parser.add_argument("--model-id", default=None,
+                        help="Make the Space load this Hub model instead of shipping the models under space/models.")
+    parser.add_argument("--private", action="store_true",
+                        help="Create the Space private; refuse to upload into an existing public Space.")
+    parser.add_argument("--space-dir", default=None, help=f"The Space's source folder (default: {hub.SPACE_DIR}).")
+    _add_token(parser)
+
+
+def run_deploy_space(args: argparse.Namespace) -> None:
+    url = hub.deploy_space(args.space_id, model_id=args.model_id, private=args.private, token=args.token,
+                           api=args.api, space_dir=args.space_dir)
+    print(f"Deployed https://huggingface.co/spaces/{args.space_id} "
+          f"({'loads ' + args.model_id if args.model_id else 'with its shipped models'})\ncommit: {url}")
+
+
+def add_card(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("output_dir", help="A saved model folder; its README.md is (re)written.")
+    parser.add_argument("--repo-id", default=None, help="The Hub id the card's snippets load (default: a placeholder).")
+    parser.add_argument("--dataset-id", default=None,
+                        help="Hub id of the training data, when training read a local copy of it.")
+
+
+def run_card(args: argparse.Namespace) -> None:
+    hub.write_model_card(args.output_dir, args.repo_id, dataset_id=args.dataset_id)
+    print(f"Wrote {args.output_dir.rstrip('/')}/{hub.CARD_NAME}")
+
+
+COMMANDS: dict[str, Command] = {
+    "push": Command("Upload a saved model folder to the Hub in one commit.", add_push, run_push),
+    "deploy-space": Command("Upload the Gradio Space (app, vae_hub source, models).", add_deploy_space,
+                            run_deploy_space),
+    "card": Command("Write or refresh the model card (README.md) of a saved model folder.", add_card, run_card),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vae-hub", description="Publish vae-hub models and the Space.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        command.add_arguments(subparsers.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: list[str] | None = None, *, api: HfApi | None = None) -> int:
+    """Run ``vae-hub`` with ``argv`` (default: ``sys.argv[1:]``); the exit status: 0, 1 on error, 2 on bad usage."""
+    args = build_parser().parse_args(argv)
+    args.api = api
+    try:
+        COMMANDS[args.command].run(args)
+    except (hub.HubError, OSError, ValueError) as err:  # the messages name the problem; a traceback adds nothing
+        print(f"vae-hub {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
