@@ -103,9 +103,10 @@ def select_splits(
             return train, dataset[name], name
     if not 0 < validation_split < 1:
         raise DataError(f"the dataset has no test/validation split and --validation_split={validation_split} is not in (0, 1)")
-    parts = train.train_test_split(test_size=validation_split, seed=seed)
-    if len(parts["train"]) == 0 or len(parts["test"]) == 0:
-        raise DataError(f"holding out {validation_split} of {len(train)} images leaves an empty split")
+    try:
+        parts = train.train_test_split(test_size=validation_split, seed=seed)
+    except ValueError as err:  # datasets refuses a split that would leave one side empty
+        raise DataError(f"holding out {validation_split} of {len(train)} images leaves an empty split") from err
     return parts["train"], parts["test"], f"train[{validation_split:g} held out]"
 
 
