@@ -7,7 +7,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, tiny_model_folder
-from vae_hub import cli, hub
+from vae_hub import cli
 
 REPO = "vae-hub-tests/tiny-vae"
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gradio
 import httpx2
 import huggingface_hub.constants
 import pytest
@@ -326,8 +327,6 @@ def test_deploy_space_uploads_app_package_and_shipped_models(space_dir):
     assert json.loads(files["space_config.json"]) == {"model_id": None}
     assert files["vae_hub/model.py"] == Path(hub.__file__).with_name("model.py").read_bytes()
     data = SpaceCard(files["README.md"].decode()).data
-    import gradio
-
     assert (data.sdk, data.sdk_version, data.app_file) == ("gradio", gradio.__version__, "app.py")
     assert data.title and data.emoji and data.colorFrom and data.colorTo and data.license == "apache-2.0"
     assert data.models is None
@@ -357,8 +356,10 @@ def test_redeploying_leaves_exactly_the_new_file_set_in_the_space(space_dir):
 
 
 def test_deploy_space_refuses_a_gradio_pin_other_than_the_sdk_version(space_dir):
+    (space_dir / "requirements.txt").write_text(f"gradio>={gradio.__version__}\n")  # a pin that agrees is kept
+    assert hub.space_upload_files(space_dir)["requirements.txt"] == f"gradio>={gradio.__version__}\n".encode()
     (space_dir / "requirements.txt").write_text("gradio==3.0.0\n")
-    with pytest.raises(hub.HubError, match="pins gradio==3.0.0"):
+    with pytest.raises(hub.HubError, match="asks for gradio==3.0.0"):
         hub.deploy_space("vae-hub-tests/space", token=TOKEN, api=FakeHfApi(), space_dir=space_dir)
 
 
@@ -369,27 +370,64 @@ def test_deploy_space_without_shipped_models_needs_a_model_id(space_dir):
 
 
 SPACE_APP = Path(hub.SPACE_DIR) / "app.py"
+needs_space_app = pytest.mark.skipif(not SPACE_APP.is_file(), reason="space/app.py is not written yet")
 
 
-@pytest.mark.skipif(not SPACE_APP.is_file(), reason="space/app.py is not written yet")
-def test_deployed_space_starts_from_exactly_the_uploaded_files_offline(tmp_path):
-    """Copy the committed file set into an empty folder and build the app there, in a fresh interpreter."""
+def run_deployed(files: dict[str, bytes], folder: Path, script: str, **env_vars) -> str:
+    """Write exactly ``files`` into the empty ``folder`` and run ``script`` there in a fresh interpreter, offline,
+    where ``vae_hub`` can only come from the uploaded copy (the repo is not on the path)."""
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+    prologue = ("import sys; sys.path.insert(0, '.')\n"
+                "import app, vae_hub\n"
+                f"assert vae_hub.__file__.startswith({str(folder)!r}), vae_hub.__file__\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VAE_MODEL", "HF_TOKEN")}
+    env.update(HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1",
+               GRADIO_SERVER_NAME="127.0.0.1", **env_vars)
+    result = subprocess.run([sys.executable, "-c", prologue + script], cwd=folder, env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result.stdout
+
+
+@needs_space_app
+def test_deployed_space_with_its_shipped_models_serves_samples_offline(tmp_path):
+    """The uploaded file set alone runs the app: launched on 127.0.0.1, /sample answers from a shipped model."""
     api = FakeHfApi()
     hub.deploy_space("vae-hub-tests/space", token=TOKEN, api=api)
-    deployed = tmp_path / "deployed"
-    for name, content in api.commits[0]["files"].items():
-        (deployed / name).parent.mkdir(parents=True, exist_ok=True)
-        (deployed / name).write_bytes(content)
-    check = (
-        "import sys, gradio as gr\n"
-        "sys.path.insert(0, '.')\n"
-        "import app, vae_hub\n"
-        f"assert vae_hub.__file__.startswith({str(deployed)!r}), vae_hub.__file__\n"
-        "demo = app.demo if hasattr(app, 'demo') else app.build_demo()\n"
-        "assert isinstance(demo, gr.Blocks)\n"
-        "print('space ok')\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VAE_MODEL")}
-    env.update(HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
-    result = subprocess.run([sys.executable, "-c", check], cwd=deployed, env=env, capture_output=True, text=True)
-    assert result.returncode == 0 and "space ok" in result.stdout, result.stderr[-3000:]
+    out = run_deployed(api.commits[0]["files"], tmp_path / "deployed", (
+        "from pathlib import Path\n"
+        "from gradio_client import Client\n"
+        "from vae_hub.explore import Explorer\n"
+        "explorer = Explorer.from_space_dir('.')\n"
+        "assert explorer.model_ids and all(m in explorer.shipped for m in explorer.model_ids), explorer.model_ids\n"
+        "demo = app.build_demo(explorer)\n"
+        "demo.launch(prevent_thread_lock=True, quiet=True)\n"
+        "grid = Client(demo.local_url, verbose=False).predict(explorer.default_model, 4, 0, 1.0, 'standard', "
+        "api_name='/sample')\n"
+        "assert Path(grid).is_file(), grid\n"
+        "demo.close()\n"
+        "print('served', explorer.model_ids)\n"
+    ))
+    assert "served" in out
+
+
+@needs_space_app
+def test_deployed_space_with_a_model_id_loads_it_from_the_hub_cache_offline(tmp_path, offline_cache):
+    """Deployed with --model-id: no weights ship, the app offers that id and loads it by repo id."""
+    torch.manual_seed(0)
+    model = tmp_path / "model"
+    VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=2, sample_size=28).save_pretrained(model)
+    populate_hf_cache(offline_cache, REPO, {p.name: p for p in model.iterdir()})
+    api = FakeHfApi()
+    hub.deploy_space("vae-hub-tests/space", model_id=REPO, token=TOKEN, api=api)
+    out = run_deployed(api.commits[0]["files"], tmp_path / "deployed", (
+        "import gradio as gr\n"
+        "from vae_hub.explore import Explorer\n"
+        "explorer = Explorer.from_space_dir('.')\n"
+        f"assert explorer.model_ids == [{REPO!r}], explorer.model_ids\n"
+        "assert isinstance(app.build_demo(explorer), gr.Blocks)\n"
+        f"print('sampled', explorer.sample({REPO!r}, 4, 0, 1.0, 'standard').size)\n"
+    ), HF_HUB_CACHE=str(offline_cache))
+    assert "sampled" in out

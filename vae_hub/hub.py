@@ -131,8 +131,8 @@ q(z | x); the decoder maps a code back to an image. Decoding codes drawn from th
 
 The files are in diffusers' model format (`config.json` + `diffusion_pytorch_model.safetensors`), but this is not
 a diffusers pipeline: load it with `vae_hub.VAEModel`, as below.
-{% if base_model %}
-Fine-tuned from [{{ base_model }}]({{ base_model_link }}).
+{% if base_model_md %}
+Fine-tuned from {{ base_model_md }}.
 {% endif %}
 {% for figure in figures %}
 ![{{ figure.alt }}]({{ figure.file }})
@@ -273,8 +273,6 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
     data_ref = info.get("dataset_name") or metrics.get("dataset")
     dataset_id = dataset_id or info.get("dataset_id") or _hub_id(data_ref)
     dataset_label = dataset_id or (Path(data_ref).name if data_ref else None)
-    dataset_md = f"[{dataset_id}](https://huggingface.co/datasets/{dataset_id})" if dataset_id else (
-        f"`{dataset_label}`" if dataset_label else None)
     base_model = info.get("base_model")
     name = repo_id.split("/")[-1] if repo_id else folder.resolve().name
     rows = _metric_rows(metrics)
@@ -291,6 +289,7 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         datasets=[dataset_id] if dataset_id else None, base_model=_hub_id(base_model),
         model_name=name if eval_results else None, eval_results=eval_results,
     )
+    dataset_md = _reference(dataset_id, "https://huggingface.co/datasets/") or _reference(dataset_label)
     c, s = config["in_channels"], config["sample_size"]
     image_desc = f"{s}×{s} {'grayscale' if c == 1 else 'RGB' if c == 3 else f'{c}-channel'}"
     return ModelCard.from_template(
@@ -303,12 +302,10 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         latent_dim=config["latent_dim"],
         mixture=config["prior_components"],
         dataset_md=dataset_md,
-        base_model=base_model,
-        base_model_link=f"https://huggingface.co/{base_model}" if _hub_id(base_model) else base_model,
-        figures=[
-            {"file": p.name, "alt": p.stem.replace("_", " "), "caption": FIGURE_CAPTIONS.get(p.name, p.stem.replace("_", " ").capitalize() + ".")}
-            for p in _figures(folder)
-        ],
+        base_model_md=_reference(base_model, "https://huggingface.co/"),
+        figures=[{"file": p.name, "alt": p.stem.replace("_", " "),
+                  "caption": FIGURE_CAPTIONS.get(p.name, p.stem.replace("_", " ").capitalize() + ".")}
+                 for p in _figures(folder)],
         metric_rows=rows,
         split=metrics.get("split"),
         num_images=_count(metrics.get("num_images")),
@@ -413,6 +410,13 @@ def _duration(seconds) -> str | None:
     return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s" if m else f"{s} s"
 
 
+def _reference(name: str | None, hub_url: str | None = None) -> str | None:
+    """Markdown for a model, dataset or folder: a link when ``name`` is a Hub id and ``hub_url`` is given, else code."""
+    if not name:
+        return None
+    return f"[{name}]({hub_url}{name})" if hub_url and _hub_id(name) else f"`{name}`"
+
+
 def _hub_id(name: str | None) -> str | None:
     """``name`` if it can be a Hub repo id, ``None`` for a local path (the metadata can only link Hub ids)."""
     if not name or os.path.exists(name) or name.startswith((".", "~")):
@@ -433,6 +437,7 @@ def _read_json(path: Path) -> dict:
 UPLOAD_NAMES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME)
 # What a Hugging Face token looks like, to refuse uploading a file that holds one (whoever's it is).
 _TOKEN_PATTERN = re.compile(rb"\bhf_[A-Za-z0-9]{30,}")
+_TEXT_SUFFIXES = (".json", ".md", ".txt", ".py", ".yaml", ".yml", ".cfg", ".toml")
 
 
 class HubError(RuntimeError):
@@ -525,7 +530,7 @@ def _operations(contents: dict[str, bytes | Path], token: str) -> list[CommitOpe
     """One ``CommitOperationAdd`` per file, after refusing any content that holds a token."""
     for path_in_repo, content in contents.items():
         data = content if isinstance(content, bytes) else content.read_bytes()
-        if token.encode() in data or (path_in_repo.endswith((".json", ".md", ".txt")) and _TOKEN_PATTERN.search(data)):
+        if token.encode() in data or (path_in_repo.endswith(_TEXT_SUFFIXES) and _TOKEN_PATTERN.search(data)):
             raise HubError(f"{path_in_repo} contains a Hugging Face token: refusing to upload it. Remove the token "
                            "from the file (tokens belong in HF_TOKEN or the login cache) and retry.")
     return [CommitOperationAdd(path_in_repo=p, path_or_fileobj=c if isinstance(c, bytes) else str(c))
@@ -688,11 +693,9 @@ def _space_requirements(path: Path) -> str:
         spec = line.split("#", 1)[0].strip()
         if spec.startswith(("-e", ".", "/")) or _requirement_name(spec) == PROJECT_TAG:
             continue  # vae-hub itself, by name or as a local install
-        if _requirement_name(spec) == "gradio":
-            pinned = str(Requirement(spec).specifier).removeprefix("==")
-            if Requirement(spec).specifier and pinned != metadata.version("gradio"):
-                raise HubError(f"{path} pins {spec} but the installed gradio (the Space's sdk_version) is "
-                               f"{metadata.version('gradio')}: make them agree.")
+        if _requirement_name(spec) == "gradio" and not Requirement(spec).specifier.contains(metadata.version("gradio")):
+            raise HubError(f"{path} asks for {spec} but the installed gradio (the Space's sdk_version) is "
+                           f"{metadata.version('gradio')}: make them agree.")
         kept.append(line)
     return "\n".join(kept).strip() + "\n"
 
