@@ -56,16 +56,16 @@ def check_model_folder(cls, pretrained_model_name_or_path, **kwargs) -> None:
       folder would otherwise load with random weights);
     * with ``use_safetensors=True`` (our default), a folder or repo holding only a pickle checkpoint.
     """
-    where = str(pretrained_model_name_or_path)
+    where = str(pretrained_model_name_or_path) + (f" (subfolder {kwargs['subfolder']!r})" if kwargs.get("subfolder") else "")
     try:
         config = cls.load_config(pretrained_model_name_or_path, **{k: kwargs[k] for k in _LOAD_CONFIG_KWARGS if k in kwargs})
     except EnvironmentError as err:
-        raise EnvironmentError(f"{where} is not a {cls.__name__} model: cannot read its {CONFIG_NAME} ({err})") from err
+        raise EnvironmentError(f"cannot load a {cls.__name__} from {where}: cannot read its {CONFIG_NAME} ({err})") from err
     found = config.get("_class_name")
     if found != cls.__name__:
         raise ValueError(
-            f"{where} holds a {found or 'config without _class_name'}, not a {cls.__name__}: refusing to load it "
-            f"(its weights would not fit and the model would be silently random)."
+            f"{where} holds a model of class {found or '(config without _class_name)'}, not {cls.__name__}: refusing "
+            f"to load it (its weights would not fit and the model would be silently random)."
         )
     if kwargs.get("use_safetensors") and not _has_file(pretrained_model_name_or_path, WEIGHTS_NAME, kwargs):
         pickle = _has_file(pretrained_model_name_or_path, PICKLE_WEIGHTS_NAME, kwargs)
