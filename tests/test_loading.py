@@ -121,7 +121,7 @@ def test_pickle_only_folder_is_refused(tmp_path):
 def test_autoencoder_kl_folder_is_refused(tmp_path):
     AutoencoderKL(block_out_channels=(8,), norm_num_groups=4, latent_channels=2, sample_size=8).save_pretrained(tmp_path)
     assert (tmp_path / WEIGHTS).exists()
-    with pytest.raises(ValueError, match="class AutoencoderKL, not VAEModel"):
+    with pytest.raises(ValueError, match="holds a AutoencoderKL, not a VAEModel"):
         VAEModel.from_pretrained(tmp_path)
 
 

@@ -64,8 +64,8 @@ def check_model_folder(cls, pretrained_model_name_or_path, **kwargs) -> None:
     found = config.get("_class_name")
     if found != cls.__name__:
         raise ValueError(
-            f"{where} holds a model of class {found or '(config without _class_name)'}, not {cls.__name__}: refusing "
-            f"to load it (its weights would not fit and the model would be silently random)."
+            f"{where} holds a {found or 'config without _class_name'}, not a {cls.__name__}: refusing to load it "
+            f"(its weights would not fit and the model would be silently random)."
         )
     if kwargs.get("use_safetensors") and not _has_file(pretrained_model_name_or_path, WEIGHTS_NAME, kwargs):
         pickle = _has_file(pretrained_model_name_or_path, PICKLE_WEIGHTS_NAME, kwargs)
