@@ -70,9 +70,13 @@ def importance_samples(
         x: images (B, C, H, W) in [-1, 1]; ``posterior`` is ``model.encode(x).latent_dist``.
         num_samples: k.
         generator: source of the ε_i; same generator state, same result.
-        decode_batch_size: at most this many latents per decoder call (memory holds one chunk of images).
+        decode_batch_size: latents per decoder call, at most max(B, decode_batch_size): memory holds one
+            chunk of decoded images, never k·B of them.
         log_likelihood: log p(x | z) from decoder parameters, ``(params, x, likelihood) -> (B,)``; the
             model's own likelihood by default (tests pass a continuous density here).
+
+    Returns:
+        ``ImportanceSamples`` with (B, k) float64 tensors on ``x``'s device.
     """
     b = x.shape[0]
     per_call = max(1, decode_batch_size // b)  # samples of every image decoded together
@@ -158,7 +162,7 @@ def evaluate_model(
     generator = torch.Generator().manual_seed(seed)  # CPU generator: the same ε on every device
     images_per_step = max(1, batch_size // iw_samples)
     totals = torch.zeros(4, dtype=torch.float64)  # Σ over images of: iw bound, log p(x|z) mean, KL, squared error
-    means = []
+    means, done = [], 0
     try:
         with tqdm(total=len(images), desc=f"evaluating (k={iw_samples})", unit="img", disable=not progress) as bar:
             for batch in images.split(images_per_step):
@@ -172,10 +176,12 @@ def evaluate_model(
                     samples.iw_bound().sum(),
                     samples.log_px_z.mean(dim=1).sum(),
                     kl_per_dimension(posterior).double().sum(),
-                    squared_error.double().cpu(),
+                    squared_error.double(),
                 ]).cpu()
                 means.append(mu.double().cpu())
+                done += len(batch)
                 bar.update(len(batch))
+                bar.set_postfix(iw_nll_nats=f"{-totals[0].item() / done:.2f}", refresh=False)
     finally:
         model.train(was_training)
 
