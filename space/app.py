@@ -1,0 +1,270 @@
+"""The vae-hub Space: explore a variational autoencoder's latent space in the browser or through the API.
+
+Widgets only: every computation and every check of the input is in ``vae_hub.explore``. Models come from
+``VAEModel.from_pretrained``: the folders in ``models/`` beside this file, ``VAE_MODEL`` (comma-separated
+Hub ids or folders), the ``model_id`` of ``space_config.json`` (written by ``vae-hub deploy-space``), or any
+id typed into the model box. Run ``python space/app.py``; ``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``
+choose the address.
+"""
+
+import functools
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if not (HERE / "vae_hub").is_dir() and (HERE.parent / "vae_hub").is_dir():
+    sys.path.insert(0, str(HERE.parent))  # a checkout (space/ beside vae_hub/), not a deployed Space
+
+import gradio as gr  # noqa: E402
+
+from vae_hub import explore  # noqa: E402
+from vae_hub.explore import Explorer  # noqa: E402
+
+log = logging.getLogger("vae_hub.space")
+
+CSS = """
+.pixelated img, .pixelated canvas { image-rendering: pixelated; }
+.pixelated img { object-fit: contain; }
+#header { text-align: center; margin-bottom: 0.2em; }
+#header h1 { margin-bottom: 0.1em; }
+.help { font-size: 0.92em; opacity: 0.85; }
+"""
+THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="violet", neutral_hue="slate")
+LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "show_error": True}
+HEAVY = 2  # concurrent runs of an endpoint that decodes many images (the machine has few cores)
+QUEUE_SIZE = 128  # ≥ 64: sixteen users each with a few pending requests never see "queue full"
+
+INTRO = """
+<div id="header">
+
+# 🧥 vae-hub · latent space explorer
+
+A **variational autoencoder** squeezes each 28×28 image into a short code *z* (its *latent*) and learns to
+draw images back from codes. Sample new clothes from the prior, see what the model makes of your drawing,
+walk between codes, turn single dimensions, and look at the whole map of the latent space.
+</div>
+"""
+
+
+def endpoint(fn):
+    """Show ``InputError`` messages (and anything unexpected) as a ``gr.Error`` instead of crashing."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except explore.InputError as err:
+            raise gr.Error(str(err)) from err
+        except gr.Error:
+            raise
+        except Exception as err:  # a bug: log it, tell the user, keep serving
+            log.error("%s failed:\n%s", fn.__name__, traceback.format_exc())
+            raise gr.Error(f"Something went wrong ({type(err).__name__}: {err}). Please try other inputs.") from err
+
+    return wrapped
+
+
+def unless_empty(fn, outputs: int):
+    """For automatic triggers (an image changed, a stroke drawn): do nothing while the input is empty."""
+
+    def wrapped(model_id, value, *rest):
+        empty = value is None or (isinstance(value, dict) and value.get("composite") is None)
+        return [gr.skip()] * outputs if empty else fn(model_id, value, *rest)
+
+    return wrapped
+
+
+def pixel_image(label: str, height: int | None = None, **kwargs) -> gr.Image:
+    """An output image shown crisp (nearest-neighbour), saved as PNG, never lossy WebP."""
+    return gr.Image(label=label, type="pil", format="png", interactive=False, height=height,
+                    elem_classes=["pixelated"], buttons=["download", "fullscreen"], **kwargs)
+
+
+def upload_image(label: str) -> gr.Image:
+    return gr.Image(label=label, type="pil", image_mode=None, sources=["upload", "clipboard"], height=220,
+                    elem_classes=["pixelated"])
+
+
+def build_demo(ex: Explorer | None = None) -> gr.Blocks:
+    """The Blocks app for an ``Explorer`` (default: this Space folder's models and data), queue configured."""
+    ex = ex or Explorer.from_space_dir(HERE)
+    examples = sorted(str(p) for p in (HERE / "examples").glob("*.png"))
+
+    with gr.Blocks(title="vae-hub · latent space explorer", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(INTRO)
+        with gr.Row(equal_height=True):
+            model = gr.Dropdown(
+                choices=ex.model_ids, value=ex.default_model, allow_custom_value=True, scale=3, label="Model",
+                info="A shipped model, or type a Hub repo id (user/name) or a local folder and press Enter.",
+            )
+            status = gr.Markdown(elem_classes=["help"])
+
+        with gr.Tabs():
+            # ---------------------------------------------------------------- Sample
+            with gr.Tab("Sample", id="sample"):
+                gr.Markdown("Draw codes from the prior and decode them. *Temperature* scales the spread around "
+                            "the prior's centre: low is safe and blurry, high is varied and odd. The *mixture* prior "
+                            "samples where the training images' codes actually are.", elem_classes=["help"])
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=260):
+                        n = gr.Slider(1, explore.MAX_SAMPLES, value=36, step=1, label="Images")
+                        with gr.Row(equal_height=True):
+                            seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed", scale=3)
+                            new_seed = gr.Button("🎲 New seed", scale=2)
+                        temperature = gr.Slider(0.0, explore.MAX_TEMPERATURE, value=1.0, step=0.05, label="Temperature")
+                        prior = gr.Radio(["standard", "mixture"], value="standard", label="Prior",
+                                         info="standard N(0, I), or the Gaussian mixture fitted to the training codes")
+                        sample_btn = gr.Button("Sample", variant="primary", elem_id="sample-button")
+                    with gr.Column(scale=2):
+                        samples = pixel_image("Samples", height=560, elem_id="samples")
+
+            # ---------------------------------------------------------------- Reconstruct
+            with gr.Tab("Reconstruct", id="reconstruct"):
+                gr.Markdown("Encode an image to its posterior q(z | x), decode the mean code. Upload a picture (it is "
+                            "converted to the model's format: shown left), draw one, or pick a test image.",
+                            elem_classes=["help"])
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=300):
+                        with gr.Tabs():
+                            with gr.Tab("Draw"):
+                                sketch = gr.Sketchpad(
+                                    label="Draw (any colour becomes white on black)", type="pil", image_mode="RGBA",
+                                    format="png", canvas_size=(280, 280), brush=gr.Brush(default_size=14, colors=["#000000"], color_mode="fixed"),
+                                    layers=False, transforms=(), elem_id="sketchpad",
+                                )
+                                sketch_btn = gr.Button("Reconstruct drawing", variant="primary")
+                            with gr.Tab("Upload or pick"):
+                                rec_image = upload_image("Image")
+                                rec_btn = gr.Button("Reconstruct", variant="primary")
+                                gr.Examples(examples, inputs=rec_image, examples_per_page=30, label="Fashion-MNIST test images")
+                    with gr.Column(scale=2):
+                        with gr.Row():
+                            seen = pixel_image("Input as the model sees it", height=300)
+                            recon = pixel_image("Reconstruction", height=300, elem_id="reconstruction")
+                        rec_summary = gr.Markdown()
+                        posterior = gr.Image(label="Posterior", type="pil", format="png", interactive=False, buttons=["download"])
+                        with gr.Accordion("Posterior code (JSON)", open=False):
+                            code = gr.JSON(label="mean, std and KL (nats) per dimension")
+                rec_outputs = [seen, recon, posterior, code, rec_summary]
+
+            # ---------------------------------------------------------------- Interpolate
+            with gr.Tab("Interpolate", id="interpolate"):
+                gr.Markdown("Walk in a straight line (**lerp**) or along the sphere where prior samples live (**slerp**) "
+                            "between the codes of two images or two prior samples.", elem_classes=["help"])
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=300):
+                        source = gr.Radio(list(explore.SOURCES), value="seeds", label="Between")
+                        with gr.Row() as seed_row:
+                            seed_a = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed A")
+                            seed_b = gr.Number(value=1, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed B")
+                        with gr.Row(visible=False) as image_row:
+                            with gr.Column(min_width=120):
+                                image_a = upload_image("Image A")
+                                gr.Examples(examples[::3], inputs=image_a, label="A", examples_per_page=10)
+                            with gr.Column(min_width=120):
+                                image_b = upload_image("Image B")
+                                gr.Examples(examples[1::3], inputs=image_b, label="B", examples_per_page=10)
+                        method = gr.Radio(list(explore.INTERPOLATIONS), value="slerp", label="Path")
+                        steps = gr.Slider(*explore.STEPS_RANGE, value=10, step=1, label="Frames")
+                        interp_btn = gr.Button("Interpolate", variant="primary")
+                    with gr.Column(scale=2):
+                        strip = pixel_image("Frames", height=200)
+                        gif = gr.Image(label="Animation (GIF, download with ⬇)", type="filepath", interactive=False,
+                                       height=300, elem_classes=["pixelated"], buttons=["download"])
+
+            # ---------------------------------------------------------------- Traverse
+            with gr.Tab("Traverse", id="traverse"):
+                gr.Markdown("Each slider moves one latent dimension away from the start code, in prior standard "
+                            "deviations. Sliders are bound to the most informative dimensions (largest KL on the test "
+                            "sample); dimensions the model does not use are hidden.", elem_classes=["help"])
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=280):
+                        start = gr.Radio(list(explore.STARTS), value="origin", label="Start from")
+                        trav_image = upload_image("Start image")
+                        gr.Examples(examples, inputs=trav_image, examples_per_page=10, label="Test images")
+                    with gr.Column(scale=2):
+                        sliders = [None] * explore.TRAVERSE_SLIDERS  # index = rank of the dimension by KL
+                        with gr.Row():
+                            for column in range(2):  # ranks 1, 3, 5, … left; 2, 4, 6, … right
+                                with gr.Column(min_width=200):
+                                    for i in range(column, explore.TRAVERSE_SLIDERS, 2):
+                                        sliders[i] = gr.Slider(-explore.TRAVERSE_RANGE, explore.TRAVERSE_RANGE, value=0.0,
+                                                               step=0.1, label=f"slider {i + 1}")
+                        sweep = gr.Slider(1, explore.TRAVERSE_SLIDERS, value=1, step=1, label="Sweep the dimension of slider")
+                    with gr.Column(scale=1, min_width=220):
+                        traversed = pixel_image("Decoded", height=300)
+                sweep_row = pixel_image("Sweep of one dimension (−4 … +4 std, other sliders as set)", height=140)
+
+            # ---------------------------------------------------------------- Latent map
+            with gr.Tab("Latent map", id="latent_map"):
+                map_desc = gr.Markdown(elem_classes=["help"])
+                with gr.Row():
+                    with gr.Column(scale=5):
+                        scatter = gr.Image(label="Test-set codes", show_label=False, type="pil", format="png",
+                                           interactive=False, buttons=["download", "fullscreen"], elem_id="latent-map")
+                    with gr.Column(scale=4):
+                        manifold = pixel_image("Decoded grid over the same plane (click a cell)", height=460)
+                        grid_n = gr.Slider(*explore.MANIFOLD_RANGE, value=15, step=1, label="Grid points per side")
+                    with gr.Column(scale=2, min_width=200):
+                        point = pixel_image("Decoded point", height=220)
+                        with gr.Row():
+                            point_x = gr.Number(value=0.0, label="x", min_width=80)
+                            point_y = gr.Number(value=0.0, label="y", min_width=80)
+                        point_btn = gr.Button("Decode point")
+
+            # ---------------------------------------------------------------- About
+            with gr.Tab("About", id="about"):
+                about = gr.Markdown()
+
+        # ==================================================================== events
+        run = endpoint
+        new_seed.click(explore.new_seed, outputs=seed, queue=False, api_visibility="private")
+        gr.on([sample_btn.click, seed.submit], run(ex.sample), [model, n, seed, temperature, prior], samples,
+              api_name="sample", concurrency_limit=HEAVY)
+
+        rec_btn.click(run(ex.reconstruct), [model, rec_image], rec_outputs, api_name="reconstruct")
+        rec_image.change(run(unless_empty(ex.reconstruct, 5)), [model, rec_image], rec_outputs, api_visibility="private")
+        sketch_btn.click(run(ex.reconstruct_sketch), [model, sketch], rec_outputs, api_name="reconstruct_sketch")
+        sketch.change(run(unless_empty(ex.reconstruct_sketch, 5)), [model, sketch], rec_outputs,
+                      api_visibility="private", trigger_mode="always_last", show_progress="hidden")
+
+        source.change(lambda s: (gr.update(visible=s == "seeds"), gr.update(visible=s == "images")), source,
+                      [seed_row, image_row], queue=False, api_visibility="private")
+        interp_btn.click(run(ex.interpolate), [model, source, image_a, image_b, seed_a, seed_b, method, steps],
+                         [strip, gif], api_name="interpolate", concurrency_limit=HEAVY)
+
+        trav_inputs = [model, start, trav_image, sweep, *sliders]
+        gr.on([s.change for s in sliders] + [start.change, sweep.change, trav_image.change],
+              run(ex.traverse), trav_inputs, [traversed, sweep_row], api_name="traverse", trigger_mode="always_last",
+              show_progress="hidden")
+
+        def on_click(convert):
+            def wrapped(model_id, *extra, evt: gr.SelectData):
+                return convert(model_id, *evt.index, *extra)
+            return run(wrapped)
+
+        scatter.select(on_click(ex.map_click), [model], [point_x, point_y], api_visibility="private").success(
+            run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private")
+        manifold.select(on_click(ex.manifold_click), [model, grid_n], [point_x, point_y], api_visibility="private").success(
+            run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private")
+        point_btn.click(run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_name="decode_point")
+        grid_n.release(run(ex.manifold), [model, grid_n], manifold, api_name="manifold", concurrency_limit=HEAVY)
+
+        # A model is chosen (or the page opens): describe it, then refresh everything that depends on it.
+        chosen = gr.on([demo.load, model.change], run(ex.status), model, status, api_visibility="private")
+        chosen.success(run(lambda m: [gr.update(**u) for u in ex.slider_updates(m)]), model, [*sliders, sweep],
+                       api_visibility="private").success(
+            run(ex.traverse), trav_inputs, [traversed, sweep_row], api_visibility="private")
+        chosen.success(run(ex.latent_map), model, [scatter, map_desc], api_name="latent_map", concurrency_limit=HEAVY).success(
+            run(ex.manifold), [model, grid_n], manifold, api_visibility="private", concurrency_limit=HEAVY)
+        chosen.success(run(ex.about), model, about, api_name="about")
+
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=4)
+    return demo
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    build_demo().launch(**LAUNCH_OPTIONS)

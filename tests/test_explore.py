@@ -1,0 +1,363 @@
+"""The Space's logic (vae_hub.explore) without Gradio: tiny models and data made here."""
+
+import json
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from vae_hub import VAEModel, explore
+from vae_hub.explore import Explorer, InputError, MapSample
+from vae_hub.images import pil_to_uint8, uint8_to_float
+from vae_hub.latent import encode_images
+
+from space_helpers import make_map_sample, make_model
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "tiny": make_model(root / "tiny", latent_dim=4),
+        "tiny-2d": make_model(root / "tiny-2d", latent_dim=2, mixture=False, seed=1),
+        "tiny-rgb": make_model(root / "tiny-rgb", latent_dim=3, size=20, channels=3, mixture=False, seed=2, likelihood="gaussian"),
+    }
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return MapSample.load(make_map_sample(tmp_path_factory.mktemp("data") / "sample.npz"))
+
+
+@pytest.fixture(scope="module")
+def ex(folders, sample, tmp_path_factory):
+    return Explorer(list(folders), dict(folders), sample, gif_dir=tmp_path_factory.mktemp("gifs"))
+
+
+@pytest.fixture(scope="module")
+def model(ex):
+    return ex.entry("tiny").model
+
+
+def test_checks_name_the_field_and_range():
+    assert explore.check_int(3.0, "n", 1, 5) == 3
+    assert explore.check_float("0.5", "t", 0, 1) == 0.5
+    for bad in (None, "x", 2.5, 0, 6, float("nan")):
+        with pytest.raises(InputError, match="n must be a whole number from 1 to 5"):
+            explore.check_int(bad, "n", 1, 5)
+    for bad in (None, float("inf"), -0.1, 1.5):
+        with pytest.raises(InputError, match="t must be a number from 0 to 1"):
+            explore.check_float(bad, "t", 0, 1)
+    with pytest.raises(InputError, match="one of a, b"):
+        explore.check_choice("c", "Mode", ("a", "b"))
+    assert 0 <= explore.new_seed() <= explore.MAX_SEED
+
+
+def test_sample_images(model):
+    grid = explore.sample_images(model, n=9, seed=1)
+    scale = explore.display_scale(3 * 30 + 2)
+    assert grid.size == ((3 * 30 + 2) * scale,) * 2 and grid.mode == "L"
+    same = explore.sample_images(model, n=9, seed=1)
+    assert same.tobytes() == grid.tobytes()
+    assert explore.sample_images(model, n=9, seed=2).tobytes() != grid.tobytes()
+    assert explore.sample_images(model, n=9, seed=1, temperature=0.3).tobytes() != grid.tobytes()
+    assert explore.sample_images(model, n=9, seed=1, prior="mixture").tobytes() != grid.tobytes()
+    assert explore.sample_images(model, n=1).size[0] <= explore.DISPLAY_WIDTH
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n": 0}, "Number of images"), ({"n": 65}, "Number of images"), ({"seed": -1}, "Seed"),
+    ({"temperature": 2.5}, "Temperature"), ({"prior": "uniform"}, "Prior"),
+])
+def test_sample_images_rejects_out_of_range(model, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        explore.sample_images(model, **kwargs)
+
+
+def test_mixture_prior_missing_is_a_clear_message(ex):
+    with pytest.raises(InputError, match="no fitted mixture prior"):
+        explore.sample_images(ex.entry("tiny-2d").model, prior="mixture")
+
+
+def _gradient(size=(28, 28), mode="L") -> PIL.Image.Image:
+    """A dark-background image with a bright centre square."""
+    array = np.zeros((size[1], size[0]), dtype=np.uint8)
+    array[size[1] // 4 : 3 * size[1] // 4, size[0] // 4 : 3 * size[0] // 4] = 220
+    return PIL.Image.fromarray(array).convert(mode)
+
+
+def test_prepare_image_converts_what_it_can(model):
+    x, notes = explore.prepare_image(_gradient(), model)
+    assert x.shape == (1, 1, 28, 28) and x.dtype == torch.uint8 and notes == []
+    assert torch.equal(x, pil_to_uint8([_gradient()], 28, 1))
+    x, notes = explore.prepare_image(_gradient((40, 56), "RGB"), model)
+    assert x.shape == (1, 1, 28, 28)
+    assert notes == ["converted to greyscale", "centre-cropped from 40×56", "resized to 28×28"]
+    rgba = _gradient(mode="RGBA")
+    rgba.putalpha(128)
+    _, notes = explore.prepare_image(rgba, model)
+    assert "transparency flattened onto black" in notes
+    light = PIL.ImageOps.invert(_gradient())
+    x, notes = explore.prepare_image(light, model)
+    assert torch.equal(x, pil_to_uint8([_gradient()], 28, 1)) and "inverted" in notes[-1]
+    x, notes = explore.prepare_image(light, model, dark_background=False)
+    assert notes == [] and x[0, 0, 0, 0] == 255
+
+
+@pytest.mark.parametrize("image, match", [
+    (None, "No image"),
+    (PIL.Image.new("L", (5, 5)), "too small"),
+    (PIL.Image.new("L", (4100, 100)), "too large"),
+    (PIL.Image.new("L", (90, 30)), "far from square"),
+    (PIL.Image.new("RGBA", (30, 30)), "fully transparent"),
+    ("not an image", "Expected an image"),
+])
+def test_prepare_image_refuses_bad_images(model, image, match):
+    with pytest.raises(InputError, match=match):
+        explore.prepare_image(image, model)
+
+
+def test_sketch_alpha_becomes_white_on_black():
+    canvas = PIL.Image.new("RGBA", (200, 100), (0, 0, 0, 0))
+    PIL.ImageDraw.Draw(canvas).rectangle((50, 20, 89, 59), fill=(0, 0, 0, 255))  # a black stroke
+    image = explore.sketch_to_image({"background": None, "layers": [], "composite": canvas}, margin=0.0)
+    assert image.mode == "L" and image.size == (40, 40)
+    assert np.asarray(image).min() == 255  # cropped to the stroke, which became white
+    framed = np.asarray(explore.sketch_to_image({"composite": canvas}))  # default margin: a black frame
+    assert framed[0, 0] == 0 and framed[framed.shape[0] // 2, framed.shape[1] // 2] == 255
+    opaque = PIL.Image.new("RGBA", (50, 50), (255, 255, 255, 255))
+    assert np.asarray(explore.sketch_to_image({"composite": opaque})).min() == 255  # by brightness
+
+
+@pytest.mark.parametrize("sketch", [None, {}, {"composite": None}, {"composite": PIL.Image.new("RGBA", (50, 50))}])
+def test_empty_sketch_is_refused(sketch):
+    with pytest.raises(InputError, match="sketchpad is empty"):
+        explore.sketch_to_image(sketch)
+
+
+def test_reconstruct(model):
+    x, _ = explore.prepare_image(_gradient(), model)
+    rec = explore.reconstruct(model, x, ["a note"])
+    assert rec.input.size == rec.reconstruction.size == (320, 320)  # 28 + 2·2 padding, ×10
+    pixels = np.s_[20:300:10, 20:300:10]  # one screen pixel per image pixel: padding 2 and scale 10
+    assert np.array_equal(np.asarray(rec.input)[pixels], x[0, 0].numpy())
+    expected = explore.float_to_uint8(model(uint8_to_float(x)).sample)[0, 0].numpy()
+    assert np.array_equal(np.asarray(rec.reconstruction)[pixels], expected)
+    mean = model.encode(uint8_to_float(x)).latent_dist.mean.flatten()
+    np.testing.assert_allclose(rec.code["mean"], mean.numpy(), atol=1e-4)
+    assert len(rec.code["std"]) == len(rec.code["kl_nats"]) == 4
+    assert "nats" in rec.summary and "a note" in rec.summary
+    assert rec.posterior.size == (720, 300)
+
+
+def test_interpolate_strip_and_gif(model, tmp_path):
+    z0, z1 = torch.randn(4), torch.randn(4)
+    strip, gif = explore.interpolate(model, z0, z1, "slerp", 5, tmp_path)
+    assert strip.size == ((5 * 30 + 2) * explore.display_scale(5 * 30 + 2, 1024), 32 * explore.display_scale(5 * 30 + 2, 1024))
+    with PIL.Image.open(gif) as animation:
+        assert animation.n_frames == 8 and animation.size == (224, 224)  # forward 5, back 3
+        first = np.asarray(animation.convert("L"))
+    decoded = explore.float_to_uint8(model.decode(z0[None]).sample)[0, 0].numpy()
+    assert np.array_equal(first[::8, ::8], decoded)
+    lerp_strip, lerp_gif = explore.interpolate(model, z0, z1, "lerp", 5, tmp_path)
+    assert lerp_strip.tobytes() != strip.tobytes() and lerp_gif != gif
+    assert explore.interpolate(model, z0, z1, "slerp", 5, tmp_path)[1] == gif  # same request, same file
+    for method, steps, match in (("cubic", 5, "Interpolation"), ("lerp", 1, "Steps"), ("lerp", 33, "Steps")):
+        with pytest.raises(InputError, match=match):
+            explore.interpolate(model, z0, z1, method, steps, tmp_path)
+
+
+def test_gif_folder_stays_bounded(model, tmp_path):
+    for i in range(5):
+        explore.save_gif(model.decode(torch.randn(2, 4)).sample, tmp_path, keep=3)
+    assert len(list(tmp_path.glob("*.gif"))) == 3
+
+
+def test_traverse_moves_one_dimension(model):
+    base = torch.randn(4)
+    image, row = explore.traverse(model, base, [2, 0], [0.0, 0.0], sweep=0)
+    assert np.array_equal(np.asarray(image), np.asarray(explore.show(model.decode(base[None]).sample, nrow=1, width=336)))
+    assert row.size[0] > 5 * row.size[1]
+    moved, moved_row = explore.traverse(model, base, [2, 0], [1.5, 0.0], sweep=0)
+    z = base.clone()
+    z[2] += 1.5
+    assert np.array_equal(np.asarray(moved), np.asarray(explore.show(model.decode(z[None]).sample, nrow=1, width=336)))
+    # the sweep covers the swept dimension's whole range, so moving that slider leaves the row as it is
+    assert np.array_equal(np.asarray(moved_row), np.asarray(row))
+    assert not np.array_equal(np.asarray(explore.traverse(model, base, [2, 0], [1.5, 0.0], sweep=1)[1]), np.asarray(row))
+
+
+def test_latent_map_2d_is_the_latent_itself(ex, sample):
+    entry = ex.entry("tiny-2d")
+    m = entry.latent_map
+    codes = encode_images(entry.model, sample.images)
+    np.testing.assert_allclose(m.coords, codes.numpy(), atol=1e-6)
+    assert m.axis_names == ("z₀", "z₁") and m.image.size == (820, 620)
+    x0, x1, y0, y1 = m.box
+    assert x1 - x0 == pytest.approx(y1 - y0)  # square, so manifold cells are square
+    for x, y in ((x0, y1), (x1, y0), ((x0 + x1) / 2, (y0 + y1) / 3)):  # plane → pixel → plane
+        left, top, right, bottom = m.axes_px
+        px, py = left + (x - x0) / (x1 - x0) * (right - left), top + (y1 - y) / (y1 - y0) * (bottom - top)
+        assert m.map_pixel_to_plane(px, py) == pytest.approx((x, y), abs=1e-9)
+    assert m.map_pixel_to_plane(-50, 1e6) == pytest.approx((x0, y0))  # outside: clamped
+
+
+def test_latent_map_pca_for_more_dimensions(ex, sample):
+    m = ex.entry("tiny").latent_map
+    assert m.directions.shape == (2, 4) and "PC 1" in m.axis_names[0]
+    torch.testing.assert_close(m.directions @ m.directions.T, torch.eye(2), atol=1e-5, rtol=0)
+    assert m.coords[:, 0].var() >= m.coords[:, 1].var()
+    assert np.unique(m.labels).tolist() == [0, 1, 2]
+
+
+def test_latent_map_of_another_image_format(ex):
+    m = ex.entry("tiny-rgb").latent_map  # 3 channels, 20 px: the sample is converted like an upload
+    assert m.coords.shape == (60, 2)
+
+
+def test_manifold_and_its_clicks(ex):
+    entry = ex.entry("tiny-2d")
+    m = entry.latent_map
+    grid = explore.manifold(entry.model, m, 5)
+    assert grid.size == (5 * 28 * explore.display_scale(140, explore.MANIFOLD_WIDTH),) * 2
+    assert explore.manifold(entry.model, m, 6).size != grid.size
+    width = grid.size[0]
+    x0, x1, y0, y1 = m.box
+    assert ex.manifold_click("tiny-2d", 0, 0, 5) == pytest.approx((x0, y1))
+    assert ex.manifold_click("tiny-2d", width - 1, width - 1, 5) == pytest.approx((x1, y0))
+    # the top-left cell of the grid is the decoded top-left corner of the box
+    corner = explore.float_to_uint8(entry.model.decode(m.code(x0, y1)[None]).sample)[0, 0].numpy()
+    scale = width // 140
+    assert np.array_equal(np.asarray(grid)[: 28 * scale : scale, : 28 * scale : scale], corner)
+    with pytest.raises(InputError, match="Grid size"):
+        explore.manifold(entry.model, m, 2)
+
+
+def test_decode_point(ex):
+    m = ex.entry("tiny-2d").latent_map
+    x, y = m.box[0] * 0.5, m.box[2] * 0.5
+    image, marked = ex.decode_point("tiny-2d", x, y)
+    assert image.size == (320, 320) and marked.size == (820, 620)
+    changed = np.argwhere(np.any(np.asarray(marked) != np.asarray(m.image), axis=-1))
+    left, top, right, bottom = m.axes_px
+    centre = (top + (m.box[3] - y) / (m.box[3] - m.box[2]) * (bottom - top), left + (x - m.box[0]) / (m.box[1] - m.box[0]) * (right - left))
+    assert len(changed) and np.abs(changed.mean(0) - centre).max() < 2  # a crosshair centred on the point
+    assert ex.decode_point("tiny-2d", -x, -y)[0].tobytes() != image.tobytes()
+    with pytest.raises(InputError, match="x must be"):
+        ex.decode_point("tiny-2d", 1e9, 0)
+
+
+def test_sliders_follow_the_kl_order(ex):
+    entry = ex.entry("tiny")
+    order, kl = entry.kl
+    updates = ex.slider_updates("tiny")
+    assert len(updates) == explore.TRAVERSE_SLIDERS + 1
+    dims = entry.slider_dims
+    active = [(int(j), float(kl[j])) for j in order[: explore.TRAVERSE_SLIDERS] if kl[j] > explore.ACTIVE_KL_NATS]
+    assert dims == (active or [(int(order[0]), float(kl[order[0]]))])
+    assert [k for _, k in dims] == sorted((k for _, k in dims), reverse=True)
+    assert all(u["visible"] for u in updates[: len(dims)])
+    assert not any(u["visible"] for u in updates[len(dims) : explore.TRAVERSE_SLIDERS])
+    assert f"z{dims[0][0]}" in updates[0]["label"]
+
+
+def test_explorer_traverse(ex):
+    offsets = [0.0] * explore.TRAVERSE_SLIDERS
+    origin, row = ex.traverse("tiny", "origin", None, 1, *offsets)
+    from_image, _ = ex.traverse("tiny", "image", _gradient(), 1, *offsets)
+    assert origin.tobytes() != from_image.tobytes()
+    moved, _ = ex.traverse("tiny", "origin", None, 1, 2.0, *offsets[1:])
+    assert moved.tobytes() != origin.tobytes()
+    for args, match in (
+        (("image", None, 1, *offsets), "no image"),
+        (("origin", None, 1, 9.0, *offsets[1:]), "Slider 1"),
+        (("origin", None, 99, *offsets), "Swept slider"),
+        (("sideways", None, 1, *offsets), "Start"),
+        (("origin", None, 1, 0.0), "Expected 10 slider values"),
+    ):
+        with pytest.raises(InputError, match=match):
+            ex.traverse("tiny", *args)
+
+
+def test_explorer_interpolate_and_reconstruct(ex):
+    strip, gif = ex.interpolate("tiny", "seeds", None, None, 0, 1, "slerp", 4)
+    assert gif.endswith(".gif") and strip.size[0] > strip.size[1]
+    assert ex.interpolate("tiny", "seeds", None, None, 0, 2, "slerp", 4)[0].tobytes() != strip.tobytes()
+    other = PIL.Image.fromarray(np.tril(np.full((28, 28), 200, dtype=np.uint8)))
+    images, _ = ex.interpolate("tiny", "images", _gradient(), other, 0, 0, "lerp", 3)
+    scale = explore.display_scale(3 * 30 + 2, 1024)
+    assert images.size == (92 * scale, 32 * scale)  # 3 frames in a row
+    with pytest.raises(InputError, match="Image B is missing"):
+        ex.interpolate("tiny", "images", _gradient(), None)
+    with pytest.raises(InputError, match="Seed A"):
+        ex.interpolate("tiny", "seeds", None, None, -3, 1)
+    outputs = ex.reconstruct("tiny-rgb", _gradient((30, 30)))
+    assert outputs[0].mode == "RGB" and len(outputs[3]["mean"]) == 3
+    sketch = PIL.Image.new("RGBA", (100, 100))
+    PIL.ImageDraw.Draw(sketch).line((10, 10, 90, 90), fill=(0, 0, 0, 255), width=12)
+    assert ex.reconstruct_sketch("tiny", {"composite": sketch})[0].size == (320, 320)
+
+
+def test_model_ids_and_loading(folders, sample, tmp_path):
+    space = tmp_path / "space"
+    make_model(space / "models" / "shipped-b", latent_dim=2, mixture=False)
+    make_model(space / "models" / "shipped-a", latent_dim=2, mixture=False)
+    (space / "models" / "not-a-model").mkdir()
+    (space / "space_config.json").write_text(json.dumps({"model_id": "someone/deployed"}))
+    ids, shipped = explore.default_model_ids(space, {"VAE_MODEL": f"{folders['tiny']}, shipped-a"})
+    assert ids == [str(folders["tiny"]), "shipped-a", "someone/deployed", "shipped-b"]
+    assert list(shipped) == ["shipped-a", "shipped-b"]
+    (space / "examples").mkdir()
+    make_map_sample(space / "examples" / "latent_map_sample.npz", n=9)
+    ex = Explorer.from_space_dir(space, {})
+    assert ex.model_ids == ["someone/deployed", "shipped-a", "shipped-b"] and ex.default_model == "someone/deployed"
+    assert ex.entry("shipped-b") is ex.entry(" shipped-b ")  # loaded once
+    assert ex.entry(str(folders["tiny"])).model.config.latent_dim == 4  # any local folder
+    assert "shipped-a" in ex.status("shipped-a")
+
+
+@pytest.mark.parametrize("model_id, match", [
+    ("", "Choose a model"),
+    (None, "Choose a model"),
+    ("/no/such/folder", "no model folder"),
+    ("a/b/c", "no model folder"),
+    ("not a repo id!", "not a shipped model, a local folder or a Hub repo id"),
+    ("nobody/nothing-here", "Cannot load model 'nobody/nothing-here'"),
+])
+def test_bad_model_ids(ex, model_id, match, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # the Hub is not reachable in tests
+    with pytest.raises(InputError, match=match):
+        ex.entry(model_id)
+
+
+def test_folder_that_is_not_ours(ex, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL"}))
+    with pytest.raises(InputError, match="holds a AutoencoderKL, not a VAEModel"):
+        ex.entry(str(tmp_path))
+    assert ex.entry("tiny").model is not None  # still serving
+
+
+def test_least_recently_used_models_are_dropped(folders, sample):
+    ex = Explorer(list(folders), dict(folders), sample, max_models=2)
+    first = ex.entry("tiny")
+    ex.entry("tiny-2d")
+    ex.entry("tiny")
+    ex.entry("tiny-rgb")  # evicts tiny-2d, the least recently used
+    assert ex.entry("tiny") is first and set(ex._entries) == {"tiny", "tiny-rgb"}
+
+
+def test_about(ex):
+    text = ex.about("tiny")
+    assert "4 dimensions" in text and "3-component Gaussian mixture" in text
+    assert "123.5 nats" in text  # metrics.json
+    assert "# A tiny test model" in text and "license: apache-2.0" not in text  # card without front matter
+    assert "Fashion-MNIST" in text and "MIT" in text
+    assert "| mixture prior | none (standard N(0, I) only) |" in ex.about("tiny-2d")
+
+
+def test_map_sample_for_model_keeps_matching_images(sample):
+    model = VAEModel(sample_size=28, block_out_channels=(8,), norm_num_groups=4, latent_dim=2)
+    assert sample.for_model(model) is sample.images
