@@ -28,6 +28,8 @@ def pil_to_uint8(images: list[PIL.Image.Image], size: int, channels: int) -> tor
     for image in images:
         if image.mode in ("RGBA", "LA", "P"):  # flatten transparency onto black, like the training data's background
             image = _flatten_alpha(image)
+        elif image.mode.startswith("I;16"):  # 16-bit grayscale (PNG): rescale, as PIL's convert("L") clips at 255
+            image = PIL.Image.fromarray((np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8))
         if image.size != (size, size):
             image = processor.resize(image, size, size, resize_mode="crop")
         image = processor.convert_to_rgb(image) if channels == 3 else processor.convert_to_grayscale(image)
