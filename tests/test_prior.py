@@ -1,0 +1,106 @@
+"""fit_mixture_prior: recovers clustered codes, samples where the codes are, travels with save/load, validates input."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from vae_hub.model import VAEModel
+from vae_hub.prior import fit_mixture_prior
+
+CENTRES = torch.tensor([[-6.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+STDS = torch.tensor([[0.3, 0.3], [0.5, 0.2], [0.2, 0.6]])
+WEIGHTS = torch.tensor([0.5, 0.3, 0.2])
+
+
+def tiny(latent_dim: int = 2) -> VAEModel:
+    torch.manual_seed(0)
+    return VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=latent_dim)
+
+
+def clustered_codes(n: int = 1000, seed: int = 0) -> torch.Tensor:
+    """Codes from three well separated diagonal Gaussians with weights 0.5 / 0.3 / 0.2, shuffled."""
+    gen = torch.Generator().manual_seed(seed)
+    counts = (WEIGHTS * n).long().tolist()
+    codes = torch.cat([CENTRES[k] + STDS[k] * torch.randn(c, 2, generator=gen) for k, c in enumerate(counts)])
+    return codes[torch.randperm(len(codes), generator=gen)]
+
+
+def matched(model: VAEModel) -> torch.Tensor:
+    """For each true cluster, the index of the fitted component nearest to its centre (a permutation if recovered)."""
+    return torch.cdist(CENTRES, model.prior_means.float()).argmin(1)
+
+
+def test_fitting_recovers_the_clusters():
+    model = tiny()
+    fit_mixture_prior(model, clustered_codes(), num_components=3)
+    assert model.config.prior_components == 3
+    k = matched(model)
+    assert sorted(k.tolist()) == [0, 1, 2]
+    torch.testing.assert_close(model.prior_means[k], CENTRES, rtol=0, atol=0.1)
+    torch.testing.assert_close((0.5 * model.prior_log_vars[k]).exp(), STDS, rtol=0.15, atol=0)
+    torch.testing.assert_close(model.prior_log_weights[k].exp(), WEIGHTS, rtol=0, atol=0.01)
+    assert model.prior_log_weights.exp().sum().item() == pytest.approx(1.0)
+
+
+def test_mixture_samples_land_on_the_clusters():
+    model = tiny()
+    fit_mixture_prior(model, clustered_codes(), num_components=3)
+    z = model.sample_prior(3000, torch.Generator().manual_seed(0), prior="mixture")
+    nearest = torch.cdist(z, CENTRES).argmin(1)
+    assert (torch.cdist(z, CENTRES).min(1).values < 3).all()  # none in the empty space between clusters
+    torch.testing.assert_close(torch.bincount(nearest, minlength=3) / 3000, WEIGHTS, rtol=0, atol=0.03)
+    for j in range(3):
+        torch.testing.assert_close(z[nearest == j].std(0), STDS[j], rtol=0.15, atol=0)
+    # a standard-normal sample of the same model mostly lands between the clusters
+    z_standard = model.sample_prior(3000, torch.Generator().manual_seed(0))
+    assert (torch.cdist(z_standard, CENTRES).min(1).values > 3).float().mean() > 0.9
+
+
+def test_same_seed_same_mixture_and_refitting_replaces_it():
+    a, b = tiny(), tiny()
+    codes = clustered_codes()
+    fit_mixture_prior(a, codes, 3, seed=5)
+    fit_mixture_prior(b, codes, 3, seed=5)
+    for name in ("prior_means", "prior_log_vars", "prior_log_weights"):
+        assert torch.equal(getattr(a, name), getattr(b, name))
+        assert getattr(a, name).dtype == torch.float32
+    fit_mixture_prior(a, codes, 2)
+    assert a.config.prior_components == 2 and a.prior_means.shape == (2, 2) and a.prior_log_weights.shape == (2,)
+
+
+def test_saved_and_loaded_model_samples_identically(tmp_path):
+    model = tiny(latent_dim=4)
+    codes = torch.cat([clustered_codes(), torch.randn(1000, 2, generator=torch.Generator().manual_seed(1))], dim=1)
+    fit_mixture_prior(model, codes, num_components=4, seed=1)
+    model.save_pretrained(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "diffusion_pytorch_model.safetensors"]  # no pickle
+    loaded = VAEModel.from_pretrained(tmp_path)
+    assert loaded.config.prior_components == 4
+    for seed in (0, 1):
+        assert torch.equal(loaded.sample_prior(8, torch.Generator().manual_seed(seed), 0.7, "mixture"),
+                           model.sample_prior(8, torch.Generator().manual_seed(seed), 0.7, "mixture"))
+        assert torch.equal(loaded.generate(3, torch.Generator().manual_seed(seed), prior="mixture"),
+                           model.generate(3, torch.Generator().manual_seed(seed), prior="mixture"))
+
+
+@pytest.mark.parametrize(
+    "codes, num_components, match",
+    [
+        (torch.zeros(10, 3), 2, r"codes must be a tensor \(N, latent_dim=2\), got \(10, 3\)"),
+        (torch.zeros(10), 2, r"codes must be a tensor \(N, latent_dim=2\), got \(10,\)"),
+        (np.zeros((10, 2)), 2, "codes must be a tensor .* got ndarray"),
+        (torch.tensor([[0.0, 1.0], [float("nan"), 0.0]]), 1, "NaN or infinite"),
+        (torch.zeros(10, 2), 0, "between 1 and the number of codes \\(10\\), got 0"),
+        (torch.zeros(10, 2), 11, "between 1 and the number of codes \\(10\\), got 11"),
+        (torch.zeros(10, 2), 2.0, "got 2.0"),
+        (torch.zeros(10, 2), True, "got True"),
+        (torch.zeros(0, 2), 1, "between 1 and the number of codes \\(0\\)"),
+    ],
+)
+def test_bad_input_is_refused(codes, num_components, match):
+    model = tiny()
+    with pytest.raises(ValueError, match=match):
+        fit_mixture_prior(model, codes, num_components)
+    assert model.config.prior_components == 0  # nothing half-stored
