@@ -4,9 +4,11 @@ The Hub is replaced by ``FakeHfApi`` at the network boundary (every call checked
 signature); loading by repo id reads a populated HF cache under ``HF_HUB_OFFLINE=1``.
 """
 
+import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -29,9 +31,15 @@ ALLOWED = ["config.json", "diffusion_pytorch_model.safetensors", "README.md", "m
            "samples.png", "reconstructions.png"]
 
 
+@pytest.fixture(scope="module")
+def saved_folder(tmp_path_factory):
+    return tiny_model_folder(tmp_path_factory.mktemp("saved") / "tiny-vae")
+
+
 @pytest.fixture
-def folder(tmp_path):
-    return tiny_model_folder(tmp_path / "tiny-vae")
+def folder(saved_folder, tmp_path):
+    """A fresh copy of the tiny saved model folder, for a test to write into."""
+    return Path(shutil.copytree(saved_folder, tmp_path / "tiny-vae"))
 
 
 @pytest.fixture
@@ -102,6 +110,23 @@ def test_card_body_describes_model_figures_training_and_citation(folder):
     ):
         assert expected in text, expected
     assert "| Negative ELBO | 241.37 nats |" in text
+
+
+TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "training" / "train_vae.py"
+
+
+@pytest.mark.skipif(not TRAIN_SCRIPT.is_file(), reason="training/train_vae.py is not in this checkout")
+def test_card_fine_tuning_command_is_accepted_by_the_training_script(folder):
+    """The card's ``accelerate launch`` command parses with the script's own argument parser."""
+    commands = re.findall(r"```bash\n(accelerate launch .*?)```", str(hub.build_model_card(folder, REPO)), re.S)
+    (command,) = [c for c in commands if "--pretrained_model_name_or_path" in c]  # the other one is the record
+    argv = shlex.split(command.replace("\\\n", " ").replace("<dataset id or folder>", "someone/images"))
+    assert argv[:3] == ["accelerate", "launch", "training/train_vae.py"]
+    spec = importlib.util.spec_from_file_location("train_vae_for_card_test", TRAIN_SCRIPT)
+    train_vae = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_vae)
+    args = train_vae.parse_args(argv[3:])
+    assert args.pretrained_model_name_or_path == REPO and args.dataset_name == "someone/images"
 
 
 def test_bare_saved_model_still_gets_a_card(tmp_path):
