@@ -185,6 +185,10 @@ def test_mixture_prior_errors():
         model.set_mixture_prior(torch.zeros(3, 5), torch.zeros(3, 5), torch.zeros(3))
     with pytest.raises(ValueError, match="do not fit"):
         model.set_mixture_prior(torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(2))
+    for empty in (torch.zeros(0, 4), torch.zeros(4)):  # K = 0 would save buffers that the config says are absent
+        with pytest.raises(ValueError, match="with K ≥ 1"):
+            model.set_mixture_prior(empty, empty, torch.zeros(len(empty)))
+    assert model.config.prior_components == 0
 
 
 # ---------------------------------------------------------------- config validation
@@ -202,6 +206,7 @@ def test_mixture_prior_errors():
         ("act_fn", "sigmoidish"),
         ("likelihood", "poisson"),
         ("likelihood_scale", 0.0), ("likelihood_scale", "0.1"),
+        ("learn_likelihood_scale", "no"),
         ("scaling_factor", -1.0),
         ("prior_components", -1), ("prior_components", 1.5),
     ],

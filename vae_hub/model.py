@@ -291,9 +291,10 @@ class VAEModel(ModelMixin, ConfigMixin):
         The mixture lives in the state dict (safetensors) and K in the config, so ``save_pretrained`` /
         ``from_pretrained`` carry it; ``vae_hub.prior.fit_mixture_prior`` computes it.
         """
-        k, d = means.shape
-        if d != self.config.latent_dim or log_vars.shape != means.shape or log_weights.shape != (k,):
-            raise ValueError(f"mixture shapes {means.shape}, {log_vars.shape}, {log_weights.shape} do not fit D={self.config.latent_dim}")
+        d, k = self.config.latent_dim, means.shape[0] if means.ndim == 2 else 0
+        if k == 0 or means.shape[1] != d or log_vars.shape != means.shape or log_weights.shape != (k,):
+            raise ValueError(f"mixture shapes {tuple(means.shape)}, {tuple(log_vars.shape)}, {tuple(log_weights.shape)} "
+                             f"do not fit (K, {d}), (K, {d}), (K,) with K ≥ 1")
         self.register_to_config(prior_components=k)
         kw = {"device": self.device, "dtype": self.dtype}
         self.register_buffer("prior_means", means.detach().to(**kw).clone())
@@ -351,6 +352,7 @@ def _validate_config(cfg: dict) -> None:
     need(cfg["likelihood"] in lik.LIKELIHOODS, "likelihood", f"must be one of {lik.LIKELIHOODS}")
     need(isinstance(cfg["likelihood_scale"], (int, float)) and cfg["likelihood_scale"] > 0, "likelihood_scale",
          "must be a positive number")
+    need(isinstance(cfg["learn_likelihood_scale"], bool), "learn_likelihood_scale", "must be True or False")
     need(isinstance(cfg["scaling_factor"], (int, float)) and cfg["scaling_factor"] > 0, "scaling_factor",
          "must be a positive number")
     need(isinstance(cfg["prior_components"], int) and cfg["prior_components"] >= 0, "prior_components",
