@@ -193,7 +193,7 @@ def main(args: argparse.Namespace) -> None:
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
                                  num_training_steps=max_train_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
-    noise = NoiseGenerator(accelerator.device, args.seed * 1000 + rank)  # ε of the reparameterization, per process
+    noise = NoiseGenerator(accelerator.device, args.seed, rank)  # ε of the reparameterization, per process
     accelerator.register_for_checkpointing(lr_scheduler, noise)
     ema = None
     if args.use_ema:
@@ -208,21 +208,23 @@ def main(args: argparse.Namespace) -> None:
         accelerator.print(f"Resuming from {checkpoint}")
         accelerator.load_state(str(checkpoint))
         global_step = noise.global_step
-    if accelerator.is_main_process:
+    if accelerator.is_main_process:  # the inputs are checked: from here on the run writes its folder
+        output_dir.mkdir(parents=True, exist_ok=True)
         accelerator.init_trackers("train_vae", config=loggable_config(args))
 
     # ---------------------------------------------------------------- training loop
     likelihood = accelerator.unwrap_model(model).config.likelihood
     progress = tqdm(total=max_train_steps, initial=global_step, desc="steps", disable=not show)
     sums, history, started = LossSums(accelerator.device), [], time.time()
-    timed_steps, timed_since = 0, None
+    timed_steps, timed_since, timed_until, start_step = 0, None, None, global_step
+    batches_done = global_step * args.gradient_accumulation_steps  # numbers each batch's ε stream
     first_epoch = global_step // steps_per_epoch
     for epoch in range(first_epoch, num_epochs):
         model.train()
         skip = (global_step - epoch * steps_per_epoch) * args.gradient_accumulation_steps if epoch == first_epoch else 0
         for x in epoch_batches(train_images, epoch, args, rank, world, batches_per_epoch, skip, accelerator.device):
             with accelerator.accumulate(model):
-                out = model(x, sample_posterior=True, generator=noise.generator)
+                out = model(x, sample_posterior=True, generator=noise.for_batch(batches_done))
                 beta = kl_weight(global_step, args.beta, args.kl_warmup_steps)
                 terms = negative_elbo(out.decoder_params, x, out.latent_dist, likelihood, beta, args.free_bits)
                 accelerator.backward(terms.loss)
@@ -231,6 +233,7 @@ def main(args: argparse.Namespace) -> None:
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             sums.add(terms)
+            batches_done += 1
             if not accelerator.sync_gradients:
                 continue
             lr_scheduler.step()
@@ -239,10 +242,14 @@ def main(args: argparse.Namespace) -> None:
             global_step += 1
             noise.global_step = global_step
             progress.update(1)
-            if timed_since is None and global_step - first_epoch * steps_per_epoch >= 5:
-                timed_since = time.perf_counter()  # steady state: after warm-up steps
+            # Throughput of the loop at steady state: from the 5th step of this run to the last one (periodic
+            # checkpoints and validation inside that span count; the final ones and the evaluation do not).
+            if timed_since is None and global_step - start_step >= 5:
+                timed_since = device_time(accelerator.device)
             elif timed_since is not None:
                 timed_steps += 1
+                if global_step == max_train_steps:
+                    timed_until = device_time(accelerator.device)
 
             at_checkpoint = global_step % args.checkpointing_steps == 0
             if global_step % args.logging_steps == 0 or at_checkpoint or global_step == max_train_steps:
@@ -267,8 +274,8 @@ def main(args: argparse.Namespace) -> None:
             break
     progress.close()
     throughput = None  # images/s at steady state, for the record and benchmarks/bench_train.py
-    if timed_since is not None and timed_steps:
-        throughput = timed_steps * global_batch * args.gradient_accumulation_steps / (time.perf_counter() - timed_since)
+    if timed_until is not None and timed_steps:
+        throughput = timed_steps * global_batch * args.gradient_accumulation_steps / (timed_until - timed_since)
 
     # ---------------------------------------------------------------- finish: prior, scale, save, evaluate, card
     accelerator.wait_for_everyone()
@@ -286,7 +293,7 @@ def main(args: argparse.Namespace) -> None:
 # ==================================================================== pieces of main, in the order they are used
 def fail(message: str) -> None:
     """Stop with one clear line (and exit status 2) instead of a traceback."""
-    print(f"error: {message}", file=sys.stderr)
+    print("error: " + " ".join(message.split()), file=sys.stderr)  # library messages may span lines
     raise SystemExit(2)
 
 
@@ -337,18 +344,34 @@ def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAE
 
 
 class NoiseGenerator:
-    """The generator of ε (and the step counter), checkpointed with the rest of the training state."""
+    """The generator of ε, and the step counter (checkpointed with the rest of the training state).
 
-    def __init__(self, device: torch.device, seed: int):
-        self.generator = torch.Generator(device=device).manual_seed(seed)
+    The generator is re-seeded from (seed, process, batch number) for every batch instead of being checkpointed:
+    accelerate saves registered objects from the main process only, so a saved generator state would hand every
+    process rank 0's stream after a resume.
+    """
+
+    def __init__(self, device: torch.device, seed: int, rank: int):
+        self.generator = torch.Generator(device=device)
+        self.seed, self.rank = seed, rank
         self.global_step = 0
 
+    def for_batch(self, batch: int) -> torch.Generator:
+        """The generator of ε for this process's ``batch``-th batch of the run (micro-batches counted)."""
+        return self.generator.manual_seed(hash((self.seed, self.rank, batch)) % 2**63)
+
     def state_dict(self) -> dict:
-        return {"rng": self.generator.get_state(), "global_step": self.global_step}
+        return {"global_step": self.global_step}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["rng"])
         self.global_step = state["global_step"]
+
+
+def device_time(device: torch.device) -> float:
+    """``time.perf_counter()`` once the work queued on ``device`` is done (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def epoch_batches(images, epoch, args, rank, world, batches_per_epoch, skip, device):
@@ -486,7 +509,6 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, *
     if args.prior_components:
         fit_mixture_prior(vae, encode_images(vae, codes_from), args.prior_components, seed=args.seed)
     vae.register_to_config(scaling_factor=compute_scaling_factor(vae, codes_from))
-    output_dir.mkdir(parents=True, exist_ok=True)
     vae.save_pretrained(output_dir)
 
     eval_images = val_images.images[: args.eval_max_samples] if args.eval_max_samples else val_images.images

@@ -1,0 +1,407 @@
+"""training/train_vae.py end to end: data layouts, the output folder, fine-tuning, bit-identical resume after a kill,
+two real CPU processes (and a NaN on one of them), and one clear error for each bad input.
+
+Runs use a tiny model on 8×8–12×12 images. Training runs go through a subprocess (the script's real entry point,
+one thread each: the resume comparisons need the same thread count on both sides); the bad-input cases stop before
+training, so they run in-process through ``runpy`` to save the start-up time. Every subprocess has a timeout so that
+a hang fails the test instead of blocking CI.
+"""
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import runpy
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate.state import AcceleratorState, GradientState
+from safetensors.torch import load_file
+
+from datasets_util import write_hub_dataset, write_image_folder
+from vae_hub import VAEModel
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "training" / "train_vae.py"
+TIMEOUT = 300  # seconds; only there to turn a hang into a failure
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+SECRET = "hf_THIS_IS_NOT_A_REAL_TOKEN_123"
+TINY = [
+    "--block_out_channels", "8", "16", "--norm_num_groups", "4", "--latent_dim", "4", "--train_batch_size", "8",
+    "--eval_iw_samples", "2", "--prior_components", "2", "--lr_warmup_steps", "2", "--kl_warmup_steps", "5",
+]
+
+
+def load_script():
+    """train_vae.py as a module (for its small helpers)."""
+    spec = importlib.util.spec_from_file_location("train_vae", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def script_env(**extra) -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1", **extra}
+
+
+def train_command(out: Path, data: list[str], *args: str, cache: Path) -> list[str]:
+    return [*data, "--output_dir", str(out), "--cache_dir", str(cache), *TINY, *args]
+
+
+def run_script(argv: list[str], *, prefix: list[str] | None = None, env: dict | None = None, check: bool = True):
+    """Run ``python SCRIPT argv`` (or ``python *prefix argv``) to the end; returns the CompletedProcess."""
+    command = [sys.executable, *(prefix or [str(SCRIPT)]), *argv]
+    done = subprocess.run(command, env=env or script_env(), cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT)
+    if check:
+        assert done.returncode == 0, f"exit {done.returncode}\n{done.stderr[-4000:]}"
+    return done
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / WEIGHTS)
+
+
+def assert_bit_identical(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    different = [k for k in wa if not torch.equal(wa[k], wb[k])]
+    assert not different, f"tensors differ after resume: {different}"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    """The tiny datasets of this module (written once) and a shared datasets cache."""
+    root = tmp_path_factory.mktemp("data")
+    return {
+        "gray": ["--dataset_name", str(write_hub_dataset(root / "gray", n_train=64, n_test=16, size=8))],
+        "rgb_folder": ["--train_data_dir", str(write_image_folder(root / "rgb_folder", n=64, size=12, channels=3))],
+        "img_rgb_no_test": ["--dataset_name", str(write_hub_dataset(
+            root / "img", n_train=72, n_test=None, size=10, channels=3, image_column="img", readme=False))],
+        "cache": root / "cache",
+    }
+
+
+# ==================================================================================== end to end
+@pytest.fixture(scope="module")
+def gray_run(data, tmp_path_factory) -> Path:
+    """One run on the Hub-layout grayscale dataset, logging to tensorboard, with a token on the command line."""
+    out = tmp_path_factory.mktemp("runs") / "gray"
+    run_script(train_command(out, data["gray"], "--num_train_epochs", "2", "--report_to", "tensorboard",
+                             "--hub_token", SECRET, cache=data["cache"]))
+    return out
+
+
+def test_run_writes_a_complete_model_folder(gray_run):
+    for name in ("config.json", WEIGHTS, "README.md", "metrics.json", "training_info.json", "samples.png",
+                 "reconstructions.png", "loss_curve.png"):
+        assert (gray_run / name).is_file(), name
+    model = VAEModel.from_pretrained(gray_run)
+    assert (model.config.in_channels, model.config.sample_size, model.config.prior_components) == (1, 8, 2)
+    assert model.generate(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 8, 8)
+
+    metrics = json.loads((gray_run / "metrics.json").read_text())
+    assert (metrics["split"], metrics["num_images"], metrics["iw_samples"]) == ("test", 16, 2)
+    info = json.loads((gray_run / "training_info.json").read_text())
+    assert info["num_processes"] == 1 and info["steps"] == 16 and info["epochs"] == 2
+    assert (info["image_column"], info["label_column"], info["num_train_images"]) == ("image", "label", 64)
+    assert info["train_images_per_second"] > 0 and info["base_model"] is None
+    assert "hub_token" not in info["args"] and "--hub_token '***'" in info["command"]
+    assert list((gray_run / "logs").rglob("events.out.tfevents.*")), "nothing logged to tensorboard"
+
+
+def test_token_is_in_no_output_file(gray_run):
+    for path in gray_run.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), f"the token leaked into {path.relative_to(gray_run)}"
+
+
+def test_fine_tune_from_the_produced_folder(gray_run, data, tmp_path):
+    out = tmp_path / "tuned"
+    run_script(train_command(out, data["gray"], "--pretrained_model_name_or_path", str(gray_run),
+                             "--max_train_steps", "3", "--report_to", "none", cache=data["cache"]))
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["base_model"] == str(gray_run) and info["steps"] == 3
+    base, tuned = VAEModel.from_pretrained(gray_run), VAEModel.from_pretrained(out)
+    assert tuned.config.block_out_channels == base.config.block_out_channels
+    assert not torch.equal(weights(gray_run)["conv_in.weight"], weights(out)["conv_in.weight"])
+
+
+def test_image_folder_rgb_resized_to_resolution(data, tmp_path):
+    out = tmp_path / "folder"
+    run_script(train_command(out, data["rgb_folder"], "--resolution", "8", "--max_train_steps", "4",
+                             "--validation_split", "0.25", "--report_to", "none", cache=data["cache"]))
+    model = VAEModel.from_pretrained(out)
+    assert (model.config.in_channels, model.config.sample_size) == (3, 8)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["split"], metrics["num_images"]) == ("train[0.25 held out]", 16)
+    assert json.loads((out / "training_info.json").read_text())["num_train_images"] == 48
+
+
+def test_other_image_column_no_test_split_streamed(data, tmp_path):
+    """Image column ``img``, default layout without README, no test split, and the streaming (not in-memory) path."""
+    out = tmp_path / "streamed"
+    run_script(train_command(out, data["img_rgb_no_test"], "--max_in_memory_mb", "0", "--dataloader_num_workers", "1",
+                             "--max_train_steps", "9", "--report_to", "none", cache=data["cache"]))
+    info = json.loads((out / "training_info.json").read_text())
+    assert (info["image_column"], info["num_train_images"], info["steps"]) == ("img", 64, 9)
+    model = VAEModel.from_pretrained(out)
+    assert (model.config.in_channels, model.config.sample_size) == (3, 10)
+    assert json.loads((out / "metrics.json").read_text())["split"] == "train[0.1 held out]"
+
+
+# ==================================================================================== resume
+RESUME_ARGS = ["--report_to", "none", "--validation_epochs", "100", "--logging_steps", "1"]
+
+
+def test_killed_run_resumes_to_bit_identical_weights(data, tmp_path):
+    args = [*RESUME_ARGS, "--max_train_steps", "40", "--checkpointing_steps", "4"]
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    run_script(train_command(reference, data["gray"], *args, cache=data["cache"]))
+
+    # Start the same run, SIGKILL it as soon as its first checkpoint is complete.
+    command = [sys.executable, str(SCRIPT), *train_command(interrupted, data["gray"], *args, cache=data["cache"])]
+    with open(tmp_path / "killed.log", "w") as log:
+        process = subprocess.Popen(command, env=script_env(), cwd=REPO, stdout=log, stderr=log)
+        deadline = time.monotonic() + TIMEOUT
+        while process.poll() is None and not (interrupted / "checkpoint-4").is_dir():
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(TIMEOUT)
+    assert process.returncode in (0, -signal.SIGKILL), (tmp_path / "killed.log").read_text()[-3000:]
+    if process.returncode == 0:  # finished before the kill: resume from the first checkpoint instead
+        for path in interrupted.iterdir():
+            if path.name != "checkpoint-4":
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    assert not (interrupted / WEIGHTS).exists() and (interrupted / "checkpoint-4").is_dir()
+    # A half-written checkpoint with a higher step (as a kill during save leaves it) must never be picked.
+    (interrupted / "checkpoint-36.partial").mkdir(exist_ok=True)
+    (interrupted / "checkpoint-36.partial" / "model.safetensors").write_bytes(b"half")
+
+    resumed = run_script(train_command(interrupted, data["gray"], *args, "--resume_from_checkpoint", "latest",
+                                       cache=data["cache"]))
+    assert "Resuming from" in resumed.stdout and "checkpoint-36.partial" not in resumed.stdout
+    assert load_script().latest_checkpoint(interrupted).name == "checkpoint-40"
+    assert_bit_identical(reference, interrupted)
+
+
+@pytest.mark.parametrize(
+    "extra, checkpoint",
+    [(["--use_ema", "--ema_decay", "0.9"], "checkpoint-3"), (["--gradient_accumulation_steps", "2"], "checkpoint-3")],
+    ids=["ema", "accumulation"],
+)
+def test_resume_mid_epoch_is_bit_identical(data, tmp_path, extra, checkpoint):
+    """Resume from an early mid-epoch checkpoint of a finished run: same weights as the run itself."""
+    args = [*RESUME_ARGS, *extra, "--max_train_steps", "10", "--checkpointing_steps", "3"]
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    run_script(train_command(reference, data["gray"], *args, cache=data["cache"]))
+    shutil.copytree(reference / checkpoint, resumed / checkpoint)
+    run_script(train_command(resumed, data["gray"], *args, "--resume_from_checkpoint", "latest", cache=data["cache"]))
+    assert_bit_identical(reference, resumed)
+
+
+def test_latest_checkpoint_skips_partial_and_foreign_folders(tmp_path):
+    script = load_script()
+    for name in ("checkpoint-2", "checkpoint-10", "checkpoint-12.partial", "checkpoint-best"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "checkpoint-20").write_text("a file, not a checkpoint")
+    assert script.latest_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
+    assert script.latest_checkpoint(tmp_path / "checkpoint-2") is None
+
+
+def test_redact_hides_secret_values():
+    redact = load_script().redact
+    assert redact(["--hub_token", "abc", "--seed", "1", "--hub_token=xyz"]) == ["--hub_token", "***", "--seed", "1",
+                                                                             "--hub_token=***"]
+
+
+# ==================================================================================== two CPU processes
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_two_cpu_processes(argv: list[str], script: Path = SCRIPT, check: bool = True):
+    prefix = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+                str(script)]
+    return run_script(argv, prefix=prefix, env=script_env(ACCELERATE_USE_CPU="1"), check=check)
+
+
+def test_two_cpu_processes_train_and_resume_bit_identical(data, tmp_path):
+    out, resumed = tmp_path / "two", tmp_path / "two-resumed"
+    args = ["--max_train_steps", "6", "--checkpointing_steps", "2", "--report_to", "tensorboard", "--logging_steps", "1"]
+    launch_two_cpu_processes(train_command(out, data["gray"], *args, cache=data["cache"]))
+
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["num_processes"] == 2 and info["steps"] == 6
+    # Each process saved its RNG state in the checkpoint (proof of two ranks) ...
+    assert sorted(p.name for p in (out / "checkpoint-2").glob("random_states_*")) == ["random_states_0.pkl",
+                                                                                    "random_states_1.pkl"]
+    # ... but only the main process wrote logs (tensorboard names its files after the writing process id).
+    writers = {p.name.split(".")[-2] for p in (out / "logs").rglob("events.out.tfevents.*")}
+    assert len(writers) == 1, f"tensorboard files from several processes: {writers}"
+    expected = {"config.json", WEIGHTS, "README.md", "metrics.json", "training_info.json", "samples.png",
+                "reconstructions.png", "loss_curve.png", "logs", "checkpoint-2", "checkpoint-4", "checkpoint-6"}
+    assert {p.name for p in out.iterdir()} == expected
+    VAEModel.from_pretrained(out)
+
+    # Both processes continue their own ε streams after a resume.
+    shutil.copytree(out / "checkpoint-2", resumed / "checkpoint-2")
+    launch_two_cpu_processes(train_command(resumed, data["gray"], *args, "--resume_from_checkpoint", "latest",
+                                           cache=data["cache"]))
+    assert_bit_identical(out, resumed)
+
+
+NAN_ON_RANK_1 = '''"""train_vae.py with a NaN loss on process 1 from its 5th batch on: a test double at the loss boundary."""
+import os, runpy, sys
+import vae_hub.losses
+
+real_negative_elbo, calls = vae_hub.losses.negative_elbo, []
+
+
+def negative_elbo(*args, **kwargs):
+    terms = real_negative_elbo(*args, **kwargs)
+    calls.append(1)
+    if os.environ["RANK"] == "1" and len(calls) >= 5:
+        terms.loss = terms.loss * float("nan")
+    return terms
+
+
+vae_hub.losses.negative_elbo = negative_elbo
+sys.argv[0] = {script!r}
+runpy.run_path({script!r}, run_name="__main__")
+'''
+
+
+def test_nan_on_one_rank_stops_every_rank_and_keeps_the_last_good_checkpoint(data, tmp_path):
+    wrapper = tmp_path / "nan_on_rank_1.py"
+    wrapper.write_text(NAN_ON_RANK_1.format(script=str(SCRIPT)))
+    out = tmp_path / "nan"
+    done = launch_two_cpu_processes(train_command(out, data["gray"], "--max_train_steps", "12", "--checkpointing_steps",
+                                                  "2", "--logging_steps", "3", "--report_to", "none",
+                                                  cache=data["cache"]), script=wrapper, check=False)
+    assert done.returncode != 0
+    # The NaN is on rank 1 only; the check is collective, so both processes report it and stop.
+    messages = [line for line in done.stderr.splitlines() if line.startswith("error: non-finite loss at step 6")]
+    assert len(messages) == 2, done.stderr[-3000:]
+    assert "checkpoint-4" in messages[0] and (out / "checkpoint-4").is_dir()
+    assert not (out / "checkpoint-6").exists() and not (out / "config.json").exists() and not (out / WEIGHTS).exists()
+
+
+# ==================================================================================== bad input
+def tree_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        digest.update(str(path.relative_to(folder)).encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_in_process(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    """Run the script's ``__main__`` in this process; returns (exit code, last line of stderr)."""
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *argv])
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    return stopped.value.code, lines[-1]
+
+
+def tiny_model(sample_size: int = 8) -> VAEModel:
+    return VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=4, sample_size=sample_size)
+
+
+def bad_case(name: str, tmp: Path, data: dict) -> tuple[list[str], list[str], str]:
+    """(data arguments, other arguments, expected message) of one bad input; may fill ``tmp/out`` first."""
+    gray, out = data["gray"], tmp / "out"
+    if name == "unknown path":
+        return ["--dataset_name", str(tmp / "no-such-dataset")], [], r"^error: cannot load dataset '.*no-such-dataset'"
+    if name == "missing column":
+        return gray, ["--image_column", "picture"], r"'picture' is not a column; the columns are \['image', 'label'\]"
+    if name == "non-image column":
+        return gray, ["--image_column", "label"], r"column 'label' holds .*not images"
+    if name == "no image column":
+        root = write_hub_dataset(tmp / "bytes", n_train=16, n_test=4, image_column="pixels", image_feature=False)
+        return ["--dataset_name", str(root)], [], r"no image column .*\['pixels', 'label'\]"
+    if name == "empty split":
+        root = write_hub_dataset(tmp / "empty", n_train=0, n_test=4)
+        return ["--dataset_name", str(root)], [], r'cannot load dataset .*"train" corresponds to no data'
+    if name == "unreadable image":
+        root = write_hub_dataset(tmp / "broken", n_train=16, n_test=4, corrupt_rows=(5,))
+        return ["--dataset_name", str(root)], [], r"^error: row 5: unreadable image"
+    if name == "resolution of a pretrained model":
+        tiny_model(8).save_pretrained(tmp / "pretrained")
+        return gray, ["--pretrained_model_name_or_path", str(tmp / "pretrained"), "--resolution", "16"], \
+            r"--resolution 16 does not fit the pretrained model \(sample_size=8\)"
+    if name == "unknown pretrained model":
+        return gray, ["--pretrained_model_name_or_path", str(tmp / "nothing")], r"cannot load --pretrained_model"
+    if name == "another run's model":
+        tiny_model().save_pretrained(out)
+        (out / "metrics.json").write_text("{}")
+        return gray, [], r"already holds a trained model; pass --overwrite_output_dir"
+    if name == "another run's checkpoints":
+        (out / "checkpoint-5").mkdir(parents=True)
+        return gray, [], r"holds checkpoints of another run"
+    if name == "nothing to resume":
+        return gray, ["--resume_from_checkpoint", "latest"], r"no checkpoint to resume from"
+    if name == "fp16 on cpu":
+        return gray, ["--mixed_precision", "fp16"], r"fp16 needs a GPU"
+    if name == "batch size 0":
+        return gray, ["--train_batch_size", "0"], r"--train_batch_size must be at least 1, got 0"
+    if name == "learning rate 0":
+        return gray, ["--learning_rate", "0"], r"--learning_rate must be positive"
+    if name == "batch larger than the data":
+        return gray, ["--train_batch_size", "100"], r"fewer than one optimisation step"
+    if name == "bad model config":
+        return gray, ["--norm_num_groups", "3"], r"VAEModel config"
+    if name == "hold-out fraction":
+        return data["img_rgb_no_test"], ["--validation_split", "0"], r"--validation_split=0.0 is not in \(0, 1\)"
+    raise AssertionError(name)
+
+
+BAD_CASES = [
+    "unknown path", "missing column", "non-image column", "no image column", "empty split", "unreadable image",
+    "resolution of a pretrained model", "unknown pretrained model", "another run's model",
+    "another run's checkpoints", "nothing to resume", "fp16 on cpu", "batch size 0", "learning rate 0",
+    "batch larger than the data", "bad model config", "hold-out fraction",
+]
+
+
+@pytest.mark.parametrize("name", BAD_CASES)
+def test_bad_input_one_line_error_before_training_and_output_dir_untouched(name, data, tmp_path, monkeypatch, capsys):
+    data_args, args, message = bad_case(name, tmp_path, data)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    (out / "notes.txt").write_text("the user's own file")
+    before = tree_hash(out)
+    # The case's own flags come last, so they win over TINY's.
+    argv = [*data_args, "--output_dir", str(out), "--cache_dir", str(data["cache"]), *TINY, "--max_train_steps", "2",
+            *args]
+    code, last_line = run_in_process(argv, monkeypatch, capsys)
+    assert code != 0
+    assert re.search(message, last_line), last_line
+    assert tree_hash(out) == before
+
+
+def test_unknown_hub_dataset_from_the_command_line(tmp_path):
+    """The real entry point, offline: one line on stderr, exit status 2."""
+    done = run_script(["--dataset_name", "nobody/no-such-dataset", "--output_dir", str(tmp_path / "out"),
+                       "--cache_dir", str(tmp_path / "cache")], check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: cannot load dataset 'nobody/no-such-dataset'")
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
