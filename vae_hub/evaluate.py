@@ -102,7 +102,7 @@ def likelihood_note(likelihood: str) -> str:
     if lik.is_discrete(likelihood):
         return (
             f"discretised {likelihood} likelihood over the {lik.NUM_LEVELS} levels of 8-bit pixels: negative "
-            f"log-likelihoods are true code lengths of the data in nats per image; bits/dim = IW NLL / (C·H·W·ln 2)"
+            f"log-likelihoods are true code lengths of the data in nats per image; bits/dim = IW NLL / (C*H*W*ln 2)"
         )
     return (
         f"{likelihood} likelihood on grey levels in [0, 1]: a cross-entropy in nats per image, not a density "
