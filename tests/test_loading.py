@@ -91,6 +91,17 @@ def test_subfolder_and_loading_info(tmp_path):
     assert_identical(model, loaded)
 
 
+def test_subfolder_wins_over_weights_at_the_root(tmp_path):
+    """diffusers alone would take the root's weights with the subfolder's config: a silent mix of two models."""
+    root = tiny()
+    torch.manual_seed(1)
+    sub = VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=4)  # same shapes, other weights
+    root.save_pretrained(tmp_path)
+    sub.save_pretrained(tmp_path / "vae")
+    assert_identical(sub, VAEModel.from_pretrained(tmp_path, subfolder="vae"))
+    assert_identical(root, VAEModel.from_pretrained(tmp_path))
+
+
 def test_torch_dtype_float64(tmp_path):
     model = with_mixture(tiny(likelihood="gaussian"))
     model.save_pretrained(tmp_path)

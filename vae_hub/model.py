@@ -17,6 +17,7 @@ a latent is (B, latent_dim, 1, 1); ``decode`` accepts both forms.
 """
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -314,6 +315,9 @@ class VAEModel(ModelMixin, ConfigMixin):
 
         kwargs.setdefault("use_safetensors", True)
         want_info = kwargs.pop("output_loading_info", False)
+        if kwargs.get("subfolder") and os.path.isdir(pretrained_model_name_or_path):
+            # diffusers takes a local folder's weights from its root when there are some, even with `subfolder`
+            pretrained_model_name_or_path = os.path.join(pretrained_model_name_or_path, kwargs.pop("subfolder"))
         check_model_folder(cls, pretrained_model_name_or_path, **kwargs)
         model, info = super().from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
         bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
