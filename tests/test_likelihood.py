@@ -42,7 +42,7 @@ def test_discretised_masses_sum_to_one(likelihood, loc, scale):
 
 
 def reference_log_mass(likelihood: str, loc: float, scale: float) -> np.ndarray:
-    """log P(bin) of every level in float64 with SciPy, from the CDF left of loc and the survival function right of it."""
+    """log P(bin) of every level in float64 (SciPy): from the CDF left of loc, the survival function right of it."""
     dist = {"gaussian": scipy.stats.norm, "laplace": scipy.stats.laplace}[likelihood](loc, scale)
     levels = LEVELS.double().numpy()
     lo, hi = levels - BIN / 2, levels + BIN / 2
@@ -86,7 +86,8 @@ def test_log_prob_sums_pixels_and_has_finite_gradients_in_the_tails(likelihood):
     log_scale = torch.full((2, 3, 4, 4), math.log(0.01), requires_grad=True)
     per_image = lik.log_prob(torch.cat([loc, log_scale], 1), x, likelihood)
     assert per_image.shape == (2,)
-    one_pixel = lik.log_prob(torch.stack([loc[:1, 0, :1, :1], log_scale[:1, 0, :1, :1]], 1), x[:1, :1, :1, :1], likelihood)
+    first_pixel = torch.stack([loc[:1, 0, :1, :1], log_scale[:1, 0, :1, :1]], 1)
+    one_pixel = lik.log_prob(first_pixel, x[:1, :1, :1, :1], likelihood)
     assert one_pixel.shape == (1,) and (one_pixel >= per_image[:1]).all()  # more pixels, less probability
     per_image.sum().backward()
     assert torch.isfinite(loc.grad).all() and torch.isfinite(log_scale.grad).all()

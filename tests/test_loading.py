@@ -1,4 +1,4 @@
-"""save_pretrained / from_pretrained: exact round trips, safetensors only, strict refusals, repo ids from the HF cache."""
+"""save_pretrained / from_pretrained: exact round trips, safetensors only, strict refusals, repo ids from a HF cache."""
 
 import hashlib
 import json
@@ -130,7 +130,8 @@ def test_pickle_only_folder_is_refused(tmp_path):
 
 
 def test_autoencoder_kl_folder_is_refused(tmp_path):
-    AutoencoderKL(block_out_channels=(8,), norm_num_groups=4, latent_channels=2, sample_size=8).save_pretrained(tmp_path)
+    kl_vae = AutoencoderKL(block_out_channels=(8,), norm_num_groups=4, latent_channels=2, sample_size=8)
+    kl_vae.save_pretrained(tmp_path)
     assert (tmp_path / WEIGHTS).exists()
     with pytest.raises(ValueError, match="holds a AutoencoderKL, not a VAEModel"):
         VAEModel.from_pretrained(tmp_path)

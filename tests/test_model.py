@@ -84,7 +84,7 @@ def test_outputs_stay_in_pixel_range(likelihood):
 
 def test_wrong_input_shapes_are_refused_clearly():
     model = tiny(in_channels=1, sample_size=28)
-    for bad in (torch.zeros(2, 3, 28, 28), torch.zeros(2, 1, 32, 32), torch.zeros(2, 1, 20, 20), torch.zeros(1, 28, 28)):
+    for bad in (torch.zeros(2, 3, 28, 28), torch.zeros(2, 1, 32, 32), torch.zeros(2, 1, 20, 20), torch.zeros(28, 28)):
         with pytest.raises(ValueError, match=r"expected images \(B, 1, 28, 28\)"):
             model.encode(bad)
     for bad in (torch.zeros(2, 5), torch.zeros(2, 4, 2, 2), torch.zeros(2, 1, 2, 2), torch.zeros(4)):

@@ -294,8 +294,8 @@ class VAEModel(ModelMixin, ConfigMixin):
         """
         d, k = self.config.latent_dim, means.shape[0] if means.ndim == 2 else 0
         if k == 0 or means.shape[1] != d or log_vars.shape != means.shape or log_weights.shape != (k,):
-            raise ValueError(f"mixture shapes {tuple(means.shape)}, {tuple(log_vars.shape)}, {tuple(log_weights.shape)} "
-                             f"do not fit (K, {d}), (K, {d}), (K,) with K ≥ 1")
+            shapes = ", ".join(str(tuple(t.shape)) for t in (means, log_vars, log_weights))
+            raise ValueError(f"mixture shapes {shapes} do not fit (K, {d}), (K, {d}), (K,) with K ≥ 1")
         self.register_to_config(prior_components=k)
         kw = {"device": self.device, "dtype": self.dtype}
         self.register_buffer("prior_means", means.detach().to(**kw).clone())

@@ -36,7 +36,9 @@ def fit_mixture_prior(model: VAEModel, codes: torch.Tensor, num_components: int,
         raise ValueError("codes contain NaN or infinite values")
     n = codes.shape[0]
     if isinstance(num_components, bool) or not isinstance(num_components, int) or not 1 <= num_components <= n:
-        raise ValueError(f"num_components must be an integer between 1 and the number of codes ({n}), got {num_components!r}")
+        raise ValueError(
+            f"num_components must be an integer between 1 and the number of codes ({n}), got {num_components!r}"
+        )
 
     # float64 for EM's numerics; "diag" matches the diagonal Gaussians the model samples from
     gmm = GaussianMixture(num_components, covariance_type="diag", random_state=seed)
