@@ -18,6 +18,7 @@ if not (HERE / "vae_hub").is_dir() and (HERE.parent / "vae_hub").is_dir():
     sys.path.insert(0, str(HERE.parent))  # a checkout (space/ beside vae_hub/), not a deployed Space
 
 import gradio as gr  # noqa: E402
+import PIL.Image  # noqa: E402
 
 from vae_hub import explore  # noqa: E402
 from vae_hub.explore import Explorer  # noqa: E402
@@ -48,13 +49,19 @@ walk between codes, turn single dimensions, and look at the whole map of the lat
 """
 
 
-def endpoint(fn):
-    """Show ``InputError`` messages (and anything unexpected) as a ``gr.Error`` instead of crashing."""
+def endpoint(fn, files: explore.OutputFiles):
+    """Wrap an ``Explorer`` method for Gradio: images go out as finished PNG files (``OutputFiles`` says why),
+    ``InputError`` messages (and anything unexpected) as a ``gr.Error`` instead of a crash."""
+
+    def as_files(value):
+        if isinstance(value, PIL.Image.Image):
+            return files.png(value)
+        return tuple(as_files(v) for v in value) if isinstance(value, tuple) else value
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            return as_files(fn(*args, **kwargs))
         except explore.InputError as err:
             raise gr.Error(str(err)) from err
         except gr.Error:
@@ -131,7 +138,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                             with gr.Tab("Draw"):
                                 sketch = gr.Sketchpad(
                                     label="Draw (any colour becomes white on black)", type="pil", image_mode="RGBA",
-                                    format="png", canvas_size=(280, 280), brush=gr.Brush(default_size=14, colors=["#000000"], color_mode="fixed"),
+                                    format="png", canvas_size=(280, 280), brush=gr.Brush(default_size=10, colors=["#000000"], color_mode="fixed"),
                                     layers=False, transforms=(), elem_id="sketchpad",
                                 )
                                 sketch_btn = gr.Button("Reconstruct drawing", variant="primary")
@@ -219,7 +226,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                 about = gr.Markdown()
 
         # ==================================================================== events
-        run = endpoint
+        run = functools.partial(endpoint, files=ex.files)
         new_seed.click(explore.new_seed, outputs=seed, queue=False, api_visibility="private")
         gr.on([sample_btn.click, seed.submit], run(ex.sample), [model, n, seed, temperature, prior], samples,
               api_name="sample", concurrency_limit=HEAVY)
@@ -227,7 +234,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         rec_btn.click(run(ex.reconstruct), [model, rec_image], rec_outputs, api_name="reconstruct")
         rec_image.change(run(unless_empty(ex.reconstruct, 5)), [model, rec_image], rec_outputs, api_visibility="private")
         sketch_btn.click(run(ex.reconstruct_sketch), [model, sketch], rec_outputs, api_name="reconstruct_sketch")
-        sketch.change(run(unless_empty(ex.reconstruct_sketch, 5)), [model, sketch], rec_outputs,
+        sketch.input(run(unless_empty(ex.reconstruct_sketch, 5)), [model, sketch], rec_outputs,
                       api_visibility="private", trigger_mode="always_last", show_progress="hidden")
 
         source.change(lambda s: (gr.update(visible=s == "seeds"), gr.update(visible=s == "images")), source,
@@ -245,11 +252,11 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                 return convert(model_id, *evt.index, *extra)
             return run(wrapped)
 
+        point_btn.click(run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_name="decode_point")
         scatter.select(on_click(ex.map_click), [model], [point_x, point_y], api_visibility="private").success(
             run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private")
         manifold.select(on_click(ex.manifold_click), [model, grid_n], [point_x, point_y], api_visibility="private").success(
             run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private")
-        point_btn.click(run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_name="decode_point")
         grid_n.release(run(ex.manifold), [model, grid_n], manifold, api_name="manifold", concurrency_limit=HEAVY)
 
         # A model is chosen (or the page opens): describe it, then refresh everything that depends on it.
@@ -267,4 +274,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    build_demo().launch(**LAUNCH_OPTIONS)
+    explorer = Explorer.from_space_dir(HERE)
+    if explorer.default_model and (problem := explorer.warm(explorer.default_model)):
+        log.warning("the default model is not usable: %s", problem)
+    build_demo(explorer).launch(**LAUNCH_OPTIONS)

@@ -1,6 +1,13 @@
 """Tiny models and Space folders made in the test, shared by the Space's test modules (no shared dataset)."""
 
+import contextlib
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +51,46 @@ def make_map_sample(path: Path, n: int = 60, size: int = 28, classes: int = 3, s
 def shipped_models() -> list[str]:
     """Names of the trained models shipped in ``space/models`` (empty until they are trained)."""
     return sorted(p.name for p in (SPACE / "models").glob("*") if (p / "config.json").is_file())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_space(model_ids: list[str], log_path: Path, startup_timeout: float = 300.0):
+    """Run ``python space/app.py`` on a free loopback port with ``VAE_MODEL`` = ``model_ids``; yield its URL.
+
+    The Hub is made unreachable (``HF_HUB_OFFLINE``) so a bad repo id fails at once. The wait for startup
+    is bounded so a broken app fails the test instead of hanging it; the server is stopped afterwards.
+    """
+    port = free_port()
+    env = {**os.environ, "VAE_MODEL": ",".join(model_ids), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    url = f"http://127.0.0.1:{port}/"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, str(SPACE / "app.py")], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + startup_timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the Space exited with code {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+                try:
+                    with urllib.request.urlopen(url, timeout=5) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the Space did not start in {startup_timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,6 +1,8 @@
 """The Space's logic (vae_hub.explore) without Gradio: tiny models and data made here."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -32,7 +34,7 @@ def sample(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ex(folders, sample, tmp_path_factory):
-    return Explorer(list(folders), dict(folders), sample, gif_dir=tmp_path_factory.mktemp("gifs"))
+    return Explorer(list(folders), dict(folders), sample, explore.OutputFiles(tmp_path_factory.mktemp("files")))
 
 
 @pytest.fixture(scope="module")
@@ -126,11 +128,21 @@ def test_sketch_alpha_becomes_white_on_black():
     assert np.asarray(image).min() == 255  # cropped to the stroke, which became white
     framed = np.asarray(explore.sketch_to_image({"composite": canvas}))  # default margin: a black frame
     assert framed[0, 0] == 0 and framed[framed.shape[0] // 2, framed.shape[1] // 2] == 255
-    opaque = PIL.Image.new("RGBA", (50, 50), (255, 255, 255, 255))
-    assert np.asarray(explore.sketch_to_image({"composite": opaque})).min() == 255  # by brightness
+    white = PIL.Image.new("RGBA", (200, 100), (255, 255, 255, 255))  # Gradio 6 paints the canvas white
+    PIL.ImageDraw.Draw(white).rectangle((50, 20, 89, 59), fill=(0, 0, 0, 255))
+    assert np.array_equal(np.asarray(explore.sketch_to_image({"composite": white}, margin=0.0)), np.full((40, 40), 255))
 
 
-@pytest.mark.parametrize("sketch", [None, {}, {"composite": None}, {"composite": PIL.Image.new("RGBA", (50, 50))}])
+def test_opaque_sketch_is_cropped_to_the_strokes_by_brightness():
+    canvas = PIL.Image.new("RGB", (280, 280), (255, 255, 255))
+    PIL.ImageDraw.Draw(canvas).line((100, 60, 100, 200), fill=(0, 0, 0), width=10)
+    image = np.asarray(explore.sketch_to_image({"composite": canvas}))
+    assert image.shape[0] == image.shape[1] == round(141 * 1.08)  # the stroke's height plus the margins
+    assert image[0, 0] == 0 and image[image.shape[0] // 2, image.shape[1] // 2] == 255
+
+
+@pytest.mark.parametrize("sketch", [None, {}, {"composite": None}, {"composite": PIL.Image.new("RGBA", (50, 50))},
+                                    {"composite": PIL.Image.new("RGBA", (50, 50), (255, 255, 255, 255))}])
 def test_empty_sketch_is_refused(sketch):
     with pytest.raises(InputError, match="sketchpad is empty"):
         explore.sketch_to_image(sketch)
@@ -152,26 +164,40 @@ def test_reconstruct(model):
 
 
 def test_interpolate_strip_and_gif(model, tmp_path):
+    files = explore.OutputFiles(tmp_path)
     z0, z1 = torch.randn(4), torch.randn(4)
-    strip, gif = explore.interpolate(model, z0, z1, "slerp", 5, tmp_path)
-    assert strip.size == ((5 * 30 + 2) * explore.display_scale(5 * 30 + 2, 1024), 32 * explore.display_scale(5 * 30 + 2, 1024))
+    strip, gif = explore.interpolate(model, z0, z1, "slerp", 5, files)
+    scale = explore.display_scale(5 * 30 + 2, 1024)
+    assert strip.size == ((5 * 30 + 2) * scale, 32 * scale)
     with PIL.Image.open(gif) as animation:
         assert animation.n_frames == 8 and animation.size == (224, 224)  # forward 5, back 3
         first = np.asarray(animation.convert("L"))
     decoded = explore.float_to_uint8(model.decode(z0[None]).sample)[0, 0].numpy()
     assert np.array_equal(first[::8, ::8], decoded)
-    lerp_strip, lerp_gif = explore.interpolate(model, z0, z1, "lerp", 5, tmp_path)
+    lerp_strip, lerp_gif = explore.interpolate(model, z0, z1, "lerp", 5, files)
     assert lerp_strip.tobytes() != strip.tobytes() and lerp_gif != gif
-    assert explore.interpolate(model, z0, z1, "slerp", 5, tmp_path)[1] == gif  # same request, same file
+    assert explore.interpolate(model, z0, z1, "slerp", 5, files)[1] == gif  # same request, same file
     for method, steps, match in (("cubic", 5, "Interpolation"), ("lerp", 1, "Steps"), ("lerp", 33, "Steps")):
         with pytest.raises(InputError, match=match):
-            explore.interpolate(model, z0, z1, method, steps, tmp_path)
+            explore.interpolate(model, z0, z1, method, steps, files)
 
 
-def test_gif_folder_stays_bounded(model, tmp_path):
-    for i in range(5):
-        explore.save_gif(model.decode(torch.randn(2, 4)).sample, tmp_path, keep=3)
-    assert len(list(tmp_path.glob("*.gif"))) == 3
+def test_output_files_are_named_by_content_and_bounded(tmp_path):
+    files = explore.OutputFiles(tmp_path, keep=3, prune_every=1000)
+    images = [PIL.Image.new("L", (4, 4), v) for v in range(5)]
+    paths = [files.png(im) for im in images]
+    assert files.png(images[4]) == paths[4] and len(set(paths)) == 5
+    with PIL.Image.open(paths[4]) as back:
+        assert back.tobytes() == images[4].tobytes()
+    for age, path in enumerate(paths):
+        os.utime(path, (age, age))
+    files.prune()
+    assert sorted(tmp_path.iterdir()) == sorted(map(Path, paths[2:]))  # the newest three
+    assert not list(tmp_path.glob(".*"))  # no half-written leftovers
+    automatic = explore.OutputFiles(tmp_path / "auto", keep=2, prune_every=3)
+    for v in range(9):
+        automatic.png(PIL.Image.new("L", (4, 4), v))
+    assert len(list((tmp_path / "auto").iterdir())) == 2  # pruned at the 9th write
 
 
 def test_traverse_moves_one_dimension(model):

@@ -12,6 +12,7 @@ here and raises ``InputError`` with a message meant for the person using the Spa
 """
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -181,13 +182,14 @@ def prepare_image(image: PIL.Image.Image | None, model: VAEModel, dark_backgroun
 
 
 def sketch_to_image(sketch: dict | None, margin: float = 0.04) -> PIL.Image.Image:
-    """A ``gr.Sketchpad`` value → a greyscale image of the drawing, white strokes on black, cropped square.
+    """A ``gr.Sketchpad`` value → a greyscale image of the drawing, bright strokes on black, cropped square.
 
-    The sketch's ``composite`` is RGBA. On the transparent canvas the strokes' alpha is their intensity, so
-    any brush colour becomes white on black, like the training data; a fully opaque composite (a drawing on
-    an uploaded background) is used by brightness instead. The drawing is cropped to its bounding box and
-    centred in a square with a small ``margin`` (a fraction of its size), as Fashion-MNIST's objects fill
-    their frame. Raises ``InputError`` for an empty sketch.
+    The sketch's ``composite`` is RGBA. On a transparent canvas the strokes' alpha is their intensity, so
+    any brush colour becomes white on black, like the training data. On an opaque canvas (Gradio 6 paints
+    it white) a pixel's intensity is its distance in brightness from the background (the median of the
+    border), so black strokes on white also become white on black. The drawing is cropped to its bounding
+    box and centred in a square with a small ``margin`` (a fraction of its size), as Fashion-MNIST's
+    objects fill their frame. Raises ``InputError`` for an empty sketch.
     """
     composite = sketch.get("composite") if isinstance(sketch, dict) else None
     if composite is None:
@@ -196,14 +198,19 @@ def sketch_to_image(sketch: dict | None, margin: float = 0.04) -> PIL.Image.Imag
         composite = PIL.Image.fromarray(np.asarray(composite))
     rgba = composite.convert("RGBA")
     alpha = rgba.getchannel("A")
-    intensity = rgba.convert("L") if alpha.getextrema()[0] == 255 else alpha
-    box = intensity.getbbox() if alpha.getextrema()[0] < 255 else (0, 0, *intensity.size)
+    if alpha.getextrema()[0] < 255:
+        ink = alpha
+    else:
+        grey = np.asarray(rgba.convert("L"), dtype=np.int16)
+        background = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+        ink = PIL.Image.fromarray(np.abs(grey - background).astype(np.uint8))
+    box = ink.point(lambda v: 255 if v > 8 else 0).getbbox()  # ignore faint anti-aliasing noise
     if box is None:
         raise InputError("The sketchpad is empty: draw something first.")
-    intensity = intensity.crop(box)
-    side = round(max(intensity.size) * (1 + 2 * margin))
-    square = PIL.Image.new("L", (side, side), 0 if alpha.getextrema()[0] < 255 else intensity.getpixel((0, 0)))
-    square.paste(intensity, ((side - intensity.width) // 2, (side - intensity.height) // 2))
+    ink = ink.crop(box)
+    side = round(max(ink.size) * (1 + 2 * margin))
+    square = PIL.Image.new("L", (side, side), 0)
+    square.paste(ink, ((side - ink.width) // 2, (side - ink.height) // 2))
     return square
 
 
@@ -272,35 +279,70 @@ def reconstruct(model: VAEModel, x_uint8: torch.Tensor, notes: list[str] = ()) -
 
 
 # ------------------------------------------------------------------------------------------------ interpolation
-def save_gif(frames: torch.Tensor, out_dir: Path, frame_ms: int = 120, keep: int = 256) -> str:
-    """Float frames (T, C, H, W) → an animated GIF that plays forward then back; returns its path.
+class OutputFiles:
+    """Finished output files (PNG, GIF) in one folder: named by content, written atomically, the newest kept.
 
-    Files are named by content (the same request reuses the same file) and only the newest ``keep`` are
-    kept in ``out_dir``.
+    Why the Space returns files and not PIL images: Gradio caches a returned PIL image by writing its bytes,
+    non-atomically, to a path named by their hash, so two identical answers at once (many users pressing
+    Sample with the default seed) can serve a half-written file; a returned file is copied atomically.
+    Every ``prune_every`` writes, all but the newest ``keep`` files are deleted.
     """
-    scale = max(1, 224 // frames.shape[-1])
-    pil = [make_grid(f[None], nrow=1, padding=0, scale=scale) for f in frames]
-    loop = pil + pil[-2:0:-1]
-    digest = hashlib.sha1(b"".join(im.tobytes() for im in pil)).hexdigest()[:16]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"interpolation-{digest}.gif"
-    if not path.exists():
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        loop[0].save(tmp, format="GIF", save_all=True, append_images=loop[1:], duration=frame_ms, loop=0)
-        os.replace(tmp, path)  # atomic: a concurrent identical request never sees half a file
-        for old in sorted(out_dir.glob("interpolation-*.gif"), key=lambda p: p.stat().st_mtime)[:-keep]:
+
+    def __init__(self, folder: str | Path, keep: int = 1024, prune_every: int = 64):
+        self.folder, self.keep, self.prune_every = Path(folder), keep, prune_every
+        self._writes = 0
+        self._lock = threading.Lock()
+
+    def _write(self, data: bytes, suffix: str) -> str:
+        path = self.folder / f"{hashlib.sha1(data).hexdigest()[:20]}{suffix}"
+        if not path.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{threading.get_ident()}")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)  # atomic: a concurrent identical request never sees half a file
+        else:
+            path.touch()  # recently used: keep it
+        with self._lock:
+            self._writes += 1
+            prune = self._writes % self.prune_every == 0
+        if prune:
+            self.prune()
+        return str(path)
+
+    def prune(self) -> None:
+        def age(p: Path) -> float:
+            try:
+                return p.stat().st_mtime
+            except FileNotFoundError:  # pruned by a concurrent call
+                return 0.0
+
+        for old in sorted(self.folder.glob("*.*"), key=age)[: -self.keep or None]:
             old.unlink(missing_ok=True)
-    return str(path)
+
+    def png(self, image: PIL.Image.Image) -> str:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return self._write(buffer.getvalue(), ".png")
+
+    def gif(self, frames: torch.Tensor, frame_ms: int = 120) -> str:
+        """Float frames (T, C, H, W) in [-1, 1] → an animated GIF that plays forward then back, enlarged to
+        about 224 px with nearest neighbour."""
+        scale = max(1, 224 // frames.shape[-1])
+        pil = [make_grid(f[None], nrow=1, padding=0, scale=scale) for f in frames]
+        loop = pil + pil[-2:0:-1]
+        buffer = io.BytesIO()
+        loop[0].save(buffer, format="GIF", save_all=True, append_images=loop[1:], duration=frame_ms, loop=0)
+        return self._write(buffer.getvalue(), ".gif")
 
 
 @torch.inference_mode()
-def interpolate(model: VAEModel, z0: torch.Tensor, z1: torch.Tensor, method: str, steps: int, out_dir: Path) -> tuple[PIL.Image.Image, str]:
+def interpolate(model: VAEModel, z0: torch.Tensor, z1: torch.Tensor, method: str, steps: int, files: OutputFiles) -> tuple[PIL.Image.Image, str]:
     """Decode the lerp/slerp path between codes z0, z1 (D,) → (strip image, path of an animated GIF)."""
     check_choice(method, "Interpolation", INTERPOLATIONS)
     steps = check_int(steps, "Steps", *STEPS_RANGE)
     path = (slerp if method == "slerp" else lerp)(z0, z1, steps)
     frames = model.decode(path).sample
-    return show(frames, nrow=steps, width=1024), save_gif(frames, out_dir)
+    return show(frames, nrow=steps, width=1024), files.gif(frames)
 
 
 # ------------------------------------------------------------------------------------------------ traversal
@@ -531,9 +573,10 @@ class Explorer:
     ``VAEModel.from_pretrained`` and the ``max_models`` most recently used stay in memory.
     """
 
-    def __init__(self, model_ids: list[str], shipped: dict[str, Path], sample: MapSample, gif_dir: Path | None = None, max_models: int = 4):
+    def __init__(self, model_ids: list[str], shipped: dict[str, Path], sample: MapSample, files: OutputFiles | None = None,
+                 max_models: int = 4):
         self.model_ids, self.shipped, self.map_sample, self.max_models = model_ids, shipped, sample, max_models
-        self.gif_dir = gif_dir or Path(tempfile.gettempdir()) / "vae_hub_space"
+        self.files = files or OutputFiles(Path(tempfile.mkdtemp(prefix="vae_hub_space_")))
         self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -592,6 +635,16 @@ class Explorer:
                 self._loading.pop(model_id, None)
         return entry
 
+    def warm(self, model_id) -> str | None:
+        """Load a model and compute what the Space derives from it now, so the first visitor does not wait.
+        Returns the problem, if there is one, instead of raising: the Space still starts and shows it."""
+        try:
+            entry = self.entry(model_id)
+            entry.kl, entry.latent_map, entry.dark_background  # noqa: B018 (computed and cached on access)
+        except InputError as err:
+            return str(err)
+        return None
+
     # -------------------------------------------------------------------------------- endpoints
     def sample(self, model_id, n=16, seed=0, temperature=1.0, prior="standard") -> PIL.Image.Image:
         """/sample → the grid of ``n`` samples."""
@@ -623,7 +676,7 @@ class Explorer:
         entry = self.entry(model_id)
         check_choice(source, "Interpolate between", SOURCES)
         z0, z1 = (self._code(entry, source, im, s, w) for im, s, w in ((image_a, seed_a, "A"), (image_b, seed_b, "B")))
-        return interpolate(entry.model, z0, z1, method, steps, self.gif_dir)
+        return interpolate(entry.model, z0, z1, method, steps, self.files)
 
     def slider_updates(self, model_id) -> list[dict]:
         """Settings for this model of the ``TRAVERSE_SLIDERS`` sliders (label, visibility, value 0), then of
