@@ -209,6 +209,9 @@ def main(args: argparse.Namespace) -> None:
         accelerator.load_state(str(checkpoint))
         global_step = noise.global_step
     if accelerator.is_main_process:  # the inputs are checked: from here on the run writes its folder
+        if args.overwrite_output_dir and not args.resume_from_checkpoint:
+            for stale in output_dir.glob("checkpoint-*"):  # the old run's: "latest" must never pick them up
+                shutil.rmtree(stale)
         output_dir.mkdir(parents=True, exist_ok=True)
         accelerator.init_trackers("train_vae", config=loggable_config(args))
 
@@ -293,7 +296,8 @@ def main(args: argparse.Namespace) -> None:
 # ==================================================================== pieces of main, in the order they are used
 def fail(message: str) -> None:
     """Stop with one clear line (and exit status 2) instead of a traceback."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)  # library messages may span lines
+    # One line even for multi-line library messages, and above a progress bar rather than glued to it.
+    tqdm.write("error: " + " ".join(message.split()), file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -380,12 +384,14 @@ def epoch_batches(images, epoch, args, rank, world, batches_per_epoch, skip, dev
     The order is one permutation seeded by (seed, epoch); process ``rank`` takes its slice of each global batch.
     """
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed * 100_003 + epoch))
+    if isinstance(images, torch.Tensor):  # one copy per epoch: a host→GPU copy per batch would wait for the GPU
+        order = order.to(images.device)
     bs = args.train_batch_size
     usable = (batches_per_epoch // args.gradient_accumulation_steps) * args.gradient_accumulation_steps
     index_batches = [order[(b * world + rank) * bs : (b * world + rank + 1) * bs] for b in range(skip, usable)]
     if isinstance(images, torch.Tensor):
         for idx in index_batches:
-            yield uint8_to_float(images[idx.to(images.device)])
+            yield uint8_to_float(images[idx])
     else:
         loader = torch.utils.data.DataLoader(images, batch_sampler=index_batches, num_workers=args.dataloader_num_workers,
                                              pin_memory=device.type == "cuda")
@@ -411,10 +417,14 @@ class LossSums:
         return {k: (totals[i] / totals[-1]).item() for i, k in enumerate(self.KEYS)}
 
 
+def public_args(args: argparse.Namespace) -> dict:
+    """The arguments with the secrets removed."""
+    return {k: v for k, v in vars(args).items() if k not in SECRET_ARGS}
+
+
 def loggable_config(args: argparse.Namespace) -> dict:
-    """Hyper-parameters for the trackers: scalars only, secrets removed."""
-    config = {k: v for k, v in vars(args).items() if k not in SECRET_ARGS}
-    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config.items()}
+    """Hyper-parameters for the trackers: scalars only (None and lists as text), secrets removed."""
+    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in public_args(args).items()}
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:
@@ -517,7 +527,7 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, *
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     info = {
         "command": "accelerate launch training/train_vae.py " + shlex.join(redact(sys.argv[1:])),
-        "args": loggable_config(args),
+        "args": public_args(args),
         "wall_time_seconds": round(wall_time, 1),
         "train_images_per_second": round(throughput, 1) if throughput else None,
         "hardware": hardware(),
@@ -597,5 +607,5 @@ if __name__ == "__main__":
     arguments = parse_args()
     try:
         main(arguments)
-    except DataError as error:
-        fail(str(error))
+    except DataError as error:  # from a DataLoader worker it also holds the worker's traceback: keep our last line
+        fail(str(error).strip().splitlines()[-1].split("DataError: ", 1)[-1])
