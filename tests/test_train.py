@@ -115,6 +115,7 @@ def test_run_writes_a_complete_model_folder(gray_run):
     assert (info["image_column"], info["label_column"], info["num_train_images"]) == ("image", "label", 64)
     assert info["train_images_per_second"] > 0 and info["base_model"] is None
     assert "hub_token" not in info["args"] and "--hub_token '***'" in info["command"]
+    assert info["args"]["resolution"] is None and info["args"]["block_out_channels"] == [8, 16]
     assert list((gray_run / "logs").rglob("events.out.tfevents.*")), "nothing logged to tensorboard"
 
 
@@ -135,12 +136,18 @@ def test_fine_tune_from_the_produced_folder(gray_run, data, tmp_path):
     assert not torch.equal(weights(gray_run)["conv_in.weight"], weights(out)["conv_in.weight"])
 
 
-def test_image_folder_rgb_resized_to_resolution(data, tmp_path):
+def test_image_folder_rgb_resized_bf16_over_an_old_run(data, tmp_path):
+    """An RGB image folder, resized to --resolution, bf16 autocast, into the folder of an older run."""
     out = tmp_path / "folder"
+    tiny_model(sample_size=12).save_pretrained(out)
+    (out / "checkpoint-99").mkdir()
     run_script(train_command(out, data["rgb_folder"], "--resolution", "8", "--max_train_steps", "4",
-                             "--validation_split", "0.25", "--report_to", "none", cache=data["cache"]))
+                             "--validation_split", "0.25", "--mixed_precision", "bf16", "--overwrite_output_dir",
+                             "--report_to", "none", cache=data["cache"]))
+    assert not (out / "checkpoint-99").exists(), "the old run's checkpoint would be resumed by 'latest'"
     model = VAEModel.from_pretrained(out)
     assert (model.config.in_channels, model.config.sample_size) == (3, 8)
+    assert {t.dtype for t in weights(out).values()} == {torch.float32}  # autocast only: weights stay fp32
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["split"], metrics["num_images"]) == ("train[0.25 held out]", 16)
     assert json.loads((out / "training_info.json").read_text())["num_train_images"] == 48
@@ -293,9 +300,9 @@ def test_nan_on_one_rank_stops_every_rank_and_keeps_the_last_good_checkpoint(dat
                                                   cache=data["cache"]), script=wrapper, check=False)
     assert done.returncode != 0
     # The NaN is on rank 1 only; the check is collective, so both processes report it and stop.
-    messages = [line for line in done.stderr.splitlines() if line.startswith("error: non-finite loss at step 6")]
-    assert len(messages) == 2, done.stderr[-3000:]
-    assert "checkpoint-4" in messages[0] and (out / "checkpoint-4").is_dir()
+    # (Two processes share stderr, so one's message may follow the other's progress bar on the same line.)
+    assert done.stderr.count("error: non-finite loss at step 6") == 2, done.stderr[-3000:]
+    assert f"Last good checkpoint: {out / 'checkpoint-4'}." in done.stderr and (out / "checkpoint-4").is_dir()
     assert not (out / "checkpoint-6").exists() and not (out / "config.json").exists() and not (out / WEIGHTS).exists()
 
 
@@ -309,8 +316,13 @@ def tree_hash(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def error_lines(stderr: str) -> list[str]:
+    """The lines of ``stderr`` with an error message (a progress bar may be drawn with carriage returns around them)."""
+    return [line.strip() for line in re.split(r"[\r\n]", stderr) if "error:" in line]
+
+
 def run_in_process(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
-    """Run the script's ``__main__`` in this process; returns (exit code, last line of stderr)."""
+    """Run the script's ``__main__`` in this process; returns (exit code, its one error line)."""
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), *argv])
@@ -318,8 +330,9 @@ def run_in_process(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
         runpy.run_path(str(SCRIPT), run_name="__main__")
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    return stopped.value.code, lines[-1]
+    errors = error_lines(capsys.readouterr().err)
+    assert len(errors) == 1, errors
+    return stopped.value.code, errors[0]
 
 
 def tiny_model(sample_size: int = 8) -> VAEModel:
@@ -392,10 +405,19 @@ def test_bad_input_one_line_error_before_training_and_output_dir_untouched(name,
     # The case's own flags come last, so they win over TINY's.
     argv = [*data_args, "--output_dir", str(out), "--cache_dir", str(data["cache"]), *TINY, "--max_train_steps", "2",
             *args]
-    code, last_line = run_in_process(argv, monkeypatch, capsys)
+    code, error = run_in_process(argv, monkeypatch, capsys)
     assert code != 0
-    assert re.search(message, last_line), last_line
+    assert re.search(message, error), error
     assert tree_hash(out) == before
+
+
+def test_unreadable_image_met_while_streaming_names_the_row(data, tmp_path, monkeypatch, capsys):
+    """A streamed split is only read during training; a broken image there still gives the one-line error."""
+    root = write_hub_dataset(tmp_path / "broken", n_train=16, n_test=4, corrupt_rows=(5,))
+    argv = ["--dataset_name", str(root), "--output_dir", str(tmp_path / "out"), "--cache_dir", str(data["cache"]),
+            *TINY, "--max_in_memory_mb", "0", "--dataloader_num_workers", "1", "--report_to", "none"]
+    code, error = run_in_process(argv, monkeypatch, capsys)
+    assert code == 2 and error.startswith("error: row 5: unreadable image (UnidentifiedImageError")
 
 
 def test_unknown_hub_dataset_from_the_command_line(tmp_path):
@@ -403,5 +425,6 @@ def test_unknown_hub_dataset_from_the_command_line(tmp_path):
     done = run_script(["--dataset_name", "nobody/no-such-dataset", "--output_dir", str(tmp_path / "out"),
                        "--cache_dir", str(tmp_path / "cache")], check=False)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith("error: cannot load dataset 'nobody/no-such-dataset'")
+    assert error_lines(done.stderr) == [done.stderr.strip()]
+    assert done.stderr.startswith("error: cannot load dataset 'nobody/no-such-dataset'")
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
