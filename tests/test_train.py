@@ -3,8 +3,8 @@ two real CPU processes (and a NaN on one of them), and one clear error for each 
 
 Runs use a tiny model on 8×8–12×12 images. Training runs go through a subprocess (the script's real entry point,
 one thread each: the resume comparisons need the same thread count on both sides); the bad-input cases stop before
-training, so they run in-process through ``runpy`` to save the start-up time. Every subprocess has a timeout so that
-a hang fails the test instead of blocking CI.
+or right at the start of training, so they run in-process through ``runpy`` to save the start-up time. Every
+subprocess has a timeout so that a hang fails the test instead of blocking CI.
 """
 
 import hashlib
@@ -49,7 +49,8 @@ def load_script():
 
 
 def script_env(**extra) -> dict:
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+    python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
             "HF_DATASETS_OFFLINE": "1", **extra}
 
 
@@ -75,6 +76,10 @@ def assert_bit_identical(a: Path, b: Path) -> None:
     assert wa.keys() == wb.keys()
     different = [k for k in wa if not torch.equal(wa[k], wb[k])]
     assert not different, f"tensors differ after resume: {different}"
+
+
+def tiny_model(sample_size: int = 8) -> VAEModel:
+    return VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=4, sample_size=sample_size)
 
 
 @pytest.fixture(scope="module")
@@ -333,10 +338,6 @@ def run_in_process(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
     errors = error_lines(capsys.readouterr().err)
     assert len(errors) == 1, errors
     return stopped.value.code, errors[0]
-
-
-def tiny_model(sample_size: int = 8) -> VAEModel:
-    return VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=4, sample_size=sample_size)
 
 
 def bad_case(name: str, tmp: Path, data: dict) -> tuple[list[str], list[str], str]:
