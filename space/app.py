@@ -215,10 +215,10 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                         manifold = pixel_image("Decoded grid over the same plane (click a cell)", height=460)
                         grid_n = gr.Slider(*explore.MANIFOLD_RANGE, value=15, step=1, label="Grid points per side")
                     with gr.Column(scale=2, min_width=200):
-                        point = pixel_image("Decoded point", height=220)
+                        point = pixel_image("Decoded point", height=220, elem_id="decoded-point")
                         with gr.Row():
-                            point_x = gr.Number(value=0.0, label="x", min_width=80)
-                            point_y = gr.Number(value=0.0, label="y", min_width=80)
+                            point_x = gr.Number(value=0.0, label="x", min_width=80, elem_id="point-x")
+                            point_y = gr.Number(value=0.0, label="y", min_width=80, elem_id="point-y")
                         point_btn = gr.Button("Decode point")
 
             # ---------------------------------------------------------------- About
@@ -247,15 +247,16 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
               run(ex.traverse), trav_inputs, [traversed, sweep_row], api_name="traverse", trigger_mode="always_last",
               show_progress="hidden")
 
-        def on_click(convert):
-            def wrapped(model_id, *extra, evt: gr.SelectData):
-                return convert(model_id, *evt.index, *extra)
-            return run(wrapped)
+        def map_click(model_id, evt: gr.SelectData):  # evt.index: the clicked pixel (x, y)
+            return ex.map_click(model_id, *evt.index)
+
+        def manifold_click(model_id, n, evt: gr.SelectData):
+            return ex.manifold_click(model_id, *evt.index, n)
 
         point_btn.click(run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_name="decode_point")
-        scatter.select(on_click(ex.map_click), [model], [point_x, point_y], api_visibility="private").success(
+        scatter.select(run(map_click), [model], [point_x, point_y], api_visibility="private").success(
             run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private")
-        manifold.select(on_click(ex.manifold_click), [model, grid_n], [point_x, point_y], api_visibility="private").success(
+        manifold.select(run(manifold_click), [model, grid_n], [point_x, point_y], api_visibility="private").success(
             run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private")
         grid_n.release(run(ex.manifold), [model, grid_n], manifold, api_name="manifold", concurrency_limit=HEAVY)
 

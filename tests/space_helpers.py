@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +60,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class RunningSpace:
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (Linux ``/proc``)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 @contextlib.contextmanager
 def running_space(model_ids: list[str], log_path: Path, startup_timeout: float = 300.0):
-    """Run ``python space/app.py`` on a free loopback port with ``VAE_MODEL`` = ``model_ids``; yield its URL.
+    """Run ``python space/app.py`` on a free loopback port with ``VAE_MODEL`` = ``model_ids``; yield a
+    ``RunningSpace`` (its URL and process id).
 
     The Hub is made unreachable (``HF_HUB_OFFLINE``) so a bad repo id fails at once. The wait for startup
     is bounded so a broken app fails the test instead of hanging it; the server is stopped afterwards.
@@ -86,7 +99,7 @@ def running_space(model_ids: list[str], log_path: Path, startup_timeout: float =
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the Space did not start in {startup_timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
                 time.sleep(0.5)
-            yield url
+            yield RunningSpace(url, proc.pid)
         finally:
             proc.terminate()
             try:

@@ -248,6 +248,8 @@ def test_manifold_and_its_clicks(ex):
     grid = explore.manifold(entry.model, m, 5)
     assert grid.size == (5 * 28 * explore.display_scale(140, explore.MANIFOLD_WIDTH),) * 2
     assert explore.manifold(entry.model, m, 6).size != grid.size
+    assert ex.manifold("tiny-2d", 5).tobytes() == grid.tobytes()
+    assert ex.manifold("tiny-2d", 5) is ex.manifold("tiny-2d", 5.0)  # computed once per model and size
     width = grid.size[0]
     x0, x1, y0, y1 = m.box
     assert ex.manifold_click("tiny-2d", 0, 0, 5) == pytest.approx((x0, y1))

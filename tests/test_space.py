@@ -35,8 +35,8 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def url(models, tmp_path_factory):
-    with running_space(list(models.values()), tmp_path_factory.mktemp("log") / "space.log") as url:
-        yield url
+    with running_space(list(models.values()), tmp_path_factory.mktemp("log") / "space.log") as space:
+        yield space.url
 
 
 def new_client(url: str, downloads: Path) -> Client:

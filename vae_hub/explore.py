@@ -321,7 +321,7 @@ class OutputFiles:
 
     def png(self, image: PIL.Image.Image) -> str:
         buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
+        image.save(buffer, format="PNG", compress_level=1)  # 2.5× faster than the default, files ~20 % larger
         return self._write(buffer.getvalue(), ".png")
 
     def gif(self, frames: torch.Tensor, frame_ms: int = 120) -> str:
@@ -530,7 +530,7 @@ class ModelEntry:
     model: VAEModel
     sample: MapSample
     _cache: dict = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # re-entrant: the manifold needs the map
 
     def _once(self, name: str, compute):
         with self._lock:  # concurrent first requests wait for one computation instead of repeating it
@@ -711,9 +711,11 @@ class Explorer:
         return m.image, m.description
 
     def manifold(self, model_id, n=15) -> PIL.Image.Image:
-        """/manifold → the decoded n×n grid over the latent map's plane."""
+        """/manifold → the decoded n×n grid over the latent map's plane (computed once per model and n: every
+        visitor's page shows it)."""
         entry = self.entry(model_id)
-        return manifold(entry.model, entry.latent_map, n)
+        n = check_int(n, "Grid size", *MANIFOLD_RANGE)
+        return entry._once(f"manifold-{n}", lambda: manifold(entry.model, entry.latent_map, n))
 
     def decode_point(self, model_id, x=0.0, y=0.0) -> tuple[PIL.Image.Image, PIL.Image.Image]:
         """/decode_point → (decoded code at plane point (x, y), the scatter plot marked there)."""

@@ -1,0 +1,202 @@
+"""Speed of the Space: its endpoint functions in-process, and HTTP latency under concurrent gradio_client users.
+
+    python benchmarks/bench_space.py                       # the shipped model space/models/fashion-mnist-vae
+    python benchmarks/bench_space.py --model /tmp/my-vae   # any VAEModel folder or Hub id
+
+Targets (issue 5, on this machine's CPU): 64 prior samples < 150 ms, a 10-frame interpolation < 100 ms, a
+15×15 manifold < 300 ms (the ``Explorer`` methods, called in-process, images as PIL), and the p95 latency of
+16 concurrent users < 1 s over HTTP. Writes its table into ``benchmarks/RESULTS.md`` between the
+``<!-- bench_space -->`` markers, leaving the rest of the file alone.
+"""
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+import PIL.Image  # noqa: E402
+import torch  # noqa: E402
+
+from vae_hub import explore  # noqa: E402
+from vae_hub.explore import Explorer, MapSample  # noqa: E402
+
+SHIPPED = REPO / "space" / "models" / "fashion-mnist-vae"
+EXAMPLES = REPO / "space" / "examples"
+BEGIN, END = "<!-- bench_space -->", "<!-- /bench_space -->"
+SLIDERS = [0.0] * explore.TRAVERSE_SLIDERS
+
+
+def timed(fn, repeats: int) -> list[float]:
+    """Milliseconds of ``fn(i)`` for i in 1 … repeats, after one untimed warm-up call ``fn(0)``."""
+    fn(0)
+    times = []
+    for i in range(1, repeats + 1):
+        start = time.perf_counter()
+        fn(i)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def in_process(model: str, repeats: int) -> list[tuple[str, list[float], float | None]]:
+    ex = Explorer([model], {}, MapSample.load(EXAMPLES / "latent_map_sample.npz"))
+    if problem := ex.warm(model):
+        sys.exit(f"cannot use {model}: {problem}")
+    example = PIL.Image.open(sorted(EXAMPLES.glob("*.png"))[0])
+    entry = ex.entry(model)
+    cases = [
+        ("64 prior samples (`/sample`)", lambda i: ex.sample(model, 64, i, 1.0, "standard"), 150.0),
+        ("10-frame interpolation, seeds (`/interpolate`, with the GIF)",
+         lambda i: ex.interpolate(model, "seeds", None, None, i, i + 1, "slerp", 10), 100.0),
+        # the endpoint caches its grid per model and size; time the computation, not the cache
+        ("15×15 manifold (`/manifold`, uncached)", lambda i: explore.manifold(entry.model, entry.latent_map, 15), 300.0),
+        ("reconstruction with posterior chart (`/reconstruct`)", lambda i: ex.reconstruct(model, example), None),
+        ("traversal: decode + 11-image sweep (`/traverse`)",
+         lambda i: ex.traverse(model, "origin", None, 1, (i % 8) / 2, *SLIDERS[1:]), None),
+        ("decode a map point (`/decode_point`)", lambda i: ex.decode_point(model, i / repeats, -i / repeats), None),
+    ]
+    return [(name, timed(fn, repeats), target) for name, fn, target in cases]
+
+
+def over_http(model: str, users: int, per_user: int, log: Path) -> dict:
+    from gradio_client import Client, handle_file
+    from space_helpers import running_space
+
+    example = str(sorted(EXAMPLES.glob("*.png"))[0])
+    mixed = [
+        lambda c, r: c.predict(model, r.randint(16, 64), r.randint(0, 10**6), 1.0, "standard", api_name="/sample"),
+        lambda c, r: c.predict(model, "seeds", None, None, r.randint(0, 99), r.randint(100, 199), "slerp", 10,
+                               api_name="/interpolate"),
+        lambda c, r: c.predict(model, 15, api_name="/manifold"),
+        lambda c, r: c.predict(model, handle_file(example), api_name="/reconstruct"),
+        lambda c, r: c.predict(model, "origin", None, 1, r.uniform(-3, 3), *SLIDERS[1:], api_name="/traverse"),
+    ]
+    results = {"mixed": [], "same": [], "errors": {"mixed": 0, "same": 0}}
+    lock = threading.Lock()
+    with running_space([model], log) as space, tempfile.TemporaryDirectory() as downloads:
+        clients = [Client(space.url, verbose=False, analytics_enabled=False, download_files=f"{downloads}/{u}")
+                   for u in range(users)]
+
+        def run(kind: str, call, client) -> None:
+            start = time.perf_counter()
+            try:
+                call(client)
+                with lock:
+                    results[kind].append((time.perf_counter() - start) * 1000)
+            except Exception as err:  # count it; a benchmark reports failures instead of stopping
+                with lock:
+                    results["errors"][kind] += 1
+                print(f"error in a {kind} request: {err}", file=sys.stderr)
+
+        def user(u: int) -> None:
+            rng = random.Random(u)
+            for k in range(per_user):
+                run("mixed", lambda c: mixed[(u + k) % len(mixed)](c, rng), clients[u])
+
+        with ThreadPoolExecutor(users) as pool:  # warm-up: every client once
+            list(pool.map(lambda c: c.predict(model, 4, 0, 1.0, "standard", api_name="/sample"), clients))
+            server, client = space.cpu_seconds(), time.process_time()
+            list(pool.map(user, range(users)))
+            count = len(results["mixed"]) + results["errors"]["mixed"]
+            results["cpu_ms"] = {"server": (space.cpu_seconds() - server) * 1000 / count,
+                                 "clients": (time.process_time() - client) * 1000 / count}
+            barrier = threading.Barrier(users)
+
+            def same(u: int) -> None:  # everyone presses Sample with the default seed at once
+                barrier.wait()
+                run("same", lambda c: c.predict(model, 36, 0, 1.0, "standard", api_name="/sample"), clients[u])
+
+            list(pool.map(same, range(users)))
+        for client in clients:
+            client.close()
+    return results
+
+
+def table(model: str, local: list, http: dict, users: int, per_user: int) -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
+    lines = [
+        BEGIN,
+        "## Space (`benchmarks/bench_space.py`)",
+        "",
+        f"Model `{Path(model).name if Path(model).exists() else model}`; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, torch {torch.__version__} with {torch.get_num_threads()} threads; load average "
+        f"{load[0]:.1f} when written (other jobs share these cores, so the numbers are pessimistic). "
+        f"`python benchmarks/bench_space.py{'' if Path(model) == SHIPPED else ' --model ' + model}`",
+        "",
+        "| in-process endpoint function | median ms | p95 ms | target ms | |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, times, target in local:
+        p95 = percentile(times, 95)
+        verdict = "" if target is None else ("✅" if statistics.median(times) < target else "❌")
+        lines.append(f"| {name} | {statistics.median(times):.1f} | {p95:.1f} | {target or '–'} | {verdict} |")
+    lines += ["", f"| HTTP, {users} concurrent gradio_client users | requests | errors | median ms | p95 ms | max ms | target p95 ms | |",
+              "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for kind, name in (("mixed", f"mixed requests ({per_user} per user: sample, interpolate, manifold, reconstruct, traverse)"),
+                       ("same", "everyone presses Sample with the default seed at once")):
+        times = http[kind]
+        if times:
+            p95 = percentile(times, 95)
+            errors = http["errors"][kind]
+            lines.append(f"| {name} | {len(times) + errors} | {errors} | {statistics.median(times):.0f} | "
+                         f"{p95:.0f} | {max(times):.0f} | 1000 | {'✅' if p95 < 1000 and not errors else '❌'} |")
+    if "cpu_ms" in http:
+        lines += ["", f"CPU per mixed request: server {http['cpu_ms']['server']:.0f} ms, the {users} gradio_client users "
+                      f"{http['cpu_ms']['clients']:.0f} ms. Clients and server share the same {os.cpu_count()} cores here, "
+                      "so the clients' own work is part of every latency above; remote users would not add it."]
+    lines += ["", "Latency over HTTP is the client's wall time per `predict` (queue, compute, PNG/GIF files, download).", END]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace this benchmark's section of ``path`` (between the markers), or append it; keep everything else."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=str(SHIPPED), help="VAEModel folder or Hub id (default: the shipped model)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per in-process endpoint")
+    parser.add_argument("--users", type=int, default=16, help="concurrent HTTP clients")
+    parser.add_argument("--requests_per_user", type=int, default=5)
+    parser.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"))
+    parser.add_argument("--skip_http", action="store_true", help="only the in-process timings")
+    args = parser.parse_args(argv)
+    if args.model == str(SHIPPED) and not SHIPPED.is_dir():
+        sys.exit(f"{SHIPPED} does not exist yet: train it, or pass --model FOLDER")
+    local = in_process(args.model, args.repeats)
+    for name, times, target in local:
+        print(f"{name}: median {statistics.median(times):.1f} ms, p95 {percentile(times, 95):.1f} ms (target {target})")
+    http = {"mixed": [], "same": [], "errors": {"mixed": 0, "same": 0}}
+    if not args.skip_http:
+        with tempfile.TemporaryDirectory() as tmp:
+            http = over_http(args.model, args.users, args.requests_per_user, Path(tmp) / "space.log")
+        for kind in ("mixed", "same"):
+            if http[kind]:
+                print(f"HTTP {kind}: {len(http[kind])} ok, p95 {percentile(http[kind], 95):.0f} ms")
+        print(f"HTTP errors: {http['errors']}; CPU ms per mixed request: {http.get('cpu_ms')}")
+    write_section(Path(args.results), table(args.model, local, http, args.users, args.requests_per_user))
+    print(f"wrote the bench_space section of {args.results}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The Space in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright.
+
+Opens the page, clicks Sample and waits for the image, draws a stroke on the sketchpad and waits for its
+reconstruction, saving screenshots under pytest's tmp dir. Playwright's own browser download is not used:
+it drives the system Chromium (``executable_path``). Where Chromium or Playwright is missing the test skips
+and says why, unless ``VAE_HUB_REQUIRE_BROWSER=1`` (set by CI), which makes that a failure.
+"""
+
+import os
+import shutil
+
+import pytest
+
+from space_helpers import make_model, running_space
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 120_000  # generous: a loaded 2-core machine renders slowly; a broken page still fails
+
+
+def _chromium() -> str:
+    """Path of the system Chromium and an importable Playwright, or a skip (a failure when required)."""
+    problem = None
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        problem = "Chromium is not installed (Debian: apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "the playwright package is not installed (pip install playwright; no browser download needed)"
+    if problem:
+        if os.environ.get("VAE_HUB_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"VAE_HUB_REQUIRE_BROWSER=1 but {problem}")
+        pytest.skip(problem)
+    return path
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    chromium = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path_factory.mktemp("browser")
+    model = make_model(root / "tiny", latent_dim=4)
+    with running_space([str(model)], root / "space.log") as space, sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(root / "profile"), executable_path=chromium, args=CHROMIUM_FLAGS, headless=True,
+            viewport={"width": 1400, "height": 1000},
+        )
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(space.url, timeout=TIMEOUT_MS)
+            page.wait_for_selector("#sample-button")
+            yield page
+        finally:
+            context.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def _image_source(page, selector: str) -> str | None:
+    image = page.locator(f"{selector} img")
+    return image.first.get_attribute("src") if image.count() else None
+
+
+def test_sample_shows_an_image(page, shots):
+    before = _image_source(page, "#samples")
+    page.click("#sample-button")
+    page.wait_for_function(
+        "before => { const i = document.querySelector('#samples img'); return i && i.src !== before && i.complete && i.naturalWidth > 0; }",
+        arg=before or "",
+    )
+    size = page.eval_on_selector("#samples img", "i => [i.naturalWidth, i.naturalHeight]")
+    assert size[0] > 100 and size[0] == size[1]  # the 6×6 grid, enlarged
+    page.screenshot(path=str(shots / "sample.png"), full_page=True)
+    assert (shots / "sample.png").stat().st_size > 10_000
+
+
+def test_drawing_is_reconstructed(page, shots):
+    page.get_by_role("tab", name="Reconstruct").click()
+    page.locator("#sketchpad button[aria-label='Brush']").first.click()
+    box = page.locator("#sketchpad canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 50, cy - 70)
+    page.mouse.down()
+    for dx, dy in ((50, -70), (50, 70), (-50, 70), (-50, -70)):
+        page.mouse.move(cx + dx, cy + dy, steps=8)
+    page.mouse.up()
+    page.get_by_role("button", name="Reconstruct drawing").click()
+    page.wait_for_function("() => { const i = document.querySelector('#reconstruction img'); return i && i.complete && i.naturalWidth > 0; }")
+    assert page.eval_on_selector("#reconstruction img", "i => i.naturalWidth") == 320  # 28 px + padding, ×10
+    page.screenshot(path=str(shots / "reconstruct.png"), full_page=True)
+    assert (shots / "reconstruct.png").stat().st_size > 10_000
+
+
+def test_clicking_the_latent_map_decodes_that_point(page, shots):
+    page.get_by_role("tab", name="Latent map").click()
+    page.wait_for_function("() => { const i = document.querySelector('#latent-map img'); return i && i.complete && i.naturalWidth > 0; }")
+    box = page.locator("#latent-map img").first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5)
+    page.wait_for_function("() => { const i = document.querySelector('#decoded-point img'); return i && i.complete && i.naturalWidth > 0; }")
+    x = page.locator("#point-x input").input_value()
+    assert float(x) != 0.0  # the click's plane coordinate
+    page.screenshot(path=str(shots / "latent_map.png"), full_page=True)
