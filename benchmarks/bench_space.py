@@ -85,7 +85,7 @@ def over_http(model: str, users: int, per_user: int, log: Path) -> dict:
         lambda c, r: c.predict(model, handle_file(example), api_name="/reconstruct"),
         lambda c, r: c.predict(model, "origin", None, 1, r.uniform(-3, 3), *SLIDERS[1:], api_name="/traverse"),
     ]
-    results = {"mixed": [], "same": [], "errors": {"mixed": 0, "same": 0}}
+    results = {"mixed": [], "paced": [], "same": [], "errors": {"mixed": 0, "paced": 0, "same": 0}}
     lock = threading.Lock()
     with running_space([model], log) as space, tempfile.TemporaryDirectory() as downloads:
         clients = [Client(space.url, verbose=False, analytics_enabled=False, download_files=f"{downloads}/{u}")
@@ -102,10 +102,12 @@ def over_http(model: str, users: int, per_user: int, log: Path) -> dict:
                     results["errors"][kind] += 1
                 print(f"error in a {kind} request: {err}", file=sys.stderr)
 
-        def user(u: int) -> None:
+        def user(u: int, kind: str = "mixed") -> None:
             rng = random.Random(u)
             for k in range(per_user):
-                run("mixed", lambda c: mixed[(u + k) % len(mixed)](c, rng), clients[u])
+                if kind == "paced":  # a person looks at the result before the next click
+                    time.sleep(rng.uniform(0.5, 1.5))
+                run(kind, lambda c: mixed[(u + k) % len(mixed)](c, rng), clients[u])
 
         with ThreadPoolExecutor(users) as pool:  # warm-up: every client once
             list(pool.map(lambda c: c.predict(model, 4, 0, 1.0, "standard", api_name="/sample"), clients))
@@ -114,6 +116,7 @@ def over_http(model: str, users: int, per_user: int, log: Path) -> dict:
             count = len(results["mixed"]) + results["errors"]["mixed"]
             results["cpu_ms"] = {"server": (space.cpu_seconds() - server) * 1000 / count,
                                  "clients": (time.process_time() - client) * 1000 / count}
+            list(pool.map(lambda u: user(u, "paced"), range(users)))
             barrier = threading.Barrier(users)
 
             def same(u: int) -> None:  # everyone presses Sample with the default seed at once
@@ -146,8 +149,10 @@ def table(model: str, local: list, http: dict, users: int, per_user: int) -> str
         lines.append(f"| {name} | {statistics.median(times):.1f} | {p95:.1f} | {target or '–'} | {verdict} |")
     lines += ["", f"| HTTP, {users} concurrent gradio_client users | requests | errors | median ms | p95 ms | max ms | target p95 ms | |",
               "|---|---:|---:|---:|---:|---:|---:|---|"]
-    for kind, name in (("mixed", f"mixed requests ({per_user} per user: sample, interpolate, manifold, reconstruct, traverse)"),
-                       ("same", "everyone presses Sample with the default seed at once")):
+    for kind, name in (("mixed", f"mixed requests back to back ({per_user} per user: sample, interpolate, manifold, "
+                                 "reconstruct, traverse)"),
+                       ("paced", "the same mix, each user pausing 0.5–1.5 s between requests"),
+                       ("same", "everyone presses Sample (36 images) with the default seed at once")):
         times = http[kind]
         if times:
             p95 = percentile(times, 95)
@@ -186,11 +191,11 @@ def main(argv: list[str] | None = None) -> None:
     local = in_process(args.model, args.repeats)
     for name, times, target in local:
         print(f"{name}: median {statistics.median(times):.1f} ms, p95 {percentile(times, 95):.1f} ms (target {target})")
-    http = {"mixed": [], "same": [], "errors": {"mixed": 0, "same": 0}}
+    http = {"mixed": [], "paced": [], "same": [], "errors": {"mixed": 0, "paced": 0, "same": 0}}
     if not args.skip_http:
         with tempfile.TemporaryDirectory() as tmp:
             http = over_http(args.model, args.users, args.requests_per_user, Path(tmp) / "space.log")
-        for kind in ("mixed", "same"):
+        for kind in ("mixed", "paced", "same"):
             if http[kind]:
                 print(f"HTTP {kind}: {len(http[kind])} ok, p95 {percentile(http[kind], 95):.0f} ms")
         print(f"HTTP errors: {http['errors']}; CPU ms per mixed request: {http.get('cpu_ms')}")

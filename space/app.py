@@ -27,7 +27,7 @@ log = logging.getLogger("vae_hub.space")
 
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; }
-.pixelated img { object-fit: contain; }
+.pixelated img { object-fit: contain; max-width: 100%; }
 #header { text-align: center; margin-bottom: 0.2em; }
 #header h1 { margin-bottom: 0.1em; }
 .help { font-size: 0.92em; opacity: 0.85; }
@@ -278,4 +278,4 @@ if __name__ == "__main__":
     explorer = Explorer.from_space_dir(HERE)
     if explorer.default_model and (problem := explorer.warm(explorer.default_model)):
         log.warning("the default model is not usable: %s", problem)
-    build_demo(explorer).launch(**LAUNCH_OPTIONS)
+    build_demo(explorer).launch(**LAUNCH_OPTIONS, allowed_paths=explorer.local_folders())

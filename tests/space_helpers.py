@@ -33,7 +33,8 @@ def make_model(path: Path, latent_dim: int = 4, size: int = 28, channels: int = 
     model.save_pretrained(path)
     (path / "metrics.json").write_text(json.dumps({"dataset": "made-up", "split": "test", "num_images": 3,
                                                    "negative_elbo_nats": 123.456, "active_units": latent_dim}))
-    (path / "README.md").write_text("---\nlicense: apache-2.0\n---\n# A tiny test model\n\nMade in a test.\n")
+    (path / "README.md").write_text("---\nlicense: apache-2.0\n---\n# A tiny test model\n\nMade in a test.\n\n"
+                                    "![samples](samples.png) ![web](https://example.org/a.png)\n")
     return path
 
 

@@ -163,6 +163,19 @@ def test_reconstruct(model):
     assert rec.posterior.size == (720, 300)
 
 
+def test_posterior_chart_draws_each_dimension_where_it_is():
+    base, (left, top, right, bottom) = explore._posterior_axes(3)
+    chart = explore.posterior_chart(np.array([0.0, 2.0, -9.0]), np.array([0.5, 0.5, 0.5]), np.array([1.0, 0.0, 0.5]))
+    assert chart.size == base.size == (720, 300)
+
+    def at(j, v):  # data → pixel, as the chart's axes map them
+        return round(left + (j + 0.7) / 3 * (right - left)), round(top + (explore.POSTERIOR_RANGE - v) / 10 * (bottom - top))
+
+    for j, v in ((0, 0.0), (1, 2.0), (1, 2.5), (2, -explore.POSTERIOR_RANGE)):  # means, an error bar's end, a clipped mean
+        assert chart.getpixel(at(j, v)) != base.getpixel(at(j, v))
+    assert chart.getpixel(at(1, 0.0)) == base.getpixel(at(1, 0.0))  # nothing drawn away from the points
+
+
 def test_interpolate_strip_and_gif(model, tmp_path):
     files = explore.OutputFiles(tmp_path)
     z0, z1 = torch.randn(4), torch.randn(4)
@@ -384,6 +397,12 @@ def test_about(ex):
     assert "# A tiny test model" in text and "license: apache-2.0" not in text  # card without front matter
     assert "Fashion-MNIST" in text and "MIT" in text
     assert "| mixture prior | none (standard N(0, I) only) |" in ex.about("tiny-2d")
+    folder = ex.entry("tiny").source
+    assert f"![samples](/gradio_api/file={folder}/samples.png)" in text  # a figure the browser can fetch
+    assert "![web](https://example.org/a.png)" in text
+    assert explore.card_with_image_links("![s](samples.png)", "user/repo") == (
+        "![s](https://huggingface.co/user/repo/resolve/main/samples.png)")
+    assert ex.local_folders() == [ex.entry(m).source for m in ex.model_ids]
 
 
 def test_map_sample_for_model_keeps_matching_images(sample):

@@ -86,15 +86,14 @@ def pixels(path: str) -> bytes:
         return image.tobytes()
 
 
-def model_ids(models: dict) -> list[str]:
-    return [models["tiny"], models["tiny-2d"], *shipped_models()]
-
-
 def test_every_api_name_is_served(client):
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == API_NAMES
 
 
-@pytest.mark.parametrize("which", ["tiny", "tiny-2d", *shipped_models()])
+SHIPPED = shipped_models() or [pytest.param("shipped", marks=pytest.mark.skip(reason="no trained models in space/models yet"))]
+
+
+@pytest.mark.parametrize("which", ["tiny", "tiny-2d", *SHIPPED])
 def test_every_endpoint(client, models, images, which):
     model = models.get(which, which)
     size = 28 if which in models else VAEModel.load_config(SPACE / "models" / which)["sample_size"]

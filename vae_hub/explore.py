@@ -11,12 +11,14 @@ here and raises ``InputError`` with a message meant for the person using the Spa
   (the dimensions ordered by KL, the latent map of the shipped test-set sample).
 """
 
+import functools
 import hashlib
 import io
 import json
 import math
 import os
 import random
+import re
 import tempfile
 import threading
 from collections import OrderedDict
@@ -229,26 +231,57 @@ class Reconstruction:
         return self.input, self.reconstruction, self.posterior, self.code, self.summary
 
 
+POSTERIOR_RANGE = 5.0  # the chart's y axis: ± this many prior standard deviations
+
+
+@functools.lru_cache(maxsize=8)
+def _posterior_axes(d: int) -> tuple[PIL.Image.Image, tuple[float, float, float, float]]:
+    """The chart's empty axes for D dimensions (matplotlib, ~0.1 s) and their plot area in pixels, drawn once."""
+    fig = _figure(720, 300)
+    ax = fig.add_axes([0.08, 0.17, 0.9, 0.72])
+    ax.axhspan(-1, 1, color="#e8e8f0", zorder=0)
+    ax.axhline(0, color="#999", lw=0.8, zorder=1)
+    ax.set_xlim(-0.7, d - 0.3)
+    ax.set_ylim(-POSTERIOR_RANGE, POSTERIOR_RANGE)
+    ax.set_xticks(range(d) if d <= 40 else range(0, d, math.ceil(d / 40)))
+    ax.tick_params(labelsize=8)
+    ax.set_xlabel("latent dimension (colour: KL to the prior, brighter = more information; band: prior ±1 std)", fontsize=9)
+    ax.set_title("posterior q(z | x): mean ± std of each dimension", fontsize=10)
+    image = _figure_to_pil(fig)
+    x0, y0, x1, y1 = ax.get_window_extent().extents
+    return image, (x0, image.height - y1, x1, image.height - y0)
+
+
 def posterior_chart(mean: np.ndarray, std: np.ndarray, kl: np.ndarray) -> PIL.Image.Image:
-    """Per-dimension posterior mean ± std (D,) over the prior's ±1 band, coloured by KL (nats)."""
+    """Per-dimension posterior mean ± std (D,) over the prior's ±1 band, coloured by KL (nats).
+
+    The points are drawn with PIL onto cached axes: a figure per request would cost ~0.1 s of CPU. A mean
+    beyond the axis is drawn as a triangle at its edge, pointing the way it went.
+    """
     from matplotlib import colormaps
 
     d = len(mean)
-    fig = _figure(720, 300)
-    ax = fig.add_axes([0.08, 0.17, 0.9, 0.72])
-    ax.axhspan(-1, 1, color="#e8e8f0", zorder=0, label="prior N(0, 1) ±1 std")
-    ax.axhline(0, color="#999", lw=0.8, zorder=1)
-    colours = colormaps["viridis"](np.clip(kl / max(kl.max(), 1e-6), 0, 1) * 0.85)
+    base, (left, top, right, bottom) = _posterior_axes(d)
+    image = base.copy()
+    draw = PIL.ImageDraw.Draw(image)
+    colours = colormaps["viridis"](np.clip(kl / max(float(kl.max()), 1e-6), 0, 1) * 0.85)
+
+    def y_px(v: float) -> float:
+        return top + (POSTERIOR_RANGE - np.clip(v, -POSTERIOR_RANGE, POSTERIOR_RANGE)) / (2 * POSTERIOR_RANGE) * (bottom - top)
+
     for j in range(d):
-        ax.errorbar(j, mean[j], yerr=std[j], fmt="o", color=colours[j], ms=5, capsize=3, lw=1.5, zorder=2)
-    ax.set_xlim(-0.7, d - 0.3)
-    ax.set_ylim(*(np.array([-1, 1]) * max(2.5, 1.1 * float(np.max(np.abs(mean) + std)))))
-    ax.set_xticks(range(d) if d <= 40 else range(0, d, math.ceil(d / 40)))
-    ax.tick_params(labelsize=8)
-    ax.set_xlabel("latent dimension (colour: KL to the prior, brighter = more information)", fontsize=9)
-    ax.set_title("posterior q(z | x): mean ± std of each dimension", fontsize=10)
-    ax.legend(loc="upper right", fontsize=8, frameon=False)
-    return _figure_to_pil(fig)
+        colour = tuple(int(255 * c) for c in colours[j][:3])
+        x = left + (j + 0.7) / d * (right - left)
+        lo, hi, m = y_px(mean[j] - std[j]), y_px(mean[j] + std[j]), y_px(mean[j])
+        draw.line((x, lo, x, hi), fill=colour, width=2)
+        for cap in (lo, hi):
+            draw.line((x - 4, cap, x + 4, cap), fill=colour, width=2)
+        if abs(mean[j]) > POSTERIOR_RANGE:
+            tip, back = (m - 7, m + 2) if mean[j] > 0 else (m + 7, m - 2)
+            draw.polygon([(x, tip), (x - 6, back), (x + 6, back)], fill=colour)
+        else:
+            draw.ellipse((x - 4, m - 4, x + 4, m + 4), fill=colour)
+    return image
 
 
 @torch.inference_mode()
@@ -588,6 +621,11 @@ class Explorer:
         ids, shipped = default_model_ids(space_dir, env)
         return cls(ids, shipped, MapSample.load(space_dir / "examples" / "latent_map_sample.npz"))
 
+    def local_folders(self) -> list[str]:
+        """The model folders on this machine that the Space offers (their files may be served: card figures)."""
+        folders = [str(p) for p in self.shipped.values()]
+        return folders + [str(Path(m).resolve()) for m in self.model_ids if m not in self.shipped and Path(m).is_dir()]
+
     @property
     def default_model(self) -> str | None:
         return self.model_ids[0] if self.model_ids else None
@@ -768,6 +806,14 @@ def _model_file(source: str, name: str) -> Path | None:
         return None
 
 
+def card_with_image_links(text: str, source: str) -> str:
+    """Point a card's relative image links (``![samples](samples.png)``) where a browser can fetch them: the
+    Hub's ``resolve`` URL for a repo, Gradio's file route for a local folder (listed in ``allowed_paths``)."""
+    folder = Path(source)
+    base = f"/gradio_api/file={folder.resolve()}/" if folder.is_dir() else f"https://huggingface.co/{source}/resolve/main/"
+    return re.sub(r"(!\[[^\]]*\]\()(?![a-z]+:|/|#)([^)\s]+)\)", lambda m: f"{m.group(1)}{base}{m.group(2)})", text)
+
+
 def _strip_front_matter(text: str) -> str:
     if text.startswith("---"):
         end = text.find("\n---", 3)
@@ -839,5 +885,6 @@ def about_markdown(entry: ModelEntry, sample: MapSample) -> str:
     ]
     card_file = _model_file(entry.source, "README.md")
     if card_file:
-        lines += ["", "---", "", "### Model card", "", _strip_front_matter(card_file.read_text())]
+        card = card_with_image_links(_strip_front_matter(card_file.read_text()), entry.source)
+        lines += ["", "---", "", "### Model card", "", card]
     return "\n".join(lines)
