@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
+import PIL.ImageDraw
+import PIL.ImageOps
 import pytest
 import torch
 
 from vae_hub import VAEModel, explore
 from vae_hub.explore import Explorer, InputError, MapSample
-from vae_hub.images import pil_to_uint8, uint8_to_float
+from vae_hub.images import float_to_uint8, pil_to_uint8, uint8_to_float
 from vae_hub.latent import encode_images
 
 from space_helpers import make_map_sample, make_model
@@ -154,7 +156,7 @@ def test_reconstruct(model):
     assert rec.input.size == rec.reconstruction.size == (320, 320)  # 28 + 2·2 padding, ×10
     pixels = np.s_[20:300:10, 20:300:10]  # one screen pixel per image pixel: padding 2 and scale 10
     assert np.array_equal(np.asarray(rec.input)[pixels], x[0, 0].numpy())
-    expected = explore.float_to_uint8(model(uint8_to_float(x)).sample)[0, 0].numpy()
+    expected = float_to_uint8(model(uint8_to_float(x)).sample)[0, 0].numpy()
     assert np.array_equal(np.asarray(rec.reconstruction)[pixels], expected)
     mean = model.encode(uint8_to_float(x)).latent_dist.mean.flatten()
     np.testing.assert_allclose(rec.code["mean"], mean.numpy(), atol=1e-4)
@@ -185,7 +187,7 @@ def test_interpolate_strip_and_gif(model, tmp_path):
     with PIL.Image.open(gif) as animation:
         assert animation.n_frames == 8 and animation.size == (224, 224)  # forward 5, back 3
         first = np.asarray(animation.convert("L"))
-    decoded = explore.float_to_uint8(model.decode(z0[None]).sample)[0, 0].numpy()
+    decoded = float_to_uint8(model.decode(z0[None]).sample)[0, 0].numpy()
     assert np.array_equal(first[::8, ::8], decoded)
     lerp_strip, lerp_gif = explore.interpolate(model, z0, z1, "lerp", 5, files)
     assert lerp_strip.tobytes() != strip.tobytes() and lerp_gif != gif
@@ -268,7 +270,7 @@ def test_manifold_and_its_clicks(ex):
     assert ex.manifold_click("tiny-2d", 0, 0, 5) == pytest.approx((x0, y1))
     assert ex.manifold_click("tiny-2d", width - 1, width - 1, 5) == pytest.approx((x1, y0))
     # the top-left cell of the grid is the decoded top-left corner of the box
-    corner = explore.float_to_uint8(entry.model.decode(m.code(x0, y1)[None]).sample)[0, 0].numpy()
+    corner = float_to_uint8(entry.model.decode(m.code(x0, y1)[None]).sample)[0, 0].numpy()
     scale = width // 140
     assert np.array_equal(np.asarray(grid)[: 28 * scale : scale, : 28 * scale : scale], corner)
     with pytest.raises(InputError, match="Grid size"):

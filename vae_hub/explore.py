@@ -28,13 +28,12 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import PIL.ImageDraw
-import PIL.ImageOps
 import torch
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from . import likelihood as lik
-from .images import float_to_uint8, make_grid, pil_to_uint8, uint8_to_float
+from .images import make_grid, pil_to_uint8, uint8_to_float
 from .latent import dimensions_by_kl, encode_images, grid_2d, lerp, principal_directions, project, slerp
 from .losses import kl_per_dimension
 from .model import PRIORS, VAEModel
@@ -311,7 +310,7 @@ def reconstruct(model: VAEModel, x_uint8: torch.Tensor, notes: list[str] = ()) -
     )
 
 
-# ------------------------------------------------------------------------------------------------ interpolation
+# ------------------------------------------------------------------------------------------------ output files
 class OutputFiles:
     """Finished output files (PNG, GIF) in one folder: named by content, written atomically, the newest kept.
 
@@ -368,6 +367,7 @@ class OutputFiles:
         return self._write(buffer.getvalue(), ".gif")
 
 
+# ------------------------------------------------------------------------------------------------ interpolation
 @torch.inference_mode()
 def interpolate(model: VAEModel, z0: torch.Tensor, z1: torch.Tensor, method: str, steps: int, files: OutputFiles) -> tuple[PIL.Image.Image, str]:
     """Decode the lerp/slerp path between codes z0, z1 (D,) → (strip image, path of an animated GIF)."""
