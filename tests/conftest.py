@@ -12,3 +12,5 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 torch.set_num_threads(1)  # tiny test models: one thread is faster than two oversubscribed ones
+
+pytest_plugins = ["hub_doubles"]  # its fixtures (a saved tiny model folder) serve the hub and CLI tests

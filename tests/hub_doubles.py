@@ -17,6 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import httpx2
+import pytest
 import torch
 from huggingface_hub import CommitInfo, CommitOperationDelete, HfApi
 from huggingface_hub.utils import hf_raise_for_status
@@ -154,3 +155,14 @@ def folder_digest(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` → sha256, to show a failed command changed nothing."""
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def saved_folder(tmp_path_factory):
+    return tiny_model_folder(tmp_path_factory.mktemp("saved") / "tiny-vae")
+
+
+@pytest.fixture
+def folder(saved_folder, tmp_path):
+    """A fresh copy of the tiny saved model folder, for a test to write into."""
+    return Path(shutil.copytree(saved_folder, tmp_path / "tiny-vae"))

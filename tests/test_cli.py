@@ -1,14 +1,12 @@
 """The ``vae-hub`` command line, against the ``FakeHfApi`` test double: exit codes, messages, no token in output."""
 
 import json
-import shutil
-from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
 from huggingface_hub import ModelCard
 
-from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, tiny_model_folder
+from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error
 from vae_hub import cli
 
 REPO = "vae-hub-tests/tiny-vae"
@@ -19,17 +17,6 @@ def only_the_test_token(monkeypatch, tmp_path):
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-login" / "token"))
-
-
-@pytest.fixture(scope="module")
-def saved_folder(tmp_path_factory):
-    return tiny_model_folder(tmp_path_factory.mktemp("saved") / "tiny-vae")
-
-
-@pytest.fixture
-def folder(saved_folder, tmp_path):
-    """A fresh copy of the tiny saved model folder, for a test to write into."""
-    return Path(shutil.copytree(saved_folder, tmp_path / "tiny-vae"))
 
 
 def test_push_reports_the_commit_and_never_prints_the_token(folder, capsys):

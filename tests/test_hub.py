@@ -31,17 +31,6 @@ ALLOWED = ["config.json", "diffusion_pytorch_model.safetensors", "README.md", "m
            "samples.png", "reconstructions.png"]
 
 
-@pytest.fixture(scope="module")
-def saved_folder(tmp_path_factory):
-    return tiny_model_folder(tmp_path_factory.mktemp("saved") / "tiny-vae")
-
-
-@pytest.fixture
-def folder(saved_folder, tmp_path):
-    """A fresh copy of the tiny saved model folder, for a test to write into."""
-    return Path(shutil.copytree(saved_folder, tmp_path / "tiny-vae"))
-
-
 @pytest.fixture
 def offline_cache(tmp_path, monkeypatch):
     """An empty HF cache that every download reads, with the Hub offline."""
