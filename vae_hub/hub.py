@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx2
 from huggingface_hub import (
+    _CACHED_NO_EXIST,
     CommitOperationAdd,
     CommitOperationDelete,
     EvalResult,
@@ -32,9 +33,9 @@ from huggingface_hub import (
     SpaceCard,
     SpaceCardData,
     get_token,
-    hf_hub_download,
+    try_to_load_from_cache,
 )
-from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
 from huggingface_hub.utils import validate_repo_id
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -67,8 +68,9 @@ def check_model_folder(cls, pretrained_model_name_or_path, **kwargs) -> None:
             f"{where} holds a {found or 'config without _class_name'}, not a {cls.__name__}: refusing to load it "
             f"(its weights would not fit and the model would be silently random)."
         )
-    if kwargs.get("use_safetensors") and not _has_file(pretrained_model_name_or_path, WEIGHTS_NAME, kwargs):
-        pickle = _has_file(pretrained_model_name_or_path, PICKLE_WEIGHTS_NAME, kwargs)
+    use_safetensors = kwargs.get("use_safetensors")
+    if use_safetensors and not _has_file(pretrained_model_name_or_path, WEIGHTS_NAME, kwargs, unknown=True):
+        pickle = _has_file(pretrained_model_name_or_path, PICKLE_WEIGHTS_NAME, kwargs, unknown=False)
         raise EnvironmentError(
             f"{where} has no {WEIGHTS_NAME}"
             + (f"; it only has a pickle checkpoint ({PICKLE_WEIGHTS_NAME}), which can run arbitrary code when "
@@ -76,21 +78,28 @@ def check_model_folder(cls, pretrained_model_name_or_path, **kwargs) -> None:
         )
 
 
-def _has_file(path_or_repo_id, filename: str, kwargs: dict) -> bool:
+def _has_file(path_or_repo_id, filename: str, kwargs: dict, unknown: bool) -> bool:
+    """Whether the folder or repo holds ``filename``, without downloading it (it may be a large pickle).
+
+    ``unknown`` is the answer when it cannot be told (offline and not cached, no access, ...).
+    """
     subfolder = kwargs.get("subfolder") or ""
     if os.path.isdir(path_or_repo_id):
         return os.path.isfile(os.path.join(path_or_repo_id, subfolder, filename))
-    try:
-        hf_hub_download(
-            str(path_or_repo_id), filename, subfolder=subfolder or None, revision=kwargs.get("revision"),
-            cache_dir=kwargs.get("cache_dir"), token=kwargs.get("token"),
-            local_files_only=kwargs.get("local_files_only", False),
-        )
+    path_in_repo = f"{subfolder}/{filename}" if subfolder else filename
+    cached = try_to_load_from_cache(str(path_or_repo_id), path_in_repo, cache_dir=kwargs.get("cache_dir"),
+                                    revision=kwargs.get("revision"))
+    if isinstance(cached, str):
         return True
-    except EntryNotFoundError:
+    if cached is _CACHED_NO_EXIST:
         return False
-    except Exception:  # offline and not cached, etc.: let diffusers' own loader report it
-        return True
+    if kwargs.get("local_files_only"):
+        return unknown
+    try:
+        return HfApi(token=kwargs.get("token")).file_exists(str(path_or_repo_id), path_in_repo,
+                                                           revision=kwargs.get("revision"))
+    except Exception:  # offline, gated, ...
+        return unknown
 
 
 # ---------------------------------------------------------------------------------------------------- model card
