@@ -244,6 +244,23 @@ def test_cli_end_to_end(model_and_dataset, tmp_path, capsys):
     for key in ("iw_nll_nats", "negative_elbo_nats", "mse", "active_units"):
         assert written[key] == pytest.approx(direct[key])
     assert (written["dataset"], written["split"], written["num_images"]) == (str(dataset_dir), "test", 4)
+    assert written["command"].startswith(f"python -m vae_hub.evaluate --model {model_dir} ")
+    assert set(written) == METRIC_KEYS | {"command"}
+
+
+def test_compiled_decoder_gives_the_eager_numbers(model_and_dataset, tmp_path, monkeypatch):
+    """--compile changes how the decoder runs, not what it computes: the same ε give the same numbers."""
+    model_dir, dataset_dir, _ = model_and_dataset
+    argv = ["--model", str(model_dir), "--dataset_name", str(dataset_dir), "--max_samples", "4", "--iw_samples", "8",
+            "--batch_size", "16", "--cache_dir", str(tmp_path / "cache")]
+    eager = main(argv)
+    compiled_functions = []
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiled_functions.append(fn) or real_compile(fn, **kw))
+    compiled = main(argv + ["--compile"])
+    assert [fn.__name__ for fn in compiled_functions] == ["decode_params"]
+    for key in ("iw_nll_nats", "negative_elbo_nats", "kl_nats", "mse"):
+        assert compiled[key] == pytest.approx(eager[key], rel=1e-5)
 
 
 @pytest.mark.parametrize(

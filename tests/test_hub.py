@@ -101,6 +101,15 @@ def test_card_body_describes_model_figures_training_and_citation(folder):
     assert "| Negative ELBO | 241.37 nats |" in text
 
 
+def test_card_shows_the_evaluation_command_when_metrics_record_one(folder):
+    """`python -m vae_hub.evaluate` writes its command into metrics.json; the card repeats it under the table."""
+    assert "Measured with" not in str(hub.build_model_card(folder, REPO))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    command = "python -m vae_hub.evaluate --model m --dataset_name d --iw_samples 1000 --compile"
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "command": command}))
+    assert f"Measured with:\n\n```bash\n{command}\n```" in str(hub.build_model_card(folder, REPO))
+
+
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "training" / "train_vae.py"
 
 

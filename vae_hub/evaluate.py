@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -62,6 +63,7 @@ def importance_samples(
     generator: torch.Generator,
     decode_batch_size: int = 512,
     log_likelihood: LogLikelihood = lik.log_prob,
+    decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> ImportanceSamples:
     """Draw ``num_samples`` latents per image from ``posterior`` and score them, decoding in chunks.
 
@@ -74,6 +76,7 @@ def importance_samples(
             chunk of decoded images, never k·B of them.
         log_likelihood: log p(x | z) from decoder parameters, ``(params, x, likelihood) -> (B,)``; the
             model's own likelihood by default (tests pass a continuous density here).
+        decode: latents → decoder parameters; ``model.decode_params`` by default (a compiled copy may be passed).
 
     Returns:
         ``ImportanceSamples`` with (B, k) float64 tensors on ``x``'s device.
@@ -87,7 +90,7 @@ def importance_samples(
         # sample-major layout: row r of the chunk is sample r // b of image r % b
         chunk = DiagonalGaussianDistribution(posterior.parameters.repeat(s, 1, 1, 1))
         z = model.reparameterize(chunk, generator)  # (s·b, D)
-        params = model.decode_params(z)
+        params = (decode or model.decode_params)(z)
         log_px_z = log_likelihood(params, x.repeat(s, 1, 1, 1), model.config.likelihood)
         z64 = z.double()
         log_pz = -0.5 * (z64.pow(2) + math.log(2 * math.pi)).sum(dim=1)
@@ -123,6 +126,7 @@ def evaluate_model(
     split: str | None = None,
     device: str | torch.device | None = None,
     log_likelihood: LogLikelihood = lik.log_prob,
+    compile_decoder: bool = False,
 ) -> dict:
     """Evaluate ``model`` on uint8 ``images`` (N, C, H, W); returns the ``metrics.json`` dict.
 
@@ -138,6 +142,8 @@ def evaluate_model(
         dataset, split: recorded in the result as given.
         device: where to run; the model is moved there. Default: where the model is.
         log_likelihood: see ``importance_samples``.
+        compile_decoder: decode the k samples with ``torch.compile`` (about 2x faster on a CPU; the first chunk
+            pays a compilation of ~30 s). Chunks keep one shape when ``batch_size`` is a multiple of ``iw_samples``.
 
     Returns:
         dict with ``dataset``, ``split``, ``num_images``, ``likelihood``, ``likelihood_note``, ``seed``,
@@ -161,6 +167,7 @@ def evaluate_model(
     model.to(device).eval()
     generator = torch.Generator().manual_seed(seed)  # CPU generator: the same ε on every device
     images_per_step = max(1, batch_size // iw_samples)
+    decode = torch.compile(model.decode_params, dynamic=False) if compile_decoder else model.decode_params
     totals = torch.zeros(4, dtype=torch.float64)  # Σ over images of: iw bound, log p(x|z) mean, KL, squared error
     means, done = [], 0
     try:
@@ -168,7 +175,8 @@ def evaluate_model(
             for batch in images.split(images_per_step):
                 x = uint8_to_float(batch).to(device, parameter.dtype)
                 posterior = model.encode(x).latent_dist
-                samples = importance_samples(model, x, posterior, iw_samples, generator, batch_size, log_likelihood)
+                samples = importance_samples(model, x, posterior, iw_samples, generator, batch_size, log_likelihood,
+                                             decode=decode)
                 mu = posterior.mean.flatten(1)
                 reconstruction = lik.mean(model.decode_params(mu), config.likelihood)
                 squared_error = ((reconstruction.float() - x.float()) / 2).pow(2).sum()  # in [0, 1] pixel units
@@ -226,13 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=512, help="latents per decoder call")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    parser.add_argument("--compile", action="store_true", help="decode with torch.compile (about 2x faster on a CPU)")
     parser.add_argument("--output", default=None, help="also write the metrics JSON to this file")
     parser.add_argument("--cache_dir", default=None)
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Load the model and the split, evaluate, print the metrics JSON (and write it to ``--output``)."""
+    """Load the model and the split, evaluate, print the metrics JSON with the command (and write it to ``--output``)."""
     from .data import load_split
     from .model import VAEModel
 
@@ -259,8 +268,9 @@ def main(argv: list[str] | None = None) -> dict:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     metrics = evaluate_model(
         model, data.images, iw_samples=args.iw_samples, batch_size=args.batch_size, seed=args.seed,
-        dataset=args.dataset_name, split=args.split, device=device,
+        dataset=args.dataset_name, split=args.split, device=device, compile_decoder=args.compile,
     )
+    metrics["command"] = shlex.join(["python", "-m", "vae_hub.evaluate", *(sys.argv[1:] if argv is None else argv)])
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.output:

@@ -159,7 +159,13 @@ likelihood; nats per image:
 {% endfor %}
 Active latent units: {{ active_units }} of {{ latent_dim }} (posterior means that vary across images, Burda et al.
 2015). {{ likelihood_note | capitalize }}.
-{% else %}
+{% if eval_command %}
+Measured with:
+
+```bash
+{{ eval_command }}
+```
+{% endif %}{% else %}
 No evaluation was saved with this model (`metrics.json`); compute one with
 `python -m vae_hub.evaluate --model {{ model_ref }} --dataset_name <dataset> --split test`.
 {% endif %}
@@ -321,6 +327,7 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         likelihood=config["likelihood"],
         likelihood_note=metrics.get("likelihood_note", ""),
         active_units=metrics.get("active_units"),
+        eval_command=metrics.get("command"),
         architecture=_architecture_rows(config, num_params),
         training_rows=_training_rows(info, dataset_md),
         command=info.get("command"),
