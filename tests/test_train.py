@@ -377,6 +377,8 @@ def bad_case(name: str, tmp: Path, data: dict) -> tuple[list[str], list[str], st
         return gray, ["--mixed_precision", "fp16"], r"fp16 needs a GPU"
     if name == "batch size 0":
         return gray, ["--train_batch_size", "0"], r"--train_batch_size must be at least 1, got 0"
+    if name == "evaluation batch 0":
+        return gray, ["--eval_batch_size", "0"], r"--eval_batch_size must be at least 1, got 0"
     if name == "learning rate 0":
         return gray, ["--learning_rate", "0"], r"--learning_rate must be positive"
     if name == "batch larger than the data":
@@ -391,7 +393,7 @@ def bad_case(name: str, tmp: Path, data: dict) -> tuple[list[str], list[str], st
 BAD_CASES = [
     "unknown path", "missing column", "non-image column", "no image column", "empty split", "unreadable image",
     "resolution of a pretrained model", "unknown pretrained model", "another run's model",
-    "another run's checkpoints", "nothing to resume", "fp16 on cpu", "batch size 0", "learning rate 0",
+    "another run's checkpoints", "nothing to resume", "fp16 on cpu", "batch size 0", "evaluation batch 0", "learning rate 0",
     "batch larger than the data", "bad model config", "hold-out fraction",
 ]
 
