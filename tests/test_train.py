@@ -340,9 +340,23 @@ def run_in_process(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
     return stopped.value.code, errors[0]
 
 
+# Bad flags on good data: name -> (arguments, expected message).
+FLAG_CASES = {
+    "nothing to resume": (["--resume_from_checkpoint", "latest"], r"no checkpoint to resume from"),
+    "fp16 on cpu": (["--mixed_precision", "fp16"], r"fp16 needs a GPU"),
+    "batch size 0": (["--train_batch_size", "0"], r"--train_batch_size must be at least 1, got 0"),
+    "evaluation batch 0": (["--eval_batch_size", "0"], r"--eval_batch_size must be at least 1, got 0"),
+    "learning rate 0": (["--learning_rate", "0"], r"--learning_rate must be positive"),
+    "batch larger than the data": (["--train_batch_size", "100"], r"fewer than one optimisation step"),
+    "bad model config": (["--norm_num_groups", "3"], r"VAEModel config"),
+}
+
+
 def bad_case(name: str, tmp: Path, data: dict) -> tuple[list[str], list[str], str]:
     """(data arguments, other arguments, expected message) of one bad input; may fill ``tmp/out`` first."""
     gray, out = data["gray"], tmp / "out"
+    if name in FLAG_CASES:
+        return gray, *FLAG_CASES[name]
     if name == "unknown path":
         return ["--dataset_name", str(tmp / "no-such-dataset")], [], r"^error: cannot load dataset '.*no-such-dataset'"
     if name == "missing column":
@@ -371,20 +385,6 @@ def bad_case(name: str, tmp: Path, data: dict) -> tuple[list[str], list[str], st
     if name == "another run's checkpoints":
         (out / "checkpoint-5").mkdir(parents=True)
         return gray, [], r"holds checkpoints of another run"
-    if name == "nothing to resume":
-        return gray, ["--resume_from_checkpoint", "latest"], r"no checkpoint to resume from"
-    if name == "fp16 on cpu":
-        return gray, ["--mixed_precision", "fp16"], r"fp16 needs a GPU"
-    if name == "batch size 0":
-        return gray, ["--train_batch_size", "0"], r"--train_batch_size must be at least 1, got 0"
-    if name == "evaluation batch 0":
-        return gray, ["--eval_batch_size", "0"], r"--eval_batch_size must be at least 1, got 0"
-    if name == "learning rate 0":
-        return gray, ["--learning_rate", "0"], r"--learning_rate must be positive"
-    if name == "batch larger than the data":
-        return gray, ["--train_batch_size", "100"], r"fewer than one optimisation step"
-    if name == "bad model config":
-        return gray, ["--norm_num_groups", "3"], r"VAEModel config"
     if name == "hold-out fraction":
         return data["img_rgb_no_test"], ["--validation_split", "0"], r"--validation_split=0.0 is not in \(0, 1\)"
     raise AssertionError(name)
@@ -393,8 +393,7 @@ def bad_case(name: str, tmp: Path, data: dict) -> tuple[list[str], list[str], st
 BAD_CASES = [
     "unknown path", "missing column", "non-image column", "no image column", "empty split", "unreadable image",
     "resolution of a pretrained model", "unknown pretrained model", "another run's model",
-    "another run's checkpoints", "nothing to resume", "fp16 on cpu", "batch size 0", "evaluation batch 0", "learning rate 0",
-    "batch larger than the data", "bad model config", "hold-out fraction",
+    "another run's checkpoints", "hold-out fraction", *FLAG_CASES,
 ]
 
 
