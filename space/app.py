@@ -9,6 +9,7 @@ choose the address.
 
 import functools
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -34,8 +35,15 @@ CSS = """
 """
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="violet", neutral_hue="slate")
 LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "show_error": True}
-HEAVY = 2  # concurrent runs of an endpoint that decodes many images (the machine has few cores)
+# Every event that runs the network joins one first-in-first-out group with as many workers as a Space has
+# cores: requests of all kinds wait in arrival order instead of per-endpoint lines, and no more threads fight
+# for the cores (and the GIL the server itself needs) than can run: it cut the 16-user tail latency
+# (benchmarks/RESULTS.md).
+MODEL = {"concurrency_id": "model", "concurrency_limit": 2}
 QUEUE_SIZE = 128  # ≥ 64: sixteen users each with a few pending requests never see "queue full"
+# Gradio recomputes its monitoring summary (a pandas group-by over up to 10 000 past events) after every
+# event unless told otherwise: several ms of server CPU per request. Every 100 events is fresh enough.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
 
 INTRO = """
 <div id="header">
@@ -229,23 +237,24 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         run = functools.partial(endpoint, files=ex.files)
         new_seed.click(explore.new_seed, outputs=seed, queue=False, api_visibility="private")
         gr.on([sample_btn.click, seed.submit], run(ex.sample), [model, n, seed, temperature, prior], samples,
-              api_name="sample", concurrency_limit=HEAVY)
+              api_name="sample", **MODEL)
 
-        rec_btn.click(run(ex.reconstruct), [model, rec_image], rec_outputs, api_name="reconstruct")
-        rec_image.change(run(unless_empty(ex.reconstruct, 5)), [model, rec_image], rec_outputs, api_visibility="private")
-        sketch_btn.click(run(ex.reconstruct_sketch), [model, sketch], rec_outputs, api_name="reconstruct_sketch")
+        rec_btn.click(run(ex.reconstruct), [model, rec_image], rec_outputs, api_name="reconstruct", **MODEL)
+        rec_image.change(run(unless_empty(ex.reconstruct, 5)), [model, rec_image], rec_outputs, api_visibility="private",
+                         **MODEL)
+        sketch_btn.click(run(ex.reconstruct_sketch), [model, sketch], rec_outputs, api_name="reconstruct_sketch", **MODEL)
         sketch.input(run(unless_empty(ex.reconstruct_sketch, 5)), [model, sketch], rec_outputs,
-                      api_visibility="private", trigger_mode="always_last", show_progress="hidden")
+                      api_visibility="private", trigger_mode="always_last", show_progress="hidden", **MODEL)
 
         source.change(lambda s: (gr.update(visible=s == "seeds"), gr.update(visible=s == "images")), source,
                       [seed_row, image_row], queue=False, api_visibility="private")
         interp_btn.click(run(ex.interpolate), [model, source, image_a, image_b, seed_a, seed_b, method, steps],
-                         [strip, gif], api_name="interpolate", concurrency_limit=HEAVY)
+                         [strip, gif], api_name="interpolate", **MODEL)
 
         trav_inputs = [model, start, trav_image, sweep, *sliders]
         gr.on([s.change for s in sliders] + [start.change, sweep.change, trav_image.change],
               run(ex.traverse), trav_inputs, [traversed, sweep_row], api_name="traverse", trigger_mode="always_last",
-              show_progress="hidden")
+              show_progress="hidden", **MODEL)
 
         def map_click(model_id, evt: gr.SelectData):  # evt.index: the clicked pixel (x, y)
             return ex.map_click(model_id, *evt.index)
@@ -253,23 +262,25 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         def manifold_click(model_id, n, evt: gr.SelectData):
             return ex.manifold_click(model_id, *evt.index, n)
 
-        point_btn.click(run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_name="decode_point")
+        point_btn.click(run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_name="decode_point", **MODEL)
         scatter.select(run(map_click), [model], [point_x, point_y], api_visibility="private").success(
-            run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private")
+            run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private", **MODEL)
         manifold.select(run(manifold_click), [model, grid_n], [point_x, point_y], api_visibility="private").success(
-            run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private")
-        grid_n.release(run(ex.manifold), [model, grid_n], manifold, api_name="manifold", concurrency_limit=HEAVY)
+            run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private", **MODEL)
+        grid_n.release(run(ex.manifold), [model, grid_n], manifold, api_name="manifold", **MODEL)
 
         # A model is chosen (or the page opens): describe it, then refresh everything that depends on it.
+        # (loading may download from the Hub: it waits on the network, so it stays out of the MODEL group)
         chosen = gr.on([demo.load, model.change], run(ex.status), model, status, api_visibility="private")
         chosen.success(run(lambda m: [gr.update(**u) for u in ex.slider_updates(m)]), model, [*sliders, sweep],
                        api_visibility="private").success(
-            run(ex.traverse), trav_inputs, [traversed, sweep_row], api_visibility="private")
-        chosen.success(run(ex.latent_map), model, [scatter, map_desc], api_name="latent_map", concurrency_limit=HEAVY).success(
-            run(ex.manifold), [model, grid_n], manifold, api_visibility="private", concurrency_limit=HEAVY)
+            run(ex.traverse), trav_inputs, [traversed, sweep_row], api_visibility="private", **MODEL)
+        chosen.success(run(ex.latent_map), model, [scatter, map_desc], api_name="latent_map", **MODEL).success(
+            run(ex.manifold), [model, grid_n], manifold, api_visibility="private", **MODEL)
         chosen.success(run(ex.about), model, about, api_name="about")
 
-    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=4)
+    # status_update_rate: queue positions go out once a second, not to every waiting user after every finished job
+    demo.queue(status_update_rate=1.0, max_size=QUEUE_SIZE, default_concurrency_limit=4)
     return demo
 
 
@@ -278,4 +289,6 @@ if __name__ == "__main__":
     explorer = Explorer.from_space_dir(HERE)
     if explorer.default_model and (problem := explorer.warm(explorer.default_model)):
         log.warning("the default model is not usable: %s", problem)
-    build_demo(explorer).launch(**LAUNCH_OPTIONS, allowed_paths=explorer.local_folders())
+    # The output folder first: Gradio checks every file it serves against these paths in order, resolving each.
+    allowed = [str(explorer.files.folder), *explorer.local_folders()]
+    build_demo(explorer).launch(**LAUNCH_OPTIONS, allowed_paths=allowed)

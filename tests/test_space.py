@@ -265,3 +265,8 @@ def test_deployed_layout_finds_its_files_beside_app_py(tmp_path, models):
     dropdown = next(b for b in demo.blocks.values() if isinstance(b, gr.Dropdown) and b.label == "Model")
     assert dropdown.value == models["tiny-2d"]
     assert demo._queue.max_size >= 64
+    # every endpoint that runs the network waits in one first-in-first-out line with two workers
+    runs_model = {"sample", "reconstruct", "reconstruct_sketch", "interpolate", "traverse", "decode_point", "manifold",
+                  "latent_map"}
+    lines = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values() if fn.api_name in runs_model}
+    assert lines == dict.fromkeys(runs_model, ("model", 2))
