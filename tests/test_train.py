@@ -177,7 +177,10 @@ RESUME_ARGS = ["--report_to", "none", "--validation_epochs", "100", "--logging_s
 def test_killed_run_resumes_to_bit_identical_weights(data, tmp_path):
     args = [*RESUME_ARGS, "--max_train_steps", "40", "--checkpointing_steps", "4"]
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
-    run_script(train_command(reference, data["gray"], *args, cache=data["cache"]))
+    # "latest" with nothing to resume is a new run (a job script can always pass it): the reference itself
+    started = run_script(train_command(reference, data["gray"], *args, "--resume_from_checkpoint", "latest",
+                                       cache=data["cache"]))
+    assert "No checkpoint in" in started.stdout and "Resuming from" not in started.stdout
 
     # Start the same run, SIGKILL it as soon as its first checkpoint is complete.
     command = [sys.executable, str(SCRIPT), *train_command(interrupted, data["gray"], *args, cache=data["cache"])]
@@ -342,7 +345,7 @@ def run_in_process(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
 
 # Bad flags on good data: name -> (arguments, expected message).
 FLAG_CASES = {
-    "nothing to resume": (["--resume_from_checkpoint", "latest"], r"no checkpoint to resume from"),
+    "missing checkpoint folder": (["--resume_from_checkpoint", "no-such-checkpoint"], r"'no-such-checkpoint' is not a folder"),
     "fp16 on cpu": (["--mixed_precision", "fp16"], r"fp16 needs a GPU"),
     "batch size 0": (["--train_batch_size", "0"], r"--train_batch_size must be at least 1, got 0"),
     "evaluation batch 0": (["--eval_batch_size", "0"], r"--eval_batch_size must be at least 1, got 0"),
@@ -382,6 +385,9 @@ def bad_case(name: str, tmp: Path, data: dict) -> tuple[list[str], list[str], st
         tiny_model().save_pretrained(out)
         (out / "metrics.json").write_text("{}")
         return gray, [], r"already holds a trained model; pass --overwrite_output_dir"
+    if name == "latest over a finished model":  # no checkpoint to resume: a new run must not overwrite it
+        tiny_model().save_pretrained(out)
+        return gray, ["--resume_from_checkpoint", "latest"], r"already holds a trained model"
     if name == "another run's checkpoints":
         (out / "checkpoint-5").mkdir(parents=True)
         return gray, [], r"holds checkpoints of another run"
@@ -393,7 +399,7 @@ def bad_case(name: str, tmp: Path, data: dict) -> tuple[list[str], list[str], st
 BAD_CASES = [
     "unknown path", "missing column", "non-image column", "no image column", "empty split", "unreadable image",
     "resolution of a pretrained model", "unknown pretrained model", "another run's model",
-    "another run's checkpoints", "hold-out fraction", *FLAG_CASES,
+    "latest over a finished model", "another run's checkpoints", "hold-out fraction", *FLAG_CASES,
 ]
 
 

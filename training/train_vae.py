@@ -109,7 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     state.add_argument("--overwrite_output_dir", action="store_true")
     state.add_argument("--checkpointing_steps", type=int, default=500)
     state.add_argument("--checkpoints_total_limit", type=int, default=None)
-    state.add_argument("--resume_from_checkpoint", type=str, default=None, help='A checkpoint folder or "latest".')
+    state.add_argument("--resume_from_checkpoint", type=str, default=None,
+                       help='A checkpoint folder, or "latest": the newest in --output_dir (none yet: a new run).')
     state.add_argument("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
     state.add_argument("--logging_steps", type=int, default=10)
     state.add_argument("--validation_epochs", type=int, default=1, help="Sample and reconstruction grids every N epochs.")
@@ -152,6 +153,10 @@ def main(args: argparse.Namespace) -> None:
     )
     if args.mixed_precision == "fp16" and accelerator.device.type == "cpu":
         fail("--mixed_precision fp16 needs a GPU (on a CPU it would silently run in fp32); use bf16 or no")
+    if args.resume_from_checkpoint == "latest" and not (output_dir.is_dir() and latest_checkpoint(output_dir)):
+        # as in diffusers' examples: one command line starts a job and, after a preemption, continues it
+        accelerator.print(f"No checkpoint in {output_dir} yet: starting a new run.")
+        args.resume_from_checkpoint = None
     check_output_dir(output_dir, args)
     set_seed(args.seed)  # model initialisation
 
@@ -438,9 +443,8 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 def resolve_checkpoint(output_dir: Path, which: str) -> Path:
     path = latest_checkpoint(output_dir) if which == "latest" else Path(which)
-    if path is None or not path.is_dir():
-        fail(f"no checkpoint to resume from: {which!r} (looked in {output_dir})" if which == "latest"
-             else f"--resume_from_checkpoint {which!r} is not a folder")
+    if not path.is_dir():
+        fail(f"--resume_from_checkpoint {which!r} is not a folder")
     return path
 
 
