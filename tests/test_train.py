@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import tqdm
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
 
@@ -309,9 +310,27 @@ def test_nan_on_one_rank_stops_every_rank_and_keeps_the_last_good_checkpoint(dat
     assert done.returncode != 0
     # The NaN is on rank 1 only; the check is collective, so both processes report it and stop.
     # (Two processes share stderr, so one's message may follow the other's progress bar on the same line.)
-    assert done.stderr.count("error: non-finite loss at step 6") == 2, done.stderr[-3000:]
+    assert done.stderr.count("error: non-finite loss or weights at step 6") == 2, done.stderr[-3000:]
     assert f"Last good checkpoint: {out / 'checkpoint-4'}." in done.stderr and (out / "checkpoint-4").is_dir()
     assert not (out / "checkpoint-6").exists() and not (out / "config.json").exists() and not (out / WEIGHTS).exists()
+
+
+def test_weights_broken_by_the_last_update_are_never_saved(data, tmp_path, monkeypatch, capsys):
+    """The loss of the only step is finite, the update after it leaves a NaN in the weights: nothing is written."""
+    adamw_step = torch.optim.AdamW.step
+
+    def step_then_nan(self, *args, **kwargs):
+        result = adamw_step(self, *args, **kwargs)
+        with torch.no_grad():
+            self.param_groups[0]["params"][0].view(-1)[0] = float("nan")
+        return result
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_then_nan)
+    out = tmp_path / "broken"
+    argv = train_command(out, data["gray"], "--max_train_steps", "1", "--report_to", "none", cache=data["cache"])
+    code, error = run_in_process(argv, monkeypatch, capsys)
+    assert code == 2 and "non-finite loss or weights at step 1" in error and "Last good checkpoint: none" in error
+    assert not (out / "config.json").exists() and not (out / WEIGHTS).exists()
 
 
 # ==================================================================================== bad input
@@ -338,6 +357,8 @@ def run_in_process(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
         runpy.run_path(str(SCRIPT), run_name="__main__")
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
+    for bar in list(tqdm.tqdm._instances):  # a run stopped mid-loop leaves its bar, which would move later output
+        bar.close()
     errors = error_lines(capsys.readouterr().err)
     assert len(errors) == 1, errors
     return stopped.value.code, errors[0]

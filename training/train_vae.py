@@ -265,9 +265,10 @@ def main(args: argparse.Namespace) -> None:
             at_checkpoint = global_step % args.checkpointing_steps == 0
             if global_step % args.logging_steps == 0 or at_checkpoint or global_step == max_train_steps:
                 logs = sums.reduce(accelerator)  # across processes; also the NaN check, before any checkpoint
-                if not all(math.isfinite(v) for v in logs.values()):
+                # the weights too: a finite loss can still be followed by an update that breaks them
+                if not (all(math.isfinite(v) for v in logs.values()) and weights_are_finite(model)):
                     last = latest_checkpoint(output_dir)
-                    fail(f"non-finite loss at step {global_step} ({logs}); stopped on every process. "
+                    fail(f"non-finite loss or weights at step {global_step} ({logs}); stopped on every process. "
                          f"Last good checkpoint: {last or 'none'}. Try a lower --learning_rate or --max_grad_norm.")
                 logs.update(lr=lr_scheduler.get_last_lr()[0], beta=beta, epoch=epoch)
                 accelerator.log(logs, step=global_step)
@@ -433,6 +434,11 @@ def public_args(args: argparse.Namespace) -> dict:
 def loggable_config(args: argparse.Namespace) -> dict:
     """Hyper-parameters for the trackers: scalars only (None and lists as text), secrets removed."""
     return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in public_args(args).items()}
+
+
+def weights_are_finite(model: torch.nn.Module) -> bool:
+    """No NaN or infinity in any parameter (one device sync; data-parallel replicas agree)."""
+    return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:
