@@ -370,7 +370,11 @@ FLAG_CASES = {
     "fp16 on cpu": (["--mixed_precision", "fp16"], r"fp16 needs a GPU"),
     "batch size 0": (["--train_batch_size", "0"], r"--train_batch_size must be at least 1, got 0"),
     "evaluation batch 0": (["--eval_batch_size", "0"], r"--eval_batch_size must be at least 1, got 0"),
-    "learning rate 0": (["--learning_rate", "0"], r"--learning_rate must be positive"),
+    "learning rate 0": (["--learning_rate", "0"], r"--learning_rate must be in \(0, 1\], got 0.0"),
+    "learning rate typo": (["--learning_rate", "1e3"], r"--learning_rate must be in \(0, 1\], got 1000.0"),
+    "learning rate nan": (["--learning_rate", "nan"], r"--learning_rate, --beta, .* must be finite numbers"),
+    "adam beta 1": (["--adam_beta1", "1"], r"--adam_beta1 and --adam_beta2 must be in \[0, 1\)"),
+    "negative kl weight": (["--beta", "-1"], r"--beta, --free_bits, --max_grad_norm and --prior_components must be non-negative"),
     "batch larger than the data": (["--train_batch_size", "100"], r"fewer than one optimisation step"),
     "bad model config": (["--norm_num_groups", "3"], r"VAEModel config"),
 }

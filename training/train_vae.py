@@ -136,8 +136,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("max_train_steps", "max_train_samples", "resolution", "checkpoints_total_limit", "eval_max_samples"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if args.learning_rate <= 0 or args.beta < 0 or args.free_bits < 0 or args.max_grad_norm < 0 or args.prior_components < 0:
-        p.error("--learning_rate must be positive; --beta, --free_bits, --max_grad_norm, --prior_components non-negative")
+    reals = ("learning_rate", "beta", "free_bits", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_weight_decay",
+             "adam_epsilon")
+    if not all(math.isfinite(getattr(args, name)) for name in reals):
+        p.error("--" + ", --".join(reals) + " must be finite numbers")
+    if not 0 < args.learning_rate <= 1:  # above 1 is a typo (1e3 for 1e-3), not a step size for AdamW
+        p.error(f"--learning_rate must be in (0, 1], got {args.learning_rate}")
+    if not (0 <= args.adam_beta1 < 1 and 0 <= args.adam_beta2 < 1 and args.adam_epsilon > 0 and args.adam_weight_decay >= 0):
+        p.error("--adam_beta1 and --adam_beta2 must be in [0, 1), --adam_epsilon positive, --adam_weight_decay non-negative")
+    if args.beta < 0 or args.free_bits < 0 or args.max_grad_norm < 0 or args.prior_components < 0:
+        p.error("--beta, --free_bits, --max_grad_norm and --prior_components must be non-negative")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id")
     return args
