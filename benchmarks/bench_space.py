@@ -72,6 +72,12 @@ def in_process(model: str, repeats: int) -> list[tuple[str, list[float], float |
     return [(name, timed(fn, repeats), target) for name, fn, target in cases]
 
 
+def no_results(endpoints: tuple[str, ...] = ()) -> dict:
+    """Latencies (ms) and error counts per HTTP scenario, and the mixed scenario's latencies per endpoint."""
+    return {"mixed": [], "paced": [], "same": [], "errors": {"mixed": 0, "paced": 0, "same": 0},
+            "endpoints": {name: [] for name in endpoints}}
+
+
 def over_http(model: str, users: int, per_user: int, log: Path) -> dict:
     import httpx
     from gradio_client import Client, handle_file
@@ -88,8 +94,7 @@ def over_http(model: str, users: int, per_user: int, log: Path) -> dict:
         ("traverse", lambda c, r: c.predict(model, "origin", None, 1, r.uniform(-3, 3), *SLIDERS[1:],
                                             api_name="/traverse")),
     ]
-    results = {"mixed": [], "paced": [], "same": [], "errors": {"mixed": 0, "paced": 0, "same": 0},
-               "endpoints": {name: [] for name, _ in mixed}}  # the mixed scenario's latencies per endpoint
+    results = no_results(tuple(name for name, _ in mixed))
     lock = threading.Lock()
     # gradio_client builds a new TLS context (loading the whole CA bundle, ~30 ms of CPU) for each of the three
     # HTTP calls of every predict, even to an http:// URL. On a real user's machine that CPU is theirs; here it
@@ -104,10 +109,11 @@ def over_http(model: str, users: int, per_user: int, log: Path) -> dict:
             start = time.perf_counter()
             try:
                 call(client)
+                ms = (time.perf_counter() - start) * 1000
                 with lock:
-                    results[kind].append((time.perf_counter() - start) * 1000)
+                    results[kind].append(ms)
                     if kind == "mixed":
-                        results["endpoints"][endpoint].append(results[kind][-1])
+                        results["endpoints"][endpoint].append(ms)
             except Exception as err:  # count it; a benchmark reports failures instead of stopping
                 with lock:
                     results["errors"][kind] += 1
@@ -210,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     local = in_process(args.model, args.repeats)
     for name, times, target in local:
         print(f"{name}: median {statistics.median(times):.1f} ms, p95 {percentile(times, 95):.1f} ms (target {target})")
-    http = {"mixed": [], "paced": [], "same": [], "errors": {"mixed": 0, "paced": 0, "same": 0}, "endpoints": {}}
+    http = no_results()
     if not args.skip_http:
         with tempfile.TemporaryDirectory() as tmp:
             http = over_http(args.model, args.users, args.requests_per_user, Path(tmp) / "space.log")

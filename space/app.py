@@ -41,9 +41,6 @@ LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "show_error": True}
 # (benchmarks/RESULTS.md).
 MODEL = {"concurrency_id": "model", "concurrency_limit": 2}
 QUEUE_SIZE = 128  # ≥ 64: sixteen users each with a few pending requests never see "queue full"
-# Gradio recomputes its monitoring summary (a pandas group-by over up to 10 000 past events) after every
-# event unless told otherwise: several ms of server CPU per request. Every 100 events is fresh enough.
-os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
 
 INTRO = """
 <div id="header">
@@ -279,6 +276,9 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
             run(ex.manifold), [model, grid_n], manifold, api_visibility="private", **MODEL)
         chosen.success(run(ex.about), model, about, api_name="about")
 
+    # Gradio recomputes its monitoring summary (a pandas group-by over up to 10 000 past events) after every
+    # event unless told otherwise, read when the queue is made: several ms of CPU per request. 100 is fresh enough.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
     # status_update_rate: queue positions go out once a second, not to every waiting user after every finished job
     demo.queue(status_update_rate=1.0, max_size=QUEUE_SIZE, default_concurrency_limit=4)
     return demo

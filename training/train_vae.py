@@ -161,7 +161,7 @@ def main(args: argparse.Namespace) -> None:
     )
     if args.mixed_precision == "fp16" and accelerator.device.type == "cpu":
         fail("--mixed_precision fp16 needs a GPU (on a CPU it would silently run in fp32); use bf16 or no")
-    if args.resume_from_checkpoint == "latest" and not (output_dir.is_dir() and latest_checkpoint(output_dir)):
+    if args.resume_from_checkpoint == "latest" and not latest_checkpoint(output_dir):
         # as in diffusers' examples: one command line starts a job and, after a preemption, continues it
         accelerator.print(f"No checkpoint in {output_dir} yet: starting a new run.")
         args.resume_from_checkpoint = None
