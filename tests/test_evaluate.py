@@ -12,7 +12,7 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
 from vae_hub.evaluate import evaluate_model, importance_samples, main
 from vae_hub.images import tensor_to_pil, uint8_to_float
-from vae_hub.model import VAEModel
+from vae_hub.models import VAEModel
 
 METRIC_KEYS = {
     "dataset", "split", "num_images", "likelihood", "likelihood_note", "seed", "iw_samples", "negative_elbo_nats",

@@ -332,7 +332,8 @@ def space_dir(tmp_path):
 
 
 def package_files() -> set[str]:
-    return {f"vae_hub/{p.name}" for p in Path(hub.__file__).parent.glob("*.py")}
+    package = Path(hub.__file__).parent
+    return {f"vae_hub/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py")}
 
 
 def test_deploy_space_uploads_app_package_and_shipped_models(space_dir):
@@ -348,7 +349,7 @@ def test_deploy_space_uploads_app_package_and_shipped_models(space_dir):
         f"models/tiny-vae/{n}" for n in ALLOWED if n != "README.md"} | package_files()
     assert files["requirements.txt"].decode() == "torch>=2.13.0\ndiffusers>=0.42.1\n"
     assert json.loads(files["space_config.json"]) == {"model_id": None}
-    assert files["vae_hub/model.py"] == Path(hub.__file__).with_name("model.py").read_bytes()
+    assert files["vae_hub/models/vae.py"] == Path(hub.__file__).with_name("models").joinpath("vae.py").read_bytes()
     data = SpaceCard(files["README.md"].decode()).data
     assert (data.sdk, data.sdk_version, data.app_file) == ("gradio", gradio.__version__, "app.py")
     assert data.title and data.emoji and data.colorFrom and data.colorTo and data.license == "apache-2.0"

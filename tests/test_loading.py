@@ -12,7 +12,7 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file, save_file
 
-from vae_hub.model import VAEModel
+from vae_hub.models import VAEModel
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 

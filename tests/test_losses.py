@@ -7,7 +7,7 @@ from torch.distributions import Normal, kl_divergence
 
 from vae_hub import likelihood as lik
 from vae_hub.losses import kl_per_dimension, kl_weight, negative_elbo
-from vae_hub.model import VAEModel
+from vae_hub.models import VAEModel
 
 
 def posterior(batch: int = 5, dim: int = 6, seed: int = 0, spread: float = 3.0) -> DiagonalGaussianDistribution:

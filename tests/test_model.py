@@ -5,7 +5,7 @@ import torch
 from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 
-from vae_hub.model import VAEModel, VAEOutput
+from vae_hub.models import VAEModel, VAEOutput
 
 LIKELIHOODS = ("bernoulli", "gaussian", "laplace")
 

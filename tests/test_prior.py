@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vae_hub.model import VAEModel
+from vae_hub.models import VAEModel
 from vae_hub.prior import fit_mixture_prior
 
 CENTRES = torch.tensor([[-6.0, 0.0], [6.0, 0.0], [0.0, 6.0]])

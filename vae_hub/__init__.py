@@ -1,6 +1,6 @@
 """vae-hub: a variational autoencoder that lives natively in the Hugging Face ecosystem."""
 
-from .model import VAEModel, VAEOutput
+from .models import VAEModel, VAEOutput
 from .prior import fit_mixture_prior
 
 __version__ = "0.1.0"

@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     """Load the model and the split, evaluate, print the metrics JSON with the command (and write it to ``--output``)."""
     from .data import load_split
-    from .model import VAEModel
+    from .models import VAEModel
 
     parser = build_parser()
     args = parser.parse_args(argv)

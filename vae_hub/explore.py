@@ -36,7 +36,7 @@ from . import likelihood as lik
 from .images import make_grid, pil_to_uint8, uint8_to_float
 from .latent import dimensions_by_kl, encode_images, grid_2d, lerp, principal_directions, project, slerp
 from .losses import kl_per_dimension
-from .model import PRIORS, VAEModel
+from .models import PRIORS, VAEModel
 
 # ------------------------------------------------------------------------------------------------ limits
 MAX_SAMPLES = 64

@@ -1,6 +1,5 @@
-"""Everything that touches files and the Hugging Face Hub: loading checks, model cards, push, Space deploy.
+"""Publishing to the Hugging Face Hub: model cards, push, Space deploy (the loading checks are ``vae_hub.loading``).
 
-* ``check_model_folder``: what ``VAEModel.from_pretrained`` refuses to load, and why.
 * ``build_model_card`` / ``write_model_card``: the card of a saved model folder (metadata the Hub indexes, a
   body that reads well and a snippet that runs).
 * ``upload_file_list`` / ``push_to_hub``: one explicit commit of the files a user needs — never checkpoints,
@@ -23,7 +22,6 @@ from pathlib import Path
 
 import httpx2
 from huggingface_hub import (
-    _CACHED_NO_EXIST,
     CommitOperationAdd,
     CommitOperationDelete,
     EvalResult,
@@ -33,7 +31,6 @@ from huggingface_hub import (
     SpaceCard,
     SpaceCardData,
     get_token,
-    try_to_load_from_cache,
 )
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
 from huggingface_hub.utils import validate_repo_id
@@ -41,66 +38,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .likelihood import is_discrete
-from .model import VAEModel
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
-PICKLE_WEIGHTS_NAME = "diffusion_pytorch_model.bin"
-
-_LOAD_CONFIG_KWARGS = ("cache_dir", "force_download", "proxies", "token", "local_files_only", "revision", "subfolder")
-
-
-def check_model_folder(cls, pretrained_model_name_or_path, **kwargs) -> None:
-    """Refuse, with a message naming the problem, what ``cls.from_pretrained`` must not load.
-
-    * a folder or repo without ``config.json``, or whose config names another class (an ``AutoencoderKL``
-      folder would otherwise load with random weights);
-    * with ``use_safetensors=True`` (our default), a folder or repo holding only a pickle checkpoint.
-    """
-    where = str(pretrained_model_name_or_path) + (f" (subfolder {kwargs['subfolder']!r})" if kwargs.get("subfolder") else "")
-    try:
-        config = cls.load_config(pretrained_model_name_or_path, **{k: kwargs[k] for k in _LOAD_CONFIG_KWARGS if k in kwargs})
-    except EnvironmentError as err:
-        raise EnvironmentError(f"cannot load a {cls.__name__} from {where}: cannot read its {CONFIG_NAME} ({err})") from err
-    found = config.get("_class_name")
-    if found != cls.__name__:
-        raise ValueError(
-            f"{where} holds a {found or 'config without _class_name'}, not a {cls.__name__}: refusing to load it "
-            f"(its weights would not fit and the model would be silently random)."
-        )
-    use_safetensors = kwargs.get("use_safetensors")
-    if use_safetensors and not _has_file(pretrained_model_name_or_path, WEIGHTS_NAME, kwargs, unknown=True):
-        pickle = _has_file(pretrained_model_name_or_path, PICKLE_WEIGHTS_NAME, kwargs, unknown=False)
-        raise EnvironmentError(
-            f"{where} has no {WEIGHTS_NAME}"
-            + (f"; it only has a pickle checkpoint ({PICKLE_WEIGHTS_NAME}), which can run arbitrary code when "
-               "loaded. Convert it, or pass use_safetensors=False if you trust its source." if pickle else ".")
-        )
-
-
-def _has_file(path_or_repo_id, filename: str, kwargs: dict, unknown: bool) -> bool:
-    """Whether the folder or repo holds ``filename``, without downloading it (it may be a large pickle).
-
-    ``unknown`` is the answer when it cannot be told (offline and not cached, no access, ...).
-    """
-    subfolder = kwargs.get("subfolder") or ""
-    if os.path.isdir(path_or_repo_id):
-        return os.path.isfile(os.path.join(path_or_repo_id, subfolder, filename))
-    path_in_repo = f"{subfolder}/{filename}" if subfolder else filename
-    cached = try_to_load_from_cache(str(path_or_repo_id), path_in_repo, cache_dir=kwargs.get("cache_dir"),
-                                    revision=kwargs.get("revision"))
-    if isinstance(cached, str):
-        return True
-    if cached is _CACHED_NO_EXIST:
-        return False
-    if kwargs.get("local_files_only"):
-        return unknown
-    try:
-        return HfApi(token=kwargs.get("token")).file_exists(str(path_or_repo_id), path_in_repo,
-                                                           revision=kwargs.get("revision"))
-    except Exception:  # offline, gated, ...
-        return unknown
-
+from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_folder
+from .models import VAEModel
 
 # ---------------------------------------------------------------------------------------------------- model card
 CARD_NAME = "README.md"
@@ -624,7 +563,7 @@ def space_upload_files(space_dir=None, *, model_id: str | None = None) -> dict[s
     * from ``space_dir`` (default: the project's ``space/``): ``app.py``, ``examples/**`` and, without
       ``model_id``, each shipped model under ``models/<name>/`` (its ``upload_file_list``: no checkpoints);
     * ``requirements.txt``: the Space's own, without a requirement on vae-hub itself (not on any index);
-    * ``vae_hub/*.py``: this package's source, so that ``import vae_hub`` works in the Space;
+    * ``vae_hub/**/*.py``: this package's source (subpackages too), so that ``import vae_hub`` works in the Space;
     * ``space_config.json``: ``{"model_id": model_id}``, which the app offers first (``vae_hub.explore``) —
       always written, so a redeploy without ``model_id`` switches the Space back to its shipped models;
     * ``README.md``: the Space card — front matter (title, emoji, colours, ``sdk: gradio``, ``sdk_version`` = the
@@ -644,7 +583,7 @@ def space_upload_files(space_dir=None, *, model_id: str | None = None) -> dict[s
             files.update({f"{SPACE_MODELS}/{config.parent.name}/{name}": config.parent / name
                           for name in upload_file_list(config.parent)})
     package = Path(__file__).resolve().parent
-    files.update({f"vae_hub/{p.name}": p for p in sorted(package.glob("*.py"))})
+    files.update({f"vae_hub/{p.relative_to(package).as_posix()}": p for p in sorted(package.rglob("*.py"))})
     files[SPACE_REQUIREMENTS] = _space_requirements(space_dir / SPACE_REQUIREMENTS).encode("utf-8")
     files[SPACE_CONFIG_NAME] = (json.dumps({"model_id": model_id}, indent=2) + "\n").encode("utf-8")
     files[CARD_NAME] = str(_space_card(space_dir / CARD_NAME, model_id)).encode("utf-8")

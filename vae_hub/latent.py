@@ -14,7 +14,7 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
 from .images import uint8_to_float
 from .losses import kl_per_dimension
-from .model import VAEModel
+from .models import VAEModel
 
 # Below this angle (radians) two directions count as parallel (slerp = lerp), above π minus it as antiparallel.
 _PARALLEL_EPS = 1e-4

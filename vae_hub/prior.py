@@ -12,7 +12,7 @@ al. 2020) keeps samples where the decoder has seen data. The mixture is stored i
 import torch
 from sklearn.mixture import GaussianMixture
 
-from .model import VAEModel
+from .models import VAEModel
 
 
 def fit_mixture_prior(model: VAEModel, codes: torch.Tensor, num_components: int, seed: int = 0) -> None:

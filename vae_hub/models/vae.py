@@ -17,7 +17,6 @@ a latent is (B, latent_dim, 1, 1); ``decode`` accepts both forms.
 """
 
 import math
-import os
 from dataclasses import dataclass
 
 import torch
@@ -28,28 +27,14 @@ from diffusers.models.activations import ACT2CLS
 from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from diffusers.models.modeling_utils import ModelMixin
-from diffusers.models.downsampling import Downsample2D
-from diffusers.models.upsampling import Upsample2D
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from diffusers.utils.torch_utils import randn_tensor
 
-from . import likelihood as lik
+from .. import likelihood as lik
+from ..loading import StrictLoadingMixin
+from .blocks import downsample, execution_device, res_stack, upsample
 
 PRIORS = ("standard", "mixture")
-
-
-class ResBlock(nn.Module):
-    """Pre-activation residual block: (GroupNorm → act → 3x3 conv) twice, plus a 1x1 shortcut if channels change."""
-
-    def __init__(self, c_in: int, c_out: int, groups: int, act_fn: str):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.GroupNorm(groups, c_in, eps=1e-6), ACT2CLS[act_fn](), nn.Conv2d(c_in, c_out, 3, padding=1),
-            nn.GroupNorm(groups, c_out, eps=1e-6), ACT2CLS[act_fn](), nn.Conv2d(c_out, c_out, 3, padding=1),
-        )
-        self.shortcut = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.body(x)
 
 
 @dataclass
@@ -68,7 +53,7 @@ class VAEOutput(DecoderOutput):
     decoder_params: torch.Tensor | None = None
 
 
-class VAEModel(ModelMixin, ConfigMixin):
+class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
     r"""A convolutional VAE with a vector latent z ∈ R^latent_dim and a N(0, I) prior.
 
     The encoder is ``conv_in`` then, per entry of ``block_out_channels``, ``layers_per_block``
@@ -96,7 +81,7 @@ class VAEModel(ModelMixin, ConfigMixin):
             (``vae_hub.prior.fit_mixture_prior``) for ``generate(prior="mixture")``; 0 for none.
     """
 
-    _supports_gradient_checkpointing = False
+    _supports_gradient_checkpointing = True
 
     @register_to_config
     def __init__(
@@ -124,32 +109,17 @@ class VAEModel(ModelMixin, ConfigMixin):
         self.bottom_size = self.padded_size // factor  # spatial size at the bottleneck
         bottom_features = block_out_channels[-1] * self.bottom_size**2
 
-        def res_block(c_in: int, c_out: int) -> ResBlock:
-            return ResBlock(c_in, c_out, norm_num_groups, act_fn)
+        stack = {"layers_per_block": layers_per_block, "groups": norm_num_groups, "act_fn": act_fn, "resample_last": True}
 
         # Encoder: image → features at bottom_size² → (μ, log σ²)
         self.conv_in = nn.Conv2d(in_channels, block_out_channels[0], kernel_size=3, padding=1)
-        down, channels = [], block_out_channels[0]
-        for c in block_out_channels:
-            for _ in range(layers_per_block):
-                down.append(res_block(channels, c))
-                channels = c
-            # name="op" as in diffusers' Encoder: the default name registers the conv twice (a legacy alias),
-            # which safetensors refuses to save as shared memory.
-            down.append(Downsample2D(c, use_conv=True, padding=1, name="op"))
-        self.down_blocks = nn.Sequential(*down)
+        self.down_blocks = res_stack(block_out_channels, resample=downsample, **stack)
         self.encoder_act = ACT2CLS[act_fn]()
         self.to_moments = nn.Linear(bottom_features, 2 * latent_dim)
 
         # Decoder: z → features at bottom_size² → likelihood parameters
         self.from_latent = nn.Linear(latent_dim, bottom_features)
-        up, channels = [], block_out_channels[-1]
-        for c in reversed(block_out_channels):
-            for _ in range(layers_per_block):
-                up.append(res_block(channels, c))
-                channels = c
-            up.append(Upsample2D(c, use_conv=True))
-        self.up_blocks = nn.Sequential(*up)
+        self.up_blocks = res_stack(block_out_channels[::-1], resample=upsample, **stack)
         self.norm_out = nn.GroupNorm(norm_num_groups, block_out_channels[0], eps=1e-6)
         self.decoder_act = ACT2CLS[act_fn]()
         self.conv_out = nn.Conv2d(block_out_channels[0], out_channels, kernel_size=3, padding=1)
@@ -163,6 +133,7 @@ class VAEModel(ModelMixin, ConfigMixin):
             self.register_buffer("prior_log_weights", torch.full((prior_components,), -math.log(prior_components)))
 
     # ------------------------------------------------------------------ encoder
+    @apply_forward_hook
     def encode(self, x: torch.Tensor, return_dict: bool = True) -> AutoencoderKLOutput | tuple:
         """Posterior q(z | x) of images ``x`` (B, C, H, W) in [-1, 1].
 
@@ -213,6 +184,7 @@ class VAEModel(ModelMixin, ConfigMixin):
             return out
         return torch.cat([out, self.log_scale.view(1, -1, 1, 1).expand_as(out)], dim=1)
 
+    @apply_forward_hook
     def decode(self, z: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
         """Decode latents (B, latent_dim) or (B, latent_dim, 1, 1) to mean images (B, C, H, W) in [-1, 1]."""
         image = lik.mean(self.decode_params(z), self.config.likelihood)
@@ -247,6 +219,7 @@ class VAEModel(ModelMixin, ConfigMixin):
 
     # ------------------------------------------------------------------ prior
     @torch.no_grad()
+    @apply_forward_hook
     def sample_prior(
         self,
         num_samples: int,
@@ -262,14 +235,14 @@ class VAEModel(ModelMixin, ConfigMixin):
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
         shape = (num_samples, self.config.latent_dim)
-        eps = randn_tensor(shape, generator=generator, device=self.device, dtype=self.dtype)
+        eps = randn_tensor(shape, generator=generator, device=execution_device(self), dtype=self.dtype)
         if prior == "standard":
             return temperature * eps
         if self.config.prior_components == 0:
             raise ValueError("this model has no mixture prior: fit one with vae_hub.prior.fit_mixture_prior")
         weights = self.prior_log_weights.float().softmax(0).cpu()
         k = torch.multinomial(weights, num_samples, replacement=True, generator=_cpu_generator(generator))
-        k = k.to(self.device)
+        k = k.to(eps.device)
         return self.prior_means[k] + temperature * (0.5 * self.prior_log_vars[k]).exp() * eps
 
     @torch.no_grad()
@@ -301,29 +274,6 @@ class VAEModel(ModelMixin, ConfigMixin):
         self.register_buffer("prior_means", means.detach().to(**kw).clone())
         self.register_buffer("prior_log_vars", log_vars.detach().to(**kw).clone())
         self.register_buffer("prior_log_weights", log_weights.detach().to(**kw).clone())
-
-    # ------------------------------------------------------------------ loading
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "VAEModel":
-        """``ModelMixin.from_pretrained`` made safe and strict.
-
-        safetensors only unless ``use_safetensors=False`` is passed (no pickles by default); the folder's
-        ``config.json`` must name this class; the weights must match the model exactly (no missing or
-        unexpected keys, which diffusers would otherwise fill with random values silently).
-        """
-        from .hub import check_model_folder  # the model knows nothing about files; the hub module does
-
-        kwargs.setdefault("use_safetensors", True)
-        want_info = kwargs.pop("output_loading_info", False)
-        if kwargs.get("subfolder") and os.path.isdir(pretrained_model_name_or_path):
-            # diffusers takes a local folder's weights from its root when there are some, even with `subfolder`
-            pretrained_model_name_or_path = os.path.join(pretrained_model_name_or_path, kwargs.pop("subfolder"))
-        check_model_folder(cls, pretrained_model_name_or_path, **kwargs)
-        model, info = super().from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
-        bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
-        if bad:
-            raise ValueError(f"{pretrained_model_name_or_path}: weights do not match {cls.__name__}: {bad}")
-        return (model, info) if want_info else model
 
 
 def _cpu_generator(generator: torch.Generator | None) -> torch.Generator | None:
