@@ -1,7 +1,8 @@
 """vae-hub: a variational autoencoder that lives natively in the Hugging Face ecosystem."""
 
 from .models import VAEModel, VAEOutput
+from .pipelines import LatentDiffusionPipeline
 from .prior import fit_mixture_prior
 
 __version__ = "0.1.0"
-__all__ = ["VAEModel", "VAEOutput", "fit_mixture_prior"]
+__all__ = ["LatentDiffusionPipeline", "VAEModel", "VAEOutput", "fit_mixture_prior"]
