@@ -93,6 +93,7 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         """model_index.json, naming the class through the folder's loader file (see the module docstring)."""
         config = json.loads(super().to_json_string())
         config["_class_name"] = [LOADER_MODULE, type(self).__name__]
+        config.pop("_name_or_path", None)  # where a loaded pipeline came from (a local path) is not part of it
         return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -238,7 +239,8 @@ class LatentDiffusionPipeline(DiffusionPipeline):
                 noise_pred = uncond + guidance_scale * (cond - uncond)
             latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
             if callback_on_step_end is not None:
-                outputs = callback_on_step_end(self, i, t, {k: locals()[k] for k in callback_on_step_end_tensor_inputs})
+                tensors = {"latents": latents}
+                outputs = callback_on_step_end(self, i, t, {k: tensors[k] for k in callback_on_step_end_tensor_inputs})
                 latents = outputs.pop("latents", latents)
 
         if output_type == "latent":
