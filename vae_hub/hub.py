@@ -56,6 +56,8 @@ FIGURE_CAPTIONS = {
     "samples.png": "Samples: latents drawn from the prior N(0, I) and decoded (the decoder's mean image).",
     "reconstructions.png": "Reconstructions: held-out images (left of each pair) and their reconstructions from "
     "the posterior mean (right).",
+    "latents.png": "Latent maps of held-out images, one row per image, one small image per latent channel, scaled "
+    "by the scaling factor as a diffusion model sees them (±3 standard deviations from black to white).",
     "loss_curve.png": "Training curve.",
 }
 _CARD_MARKER = re.compile(r"<!-- vae-hub card for repo: (\S*) -->")

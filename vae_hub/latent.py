@@ -244,3 +244,23 @@ def dimensions_by_kl(
         raise ValueError("need at least one image to measure the KL per dimension")
     kl = (total / count).float()
     return torch.argsort(kl, descending=True, stable=True), kl
+
+
+def latent_channel_images(latents: torch.Tensor, scaling_factor: float, shift_factor: float | None = None,
+                          clip: float = 3.0) -> torch.Tensor:
+    """A spatial model's latent maps as grey images — what a diffusion model sees.
+
+    Args:
+        latents: (B, C, h, w) from ``SpatialVAEModel.encode``.
+        scaling_factor, shift_factor: the model's; the maps are shown as ``(z − shift) · scaling_factor``, which has
+            unit variance over the training set.
+        clip: ± this many standard deviations map to black and white.
+
+    Returns:
+        (B·C, 1, h, w) in [-1, 1]: image 0's channels, then image 1's, ... (a grid with ``nrow=C`` puts one image
+        per row).
+    """
+    if latents.ndim != 4:
+        raise ValueError(f"expected latent maps (B, C, h, w), got {tuple(latents.shape)}")
+    scaled = (latents.float() - (shift_factor or 0.0)) * scaling_factor
+    return (scaled / clip).clamp(-1, 1).flatten(0, 1)[:, None]
