@@ -3,7 +3,9 @@ classifier-free guidance, class names, the decode formula, callbacks, dtype, err
 (bit-identical samples, through ``LatentDiffusionPipeline`` and through diffusers' ``DiffusionPipeline``)."""
 
 import json
+from types import SimpleNamespace
 
+import huggingface_hub
 import numpy as np
 import PIL.Image
 import pytest
@@ -19,6 +21,7 @@ from diffusers import (
 )
 from diffusers.callbacks import PipelineCallback
 
+from hub_doubles import populate_hf_cache
 from vae_hub import LatentDiffusionPipeline, SpatialVAEModel
 
 CLASSES = ["Zero", "one", "T-shirt/top"]
@@ -330,3 +333,30 @@ def test_spatial_vae_model_pipeline_samples_saves_and_loads(channels, tmp_path):
         assert type(loaded.vae) is SpatialVAEModel and loaded.vae.config.shift_factor == 0.1
         loaded.set_progress_bar_config(disable=True)
         assert torch.equal(loaded(generator=seeded(), **kwargs).images, images)
+
+
+def test_hub_repo_with_a_component_from_outside_diffusers(tmp_path, monkeypatch):
+    """diffusers' download refuses a Hub repo whose vae is a SpatialVAEModel; this pipeline's own download loads it."""
+    pipe = LatentDiffusionPipeline(tiny_spatial_vae(), tiny_unet(sample_size=8), DDIMScheduler(num_train_timesteps=100))
+    pipe.save_pretrained(tmp_path / "saved")
+    files = {str(f.relative_to(tmp_path / "saved")): f for f in (tmp_path / "saved").rglob("*") if f.is_file()}
+    populate_hf_cache(tmp_path / "hf", "someone/tiny-ldm", files)
+    # The Hub as diffusers' download sees it online: the repo's file list, its model_index.json (no network here).
+    from diffusers.pipelines import pipeline_utils
+
+    monkeypatch.setattr(pipeline_utils, "_resolve_revision", lambda name, revision=None, **kwargs: revision)
+    monkeypatch.setattr(pipeline_utils, "model_info", lambda *args, **kwargs: SimpleNamespace(
+        siblings=[SimpleNamespace(rfilename=name) for name in files], sha="0" * 40))
+    monkeypatch.setattr(pipeline_utils, "hf_hub_download", lambda *args, **kwargs: str(files["model_index.json"]))
+    with pytest.raises(ValueError, match=r"vae/vae_hub.models.spatial_vae.py as defined in `model_index.json` does not"):
+        DiffusionPipeline.from_pretrained("someone/tiny-ldm", cache_dir=tmp_path / "hf", trust_remote_code=True)
+
+    real_snapshot_download = huggingface_hub.snapshot_download  # the same call online, answered from the cache
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda *args, **kwargs: real_snapshot_download(*args, **{**kwargs, "local_files_only": True}))
+    loaded = LatentDiffusionPipeline.from_pretrained("someone/tiny-ldm", cache_dir=tmp_path / "hf")
+    assert type(loaded.vae) is SpatialVAEModel
+    loaded.set_progress_bar_config(disable=True)
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = {"num_inference_steps": 2, "output_type": "pt"}
+    assert torch.equal(loaded(generator=seeded(), **kwargs).images, pipe(generator=seeded(), **kwargs).images)

@@ -97,6 +97,23 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
     @classmethod
+    def download(cls, pretrained_model_name: str, **kwargs) -> str:
+        """The pipeline's files of a Hub repo (configs and safetensors weights; cached), as a local folder.
+
+        diffusers' own ``download`` refuses a component from outside diffusers, such as ``SpatialVAEModel``
+        (recorded as ``["vae_hub.models.spatial_vae", "SpatialVAEModel"]``): it takes it for remote code that the repo
+        lacks. This class knows its components, so it fetches their files and loads them as for a local folder.
+        """
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(
+            pretrained_model_name, cache_dir=kwargs.get("cache_dir"), revision=kwargs.get("revision"),
+            token=kwargs.get("token"), force_download=kwargs.get("force_download", False),
+            local_files_only=kwargs.get("local_files_only", False),
+            allow_patterns=["model_index.json", "*/*.json", "*/*.safetensors"],
+        )
+
+    @classmethod
     def _dict_from_json_file(cls, json_file: str | os.PathLike) -> dict:
         config = super()._dict_from_json_file(json_file)
         if config.get("_class_name") == [LOADER_MODULE, cls.__name__]:  # our own folder: no need to run its loader
