@@ -16,7 +16,8 @@ Loading. ``LatentDiffusionPipeline.from_pretrained(folder_or_repo)`` needs nothi
 ``pipeline.py``, one line importing this class, and ``model_index.json`` names it as diffusers' custom pipelines do
 (``"_class_name": ["pipeline", "LatentDiffusionPipeline"]``): ``DiffusionPipeline.from_pretrained(folder,
 trust_remote_code=True)`` then loads it with vae-hub installed. This class reads that entry as its own name, so it
-never runs the file.
+never runs the file. From a Hub repo, diffusers' download refuses a component from outside diffusers (a
+``SpatialVAEModel`` vae, not an ``AutoencoderKL`` one); this class downloads the files itself (``download``).
 """
 
 import inspect
