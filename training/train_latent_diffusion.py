@@ -617,14 +617,17 @@ Trained for {info['steps']} steps ({info['epochs']} epochs, {info['wall_time_sec
     card.save(output_dir / "README.md")
 
 
-def push_pipeline(output_dir: Path, repo_id: str, *, private: bool, token: str | None) -> None:
-    """Upload the pipeline folder (without checkpoints and logs) to the Hub model repo ``repo_id``."""
-    from huggingface_hub import HfApi
+def push_pipeline(output_dir: Path, repo_id: str, *, private: bool, token: str | None, api=None) -> None:
+    """Upload the pipeline folder, less checkpoints and logs, to the Hub model repo ``repo_id`` in one commit."""
+    from huggingface_hub import CommitOperationAdd, HfApi
 
-    api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=output_dir, ignore_patterns=["checkpoint-*", "logs/*"],
-                      commit_message="Upload latent diffusion pipeline (train_latent_diffusion.py)")
+    api = api or HfApi()
+    api.create_repo(repo_id, private=private, exist_ok=True, token=token)
+    files = [path for path in sorted(output_dir.rglob("*")) if path.is_file()
+             and not path.relative_to(output_dir).parts[0].startswith(("checkpoint-", "logs"))]
+    operations = [CommitOperationAdd(path.relative_to(output_dir).as_posix(), path) for path in files]
+    api.create_commit(repo_id, operations, commit_message="Upload a LatentDiffusionPipeline (train_latent_diffusion.py)",
+                      token=token)
 
 
 if __name__ == "__main__":
