@@ -71,6 +71,7 @@ from vae_hub.training_utils import (
 logger = get_logger(__name__)
 FINAL_FILES = ("model_index.json",)  # a finished run's pipeline
 MAX_CLASSES = 1000
+MAX_GRID_ROWS = 20  # classes shown in the sample grids
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 INFERENCE_SCHEDULERS = {"dpmsolver++": DPMSolverMultistepScheduler, "ddim": DDIMScheduler}
 SPATIAL_VAE_CLASSES = ("SpatialVAEModel", "AutoencoderKL")
@@ -148,7 +149,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     state.add_argument("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
     state.add_argument("--logging_steps", type=int, default=10)
     state.add_argument("--validation_epochs", type=int, default=5, help="Save a sample grid (a row per class) every N epochs.")
-    state.add_argument("--num_validation_images", type=int, default=8, help="Images per class in the sample grids.")
+    state.add_argument("--num_validation_images", type=int, default=8, help="Images per class in the sample grids (a row per class, the first 20).")
     state.add_argument("--push_to_hub", action="store_true")
     state.add_argument("--hub_model_id", type=str, default=None)
     state.add_argument("--hub_private_repo", action="store_true")
@@ -556,10 +557,10 @@ def make_pipeline(vae, unet: UNet2DModel, scheduler, class_names: list[str]) -> 
 @torch.no_grad()
 def save_sample_grid(pipe: LatentDiffusionPipeline, args: argparse.Namespace, path: Path, accelerator: Accelerator,
                      step: int) -> None:
-    """``num_validation_images`` samples of every class, a row per class (8 rows of unconditional samples for an
-    unconditional model), seeded with --seed; saved as PNG and logged to tensorboard."""
+    """``num_validation_images`` samples of every class, a row per class (of the first ``MAX_GRID_ROWS`` classes; 8 rows
+    of unconditional samples for an unconditional model), seeded with --seed; saved as PNG and logged to tensorboard."""
     generator = torch.Generator(device=pipe.unet.device).manual_seed(args.seed)
-    rows = list(range(pipe.num_classes)) or None
+    rows = list(range(min(pipe.num_classes, MAX_GRID_ROWS))) or None
     images = pipe(rows, num_images_per_class=args.num_validation_images if rows else 8 * args.num_validation_images,
                   num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
                   generator=generator, output_type="pt").images
