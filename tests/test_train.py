@@ -264,6 +264,21 @@ def test_resume_mid_epoch_is_bit_identical(data, tmp_path, extra, checkpoint):
     assert_bit_identical(reference, resumed)
 
 
+def test_adversarial_term_resumes_bit_identical_and_stays_out_of_the_model(data, tmp_path):
+    """The PatchGAN and its optimizer are training state (checkpoints), never part of the saved model."""
+    args = [*data["rgb_folder"], "--cache_dir", str(data["cache"]), *SPATIAL, "--disc_weight", "0.5", "--disc_start", "2",
+            "--max_train_steps", "8", "--checkpointing_steps", "4", "--logging_steps", "2", "--report_to", "none",
+            "--eval_iw_samples", "1"]
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    run_script([*args, "--output_dir", str(reference)])
+    shutil.copytree(reference / "checkpoint-4", resumed / "checkpoint-4")
+    run_script([*args, "--output_dir", str(resumed), "--resume_from_checkpoint", "latest"])
+    assert_bit_identical(reference, resumed)
+    disc_before, disc_after = (load_file(reference / f"checkpoint-{s}" / "model_1.safetensors") for s in (4, 8))
+    assert any(not torch.equal(disc_before[k], disc_after[k]) for k in disc_after), "the discriminator never trained"
+    SpatialVAEModel.from_pretrained(reference)  # strict: a discriminator key in the model would be refused
+
+
 def test_latest_checkpoint_skips_partial_and_foreign_folders(tmp_path):
     script = load_script()
     for name in ("checkpoint-2", "checkpoint-10", "checkpoint-12.partial", "checkpoint-best"):
@@ -418,6 +433,8 @@ FLAG_CASES = {
     "bad model config": (["--norm_num_groups", "3"], r"VAEModel config"),
     "vector flag on a spatial model": (["--model_type", "spatial"], r"--latent_dim is for --model_type vector models only"),
     "spatial flag on a vector model": (["--latent_channels", "4"], r"--latent_channels is for --model_type spatial models only"),
+    "adversarial term on a vector model": (["--disc_weight", "0.1"], r"--disc_weight is for --model_type spatial models"),
+    "adversarial weight nan": (["--disc_weight", "nan"], r"--disc_weight must be a finite number"),
 }
 
 

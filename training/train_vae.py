@@ -22,6 +22,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from accelerate import Accelerator
@@ -43,6 +44,7 @@ from vae_hub.data import (
     load_image_dataset,
     select_splits,
 )
+from vae_hub.adversarial import PatchDiscriminator, adaptive_weight, generator_loss, hinge_discriminator_loss
 from vae_hub.images import make_grid, uint8_to_float
 from vae_hub.latent import latent_channel_images
 from vae_hub.losses import kl_weight, negative_elbo
@@ -132,6 +134,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           "reconstructions with a smooth latent map).")
     opt.add_argument("--kl_warmup_steps", type=int, default=0, help="Linear warm-up of the KL weight from 0 to --beta.")
     opt.add_argument("--free_bits", type=float, default=0.0, help="Nats per latent dimension not penalised.")
+    gan = p.add_argument_group("adversarial term (spatial models; off by default: see benchmarks/RESULTS.md)")
+    gan.add_argument("--disc_weight", type=float, default=0.0,
+                     help="Weight of a PatchGAN hinge loss with latent diffusion's adaptive weight (0: off).")
+    gan.add_argument("--disc_start", type=int, default=0, help="Optimisation step at which the adversarial term starts.")
+    gan.add_argument("--disc_learning_rate", type=float, default=None, help="Default: --learning_rate.")
+    gan.add_argument("--disc_channels", type=int, default=32, help="Channels of the discriminator's first layer.")
+    gan.add_argument("--disc_layers", type=int, default=2, help="Stride-2 layers of the discriminator.")
     opt.add_argument("--use_ema", action="store_true", help="Keep an EMA of the weights (diffusers' EMAModel) and ship it.")
     opt.add_argument("--ema_decay", type=float, default=0.999)
     opt.add_argument("--seed", type=int, default=0)
@@ -180,6 +189,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--adam_beta1 and --adam_beta2 must be in [0, 1), --adam_epsilon positive, --adam_weight_decay non-negative")
     if args.beta < 0 or args.free_bits < 0 or args.max_grad_norm < 0 or args.prior_components < 0:
         p.error("--beta, --free_bits, --max_grad_norm and --prior_components must be non-negative")
+    if not (math.isfinite(args.disc_weight) and math.isfinite(args.disc_learning_rate or 1.0)
+            and 0 < (args.disc_learning_rate or 1.0) <= 1):
+        p.error("--disc_weight must be a finite number and --disc_learning_rate in (0, 1]")
+    if args.disc_weight < 0 or args.disc_start < 0 or args.disc_channels < 1 or args.disc_layers < 1:
+        p.error("--disc_weight and --disc_start must be non-negative, --disc_channels and --disc_layers at least 1")
+    if args.disc_weight > 0 and args.model_type != "spatial":
+        p.error("--disc_weight is for --model_type spatial models (the autoencoder of latent diffusion)")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id")
     return args
@@ -242,6 +258,12 @@ def main(args: argparse.Namespace) -> None:
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
                                  num_training_steps=max_train_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
+    disc = disc_optimizer = None
+    if args.disc_weight > 0:  # in the checkpoints (prepared), never in the saved model
+        disc = PatchDiscriminator(channels, args.disc_channels, args.disc_layers)
+        disc_optimizer = torch.optim.AdamW(disc.parameters(), lr=args.disc_learning_rate or args.learning_rate,
+                                           betas=(0.5, 0.9))
+        disc, disc_optimizer = accelerator.prepare(disc, disc_optimizer)
     noise = NoiseGenerator(accelerator.device, args.seed, rank)  # ε of the reparameterization, per process
     accelerator.register_for_checkpointing(lr_scheduler, noise)
     ema = None
@@ -268,7 +290,7 @@ def main(args: argparse.Namespace) -> None:
     # ---------------------------------------------------------------- training loop
     likelihood = accelerator.unwrap_model(model).config.likelihood
     progress = tqdm(total=max_train_steps, initial=global_step, desc="steps", disable=not show)
-    sums, history, started = LossSums(accelerator.device, LOSS_KEYS), [], time.time()
+    sums, gan_sums, history, started = LossSums(accelerator.device, LOSS_KEYS), GanSums(accelerator.device), [], time.time()
     timed_steps, timed_since, timed_until, start_step = 0, None, None, global_step
     batches_done = global_step * args.gradient_accumulation_steps  # numbers each batch's ε stream
     first_epoch = global_step // steps_per_epoch
@@ -276,15 +298,28 @@ def main(args: argparse.Namespace) -> None:
         model.train()
         skip = (global_step - epoch * steps_per_epoch) * args.gradient_accumulation_steps if epoch == first_epoch else 0
         for x in epoch_batches(train_images, epoch, args, rank, world, batches_per_epoch, skip, accelerator.device):
-            with accelerator.accumulate(model):
+            adversarial = disc is not None and global_step >= args.disc_start
+            with accelerator.accumulate(*([model, disc] if disc is not None else [model])):
                 out = model(x, sample_posterior=True, generator=noise.for_batch(batches_done))
                 beta = kl_weight(global_step, args.beta, args.kl_warmup_steps)
                 terms = negative_elbo(out.decoder_params, x, out.latent_dist, likelihood, beta, args.free_bits)
-                accelerator.backward(terms.loss)
+                loss = terms.loss
+                if adversarial:
+                    gan = adversarial_generator_term(accelerator.unwrap_model(model), accelerator.unwrap_model(disc),
+                                                     terms.reconstruction, out.sample, args.disc_weight)
+                    loss = loss + gan.adaptive_weight * gan.generator_loss
+                accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                if adversarial:  # real and reconstructed images in one forward (DDP wants one per backward)
+                    logits = disc(torch.cat([x, out.sample.detach()])).chunk(2)
+                    gan.disc_loss = hinge_discriminator_loss(*logits)
+                    accelerator.backward(gan.disc_loss)
+                    disc_optimizer.step()
+                    disc_optimizer.zero_grad(set_to_none=True)
+                    gan_sums.add(gan)
             sums.add(terms)
             batches_done += 1
             if not accelerator.sync_gradients:
@@ -307,6 +342,8 @@ def main(args: argparse.Namespace) -> None:
             at_checkpoint = global_step % args.checkpointing_steps == 0
             if global_step % args.logging_steps == 0 or at_checkpoint or global_step == max_train_steps:
                 logs = sums.reduce(accelerator)  # across processes; also the NaN check, before any checkpoint
+                if disc is not None:
+                    logs.update(gan_sums.reduce(accelerator))
                 # the weights too: a finite loss can still be followed by an update that breaks them
                 if not (all(math.isfinite(v) for v in logs.values()) and weights_are_finite(model)):
                     last = latest_checkpoint(output_dir)
@@ -416,6 +453,29 @@ def epoch_batches(images, epoch, args, rank, world, batches_per_epoch, skip, dev
                                              pin_memory=device.type == "cuda")
         for batch in loader:
             yield uint8_to_float(batch.to(device, non_blocking=True))
+
+
+def adversarial_generator_term(vae: SpatialVAEModel, disc: PatchDiscriminator, reconstruction: torch.Tensor,
+                               fake: torch.Tensor, disc_weight: float) -> SimpleNamespace:
+    """The autoencoder's side of the GAN: −mean D(x̂) and its adaptive weight at the decoder's last layer.
+
+    The discriminator's weights are frozen for this pass, so the generator loss trains the autoencoder only.
+    """
+    disc.requires_grad_(False)
+    generator = generator_loss(disc(fake))
+    disc.requires_grad_(True)
+    weight = disc_weight * adaptive_weight(reconstruction, generator, vae.decoder_out[-1].weight)
+    return SimpleNamespace(generator_loss=generator, adaptive_weight=weight, disc_loss=None)
+
+
+class GanSums(LossSums):
+    """The same for the adversarial term (summed over the steps where it is on)."""
+
+    def __init__(self, device: torch.device):
+        super().__init__(device, ("generator_loss", "disc_loss", "adaptive_weight"))
+
+    def reduce(self, accelerator: Accelerator) -> dict:
+        return {} if self.totals[-1].item() == 0 else super().reduce(accelerator)
 
 
 @torch.no_grad()
