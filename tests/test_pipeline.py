@@ -250,6 +250,16 @@ def test_to_dtype_samples_in_that_dtype():
     assert (images.float() - reference).abs().max() < 0.1  # same noise, bf16 rounding only
 
 
+def test_float16_vae_with_force_upcast_decodes_in_float32():
+    pipe = tiny_pipe().to("cpu", torch.float16)
+    assert pipe.vae.config.force_upcast
+    seen = []
+    pipe.vae.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    images = pipe(0, num_inference_steps=2, generator=seeded(), output_type="pt").images
+    assert seen == [torch.float32] and pipe.vae.dtype == torch.float16 and images.dtype == torch.float16
+    assert torch.isfinite(images).all()
+
+
 def test_one_generator_per_image_reproduces_each_image():
     pipe = tiny_pipe(scheduler=DDIMScheduler)
     both = pipe(1, num_images_per_class=2, generator=[seeded(5), seeded(6)], num_inference_steps=2, output_type="pt")

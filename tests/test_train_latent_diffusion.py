@@ -183,6 +183,7 @@ def test_unconditional_v_prediction_min_snr_ema_ddim_on_an_rgb_autoencoder_kl(da
     pipe = LatentDiffusionPipeline.from_pretrained(out)
     assert type(pipe.vae) is AutoencoderKL and pipe.unet.config.num_class_embeds is None and pipe.class_names == []
     assert isinstance(pipe.scheduler, DDIMScheduler) and pipe.scheduler.config.prediction_type == "v_prediction"
+    assert pipe.scheduler.config.clip_sample is False  # latents are not images in [-1, 1]
     assert {t.dtype for t in unet_weights(out).values()} == {torch.float32}  # autocast only
     info = json.loads((out / "training_info.json").read_text())
     assert info["class_column"] is None and info["steps"] == 5
