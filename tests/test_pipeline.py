@@ -197,6 +197,10 @@ def test_bad_arguments_raise_one_clear_error(pipe, call, message):
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match=r"id2label must name the classes 0..2 of the UNet, got ids \['0', '1'\]"):
         LatentDiffusionPipeline(tiny_vae(), tiny_unet(), DDIMScheduler(), id2label={0: "a", 1: "b"})
+    with pytest.raises(ValueError, match=r"id2label must name the classes 0..2 of the UNet, got ids \['a', '0', '1'\]"):
+        LatentDiffusionPipeline(tiny_vae(), tiny_unet(), DDIMScheduler(), id2label={"a": "x", 0: "a", 1: "b"})
+    unordered = LatentDiffusionPipeline(tiny_vae(), tiny_unet(), DDIMScheduler(), id2label={2: "c", "0": "a", 1: "b"})
+    assert unordered.class_names == ["a", "b", "c"]
     with pytest.raises(ValueError, match=r"class names must differ \(case-insensitively\)"):
         LatentDiffusionPipeline(tiny_vae(), tiny_unet(), DDIMScheduler(), id2label={0: "a", 1: "A", 2: "b"})
     with pytest.raises(ValueError, match=r"num_class_embeds = classes \+ 1 >= 2, got 1"):

@@ -55,7 +55,8 @@ def data(tmp_path_factory) -> dict:
     return {
         "gray": str(write_hub_dataset(root / "gray", n_train=64, n_test=16, size=8)),
         "rgb_folder": str(write_image_folder(root / "rgb_folder", n=64, size=8, channels=3)),
-        "many_classes": str(write_many_classes(root / "many", 1001)),
+        "many_classes": str(write_classes(root / "many", datasets.ClassLabel(num_classes=1001))),
+        "case_classes": str(write_classes(root / "case", datasets.ClassLabel(names=["bag", "Bag"]))),
         "spatial": str(root / "spatial-vae"),
         "rgb_kl": str(root / "rgb-autoencoder-kl"),
         "vector": str(root / "vector-vae"),
@@ -63,11 +64,11 @@ def data(tmp_path_factory) -> dict:
     }
 
 
-def write_many_classes(root: Path, num_classes: int) -> Path:
-    """A 16-image dataset whose ClassLabel column declares ``num_classes`` classes."""
+def write_classes(root: Path, label: datasets.ClassLabel) -> Path:
+    """A 16-image dataset whose ClassLabel column is ``label`` (labels 0 and 1)."""
     images, _ = make_images(16, 8)
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=num_classes)})
-    table = datasets.Dataset.from_dict({"image": [png_bytes(im) for im in images], "label": list(range(16))},
+    features = datasets.Features({"image": datasets.Image(), "label": label})
+    table = datasets.Dataset.from_dict({"image": [png_bytes(im) for im in images], "label": [i % 2 for i in range(16)]},
                                        features=features)
     (root / "data").mkdir(parents=True)
     table.to_parquet(str(root / "data" / "train-00000-of-00001.parquet"))
@@ -229,6 +230,8 @@ BAD_CASES = {
     "resolution": ({}, ["--resolution", "16"], r"the VAE does not take 16×16 images"),
     "channels": ({"dataset": "rgb_folder"}, [], r"the dataset's images are RGB \(3 channel\(s\)\) but the VAE takes 1-channel"),
     "too many classes": ({"dataset": "many_classes"}, [], r"column 'label' has 1001 classes, more than 1000"),
+    "class names differing in case": ({"dataset": "case_classes"}, [],
+                                      r"column 'label' has class names that differ only in case: \['bag', 'Bag'\]"),
     "missing class column": ({}, ["--class_column", "kind"], r"--class_column 'kind' is not a column; the columns are"),
     "image as class column": ({}, ["--class_column", "image"], r"column 'image' holds Image.*not integer class labels"),
     "latents too small for the unet": ({}, ["--block_out_channels", "8", "8", "8", "8"],

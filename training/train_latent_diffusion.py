@@ -464,6 +464,9 @@ def find_classes(split: datasets.Dataset, class_column: str | None) -> tuple[str
         names = [str(i) for i in range(int(values.max()) + 1)]
     if len(names) > MAX_CLASSES:
         raise DataError(f"column {column!r} has {len(names)} classes, more than {MAX_CLASSES}: is it a class label?")
+    folded = [name.casefold() for name in names]
+    if len(set(folded)) != len(folded):  # the pipeline looks names up case-insensitively
+        raise DataError(f"column {column!r} has class names that differ only in case: {names}")
     bad = ((values < 0) | (values >= len(names))).nonzero()
     if len(bad):
         row = int(bad[0])

@@ -73,10 +73,12 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         super().__init__()
         num_classes = num_classes_of(unet)
         if id2label is not None:
-            id2label = {str(k): str(v) for k, v in sorted(id2label.items(), key=lambda item: int(item[0]))}
-            if list(id2label) != [str(i) for i in range(num_classes)]:
+            ids = [str(i) for i in range(num_classes)]
+            id2label = {str(k): str(v) for k, v in id2label.items()}
+            if set(id2label) != set(ids):
                 raise ValueError(f"id2label must name the classes 0..{num_classes - 1} of the UNet, "
                                  f"got ids {list(id2label)}")
+            id2label = {i: id2label[i] for i in ids}  # in label order (JSON keys are text)
             names = [name.casefold() for name in id2label.values()]
             if len(set(names)) != len(names):
                 raise ValueError(f"class names must differ (case-insensitively): {list(id2label.values())}")
