@@ -225,8 +225,8 @@ def test_two_cpu_processes_train_and_resume_bit_identical(data, tmp_path):
 # ==================================================================================== bad input
 BAD_CASES = {
     "vector vae": ({"vae": "vector"}, [], r"is a VAEModel \(a vector-latent VAE.*\), not a spatial VAE"),
-    "missing vae": ({}, ["--pretrained_vae_model_name_or_path", "no/such-vae-here"],
-                    r"cannot load --pretrained_vae_model_name_or_path 'no/such-vae-here'"),
+    "missing vae": ({}, ["--pretrained_vae_model_name_or_path", "no/such/vae-folder"],
+                    r"cannot load --pretrained_vae_model_name_or_path 'no/such/vae-folder'"),
     "resolution": ({}, ["--resolution", "16"], r"the VAE does not take 16×16 images"),
     "channels": ({"dataset": "rgb_folder"}, [], r"the dataset's images are RGB \(3 channel\(s\)\) but the VAE takes 1-channel"),
     "too many classes": ({"dataset": "many_classes"}, [], r"column 'label' has 1001 classes, more than 1000"),
