@@ -1,6 +1,8 @@
 """vae_hub.evaluate_samples: the Fréchet distance against closed forms, class match, generators, determinism, CLI."""
 
 import json
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -79,9 +81,6 @@ def test_statistics_of_samples_estimate_the_distance_between_their_gaussians():
 @pytest.fixture(scope="module")
 def trained_classifier(tmp_path_factory) -> ImageClassifier:
     """A tiny classifier trained (by the project's script) on the stripe classes of datasets_util."""
-    import sys
-    from pathlib import Path
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
     import train_classifier
 
