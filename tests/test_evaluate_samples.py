@@ -26,7 +26,7 @@ from vae_hub.evaluate_samples import (
     vae_source,
 )
 from vae_hub.images import pil_to_uint8, uint8_to_float
-from vae_hub.models import VAEModel
+from vae_hub.models import SpatialVAEModel, VAEModel
 
 
 def gaussian(mean, covariance) -> FeatureStatistics:
@@ -238,6 +238,16 @@ def test_cli_measures_the_floor_and_reconstructions(folders):
     assert recorded["reconstructions_train"]["frechet_distance"] == reconstructions["frechet_distance"]
 
 
+def test_cli_measures_a_spatial_vae_by_its_reconstructions_only(folders, capsys):
+    spatial = folders.root / "spatial"
+    SpatialVAEModel(sample_size=8, block_out_channels=(8, 16), norm_num_groups=4, latent_channels=2).save_pretrained(spatial)
+    result = cli(folders, "--generator", str(spatial), "--reconstruct_split", "train")
+    assert result["kind"] == "vae reconstructions" and result["frechet_distance"] > 0
+    with pytest.raises(SystemExit):
+        cli(folders, "--generator", str(spatial))
+    assert "holds a SpatialVAEModel, which has no prior to sample" in capsys.readouterr().err
+
+
 def test_cli_runs_a_pipeline_folder(folders, monkeypatch):
     class FakePipelineClass:
         @classmethod
@@ -285,7 +295,7 @@ def test_cli_refuses_generators_it_cannot_measure(folders, capsys, monkeypatch):
         assert exit_info.value.code == 2
         return capsys.readouterr().err.strip().splitlines()[-1]
 
-    assert "--generator /no/such" not in error_of("--generator", "/no/such")  # a loader message, on one line
+    assert "cannot read the config.json of /no/such" in error_of("--generator", "/no/such")
     big = folders.root / "vae16"
     VAEModel(block_out_channels=(8,), norm_num_groups=4, latent_dim=2, sample_size=16).save_pretrained(big)
     assert "makes 1-channel 16x16 images, the classifier takes 1-channel 8x8" in error_of("--generator", str(big))

@@ -163,7 +163,9 @@ def images_source(images: torch.Tensor) -> SampleSource:
 def reconstruction_source(vae, images: torch.Tensor) -> SampleSource:
     """A VAE's reconstructions decode(E[z | x]) of random real uint8 images (N, C, H, W), without replacement.
 
-    The decoder given the codes of real images: what its samples could look like with a perfect prior.
+    The decoder given the codes of real images: what its samples could look like with a perfect prior (or, for a
+    ``SpatialVAEModel``, with a perfect diffusion model on its latents). Any model with ``AutoencoderKL``'s
+    ``encode(x).latent_dist`` and ``decode(z).sample`` works.
     """
     take = _without_replacement(len(images))
 
@@ -317,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "classifier's features, and the class match of class-conditional samples.",
     )
     parser.add_argument("--generator", required=True,
-                        help="a VAEModel folder or repo id, a diffusion pipeline folder (model_index.json), or with "
+                        help="a VAEModel (or, with --reconstruct_split, SpatialVAEModel) folder or repo id, a diffusion "
+                             "pipeline folder (model_index.json), or with "
                              "--generator_split a dataset whose real images are the samples (the floor)")
     parser.add_argument("--prior", default=None, choices=PRIORS, help="VAE only: the prior to sample (default standard)")
     parser.add_argument("--reconstruct_split", default=None,
@@ -414,9 +417,9 @@ def load_source(args: argparse.Namespace, parser: argparse.ArgumentParser, class
         parser.error(f"--{pipeline_flags[0]} is for a diffusion pipeline; {args.generator} is not one")
     if args.prior and args.reconstruct_split:
         parser.error("--prior and --reconstruct_split exclude each other (reconstructions use no prior)")
-    from .models import VAEModel
+    from .models import VAEModel, load_model
 
-    vae = VAEModel.from_pretrained(args.generator, cache_dir=args.cache_dir).to(device).eval()
+    vae = load_model(args.generator, cache_dir=args.cache_dir).to(device).eval()  # a VAEModel or SpatialVAEModel
     made = (vae.config.in_channels, vae.config.sample_size)
     if made != (channels, size):
         parser.error(f"--generator makes {made[0]}-channel {made[1]}x{made[1]} images, the classifier takes "
@@ -425,6 +428,9 @@ def load_source(args: argparse.Namespace, parser: argparse.ArgumentParser, class
         source = reconstruction_source(vae, split_images(args.dataset_name, args.reconstruct_split, "reconstruct_split"))
         source.setting["images_split"] = args.reconstruct_split
         return source
+    if not isinstance(vae, VAEModel):
+        parser.error(f"{args.generator} holds a {type(vae).__name__}, which has no prior to sample: measure its "
+                     "--reconstruct_split, or a diffusion pipeline built on it")
     return vae_source(vae, args.prior or "standard")
 
 
