@@ -197,6 +197,10 @@ def test_bad_arguments_raise_one_clear_error(pipe, call, message):
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match=r"id2label must name the classes 0..2 of the UNet, got ids \['0', '1'\]"):
         LatentDiffusionPipeline(tiny_vae(), tiny_unet(), DDIMScheduler(), id2label={0: "a", 1: "b"})
+    with pytest.raises(ValueError, match=r"id2label must name the classes 0..2 of the UNet, got ids \['a', '0', '1'\]"):
+        LatentDiffusionPipeline(tiny_vae(), tiny_unet(), DDIMScheduler(), id2label={"a": "x", 0: "a", 1: "b"})
+    unordered = LatentDiffusionPipeline(tiny_vae(), tiny_unet(), DDIMScheduler(), id2label={2: "c", "0": "a", 1: "b"})
+    assert unordered.class_names == ["a", "b", "c"]
     with pytest.raises(ValueError, match=r"class names must differ \(case-insensitively\)"):
         LatentDiffusionPipeline(tiny_vae(), tiny_unet(), DDIMScheduler(), id2label={0: "a", 1: "A", 2: "b"})
     with pytest.raises(ValueError, match=r"num_class_embeds = classes \+ 1 >= 2, got 1"):
@@ -248,6 +252,16 @@ def test_to_dtype_samples_in_that_dtype():
     assert images.shape == (2, 1, 8, 8) and torch.isfinite(images.float()).all()
     reference = tiny_pipe()(["one", 2], num_inference_steps=2, generator=seeded(), output_type="pt").images
     assert (images.float() - reference).abs().max() < 0.1  # same noise, bf16 rounding only
+
+
+def test_float16_vae_with_force_upcast_decodes_in_float32():
+    pipe = tiny_pipe().to("cpu", torch.float16)
+    assert pipe.vae.config.force_upcast
+    seen = []
+    pipe.vae.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    images = pipe(0, num_inference_steps=2, generator=seeded(), output_type="pt").images
+    assert seen == [torch.float32] and pipe.vae.dtype == torch.float16 and images.dtype == torch.float16
+    assert torch.isfinite(images).all()
 
 
 def test_one_generator_per_image_reproduces_each_image():

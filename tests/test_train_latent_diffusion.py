@@ -55,7 +55,8 @@ def data(tmp_path_factory) -> dict:
     return {
         "gray": str(write_hub_dataset(root / "gray", n_train=64, n_test=16, size=8)),
         "rgb_folder": str(write_image_folder(root / "rgb_folder", n=64, size=8, channels=3)),
-        "many_classes": str(write_many_classes(root / "many", 1001)),
+        "many_classes": str(write_classes(root / "many", datasets.ClassLabel(num_classes=1001))),
+        "case_classes": str(write_classes(root / "case", datasets.ClassLabel(names=["bag", "Bag"]))),
         "spatial": str(root / "spatial-vae"),
         "rgb_kl": str(root / "rgb-autoencoder-kl"),
         "vector": str(root / "vector-vae"),
@@ -63,11 +64,11 @@ def data(tmp_path_factory) -> dict:
     }
 
 
-def write_many_classes(root: Path, num_classes: int) -> Path:
-    """A 16-image dataset whose ClassLabel column declares ``num_classes`` classes."""
+def write_classes(root: Path, label: datasets.ClassLabel) -> Path:
+    """A 16-image dataset whose ClassLabel column is ``label`` (labels 0 and 1)."""
     images, _ = make_images(16, 8)
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=num_classes)})
-    table = datasets.Dataset.from_dict({"image": [png_bytes(im) for im in images], "label": list(range(16))},
+    features = datasets.Features({"image": datasets.Image(), "label": label})
+    table = datasets.Dataset.from_dict({"image": [png_bytes(im) for im in images], "label": [i % 2 for i in range(16)]},
                                        features=features)
     (root / "data").mkdir(parents=True)
     table.to_parquet(str(root / "data" / "train-00000-of-00001.parquet"))
@@ -183,6 +184,7 @@ def test_unconditional_v_prediction_min_snr_ema_ddim_on_an_rgb_autoencoder_kl(da
     pipe = LatentDiffusionPipeline.from_pretrained(out)
     assert type(pipe.vae) is AutoencoderKL and pipe.unet.config.num_class_embeds is None and pipe.class_names == []
     assert isinstance(pipe.scheduler, DDIMScheduler) and pipe.scheduler.config.prediction_type == "v_prediction"
+    assert pipe.scheduler.config.clip_sample is False  # latents are not images in [-1, 1]
     assert {t.dtype for t in unet_weights(out).values()} == {torch.float32}  # autocast only
     info = json.loads((out / "training_info.json").read_text())
     assert info["class_column"] is None and info["steps"] == 5
@@ -223,11 +225,13 @@ def test_two_cpu_processes_train_and_resume_bit_identical(data, tmp_path):
 # ==================================================================================== bad input
 BAD_CASES = {
     "vector vae": ({"vae": "vector"}, [], r"is a VAEModel \(a vector-latent VAE.*\), not a spatial VAE"),
-    "missing vae": ({}, ["--pretrained_vae_model_name_or_path", "no/such-vae-here"],
-                    r"cannot load --pretrained_vae_model_name_or_path 'no/such-vae-here'"),
+    "missing vae": ({}, ["--pretrained_vae_model_name_or_path", "no/such/vae-folder"],
+                    r"cannot load --pretrained_vae_model_name_or_path 'no/such/vae-folder'"),
     "resolution": ({}, ["--resolution", "16"], r"the VAE does not take 16×16 images"),
     "channels": ({"dataset": "rgb_folder"}, [], r"the dataset's images are RGB \(3 channel\(s\)\) but the VAE takes 1-channel"),
     "too many classes": ({"dataset": "many_classes"}, [], r"column 'label' has 1001 classes, more than 1000"),
+    "class names differing in case": ({"dataset": "case_classes"}, [],
+                                      r"column 'label' has class names that differ only in case: \['bag', 'Bag'\]"),
     "missing class column": ({}, ["--class_column", "kind"], r"--class_column 'kind' is not a column; the columns are"),
     "image as class column": ({}, ["--class_column", "image"], r"column 'image' holds Image.*not integer class labels"),
     "latents too small for the unet": ({}, ["--block_out_channels", "8", "8", "8", "8"],

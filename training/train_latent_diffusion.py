@@ -251,8 +251,9 @@ def main(args: argparse.Namespace) -> None:
                        f"({vae.config.scaling_factor}) does not fit it; diffusion trains best on unit-variance latents",
                        main_process_only=True)
 
+    # clip_sample=False: latents are not images in [-1, 1] (DDPM's and DDIM's default would clip their x0 there)
     noise_scheduler = DDPMScheduler(num_train_timesteps=args.ddpm_num_steps, beta_schedule=args.ddpm_beta_schedule,
-                                    prediction_type=args.prediction_type)
+                                    prediction_type=args.prediction_type, clip_sample=False)
     inference_scheduler = INFERENCE_SCHEDULERS[args.inference_scheduler].from_config(noise_scheduler.config)
 
     # ---------------------------------------------------------------- optimisation
@@ -463,6 +464,9 @@ def find_classes(split: datasets.Dataset, class_column: str | None) -> tuple[str
         names = [str(i) for i in range(int(values.max()) + 1)]
     if len(names) > MAX_CLASSES:
         raise DataError(f"column {column!r} has {len(names)} classes, more than {MAX_CLASSES}: is it a class label?")
+    folded = [name.casefold() for name in names]
+    if len(set(folded)) != len(folded):  # the pipeline looks names up case-insensitively
+        raise DataError(f"column {column!r} has class names that differ only in case: {names}")
     bad = ((values < 0) | (values >= len(names))).nonzero()
     if len(bad):
         row = int(bad[0])

@@ -55,7 +55,8 @@ class LatentDiffusionPipeline(DiffusionPipeline):
             ``sample_size`` = the latent size, ``num_class_embeds`` = number of classes + 1 (the last label is
             "no class"), or ``num_class_embeds=None`` for an unconditional model.
         scheduler: any diffusers scheduler (DDPM, DDIM, DPMSolverMultistep, EulerDiscrete, ...), configured with the
-            ``prediction_type`` the UNet was trained for.
+            ``prediction_type`` the UNet was trained for and, for DDPM/DDIM, ``clip_sample=False`` (latents are not
+            images in [-1, 1]).
         id2label: class names by label id ({0: "T-shirt/top", ...}); default: the ids as text.
     """
 
@@ -72,10 +73,12 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         super().__init__()
         num_classes = num_classes_of(unet)
         if id2label is not None:
-            id2label = {str(k): str(v) for k, v in sorted(id2label.items(), key=lambda item: int(item[0]))}
-            if list(id2label) != [str(i) for i in range(num_classes)]:
+            ids = [str(i) for i in range(num_classes)]
+            id2label = {str(k): str(v) for k, v in id2label.items()}
+            if set(id2label) != set(ids):
                 raise ValueError(f"id2label must name the classes 0..{num_classes - 1} of the UNet, "
                                  f"got ids {list(id2label)}")
+            id2label = {i: id2label[i] for i in ids}  # in label order (JSON keys are text)
             names = [name.casefold() for name in id2label.values()]
             if len(set(names)) != len(names):
                 raise ValueError(f"class names must differ (case-insensitively): {list(id2label.values())}")
@@ -264,12 +267,25 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         if output_type == "latent":
             images = latents
         else:
-            images = self.vae.decode(self.unscale_latents(latents).to(self.vae.dtype), return_dict=False)[0]
-            images = self.image_processor.postprocess(images, output_type=output_type)
+            images = self.image_processor.postprocess(self.decode_latents(latents), output_type=output_type)
         self.maybe_free_model_hooks()
         if not return_dict:
             return (images,)
         return ImagePipelineOutput(images=images)
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """UNet-scale latents (B, c, h, w) → images (B, C, H, W) in [-1, 1], in the VAE's dtype.
+
+        A float16 VAE whose config asks for it (``force_upcast``, diffusers' convention) decodes in float32.
+        """
+        dtype = self.vae.dtype
+        upcast = dtype == torch.float16 and getattr(self.vae.config, "force_upcast", False)
+        if upcast:
+            self.vae.to(torch.float32)
+        images = self.vae.decode(self.unscale_latents(latents).to(self.vae.dtype), return_dict=False)[0]
+        if upcast:
+            self.vae.to(dtype)
+        return images.to(dtype)
 
     def unscale_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """UNet-scale latents (unit variance) → the VAE's latents: ``z / scaling_factor + shift_factor``."""
