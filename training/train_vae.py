@@ -170,7 +170,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("give exactly one of --dataset_name and --train_data_dir")
     if args.pretrained_model_name_or_path and args.model_config_name_or_path:
         p.error("--pretrained_model_name_or_path (fine-tune) and --model_config_name_or_path (from scratch) exclude each other")
-    resolve_model_type(args, p)
     for name in ("train_batch_size", "num_train_epochs", "gradient_accumulation_steps", "checkpointing_steps",
                  "logging_steps", "validation_epochs", "eval_iw_samples", "eval_batch_size"):
         if getattr(args, name) < 1:
@@ -181,27 +180,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     reals = ("learning_rate", "beta", "free_bits", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_weight_decay",
              "adam_epsilon")
-    if not all(math.isfinite(getattr(args, name)) for name in reals):
+    if not all(getattr(args, name) is None or math.isfinite(getattr(args, name)) for name in reals):
         p.error("--" + ", --".join(reals) + " must be finite numbers")
     if not 0 < args.learning_rate <= 1:  # above 1 is a typo (1e3 for 1e-3), not a step size for AdamW
         p.error(f"--learning_rate must be in (0, 1], got {args.learning_rate}")
     if not (0 <= args.adam_beta1 < 1 and 0 <= args.adam_beta2 < 1 and args.adam_epsilon > 0 and args.adam_weight_decay >= 0):
         p.error("--adam_beta1 and --adam_beta2 must be in [0, 1), --adam_epsilon positive, --adam_weight_decay non-negative")
-    if args.beta < 0 or args.free_bits < 0 or args.max_grad_norm < 0 or args.prior_components < 0:
+    if (args.beta or 0) < 0 or args.free_bits < 0 or args.max_grad_norm < 0 or (args.prior_components or 0) < 0:
         p.error("--beta, --free_bits, --max_grad_norm and --prior_components must be non-negative")
     if not (math.isfinite(args.disc_weight) and math.isfinite(args.disc_learning_rate or 1.0)
             and 0 < (args.disc_learning_rate or 1.0) <= 1):
         p.error("--disc_weight must be a finite number and --disc_learning_rate in (0, 1]")
     if args.disc_weight < 0 or args.disc_start < 0 or args.disc_channels < 1 or args.disc_layers < 1:
         p.error("--disc_weight and --disc_start must be non-negative, --disc_channels and --disc_layers at least 1")
-    if args.disc_weight > 0 and args.model_type != "spatial":
-        p.error("--disc_weight is for --model_type spatial models (the autoencoder of latent diffusion)")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id")
     return args
 
 
 def main(args: argparse.Namespace) -> None:
+    resolve_model_type(args)  # may read a config from the Hub: here, not in parse_args
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
@@ -382,7 +380,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 # ==================================================================== pieces of main, in the order they are used
-def resolve_model_type(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+def resolve_model_type(args: argparse.Namespace) -> None:
     """Settle ``--model_type`` (from the config being fine-tuned or trained, if any) and its defaults; refuse the
     flags of the other type instead of ignoring them."""
     source = args.pretrained_model_name_or_path or args.model_config_name_or_path
@@ -391,16 +389,18 @@ def resolve_model_type(args: argparse.Namespace, parser: argparse.ArgumentParser
         try:
             cls = model_class(source, cache_dir=args.cache_dir)
         except (OSError, ValueError) as err:
-            parser.error(f"cannot load --{flag}: " + " ".join(str(err).split()))
+            fail(f"cannot load --{flag}: {err}")
         found = next(t for t, c in MODEL_TYPES.items() if c is cls)
         if args.model_type not in (None, found):
-            parser.error(f"--model_type {args.model_type} does not fit {source}, which holds a {cls.__name__}")
+            fail(f"--model_type {args.model_type} does not fit {source}, which holds a {cls.__name__}")
         args.model_type = found
     args.model_type = args.model_type or "vector"
     spatial = args.model_type == "spatial"
     for flag in SPATIAL_ONLY if not spatial else VECTOR_ONLY:
         if getattr(args, flag) is not None:
-            parser.error(f"--{flag} is for --model_type {'spatial' if not spatial else 'vector'} models only")
+            fail(f"--{flag} is for --model_type {'spatial' if not spatial else 'vector'} models only")
+    if args.disc_weight > 0 and not spatial:
+        fail("--disc_weight is for --model_type spatial models (the autoencoder of latent diffusion)")
     if args.beta is None:
         args.beta = SPATIAL_BETA if spatial else 1.0
     if args.prior_components is None:
