@@ -2,12 +2,14 @@
 
 Widgets only: every computation and every check of the input is in ``vae_hub.explore``. Models come from
 ``VAEModel.from_pretrained``: the folders in ``models/`` beside this file, ``VAE_MODEL`` (comma-separated
-Hub ids or folders), the ``model_id`` of ``space_config.json`` (written by ``vae-hub deploy-space``), or any
-id typed into the model box. Run ``python space/app.py``; ``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``
-choose the address.
+Hub ids or folders), the ``model_id`` of ``space_config.json`` (written by ``vae-hub deploy-space``), and, only
+if ``VAE_HUB_SPACE_HUB_IDS=1``, any Hub repo id typed into the model box (``vae_hub.space_models`` says what
+is checked). Run ``python space/app.py``; ``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT`` choose the address.
 """
 
+import base64
 import functools
+import io
 import logging
 import os
 import sys
@@ -34,13 +36,22 @@ CSS = """
 .help { font-size: 0.92em; opacity: 0.85; }
 """
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="violet", neutral_hue="slate")
-LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "show_error": True}
+# Uploads: Gradio refuses bigger files while they arrive, before anything is decoded.
+LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "show_error": True, "max_file_size": "10mb"}
 # Every event that runs the network joins one first-in-first-out group with as many workers as a Space has
 # cores: requests of all kinds wait in arrival order instead of per-endpoint lines, and no more threads fight
 # for the cores (and the GIL the server itself needs) than can run: it cut the 16-user tail latency
 # (benchmarks/RESULTS.md).
 MODEL = {"concurrency_id": "model", "concurrency_limit": 2}
 QUEUE_SIZE = 128  # ≥ 64: sixteen users each with a few pending requests never see "queue full"
+# A fair share of the queue: a browser tab has at most a handful of requests in flight; an address may be a
+# classroom behind one router. Four addresses at their limit fill the queue; one client never does.
+PER_SESSION, PER_ADDRESS = 8, 32
+# X-Forwarded-For is only the visitor's address behind a proxy that appends it (Hugging Face Spaces set SPACE_ID);
+# anywhere else a client could write any address there.
+TRUST_FORWARDED_FOR = bool(os.environ.get("SPACE_ID")) or os.environ.get("VAE_HUB_SPACE_BEHIND_PROXY") == "1"
+MAX_PENDING_SKETCHES = 64  # sketches sent as blobs and not yet used
+MAX_TRACE_FRAMES, MAX_LOG_CHARS = 12, 4000  # an unexpected error's log entry
 
 INTRO = """
 <div id="header">
@@ -54,9 +65,16 @@ walk between codes, turn single dimensions, and look at the whole map of the lat
 """
 
 
+def refuse(where: str, err: explore.InputError) -> gr.Error:
+    """A user's mistake: one log line (no traceback, the input cut short), the message as a ``gr.Error``."""
+    log.info("refused %s: %s", where, explore.clip(str(err), 300))
+    return gr.Error(str(err), print_exception=False)
+
+
 def endpoint(fn, files: explore.OutputFiles):
     """Wrap an ``Explorer`` method for Gradio: images go out as finished PNG files (``OutputFiles`` says why),
-    ``InputError`` messages (and anything unexpected) as a ``gr.Error`` instead of a crash."""
+    ``InputError`` messages as a ``gr.Error``; anything unexpected is logged (traceback cut short) and answered
+    with a message that holds no internals."""
 
     def as_files(value):
         if isinstance(value, PIL.Image.Image):
@@ -68,14 +86,97 @@ def endpoint(fn, files: explore.OutputFiles):
         try:
             return as_files(fn(*args, **kwargs))
         except explore.InputError as err:
-            raise gr.Error(str(err)) from err
+            raise refuse(fn.__name__, err) from err
         except gr.Error:
             raise
         except Exception as err:  # a bug: log it, tell the user, keep serving
-            log.error("%s failed:\n%s", fn.__name__, traceback.format_exc())
-            raise gr.Error(f"Something went wrong ({type(err).__name__}: {err}). Please try other inputs.") from err
+            trace = "".join(traceback.format_exception(type(err), err, err.__traceback__, limit=MAX_TRACE_FRAMES))
+            log.error("%s failed:\n%s", fn.__name__, trace[-MAX_LOG_CHARS:])
+            raise gr.Error("Something went wrong on the server (it has been logged). Please try other inputs.",
+                           print_exception=False) from err
 
     return wrapped
+
+
+def image_parts(payload, component) -> list:
+    """The image files of a ``gr.Image`` or ``gr.Sketchpad`` payload: paths, bytes or data URLs."""
+    if payload is None:
+        return []
+    if hasattr(payload, "composite"):  # an editor value; the browser may have sent its images as blobs first
+        cached = component.blob_storage.get(payload.id) if payload.id else None
+        value = cached or payload
+        return [p for p in (value.background, *value.layers, value.composite) if p is not None]
+    return [payload]
+
+
+def open_part(part):
+    """Something ``PIL.Image.open`` reads lazily: a path, or the bytes of a blob or a data URL."""
+    if isinstance(part, (bytes, bytearray)):
+        return io.BytesIO(part)
+    if part.url and part.url.startswith("data:"):
+        return io.BytesIO(base64.b64decode(part.url.partition(",")[2], validate=False))
+    return part.path
+
+
+def check_before_decoding(component, max_side: int, what: str):
+    """Make a Gradio image input refuse a file that is not an image, or declares more than ``max_side`` px on a
+    side, from its header, before Gradio decodes it (an upload is converted, a sketch flattened layer by layer);
+    the sketchpad's blob store is kept small. Returns the component."""
+    preprocess = component.preprocess
+
+    def checked(payload):
+        try:
+            for part in image_parts(payload, component):
+                explore.check_image_file(open_part(part), max_side, what)
+        except explore.InputError as err:
+            raise refuse(f"{what} upload", err) from err
+        return preprocess(payload)
+
+    component.preprocess = checked
+    if hasattr(component, "blob_storage"):
+        accept = component.accept_blobs
+
+        def accept_blobs(data):
+            # each blob is bounded by max_file_size; a layer index sizes a list, and unused blobs would pile up
+            if str(data.data.get("index") or 0) not in ("0", "null") or len(data.files) != 1:
+                raise gr.Error("This sketchpad has one layer.", print_exception=False)
+            while len(component.blob_storage) >= MAX_PENDING_SKETCHES:
+                component.blob_storage.pop(next(iter(component.blob_storage)))
+            return accept(data)
+
+        accept_blobs._is_server_fn = True
+        component.accept_blobs = accept_blobs
+    return component
+
+
+def visitor_address(request) -> str:
+    """The visitor's IP address: behind the Hugging Face Spaces proxy, the hop it appended to X-Forwarded-For."""
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    if hops and TRUST_FORWARDED_FOR:
+        return hops[-1]
+    return request.client.host if request.client else "unknown"
+
+
+def share_queue_fairly(queue, per_session: int, per_address: int) -> None:
+    """Refuse a visitor's new request while it already has ``per_session`` requests (per browser tab or API
+    client: Gradio's session hash) or ``per_address`` (per IP address) waiting or running, so that one client
+    cannot fill the queue for everyone. Wraps Gradio's ``Queue.push``, which the /queue/join route calls."""
+    push = queue.push
+
+    async def fair_push(body, request, username):
+        mine = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
+        mine += [e for job in queue.active_jobs if job for e in job]
+        address = visitor_address(request)
+        same_session = sum(e.session_hash == body.session_hash for e in mine)
+        same_address = sum(visitor_address(e.request) == address for e in mine if e.request is not None)
+        if same_session >= per_session or same_address >= per_address:
+            limit = per_session if same_session >= per_session else per_address
+            log.info("refused a request of %s: %d already queued", "a session" if limit == per_session else address, limit)
+            return (False, f"You already have {limit} requests waiting: wait for them to finish. This Space "
+                           "shares its queue between visitors.", "queue_full")
+        return await push(body, request, username)
+
+    queue.push = fair_push
 
 
 def unless_empty(fn, outputs: int):
@@ -95,8 +196,9 @@ def pixel_image(label: str, height: int | None = None, **kwargs) -> gr.Image:
 
 
 def upload_image(label: str) -> gr.Image:
-    return gr.Image(label=label, type="pil", image_mode=None, sources=["upload", "clipboard"], height=220,
-                    elem_classes=["pixelated"])
+    image = gr.Image(label=label, type="pil", image_mode=None, sources=["upload", "clipboard"], height=220,
+                     elem_classes=["pixelated"])
+    return check_before_decoding(image, explore.MAX_SIDE, "image")
 
 
 def build_demo(ex: Explorer | None = None) -> gr.Blocks:
@@ -109,7 +211,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         with gr.Row(equal_height=True):
             model = gr.Dropdown(
                 choices=ex.model_ids, value=ex.default_model, allow_custom_value=True, scale=3, label="Model",
-                info="A shipped model, or type a Hub repo id (user/name) or a local folder and press Enter.",
+                info="One of this Space's models" + (", or type a Hub repo id (user/name) and press Enter."
+                                                      if ex.loader.allow_hub else "."),
             )
             status = gr.Markdown(elem_classes=["help"])
 
@@ -146,6 +249,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                     format="png", canvas_size=(280, 280), brush=gr.Brush(default_size=10, colors=["#000000"], color_mode="fixed"),
                                     layers=False, transforms=(), elem_id="sketchpad",
                                 )
+                                check_before_decoding(sketch, explore.MAX_SKETCH_SIDE, "sketch")
                                 sketch_btn = gr.Button("Reconstruct drawing", variant="primary")
                             with gr.Tab("Upload or pick"):
                                 rec_image = upload_image("Image")
@@ -281,6 +385,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
     # status_update_rate: queue positions go out once a second, not to every waiting user after every finished job
     demo.queue(status_update_rate=1.0, max_size=QUEUE_SIZE, default_concurrency_limit=4)
+    share_queue_fairly(demo._queue, PER_SESSION, PER_ADDRESS)
     return demo
 
 
@@ -290,5 +395,5 @@ if __name__ == "__main__":
     if explorer.default_model and (problem := explorer.warm(explorer.default_model)):
         log.warning("the default model is not usable: %s", problem)
     # The output folder first: Gradio checks every file it serves against these paths in order, resolving each.
-    allowed = [str(explorer.files.folder), *explorer.local_folders()]
+    allowed = [str(explorer.files.folder)]  # card figures are copied there: no model folder is served
     build_demo(explorer).launch(**LAUNCH_OPTIONS, allowed_paths=allowed)
