@@ -203,7 +203,7 @@ def write_section(path: Path, section: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--model", default=str(SHIPPED), help="VAEModel folder or Hub id (default: the shipped model)")
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per in-process endpoint")
     parser.add_argument("--users", type=int, default=16, help="concurrent HTTP clients")

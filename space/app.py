@@ -169,12 +169,14 @@ def share_queue_fairly(queue, per_session: int, per_address: int) -> None:
         address = visitor_address(request)
         same_session = sum(e.session_hash == body.session_hash for e in mine)
         same_address = sum(visitor_address(e.request) == address for e in mine if e.request is not None)
-        if same_session >= per_session or same_address >= per_address:
-            limit = per_session if same_session >= per_session else per_address
-            log.info("refused a request of %s: %d already queued", "a session" if limit == per_session else address, limit)
-            return (False, f"You already have {limit} requests waiting: wait for them to finish. This Space "
-                           "shares its queue between visitors.", "queue_full")
-        return await push(body, request, username)
+        if same_session >= per_session:
+            who = f"You already have {per_session} requests"
+        elif same_address >= per_address:
+            who = f"Your network address already has {per_address} requests"
+        else:
+            return await push(body, request, username)
+        log.info("refused a request from %s: %s waiting", address, who.split(" ", 1)[1])
+        return False, f"{who} waiting: wait for them to finish. This Space shares its queue between visitors.", "queue_full"
 
     queue.push = fair_push
 

@@ -49,10 +49,12 @@ from vae_hub.losses import kl_weight, negative_elbo
 logger = get_logger(__name__)
 SECRET_ARGS = ("hub_token",)
 FINAL_MODEL_FILE = "diffusion_pytorch_model.safetensors"
+MAX_PRIOR_CODES = 20_000  # training codes the mixture prior is fitted to
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    # allow_abbrev=False: "--hub_tok" must not silently mean --hub_token (redact() knows the full spellings)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     data = p.add_argument_group("data")
     data.add_argument("--dataset_name", type=str, default=None, help="Hub dataset id or local folder in the Hub layout.")
     data.add_argument("--dataset_config_name", type=str, default=None)
@@ -123,7 +125,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     state.add_argument("--hub_model_id", type=str, default=None)
     state.add_argument("--hub_private_repo", action="store_true")
     state.add_argument("--hub_token", type=str, default=None)
+    return p
 
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     if bool(args.dataset_name) == bool(args.train_data_dir):
         p.error("give exactly one of --dataset_name and --train_data_dir")
@@ -191,6 +197,11 @@ def main(args: argparse.Namespace) -> None:
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
 
     in_memory = len(train_split) * channels * size * size / 2**20 <= args.max_in_memory_mb
+    codes_for_prior = min(MAX_PRIOR_CODES, len(train_split) if in_memory else len(val_split))  # see finish()
+    if args.prior_components > codes_for_prior:
+        fail(f"--prior_components {args.prior_components} needs at least as many images to fit the mixture prior to, "
+             f"and there are {codes_for_prior} ({'train' if in_memory else val_name} split): pass a smaller "
+             "--prior_components, or 0 for none")
     show = accelerator.is_local_main_process
     if in_memory:  # decoded once; batches are tensor indexing, on the accelerator's device
         train_images = decode_images(train_split, image_column, size, channels, desc="decoding train", progress=show)
@@ -536,11 +547,17 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, *
     from vae_hub.prior import fit_mixture_prior
 
     codes_from = train_images if isinstance(train_images, torch.Tensor) else val_images.images
-    codes_from = codes_from[torch.randperm(len(codes_from), generator=torch.Generator().manual_seed(args.seed))[:20_000]]
-    if args.prior_components:
-        fit_mixture_prior(vae, encode_images(vae, codes_from), args.prior_components, seed=args.seed)
+    codes_from = codes_from[torch.randperm(len(codes_from), generator=torch.Generator().manual_seed(args.seed))[:MAX_PRIOR_CODES]]
     vae.register_to_config(scaling_factor=compute_scaling_factor(vae, codes_from))
-    vae.save_pretrained(output_dir)
+    vae.save_pretrained(output_dir)  # first: nothing after this point can lose the trained weights
+    if args.prior_components:
+        try:
+            fit_mixture_prior(vae, encode_images(vae, codes_from), args.prior_components, seed=args.seed)
+        except ValueError as err:  # the data was checked before training; a degenerate fit should still not cost the run
+            tqdm.write(f"warning: no mixture prior ({' '.join(str(err).split())}); the model is saved without one",
+                       file=sys.stderr)
+        else:
+            vae.save_pretrained(output_dir)
 
     eval_images = val_images.images[: args.eval_max_samples] if args.eval_max_samples else val_images.images
     metrics = evaluate_model(vae, eval_images, iw_samples=args.eval_iw_samples, seed=args.seed,
@@ -575,17 +592,27 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, *
 
 
 def redact(argv: list[str]) -> list[str]:
-    """The command line with secret values replaced, for the record in training_info.json."""
-    out, hide = [], False
+    """The command line with secret values replaced, for the record in training_info.json.
+
+    A value is hidden by the option it is resolved to: every option string the parser maps to a secret
+    (``--hub_token VALUE``, ``--hub_token=VALUE``; abbreviations are refused by the parser), and then every
+    other occurrence of those values (a token pasted into another argument by mistake).
+    """
+    options = {o for action in build_parser()._actions if action.dest in SECRET_ARGS for o in action.option_strings}
+    out, values, hide = [], set(), False
     for arg in argv:
-        key = arg.split("=", 1)[0].lstrip("-")
+        name, equals, value = arg.partition("=")
         if hide:
+            values.add(arg)
             out.append("***")
-        elif key in SECRET_ARGS and "=" in arg:
-            out.append(arg.split("=", 1)[0] + "=***")
+        elif equals and name in options:
+            values.add(value)
+            out.append(name + "=***")
         else:
             out.append(arg)
-        hide = key in SECRET_ARGS and "=" not in arg and not hide
+        hide = not hide and arg in options
+    for value in filter(None, values):
+        out = [arg.replace(value, "***") for arg in out]
     return out
 
 

@@ -222,6 +222,7 @@ def evaluate_model(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m vae_hub.evaluate",
+        allow_abbrev=False,
         description="Evaluate a VAEModel on a dataset split: negative ELBO, importance-weighted NLL, bits/dim, MSE/PSNR.",
     )
     parser.add_argument("--model", required=True, help="model folder or Hub repo id (VAEModel.from_pretrained)")
