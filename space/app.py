@@ -52,6 +52,7 @@ PER_SESSION, PER_ADDRESS = 8, 32
 TRUST_FORWARDED_FOR = bool(os.environ.get("SPACE_ID")) or os.environ.get("VAE_HUB_SPACE_BEHIND_PROXY") == "1"
 MAX_PENDING_SKETCHES = 64  # sketches sent as blobs and not yet used
 MAX_TRACE_FRAMES, MAX_LOG_CHARS = 12, 4000  # an unexpected error's log entry
+MAX_MESSAGE_CHARS = 400  # a refusal's message and log line
 
 INTRO = """
 <div id="header">
@@ -65,10 +66,32 @@ walk between codes, turn single dimensions, and look at the whole map of the lat
 """
 
 
-def refuse(where: str, err: explore.InputError) -> gr.Error:
+def refuse(where: str, err: Exception) -> gr.Error:
     """A user's mistake: one log line (no traceback, the input cut short), the message as a ``gr.Error``."""
-    log.info("refused %s: %s", where, explore.clip(str(err), 300))
-    return gr.Error(str(err), print_exception=False)
+    message = explore.cut(str(err), MAX_MESSAGE_CHARS)
+    log.info("refused %s: %s", where, message)
+    return gr.Error(message, print_exception=False)
+
+
+def quiet_input_errors(demo: gr.Blocks) -> None:
+    """Gradio's own input checks (a radio value not among the choices, a number above its maximum) raise a
+    ``gr.Error`` that quotes the whole value and prints a traceback: make each of them one short log line and
+    one short message, like ours."""
+    for block in demo.blocks.values():
+        if isinstance(block, gr.components.Component) and callable(getattr(block, "preprocess", None)):
+            block.preprocess = _quiet(block.preprocess, block.get_block_name())
+
+
+def _quiet(preprocess, name: str):
+    def checked(payload):
+        try:
+            return preprocess(payload)
+        except gr.Error as err:
+            if not err.print_exception:  # already one of ours
+                raise
+            raise refuse(f"{name} input", err) from err
+
+    return checked
 
 
 def endpoint(fn, files: explore.OutputFiles):
@@ -375,6 +398,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         # A model is chosen (or the page opens): describe it, then refresh everything that depends on it.
         # (loading may download from the Hub: it waits on the network, so it stays out of the MODEL group)
         chosen = gr.on([demo.load, model.change], run(ex.status), model, status, api_visibility="private")
+        chosen.failure(ex.problem, model, status, queue=False, api_visibility="private")  # not the last model's text
         chosen.success(run(lambda m: [gr.update(**u) for u in ex.slider_updates(m)]), model, [*sliders, sweep],
                        api_visibility="private").success(
             run(ex.traverse), trav_inputs, [traversed, sweep_row], api_visibility="private", **MODEL)
@@ -388,6 +412,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
     # status_update_rate: queue positions go out once a second, not to every waiting user after every finished job
     demo.queue(status_update_rate=1.0, max_size=QUEUE_SIZE, default_concurrency_limit=4)
     share_queue_fairly(demo._queue, PER_SESSION, PER_ADDRESS)
+    quiet_input_errors(demo)
     return demo
 
 

@@ -195,12 +195,16 @@ def test_one_short_log_line_per_rejected_request(space, client, models):
     answers = [refusal(client, long_id, 4, 0, 1.0, "standard", api_name="/sample") for _ in range(5)]
     answers += [refusal(client, models["tiny"], 1e9, 0.0, api_name="/decode_point") for _ in range(5)]
     answers += [refusal(client, "nobody/" + "b" * 90, api_name="/about") for _ in range(5)]
+    # Gradio's own checks, before our code: a radio value not among the choices (quoted whole), a number too large
+    answers += [refusal(client, models["tiny"], 4, 0, 1.0, "c" * 100_000, api_name="/sample") for _ in range(5)]
+    answers += [refusal(client, models["tiny"], 65, 0, 1.0, "standard", api_name="/sample") for _ in range(5)]
     time.sleep(0.5)  # the server's log is written by another process
     written = space.log.read_bytes()[start:].decode()
     lines = [line for line in written.splitlines() if line.strip()]
-    assert len(lines) == 15, written[-3000:]
-    assert "Traceback" not in written and len(written) < 15 * 300
-    assert all(len(a) < 300 for a in answers)  # 6: the 100 kB id is not echoed
+    assert len(lines) == 25, written[-3000:]
+    assert "Traceback" not in written and len(written) < 25 * 500
+    assert "not in the list of choices" in answers[15] and "greater than maximum value" in answers[20]
+    assert all(len(a) < 500 for a in answers)  # 6: the 100 kB id is not echoed
     assert "A model id has at most 200 characters; this one has 100,000." in answers[0]
 
 
@@ -249,6 +253,14 @@ def test_a_file_that_is_not_an_image_gets_words_not_internals(client, models, tm
     assert "preprocess" not in answer and "/tmp" not in answer and "component" not in answer
 
 
+def test_map_point_error_names_every_wrong_coordinate():
+    with pytest.raises(InputError, match=r"^x must be a number from -100 to 100, got 1000000000.0. y is empty. Both"):
+        explore.check_point(1e9, None)
+    with pytest.raises(InputError, match=r"^y must be a number from -100 to 100, got 'abc'. Both"):
+        explore.check_point(0, "abc")
+    assert explore.check_point("1.5", -2) == (1.5, -2.0)
+
+
 # ------------------------------------------------------------------------------------ 5. paths
 def test_typed_paths_are_never_loaded_and_answers_do_not_depend_on_the_server(client, models):
     typed = ["~", "/proc/self/cwd", "/tmp", models["tiny"] + "-typo", str(REPO / "space" / "models" / "fashion-mnist-vae"),
@@ -289,6 +301,7 @@ def test_hub_ids_are_an_opt_in_and_never_resolve_to_local_folders(sample, tmp_pa
     with pytest.raises(InputError, match="Cannot reach the Hub"):
         ex.entry("user/other")  # remembered: no second wait
     assert calls == ["user/name"]
+    assert ex.problem("user/other").startswith("⚠️ Cannot reach the Hub")  # the status line says it in words
     for bad in ("~", "/tmp", "a/b/c", "../user/name", "user/name/"):
         with pytest.raises(InputError, match="neither one of this Space's models nor a Hub repo id"):
             ex.entry(bad)

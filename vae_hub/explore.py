@@ -6,8 +6,8 @@ here and raises ``InputError`` with a message meant for the person using the Spa
 
 * functions that take a ``VAEModel`` (``sample_images``, ``reconstruct``, ``interpolate``, ...): the
   computation, unit-tested without Gradio;
-* ``Explorer``: one method per Space endpoint, taking a model *id* (a shipped model's name, a local folder or
-  a Hub repo id) as its first argument. It loads each model once and caches what the Space derives from it
+* ``Explorer``: one method per Space endpoint, taking a model *id* (one the Space offers, see
+  ``space_models``) as its first argument. It loads each model once and caches what the Space derives from it
   (the dimensions ordered by KL, the latent map of the shipped test-set sample).
 """
 
@@ -36,7 +36,7 @@ from .images import make_grid, pil_to_uint8, uint8_to_float
 from .latent import dimensions_by_kl, encode_images, grid_2d, lerp, principal_directions, project, slerp
 from .losses import kl_per_dimension
 from .models import PRIORS, VAEModel
-from .space_models import InputError, Loaded, ModelLoader, checked_model_id, clip, hub_ids_allowed
+from .space_models import InputError, Loaded, ModelLoader, checked_model_id, clip, cut, hub_ids_allowed
 
 # ------------------------------------------------------------------------------------------------ limits
 MAX_SAMPLES = 64
@@ -814,6 +814,14 @@ class Explorer:
         mixture = f"mixture prior ({cfg.prior_components} components)" if cfg.prior_components else "no mixture prior"
         return (f"**{entry.model_id}** · {cfg.in_channels}×{cfg.sample_size}×{cfg.sample_size} images · "
                 f"{cfg.latent_dim}-D latent · {cfg.likelihood} likelihood · {mixture}")
+
+    def problem(self, model_id) -> str:
+        """The status line after a model could not be chosen: what is wrong, in words, instead of the previous
+        model's description (refusals are immediate, failed loads remembered: this does not load again)."""
+        try:
+            return self.status(model_id)
+        except InputError as err:
+            return f"⚠️ {err}"
 
     def about(self, model_id) -> str:
         """/about → markdown: the model, its numbers, how it was trained, its card, the data."""

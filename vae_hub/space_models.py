@@ -47,6 +47,11 @@ class InputError(ValueError):
     """A problem with what the user sent; the message says what was wrong and what to do instead."""
 
 
+def cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis where it was cut."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def clip(value, limit: int = MAX_SHOWN_CHARS) -> str:
     """``repr(value)`` for a message, cut to about ``limit`` characters: user input can be megabytes long."""
     text = repr(value) if not isinstance(value, str) else repr(value[: limit + 1])
@@ -55,7 +60,7 @@ def clip(value, limit: int = MAX_SHOWN_CHARS) -> str:
 
 def hide_paths(text: str) -> str:
     """``text`` with every absolute path replaced by ``…`` (library messages name the folders they read)."""
-    return re.sub(r"(?<![\w.~-])/[^\s'\"()\],]+", "…", text)
+    return re.sub(r"(?<![\w.~:/-])/[^\s'\"()\],]+", "…", text)
 
 
 def hub_ids_allowed(env: dict | None = None) -> bool:
@@ -170,7 +175,10 @@ class ModelLoader:
         side = config.get("sample_size")
         if not isinstance(side, int) or not 1 <= side <= MAX_MODEL_SIDE:
             raise ValueError(f"its images are {clip(side)} px; this Space shows models of at most {MAX_MODEL_SIDE} px")
-        check_model_size(cls, config, self.max_model_bytes)
+        try:
+            check_model_size(cls, config, self.max_model_bytes)
+        except ValueError as err:  # name the Space's own setting
+            raise ValueError(str(err).replace("(VAE_HUB_MAX_MODEL_BYTES)", "of this Space")) from err
         return cls
 
     def _download(self, repo_id: str) -> Path:
