@@ -12,6 +12,7 @@ import functools
 import io
 import logging
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -68,7 +69,8 @@ walk between codes, turn single dimensions, and look at the whole map of the lat
 
 def refuse(where: str, err: Exception) -> gr.Error:
     """A user's mistake: one log line (no traceback, the input cut short), the message as a ``gr.Error``."""
-    message = explore.cut(str(err), MAX_MESSAGE_CHARS)
+    # a long run without spaces is a quoted value (Gradio quotes a radio value whole): cut it, keep the words
+    message = explore.cut(re.sub(r"\S{81,}", lambda m: m.group(0)[:80] + "…", str(err)), MAX_MESSAGE_CHARS)
     log.info("refused %s: %s", where, message)
     return gr.Error(message, print_exception=False)
 
