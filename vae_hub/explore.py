@@ -36,7 +36,8 @@ from .images import make_grid, pil_to_uint8, uint8_to_float
 from .latent import dimensions_by_kl, encode_images, grid_2d, lerp, principal_directions, project, slerp
 from .losses import kl_per_dimension
 from .models import PRIORS, VAEModel
-from .space_models import InputError, Loaded, ModelLoader, checked_model_id, clip, cut, hub_ids_allowed
+from .space_models import (
+    MAX_MODEL_BYTES, InputError, Loaded, ModelLoader, checked_model_id, clip, cut, hub_ids_allowed)
 
 # ------------------------------------------------------------------------------------------------ limits
 MAX_SAMPLES = 64
@@ -650,11 +651,10 @@ class Explorer:
     """
 
     def __init__(self, model_ids: list[str], shipped: dict[str, Path], sample: MapSample, files: OutputFiles | None = None,
-                 max_models: int = 4, allow_hub: bool = False, max_model_bytes: int | None = None):
+                 max_models: int = 4, allow_hub: bool = False, max_model_bytes: int = MAX_MODEL_BYTES):
         self.model_ids, self.shipped, self.map_sample, self.max_models = model_ids, shipped, sample, max_models
         self.files = files or OutputFiles(Path(tempfile.mkdtemp(prefix="vae_hub_space_")))
-        limits = {} if max_model_bytes is None else {"max_model_bytes": max_model_bytes}
-        self.loader = ModelLoader(model_ids, shipped, allow_hub, **limits)
+        self.loader = ModelLoader(model_ids, shipped, allow_hub, max_model_bytes)
         self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}  # only while a load runs: no state per failing id

@@ -104,9 +104,9 @@ class ModelLoader:
     """Resolves model ids to sources and loads them within the limits above; remembers failures (bounded)."""
 
     def __init__(self, offered: list[str], shipped: dict[str, Path], allow_hub: bool = False,
-                 max_model_bytes: int = MAX_MODEL_BYTES, clock=time.monotonic):
+                 max_model_bytes: int = MAX_MODEL_BYTES):
         self.offered, self.shipped, self.allow_hub = set(offered), shipped, allow_hub
-        self.max_model_bytes, self.clock = max_model_bytes, clock
+        self.max_model_bytes = max_model_bytes
         self._failures: OrderedDict[str, tuple[float, str]] = OrderedDict()  # id → (until, message)
         self._hub_down_until = 0.0
         self._lock = threading.Lock()
@@ -134,13 +134,13 @@ class ModelLoader:
     def raise_if_failed_recently(self, model_id: str) -> None:
         with self._lock:
             until, message = self._failures.get(model_id, (0.0, ""))
-            if until > self.clock():
+            if until > time.monotonic():
                 raise InputError(message)
             self._failures.pop(model_id, None)
 
     def remember_failure(self, model_id: str, message: str) -> None:
         with self._lock:
-            self._failures[model_id] = (self.clock() + FAILURE_TTL, message)
+            self._failures[model_id] = (time.monotonic() + FAILURE_TTL, message)
             self._failures.move_to_end(model_id)
             while len(self._failures) > MAX_FAILURES:
                 self._failures.popitem(last=False)
@@ -185,7 +185,7 @@ class ModelLoader:
         """A Hub repo's config, weights and About files in the local Hub cache, sized before they are fetched."""
         from huggingface_hub import HfApi, snapshot_download
 
-        if self._hub_down_until > self.clock():
+        if self._hub_down_until > time.monotonic():
             raise InputError("Cannot reach the Hub (it did not answer less than a minute ago): try again later, "
                              "or choose one of this Space's models.")
         try:
@@ -222,7 +222,7 @@ class ModelLoader:
             return InputError(f"There is no public model repo {clip(repo_id)} on the Hub.")
         if isinstance(err, HfHubHTTPError) and getattr(err.response, "status_code", None):
             return InputError(f"The Hub refused {clip(repo_id)} (HTTP {err.response.status_code}): try again later.")
-        self._hub_down_until = self.clock() + FAILURE_TTL
+        self._hub_down_until = time.monotonic() + FAILURE_TTL
         return InputError("Cannot reach the Hub from this Space right now: try again in a minute, "
                           "or choose one of this Space's models.")
 
