@@ -390,7 +390,9 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         def manifold_click(model_id, n, evt: gr.SelectData):
             return ex.manifold_click(model_id, *evt.index, n)
 
-        point_btn.click(run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_name="decode_point", **MODEL)
+        # progress, and an error, show on the coordinates: a wrong one leaves the map and the last decoded point as they were
+        point_btn.click(run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_name="decode_point",
+                        show_progress_on=[point_x, point_y], **MODEL)
         scatter.select(run(map_click), [model], [point_x, point_y], api_visibility="private").success(
             run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private", **MODEL)
         manifold.select(run(manifold_click), [model, grid_n], [point_x, point_y], api_visibility="private").success(
