@@ -367,10 +367,14 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         gr.on([sample_btn.click, seed.submit], run(ex.sample), [model, n, seed, temperature, prior], samples,
               api_name="sample", **MODEL)
 
-        rec_btn.click(run(ex.reconstruct), [model, rec_image], rec_outputs, api_name="reconstruct", **MODEL)
+        # progress, and an error, show on the input: a refused image leaves the last reconstruction as it was
+        rec_btn.click(run(ex.reconstruct), [model, rec_image], rec_outputs, api_name="reconstruct",
+                      show_progress_on=rec_image, **MODEL)
         rec_image.change(run(unless_empty(ex.reconstruct, 5)), [model, rec_image], rec_outputs, api_visibility="private",
+                         show_progress_on=rec_image,
                          **MODEL)
-        sketch_btn.click(run(ex.reconstruct_sketch), [model, sketch], rec_outputs, api_name="reconstruct_sketch", **MODEL)
+        sketch_btn.click(run(ex.reconstruct_sketch), [model, sketch], rec_outputs, api_name="reconstruct_sketch",
+                         show_progress_on=sketch, **MODEL)
         sketch.input(run(unless_empty(ex.reconstruct_sketch, 5)), [model, sketch], rec_outputs,
                       api_visibility="private", trigger_mode="always_last", show_progress="hidden", **MODEL)
 
