@@ -35,7 +35,7 @@ MAX_GRAD_NORM = 100.0  # the script's default
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--steps", type=int, default=30, help="Timed optimisation steps per measurement.")
     p.add_argument("--repeats", type=int, default=3, help="Measurements per side and device.")
     p.add_argument("--batch_size", type=int, default=128)

@@ -2,14 +2,17 @@
 
 Widgets only: every computation and every check of the input is in ``vae_hub.explore``. Models come from
 ``VAEModel.from_pretrained``: the folders in ``models/`` beside this file, ``VAE_MODEL`` (comma-separated
-Hub ids or folders), the ``model_id`` of ``space_config.json`` (written by ``vae-hub deploy-space``), or any
-id typed into the model box. Run ``python space/app.py``; ``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``
-choose the address.
+Hub ids or folders), the ``model_id`` of ``space_config.json`` (written by ``vae-hub deploy-space``), and, only
+if ``VAE_HUB_SPACE_HUB_IDS=1``, any Hub repo id typed into the model box (``vae_hub.space_models`` says what
+is checked). Run ``python space/app.py``; ``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT`` choose the address.
 """
 
+import base64
 import functools
+import io
 import logging
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -34,13 +37,23 @@ CSS = """
 .help { font-size: 0.92em; opacity: 0.85; }
 """
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="violet", neutral_hue="slate")
-LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "show_error": True}
+# Uploads: Gradio refuses bigger files while they arrive, before anything is decoded.
+LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "show_error": True, "max_file_size": "10mb"}
 # Every event that runs the network joins one first-in-first-out group with as many workers as a Space has
 # cores: requests of all kinds wait in arrival order instead of per-endpoint lines, and no more threads fight
 # for the cores (and the GIL the server itself needs) than can run: it cut the 16-user tail latency
 # (benchmarks/RESULTS.md).
 MODEL = {"concurrency_id": "model", "concurrency_limit": 2}
 QUEUE_SIZE = 128  # ≥ 64: sixteen users each with a few pending requests never see "queue full"
+# A fair share of the queue: a browser tab has at most a handful of requests in flight; an address may be a
+# classroom behind one router. Four addresses at their limit fill the queue; one client never does.
+PER_SESSION, PER_ADDRESS = 8, 32
+# X-Forwarded-For is only the visitor's address behind a proxy that appends it (Hugging Face Spaces set SPACE_ID);
+# anywhere else a client could write any address there.
+TRUST_FORWARDED_FOR = bool(os.environ.get("SPACE_ID")) or os.environ.get("VAE_HUB_SPACE_BEHIND_PROXY") == "1"
+MAX_PENDING_SKETCHES = 64  # sketches sent as blobs and not yet used
+MAX_TRACE_FRAMES, MAX_LOG_CHARS = 12, 4000  # an unexpected error's log entry
+MAX_MESSAGE_CHARS = 400  # a refusal's message and log line
 
 INTRO = """
 <div id="header">
@@ -54,9 +67,39 @@ walk between codes, turn single dimensions, and look at the whole map of the lat
 """
 
 
+def refuse(where: str, err: Exception) -> gr.Error:
+    """A user's mistake: one log line (no traceback, the input cut short), the message as a ``gr.Error``."""
+    # a long run without spaces is a quoted value (Gradio quotes a radio value whole): cut it, keep the words
+    message = explore.cut(re.sub(r"\S{81,}", lambda m: m.group(0)[:80] + "…", str(err)), MAX_MESSAGE_CHARS)
+    log.info("refused %s: %s", where, message)
+    return gr.Error(message, print_exception=False)
+
+
+def quiet_input_errors(demo: gr.Blocks) -> None:
+    """Gradio's own input checks (a radio value not among the choices, a number above its maximum) raise a
+    ``gr.Error`` that quotes the whole value and prints a traceback: make each of them one short log line and
+    one short message, like ours."""
+    for block in demo.blocks.values():
+        if isinstance(block, gr.components.Component) and callable(getattr(block, "preprocess", None)):
+            block.preprocess = _quiet(block.preprocess, block.get_block_name())
+
+
+def _quiet(preprocess, name: str):
+    def checked(payload):
+        try:
+            return preprocess(payload)
+        except gr.Error as err:
+            if not err.print_exception:  # already one of ours
+                raise
+            raise refuse(f"{name} input", err) from err
+
+    return checked
+
+
 def endpoint(fn, files: explore.OutputFiles):
     """Wrap an ``Explorer`` method for Gradio: images go out as finished PNG files (``OutputFiles`` says why),
-    ``InputError`` messages (and anything unexpected) as a ``gr.Error`` instead of a crash."""
+    ``InputError`` messages as a ``gr.Error``; anything unexpected is logged (traceback cut short) and answered
+    with a message that holds no internals."""
 
     def as_files(value):
         if isinstance(value, PIL.Image.Image):
@@ -68,14 +111,99 @@ def endpoint(fn, files: explore.OutputFiles):
         try:
             return as_files(fn(*args, **kwargs))
         except explore.InputError as err:
-            raise gr.Error(str(err)) from err
+            raise refuse(fn.__name__, err) from err
         except gr.Error:
             raise
         except Exception as err:  # a bug: log it, tell the user, keep serving
-            log.error("%s failed:\n%s", fn.__name__, traceback.format_exc())
-            raise gr.Error(f"Something went wrong ({type(err).__name__}: {err}). Please try other inputs.") from err
+            trace = "".join(traceback.format_exception(type(err), err, err.__traceback__, limit=MAX_TRACE_FRAMES))
+            log.error("%s failed:\n%s", fn.__name__, trace[-MAX_LOG_CHARS:])
+            raise gr.Error("Something went wrong on the server (it has been logged). Please try other inputs.",
+                           print_exception=False) from err
 
     return wrapped
+
+
+def image_parts(payload, component) -> list:
+    """The image files of a ``gr.Image`` or ``gr.Sketchpad`` payload: paths, bytes or data URLs."""
+    if payload is None:
+        return []
+    if hasattr(payload, "composite"):  # an editor value; the browser may have sent its images as blobs first
+        cached = component.blob_storage.get(payload.id) if payload.id else None
+        value = cached or payload
+        return [p for p in (value.background, *value.layers, value.composite) if p is not None]
+    return [payload]
+
+
+def open_part(part):
+    """Something ``PIL.Image.open`` reads lazily: a path, or the bytes of a blob or a data URL."""
+    if isinstance(part, (bytes, bytearray)):
+        return io.BytesIO(part)
+    if part.url and part.url.startswith("data:"):
+        return io.BytesIO(base64.b64decode(part.url.partition(",")[2], validate=False))
+    return part.path
+
+
+def check_before_decoding(component, max_side: int, what: str):
+    """Make a Gradio image input refuse a file that is not an image, or declares more than ``max_side`` px on a
+    side, from its header, before Gradio decodes it (an upload is converted, a sketch flattened layer by layer);
+    the sketchpad's blob store is kept small. Returns the component."""
+    preprocess = component.preprocess
+
+    def checked(payload):
+        try:
+            for part in image_parts(payload, component):
+                explore.check_image_file(open_part(part), max_side, what)
+        except explore.InputError as err:
+            raise refuse(f"{what} upload", err) from err
+        return preprocess(payload)
+
+    component.preprocess = checked
+    if hasattr(component, "blob_storage"):
+        accept = component.accept_blobs
+
+        def accept_blobs(data):
+            # each blob is bounded by max_file_size; a layer index sizes a list, and unused blobs would pile up
+            if str(data.data.get("index") or 0) not in ("0", "null") or len(data.files) != 1:
+                raise gr.Error("This sketchpad has one layer.", print_exception=False)
+            while len(component.blob_storage) >= MAX_PENDING_SKETCHES:
+                component.blob_storage.pop(next(iter(component.blob_storage)))
+            return accept(data)
+
+        accept_blobs._is_server_fn = True
+        component.accept_blobs = accept_blobs
+    return component
+
+
+def visitor_address(request) -> str:
+    """The visitor's IP address: behind the Hugging Face Spaces proxy, the hop it appended to X-Forwarded-For."""
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    if hops and TRUST_FORWARDED_FOR:
+        return hops[-1]
+    return request.client.host if request.client else "unknown"
+
+
+def share_queue_fairly(queue, per_session: int, per_address: int) -> None:
+    """Refuse a visitor's new request while it already has ``per_session`` requests (per browser tab or API
+    client: Gradio's session hash) or ``per_address`` (per IP address) waiting or running, so that one client
+    cannot fill the queue for everyone. Wraps Gradio's ``Queue.push``, which the /queue/join route calls."""
+    push = queue.push
+
+    async def fair_push(body, request, username):
+        mine = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
+        mine += [e for job in queue.active_jobs if job for e in job]
+        address = visitor_address(request)
+        same_session = sum(e.session_hash == body.session_hash for e in mine)
+        same_address = sum(visitor_address(e.request) == address for e in mine if e.request is not None)
+        if same_session >= per_session:
+            who = f"You already have {per_session} requests"
+        elif same_address >= per_address:
+            who = f"Your network address already has {per_address} requests"
+        else:
+            return await push(body, request, username)
+        log.info("refused a request from %s: %s waiting", address, who.split(" ", 1)[1])
+        return False, f"{who} waiting: wait for them to finish. This Space shares its queue between visitors.", "queue_full"
+
+    queue.push = fair_push
 
 
 def unless_empty(fn, outputs: int):
@@ -95,8 +223,9 @@ def pixel_image(label: str, height: int | None = None, **kwargs) -> gr.Image:
 
 
 def upload_image(label: str) -> gr.Image:
-    return gr.Image(label=label, type="pil", image_mode=None, sources=["upload", "clipboard"], height=220,
-                    elem_classes=["pixelated"])
+    image = gr.Image(label=label, type="pil", image_mode=None, sources=["upload", "clipboard"], height=220,
+                     elem_classes=["pixelated"])
+    return check_before_decoding(image, explore.MAX_SIDE, "image")
 
 
 def build_demo(ex: Explorer | None = None) -> gr.Blocks:
@@ -109,7 +238,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         with gr.Row(equal_height=True):
             model = gr.Dropdown(
                 choices=ex.model_ids, value=ex.default_model, allow_custom_value=True, scale=3, label="Model",
-                info="A shipped model, or type a Hub repo id (user/name) or a local folder and press Enter.",
+                info="One of this Space's models" + (", or type a Hub repo id (user/name) and press Enter."
+                                                      if ex.loader.allow_hub else "."),
             )
             status = gr.Markdown(elem_classes=["help"])
 
@@ -146,6 +276,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                     format="png", canvas_size=(280, 280), brush=gr.Brush(default_size=10, colors=["#000000"], color_mode="fixed"),
                                     layers=False, transforms=(), elem_id="sketchpad",
                                 )
+                                check_before_decoding(sketch, explore.MAX_SKETCH_SIDE, "sketch")
                                 sketch_btn = gr.Button("Reconstruct drawing", variant="primary")
                             with gr.Tab("Upload or pick"):
                                 rec_image = upload_image("Image")
@@ -236,10 +367,14 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         gr.on([sample_btn.click, seed.submit], run(ex.sample), [model, n, seed, temperature, prior], samples,
               api_name="sample", **MODEL)
 
-        rec_btn.click(run(ex.reconstruct), [model, rec_image], rec_outputs, api_name="reconstruct", **MODEL)
+        # progress, and an error, show on the input: a refused image leaves the last reconstruction as it was
+        rec_btn.click(run(ex.reconstruct), [model, rec_image], rec_outputs, api_name="reconstruct",
+                      show_progress_on=rec_image, **MODEL)
         rec_image.change(run(unless_empty(ex.reconstruct, 5)), [model, rec_image], rec_outputs, api_visibility="private",
+                         show_progress_on=rec_image,
                          **MODEL)
-        sketch_btn.click(run(ex.reconstruct_sketch), [model, sketch], rec_outputs, api_name="reconstruct_sketch", **MODEL)
+        sketch_btn.click(run(ex.reconstruct_sketch), [model, sketch], rec_outputs, api_name="reconstruct_sketch",
+                         show_progress_on=sketch, **MODEL)
         sketch.input(run(unless_empty(ex.reconstruct_sketch, 5)), [model, sketch], rec_outputs,
                       api_visibility="private", trigger_mode="always_last", show_progress="hidden", **MODEL)
 
@@ -259,7 +394,9 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         def manifold_click(model_id, n, evt: gr.SelectData):
             return ex.manifold_click(model_id, *evt.index, n)
 
-        point_btn.click(run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_name="decode_point", **MODEL)
+        # progress, and an error, show on the coordinates: a wrong one leaves the map and the last decoded point as they were
+        point_btn.click(run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_name="decode_point",
+                        show_progress_on=[point_x, point_y], **MODEL)
         scatter.select(run(map_click), [model], [point_x, point_y], api_visibility="private").success(
             run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private", **MODEL)
         manifold.select(run(manifold_click), [model, grid_n], [point_x, point_y], api_visibility="private").success(
@@ -269,6 +406,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         # A model is chosen (or the page opens): describe it, then refresh everything that depends on it.
         # (loading may download from the Hub: it waits on the network, so it stays out of the MODEL group)
         chosen = gr.on([demo.load, model.change], run(ex.status), model, status, api_visibility="private")
+        chosen.failure(ex.problem, model, status, queue=False, api_visibility="private")  # not the last model's text
         chosen.success(run(lambda m: [gr.update(**u) for u in ex.slider_updates(m)]), model, [*sliders, sweep],
                        api_visibility="private").success(
             run(ex.traverse), trav_inputs, [traversed, sweep_row], api_visibility="private", **MODEL)
@@ -281,6 +419,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
     # status_update_rate: queue positions go out once a second, not to every waiting user after every finished job
     demo.queue(status_update_rate=1.0, max_size=QUEUE_SIZE, default_concurrency_limit=4)
+    share_queue_fairly(demo._queue, PER_SESSION, PER_ADDRESS)
+    quiet_input_errors(demo)
     return demo
 
 
@@ -290,5 +430,5 @@ if __name__ == "__main__":
     if explorer.default_model and (problem := explorer.warm(explorer.default_model)):
         log.warning("the default model is not usable: %s", problem)
     # The output folder first: Gradio checks every file it serves against these paths in order, resolving each.
-    allowed = [str(explorer.files.folder), *explorer.local_folders()]
+    allowed = [str(explorer.files.folder)]  # card figures are copied there: no model folder is served
     build_demo(explorer).launch(**LAUNCH_OPTIONS, allowed_paths=allowed)

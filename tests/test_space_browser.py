@@ -105,3 +105,37 @@ def test_clicking_the_latent_map_decodes_that_point(page, shots):
     x = page.locator("#point-x input").input_value()
     assert float(x) != 0.0  # the click's plane coordinate
     page.screenshot(path=str(shots / "latent_map.png"), full_page=True)
+
+
+def test_a_wrong_map_coordinate_keeps_the_map_and_says_what_was_wrong(page, shots):
+    """Issue 15: the error is said in words (a toast naming both coordinates) and shown on the coordinates; the
+    scatter plot and the last decoded point stay as they were, with no error badge over them."""
+    page.get_by_role("tab", name="Latent map").click()
+    page.wait_for_function("() => { const i = document.querySelector('#latent-map img'); return i && i.complete && i.naturalWidth > 0; }")
+    scatter, point = _image_source(page, "#latent-map"), _image_source(page, "#decoded-point")
+    page.locator("#point-x input").fill("1000")
+    page.locator("#point-y input").fill("")
+    page.get_by_role("button", name="Decode point").click()
+    page.get_by_text("x must be a number from -100 to 100").first.wait_for()
+    assert page.get_by_text("y is empty").count() > 0
+    page.screenshot(path=str(shots / "wrong_point.png"), full_page=True)
+    assert _image_source(page, "#latent-map") == scatter and _image_source(page, "#decoded-point") == point
+    for result in ("#latent-map", "#decoded-point"):
+        assert page.locator(f"{result} .error").count() == 0, f"an error badge over {result}"
+
+
+def test_a_refused_upload_keeps_the_last_reconstruction(page, shots, tmp_path):
+    """Issue 15: after a good reconstruction, a refused upload (5×5 px) is explained in words and the last
+    reconstruction stays, with no error badge over it."""
+    import PIL.Image
+
+    page.get_by_role("tab", name="Reconstruct").click()
+    page.wait_for_function("() => { const i = document.querySelector('#reconstruction img'); return i && i.complete && i.naturalWidth > 0; }")
+    before = _image_source(page, "#reconstruction")
+    page.get_by_role("tab", name="Upload or pick").click()
+    PIL.Image.new("L", (5, 5), 128).save(tmp_path / "tiny.png")
+    page.locator("input[type=file]").last.set_input_files(str(tmp_path / "tiny.png"))
+    page.get_by_text("The image is too small (5×5 px)").first.wait_for()
+    page.screenshot(path=str(shots / "refused_upload.png"), full_page=True)
+    assert _image_source(page, "#reconstruction") == before
+    assert page.locator("#reconstruction .error").count() == 0

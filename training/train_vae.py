@@ -75,10 +75,12 @@ SPATIAL_ONLY = ("latent_channels",)
 SPATIAL_BETA = 1e-4  # KL weight per latent element: see benchmarks/RESULTS.md ("Spatial VAE: the KL weight")
 FINAL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")  # a finished run's model
 LOSS_KEYS = ("loss", "reconstruction", "kl", "negative_elbo")
+MAX_PRIOR_CODES = 20_000  # training codes the mixture prior is fitted to
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    # allow_abbrev=False: "--hub_tok" must not silently mean --hub_token (redact() knows the full spellings)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     data = p.add_argument_group("data")
     data.add_argument("--dataset_name", type=str, default=None, help="Hub dataset id or local folder in the Hub layout.")
     data.add_argument("--dataset_config_name", type=str, default=None)
@@ -164,7 +166,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     state.add_argument("--hub_model_id", type=str, default=None)
     state.add_argument("--hub_private_repo", action="store_true")
     state.add_argument("--hub_token", type=str, default=None)
+    return p
 
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     if bool(args.dataset_name) == bool(args.train_data_dir):
         p.error("give exactly one of --dataset_name and --train_data_dir")
@@ -239,6 +245,11 @@ def main(args: argparse.Namespace) -> None:
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
 
     in_memory = len(train_split) * channels * size * size / 2**20 <= args.max_in_memory_mb
+    codes_for_prior = min(MAX_PRIOR_CODES, len(train_split) if in_memory else len(val_split))  # see finish()
+    if args.prior_components > codes_for_prior:
+        fail(f"--prior_components {args.prior_components} needs at least as many images to fit the mixture prior to, "
+             f"and there are {codes_for_prior} ({'train' if in_memory else val_name} split): pass a smaller "
+             "--prior_components, or 0 for none")
     show = accelerator.is_local_main_process
     if in_memory:  # decoded once; batches are tensor indexing, on the accelerator's device
         train_images = decode_images(train_split, image_column, size, channels, desc="decoding train", progress=show)
@@ -522,11 +533,17 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, *
     from vae_hub.prior import fit_mixture_prior
 
     codes_from = train_images if isinstance(train_images, torch.Tensor) else val_images.images
-    codes_from = codes_from[torch.randperm(len(codes_from), generator=torch.Generator().manual_seed(args.seed))[:20_000]]
-    if args.prior_components:
-        fit_mixture_prior(vae, encode_images(vae, codes_from), args.prior_components, seed=args.seed)
+    codes_from = codes_from[torch.randperm(len(codes_from), generator=torch.Generator().manual_seed(args.seed))[:MAX_PRIOR_CODES]]
     vae.register_to_config(scaling_factor=compute_scaling_factor(vae, codes_from))
-    vae.save_pretrained(output_dir)
+    vae.save_pretrained(output_dir)  # first: nothing after this point can lose the trained weights
+    if args.prior_components:
+        try:
+            fit_mixture_prior(vae, encode_images(vae, codes_from), args.prior_components, seed=args.seed)
+        except ValueError as err:  # the data was checked before training; a degenerate fit should still not cost the run
+            tqdm.write(f"warning: no mixture prior ({' '.join(str(err).split())}); the model is saved without one",
+                       file=sys.stderr)
+        else:
+            vae.save_pretrained(output_dir)
 
     eval_images = val_images.images[: args.eval_max_samples] if args.eval_max_samples else val_images.images
     metrics = evaluate_model(vae, eval_images, iw_samples=args.eval_iw_samples, seed=args.seed,
@@ -534,7 +551,7 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, *
                              dataset=args.dataset_name or args.train_data_dir, split=val_name)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     info = {
-        "command": "accelerate launch training/train_vae.py " + shlex.join(redact(sys.argv[1:])),
+        "command": "accelerate launch training/train_vae.py " + shlex.join(redact(sys.argv[1:], build_parser())),
         "args": public_args(args),
         "wall_time_seconds": round(wall_time, 1),
         "train_images_per_second": round(throughput, 1) if throughput else None,

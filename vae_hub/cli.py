@@ -87,10 +87,11 @@ COMMANDS: dict[str, Command] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vae-hub", description="Publish vae-hub models and the Space.")
+    # allow_abbrev=False on every parser: "--tok" must not silently mean --token
+    parser = argparse.ArgumentParser(prog="vae-hub", description="Publish vae-hub models and the Space.", allow_abbrev=False)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
-        command.add_arguments(subparsers.add_parser(name, help=command.help, description=command.help))
+        command.add_arguments(subparsers.add_parser(name, help=command.help, description=command.help, allow_abbrev=False))
     return parser
 
 

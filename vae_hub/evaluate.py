@@ -244,6 +244,7 @@ def latent_statistics(means: torch.Tensor, config) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m vae_hub.evaluate",
+        allow_abbrev=False,
         description="Evaluate a VAEModel or SpatialVAEModel on a dataset split: negative ELBO, importance-weighted NLL, "
                     "bits/dim, MSE/PSNR (and the latents' scaling and per-channel statistics of a spatial model).",
     )

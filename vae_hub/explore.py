@@ -6,8 +6,8 @@ here and raises ``InputError`` with a message meant for the person using the Spa
 
 * functions that take a ``VAEModel`` (``sample_images``, ``reconstruct``, ``interpolate``, ...): the
   computation, unit-tested without Gradio;
-* ``Explorer``: one method per Space endpoint, taking a model *id* (a shipped model's name, a local folder or
-  a Hub repo id) as its first argument. It loads each model once and caches what the Space derives from it
+* ``Explorer``: one method per Space endpoint, taking a model *id* (one the Space offers, see
+  ``space_models``) as its first argument. It loads each model once and caches what the Space derives from it
   (the dimensions ordered by KL, the latent map of the shipped test-set sample).
 """
 
@@ -21,6 +21,7 @@ import random
 import re
 import tempfile
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,14 +30,14 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import torch
-from huggingface_hub.errors import HFValidationError
-from huggingface_hub.utils import validate_repo_id
 
 from . import likelihood as lik
 from .images import make_grid, pil_to_uint8, uint8_to_float
 from .latent import dimensions_by_kl, encode_images, grid_2d, lerp, principal_directions, project, slerp
 from .losses import kl_per_dimension
 from .models import PRIORS, VAEModel
+from .space_models import (
+    MAX_MODEL_BYTES, InputError, Loaded, ModelLoader, checked_model_id, clip, cut, hub_ids_allowed)
 
 # ------------------------------------------------------------------------------------------------ limits
 MAX_SAMPLES = 64
@@ -49,16 +50,13 @@ TRAVERSE_RANGE = 4.0  # a slider moves its dimension by up to ± this many prior
 SWEEP_STEPS = 11
 ACTIVE_KL_NATS = 0.01  # a dimension whose average KL is below this carries no information
 MIN_SIDE, MAX_SIDE, MAX_ASPECT = 8, 4096, 2.0  # accepted uploads, in pixels
+MAX_SKETCH_SIDE = 2048  # a 280 px canvas exported on a screen of up to 7 device pixels per CSS pixel
 MAX_PLANE_COORD = 100.0  # |x|, |y| of a point on the latent map
 DISPLAY_WIDTH = 768  # grids are enlarged (nearest neighbour) to about this many pixels
 MANIFOLD_WIDTH = 540  # the manifold grid, as wide as the latent map's plot area
 INTERPOLATIONS = ("slerp", "lerp")
 SOURCES = ("seeds", "images")
 STARTS = ("origin", "image")
-
-
-class InputError(ValueError):
-    """A problem with what the user sent; the message says what was wrong and what to do instead."""
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -70,7 +68,7 @@ def check_int(value, name: str, lo: int, hi: int) -> int:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise InputError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}.")
+        raise InputError(f"{name} must be a whole number from {lo} to {hi}, got {clip(value)}.")
     return int(number)
 
 
@@ -82,14 +80,27 @@ def check_float(value, name: str, lo: float, hi: float) -> float:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise InputError(f"{name} must be a number from {lo:g} to {hi:g}, got {value!r}.")
+        raise InputError(f"{name} must be a number from {lo:g} to {hi:g}, got {clip(value)}.")
     return number
 
 
 def check_choice(value, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise InputError(f"{name} must be one of {', '.join(choices)}; got {value!r}.")
+        raise InputError(f"{name} must be one of {', '.join(choices)}; got {clip(value)}.")
     return value
+
+
+def check_point(x, y) -> tuple[float, float]:
+    """A point of the latent map's plane; one ``InputError`` naming every coordinate that is wrong."""
+    problems, point = [], []
+    for name, value in (("x", x), ("y", y)):
+        try:
+            point.append(check_float(value, name, -MAX_PLANE_COORD, MAX_PLANE_COORD))
+        except InputError as err:
+            problems.append(f"{name} is empty." if value is None else str(err))
+    if problems:
+        raise InputError(" ".join(problems) + f" Both coordinates must be numbers from {-MAX_PLANE_COORD:g} to {MAX_PLANE_COORD:g}.")
+    return point[0], point[1]
 
 
 def new_seed() -> int:
@@ -158,8 +169,7 @@ def prepare_image(image: PIL.Image.Image | None, model: VAEModel, dark_backgroun
     w, h = image.size
     if min(w, h) < MIN_SIDE:
         raise InputError(f"The image is too small ({w}×{h} px): it needs at least {MIN_SIDE}×{MIN_SIDE} px.")
-    if max(w, h) > MAX_SIDE:
-        raise InputError(f"The image is too large ({w}×{h} px): at most {MAX_SIDE} px per side, please shrink it.")
+    check_side(w, h, MAX_SIDE)
     if max(w, h) > MAX_ASPECT * min(w, h):
         raise InputError(f"The image is {w}×{h} px, far from square: crop it to the object (at most {MAX_ASPECT:g}:1).")
     cfg, notes = model.config, []
@@ -182,6 +192,29 @@ def prepare_image(image: PIL.Image.Image | None, model: VAEModel, dark_backgroun
     return x, notes
 
 
+def check_side(width: int, height: int, max_side: int, what: str = "image") -> None:
+    """An ``InputError`` if a ``width``×``height`` image is larger than ``max_side`` px on a side."""
+    if max(width, height) > max_side:
+        raise InputError(f"The {what} is too large ({width}×{height} px): at most {max_side} px per side, please shrink it.")
+
+
+def check_image_file(file, max_side: int = MAX_SIDE, what: str = "image") -> None:
+    """Refuse, from its header alone (nothing decoded), a file that is not an image or is too large.
+
+    ``file``: a path or a binary file object. Raises ``InputError`` naming the problem.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(file) as image:
+                width, height = image.size
+    except PIL.Image.DecompressionBombError as err:  # declared above 179 M pixels: refused by Pillow itself
+        raise InputError(f"The {what} is far too large: at most {max_side} px per side, please shrink it.") from err
+    except (OSError, ValueError, SyntaxError) as err:  # not an image Pillow knows, or a broken one
+        raise InputError(f"The {what} is not an image this Space can read: use a PNG, JPEG, WebP or GIF file.") from err
+    check_side(width, height, max_side, what)
+
+
 def sketch_to_image(sketch: dict | None, margin: float = 0.04) -> PIL.Image.Image:
     """A ``gr.Sketchpad`` value → a greyscale image of the drawing, bright strokes on black, cropped square.
 
@@ -197,6 +230,7 @@ def sketch_to_image(sketch: dict | None, margin: float = 0.04) -> PIL.Image.Imag
         raise InputError("The sketchpad is empty: draw something first.")
     if not isinstance(composite, PIL.Image.Image):
         composite = PIL.Image.fromarray(np.asarray(composite))
+    check_side(*composite.size, MAX_SKETCH_SIDE, "sketch")  # before any pixel is touched
     rgba = composite.convert("RGBA")
     alpha = rgba.getchannel("A")
     if alpha.getextrema()[0] < 255:
@@ -350,6 +384,10 @@ class OutputFiles:
 
         for old in sorted(self.folder.glob("*.*"), key=age)[: -self.keep or None]:
             old.unlink(missing_ok=True)
+
+    def copy(self, path: Path) -> str:
+        """A copy of a file (a model card's figure) among the output files, named by its content."""
+        return self._write(path.read_bytes(), path.suffix.lower())
 
     def png(self, image: PIL.Image.Image) -> str:
         buffer = io.BytesIO()
@@ -563,11 +601,14 @@ class ModelEntry:
     """A loaded model and what the Space derives from it (computed once, on first use)."""
 
     model_id: str
-    source: str  # the local folder or Hub repo id it was loaded from
-    model: VAEModel
+    loaded: Loaded  # the model, its files on this machine, where it came from
     sample: MapSample
     _cache: dict = field(default_factory=dict, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # re-entrant: the manifold needs the map
+
+    @property
+    def model(self) -> VAEModel:
+        return self.loaded.model
 
     def _once(self, name: str, compute):
         with self._lock:  # concurrent first requests wait for one computation instead of repeating it
@@ -606,76 +647,65 @@ class ModelEntry:
 class Explorer:
     """The Space's endpoints: each method takes a model id first and returns the values of its output widgets.
 
-    Model ids are a shipped model's name, a local folder or a Hub repo id; models load on first use with
-    ``VAEModel.from_pretrained`` and the ``max_models`` most recently used stay in memory.
+    Model ids are the offered ones (``model_ids``: shipped names and the owner's configured ids) and, when
+    ``allow_hub``, any Hub repo id; ``space_models.ModelLoader`` resolves and loads them within bounds. The
+    ``max_models`` most recently used models stay in memory.
     """
 
     def __init__(self, model_ids: list[str], shipped: dict[str, Path], sample: MapSample, files: OutputFiles | None = None,
-                 max_models: int = 4):
+                 max_models: int = 4, allow_hub: bool = False, max_model_bytes: int = MAX_MODEL_BYTES):
         self.model_ids, self.shipped, self.map_sample, self.max_models = model_ids, shipped, sample, max_models
         self.files = files or OutputFiles(Path(tempfile.mkdtemp(prefix="vae_hub_space_")))
+        self.loader = ModelLoader(model_ids, shipped, allow_hub, max_model_bytes)
         self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
         self._lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}
+        self._loading: dict[str, threading.Lock] = {}  # only while a load runs: no state per failing id
 
     @classmethod
     def from_space_dir(cls, space_dir: str | Path, env: dict | None = None) -> "Explorer":
-        """The Explorer of a Space folder: models as ``default_model_ids`` finds them, the shipped map sample."""
+        """The Explorer of a Space folder: models as ``default_model_ids`` finds them, the shipped map sample,
+        Hub ids typed by visitors only if ``VAE_HUB_SPACE_HUB_IDS`` says so."""
         space_dir = Path(space_dir)
         ids, shipped = default_model_ids(space_dir, env)
-        return cls(ids, shipped, MapSample.load(space_dir / "examples" / "latent_map_sample.npz"))
-
-    def local_folders(self) -> list[str]:
-        """The model folders on this machine that the Space offers (their files may be served: card figures)."""
-        folders = [str(p) for p in self.shipped.values()]
-        return folders + [str(Path(m).resolve()) for m in self.model_ids if m not in self.shipped and Path(m).is_dir()]
+        return cls(ids, shipped, MapSample.load(space_dir / "examples" / "latent_map_sample.npz"),
+                   allow_hub=hub_ids_allowed(env))
 
     @property
     def default_model(self) -> str | None:
         return self.model_ids[0] if self.model_ids else None
 
     # -------------------------------------------------------------------------------- loading
-    def _source(self, model_id: str) -> str:
-        if model_id in self.shipped:
-            return str(self.shipped[model_id])
-        path = Path(model_id).expanduser()
-        if path.is_dir():
-            return str(path.resolve())
-        if model_id.startswith((".", "/", "~")) or model_id.count("/") > 1:
-            raise InputError(f"There is no model folder at {model_id!r}.")
-        try:
-            validate_repo_id(model_id)
-        except HFValidationError as err:
-            raise InputError(f"{model_id!r} is not a shipped model, a local folder or a Hub repo id (user/name).") from err
-        return model_id
-
     def entry(self, model_id) -> ModelEntry:
         """The loaded model for ``model_id`` (loading it on first use), or an ``InputError`` saying why not."""
-        if not isinstance(model_id, str) or not model_id.strip():
-            raise InputError("Choose a model: a name from the list, a Hub repo id (user/name) or a local folder.")
-        model_id = model_id.strip()
+        model_id = checked_model_id(model_id)
         with self._lock:
             if model_id in self._entries:
                 self._entries.move_to_end(model_id)
                 return self._entries[model_id]
+        self.loader.raise_if_failed_recently(model_id)
+        source = self.loader.source(model_id)  # refuses what is not offered before anything is stored
+        with self._lock:
             loading = self._loading.setdefault(model_id, threading.Lock())
-        with loading:  # one load per id, however many requests ask for it at once
+        try:
+            with loading:  # one load per id, however many requests ask for it at once
+                with self._lock:
+                    if model_id in self._entries:
+                        return self._entries[model_id]
+                self.loader.raise_if_failed_recently(model_id)  # the load this request waited for failed
+                try:
+                    entry = ModelEntry(model_id, self.loader.load(source), self.map_sample)
+                except InputError as err:
+                    self.loader.remember_failure(model_id, str(err))
+                    raise
+                with self._lock:
+                    self._entries[model_id] = entry
+                    while len(self._entries) > self.max_models:
+                        self._entries.popitem(last=False)
+                return entry
+        finally:
             with self._lock:
-                if model_id in self._entries:
-                    return self._entries[model_id]
-            source = self._source(model_id)
-            try:
-                model = VAEModel.from_pretrained(source).eval().requires_grad_(False)
-            except Exception as err:  # whatever from_pretrained raises, the user needs its message
-                message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise InputError(f"Cannot load model {model_id!r}: {message}") from err
-            entry = ModelEntry(model_id, source, model, self.map_sample)
-            with self._lock:
-                self._entries[model_id] = entry
-                while len(self._entries) > self.max_models:
-                    self._entries.popitem(last=False)
-                self._loading.pop(model_id, None)
-        return entry
+                if self._loading.get(model_id) is loading:
+                    del self._loading[model_id]
 
     def warm(self, model_id) -> str | None:
         """Load a model and compute what the Space derives from it now, so the first visitor does not wait.
@@ -762,8 +792,7 @@ class Explorer:
     def decode_point(self, model_id, x=0.0, y=0.0) -> tuple[PIL.Image.Image, PIL.Image.Image]:
         """/decode_point → (decoded code at plane point (x, y), the scatter plot marked there)."""
         entry = self.entry(model_id)
-        x = check_float(x, "x", -MAX_PLANE_COORD, MAX_PLANE_COORD)
-        y = check_float(y, "y", -MAX_PLANE_COORD, MAX_PLANE_COORD)
+        x, y = check_point(x, y)
         m = entry.latent_map
         with torch.inference_mode():
             image = entry.model.decode(m.code(x, y)[None]).sample
@@ -788,34 +817,53 @@ class Explorer:
         return (f"**{entry.model_id}** · {cfg.in_channels}×{cfg.sample_size}×{cfg.sample_size} images · "
                 f"{cfg.latent_dim}-D latent · {cfg.likelihood} likelihood · {mixture}")
 
+    def problem(self, model_id) -> str:
+        """The status line after a model could not be chosen: what is wrong, in words, instead of the previous
+        model's description (refusals are immediate, failed loads remembered: this does not load again)."""
+        try:
+            return self.status(model_id)
+        except InputError as err:
+            return f"⚠️ {err}"
+
     def about(self, model_id) -> str:
         """/about → markdown: the model, its numbers, how it was trained, its card, the data."""
         entry = self.entry(model_id)
-        return about_markdown(entry, self.map_sample)
+        return about_markdown(entry, self.map_sample, self.files)
 
 
 # ------------------------------------------------------------------------------------------------ about
-def _model_file(source: str, name: str) -> Path | None:
-    """A file of a model folder or Hub repo, or None when it has none (or the Hub cannot be reached)."""
-    path = Path(source) / name
-    if path.is_file():
-        return path
-    if Path(source).is_dir():
-        return None
-    try:
-        from huggingface_hub import hf_hub_download
-
-        return Path(hf_hub_download(source, name))
-    except Exception:  # absent, private, offline: the About tab just shows less
-        return None
+def _model_file(entry: ModelEntry, name: str) -> Path | None:
+    """A file of the model's folder (a Hub repo's About files are downloaded with it), or None."""
+    path = entry.loaded.folder / name
+    return path if path.is_file() else None
 
 
-def card_with_image_links(text: str, source: str) -> str:
+CARD_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+MAX_CARD_IMAGE_BYTES = 5 * 2**20
+
+
+def card_with_image_links(text: str, loaded: Loaded, files: OutputFiles) -> str:
     """Point a card's relative image links (``![samples](samples.png)``) where a browser can fetch them: the
-    Hub's ``resolve`` URL for a repo, Gradio's file route for a local folder (listed in ``allowed_paths``)."""
-    folder = Path(source)
-    base = f"/gradio_api/file={folder.resolve()}/" if folder.is_dir() else f"https://huggingface.co/{source}/resolve/main/"
-    return re.sub(r"(!\[[^\]]*\]\()(?![a-z]+:|/|#)([^)\s]+)\)", lambda m: f"{m.group(1)}{base}{m.group(2)})", text)
+    Hub's ``resolve`` URL for a repo; for a folder on this machine, a copy among the Space's output files (served
+    by Gradio), so that no link names the model's folder. Links that leave the folder or are not small images
+    are left as they are (and show nothing)."""
+    folder = loaded.folder.resolve()
+
+    def url(name: str) -> str | None:
+        if loaded.source.repo_id:
+            return f"https://huggingface.co/{loaded.source.repo_id}/resolve/main/{name}"
+        path = (folder / name).resolve()
+        if folder not in path.parents or path.suffix.lower() not in CARD_IMAGE_SUFFIXES:
+            return None
+        if not path.is_file() or path.stat().st_size > MAX_CARD_IMAGE_BYTES:
+            return None
+        return f"/gradio_api/file={files.copy(path)}"
+
+    def link(m: re.Match) -> str:
+        target = url(m.group(2))
+        return f"{m.group(1)}{target})" if target else m.group(0)
+
+    return re.sub(r"(!\[[^\]]*\]\()(?![a-z]+:|/|#)([^)\s]+)\)", link, text)
 
 
 def _strip_front_matter(text: str) -> str:
@@ -839,14 +887,14 @@ METRIC_ROWS = (
 )
 
 
-def about_markdown(entry: ModelEntry, sample: MapSample) -> str:
+def about_markdown(entry: ModelEntry, sample: MapSample, files: OutputFiles) -> str:
     """The About tab: architecture, test metrics (``metrics.json``), training (``training_info.json``), card."""
     cfg, model = entry.model.config, entry.model
     params = sum(p.numel() for p in model.parameters())
     prior = f"{cfg.prior_components}-component Gaussian mixture fitted to the training codes" if cfg.prior_components else "none (standard N(0, I) only)"
     lines = [
         f"## {entry.model_id}",
-        f"Loaded from `{entry.source}`.",
+        entry.loaded.source.describe(),
         "",
         "| | this model |",
         "|---|---|",
@@ -858,7 +906,7 @@ def about_markdown(entry: ModelEntry, sample: MapSample) -> str:
         f"| parameters | {params / 1e6:.2f} M |",
         f"| scaling factor | {cfg.scaling_factor:g} |",
     ]
-    metrics_file = _model_file(entry.source, "metrics.json")
+    metrics_file = _model_file(entry, "metrics.json")
     metrics = _read_json(metrics_file) if metrics_file else {}
     if metrics:
         lines += ["", f"### Test-set numbers ({metrics.get('dataset', '?')}, split {metrics.get('split', '?')}, "
@@ -870,7 +918,7 @@ def about_markdown(entry: ModelEntry, sample: MapSample) -> str:
                 lines.append(f"| {name} | {shown} {unit} |")
         if metrics.get("likelihood_note"):
             lines += ["", f"*{metrics['likelihood_note']}*"]
-    info_file = _model_file(entry.source, "training_info.json")
+    info_file = _model_file(entry, "training_info.json")
     info = _read_json(info_file) if info_file else {}
     if info:
         lines += ["", "### Training", ""]
@@ -887,8 +935,8 @@ def about_markdown(entry: ModelEntry, sample: MapSample) -> str:
         "come from the **test split of Fashion-MNIST** (Xiao, Rasul & Vollgraf 2017, MIT license): images the "
         "model never trained on.",
     ]
-    card_file = _model_file(entry.source, "README.md")
+    card_file = _model_file(entry, "README.md")
     if card_file:
-        card = card_with_image_links(_strip_front_matter(card_file.read_text()), entry.source)
+        card = card_with_image_links(_strip_front_matter(card_file.read_text()), entry.loaded, files)
         lines += ["", "---", "", "### Model card", "", card]
     return "\n".join(lines)

@@ -165,18 +165,31 @@ class ema_weights:
             self.ema.restore(self.model.parameters())
 
 
-def redact(argv: list[str]) -> list[str]:
-    """The command line with secret values replaced, for the record in training_info.json."""
-    out, hide = [], False
+def redact(argv: list[str], parser: argparse.ArgumentParser | None = None) -> list[str]:
+    """The command line with secret values replaced, for the record in training_info.json.
+
+    A value is hidden by the option it resolves to: every option string ``parser`` maps to a secret (without a
+    parser: ``--hub_token``), as ``--hub_token VALUE`` or ``--hub_token=VALUE`` (the scripts' parsers refuse
+    abbreviations); then every other occurrence of those values (a token pasted into another argument).
+    """
+    if parser is None:
+        options = {f"--{name}" for name in SECRET_ARGS}
+    else:
+        options = {o for action in parser._actions if action.dest in SECRET_ARGS for o in action.option_strings}
+    out, values, hide = [], set(), False
     for arg in argv:
-        key = arg.split("=", 1)[0].lstrip("-")
+        name, equals, value = arg.partition("=")
         if hide:
+            values.add(arg)
             out.append("***")
-        elif key in SECRET_ARGS and "=" in arg:
-            out.append(arg.split("=", 1)[0] + "=***")
+        elif equals and name in options:
+            values.add(value)
+            out.append(name + "=***")
         else:
             out.append(arg)
-        hide = key in SECRET_ARGS and "=" not in arg and not hide
+        hide = not hide and arg in options
+    for value in filter(None, values):
+        out = [arg.replace(value, "***") for arg in out]
     return out
 
 

@@ -1,0 +1,232 @@
+"""Which models a public Space loads, and how: nothing a visitor types reaches the disk or the Hub unchecked.
+
+* Offered models: the shipped folders (by name) and the ids the Space's owner configured (``VAE_MODEL``,
+  ``space_config.json``). Any other Hub repo id only when the owner opts in (``VAE_HUB_SPACE_HUB_IDS=1``). A
+  path typed by a visitor is never loaded, and the answer never depends on what exists on the server.
+* Bounded loading: a config is read first; its image size and the size it implies (parameters and buffers,
+  ``check_model_size``, nothing allocated) must stay under ``MAX_MODEL_SIDE`` and ``VAE_HUB_SPACE_MAX_MODEL_BYTES``
+  (256 MiB). A Hub repo is looked up once (fast failure, "cannot reach the Hub"), its files are sized from
+  their metadata before any download, and only the files the Space reads are downloaded.
+* Bounded state: ids longer than ``MAX_ID_CHARS`` are refused before anything is stored; a failed load is
+  remembered for ``FAILURE_TTL`` seconds in an LRU of at most ``MAX_FAILURES`` ids, an unreachable Hub for as long.
+* Messages never hold server paths, and user input in them is cut to ``MAX_SHOWN_CHARS`` characters.
+"""
+
+import json
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffusers.utils import SAFE_WEIGHTS_INDEX_NAME
+from huggingface_hub.errors import HFValidationError, HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.utils import validate_repo_id
+
+from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_size
+from .models import VAEModel
+
+MAX_ID_CHARS = 200  # a Hub repo id has at most 96; shipped names are short
+MAX_SHOWN_CHARS = 60
+MAX_MODEL_BYTES = int(os.environ.get("VAE_HUB_SPACE_MAX_MODEL_BYTES", 256 * 2**20))
+MAX_MODEL_SIDE = 256  # a model's sample_size sizes every request's work (the latent map resizes 2,000 images to it)
+MAX_SMALL_FILE_BYTES = 2**20  # config.json and the About tab's files of a Hub repo
+FAILURE_TTL = 60.0  # seconds a failed load (or an unreachable Hub) is remembered
+MAX_FAILURES = 256
+HUB_TIMEOUT = 10.0  # seconds per Hub request
+HUB_IDS_ENV = "VAE_HUB_SPACE_HUB_IDS"
+CARD_FILES = ("README.md", "metrics.json", "training_info.json")  # what the About tab reads
+SHARD = re.compile(r"diffusion_pytorch_model-\d{5}-of-\d{5}\.safetensors")
+# The classes a Space can show, by the ``_class_name`` of their config (more come with more model kinds).
+MODEL_CLASSES = {"VAEModel": VAEModel}
+
+
+class InputError(ValueError):
+    """A problem with what the user sent; the message says what was wrong and what to do instead."""
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis where it was cut."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def clip(value, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``repr(value)`` for a message, cut to about ``limit`` characters: user input can be megabytes long."""
+    text = repr(value) if not isinstance(value, str) else repr(value[: limit + 1])
+    return text if len(text) <= limit + 2 else text[:limit] + "…'"
+
+
+def hide_paths(text: str) -> str:
+    """``text`` with every absolute path replaced by ``…`` (library messages name the folders they read)."""
+    return re.sub(r"(?<![\w.~:/-])/[^\s'\"()\],]+", "…", text)
+
+
+def hub_ids_allowed(env: dict | None = None) -> bool:
+    """Whether the Space's owner lets visitors load any Hub repo id (``VAE_HUB_SPACE_HUB_IDS=1``)."""
+    return (os.environ if env is None else env).get(HUB_IDS_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def checked_model_id(model_id) -> str:
+    """``model_id`` stripped, or an ``InputError`` if it is not a short non-empty string."""
+    if not isinstance(model_id, str) or not model_id.strip():
+        raise InputError("Choose a model from the list.")
+    if len(model_id) > MAX_ID_CHARS:
+        raise InputError(f"A model id has at most {MAX_ID_CHARS} characters; this one has {len(model_id):,}.")
+    return model_id.strip()
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a model comes from: a folder on this machine (shipped or configured by the owner) or a Hub repo."""
+
+    model_id: str
+    folder: Path | None = None
+    repo_id: str | None = None
+    shipped: bool = False
+
+    def describe(self) -> str:
+        """Markdown for the About tab, without any server path."""
+        if self.repo_id:
+            return f"From the Hub: [{self.repo_id}](https://huggingface.co/{self.repo_id})."
+        return "Shipped with this Space." if self.shipped else "Configured by the Space's owner."
+
+
+@dataclass
+class Loaded:
+    model: VAEModel
+    folder: Path  # the files on this machine (a Hub repo's are in the local Hub cache), for the About tab
+    source: Source
+
+
+class ModelLoader:
+    """Resolves model ids to sources and loads them within the limits above; remembers failures (bounded)."""
+
+    def __init__(self, offered: list[str], shipped: dict[str, Path], allow_hub: bool = False,
+                 max_model_bytes: int = MAX_MODEL_BYTES):
+        self.offered, self.shipped, self.allow_hub = set(offered), shipped, allow_hub
+        self.max_model_bytes = max_model_bytes
+        self._failures: OrderedDict[str, tuple[float, str]] = OrderedDict()  # id → (until, message)
+        self._hub_down_until = 0.0
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------ which
+    def source(self, model_id: str) -> Source:
+        """The source of an offered model or (opt-in) a Hub repo id; an ``InputError`` for anything else."""
+        if model_id in self.shipped:
+            return Source(model_id, folder=Path(self.shipped[model_id]), shipped=True)
+        if model_id in self.offered:  # configured by the owner: a folder on this machine or a Hub repo
+            folder = Path(model_id).expanduser()
+            return Source(model_id, folder=folder.resolve()) if folder.is_dir() else Source(model_id, repo_id=model_id)
+        if not self.allow_hub:
+            raise InputError(f"{clip(model_id)} is not one of this Space's models: choose one from the list.")
+        try:
+            validate_repo_id(model_id)
+            ok = model_id.count("/") == 1
+        except HFValidationError:
+            ok = False
+        if not ok:
+            raise InputError(f"{clip(model_id)} is neither one of this Space's models nor a Hub repo id (user/name).")
+        return Source(model_id, repo_id=model_id)
+
+    # ------------------------------------------------------------------------ failures
+    def raise_if_failed_recently(self, model_id: str) -> None:
+        with self._lock:
+            until, message = self._failures.get(model_id, (0.0, ""))
+            if until > time.monotonic():
+                raise InputError(message)
+            self._failures.pop(model_id, None)
+
+    def remember_failure(self, model_id: str, message: str) -> None:
+        with self._lock:
+            self._failures[model_id] = (time.monotonic() + FAILURE_TTL, message)
+            self._failures.move_to_end(model_id)
+            while len(self._failures) > MAX_FAILURES:
+                self._failures.popitem(last=False)
+
+    # ------------------------------------------------------------------------ loading
+    def load(self, source: Source) -> Loaded:
+        """The model of ``source``, checked before anything is allocated; an ``InputError`` says why not."""
+        folder = self._download(source.repo_id) if source.repo_id else source.folder
+        try:
+            cls = self._checked_class(folder)
+            model = cls.from_pretrained(folder, max_model_bytes=self.max_model_bytes)
+        except (OSError, ValueError) as err:
+            message = " ".join(str(err).replace(str(folder), source.model_id).split()) or type(err).__name__
+            raise InputError(f"Cannot load model {clip(source.model_id)}: {hide_paths(message)}") from err
+        return Loaded(model.eval().requires_grad_(False), Path(folder), source)
+
+    def _checked_class(self, folder: Path):
+        """The model class a folder's config names, once its image size and implied size are within limits."""
+        config_file = Path(folder) / CONFIG_NAME
+        if not config_file.is_file():
+            raise ValueError(f"it has no {CONFIG_NAME}")
+        if config_file.stat().st_size > MAX_SMALL_FILE_BYTES:
+            raise ValueError(f"its {CONFIG_NAME} is larger than {MAX_SMALL_FILE_BYTES // 1024} kB")
+        config = json.loads(config_file.read_text())
+        if not isinstance(config, dict):
+            raise ValueError(f"its {CONFIG_NAME} is not a JSON object")
+        found = config.get("_class_name")
+        cls = MODEL_CLASSES.get(found)
+        if cls is None:
+            raise ValueError(f"it holds a {str(found)[:MAX_SHOWN_CHARS] if found else 'config without _class_name'}, not a "
+                             f"{' or '.join(MODEL_CLASSES)}")
+        side = config.get("sample_size")
+        if not isinstance(side, int) or not 1 <= side <= MAX_MODEL_SIDE:
+            raise ValueError(f"its images are {clip(side)} px; this Space shows models of at most {MAX_MODEL_SIDE} px")
+        try:
+            check_model_size(cls, config, self.max_model_bytes)
+        except ValueError as err:  # name the Space's own setting
+            raise ValueError(str(err).replace("(VAE_HUB_MAX_MODEL_BYTES)", "of this Space")) from err
+        return cls
+
+    def _download(self, repo_id: str) -> Path:
+        """A Hub repo's config, weights and About files in the local Hub cache, sized before they are fetched."""
+        from huggingface_hub import HfApi, snapshot_download
+
+        if self._hub_down_until > time.monotonic():
+            raise InputError("Cannot reach the Hub (it did not answer less than a minute ago): try again later, "
+                             "or choose one of this Space's models.")
+        try:
+            info = HfApi().model_info(repo_id, files_metadata=True, timeout=HUB_TIMEOUT)
+            sizes = {f.rfilename: f.size or 0 for f in info.siblings or ()}
+            if CONFIG_NAME not in sizes:
+                raise InputError(f"Cannot load model {clip(repo_id)}: the repo has no {CONFIG_NAME}.")
+            if sizes[CONFIG_NAME] > MAX_SMALL_FILE_BYTES:
+                raise InputError(f"Cannot load model {clip(repo_id)}: its {CONFIG_NAME} is too large.")
+            folder = Path(snapshot_download(repo_id, revision=info.sha, allow_patterns=[CONFIG_NAME], etag_timeout=HUB_TIMEOUT))
+            self._checked_class(folder)  # before the weights are downloaded
+            weights = [n for n in sizes if n in (WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME) or SHARD.fullmatch(n)]
+            # safetensors headers and an index are small; anything far beyond the config's size is not these weights
+            if sum(sizes[n] for n in weights) > self.max_model_bytes * 1.05 + 2**20:
+                raise InputError(f"Cannot load model {clip(repo_id)}: its weights are larger than this Space's limit "
+                                 f"of {self.max_model_bytes / 2**20:,.0f} MiB.")
+            small = [n for n in CARD_FILES if 0 < sizes.get(n, 0) <= MAX_SMALL_FILE_BYTES]
+            snapshot_download(repo_id, revision=info.sha, allow_patterns=[CONFIG_NAME, *weights, *small],
+                              etag_timeout=HUB_TIMEOUT)
+        except InputError:
+            raise
+        except (OSError, ValueError) as err:
+            if isinstance(err, ValueError) and not isinstance(err, HFValidationError):  # _checked_class
+                raise InputError(f"Cannot load model {clip(repo_id)}: {hide_paths(' '.join(str(err).split()))}") from err
+            raise self._hub_error(repo_id, err) from err
+        except Exception as err:
+            if not _is_network_error(err):
+                raise
+            raise self._hub_error(repo_id, err) from err
+        return folder
+
+    def _hub_error(self, repo_id: str, err: Exception) -> InputError:
+        if isinstance(err, RepositoryNotFoundError):
+            return InputError(f"There is no public model repo {clip(repo_id)} on the Hub.")
+        if isinstance(err, HfHubHTTPError) and getattr(err.response, "status_code", None):
+            return InputError(f"The Hub refused {clip(repo_id)} (HTTP {err.response.status_code}): try again later.")
+        self._hub_down_until = time.monotonic() + FAILURE_TTL
+        return InputError("Cannot reach the Hub from this Space right now: try again in a minute, "
+                          "or choose one of this Space's models.")
+
+
+def _is_network_error(err: Exception) -> bool:
+    """DNS failure, connection refused, timeout: huggingface_hub lets its HTTP library's transport errors through."""
+    return any(c.__name__ in ("TransportError", "TimeoutException") for c in type(err).__mro__)
