@@ -17,7 +17,9 @@ a latent is (B, latent_dim, 1, 1); ``decode`` accepts both forms.
 """
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -258,6 +260,15 @@ class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
         Same generator seed → same images. See ``sample_prior`` for ``temperature`` and ``prior``.
         """
         return self.decode(self.sample_prior(num_images, generator, temperature, prior)).sample
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """diffusers' ``save_pretrained``; the weights get the file mode every other output gets (0644 under the
+        usual umask): safetensors writes them through a private temporary file (0600)."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        umask = os.umask(0)
+        os.umask(umask)
+        for weights in Path(save_directory).glob("*.safetensors"):
+            weights.chmod(0o666 & ~umask)
 
     def set_mixture_prior(self, means: torch.Tensor, log_vars: torch.Tensor, log_weights: torch.Tensor) -> None:
         """Store a diagonal Gaussian mixture prior: means/log_vars (K, latent_dim), log_weights (K,).
