@@ -199,6 +199,8 @@ def test_load_refuses_a_plain_diffusers_autoencoder_repo(tmp_path, offline_cache
 def test_upload_file_list_is_an_allow_list(folder):
     hub.write_model_card(folder, REPO)
     assert hub.upload_file_list(folder) == ALLOWED  # no checkpoints, logs, optimizer/RNG states, pickles, caches
+    (folder / "latent_map_sample.npz").write_bytes(b"npz")  # the Space's latent-map sample travels with the model
+    assert hub.upload_file_list(folder) == ALLOWED[:5] + ["latent_map_sample.npz"] + ALLOWED[5:]
 
 
 def test_push_uploads_exactly_the_allow_list_in_one_commit(folder):

@@ -45,6 +45,7 @@ from .models import VAEModel
 CARD_NAME = "README.md"
 METRICS_NAME = "metrics.json"
 TRAINING_INFO_NAME = "training_info.json"
+MAP_SAMPLE_NAME = "latent_map_sample.npz"  # held-out images for the Space's latent map (vae_hub.explore.MapSample)
 LICENSE = "apache-2.0"
 PROJECT_TAG = "vae-hub"
 # The files are in diffusers' format, but the Hub's diffusers snippet (a DiffusionPipeline) cannot load them:
@@ -389,7 +390,7 @@ def _read_json(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------- push
-UPLOAD_NAMES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME)
+UPLOAD_NAMES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME, MAP_SAMPLE_NAME)
 # What a Hugging Face token looks like, to refuse uploading a file that holds one (whoever's it is).
 _TOKEN_PATTERN = re.compile(rb"\bhf_[A-Za-z0-9]{30,}")
 _TEXT_SUFFIXES = (".json", ".md", ".txt", ".py", ".yaml", ".yml", ".cfg", ".toml")
@@ -411,7 +412,7 @@ def upload_file_list(folder) -> list[str]:
     """The files of a saved model folder that a push uploads, relative to it, in upload order.
 
     An allow-list: ``config.json``, ``diffusion_pytorch_model.safetensors``, ``README.md``, ``metrics.json``,
-    ``training_info.json`` and the top-level ``*.png`` figures, where present. Everything else — ``checkpoint-*/``,
+    ``training_info.json``, ``latent_map_sample.npz`` and the top-level ``*.png`` figures, where present. Everything else — ``checkpoint-*/``,
     ``logs/``, optimizer/scheduler/random states, pickles, caches — stays local.
     """
     folder = Path(folder)
