@@ -63,8 +63,8 @@ INTRO = """
 
 A **variational autoencoder** squeezes each image into a short code *z* (its *latent*) and learns to draw images
 back from codes. Sample new images from the prior, see what the model makes of your drawing, walk between codes,
-turn single dimensions, and look at the whole map of the latent space. The line under the model box says what the
-chosen model was trained on, its image size and its latent.
+turn single dimensions, and look at the whole map of the latent space. The description next to the model box says
+what the chosen model was trained on, its image size and its latent.
 </div>
 """
 
@@ -126,8 +126,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                 choices=ex.model_ids, value=ex.default_model, allow_custom_value=True, scale=3, label="Model",
                 info="A shipped model, or type a Hub repo id (user/name) or a local folder and press Enter.",
             )
-            # min_width: on a phone the description wraps below the box instead of into a narrow column
-            status = gr.Markdown(elem_classes=["help"], elem_id="model-status", min_width=320)
+            with gr.Column(scale=2, min_width=320):  # on a phone: below the box, not squeezed into a narrow column
+                status = gr.Markdown(elem_classes=["help"], elem_id="model-status")
 
         with gr.Tabs():
             # ---------------------------------------------------------------- Sample
@@ -235,7 +235,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                         scatter = gr.Image(label="Codes of held-out images", show_label=False, type="pil", format="png",
                                            interactive=False, buttons=["download", "fullscreen"], elem_id="latent-map")
                     with gr.Column(scale=4):
-                        manifold = pixel_image("Decoded grid over the same plane (click a cell)", height=460)
+                        manifold = pixel_image("Decoded grid over the same plane (click a cell)", height=460,
+                                               elem_id="latent-map-grid")
                         grid_n = gr.Slider(*explore.MANIFOLD_RANGE, value=15, step=1, label="Grid points per side",
                                            elem_id="grid-n")
                     with gr.Column(scale=2, min_width=200):
@@ -247,7 +248,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
 
             # ---------------------------------------------------------------- About
             with gr.Tab("About", id="about"):
-                about = gr.Markdown()
+                about = gr.Markdown(elem_id="about")
 
         # ==================================================================== events
         run = functools.partial(endpoint, files=ex.files)

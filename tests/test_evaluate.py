@@ -176,6 +176,7 @@ def test_bits_per_dim_only_for_a_discretised_likelihood():
     bernoulli = evaluate_model(tiny_vae("bernoulli"), images, iw_samples=4, progress=False)
     gaussian = evaluate_model(tiny_vae("gaussian"), images, iw_samples=4, progress=False)
     assert bernoulli["bits_per_dim"] is None and "no bits/dim" in bernoulli["likelihood_note"]
+    assert "intensities" in bernoulli["likelihood_note"] and "grey" not in bernoulli["likelihood_note"]  # RGB too
     assert gaussian["bits_per_dim"] == pytest.approx(gaussian["iw_nll_nats"] / (64 * math.log(2)))
     assert "discretised gaussian" in gaussian["likelihood_note"] and "256" in gaussian["likelihood_note"]
 

@@ -17,7 +17,7 @@ from vae_hub.explore import Explorer, InputError, MapSample
 from vae_hub.images import float_to_uint8, pil_to_uint8, uint8_to_float
 from vae_hub.latent import encode_images
 
-from space_helpers import make_map_sample, make_model
+from space_helpers import make_coloured_model, make_map_sample, make_model
 
 
 @pytest.fixture(scope="module")
@@ -447,17 +447,8 @@ def test_about_tables_keep_their_columns_and_say_what_was_evaluated(tmp_path):
     assert "Numbers on held-out images" in text and "Test-set" not in text  # part of train, not a test split
 
 
-def coloured_model(root: Path, **kwargs) -> Path:
-    """A tiny RGB 48×48 model of coloured shapes, with its own labelled sample."""
-    folder = make_model(root, latent_dim=3, size=48, channels=3, mixture=False, dataset="someone/coloured-shapes",
-                        **kwargs)
-    make_map_sample(folder / "latent_map_sample.npz", n=30, size=48, channels=3,
-                    class_names=["red circle", "green square", "blue triangle"], source="coloured-shapes test split")
-    return folder
-
-
 def test_every_view_of_a_coloured_48px_model_comes_from_that_model(tmp_path):
-    folder = str(coloured_model(tmp_path / "shapes"))
+    folder = str(make_coloured_model(tmp_path / "shapes"))
     ex = Explorer([folder], {})
     status = ex.status(folder)
     assert "3×48×48 images of `someone/coloured-shapes`" in status

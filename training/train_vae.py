@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 """Train or fine-tune a vae-hub ``VAEModel`` on any image dataset with 🤗 Accelerate.
 
-    accelerate launch training/train_vae.py --dataset_name zalando-datasets/fashion_mnist --output_dir fashion-vae
+    accelerate launch --quiet training/train_vae.py --dataset_name zalando-datasets/fashion_mnist --output_dir fashion-vae
+
+(``--quiet``: a bad input stops the script with one line, ``error: ...``, and exit status 2; without it accelerate's
+launcher adds a traceback of its own for any non-zero exit.)
 
 The same script runs on one CPU, one GPU, several GPUs or nodes (``accelerate launch --multi_gpu ...``), and as two
 CPU processes (``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 ...``). It reads top to bottom:
@@ -45,14 +48,16 @@ from vae_hub.data import (
 )
 from vae_hub.images import make_grid, uint8_to_float
 from vae_hub.losses import kl_weight, negative_elbo
+from vae_hub.prior import AUTO
 
 logger = get_logger(__name__)
 SECRET_ARGS = ("hub_token",)
+MODEL_FLAGS = ("latent_dim", "block_out_channels", "layers_per_block", "norm_num_groups", "act_fn", "likelihood")
 FINAL_MODEL_FILE = "diffusion_pytorch_model.safetensors"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--dataset_name", type=str, default=None, help="Hub dataset id or local folder in the Hub layout.")
     data.add_argument("--dataset_config_name", type=str, default=None)
@@ -78,8 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--norm_num_groups", type=int, default=8)
     model.add_argument("--act_fn", type=str, default="silu")
     model.add_argument("--likelihood", type=str, default="bernoulli", choices=("bernoulli", "gaussian", "laplace"))
-    model.add_argument("--prior_components", type=int, default=10,
-                       help="Components of the mixture prior fitted to the training codes after training (0: none).")
+    model.add_argument("--prior_components", type=prior_components, default=AUTO,
+                       help="Components of the mixture prior fitted to the training codes after training: a number, "
+                            "0 for none, or auto: chosen by the held-out log-likelihood of the codes (vae_hub.prior).")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--train_batch_size", type=int, default=128, help="Per process.")
@@ -144,11 +150,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--learning_rate must be in (0, 1], got {args.learning_rate}")
     if not (0 <= args.adam_beta1 < 1 and 0 <= args.adam_beta2 < 1 and args.adam_epsilon > 0 and args.adam_weight_decay >= 0):
         p.error("--adam_beta1 and --adam_beta2 must be in [0, 1), --adam_epsilon positive, --adam_weight_decay non-negative")
-    if args.beta < 0 or args.free_bits < 0 or args.max_grad_norm < 0 or args.prior_components < 0:
-        p.error("--beta, --free_bits, --max_grad_norm and --prior_components must be non-negative")
+    if args.beta < 0 or args.free_bits < 0 or args.max_grad_norm < 0:
+        p.error("--beta, --free_bits and --max_grad_norm must be non-negative")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id")
     return args
+
+
+def prior_components(value: str) -> int | str:
+    """``--prior_components``: "auto" or a whole number ≥ 0."""
+    if value == AUTO:
+        return value
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 0, got {value!r}")
+    return int(value)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -189,6 +204,11 @@ def main(args: argparse.Namespace) -> None:
              f"({global_batch} per batch × {args.gradient_accumulation_steps} accumulation): lower --train_batch_size")
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+    if args.lr_warmup_steps >= max_train_steps:  # the learning rate would never reach --learning_rate
+        shorter = max_train_steps // 10
+        accelerator.print(f"warning: --lr_warmup_steps {args.lr_warmup_steps} is not shorter than the run "
+                          f"({max_train_steps} steps): warming up over {shorter} steps (a tenth of the run) instead.")
+        args.lr_warmup_steps = shorter
 
     in_memory = len(train_split) * channels * size * size / 2**20 <= args.max_in_memory_mb
     show = accelerator.is_local_main_process
@@ -198,6 +218,17 @@ def main(args: argparse.Namespace) -> None:
     else:
         train_images = StreamingImages(train_split, image_column, size, channels)
     val_images = decode_images(val_split, image_column, size, channels, label_column, f"decoding {val_name}", show)
+    eval_count = min(len(val_split), args.eval_max_samples or len(val_split))
+    accelerator.print(
+        f"data: {args.dataset_name or args.train_data_dir}: {len(train_split):,} training images ({image_column!r}), "
+        f"{len(val_split):,} held out ({val_name}), as {channels}×{size}×{size}\n"
+        f"model: {describe_model(model, args)}\n"
+        f"steps: {max_train_steps:,} ({num_epochs} epochs of {steps_per_epoch:,}), batch {global_batch} "
+        f"({args.train_batch_size} × {world} processes × {args.gradient_accumulation_steps} accumulation), "
+        f"learning rate {args.learning_rate:g} after {args.lr_warmup_steps} warm-up steps\n"
+        f"then: mixture prior ({args.prior_components}), evaluation of {eval_count:,} held-out images with "
+        f"k={args.eval_iw_samples} importance samples (--eval_max_samples, --eval_iw_samples)\n"
+        f"writes: {output_dir.resolve()}")
 
     # ---------------------------------------------------------------- optimisation
     optimizer = torch.optim.AdamW(
@@ -229,7 +260,7 @@ def main(args: argparse.Namespace) -> None:
             for stale in output_dir.glob("checkpoint-*"):  # the old run's: "latest" must never pick them up
                 shutil.rmtree(stale)
         output_dir.mkdir(parents=True, exist_ok=True)
-        accelerator.init_trackers("train_vae", config=loggable_config(args))
+        accelerator.init_trackers("train_vae", config=loggable_config(model_args(args, accelerator.unwrap_model(model).config)))
 
     # ---------------------------------------------------------------- training loop
     likelihood = accelerator.unwrap_model(model).config.likelihood
@@ -303,7 +334,7 @@ def main(args: argparse.Namespace) -> None:
         vae = accelerator.unwrap_model(model)
         if ema is not None:
             ema.copy_to(vae.parameters())
-        finish(vae.eval(), train_images, val_images, val_name, args, output_dir, history,
+        finish(vae.eval(), train_images, val_images, val_name, args, output_dir, history, accelerator.print,
                wall_time=time.time() - started, throughput=throughput, world=world, label_column=label_column,
                image_column=image_column, num_train=len(train_split), steps=global_step,
                epochs=math.ceil(global_step / steps_per_epoch))
@@ -439,9 +470,9 @@ def public_args(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k not in SECRET_ARGS}
 
 
-def loggable_config(args: argparse.Namespace) -> dict:
-    """Hyper-parameters for the trackers: scalars only (None and lists as text), secrets removed."""
-    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in public_args(args).items()}
+def loggable_config(recorded: dict) -> dict:
+    """Hyper-parameters (``model_args``) for the trackers: scalars only (None and lists as text)."""
+    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in recorded.items()}
 
 
 def weights_are_finite(model: torch.nn.Module) -> bool:
@@ -527,29 +558,60 @@ def validate(accelerator, vae: VAEModel, val_images, args, step: int, output_dir
     vae.train(was_training)
 
 
-def finish(vae, train_images, val_images, val_name, args, output_dir, history, *, wall_time, throughput, world,
+def describe_model(model: VAEModel, args: argparse.Namespace) -> str:
+    cfg = model.config
+    origin = (f"fine-tuning {args.pretrained_model_name_or_path}" if args.pretrained_model_name_or_path
+              else f"new, from {args.model_config_name_or_path}" if args.model_config_name_or_path else "new")
+    params = sum(p.numel() for p in model.parameters())
+    return (f"{origin}: {params:,} parameters, {cfg.latent_dim}-D latent, channels {list(cfg.block_out_channels)} × "
+            f"{cfg.layers_per_block} block(s), {cfg.likelihood} likelihood")
+
+
+def model_args(args: argparse.Namespace, config) -> dict:
+    """The arguments as the run used them: the model flags replaced by the model's own architecture (a fine-tune or
+    a config file ignores them, so their defaults would misdescribe the model), secrets removed."""
+    recorded = public_args(args)
+    for flag in MODEL_FLAGS:
+        recorded[flag] = list(config[flag]) if isinstance(config[flag], (list, tuple)) else config[flag]
+    return recorded
+
+
+def finish(vae, train_images, val_images, val_name, args, output_dir, history, say, *, wall_time, throughput, world,
            label_column, image_column, num_train, steps, epochs) -> None:
-    """Mixture prior, scaling factor, save_pretrained, evaluation, grids, loss curve, card, push (main process)."""
+    """Mixture prior, scaling factor, save_pretrained, latent-map sample, evaluation, grids, loss curve, card, push
+    (main process); ``say`` prints a line."""
     from vae_hub import hub
     from vae_hub.evaluate import evaluate_model
+    from vae_hub.explore import MapSample
     from vae_hub.latent import compute_scaling_factor, encode_images
     from vae_hub.prior import fit_mixture_prior
 
     codes_from = train_images if isinstance(train_images, torch.Tensor) else val_images.images
     codes_from = codes_from[torch.randperm(len(codes_from), generator=torch.Generator().manual_seed(args.seed))[:20_000]]
+    prior = None
     if args.prior_components:
-        fit_mixture_prior(vae, encode_images(vae, codes_from), args.prior_components, seed=args.seed)
+        prior = fit_mixture_prior(vae, encode_images(vae, codes_from), args.prior_components, seed=args.seed)
+        say(f"mixture prior: {prior.describe()}")
     vae.register_to_config(scaling_factor=compute_scaling_factor(vae, codes_from))
     vae.save_pretrained(output_dir)
+    dataset = args.dataset_name or args.train_data_dir
+    MapSample.from_images(val_images.images, val_images.labels, val_images.label_names, f"{Path(dataset).name}, {val_name}",
+                          seed=args.seed).save(output_dir / hub.MAP_SAMPLE_NAME)
 
     eval_images = val_images.images[: args.eval_max_samples] if args.eval_max_samples else val_images.images
+    evaluation_started = time.time()
     metrics = evaluate_model(vae, eval_images, iw_samples=args.eval_iw_samples, seed=args.seed,
-                             batch_size=args.eval_batch_size,
-                             dataset=args.dataset_name or args.train_data_dir, split=val_name)
+                             batch_size=args.eval_batch_size, dataset=dataset, split=val_name)
+    evaluation_time = time.time() - evaluation_started
+    say(f"evaluation: {len(eval_images):,} images × k={args.eval_iw_samples} in {evaluation_time:.0f} s, "
+        f"{evaluation_time / (wall_time + evaluation_time):.0%} of this run (--eval_max_samples, --eval_iw_samples "
+        f"shorten it; python -m vae_hub.evaluate measures a tighter bound later)")
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     info = {
         "command": "accelerate launch training/train_vae.py " + shlex.join(redact(sys.argv[1:])),
-        "args": public_args(args),
+        "args": model_args(args, vae.config),
+        "architecture": {k: v for k, v in vae.config.items() if not k.startswith("_")},
+        "mixture_prior": prior.to_dict() if prior else None,
         "wall_time_seconds": round(wall_time, 1),
         "train_images_per_second": round(throughput, 1) if throughput else None,
         "hardware": hardware(),
@@ -572,6 +634,8 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, *
     print(json.dumps(metrics, indent=2))
     if args.push_to_hub:
         hub.push_to_hub(output_dir, args.hub_model_id, private=args.hub_private_repo, token=args.hub_token)
+    say(f"saved to {output_dir.resolve()}: the model, its card (README.md), metrics.json, training_info.json, "
+        f"grids{f' and https://huggingface.co/{args.hub_model_id}' if args.push_to_hub else ''}")
 
 
 def redact(argv: list[str]) -> list[str]:

@@ -38,6 +38,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .likelihood import is_discrete
+from .markdown import table_cell
 from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_folder
 from .models import VAEModel
 
@@ -95,7 +96,7 @@ likelihood; nats per image:
 
 | Metric | Value |
 |---|---|
-{% for row in metric_rows %}| {{ row.label }} | {{ row.text }} |
+{% for row in metric_rows %}| {{ cell(row.label) }} | {{ cell(row.text) }} |
 {% endfor %}
 Active latent units: {{ active_units }} of {{ latent_dim }} (posterior means that vary across images, Burda et al.
 2015). {{ likelihood_note | capitalize }}.
@@ -113,8 +114,10 @@ No evaluation was saved with this model (`metrics.json`); compute one with
 
 | | |
 |---|---|
-{% for key, value in architecture %}| {{ key }} | {{ value }} |
-{% endfor %}
+{% for key, value in architecture %}| {{ cell(key) }} | {{ cell(value) }} |
+{% endfor %}{% if prior_choice %}
+Mixture prior: {{ prior_choice }}
+{% endif %}
 ## Usage
 
 `vae_hub` is not on PyPI: install it from a checkout of the vae-hub project (`pip install ./vae-hub`).
@@ -152,7 +155,7 @@ make_grid(path, nrow=8, scale=4).save("interpolation.png")
 {% if training_rows %}
 | | |
 |---|---|
-{% for key, value in training_rows %}| {{ key }} | {{ value }} |
+{% for key, value in training_rows %}| {{ cell(key) }} | {{ cell(value) }} |
 {% endfor %}{% if command %}
 ```bash
 {{ command }}
@@ -271,7 +274,18 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         architecture=_architecture_rows(config, num_params),
         training_rows=_training_rows(info, dataset_md),
         command=info.get("command"),
+        prior_choice=_prior_choice(info.get("mixture_prior")),
+        cell=table_cell,  # every table cell goes through it: a "|" in a value would split the row
     )
+
+
+def _prior_choice(record) -> str | None:
+    """How the mixture prior's number of components was chosen, from ``training_info.json``, in one sentence."""
+    if not isinstance(record, dict) or not record.get("num_components"):
+        return None
+    from .prior import PriorChoice  # scikit-learn: only when there is a record to describe
+
+    return PriorChoice.from_dict(record).describe()
 
 
 def _figures(folder: Path) -> list[Path]:

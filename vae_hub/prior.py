@@ -52,6 +52,13 @@ class PriorChoice:
                 f"log-likelihood of the other {HELD_OUT_FRACTION:.0%} (nats per code; {scores}); K is the smallest "
                 "within one standard error of the best.")
 
+    @classmethod
+    def from_dict(cls, record: dict) -> "PriorChoice":
+        """The inverse of ``to_dict`` (as ``training_info.json`` stores it)."""
+        scores = record.get("held_out_log_likelihood_nats_per_code") or {}
+        return cls(int(record["num_components"]), {int(k): float(v) for k, v in scores.items()},
+                   int(record.get("num_codes", 0)), int(record.get("seed", 0)))
+
     def to_dict(self) -> dict:
         return {"num_components": self.num_components, "method": self.method, "num_codes": self.num_codes,
                 "seed": self.seed, "held_out_log_likelihood_nats_per_code": {str(k): v for k, v in self.held_out_nats.items()}}
