@@ -285,7 +285,8 @@ def _prior_choice(record) -> str | None:
         return None
     from .prior import PriorChoice  # scikit-learn: only when there is a record to describe
 
-    return PriorChoice.from_dict(record).describe()
+    refit = f" Refitted after training with `{record['command']}`." if record.get("command") else ""
+    return PriorChoice.from_dict(record).describe() + refit
 
 
 def _figures(folder: Path) -> list[Path]:
