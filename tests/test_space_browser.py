@@ -106,6 +106,7 @@ def test_drawing_is_reconstructed(page, shots):
     assert label.inner_text().strip() == "Draw here"
     assert label.evaluate("e => e.scrollWidth <= e.clientWidth && e.getBoundingClientRect().width > 0")  # not cut off
     # no tool to find first: the sketchpad opens in draw mode
+    page.wait_for_selector("#sketchpad[data-draw-mode='on']")
     box = page.locator("#sketchpad canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx - 50, cy - 70)

@@ -28,7 +28,7 @@ from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
 
 from datasets_util import CLASS_NAMES, write_hub_dataset, write_image_folder
-from vae_hub import VAEModel
+from vae_hub import SpatialVAEModel, VAEModel
 from vae_hub.explore import MapSample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,6 +166,45 @@ def test_fine_tune_from_the_produced_folder(gray_run, data, tmp_path):
     assert "chosen from the data" in (out / "README.md").read_text()
 
 
+SPATIAL = ["--model_type", "spatial", "--block_out_channels", "8", "16", "--norm_num_groups", "4", "--latent_channels",
+           "2", "--train_batch_size", "8", "--eval_iw_samples", "2", "--lr_warmup_steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def spatial_run(data, tmp_path_factory) -> Path:
+    """A SpatialVAEModel trained on the RGB image folder (12×12 → padded to 16×16 → 2×8×8 latents)."""
+    out = tmp_path_factory.mktemp("runs") / "spatial"
+    run_script([*data["rgb_folder"], "--output_dir", str(out), "--cache_dir", str(data["cache"]), *SPATIAL,
+                "--num_train_epochs", "2", "--report_to", "none"])
+    return out
+
+
+def test_spatial_run_writes_a_spatial_model_folder(spatial_run):
+    for name in ("config.json", WEIGHTS, "README.md", "metrics.json", "training_info.json", "reconstructions.png",
+                 "latents.png", "loss_curve.png"):
+        assert (spatial_run / name).is_file(), name
+    assert not (spatial_run / "samples.png").exists()  # decoded noise is no sample of a spatial autoencoder
+    model = SpatialVAEModel.from_pretrained(spatial_run)
+    assert (model.config.in_channels, model.config.sample_size, model.latent_shape) == (3, 12, (2, 8, 8))
+    assert model.config.scaling_factor != 1.0  # measured at the end of training
+    info = json.loads((spatial_run / "training_info.json").read_text())
+    assert info["args"]["model_type"] == "spatial" and info["args"]["beta"] == 1e-4
+    latents = json.loads((spatial_run / "metrics.json").read_text())["latents"]
+    assert latents["scaling_factor"] == model.config.scaling_factor and latents["shape"] == [2, 8, 8]
+    assert len(latents["channel_std"]) == 2
+    card = (spatial_run / "README.md").read_text()
+    assert "SpatialVAEModel.from_pretrained" in card and "2×8×8" in card and "latents.png" in card
+
+
+def test_fine_tune_takes_the_model_type_from_the_folder(spatial_run, data, tmp_path):
+    out = tmp_path / "tuned"
+    run_script([*data["rgb_folder"], "--output_dir", str(out), "--cache_dir", str(data["cache"]),
+                "--pretrained_model_name_or_path", str(spatial_run), "--max_train_steps", "2", "--report_to", "none",
+                "--train_batch_size", "8", "--eval_iw_samples", "2"])
+    assert json.loads((out / "training_info.json").read_text())["args"]["model_type"] == "spatial"
+    assert SpatialVAEModel.from_pretrained(out).latent_shape == (2, 8, 8)
+
+
 def test_image_folder_rgb_resized_bf16_over_an_old_run(data, tmp_path):
     """An RGB image folder, resized to --resolution, bf16 autocast, into the folder of an older run."""
     out = tmp_path / "folder"
@@ -247,6 +286,21 @@ def test_resume_mid_epoch_is_bit_identical(data, tmp_path, extra, checkpoint):
     shutil.copytree(reference / checkpoint, resumed / checkpoint)
     run_script(train_command(resumed, data["gray"], *args, "--resume_from_checkpoint", "latest", cache=data["cache"]))
     assert_bit_identical(reference, resumed)
+
+
+def test_adversarial_term_resumes_bit_identical_and_stays_out_of_the_model(data, tmp_path):
+    """The PatchGAN and its optimizer are training state (checkpoints), never part of the saved model."""
+    args = [*data["rgb_folder"], "--cache_dir", str(data["cache"]), *SPATIAL, "--disc_weight", "0.5", "--disc_start", "2",
+            "--max_train_steps", "8", "--checkpointing_steps", "4", "--logging_steps", "2", "--report_to", "none",
+            "--eval_iw_samples", "1"]
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    run_script([*args, "--output_dir", str(reference)])
+    shutil.copytree(reference / "checkpoint-4", resumed / "checkpoint-4")
+    run_script([*args, "--output_dir", str(resumed), "--resume_from_checkpoint", "latest"])
+    assert_bit_identical(reference, resumed)
+    disc_before, disc_after = (load_file(reference / f"checkpoint-{s}" / "model_1.safetensors") for s in (4, 8))
+    assert any(not torch.equal(disc_before[k], disc_after[k]) for k in disc_after), "the discriminator never trained"
+    SpatialVAEModel.from_pretrained(reference)  # strict: a discriminator key in the model would be refused
 
 
 def test_latest_checkpoint_skips_partial_and_foreign_folders(tmp_path):
@@ -411,6 +465,10 @@ FLAG_CASES = {
     "negative prior components": (["--prior_components", "-1"], r"expected auto or a whole number >= 0, got '-1'"),
     "batch larger than the data": (["--train_batch_size", "100"], r"fewer than one optimisation step"),
     "bad model config": (["--norm_num_groups", "3"], r"VAEModel config"),
+    "vector flag on a spatial model": (["--model_type", "spatial"], r"--latent_dim is for --model_type vector models only"),
+    "spatial flag on a vector model": (["--latent_channels", "4"], r"--latent_channels is for --model_type spatial models only"),
+    "adversarial term on a vector model": (["--disc_weight", "0.1"], r"--disc_weight is for --model_type spatial models"),
+    "adversarial weight nan": (["--disc_weight", "nan"], r"--disc_weight must be a finite number"),
 }
 
 
@@ -438,6 +496,10 @@ def bad_case(name: str, tmp: Path, data: dict) -> tuple[list[str], list[str], st
         tiny_model(8).save_pretrained(tmp / "pretrained")
         return gray, ["--pretrained_model_name_or_path", str(tmp / "pretrained"), "--resolution", "16"], \
             r"--resolution 16 does not fit the pretrained model \(sample_size=8\)"
+    if name == "model type of a pretrained model":
+        SpatialVAEModel(block_out_channels=(8, 16), norm_num_groups=4, sample_size=8).save_pretrained(tmp / "spatial")
+        return gray, ["--pretrained_model_name_or_path", str(tmp / "spatial"), "--model_type", "vector"], \
+            r"--model_type vector does not fit .*SpatialVAEModel"
     if name == "unknown pretrained model":
         return gray, ["--pretrained_model_name_or_path", str(tmp / "nothing")], r"cannot load --pretrained_model"
     if name == "another run's model":
@@ -457,7 +519,7 @@ def bad_case(name: str, tmp: Path, data: dict) -> tuple[list[str], list[str], st
 
 BAD_CASES = [
     "unknown path", "missing column", "non-image column", "no image column", "empty split", "unreadable image",
-    "resolution of a pretrained model", "unknown pretrained model", "another run's model",
+    "resolution of a pretrained model", "model type of a pretrained model", "unknown pretrained model", "another run's model",
     "latest over a finished model", "another run's checkpoints", "hold-out fraction", *FLAG_CASES,
 ]
 
@@ -495,3 +557,16 @@ def test_unknown_hub_dataset_from_the_command_line(tmp_path):
     assert error_lines(done.stderr) == [done.stderr.strip()]
     assert done.stderr.startswith("error: cannot load dataset 'nobody/no-such-dataset'")
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+def test_under_accelerate_launch_quiet_a_bad_input_is_one_line(tmp_path):
+    """The README's launcher command: the script's one line, and no traceback added by accelerate's launcher."""
+    launcher = shutil.which("accelerate")
+    if launcher is None:
+        pytest.skip("the accelerate command is not on PATH")
+    done = subprocess.run([launcher, "launch", "--quiet", "--num_processes", "1", "--num_machines", "1",
+                           "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT),
+                           "--dataset_name", str(tmp_path / "no-such-dataset"), "--output_dir", str(tmp_path / "out")],
+                          env=script_env(), cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode != 0
+    assert len(error_lines(done.stderr)) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Train or fine-tune a vae-hub ``VAEModel`` on any image dataset with 🤗 Accelerate.
+"""Train or fine-tune a vae-hub ``VAEModel`` (or, with ``--model_type spatial``, a ``SpatialVAEModel``) with 🤗 Accelerate.
 
     accelerate launch --quiet training/train_vae.py --dataset_name zalando-datasets/fashion_mnist --output_dir fashion-vae
+    accelerate launch --quiet training/train_vae.py --model_type spatial --beta 1e-4 ... --output_dir fashion-spatial-vae
 
 (``--quiet``: a bad input stops the script with one line, ``error: ...``, and exit status 2; without it accelerate's
 launcher adds a traceback of its own for any non-zero exit.)
@@ -26,6 +27,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from accelerate import Accelerator
@@ -35,7 +37,8 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from vae_hub import VAEModel
+from vae_hub import SpatialVAEModel, VAEModel
+from vae_hub.models import model_class
 from vae_hub.data import (
     DataError,
     StreamingImages,
@@ -46,13 +49,20 @@ from vae_hub.data import (
     load_image_dataset,
     select_splits,
 )
+from vae_hub.adversarial import PatchDiscriminator, adaptive_weight, generator_loss, hinge_discriminator_loss
 from vae_hub.images import make_grid, uint8_to_float
+from vae_hub.latent import latent_channel_images
 from vae_hub.losses import kl_weight, negative_elbo
 from vae_hub.prior import AUTO
 
 logger = get_logger(__name__)
+MODEL_TYPES = {"vector": VAEModel, "spatial": SpatialVAEModel}
+VECTOR_ONLY = ("latent_dim", "prior_components")
+SPATIAL_ONLY = ("latent_channels",)
+SPATIAL_BETA = 1e-4  # KL weight per latent element: see benchmarks/RESULTS.md ("Spatial VAE: the KL weight")
 SECRET_ARGS = ("hub_token",)
-MODEL_FLAGS = ("latent_dim", "block_out_channels", "layers_per_block", "norm_num_groups", "act_fn", "likelihood")
+MODEL_FLAGS = ("latent_dim", "latent_channels", "block_out_channels", "layers_per_block", "norm_num_groups", "act_fn",
+               "likelihood")
 FINAL_MODEL_FILE = "diffusion_pytorch_model.safetensors"
 
 
@@ -73,19 +83,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="Decode the train split once into memory up to this size; stream larger ones.")
     data.add_argument("--dataloader_num_workers", type=int, default=2, help="Workers for a streamed dataset.")
 
-    model = p.add_argument_group("model")
+    model = p.add_argument_group("model (flags left out take the model class's defaults)")
+    model.add_argument("--model_type", type=str, default=None, choices=tuple(MODEL_TYPES),
+                       help="vector: VAEModel (default); spatial: SpatialVAEModel, a map of latents for latent "
+                            "diffusion. Fine-tuning or --model_config_name_or_path take the type from the config.")
     model.add_argument("--pretrained_model_name_or_path", type=str, default=None, help="Fine-tune this model.")
     model.add_argument("--model_config_name_or_path", type=str, default=None,
                        help="config.json (or its folder) of a model to train from scratch.")
-    model.add_argument("--latent_dim", type=int, default=16)
-    model.add_argument("--block_out_channels", type=int, nargs="+", default=[32, 64])
-    model.add_argument("--layers_per_block", type=int, default=1)
-    model.add_argument("--norm_num_groups", type=int, default=8)
-    model.add_argument("--act_fn", type=str, default="silu")
-    model.add_argument("--likelihood", type=str, default="bernoulli", choices=("bernoulli", "gaussian", "laplace"))
-    model.add_argument("--prior_components", type=prior_components, default=AUTO,
-                       help="Components of the mixture prior fitted to the training codes after training: a number, "
-                            "0 for none, or auto: chosen by the held-out log-likelihood of the codes (vae_hub.prior).")
+    model.add_argument("--latent_dim", type=int, default=None, help="vector: the code's dimension (default 16).")
+    model.add_argument("--latent_channels", type=int, default=None, help="spatial: channels of the latent map (default 4).")
+    model.add_argument("--block_out_channels", type=int, nargs="+", default=None,
+                       help="Channels per stage (vector default 32 64; spatial default 32 64 64, f = 4).")
+    model.add_argument("--layers_per_block", type=int, default=None)
+    model.add_argument("--norm_num_groups", type=int, default=None)
+    model.add_argument("--act_fn", type=str, default=None)
+    model.add_argument("--likelihood", type=str, default=None, choices=("bernoulli", "gaussian", "laplace"))
+    model.add_argument("--prior_components", type=prior_components, default=None,
+                       help="vector: components of the mixture prior fitted to the training codes after training: a "
+                            "number, 0 for none, or auto (the default): chosen by the held-out log-likelihood of the "
+                            "codes (vae_hub.prior).")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--train_batch_size", type=int, default=128, help="Per process.")
@@ -103,9 +119,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opt.add_argument("--max_grad_norm", type=float, default=100.0, help="0 disables clipping.")
     opt.add_argument("--mixed_precision", type=str, default="no", choices=("no", "fp16", "bf16"),
                      help="Autocast only; trainable weights stay fp32. fp16 needs a GPU.")
-    opt.add_argument("--beta", type=float, default=1.0, help="KL weight (1: the ELBO).")
+    opt.add_argument("--beta", type=float, default=None,
+                     help=f"KL weight (1: the ELBO, the vector default; spatial default {SPATIAL_BETA}, sharp "
+                          "reconstructions with a smooth latent map).")
     opt.add_argument("--kl_warmup_steps", type=int, default=0, help="Linear warm-up of the KL weight from 0 to --beta.")
     opt.add_argument("--free_bits", type=float, default=0.0, help="Nats per latent dimension not penalised.")
+    gan = p.add_argument_group("adversarial term (spatial models; off by default: see benchmarks/RESULTS.md)")
+    gan.add_argument("--disc_weight", type=float, default=0.0,
+                     help="Weight of a PatchGAN hinge loss with latent diffusion's adaptive weight (0: off).")
+    gan.add_argument("--disc_start", type=int, default=0, help="Optimisation step at which the adversarial term starts.")
+    gan.add_argument("--disc_learning_rate", type=float, default=None, help="Default: --learning_rate.")
+    gan.add_argument("--disc_channels", type=int, default=32, help="Channels of the discriminator's first layer.")
+    gan.add_argument("--disc_layers", type=int, default=2, help="Stride-2 layers of the discriminator.")
     opt.add_argument("--use_ema", action="store_true", help="Keep an EMA of the weights (diffusers' EMAModel) and ship it.")
     opt.add_argument("--ema_decay", type=float, default=0.999)
     opt.add_argument("--seed", type=int, default=0)
@@ -135,11 +160,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("give exactly one of --dataset_name and --train_data_dir")
     if args.pretrained_model_name_or_path and args.model_config_name_or_path:
         p.error("--pretrained_model_name_or_path (fine-tune) and --model_config_name_or_path (from scratch) exclude each other")
+    resolve_model_type(args, p)
     for name in ("train_batch_size", "num_train_epochs", "gradient_accumulation_steps", "checkpointing_steps",
-                 "logging_steps", "validation_epochs", "eval_iw_samples", "eval_batch_size", "latent_dim", "layers_per_block"):
+                 "logging_steps", "validation_epochs", "eval_iw_samples", "eval_batch_size"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    for name in ("max_train_steps", "max_train_samples", "resolution", "checkpoints_total_limit", "eval_max_samples"):
+    for name in ("max_train_steps", "max_train_samples", "resolution", "checkpoints_total_limit", "eval_max_samples",
+                 "latent_dim", "latent_channels", "layers_per_block"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     reals = ("learning_rate", "beta", "free_bits", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_weight_decay",
@@ -152,6 +179,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--adam_beta1 and --adam_beta2 must be in [0, 1), --adam_epsilon positive, --adam_weight_decay non-negative")
     if args.beta < 0 or args.free_bits < 0 or args.max_grad_norm < 0:
         p.error("--beta, --free_bits and --max_grad_norm must be non-negative")
+    if not (math.isfinite(args.disc_weight) and math.isfinite(args.disc_learning_rate or 1.0)
+            and 0 < (args.disc_learning_rate or 1.0) <= 1):
+        p.error("--disc_weight must be a finite number and --disc_learning_rate in (0, 1]")
+    if args.disc_weight < 0 or args.disc_start < 0 or args.disc_channels < 1 or args.disc_layers < 1:
+        p.error("--disc_weight and --disc_start must be non-negative, --disc_channels and --disc_layers at least 1")
+    if args.disc_weight > 0 and args.model_type != "spatial":
+        p.error("--disc_weight is for --model_type spatial models (the autoencoder of latent diffusion)")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id")
     return args
@@ -226,7 +260,8 @@ def main(args: argparse.Namespace) -> None:
         f"steps: {max_train_steps:,} ({num_epochs} epochs of {steps_per_epoch:,}), batch {global_batch} "
         f"({args.train_batch_size} × {world} processes × {args.gradient_accumulation_steps} accumulation), "
         f"learning rate {args.learning_rate:g} after {args.lr_warmup_steps} warm-up steps\n"
-        f"then: mixture prior ({args.prior_components}), evaluation of {eval_count:,} held-out images with "
+        f"then: {f'mixture prior ({args.prior_components}), ' if args.prior_components else ''}evaluation of "
+        f"{eval_count:,} held-out images with "
         f"k={args.eval_iw_samples} importance samples (--eval_max_samples, --eval_iw_samples)\n"
         f"writes: {output_dir.resolve()}")
 
@@ -239,13 +274,19 @@ def main(args: argparse.Namespace) -> None:
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
                                  num_training_steps=max_train_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
+    disc = disc_optimizer = None
+    if args.disc_weight > 0:  # in the checkpoints (prepared), never in the saved model
+        disc = PatchDiscriminator(channels, args.disc_channels, args.disc_layers)
+        disc_optimizer = torch.optim.AdamW(disc.parameters(), lr=args.disc_learning_rate or args.learning_rate,
+                                           betas=(0.5, 0.9))
+        disc, disc_optimizer = accelerator.prepare(disc, disc_optimizer)
     noise = NoiseGenerator(accelerator.device, args.seed, rank)  # ε of the reparameterization, per process
     accelerator.register_for_checkpointing(lr_scheduler, noise)
     ema = None
     if args.use_ema:
         unwrapped = accelerator.unwrap_model(model)
         ema = EMAModel(unwrapped.parameters(), decay=args.ema_decay, foreach=True,  # one kernel per op, not per tensor
-                       model_cls=VAEModel, model_config=unwrapped.config)
+                       model_cls=type(unwrapped), model_config=unwrapped.config)
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
 
@@ -265,7 +306,7 @@ def main(args: argparse.Namespace) -> None:
     # ---------------------------------------------------------------- training loop
     likelihood = accelerator.unwrap_model(model).config.likelihood
     progress = tqdm(total=max_train_steps, initial=global_step, desc="steps", disable=not show)
-    sums, history, started = LossSums(accelerator.device), [], time.time()
+    sums, gan_sums, history, started = LossSums(accelerator.device), GanSums(accelerator.device), [], time.time()
     timed_steps, timed_since, timed_until, start_step = 0, None, None, global_step
     batches_done = global_step * args.gradient_accumulation_steps  # numbers each batch's ε stream
     first_epoch = global_step // steps_per_epoch
@@ -273,15 +314,28 @@ def main(args: argparse.Namespace) -> None:
         model.train()
         skip = (global_step - epoch * steps_per_epoch) * args.gradient_accumulation_steps if epoch == first_epoch else 0
         for x in epoch_batches(train_images, epoch, args, rank, world, batches_per_epoch, skip, accelerator.device):
-            with accelerator.accumulate(model):
+            adversarial = disc is not None and global_step >= args.disc_start
+            with accelerator.accumulate(*([model, disc] if disc is not None else [model])):
                 out = model(x, sample_posterior=True, generator=noise.for_batch(batches_done))
                 beta = kl_weight(global_step, args.beta, args.kl_warmup_steps)
                 terms = negative_elbo(out.decoder_params, x, out.latent_dist, likelihood, beta, args.free_bits)
-                accelerator.backward(terms.loss)
+                loss = terms.loss
+                if adversarial:
+                    gan = adversarial_generator_term(accelerator.unwrap_model(model), accelerator.unwrap_model(disc),
+                                                     terms.reconstruction, out.sample, args.disc_weight)
+                    loss = loss + gan.adaptive_weight * gan.generator_loss
+                accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                if adversarial:  # real and reconstructed images in one forward (DDP wants one per backward)
+                    logits = disc(torch.cat([x, out.sample.detach()])).chunk(2)
+                    gan.disc_loss = hinge_discriminator_loss(*logits)
+                    accelerator.backward(gan.disc_loss)
+                    disc_optimizer.step()
+                    disc_optimizer.zero_grad(set_to_none=True)
+                    gan_sums.add(gan)
             sums.add(terms)
             batches_done += 1
             if not accelerator.sync_gradients:
@@ -304,6 +358,8 @@ def main(args: argparse.Namespace) -> None:
             at_checkpoint = global_step % args.checkpointing_steps == 0
             if global_step % args.logging_steps == 0 or at_checkpoint or global_step == max_train_steps:
                 logs = sums.reduce(accelerator)  # across processes; also the NaN check, before any checkpoint
+                if disc is not None:
+                    logs.update(gan_sums.reduce(accelerator))
                 # the weights too: a finite loss can still be followed by an update that breaks them
                 if not (all(math.isfinite(v) for v in logs.values()) and weights_are_finite(model)):
                     last = latest_checkpoint(output_dir)
@@ -360,11 +416,37 @@ def check_output_dir(output_dir: Path, args: argparse.Namespace) -> None:
              "--overwrite_output_dir to start over, or another --output_dir")
 
 
-def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAEModel:
+def resolve_model_type(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Settle ``--model_type`` (from the config being fine-tuned or trained, if any) and its defaults; refuse the
+    flags of the other type instead of ignoring them."""
+    source = args.pretrained_model_name_or_path or args.model_config_name_or_path
+    if source:
+        flag = "pretrained_model_name_or_path" if args.pretrained_model_name_or_path else "model_config_name_or_path"
+        try:
+            cls = model_class(source, cache_dir=args.cache_dir)
+        except (OSError, ValueError) as err:
+            parser.error(f"cannot load --{flag}: " + " ".join(str(err).split()))
+        found = next(t for t, c in MODEL_TYPES.items() if c is cls)
+        if args.model_type not in (None, found):
+            parser.error(f"--model_type {args.model_type} does not fit {source}, which holds a {cls.__name__}")
+        args.model_type = found
+    args.model_type = args.model_type or "vector"
+    spatial = args.model_type == "spatial"
+    for flag in SPATIAL_ONLY if not spatial else VECTOR_ONLY:
+        if getattr(args, flag) is not None:
+            parser.error(f"--{flag} is for --model_type {'spatial' if not spatial else 'vector'} models only")
+    if args.beta is None:
+        args.beta = SPATIAL_BETA if spatial else 1.0
+    if args.prior_components is None:
+        args.prior_components = 0 if spatial else AUTO
+
+
+def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAEModel | SpatialVAEModel:
     """Fine-tune a pretrained model, or build one from a config file or the model flags (size/channels from data)."""
+    cls = MODEL_TYPES[args.model_type]
     if args.pretrained_model_name_or_path:
         try:
-            model = VAEModel.from_pretrained(args.pretrained_model_name_or_path, cache_dir=args.cache_dir)
+            model = cls.from_pretrained(args.pretrained_model_name_or_path, cache_dir=args.cache_dir)
         except (OSError, ValueError) as err:
             fail(f"cannot load --pretrained_model_name_or_path: {err}")
         for flag, field in (("resolution", "sample_size"), ("num_channels", "in_channels")):
@@ -374,23 +456,17 @@ def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAE
                      "images are resized/converted to the model's format, so leave it out")
         return model.train()
     data_channels, data_size = infer_image_format(train_split, image_column)
-    config = {
-        "in_channels": args.num_channels or data_channels,
-        "sample_size": args.resolution or data_size,
-        "latent_dim": args.latent_dim,
-        "block_out_channels": tuple(args.block_out_channels),
-        "layers_per_block": args.layers_per_block,
-        "norm_num_groups": args.norm_num_groups,
-        "act_fn": args.act_fn,
-        "likelihood": args.likelihood,
-    }
+    flags = ("latent_dim", "latent_channels", "block_out_channels", "layers_per_block", "norm_num_groups", "act_fn",
+             "likelihood")
+    config = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
+    config.update(in_channels=args.num_channels or data_channels, sample_size=args.resolution or data_size)
     if args.model_config_name_or_path:
-        config = {k: v for k, v in VAEModel.load_config(args.model_config_name_or_path).items() if not k.startswith("_")}
+        config = {k: v for k, v in cls.load_config(args.model_config_name_or_path).items() if not k.startswith("_")}
         config["sample_size"] = args.resolution or config.get("sample_size", data_size)
         config["in_channels"] = args.num_channels or config.get("in_channels", data_channels)
         config.pop("out_channels", None)
     try:
-        return VAEModel(**config)
+        return cls(**config)
     except ValueError as err:
         fail(str(err))
 
@@ -447,6 +523,19 @@ def epoch_batches(images, epoch, args, rank, world, batches_per_epoch, skip, dev
             yield uint8_to_float(batch.to(device, non_blocking=True))
 
 
+def adversarial_generator_term(vae: SpatialVAEModel, disc: PatchDiscriminator, reconstruction: torch.Tensor,
+                               fake: torch.Tensor, disc_weight: float) -> SimpleNamespace:
+    """The autoencoder's side of the GAN: −mean D(x̂) and its adaptive weight at the decoder's last layer.
+
+    The discriminator's weights are frozen for this pass, so the generator loss trains the autoencoder only.
+    """
+    disc.requires_grad_(False)
+    generator = generator_loss(disc(fake))
+    disc.requires_grad_(True)
+    weight = disc_weight * adaptive_weight(reconstruction, generator, vae.decoder_out[-1].weight)
+    return SimpleNamespace(generator_loss=generator, adaptive_weight=weight, disc_loss=None)
+
+
 class LossSums:
     """Running sums of the loss terms on the device (no host sync per step), reduced at logging steps."""
 
@@ -463,6 +552,15 @@ class LossSums:
         totals = accelerator.reduce(self.totals.clone(), reduction="sum")
         self.totals.zero_()
         return {k: (totals[i] / totals[-1]).item() for i, k in enumerate(self.KEYS)}
+
+
+class GanSums(LossSums):
+    """The same for the adversarial term (summed over the steps where it is on)."""
+
+    KEYS = ("generator_loss", "disc_loss", "adaptive_weight")
+
+    def reduce(self, accelerator: Accelerator) -> dict:
+        return {} if self.totals[-1].item() == 0 else super().reduce(accelerator)
 
 
 def public_args(args: argparse.Namespace) -> dict:
@@ -529,19 +627,24 @@ class ema_weights:
 
 
 @torch.no_grad()
-def validate(accelerator, vae: VAEModel, val_images, args, step: int, output_dir: Path) -> None:
-    """Prior samples and reconstructions as PNG grids (saved and logged), and the validation −ELBO."""
+def validate(accelerator, vae: VAEModel | SpatialVAEModel, val_images, args, step: int, output_dir: Path) -> None:
+    """Grids saved and logged — prior samples (vector model) or the latent maps (spatial model), and
+    reconstructions — and the validation −ELBO."""
     if not accelerator.is_main_process:
         return
     was_training = vae.training
     vae.eval()
     device = accelerator.device
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    samples = vae.generate(64, generator=generator)
     x = uint8_to_float(val_images.images[:32].to(device))
     out = vae(x)
     pairs = torch.stack([x, out.sample], dim=1).flatten(0, 1)  # original, reconstruction, original, ...
-    grids = {"samples": make_grid(samples, nrow=8, scale=2), "reconstructions": make_grid(pairs, nrow=16, scale=2)}
+    grids = {"reconstructions": make_grid(pairs, nrow=16, scale=2)}
+    if isinstance(vae, SpatialVAEModel):
+        maps = latent_channel_images(out.latents[:8], vae.config.scaling_factor, vae.config.shift_factor)
+        grids["latents"] = make_grid(maps, nrow=vae.config.latent_channels, scale=4)
+    else:
+        grids["samples"] = make_grid(vae.generate(64, generator=generator), nrow=8, scale=2)
     for name, grid in grids.items():
         grid.save(output_dir / f"{name}.png")
     x = uint8_to_float(val_images.images[:2048].to(device))
@@ -563,15 +666,16 @@ def describe_model(model: VAEModel, args: argparse.Namespace) -> str:
     origin = (f"fine-tuning {args.pretrained_model_name_or_path}" if args.pretrained_model_name_or_path
               else f"new, from {args.model_config_name_or_path}" if args.model_config_name_or_path else "new")
     params = sum(p.numel() for p in model.parameters())
-    return (f"{origin}: {params:,} parameters, {cfg.latent_dim}-D latent, channels {list(cfg.block_out_channels)} × "
-            f"{cfg.layers_per_block} block(s), {cfg.likelihood} likelihood")
+    latent = f"{cfg.latent_dim}-D latent" if "latent_dim" in cfg else f"{cfg.latent_channels}-channel latent map"
+    return (f"{origin} {type(model).__name__}: {params:,} parameters, {latent}, channels "
+            f"{list(cfg.block_out_channels)} × {cfg.layers_per_block} block(s), {cfg.likelihood} likelihood")
 
 
 def model_args(args: argparse.Namespace, config) -> dict:
     """The arguments as the run used them: the model flags replaced by the model's own architecture (a fine-tune or
     a config file ignores them, so their defaults would misdescribe the model), secrets removed."""
     recorded = public_args(args)
-    for flag in MODEL_FLAGS:
+    for flag in (f for f in MODEL_FLAGS if f in config):
         recorded[flag] = list(config[flag]) if isinstance(config[flag], (list, tuple)) else config[flag]
     return recorded
 
@@ -595,8 +699,9 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, s
     vae.register_to_config(scaling_factor=compute_scaling_factor(vae, codes_from))
     vae.save_pretrained(output_dir)
     dataset = args.dataset_name or args.train_data_dir
-    MapSample.from_images(val_images.images, val_images.labels, val_images.label_names, f"{Path(dataset).name}, {val_name}",
-                          seed=args.seed).save(output_dir / hub.MAP_SAMPLE_NAME)
+    if "latent_dim" in vae.config:  # a vector model's latent map in the Space: its own held-out images
+        MapSample.from_images(val_images.images, val_images.labels, val_images.label_names,
+                              f"{Path(dataset).name}, {val_name}", seed=args.seed).save(output_dir / hub.MAP_SAMPLE_NAME)
 
     eval_images = val_images.images[: args.eval_max_samples] if args.eval_max_samples else val_images.images
     evaluation_started = time.time()

@@ -1,7 +1,7 @@
 """vae-hub: a variational autoencoder that lives natively in the Hugging Face ecosystem."""
 
-from .models import VAEModel, VAEOutput
+from .models import SpatialVAEModel, VAEModel, VAEOutput
 from .prior import fit_mixture_prior
 
 __version__ = "0.1.0"
-__all__ = ["VAEModel", "VAEOutput", "fit_mixture_prior"]
+__all__ = ["SpatialVAEModel", "VAEModel", "VAEOutput", "fit_mixture_prior"]

@@ -68,7 +68,8 @@ def importance_samples(
     """Draw ``num_samples`` latents per image from ``posterior`` and score them, decoding in chunks.
 
     Args:
-        model: a ``VAEModel`` (or anything with ``reparameterize``, ``decode_params`` and ``config.likelihood``).
+        model: a ``VAEModel`` or ``SpatialVAEModel`` (anything with ``reparameterize``, ``decode_params`` and
+            ``config.likelihood``).
         x: images (B, C, H, W) in [-1, 1]; ``posterior`` is ``model.encode(x).latent_dist``.
         num_samples: k.
         generator: source of the ε_i; same generator state, same result.
@@ -89,12 +90,12 @@ def importance_samples(
     for s in sizes:
         # sample-major layout: row r of the chunk is sample r // b of image r % b
         chunk = DiagonalGaussianDistribution(posterior.parameters.repeat(s, 1, 1, 1))
-        z = model.reparameterize(chunk, generator)  # (s·b, D)
+        z = model.reparameterize(chunk, generator)  # (s·b, D) or (s·b, C, h, w)
         params = (decode or model.decode_params)(z)
         log_px_z = log_likelihood(params, x.repeat(s, 1, 1, 1), model.config.likelihood)
         z64 = z.double()
-        log_pz = -0.5 * (z64.pow(2) + math.log(2 * math.pi)).sum(dim=1)
-        log_qz = -chunk.nll(z64[:, :, None, None])  # float64: z is scored exactly as it was decoded
+        log_pz = -0.5 * (z64.pow(2) + math.log(2 * math.pi)).flatten(1).sum(dim=1)
+        log_qz = -chunk.nll(z64.view(chunk.mean.shape))  # float64: z is scored exactly as it was decoded
         parts.append(torch.stack([log_px_z.double(), log_pz, log_qz]).view(3, s, b))
     log_px_z, log_pz, log_qz = torch.cat(parts, dim=1).transpose(1, 2)  # each (b, k)
     return ImportanceSamples(log_px_z, log_pz, log_qz)
@@ -177,7 +178,7 @@ def evaluate_model(
                 posterior = model.encode(x).latent_dist
                 samples = importance_samples(model, x, posterior, iw_samples, generator, batch_size, log_likelihood,
                                              decode=decode)
-                mu = posterior.mean.flatten(1)
+                mu = posterior.mean  # (B, D, 1, 1) or (B, C, h, w): decode_params takes both
                 reconstruction = lik.mean(model.decode_params(mu), config.likelihood)
                 squared_error = ((reconstruction.float() - x.float()) / 2).pow(2).sum()  # in [0, 1] pixel units
                 totals += torch.stack([
@@ -198,7 +199,7 @@ def evaluate_model(
     iw_nll, reconstruction = -iw_bound, -log_px_z
     mse = squared_error / dims
     mu_all = torch.cat(means)
-    return {
+    metrics = {
         "dataset": dataset,
         "split": split,
         "num_images": n,
@@ -213,21 +214,43 @@ def evaluate_model(
         "bits_per_dim": iw_nll / (dims * math.log(2)) if lik.is_discrete(config.likelihood) else None,
         "mse": mse,
         "psnr_db": 10 * math.log10(1.0 / mse),
-        "active_units": int((mu_all.var(dim=0, correction=0) > ACTIVE_UNIT_THRESHOLD).sum()),
-        "latent_dim": mu_all.shape[1],
+        "active_units": int((mu_all.flatten(1).var(dim=0, correction=0) > ACTIVE_UNIT_THRESHOLD).sum()),
+        "latent_dim": mu_all[0].numel(),
         "images_per_second": n / (time.perf_counter() - start),
+    }
+    if hasattr(config, "latent_channels"):
+        metrics["latents"] = latent_statistics(mu_all, config)
+    return metrics
+
+
+def latent_statistics(means: torch.Tensor, config) -> dict:
+    """What a diffusion model sees: posterior means (N, C, h, w) shifted and scaled as pipelines do.
+
+    Returns the ``scaling_factor``/``shift_factor`` used, the latent shape, and per channel the mean and the
+    standard deviation of ``(μ − shift) · scaling_factor`` over images and positions (unit variance is the aim).
+    """
+    scaled = (means - (config.shift_factor or 0.0)) * config.scaling_factor
+    per_channel = scaled.transpose(0, 1).flatten(1)  # (C, N·h·w)
+    return {
+        "scaling_factor": config.scaling_factor,
+        "shift_factor": config.shift_factor,
+        "shape": list(means.shape[1:]),
+        "std": scaled.std().item(),
+        "channel_mean": per_channel.mean(dim=1).tolist(),
+        "channel_std": per_channel.std(dim=1).tolist(),
     }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m vae_hub.evaluate",
-        description="Evaluate a VAEModel on a dataset split: negative ELBO, importance-weighted NLL, bits/dim, MSE/PSNR. "
+        description="Evaluate a VAEModel or SpatialVAEModel on a dataset split: negative ELBO, importance-weighted NLL, "
+                    "bits/dim, MSE/PSNR (and the latents' scaling and per-channel statistics of a spatial model). "
                     "The cost is images x iw_samples decoder passes: k=1000 on 10,000 images takes from about a minute "
                     "on a GPU to over an hour on 2 CPU cores (--max_samples, a smaller --iw_samples and --compile shorten it).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="model folder or Hub repo id (VAEModel.from_pretrained)")
+    parser.add_argument("--model", required=True, help="model folder or Hub repo id (VAEModel or SpatialVAEModel)")
     parser.add_argument("--dataset_name", required=True, help="Hub dataset id or local folder in the Hub layout")
     parser.add_argument("--dataset_config_name", default=None)
     parser.add_argument("--split", default="test")
@@ -248,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     """Load the model and the split, evaluate, print the metrics JSON with the command (and write it to ``--output``)."""
     from .data import load_split
-    from .models import VAEModel
+    from .models import load_model
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -259,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
         parser.error(f"--output {args.output}: its folder does not exist")  # before a long evaluation, not after
     try:
-        model = VAEModel.from_pretrained(args.model, cache_dir=args.cache_dir)
+        model = load_model(args.model, cache_dir=args.cache_dir)
     except (OSError, ValueError) as err:
         parser.error(f"--model {args.model}: {_one_line(err)}")
     try:

@@ -40,7 +40,7 @@ from packaging.utils import canonicalize_name
 from .likelihood import is_discrete
 from .markdown import table_cell
 from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_folder
-from .models import VAEModel
+from .models import SpatialVAEModel, VAEModel, model_class
 
 # ---------------------------------------------------------------------------------------------------- model card
 CARD_NAME = "README.md"
@@ -58,6 +58,8 @@ FIGURE_CAPTIONS = {
     "samples.png": "Samples: latents drawn from the prior N(0, I) and decoded (the decoder's mean image).",
     "reconstructions.png": "Reconstructions: held-out images (left of each pair) and their reconstructions from "
     "the posterior mean (right).",
+    "latents.png": "Latent maps of held-out images, one row per image, one small image per latent channel, scaled "
+    "by the scaling factor as a diffusion model sees them (±3 standard deviations from black to white).",
     "loss_curve.png": "Training curve.",
 }
 _CARD_MARKER = re.compile(r"<!-- vae-hub card for repo: (\S*) -->")
@@ -75,12 +77,18 @@ MODEL_CARD_TEMPLATE = """---
 
 # {{ name }}
 
-A **variational autoencoder** (Kingma & Welling, 2014) for {{ image_desc }} images{% if dataset_md %}, trained on
+{% if spatial %}A **spatial KL autoencoder** — Stable Diffusion's kind of VAE (Rombach et al., 2022) — for {{ image_desc }}
+images{% if dataset_md %}, trained on {{ dataset_md }}{% endif %}. The encoder maps an image to a Gaussian map of
+latents q(z | x) of shape {{ latent_desc }}; the decoder maps latents back to an image. Its latents, multiplied by
+`scaling_factor`, are what a latent diffusion model learns to generate; the decoder then renders them.
+
+The files are in diffusers' model format (`config.json` + `diffusion_pytorch_model.safetensors`). Load it with
+`vae_hub.SpatialVAEModel`, as below; it has `AutoencoderKL`'s API and drops into diffusers pipelines as their `vae`.{% else %}A **variational autoencoder** (Kingma & Welling, 2014) for {{ image_desc }} images{% if dataset_md %}, trained on
 {{ dataset_md }}{% endif %}. The encoder maps an image to a {{ latent_dim }}-dimensional Gaussian code
 q(z | x); the decoder maps a code back to an image. Decoding codes drawn from the prior generates new images.
 
 The files are in diffusers' model format (`config.json` + `diffusion_pytorch_model.safetensors`), but this is not
-a diffusers pipeline: load it with `vae_hub.VAEModel`, as below.
+a diffusers pipeline: load it with `vae_hub.VAEModel`, as below.{% endif %}
 {% if base_model_md %}
 Fine-tuned from {{ base_model_md }}.
 {% endif %}
@@ -125,7 +133,26 @@ Mixture prior: {{ prior_choice }}
 {% endif %}
 ```python
 import torch
-from vae_hub import VAEModel
+{% if spatial %}from vae_hub import SpatialVAEModel
+from vae_hub.images import make_grid, pil_to_tensor
+
+vae = SpatialVAEModel.from_pretrained("{{ model_ref }}").eval()
+generator = torch.Generator().manual_seed(0)
+
+# Encode PIL images (any size or mode: converted, resized and centre-cropped to what the model expects).
+pil_images = [...]  # your images
+x = pil_to_tensor(pil_images, vae.config.sample_size, vae.config.in_channels)  # (B, C, H, W) in [-1, 1]
+with torch.no_grad():
+    posterior = vae.encode(x).latent_dist                      # a DiagonalGaussianDistribution
+    latents = posterior.sample(generator)                       # (B, {{ latent_desc }})
+    diffusion_input = latents * vae.config.scaling_factor       # unit variance: what a diffusion model sees
+    reconstructions = vae.decode(diffusion_input / vae.config.scaling_factor).sample
+make_grid(torch.cat([x, reconstructions]), nrow=len(x), scale=4).save("reconstructions.png")
+```
+
+In a diffusers pipeline it stands where `AutoencoderKL` stands, e.g. `DiTPipeline(transformer, vae, scheduler)` or
+`vae_hub.LatentDiffusionPipeline(vae, unet, scheduler)`.
+{% else %}from vae_hub import VAEModel
 from vae_hub.images import make_grid, pil_to_tensor, tensor_to_pil
 
 model = VAEModel.from_pretrained("{{ model_ref }}").eval()
@@ -150,7 +177,7 @@ with torch.no_grad():
     path = model.decode((1 - t) * z[0] + t * z[1]).sample  # (8, C, H, W)
 make_grid(path, nrow=8, scale=4).save("interpolation.png")
 ```
-
+{% endif %}
 ## Training
 {% if training_rows %}
 | | |
@@ -183,7 +210,8 @@ generating small images, and comparing likelihoods of models trained with the sa
 
 - It models {{ image_desc }} images{% if dataset_md %} like those of {{ dataset_md }}{% endif %}: other images
   are resized and converted to fit, and their encodings and reconstructions are poor.
-- VAE samples are blurry compared with GANs or diffusion models; this is not a general-purpose image generator.
+{% if spatial %}- It is an autoencoder, not a generator: decoding random latents gives noise-like images. Generate with a
+  diffusion model trained on its scaled latents.{% else %}- VAE samples are blurry compared with GANs or diffusion models; this is not a general-purpose image generator.{% endif %}
 - The numbers above depend on the likelihood: they are comparable only between models with the same likelihood
   and pixel preprocessing.
 - The model reproduces the content and biases of its training data.
@@ -223,9 +251,10 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
             ``dataset_id``, else its ``dataset_name`` when that is a Hub id (a local folder has no Hub link).
     """
     folder = Path(folder)
-    check_model_folder(VAEModel, folder)
-    config = dict(VAEModel.load_config(folder))
-    num_params = sum(p.numel() for p in VAEModel.from_config(config).parameters())
+    cls = model_class(folder)
+    config = check_model_folder(cls, folder)
+    num_params = sum(p.numel() for p in cls.from_config(config).parameters())
+    spatial = cls is SpatialVAEModel
     metrics, info = _read_json(folder / METRICS_NAME), _read_json(folder / TRAINING_INFO_NAME)
 
     data_ref = info.get("dataset_name") or metrics.get("dataset")
@@ -257,8 +286,10 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         name=name,
         model_ref=repo_id or f"<your-namespace>/{name}",
         image_desc=image_desc,
-        latent_dim=config["latent_dim"],
-        mixture=config["prior_components"],
+        spatial=spatial,
+        latent_dim=config.get("latent_dim"),
+        latent_desc="×".join(map(str, cls.from_config(config).latent_shape)) if spatial else None,
+        mixture=config.get("prior_components", 0),
         dataset_md=dataset_md,
         base_model_md=_reference(base_model, "https://huggingface.co/"),
         figures=[{"file": p.name, "alt": p.stem.replace("_", " "),
@@ -324,6 +355,20 @@ def _metric_rows(metrics: dict) -> list[dict]:
 
 def _architecture_rows(config: dict, num_params: int) -> list[tuple[str, str]]:
     blocks = list(config["block_out_channels"])
+    if config["_class_name"] == SpatialVAEModel.__name__:
+        shape = SpatialVAEModel.from_config(config).latent_shape
+        return [
+            ("Class", "`vae_hub.SpatialVAEModel` (a diffusers `ModelMixin` with `AutoencoderKL`'s API)"),
+            ("Input", f"{config['in_channels']}×{config['sample_size']}×{config['sample_size']}, pixels in [-1, 1]"),
+            ("Encoder / decoder", f"convolutional, stages of {blocks} channels (one down-sampling between stages), "
+                                  f"{config['layers_per_block']} residual block(s) per stage + a middle block, "
+                                  f"{config['act_fn']}, GroupNorm({config['norm_num_groups']})"),
+            ("Latents", f"{'×'.join(map(str, shape))} diagonal Gaussian posterior (a map, not a vector)"),
+            ("Likelihood", _LIKELIHOOD_WORDS[config["likelihood"]]),
+            ("Latent scaling factor", f"{config['scaling_factor']:.4g}"
+             + (f", shift {config['shift_factor']:.4g}" if config.get("shift_factor") is not None else "")),
+            ("Parameters", f"{num_params:,} ({_human(num_params)})"),
+        ]
     k = config["prior_components"]
     return [
         ("Class", "`vae_hub.VAEModel` (a diffusers `ModelMixin`)"),
@@ -454,11 +499,11 @@ def push_to_hub(
     Raises:
         HubError: no token; a file to upload holds a token; ``private`` but the existing repo is public;
             offline, unauthorised, forbidden, or a name clash on the Hub.
-        ValueError / OSError: ``folder`` is not a saved ``VAEModel`` (``check_model_folder``'s message).
+        ValueError / OSError: ``folder`` is not a saved ``VAEModel`` or ``SpatialVAEModel``.
     """
     folder = Path(folder)
     _check_repo_id(repo_id)
-    check_model_folder(VAEModel, folder, use_safetensors=True)
+    check_model_folder(model_class(folder), folder, use_safetensors=True)
     token = resolve_token(token)
     contents: dict[str, bytes | Path] = {name: folder / name for name in upload_file_list(folder)}
     card = _card_for_push(folder, repo_id)

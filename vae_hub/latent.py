@@ -1,6 +1,7 @@
 """Operations on a VAE's latent space: encode many images, interpolate, traverse, grids, projections.
 
-Latents are vector codes: one code is a (D,) tensor, a batch is (N, D) (``VAEModel``'s convention).
+Latents are vector codes: one code is a (D,) tensor, a batch is (N, D) (``VAEModel``'s convention); encoding and
+the scaling factor also serve ``SpatialVAEModel``, whose codes are maps (N, C, h, w).
 Every function here returns codes; decode them with ``model.decode(z).sample``. Nothing here knows about
 files, the Hub or Gradio — the Space (``vae_hub.explore``) and training call these functions.
 """
@@ -14,7 +15,7 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
 from .images import uint8_to_float
 from .losses import kl_per_dimension
-from .models import VAEModel
+from .models import SpatialVAEModel, VAEModel
 
 # Below this angle (radians) two directions count as parallel (slerp = lerp), above π minus it as antiparallel.
 _PARALLEL_EPS = 1e-4
@@ -166,7 +167,7 @@ def project(codes: torch.Tensor, directions: torch.Tensor, center: torch.Tensor 
 
 
 # ---------------------------------------------------------------------------------------------- encoding
-def _posteriors(model: VAEModel, images_uint8: torch.Tensor | np.ndarray, batch_size: int) -> Iterator[DiagonalGaussianDistribution]:
+def _posteriors(model: VAEModel | SpatialVAEModel, images_uint8: torch.Tensor | np.ndarray, batch_size: int) -> Iterator[DiagonalGaussianDistribution]:
     """q(z | x) batch by batch for uint8 images (N, C, H, W): only one batch of floats lives at a time."""
     images = torch.as_tensor(images_uint8)
     if images.dtype != torch.uint8 or images.ndim != 4:
@@ -185,7 +186,7 @@ def _posteriors(model: VAEModel, images_uint8: torch.Tensor | np.ndarray, batch_
 
 
 def encode_images(
-    model: VAEModel,
+    model: VAEModel | SpatialVAEModel,
     images_uint8: torch.Tensor | np.ndarray,
     batch_size: int = 256,
     generator: torch.Generator | None = None,
@@ -194,19 +195,20 @@ def encode_images(
     """Codes of uint8 images (N, C, H, W): posterior means μ(x), or samples z ~ q(z | x) with ``sample=True``.
 
     Runs in batches of ``batch_size`` without gradients, so memory stays bounded for any N.
-    Returns float32 (N, D) on the CPU.
+    Returns float32 (N, *model.latent_shape) on the CPU: (N, D) for a ``VAEModel``, (N, C, h, w) for a
+    ``SpatialVAEModel``.
     """
     codes = []
     for posterior in _posteriors(model, images_uint8, batch_size):
-        z = model.reparameterize(posterior, generator) if sample else posterior.mean.flatten(1)
-        codes.append(z.float().cpu())
+        z = model.reparameterize(posterior, generator) if sample else posterior.mean
+        codes.append(z.float().cpu().view(-1, *model.latent_shape))
     if not codes:
-        return torch.zeros(0, model.config.latent_dim)
+        return torch.zeros(0, *model.latent_shape)
     return torch.cat(codes)
 
 
 def compute_scaling_factor(
-    model: VAEModel,
+    model: VAEModel | SpatialVAEModel,
     images_uint8: torch.Tensor | np.ndarray,
     batch_size: int = 256,
     generator: torch.Generator | None = None,
@@ -215,7 +217,7 @@ def compute_scaling_factor(
 
     This is how Stable Diffusion's ``scaling_factor`` (0.18215) was measured: multiply latents by it and
     a downstream model (e.g. a latent diffusion model) sees unit-variance inputs. It is stored in
-    ``VAEModel.config.scaling_factor``; ``encode``/``decode`` never apply it.
+    ``config.scaling_factor`` of either model; ``encode``/``decode`` never apply it.
     """
     z = encode_images(model, images_uint8, batch_size, generator, sample=True)
     if z.numel() < 2:
@@ -242,3 +244,23 @@ def dimensions_by_kl(
         raise ValueError("need at least one image to measure the KL per dimension")
     kl = (total / count).float()
     return torch.argsort(kl, descending=True, stable=True), kl
+
+
+def latent_channel_images(latents: torch.Tensor, scaling_factor: float, shift_factor: float | None = None,
+                          clip: float = 3.0) -> torch.Tensor:
+    """A spatial model's latent maps as grey images — what a diffusion model sees.
+
+    Args:
+        latents: (B, C, h, w) from ``SpatialVAEModel.encode``.
+        scaling_factor, shift_factor: the model's; the maps are shown as ``(z − shift) · scaling_factor``, which has
+            unit variance over the training set.
+        clip: ± this many standard deviations map to black and white.
+
+    Returns:
+        (B·C, 1, h, w) in [-1, 1]: image 0's channels, then image 1's, ... (a grid with ``nrow=C`` puts one image
+        per row).
+    """
+    if latents.ndim != 4:
+        raise ValueError(f"expected latent maps (B, C, h, w), got {tuple(latents.shape)}")
+    scaled = (latents.float() - (shift_factor or 0.0)) * scaling_factor
+    return (scaled / clip).clamp(-1, 1).flatten(0, 1)[:, None]

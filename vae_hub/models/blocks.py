@@ -4,6 +4,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from diffusers.models.activations import ACT2CLS
 from diffusers.models.downsampling import Downsample2D
 from diffusers.models.upsampling import Upsample2D
@@ -85,3 +86,25 @@ def execution_device(model: nn.Module) -> torch.device:
         if device is not None:
             return torch.device(device if not isinstance(device, int) else f"cuda:{device}")
     return next(model.parameters()).device
+
+
+def pad_to(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Pad images (B, C, H, W) with H = W ≤ ``size`` to ``size`` × ``size``, centred, repeating the border."""
+    pad = size - x.shape[-1]
+    if not pad:
+        return x
+    return F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2), mode="replicate")
+
+
+def crop_to(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre ``size`` × ``size`` of (B, C, H, W): undoes ``pad_to``."""
+    start = (x.shape[-1] - size) // 2
+    return x if start == 0 and x.shape[-1] == size else x[..., start : start + size, start : start + size]
+
+
+def likelihood_params(out: torch.Tensor, log_scale: torch.Tensor | None) -> torch.Tensor:
+    """The decoder's likelihood parameters: Bernoulli logits (B, C, H, W) as they are (``log_scale`` None), or
+    location and the learned per-channel log-scale (B, 2C, H, W) (see ``vae_hub.likelihood``)."""
+    if log_scale is None:
+        return out
+    return torch.cat([out, log_scale.view(1, -1, 1, 1).expand_as(out)], dim=1)

@@ -17,13 +17,10 @@ a latent is (B, latent_dim, 1, 1); ``decode`` accepts both forms.
 """
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.activations import ACT2CLS
 from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
@@ -34,7 +31,8 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .. import likelihood as lik
 from ..loading import StrictLoadingMixin
-from .blocks import downsample, execution_device, res_stack, upsample
+from .blocks import crop_to, downsample, execution_device, likelihood_params, pad_to, res_stack, upsample
+from .config_checks import ConfigChecks
 
 PRIORS = ("standard", "mixture")
 
@@ -134,6 +132,11 @@ class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
             self.register_buffer("prior_log_vars", torch.zeros(prior_components, latent_dim))
             self.register_buffer("prior_log_weights", torch.full((prior_components,), -math.log(prior_components)))
 
+    @property
+    def latent_shape(self) -> tuple[int]:
+        """(latent_dim,): the shape of one image's code."""
+        return (self.config.latent_dim,)
+
     # ------------------------------------------------------------------ encoder
     @apply_forward_hook
     def encode(self, x: torch.Tensor, return_dict: bool = True) -> AutoencoderKLOutput | tuple:
@@ -146,10 +149,7 @@ class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
         size = self.config.sample_size
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.config.in_channels, size, size):
             raise ValueError(f"expected images (B, {self.config.in_channels}, {size}, {size}), got {tuple(x.shape)}")
-        pad = self.padded_size - size
-        if pad:
-            x = F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2), mode="replicate")
-        h = self.down_blocks(self.conv_in(x))
+        h = self.down_blocks(self.conv_in(pad_to(x, self.padded_size)))
         moments = self.to_moments(self.encoder_act(h).flatten(1))  # (B, 2D): [μ, log σ²]
         posterior = DiagonalGaussianDistribution(moments[:, :, None, None])
         return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
@@ -179,12 +179,7 @@ class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
         c, s = self.config.block_out_channels[-1], self.bottom_size
         h = self.up_blocks(self.from_latent(z).view(len(z), c, s, s))
         out = self.conv_out(self.decoder_act(self.norm_out(h)))
-        if self.padded_size != self.config.sample_size:  # undo the encoder's padding: centre crop
-            size, start = self.config.sample_size, (self.padded_size - self.config.sample_size) // 2
-            out = out[..., start : start + size, start : start + size]
-        if self.config.likelihood == "bernoulli":
-            return out
-        return torch.cat([out, self.log_scale.view(1, -1, 1, 1).expand_as(out)], dim=1)
+        return likelihood_params(crop_to(out, self.config.sample_size), getattr(self, "log_scale", None))
 
     @apply_forward_hook
     def decode(self, z: torch.Tensor, return_dict: bool = True) -> DecoderOutput | tuple:
@@ -261,15 +256,6 @@ class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
         """
         return self.decode(self.sample_prior(num_images, generator, temperature, prior)).sample
 
-    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
-        """diffusers' ``save_pretrained``; the weights get the file mode every other output gets (0644 under the
-        usual umask): safetensors writes them through a private temporary file (0600)."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        umask = os.umask(0)
-        os.umask(umask)
-        for weights in Path(save_directory).glob("*.safetensors"):
-            weights.chmod(0o666 & ~umask)
-
     def set_mixture_prior(self, means: torch.Tensor, log_vars: torch.Tensor, log_weights: torch.Tensor) -> None:
         """Store a diagonal Gaussian mixture prior: means/log_vars (K, latent_dim), log_weights (K,).
 
@@ -295,30 +281,8 @@ def _cpu_generator(generator: torch.Generator | None) -> torch.Generator | None:
 
 
 def _validate_config(cfg: dict) -> None:
-    """Refuse a bad config at construction, naming the field (never a shape error inside forward)."""
-
-    def need(ok: bool, field: str, what: str) -> None:
-        if not ok:
-            raise ValueError(f"VAEModel config: `{field}` {what}, got {cfg[field]!r}")
-
-    def positive_int(field: str) -> None:
-        need(isinstance(cfg[field], int) and not isinstance(cfg[field], bool) and cfg[field] > 0, field,
-             "must be a positive integer")
-
-    for field in ("in_channels", "out_channels", "sample_size", "layers_per_block", "latent_dim", "norm_num_groups"):
-        positive_int(field)
-    need(cfg["out_channels"] == cfg["in_channels"], "out_channels", "must equal in_channels (a VAE reconstructs its input)")
-    blocks = cfg["block_out_channels"]
-    need(isinstance(blocks, (list, tuple)) and len(blocks) > 0 and all(isinstance(c, int) and c > 0 for c in blocks),
-         "block_out_channels", "must be a non-empty sequence of positive integers")
-    need(all(c % cfg["norm_num_groups"] == 0 for c in blocks), "block_out_channels",
-         f"must all be divisible by norm_num_groups={cfg['norm_num_groups']}")
-    need(cfg["act_fn"] in ACT2CLS, "act_fn", f"must be one of {sorted(ACT2CLS)}")
-    need(cfg["likelihood"] in lik.LIKELIHOODS, "likelihood", f"must be one of {lik.LIKELIHOODS}")
-    need(isinstance(cfg["likelihood_scale"], (int, float)) and cfg["likelihood_scale"] > 0, "likelihood_scale",
-         "must be a positive number")
-    need(isinstance(cfg["learn_likelihood_scale"], bool), "learn_likelihood_scale", "must be True or False")
-    need(isinstance(cfg["scaling_factor"], (int, float)) and cfg["scaling_factor"] > 0, "scaling_factor",
-         "must be a positive number")
-    need(isinstance(cfg["prior_components"], int) and cfg["prior_components"] >= 0, "prior_components",
-         "must be a non-negative integer")
+    checks = ConfigChecks("VAEModel", cfg)
+    checks.common()
+    checks.positive_int("latent_dim")
+    checks.need(isinstance(cfg["prior_components"], int) and cfg["prior_components"] >= 0, "prior_components",
+                "must be a non-negative integer")

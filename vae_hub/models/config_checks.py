@@ -1,0 +1,50 @@
+"""Config validation shared by the models: refuse a bad config at construction, naming the field."""
+
+import math
+
+from diffusers.models.activations import ACT2CLS
+
+from .. import likelihood as lik
+
+
+class ConfigChecks:
+    """``ConfigChecks(cls_name, cfg).common()`` then model-specific ``need``/``positive_int`` calls.
+
+    Every failure is one ``ValueError`` naming the class and the field (never a shape error inside forward).
+    """
+
+    def __init__(self, cls_name: str, cfg: dict):
+        self.cls_name, self.cfg = cls_name, cfg
+
+    def need(self, ok: bool, field: str, what: str) -> None:
+        if not ok:
+            raise ValueError(f"{self.cls_name} config: `{field}` {what}, got {self.cfg[field]!r}")
+
+    def positive_int(self, *fields: str) -> None:
+        for field in fields:
+            value = self.cfg[field]
+            self.need(isinstance(value, int) and not isinstance(value, bool) and value > 0, field,
+                      "must be a positive integer")
+
+    def positive_number(self, *fields: str) -> None:
+        for field in fields:
+            value = self.cfg[field]
+            self.need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                      and value > 0, field, "must be a positive number")
+
+    def common(self) -> None:
+        """The fields both models share: channels, stages, groups, activation, likelihood, scaling factor."""
+        cfg = self.cfg
+        self.positive_int("in_channels", "out_channels", "sample_size", "layers_per_block", "norm_num_groups")
+        self.need(cfg["out_channels"] == cfg["in_channels"], "out_channels",
+                  "must equal in_channels (a VAE reconstructs its input)")
+        blocks = cfg["block_out_channels"]
+        self.need(isinstance(blocks, (list, tuple)) and len(blocks) > 0
+                  and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in blocks),
+                  "block_out_channels", "must be a non-empty sequence of positive integers")
+        self.need(all(c % cfg["norm_num_groups"] == 0 for c in blocks), "block_out_channels",
+                  f"must all be divisible by norm_num_groups={cfg['norm_num_groups']}")
+        self.need(cfg["act_fn"] in ACT2CLS, "act_fn", f"must be one of {sorted(ACT2CLS)}")
+        self.need(cfg["likelihood"] in lik.LIKELIHOODS, "likelihood", f"must be one of {lik.LIKELIHOODS}")
+        self.positive_number("likelihood_scale", "scaling_factor")
+        self.need(isinstance(cfg["learn_likelihood_scale"], bool), "learn_likelihood_scale", "must be True or False")

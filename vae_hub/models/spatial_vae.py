@@ -1,0 +1,214 @@
+"""``SpatialVAEModel``: a KL autoencoder with a *map* of latents, Stable Diffusion's kind of VAE, in diffusers' format.
+
+``VAEModel`` squeezes an image into one vector, which is ideal for exploring a latent space but blurry to sample
+from. Latent diffusion (Rombach et al. 2022) instead keeps a small spatial grid of latents — Stable Diffusion: 4
+channels at 1/8 of the image size — trains the autoencoder with a tiny KL weight so reconstructions stay sharp, and
+lets a diffusion model learn the distribution of those latents (``vae_hub.LatentDiffusionPipeline``).
+
+The forward pass, in the order this file does it:
+
+1. **Encoder**: ``conv_in`` → stages of ``ResBlock`` with one stride-2 down-sampling between consecutive entries of
+   ``block_out_channels`` (so f = 2 ** (len(block_out_channels) - 1), the factor diffusers' pipelines compute) → a
+   middle ``ResBlock`` → GroupNorm, act, 3x3 conv to the moments (μ, log σ²) of q(z | x): 2 · latent_channels maps.
+2. **Posterior**: diffusers' ``DiagonalGaussianDistribution``; ``sample(generator)`` is the reparameterization
+   z = μ + σ·ε, ``mode()`` is μ, ``kl()`` the KL to N(0, I) summed over the latent map.
+3. **Decoder**: 3x3 conv from the latents → middle ``ResBlock`` → stages mirrored with up-sampling between them →
+   GroupNorm, act, ``conv_out`` to the parameters of p(x | z) (``likelihood`` as in ``VAEModel``).
+
+Shapes: images (B, C, H, W) in [-1, 1] with H = W = ``sample_size``; latents (B, latent_channels, h, h) with
+h = ``latent_size``. Images are padded (border repeated) so that h is a multiple of ``latent_multiple`` — a UNet
+with k down-samplings needs h divisible by 2**k — and the decoder's output is centre-cropped back: with the defaults
+(f = 4, multiple 4), 28×28 images are padded to 32×32 and give 4×8×8 latents, which a UNet can halve twice.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.activations import ACT2CLS
+from diffusers.models.autoencoders.vae import AutoencoderMixin, DecoderOutput, DiagonalGaussianDistribution
+from diffusers.models.modeling_outputs import AutoencoderKLOutput
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils.accelerate_utils import apply_forward_hook
+
+from .. import likelihood as lik
+from ..loading import StrictLoadingMixin
+from .blocks import ResBlock, ResStack, crop_to, downsample, likelihood_params, pad_to, res_stack, upsample
+from .config_checks import ConfigChecks
+from .vae import VAEOutput
+
+
+class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMixin):
+    r"""A KL autoencoder with spatial latents (B, latent_channels, h, h), a drop-in ``vae`` for diffusers pipelines.
+
+    Config fields carry ``AutoencoderKL``'s names and meanings; ``likelihood``, ``likelihood_scale`` and
+    ``learn_likelihood_scale`` mean what they mean in ``VAEModel``, and ``latent_multiple`` is ours.
+
+    Args:
+        in_channels: image channels (1 grayscale, 3 RGB).
+        out_channels: channels of the decoded image; must equal ``in_channels``.
+        sample_size: height = width of the images.
+        block_out_channels: channels of each stage; one down-sampling between consecutive entries, so the
+            latents are 2 ** (len(block_out_channels) - 1) times smaller than the (padded) image.
+        layers_per_block: residual blocks per stage.
+        latent_channels: channels of the latent map (Stable Diffusion: 4).
+        norm_num_groups: groups of the GroupNorms; divides every entry of ``block_out_channels``.
+        act_fn: activation, a name diffusers knows ("silu", ...).
+        likelihood: "bernoulli", "gaussian" or "laplace" (default: a discretised Laplace, whose location is an
+            L1-like reconstruction as in latent diffusion; see ``vae_hub.likelihood``).
+        likelihood_scale: initial σ (or b) of a Gaussian/Laplace likelihood, in [-1, 1] pixel units.
+        learn_likelihood_scale: learn that scale (one per channel) or keep it fixed.
+        scaling_factor: multiply latents by this before a diffusion model sees them (unit variance on the
+            training set; measured by ``vae_hub.latent.compute_scaling_factor``). ``encode``/``decode`` never
+            apply it, as in ``AutoencoderKL``.
+        shift_factor: subtracted from latents before scaling (``(z - shift) * scale``), or None (SD 1/2 style).
+        force_upcast: pipelines run this VAE in float32 even when the rest is fp16/bf16 (diffusers' convention).
+        latent_multiple: the latent side h is rounded up to a multiple of this by padding the image.
+    """
+
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int | None = None,
+        sample_size: int = 28,
+        block_out_channels: tuple[int, ...] = (32, 64, 64),
+        layers_per_block: int = 1,
+        latent_channels: int = 4,
+        norm_num_groups: int = 16,
+        act_fn: str = "silu",
+        likelihood: str = "laplace",
+        likelihood_scale: float = 0.1,
+        learn_likelihood_scale: bool = True,
+        scaling_factor: float = 1.0,
+        shift_factor: float | None = None,
+        force_upcast: bool = True,
+        latent_multiple: int = 4,
+    ):
+        super().__init__()
+        out_channels = in_channels if out_channels is None else out_channels
+        _validate_config(locals())
+        block_out_channels = tuple(block_out_channels)
+        self.factor = 2 ** (len(block_out_channels) - 1)
+        step = self.factor * latent_multiple
+        self.padded_size = math.ceil(sample_size / step) * step
+        self.latent_size = self.padded_size // self.factor
+        self.use_slicing = False
+        c_last = block_out_channels[-1]
+
+        def middle() -> ResBlock:
+            return ResBlock(c_last, c_last, norm_num_groups, act_fn)
+
+        stack = {"layers_per_block": layers_per_block, "groups": norm_num_groups, "act_fn": act_fn, "resample_last": False}
+        self.conv_in = nn.Conv2d(in_channels, block_out_channels[0], kernel_size=3, padding=1)
+        self.down_blocks = ResStack(*res_stack(block_out_channels, resample=downsample, **stack), middle())
+        self.encoder_out = nn.Sequential(
+            nn.GroupNorm(norm_num_groups, c_last, eps=1e-6), ACT2CLS[act_fn](),
+            nn.Conv2d(c_last, 2 * latent_channels, kernel_size=3, padding=1),
+        )
+        self.conv_latent = nn.Conv2d(latent_channels, c_last, kernel_size=3, padding=1)
+        self.up_blocks = ResStack(middle(), *res_stack(block_out_channels[::-1], resample=upsample, **stack))
+        self.decoder_out = nn.Sequential(
+            nn.GroupNorm(norm_num_groups, block_out_channels[0], eps=1e-6), ACT2CLS[act_fn](),
+            nn.Conv2d(block_out_channels[0], out_channels, kernel_size=3, padding=1),
+        )
+        if likelihood != "bernoulli":
+            self.log_scale = nn.Parameter(
+                torch.full((out_channels,), math.log(likelihood_scale)), requires_grad=learn_likelihood_scale
+            )
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(latent_channels, h, h) of one image's latents."""
+        return (self.config.latent_channels, self.latent_size, self.latent_size)
+
+    # ------------------------------------------------------------------ encoder
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        size = self.config.sample_size
+        if x.ndim != 4 or tuple(x.shape[1:]) != (self.config.in_channels, size, size):
+            raise ValueError(f"expected images (B, {self.config.in_channels}, {size}, {size}), got {tuple(x.shape)}")
+        return self.encoder_out(self.down_blocks(self.conv_in(pad_to(x, self.padded_size))))
+
+    @apply_forward_hook
+    def encode(self, x: torch.Tensor, return_dict: bool = True) -> AutoencoderKLOutput | tuple:
+        """Posterior q(z | x) of images ``x`` (B, C, H, W) in [-1, 1].
+
+        Returns:
+            ``AutoencoderKLOutput(latent_dist)``: a ``DiagonalGaussianDistribution`` whose ``mean``/``std`` are
+            (B, latent_channels, h, h). With ``enable_slicing()`` the batch is encoded one image at a time.
+        """
+        if self.use_slicing and x.shape[0] > 1:
+            moments = torch.cat([self._encode(s) for s in x.split(1)])
+        else:
+            moments = self._encode(x)
+        posterior = DiagonalGaussianDistribution(moments)
+        return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
+
+    @staticmethod
+    def reparameterize(posterior: DiagonalGaussianDistribution, generator: torch.Generator | None = None):
+        """z = μ + σ·ε with ε ~ N(0, I): ``posterior.sample(generator)``, (B, latent_channels, h, h)."""
+        return posterior.sample(generator=generator)
+
+    # ------------------------------------------------------------------ decoder
+    def decode_params(self, z: torch.Tensor) -> torch.Tensor:
+        """Likelihood parameters for latents ``z`` (B, latent_channels, h, h): (B, C, H, W) Bernoulli logits, or
+        (B, 2C, H, W) location and log-scale (see ``vae_hub.likelihood``)."""
+        if z.ndim != 4 or tuple(z.shape[1:]) != self.latent_shape:
+            raise ValueError(f"expected latents (B, {', '.join(map(str, self.latent_shape))}), got {tuple(z.shape)}")
+        out = self.decoder_out(self.up_blocks(self.conv_latent(z)))
+        return likelihood_params(crop_to(out, self.config.sample_size), getattr(self, "log_scale", None))
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        return lik.mean(self.decode_params(z), self.config.likelihood)
+
+    @apply_forward_hook
+    def decode(self, z: torch.Tensor, return_dict: bool = True, generator=None) -> DecoderOutput | tuple:
+        """Decode latents (B, latent_channels, h, h) to mean images (B, C, H, W) in [-1, 1].
+
+        Latents from a diffusion model must be unscaled first: ``z / scaling_factor (+ shift_factor)``.
+        ``generator`` is accepted for diffusers' pipelines and unused (decoding is deterministic).
+        """
+        if self.use_slicing and z.shape[0] > 1:
+            image = torch.cat([self._decode(s) for s in z.split(1)])
+        else:
+            image = self._decode(z)
+        return DecoderOutput(sample=image) if return_dict else (image,)
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        sample_posterior: bool = False,
+        return_dict: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> VAEOutput | tuple:
+        """Encode, take z (a posterior sample, or the mode), decode.
+
+        Args:
+            sample: images (B, C, H, W) in [-1, 1].
+            sample_posterior: decode z = μ + σ·ε (training) instead of μ (reconstruction).
+            generator: source of ε, for reproducible samples.
+
+        Returns:
+            ``VAEOutput`` with the reconstruction in ``sample`` and, for the loss, the posterior, the latents
+            (B, latent_channels, h, h) and the likelihood parameters; ``(sample,)`` with ``return_dict=False``.
+        """
+        posterior = self.encode(sample).latent_dist
+        z = self.reparameterize(posterior, generator) if sample_posterior else posterior.mode()
+        params = self.decode_params(z)
+        image = lik.mean(params, self.config.likelihood)
+        if not return_dict:
+            return (image,)
+        return VAEOutput(sample=image, latent_dist=posterior, latents=z, decoder_params=params)
+
+
+def _validate_config(cfg: dict) -> None:
+    checks = ConfigChecks("SpatialVAEModel", cfg)
+    checks.common()
+    checks.positive_int("latent_channels", "latent_multiple")
+    shift = cfg["shift_factor"]
+    checks.need(shift is None or (isinstance(shift, (int, float)) and math.isfinite(shift)), "shift_factor",
+                "must be None or a finite number")
+    checks.need(isinstance(cfg["force_upcast"], bool), "force_upcast", "must be True or False")
