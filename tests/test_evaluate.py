@@ -281,3 +281,12 @@ def test_cli_errors_are_one_line(model_and_dataset, tmp_path, capsys, extra, mes
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "error:" in error and message in error
+
+
+def test_help_shows_defaults_and_the_cost():
+    from vae_hub.evaluate import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    for shown in ("--iw_samples IW_SAMPLES k, posterior samples per image (default: 1000)", "--split SPLIT (default: test)",
+                  "over an hour on 2 CPU cores"):
+        assert shown in text, shown

@@ -505,3 +505,11 @@ def test_map_sample_from_a_split_is_stratified_and_round_trips(tmp_path):
     assert torch.equal(back.images, sample.images) and back.class_names == list("abcde") and back.source == "a split"
     unlabelled = MapSample.from_images(images, None, None, "no labels")
     assert unlabelled.class_names == [] and (unlabelled.labels == 0).all() and len(unlabelled.labels) == 50
+
+
+def test_the_dataset_shown_is_the_cards_or_a_folder_name_never_a_path(tmp_path):
+    folder = make_model(tmp_path / "m", latent_dim=2, dataset="/data/private/fmnist")
+    ex = Explorer([str(folder)], {})
+    assert "images of `fmnist`" in ex.status(str(folder)) and "/data/private" not in ex.about(str(folder))
+    (folder / "README.md").write_text("---\ndatasets:\n- someone/the-data\n---\n# card\n")
+    assert "images of `someone/the-data`" in Explorer([str(folder)], {}).status(str(folder))

@@ -317,7 +317,7 @@ def test_help_shows_the_defaults(capsys):
         load_script().parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     for shown in ("--train_batch_size TRAIN_BATCH_SIZE Per process. (default: 128)", "--lr_warmup_steps LR_WARMUP_STEPS (default: 200)",
-                  "(default: auto)", "--learning_rate LEARNING_RATE (default: 0.001)"):
+                  "or auto (the default)", "--learning_rate LEARNING_RATE (default: 0.001)"):
         assert shown in text, shown
 
 

@@ -155,6 +155,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     state.add_argument("--hub_private_repo", action="store_true")
     state.add_argument("--hub_token", type=str, default=None)
 
+    for action in p._actions:  # the formatter shows defaults only of flags with a help text
+        action.help = action.help or "(default: %(default)s)"
     args = p.parse_args(argv)
     if bool(args.dataset_name) == bool(args.train_data_dir):
         p.error("give exactly one of --dataset_name and --train_data_dir")

@@ -265,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write the metrics JSON to this file; MODEL/metrics.json replaces the numbers the "
                              "model's card shows (then `vae-hub card MODEL`)")
     parser.add_argument("--cache_dir", default=None)
+    for action in parser._actions:  # the formatter shows defaults only of flags with a help text
+        action.help = action.help or "(default: %(default)s)"
     return parser
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import torch
+from huggingface_hub import ModelCard
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
@@ -585,6 +586,12 @@ def manifold(model: VAEModel, m: LatentMap, n: int = 15) -> PIL.Image.Image:
 
 
 # ------------------------------------------------------------------------------------------------ models
+def data_name(recorded: str) -> str:
+    """A dataset as a record names it, fit to show: a Hub id as is, a local folder by its name only (the path of
+    the machine that trained the model is nobody's business)."""
+    return (Path(recorded).name if Path(recorded).is_absolute() or recorded.startswith(".") else recorded)[:200]
+
+
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -649,14 +656,22 @@ class ModelEntry:
 
     @property
     def dataset(self) -> str | None:
-        """The training data named by the model's own record (``training_info.json``, else ``metrics.json``)."""
+        """The training data the model's own files name: its card's ``datasets`` (a Hub id), else the record of
+        ``training_info.json`` or ``metrics.json`` (a local folder by its name only: no paths of another machine)."""
 
         def compute() -> str | None:
+            card = _model_file(self.source, "README.md")
+            try:
+                datasets = ModelCard.load(card).data.datasets if card else None
+            except Exception:  # a card without metadata, or none at all: the records below may still say
+                datasets = None
+            if datasets:
+                return str(datasets[0] if isinstance(datasets, list) else datasets)[:200]
             for name, key in (("training_info.json", "dataset_name"), ("metrics.json", "dataset")):
                 path = _model_file(self.source, name)
                 value = _read_json(path).get(key) if path else None
                 if isinstance(value, str) and value:
-                    return value[:200]
+                    return data_name(value)
             return None
 
         return self._once("dataset", compute)
@@ -976,7 +991,7 @@ def about_markdown(entry: ModelEntry) -> str:
     metrics = _read_json(metrics_file) if metrics_file else {}
     if metrics:
         split = metrics.get("split", "?")
-        lines += ["", f"### {evaluation_heading(split)} ({metrics.get('dataset', '?')}, split {split}, "
+        lines += ["", f"### {evaluation_heading(split)} ({data_name(str(metrics.get('dataset', '?')))}, split {split}, "
                       f"{metrics.get('num_images', '?')} images)", "", "| metric | value |", "|---|---|"]
         for key, name, unit in METRIC_ROWS:
             value = metrics.get(key)
@@ -993,7 +1008,7 @@ def about_markdown(entry: ModelEntry) -> str:
                           ("steps", "steps"), ("train_batch_size", "batch size"), ("learning_rate", "learning rate"),
                           ("hardware", "hardware"), ("mixed_precision", "precision"), ("wall_time_seconds", "wall time (s)")):
             if info.get(key) is not None:
-                lines.append(f"- **{name}**: {info[key]}")
+                lines.append(f"- **{name}**: {data_name(str(info[key])) if key == 'dataset_name' else info[key]}")
         if info.get("command"):
             lines += ["", f"```\n{info['command']}\n```"]
     sample = entry.sample
