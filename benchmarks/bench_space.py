@@ -29,7 +29,7 @@ import PIL.Image  # noqa: E402
 import torch  # noqa: E402
 
 from vae_hub import explore  # noqa: E402
-from vae_hub.explore import Explorer, MapSample  # noqa: E402
+from vae_hub.explore import Explorer  # noqa: E402
 
 SHIPPED = REPO / "space" / "models" / "fashion-mnist-vae"
 EXAMPLES = REPO / "space" / "examples"
@@ -54,7 +54,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def in_process(model: str, repeats: int) -> list[tuple[str, list[float], float | None]]:
-    ex = Explorer([model], {}, MapSample.load(EXAMPLES / "latent_map_sample.npz"))
+    ex = Explorer([model], {})
     if problem := ex.warm(model):
         sys.exit(f"cannot use {model}: {problem}")
     example = PIL.Image.open(sorted(EXAMPLES.glob("*.png"))[0])

@@ -28,6 +28,7 @@ from vae_hub import explore  # noqa: E402
 from vae_hub.explore import Explorer  # noqa: E402
 
 log = logging.getLogger("vae_hub.space")
+EXAMPLES_LABEL = "Examples: Fashion-MNIST test images (converted to the model's format)"
 
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; }
@@ -37,8 +38,21 @@ CSS = """
 .help { font-size: 0.92em; opacity: 0.85; }
 """
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="violet", neutral_hue="slate")
+# The sketchpad opens in draw mode: Gradio's editor starts with no tool selected (a stroke did nothing until the
+# brush was found), so select its brush once each time the sketchpad appears (tabs render their content late).
+DRAW_MODE_JS = """
+() => {
+  const arm = () => {
+    const pad = document.querySelector('#sketchpad');
+    const brush = pad && pad.querySelector("button[aria-label='Brush']");
+    if (brush && !pad.dataset.drawMode) { pad.dataset.drawMode = 'on'; brush.click(); }
+  };
+  new MutationObserver(arm).observe(document.body, {childList: true, subtree: true});
+  arm();
+}
+"""
 # Uploads: Gradio refuses bigger files while they arrive, before anything is decoded.
-LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "show_error": True, "max_file_size": "10mb"}
+LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "js": DRAW_MODE_JS, "show_error": True, "max_file_size": "10mb"}
 # Every event that runs the network joins one first-in-first-out group with as many workers as a Space has
 # cores: requests of all kinds wait in arrival order instead of per-endpoint lines, and no more threads fight
 # for the cores (and the GIL the server itself needs) than can run: it cut the 16-user tail latency
@@ -60,9 +74,10 @@ INTRO = """
 
 # 🧥 vae-hub · latent space explorer
 
-A **variational autoencoder** squeezes each 28×28 image into a short code *z* (its *latent*) and learns to
-draw images back from codes. Sample new clothes from the prior, see what the model makes of your drawing,
-walk between codes, turn single dimensions, and look at the whole map of the latent space.
+A **variational autoencoder** squeezes each image into a short code *z* (its *latent*) and learns to draw images
+back from codes. Sample new images from the prior, see what the model makes of your drawing, walk between codes,
+turn single dimensions, and look at the whole map of the latent space. The description next to the model box says
+what the chosen model was trained on, its image size and its latent.
 </div>
 """
 
@@ -231,7 +246,7 @@ def upload_image(label: str) -> gr.Image:
 def build_demo(ex: Explorer | None = None) -> gr.Blocks:
     """The Blocks app for an ``Explorer`` (default: this Space folder's models and data), queue configured."""
     ex = ex or Explorer.from_space_dir(HERE)
-    examples = sorted(str(p) for p in (HERE / "examples").glob("*.png"))
+    examples = sorted(str(p) for p in (HERE / "examples").glob("*.png"))  # the Space's, whatever the model
 
     with gr.Blocks(title="vae-hub · latent space explorer", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
@@ -241,7 +256,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                 info="One of this Space's models" + (", or type a Hub repo id (user/name) and press Enter."
                                                       if ex.loader.allow_hub else "."),
             )
-            status = gr.Markdown(elem_classes=["help"])
+            with gr.Column(scale=2, min_width=320):  # on a phone: below the box, not squeezed into a narrow column
+                status = gr.Markdown(elem_classes=["help"], elem_id="model-status")
 
         with gr.Tabs():
             # ---------------------------------------------------------------- Sample
@@ -264,15 +280,15 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
 
             # ---------------------------------------------------------------- Reconstruct
             with gr.Tab("Reconstruct", id="reconstruct"):
-                gr.Markdown("Encode an image to its posterior q(z | x), decode the mean code. Upload a picture (it is "
-                            "converted to the model's format: shown left), draw one, or pick a test image.",
-                            elem_classes=["help"])
+                gr.Markdown("Encode an image to its posterior q(z | x), decode the mean code. Draw one (any colour; "
+                            "strokes become the model's foreground), upload a picture or pick an example: it is "
+                            "converted to the model's size and channels, shown left.", elem_classes=["help"])
                 with gr.Row():
                     with gr.Column(scale=1, min_width=300):
                         with gr.Tabs():
                             with gr.Tab("Draw"):
                                 sketch = gr.Sketchpad(
-                                    label="Draw (any colour becomes white on black)", type="pil", image_mode="RGBA",
+                                    label="Draw here", type="pil", image_mode="RGBA",
                                     format="png", canvas_size=(280, 280), brush=gr.Brush(default_size=10, colors=["#000000"], color_mode="fixed"),
                                     layers=False, transforms=(), elem_id="sketchpad",
                                 )
@@ -281,7 +297,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                             with gr.Tab("Upload or pick"):
                                 rec_image = upload_image("Image")
                                 rec_btn = gr.Button("Reconstruct", variant="primary")
-                                gr.Examples(examples, inputs=rec_image, examples_per_page=30, label="Fashion-MNIST test images")
+                                gr.Examples(examples, inputs=rec_image, examples_per_page=30, label=EXAMPLES_LABEL)
                     with gr.Column(scale=2):
                         with gr.Row():
                             seen = pixel_image("Input as the model sees it", height=300)
@@ -319,14 +335,15 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
 
             # ---------------------------------------------------------------- Traverse
             with gr.Tab("Traverse", id="traverse"):
-                gr.Markdown("Each slider moves one latent dimension away from the start code, in prior standard "
-                            "deviations. Sliders are bound to the most informative dimensions (largest KL on the test "
-                            "sample); dimensions the model does not use are hidden.", elem_classes=["help"])
+                gr.Markdown("Each slider moves one latent dimension (z4 is dimension 4) away from the start code, in "
+                            "prior standard deviations. Sliders are bound to the most informative dimensions (largest "
+                            "KL on the model's own held-out sample, or on its prior samples when it ships none); "
+                            "dimensions the model does not use are hidden.", elem_classes=["help"])
                 with gr.Row():
                     with gr.Column(scale=1, min_width=280):
                         start = gr.Radio(list(explore.STARTS), value="origin", label="Start from")
                         trav_image = upload_image("Start image")
-                        gr.Examples(examples, inputs=trav_image, examples_per_page=10, label="Test images")
+                        gr.Examples(examples, inputs=trav_image, examples_per_page=10, label=EXAMPLES_LABEL)
                     with gr.Column(scale=2):
                         sliders = [None] * explore.TRAVERSE_SLIDERS  # index = rank of the dimension by KL
                         with gr.Row():
@@ -335,7 +352,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                     for i in range(column, explore.TRAVERSE_SLIDERS, 2):
                                         sliders[i] = gr.Slider(-explore.TRAVERSE_RANGE, explore.TRAVERSE_RANGE, value=0.0,
                                                                step=0.1, label=f"slider {i + 1}")
-                        sweep = gr.Slider(1, explore.TRAVERSE_SLIDERS, value=1, step=1, label="Sweep the dimension of slider")
+                        sweep = gr.Dropdown([(f"slider {i + 1}", i + 1) for i in range(explore.TRAVERSE_SLIDERS)], value=1,
+                                            label="Dimension to sweep", elem_id="sweep")
                     with gr.Column(scale=1, min_width=220):
                         traversed = pixel_image("Decoded", height=300)
                 sweep_row = pixel_image("Sweep of one dimension (−4 … +4 std, other sliders as set)", height=140)
@@ -345,11 +363,13 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                 map_desc = gr.Markdown(elem_classes=["help"])
                 with gr.Row():
                     with gr.Column(scale=5):
-                        scatter = gr.Image(label="Test-set codes", show_label=False, type="pil", format="png",
+                        scatter = gr.Image(label="Codes of held-out images", show_label=False, type="pil", format="png",
                                            interactive=False, buttons=["download", "fullscreen"], elem_id="latent-map")
                     with gr.Column(scale=4):
-                        manifold = pixel_image("Decoded grid over the same plane (click a cell)", height=460)
-                        grid_n = gr.Slider(*explore.MANIFOLD_RANGE, value=15, step=1, label="Grid points per side")
+                        manifold = pixel_image("Decoded grid over the same plane (click a cell)", height=460,
+                                               elem_id="latent-map-grid")
+                        grid_n = gr.Slider(*explore.MANIFOLD_RANGE, value=15, step=1, label="Grid points per side",
+                                           elem_id="grid-n")
                     with gr.Column(scale=2, min_width=200):
                         point = pixel_image("Decoded point", height=220, elem_id="decoded-point")
                         with gr.Row():
@@ -359,7 +379,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
 
             # ---------------------------------------------------------------- About
             with gr.Tab("About", id="about"):
-                about = gr.Markdown()
+                about = gr.Markdown(elem_id="about")
 
         # ==================================================================== events
         run = functools.partial(endpoint, files=ex.files)
@@ -401,7 +421,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
             run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private", **MODEL)
         manifold.select(run(manifold_click), [model, grid_n], [point_x, point_y], api_visibility="private").success(
             run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private", **MODEL)
-        grid_n.release(run(ex.manifold), [model, grid_n], manifold, api_name="manifold", **MODEL)
+        # change: a drag, and a number typed into the box (Enter or leaving it); release alone missed the typing
+        grid_n.change(run(ex.manifold), [model, grid_n], manifold, api_name="manifold", trigger_mode="always_last", **MODEL)
 
         # A model is chosen (or the page opens): describe it, then refresh everything that depends on it.
         # (loading may download from the Hub: it waits on the network, so it stays out of the MODEL group)

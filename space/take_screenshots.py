@@ -51,7 +51,7 @@ def main(models: list[str]) -> None:
         shot("1-sample")
 
         page.get_by_role("tab", name="Reconstruct").click()
-        page.locator("#sketchpad button[aria-label='Brush']").first.click()
+        page.wait_for_selector("#sketchpad[data-draw-mode='on']")  # the app selects the brush itself
         box = page.locator("#sketchpad canvas").first.bounding_box()
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         outline = [(-25, -75), (-60, -60), (-90, -10), (-65, 0), (-45, -25), (-45, 80), (45, 80), (45, -25),

@@ -129,7 +129,7 @@ def tiny_model_folder(folder: Path, *, metrics: bool = True, training_info: bool
     if metrics:
         (folder / "metrics.json").write_text(json.dumps({
             "dataset": "zalando-datasets/fashion_mnist", "split": "test", "num_images": 10000,
-            "likelihood": "bernoulli", "likelihood_note": "bernoulli likelihood on grey levels in [0, 1]: a "
+            "likelihood": "bernoulli", "likelihood_note": "bernoulli likelihood on pixel intensities in [0, 1] (every channel): a "
             "cross-entropy in nats per image, not a density of the 8-bit data, so not comparable to code lengths; "
             "no bits/dim", "seed": 0, "iw_samples": 100, "negative_elbo_nats": 241.374, "reconstruction_nats": 226.121,
             "kl_nats": 15.253, "iw_nll_nats": 236.812, "bits_per_dim": None, "mse": 0.012341, "psnr_db": 19.0849,

@@ -21,32 +21,50 @@ SPACE = REPO / "space"
 
 
 def make_model(path: Path, latent_dim: int = 4, size: int = 28, channels: int = 1, mixture: bool = True, seed: int = 0,
-               likelihood: str = "bernoulli") -> Path:
-    """Save a small random ``VAEModel`` (with a 3-component mixture prior if ``mixture``) plus an About's files."""
+               likelihood: str = "bernoulli", map_sample: bool = True, dataset: str = "made-up",
+               code_scale: float = 1.0) -> Path:
+    """Save a small random ``VAEModel`` (with a 3-component mixture prior if ``mixture``) plus an About's files and
+    (if ``map_sample``) its own latent-map sample, in its format. ``code_scale`` > 1 spreads its posterior means,
+    so that (unlike a fresh model's) its dimensions carry information (KL) and the Space shows several sliders."""
     torch.manual_seed(seed)
     model = VAEModel(in_channels=channels, sample_size=size, block_out_channels=(8, 16), norm_num_groups=4,
                      latent_dim=latent_dim, likelihood=likelihood)
+    with torch.no_grad():
+        model.to_moments.weight[:latent_dim] *= code_scale
     if mixture:
         g = torch.Generator().manual_seed(seed)
         model.set_mixture_prior(torch.randn(3, latent_dim, generator=g), torch.full((3, latent_dim), -1.0),
                                 torch.log(torch.tensor([0.2, 0.3, 0.5])))
     model.save_pretrained(path)
-    (path / "metrics.json").write_text(json.dumps({"dataset": "made-up", "split": "test", "num_images": 3,
-                                                   "negative_elbo_nats": 123.456, "active_units": latent_dim}))
+    if map_sample:
+        make_map_sample(path / "latent_map_sample.npz", size=size, channels=channels)
+    (path / "metrics.json").write_text(json.dumps({"dataset": dataset, "split": "test", "num_images": 3,
+                                                   "negative_elbo_nats": 123.456, "reconstruction_nats": 100.0,
+                                                   "kl_nats": 23.456, "active_units": latent_dim}))
     (path / "README.md").write_text("---\nlicense: apache-2.0\n---\n# A tiny test model\n\nMade in a test.\n\n"
                                     "![samples](samples.png) ![web](https://example.org/a.png)\n")
     return path
 
 
-def make_map_sample(path: Path, n: int = 60, size: int = 28, classes: int = 3, seed: int = 0) -> Path:
-    """A labelled sample file in the layout of ``space/examples/latent_map_sample.npz``."""
+def make_coloured_model(path: Path, latent_dim: int = 3) -> Path:
+    """A tiny RGB 48×48 model "trained on coloured shapes": its own labelled sample, its dataset in its records."""
+    folder = make_model(path, latent_dim=latent_dim, size=48, channels=3, mixture=False, dataset="someone/coloured-shapes",
+                        code_scale=30.0)
+    make_map_sample(folder / "latent_map_sample.npz", n=30, size=48, channels=3,
+                    class_names=["red circle", "green square", "blue triangle"], source="coloured-shapes test split")
+    return folder
+
+
+def make_map_sample(path: Path, n: int = 60, size: int = 28, classes: int = 3, seed: int = 0, channels: int = 1,
+                    class_names: list[str] | None = None, source: str = "made in a test") -> Path:
+    """A labelled sample file in the layout of a model's ``latent_map_sample.npz`` (``vae_hub.explore.MapSample``)."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % classes
-    images = rng.integers(0, 60, (n, 1, size, size), dtype=np.uint8)
-    for k in range(classes):  # each class a bright band somewhere else, so the classes differ
-        images[labels == k, :, 4 * k : 4 * k + 6, :] += 180
-    np.savez_compressed(path, images=images, labels=labels, class_names=np.array([f"class {k}" for k in range(classes)]),
-                        source=np.array("made in a test"))
+    images = rng.integers(0, 60, (n, channels, size, size), dtype=np.uint8)
+    for k in range(classes):  # each class a bright band somewhere else (in another colour), so the classes differ
+        images[labels == k, k % channels, 4 * k : 4 * k + 6, :] += 180
+    names = class_names or [f"class {k}" for k in range(classes)]
+    np.savez_compressed(path, images=images, labels=labels, class_names=np.array(names), source=np.array(source))
     return path
 
 

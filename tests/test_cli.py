@@ -6,8 +6,8 @@ import huggingface_hub.constants
 import pytest
 from huggingface_hub import ModelCard
 
-from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error
-from vae_hub import cli
+from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, tiny_model_folder
+from vae_hub import VAEModel, cli
 
 REPO = "vae-hub-tests/tiny-vae"
 
@@ -97,3 +97,24 @@ def test_usage_errors_exit_2_and_help_lists_every_command(capsys):
         cli.main(["--help"])
     out = capsys.readouterr().out
     assert all(name in out for name in cli.COMMANDS)
+
+
+def test_prior_refits_a_saved_models_mixture_on_its_training_codes(tmp_path, capsys):
+    from datasets_util import write_hub_dataset
+
+    folder = tiny_model_folder(tmp_path / "model", clutter=False)
+    changed = ("config.json", "diffusion_pytorch_model.safetensors", "README.md", "training_info.json")
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.name not in changed}
+    data = write_hub_dataset(tmp_path / "data", n_train=300, n_test=4, size=12)
+    assert cli.main(["prior", str(folder), "--dataset-name", str(data), "--components", "auto", "--max-codes", "200",
+                     "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    model = VAEModel.from_pretrained(folder)
+    record = json.loads((folder / "training_info.json").read_text())["mixture_prior"]
+    assert model.config.prior_components == record["num_components"] and record["num_codes"] == 200
+    assert list(record["held_out_log_likelihood_nats_per_code"]) == ["1", "2", "5", "10"]  # 160 fitting codes
+    assert record["command"].startswith(f"vae-hub prior {folder} --dataset-name {data} --split train --components auto")
+    assert f"Saved the {record['num_components']}-component mixture prior" in out
+    assert "chosen from the data" in (folder / "README.md").read_text()
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name in before} == before  # the other files kept
+    assert json.loads((folder / "training_info.json").read_text())["epochs"] == 30  # the record kept, prior added

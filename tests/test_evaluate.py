@@ -176,6 +176,7 @@ def test_bits_per_dim_only_for_a_discretised_likelihood():
     bernoulli = evaluate_model(tiny_vae("bernoulli"), images, iw_samples=4, progress=False)
     gaussian = evaluate_model(tiny_vae("gaussian"), images, iw_samples=4, progress=False)
     assert bernoulli["bits_per_dim"] is None and "no bits/dim" in bernoulli["likelihood_note"]
+    assert "intensities" in bernoulli["likelihood_note"] and "grey" not in bernoulli["likelihood_note"]  # RGB too
     assert gaussian["bits_per_dim"] == pytest.approx(gaussian["iw_nll_nats"] / (64 * math.log(2)))
     assert "discretised gaussian" in gaussian["likelihood_note"] and "256" in gaussian["likelihood_note"]
 
@@ -280,3 +281,12 @@ def test_cli_errors_are_one_line(model_and_dataset, tmp_path, capsys, extra, mes
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "error:" in error and message in error
+
+
+def test_help_shows_defaults_and_the_cost():
+    from vae_hub.evaluate import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    for shown in ("--iw_samples IW_SAMPLES k, posterior samples per image (default: 1000)", "--split SPLIT (default: test)",
+                  "over an hour on 2 CPU cores"):
+        assert shown in text, shown

@@ -1,6 +1,7 @@
 """The Space's logic (vae_hub.explore) without Gradio: tiny models and data made here."""
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from vae_hub.explore import Explorer, InputError, MapSample
 from vae_hub.images import float_to_uint8, pil_to_uint8, uint8_to_float
 from vae_hub.latent import encode_images
 
-from space_helpers import make_map_sample, make_model
+from space_helpers import make_coloured_model, make_map_sample, make_model
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +31,14 @@ def folders(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    return MapSample.load(make_map_sample(tmp_path_factory.mktemp("data") / "sample.npz"))
+def sample(folders):
+    """tiny-2d's own latent-map sample (1×28×28, like tiny's)."""
+    return MapSample.load(folders["tiny-2d"] / "latent_map_sample.npz")
 
 
 @pytest.fixture(scope="module")
-def ex(folders, sample, tmp_path_factory):
-    return Explorer(list(folders), dict(folders), sample, explore.OutputFiles(tmp_path_factory.mktemp("files")))
+def ex(folders, tmp_path_factory):
+    return Explorer(list(folders), dict(folders), explore.OutputFiles(tmp_path_factory.mktemp("files")))
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +238,7 @@ def test_latent_map_2d_is_the_latent_itself(ex, sample):
     np.testing.assert_allclose(m.coords, codes.numpy(), atol=1e-6)
     assert m.axis_names == ("z₀", "z₁") and m.image.size == (820, 620)
     x0, x1, y0, y1 = m.box
-    assert x1 - x0 == pytest.approx(y1 - y0)  # square, so manifold cells are square
+    assert x1 - x0 == pytest.approx(y1 - y0, rel=1e-5)  # square, so manifold cells are square (float32 box)
     for x, y in ((x0, y1), (x1, y0), ((x0 + x1) / 2, (y0 + y1) / 3)):  # plane → pixel → plane
         left, top, right, bottom = m.axes_px
         px, py = left + (x - x0) / (x1 - x0) * (right - left), top + (y1 - y) / (y1 - y0) * (bottom - top)
@@ -252,9 +254,9 @@ def test_latent_map_pca_for_more_dimensions(ex, sample):
     assert np.unique(m.labels).tolist() == [0, 1, 2]
 
 
-def test_latent_map_of_another_image_format(ex):
-    m = ex.entry("tiny-rgb").latent_map  # 3 channels, 20 px: the sample is converted like an upload
-    assert m.coords.shape == (60, 2)
+def test_latent_map_of_an_rgb_model_uses_its_own_sample(ex):
+    m = ex.entry("tiny-rgb").latent_map  # 3 channels, 20 px: its own sample, in its own format
+    assert m.coords.shape == (60, 2) and ex.entry("tiny-rgb").sample.images.shape[1:] == (3, 20, 20)
 
 
 def test_manifold_and_its_clicks(ex):
@@ -267,8 +269,11 @@ def test_manifold_and_its_clicks(ex):
     assert ex.manifold("tiny-2d", 5) is ex.manifold("tiny-2d", 5.0)  # computed once per model and size
     width = grid.size[0]
     x0, x1, y0, y1 = m.box
-    assert ex.manifold_click("tiny-2d", 0, 0, 5) == pytest.approx((x0, y1), rel=1e-6, abs=1e-5)
-    assert ex.manifold_click("tiny-2d", width - 1, width - 1, 5) == pytest.approx((x1, y0), rel=1e-6, abs=1e-5)
+    step = float(x1 - x0) / 1000  # clicks come back rounded to a thousandth of the box, not with 16 digits
+    for value in ex.manifold_click("tiny-2d", 7, 3, 5) + ex.map_click("tiny-2d", 301, 257):
+        assert value == float(f"{value:.{max(0, 3 - math.floor(math.log10(x1 - x0)))}f}")
+    assert ex.manifold_click("tiny-2d", 0, 0, 5) == pytest.approx((x0, y1), abs=step)
+    assert ex.manifold_click("tiny-2d", width - 1, width - 1, 5) == pytest.approx((x1, y0), abs=step)
     # the top-left cell of the grid is the decoded top-left corner of the box
     corner = float_to_uint8(entry.model.decode(m.code(x0, y1)[None]).sample)[0, 0].numpy()
     scale = width // 140
@@ -303,6 +308,10 @@ def test_sliders_follow_the_kl_order(ex):
     assert all(u["visible"] for u in updates[: len(dims)])
     assert not any(u["visible"] for u in updates[len(dims) : explore.TRAVERSE_SLIDERS])
     assert f"z{dims[0][0]}" in updates[0]["label"]
+    # the sweep selector names each choice as its slider's label starts, and its value is the slider's rank
+    assert updates[-1]["choices"] == [(f"z{d}", rank + 1) for rank, (d, _) in enumerate(dims)]
+    assert all(updates[rank]["label"].startswith(name + " ") for name, rank in
+               ((name, value - 1) for name, value in updates[-1]["choices"]))
 
 
 def test_explorer_traverse(ex):
@@ -342,7 +351,7 @@ def test_explorer_interpolate_and_reconstruct(ex):
     assert ex.reconstruct_sketch("tiny", {"composite": sketch})[0].size == (320, 320)
 
 
-def test_model_ids_and_loading(folders, sample, tmp_path):
+def test_model_ids_and_loading(folders, tmp_path):
     space = tmp_path / "space"
     make_model(space / "models" / "shipped-b", latent_dim=2, mixture=False)
     make_model(space / "models" / "shipped-a", latent_dim=2, mixture=False)
@@ -353,8 +362,6 @@ def test_model_ids_and_loading(folders, sample, tmp_path):
     ids, shipped = explore.default_model_ids(space, {"VAE_MODEL": f"{folders['tiny']}, shipped-a"})
     assert ids == [str(folders["tiny"]), "shipped-a", "someone/deployed", "shipped-b"]
     assert list(shipped) == ["shipped-a", "shipped-b"]
-    (space / "examples").mkdir()
-    make_map_sample(space / "examples" / "latent_map_sample.npz", n=9)
     ex = Explorer.from_space_dir(space, {})
     assert ex.model_ids == ["someone/deployed", "shipped-a", "shipped-b"] and ex.default_model == "someone/deployed"
     assert ex.entry("shipped-b") is ex.entry(" shipped-b ")  # loaded once
@@ -386,8 +393,8 @@ def test_folder_that_is_not_ours(sample, tmp_path):
     assert str(tmp_path) not in str(refused.value)  # the model is named, its folder is not shown
 
 
-def test_least_recently_used_models_are_dropped(folders, sample):
-    ex = Explorer(list(folders), dict(folders), sample, max_models=2)
+def test_least_recently_used_models_are_dropped(folders):
+    ex = Explorer(list(folders), dict(folders), max_models=2)
     first = ex.entry("tiny")
     ex.entry("tiny-2d")
     ex.entry("tiny")
@@ -400,7 +407,7 @@ def test_about(ex):
     assert "4 dimensions" in text and "3-component Gaussian mixture" in text
     assert "123.5 nats" in text  # metrics.json
     assert "# A tiny test model" in text and "license: apache-2.0" not in text  # card without front matter
-    assert "Fashion-MNIST" in text and "MIT" in text
+    assert "60 held-out images (made in a test)" in text  # its own sample
     assert "| mixture prior | none (standard N(0, I) only) |" in ex.about("tiny-2d")
     assert "![web](https://example.org/a.png)" in text
     assert "Shipped with this Space." in text and str(ex.entry("tiny").loaded.folder) not in text  # no server path
@@ -409,3 +416,99 @@ def test_about(ex):
 def test_map_sample_for_model_keeps_matching_images(sample):
     model = VAEModel(sample_size=28, block_out_channels=(8,), norm_num_groups=4, latent_dim=2)
     assert sample.for_model(model) is sample.images
+
+
+# ------------------------------------------------------------------------------------------------ the model's own views
+def rendered_tables(markdown: str) -> list[list[list[str]]]:
+    """Each Markdown table as rows of cell texts, as a GFM renderer (markdown-it, tables on) sees them."""
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").enable("table").render(markdown)
+    tables = []
+    for table in html.split("<table>")[1:]:
+        rows = table.split("</table>")[0].split("<tr>")[1:]
+        tables.append([[c.split("</t")[0] for c in row.replace("<th>", "<td>").split("<td>")[1:]] for row in rows])
+    return tables
+
+
+def test_about_tables_keep_their_columns_and_say_what_was_evaluated(tmp_path):
+    folder = make_model(tmp_path / "m", latent_dim=2, mixture=False, dataset="some|pipe/data")
+    metrics = {"dataset": "some|pipe/data", "split": "train[0.1 held out]", "num_images": 6, "negative_elbo_nats": 10.0,
+               "reconstruction_nats": 8.0, "kl_nats": 2.0, "mse": 0.01, "likelihood_note": "a note"}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    text = Explorer([str(folder)], {}).about(str(folder))
+    tables = rendered_tables(text)
+    assert len(tables) >= 2 and all(len(row) == 2 for table in tables for row in table)  # no row split by a "|"
+    cells = {row[0]: row[1] for table in tables for row in table}
+    assert cells["reconstruction −log p(x | z)"] == "8 nats" and cells["KL(q(z | x) ‖ p(z))"] == "2 nats"
+    assert cells["MSE (pixels in [0, 1])"] == "0.01"  # the convention of vae_hub.evaluate and the card
+    assert cells["trained on"] == "<code>some|pipe/data</code>"
+    assert "Numbers on held-out images" in text and "Test-set" not in text  # part of train, not a test split
+
+
+def test_every_view_of_a_coloured_48px_model_comes_from_that_model(tmp_path):
+    folder = str(make_coloured_model(tmp_path / "shapes"))
+    ex = Explorer([folder], {})
+    status = ex.status(folder)
+    assert "3×48×48 images of `someone/coloured-shapes`" in status
+    m = ex.entry(folder).latent_map
+    assert m.class_names == ["red circle", "green square", "blue triangle"] and len(m.coords) == 30
+    assert m.title.startswith("30 held-out images, coloured by class")
+    image, description = ex.latent_map(folder)
+    assert image is m.image and "coloured-shapes test split" in description
+    about = ex.about(folder)
+    assert "3 channels, 48×48 px" in about and "coloured-shapes test split" in about
+    for text in (status, m.title, description, about.split("The example images")[0]):
+        assert "Fashion" not in text and "28×28" not in text and "clothes" not in text
+    assert ex.manifold(folder, 3).size[0] == 3 * 48 * explore.display_scale(3 * 48, explore.MANIFOLD_WIDTH)
+
+
+def test_a_model_without_its_own_map_sample_says_the_map_is_not_available(tmp_path):
+    folder = str(make_model(tmp_path / "bare", latent_dim=3, map_sample=False))
+    ex = Explorer([folder], {})
+    image, description = ex.latent_map(folder)
+    assert image is None and "No latent map for this model" in description and "latent_map_sample.npz" in description
+    assert ex.manifold(folder, 5) is None
+    with pytest.raises(InputError, match="No latent map: this model ships no sample"):
+        ex.decode_point(folder, 0.0, 0.0)
+    assert ex.slider_updates(folder)[0]["visible"]  # the sliders are ordered on its own prior samples instead
+    assert "No latent map" in ex.about(folder) and ex.warm(folder) is None
+
+
+@pytest.mark.parametrize("arrays, match", [
+    ({"images": np.zeros((4, 1, 8, 8), np.float32), "labels": np.zeros(4, np.int64)}, "must be uint8"),
+    ({"images": np.zeros((4, 2, 8, 8), np.uint8), "labels": np.zeros(4, np.int64)}, "must be uint8"),
+    ({"images": np.zeros((4, 1, 8, 8), np.uint8), "labels": np.zeros(3, np.int64)}, "one class index per image"),
+    ({"images": np.zeros((4, 1, 8, 8), np.uint8), "labels": np.full(4, 2), "class_names": np.array(["a", "b"])},
+     "below its 2 class names"),
+    ({"images": np.zeros((4, 1, 8, 8), np.uint8)}, "not a readable .npz"),
+    ({"images": np.zeros((4, 1, 8, 8), np.uint8), "labels": np.array([None] * 4, dtype=object)}, "not a readable"),
+])
+def test_a_bad_map_sample_is_refused_and_the_space_says_why(tmp_path, arrays, match):
+    np.savez(tmp_path / "s.npz", **arrays)
+    with pytest.raises(ValueError, match=match):
+        MapSample.load(tmp_path / "s.npz")
+    folder = make_model(tmp_path / "m", latent_dim=2, map_sample=False)
+    os.replace(tmp_path / "s.npz", folder / "latent_map_sample.npz")
+    assert "latent_map_sample.npz cannot be used" in Explorer([str(folder)], {}).latent_map(str(folder))[1]
+
+
+def test_map_sample_from_a_split_is_stratified_and_round_trips(tmp_path):
+    images = torch.arange(50, dtype=torch.uint8).view(50, 1, 1, 1).expand(50, 1, 4, 4).contiguous()
+    labels = torch.arange(50) % 5
+    sample = MapSample.from_images(images, labels, list("abcde"), "a split", per_class=3, seed=1)
+    assert len(sample.labels) == 15 and np.bincount(sample.labels).tolist() == [3] * 5
+    assert (sample.images[:, 0, 0, 0].numpy() % 5 == sample.labels).all()  # each image keeps its label
+    sample.save(tmp_path / "s.npz")
+    back = MapSample.load(tmp_path / "s.npz")
+    assert torch.equal(back.images, sample.images) and back.class_names == list("abcde") and back.source == "a split"
+    unlabelled = MapSample.from_images(images, None, None, "no labels")
+    assert unlabelled.class_names == [] and (unlabelled.labels == 0).all() and len(unlabelled.labels) == 50
+
+
+def test_the_dataset_shown_is_the_cards_or_a_folder_name_never_a_path(tmp_path):
+    folder = make_model(tmp_path / "m", latent_dim=2, dataset="/data/private/fmnist")
+    ex = Explorer([str(folder)], {})
+    assert "images of `fmnist`" in ex.status(str(folder)) and "/data/private" not in ex.about(str(folder))
+    (folder / "README.md").write_text("---\ndatasets:\n- someone/the-data\n---\n# card\n")
+    assert "images of `someone/the-data`" in Explorer([str(folder)], {}).status(str(folder))

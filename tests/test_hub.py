@@ -101,6 +101,23 @@ def test_card_body_describes_model_figures_training_and_citation(folder):
     assert "| Negative ELBO | 241.37 nats |" in text
 
 
+def test_card_tables_keep_their_columns_and_say_how_the_prior_was_chosen(folder):
+    from markdown_it import MarkdownIt
+
+    info = json.loads((folder / "training_info.json").read_text())
+    info.update(dataset_name="data|with|pipes", hardware="CPU | 2 cores\nshared", mixture_prior={
+        "num_components": 2, "method": "held-out log-likelihood", "num_codes": 500, "seed": 0,
+        "held_out_log_likelihood_nats_per_code": {"1": -3.5, "2": -2.25, "5": -2.2}})
+    (folder / "training_info.json").write_text(json.dumps(info))
+    text = str(hub.build_model_card(folder, REPO))
+    html = MarkdownIt("commonmark").enable("table").render(text.split("---", 2)[2])
+    rows = [row.split("</tr>")[0] for table in html.split("<table>")[1:] for row in table.split("<tr>")[1:]]
+    assert rows and all(row.count("<td>") + row.count("<th>") == 2 for row in rows)  # no row split by a "|"
+    assert "<td><code>data|with|pipes</code></td>" in html and "<td>CPU | 2 cores shared</td>" in html
+    assert ("Mixture prior: K = 2 components, chosen from the data: each candidate was fitted to 80% of 500 training "
+            "codes") in text and "K=2: -2.25" in text
+
+
 def test_card_shows_the_evaluation_command_when_metrics_record_one(folder):
     """`python -m vae_hub.evaluate` writes its command into metrics.json; the card repeats it under the table."""
     assert "Measured with" not in str(hub.build_model_card(folder, REPO))
@@ -199,6 +216,8 @@ def test_load_refuses_a_plain_diffusers_autoencoder_repo(tmp_path, offline_cache
 def test_upload_file_list_is_an_allow_list(folder):
     hub.write_model_card(folder, REPO)
     assert hub.upload_file_list(folder) == ALLOWED  # no checkpoints, logs, optimizer/RNG states, pickles, caches
+    (folder / "latent_map_sample.npz").write_bytes(b"npz")  # the Space's latent-map sample travels with the model
+    assert hub.upload_file_list(folder) == ALLOWED[:5] + ["latent_map_sample.npz"] + ALLOWED[5:]
 
 
 def test_push_uploads_exactly_the_allow_list_in_one_commit(folder):

@@ -75,6 +75,22 @@ def test_save_load_is_bit_identical_and_writes_only_safetensors(tmp_path, kwargs
     assert_identical(model, loaded)
 
 
+@pytest.mark.parametrize("spatial", [False, True])
+def test_weights_get_the_same_file_mode_as_the_config(tmp_path, spatial):
+    from vae_hub.models.spatial_vae import SpatialVAEModel
+
+    model = SpatialVAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_channels=2) if spatial else tiny()
+    model.save_pretrained(tmp_path)  # safetensors writes through a private (0600) temporary file
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes[WEIGHTS] == modes["config.json"] == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def test_round_trip_without_a_mixture_prior(tmp_path):
     model = tiny()
     model.save_pretrained(tmp_path)

@@ -153,7 +153,7 @@ def test_temperature_scales_the_standard_prior():
     torch.testing.assert_close(z_half, 0.5 * z1)
     cold = model.generate(6, torch.Generator().manual_seed(3), temperature=0.0)
     expected = model.decode(torch.zeros(1, 4)).sample
-    torch.testing.assert_close(cold, expected.expand_as(cold), rtol=0, atol=1e-6)
+    torch.testing.assert_close(cold, expected.expand_as(cold))  # float32 tolerances: a batch of 6 may convolve differently
     assert not torch.equal(model.generate(6, torch.Generator().manual_seed(3)), cold)
 
 

@@ -41,7 +41,7 @@ def test_fitting_recovers_the_clusters():
     torch.testing.assert_close(model.prior_means[k], CENTRES, rtol=0, atol=0.1)
     torch.testing.assert_close((0.5 * model.prior_log_vars[k]).exp(), STDS, rtol=0.15, atol=0)
     torch.testing.assert_close(model.prior_log_weights[k].exp(), WEIGHTS, rtol=0, atol=0.01)
-    assert model.prior_log_weights.exp().sum().item() == pytest.approx(1.0)
+    assert model.prior_log_weights.exp().sum().item() == pytest.approx(1.0, rel=1e-5)  # float32 log → exp
 
 
 def test_mixture_samples_land_on_the_clusters():
@@ -104,3 +104,32 @@ def test_bad_input_is_refused(codes, num_components, match):
     with pytest.raises(ValueError, match=match):
         fit_mixture_prior(model, codes, num_components)
     assert model.config.prior_components == 0  # nothing half-stored
+
+
+def test_auto_chooses_the_number_of_clusters_by_held_out_likelihood():
+    model = tiny()
+    choice = fit_mixture_prior(model, clustered_codes(2000), "auto", seed=3, candidates=(1, 2, 3, 4, 6, 8))
+    # one and two components miss a cluster (far lower held-out log-likelihood); more than three add nothing
+    assert choice.num_components == 3 == model.config.prior_components and choice.method == "held-out log-likelihood"
+    scores = choice.held_out_nats
+    assert scores[1] < scores[2] - 1 < scores[3] - 2 and max(scores.values()) - scores[3] < 0.05
+    assert "K = 3 components, chosen from the data" in choice.describe() and "2,000 training codes" in choice.describe()
+    again = tiny()
+    assert fit_mixture_prior(again, clustered_codes(2000), "auto", seed=3, candidates=(1, 2, 3, 4, 6, 8)) == choice
+    assert torch.equal(again.prior_means, model.prior_means)  # same codes and seed, same mixture
+
+
+def test_auto_by_default_tries_what_the_codes_can_support():
+    choice = fit_mixture_prior(tiny(), clustered_codes(2000), "auto", seed=3)
+    # the smallest default candidate with all three clusters; 200 would leave under 10 fitting codes per component
+    assert choice.num_components == 5 and list(choice.held_out_nats) == [1, 2, 5, 10, 20, 50, 100]
+
+
+def test_auto_with_the_candidates_it_is_given():
+    choice = fit_mixture_prior(tiny(), clustered_codes(), "auto", candidates=(1, 3, 6))
+    assert choice.num_components == 3 and list(choice.held_out_nats) == [1, 3, 6]
+    assert choice.to_dict()["held_out_log_likelihood_nats_per_code"].keys() == {"1", "3", "6"}
+    given = fit_mixture_prior(tiny(), clustered_codes(), 4)
+    assert given.num_components == 4 and given.method == "given" and given.held_out_nats == {}
+    with pytest.raises(ValueError, match="'auto' or an integer"):
+        fit_mixture_prior(tiny(), clustered_codes(), "many")

@@ -177,7 +177,7 @@ BAD_INPUTS = [
     ("/interpolate", ("{m}", "seeds", None, None, 0, 1, "spline", 5), CHOICE),
     ("/traverse", ("{m}", "origin", None, 1, 9.0, *SLIDERS[1:]), HIGH),
     ("/traverse", ("{m}", "image", None, 1, *SLIDERS), "no image was given"),
-    ("/traverse", ("{m}", "origin", None, 50, *SLIDERS), HIGH),
+    ("/traverse", ("{m}", "origin", None, 50, *SLIDERS), CHOICE),  # the sweep is chosen among the shown sliders
     ("/traverse", ("{m-2d}", "origin", None, 3, *SLIDERS), "Swept slider must be a whole number from 1 to"),
     ("/manifold", ("{m}", 100), HIGH),
     ("/decode_point", ("{m}", 1e9, 0.0), "x must be a number from -100 to 100"),

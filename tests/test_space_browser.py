@@ -1,7 +1,10 @@
 """The Space in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright.
 
-Opens the page, clicks Sample and waits for the image, draws a stroke on the sketchpad and waits for its
-reconstruction, saving screenshots under pytest's tmp dir. Playwright's own browser download is not used:
+The Space serves a tiny RGB 48×48 model "of coloured shapes" first (so every text and view must come from that
+model, not from Fashion-MNIST) and a grey 28×28 one. Opens the page, clicks Sample and waits for the image, draws
+on the sketchpad without looking for its brush and waits for the reconstruction, checks what a person reads (the
+About tables, the sweep choices, rounded clicks, the description on a phone-sized screen), saving screenshots
+under pytest's tmp dir. Playwright's own browser download is not used:
 it drives the system Chromium (``executable_path``). Where Chromium or Playwright is missing the test skips
 and says why, unless ``VAE_HUB_REQUIRE_BROWSER=1`` (set by CI), which makes that a failure.
 """
@@ -12,7 +15,7 @@ import shutil
 
 import pytest
 
-from space_helpers import make_model, running_space
+from space_helpers import make_coloured_model, make_model, running_space
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -35,25 +38,35 @@ def _chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def browser_space(tmp_path_factory):
+    """(Space URL, Playwright browser context factory) for the module."""
     chromium = _chromium()
     from playwright.sync_api import sync_playwright
 
     root = tmp_path_factory.mktemp("browser")
-    model = make_model(root / "tiny", latent_dim=4)
-    with running_space([str(model)], root / "space.log") as space, sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(root / "profile"), executable_path=chromium, args=CHROMIUM_FLAGS, headless=True,
-            viewport={"width": 1400, "height": 1000},
-        )
+    models = [make_coloured_model(root / "shapes"), make_model(root / "tiny", latent_dim=4)]
+    with running_space([str(m) for m in models], root / "space.log") as space, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
         try:
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(space.url, timeout=TIMEOUT_MS)
-            page.wait_for_selector("#sample-button")
-            yield page
+            yield space.url, browser
         finally:
-            context.close()
+            browser.close()
+
+
+def open_page(browser_space, width: int = 1400, height: int = 1000):
+    url, browser = browser_space
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url, timeout=TIMEOUT_MS)
+    page.wait_for_selector("#sample-button")
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser_space):
+    page = open_page(browser_space)
+    yield page
+    page.context.close()
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +92,21 @@ def test_sample_shows_an_image(page, shots):
     assert (shots / "sample.png").stat().st_size > 10_000
 
 
+def test_the_page_describes_the_model_in_hand(page):
+    page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('48×48')")
+    status = page.locator("#model-status").inner_text()
+    assert "3×48×48 images of someone/coloured-shapes" in status
+    text = page.locator("body").inner_text()
+    assert "28×28" not in text and "clothes" not in text
+
+
 def test_drawing_is_reconstructed(page, shots):
     page.get_by_role("tab", name="Reconstruct").click()
-    page.locator("#sketchpad button[aria-label='Brush']").first.click()
+    label = page.locator("#sketchpad [data-testid='block-label']").first
+    assert label.inner_text().strip() == "Draw here"
+    assert label.evaluate("e => e.scrollWidth <= e.clientWidth && e.getBoundingClientRect().width > 0")  # not cut off
+    # no tool to find first: the sketchpad opens in draw mode
+    page.wait_for_selector("#sketchpad[data-draw-mode='on']")
     box = page.locator("#sketchpad canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx - 50, cy - 70)
@@ -91,7 +116,7 @@ def test_drawing_is_reconstructed(page, shots):
     page.mouse.up()
     page.get_by_role("button", name="Reconstruct drawing").click()
     page.wait_for_function("() => { const i = document.querySelector('#reconstruction img'); return i && i.complete && i.naturalWidth > 0; }")
-    assert page.eval_on_selector("#reconstruction img", "i => i.naturalWidth") == 320  # 28 px + padding, ×10
+    assert page.eval_on_selector("#reconstruction img", "i => i.naturalWidth") == 312  # 48 px + padding, ×6
     page.screenshot(path=str(shots / "reconstruct.png"), full_page=True)
     assert (shots / "reconstruct.png").stat().st_size > 10_000
 
@@ -104,6 +129,7 @@ def test_clicking_the_latent_map_decodes_that_point(page, shots):
     page.wait_for_function("() => { const i = document.querySelector('#decoded-point img'); return i && i.complete && i.naturalWidth > 0; }")
     x = page.locator("#point-x input").input_value()
     assert float(x) != 0.0  # the click's plane coordinate
+    assert len(x.split(".")[-1]) <= 6, x  # rounded, not 16 digits
     page.screenshot(path=str(shots / "latent_map.png"), full_page=True)
 
 
@@ -139,3 +165,45 @@ def test_a_refused_upload_keeps_the_last_reconstruction(page, shots, tmp_path):
     page.screenshot(path=str(shots / "refused_upload.png"), full_page=True)
     assert _image_source(page, "#reconstruction") == before
     assert page.locator("#reconstruction .error").count() == 0
+
+
+def test_grid_size_typed_and_entered_redraws_the_manifold(page):
+    page.get_by_role("tab", name="Latent map").click()
+    manifold = "#latent-map-grid img"
+    page.wait_for_function(f"() => document.querySelector('{manifold}')?.naturalWidth > 0")
+    before = page.eval_on_selector(manifold, "i => i.src")
+    box = page.locator("#grid-n input[type='number']")
+    box.fill("5")
+    box.press("Enter")
+    page.wait_for_function(f"b => document.querySelector('{manifold}').src !== b", arg=before)
+    page.wait_for_function(f"() => document.querySelector('{manifold}').naturalWidth === 5 * 48 * 2")
+
+
+def test_sweep_choices_are_named_as_the_sliders(page):
+    page.get_by_role("tab", name="Traverse").click()
+    sliders = [t.split()[0] for t in page.locator("[data-testid='block-info']").all_inner_texts() if t.startswith("z")]
+    assert page.locator("#sweep input").input_value() == "z1"  # the most informative dimension of this model
+    page.locator("#sweep input").click()
+    options = page.locator("#sweep [role='option']").evaluate_all("os => os.map(o => o.getAttribute('aria-label'))")
+    page.keyboard.press("Escape")
+    assert len(sliders) == 3 and options[0] == "z1" and sorted(options) == sorted(sliders)  # the labels shown
+
+
+def test_about_tables_keep_their_columns(page):
+    page.get_by_role("tab", name="About").click()
+    page.wait_for_selector("#about table")
+    rows = page.eval_on_selector_all("#about table tr", "rs => rs.map(r => Array.from(r.children, c => c.innerText))")
+    assert rows and all(len(r) == 2 for r in rows)
+    cells = dict(rows)
+    assert cells["reconstruction −log p(x | z)"] == "100 nats" and cells["KL(q(z | x) ‖ p(z))"] == "23.46 nats"
+
+
+def test_the_model_description_is_readable_on_a_phone(browser_space, shots):
+    page = open_page(browser_space, width=390, height=844)
+    try:
+        page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('48×48')")
+        width = page.locator("#model-status").bounding_box()["width"]
+        assert width > 300  # the full width of the screen, not a narrow column beside the model box
+        page.screenshot(path=str(shots / "phone.png"), full_page=False)
+    finally:
+        page.context.close()

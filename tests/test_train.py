@@ -27,8 +27,9 @@ import tqdm
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
 
-from datasets_util import write_hub_dataset, write_image_folder
+from datasets_util import CLASS_NAMES, write_hub_dataset, write_image_folder
 from vae_hub import SpatialVAEModel, VAEModel
+from vae_hub.explore import MapSample
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training" / "train_vae.py"
@@ -108,8 +109,12 @@ def gray_run(data, tmp_path_factory) -> Path:
 
 def test_run_writes_a_complete_model_folder(gray_run):
     for name in ("config.json", WEIGHTS, "README.md", "metrics.json", "training_info.json", "samples.png",
-                 "reconstructions.png", "loss_curve.png"):
+                 "reconstructions.png", "loss_curve.png", "latent_map_sample.npz"):
         assert (gray_run / name).is_file(), name
+    modes = {p.name: p.stat().st_mode & 0o777 for p in gray_run.iterdir() if p.is_file()}
+    assert len(set(modes.values())) == 1, modes  # the weights too (safetensors writes them 0600)
+    sample = MapSample.load(gray_run / "latent_map_sample.npz")  # the Space's latent map of this model: its own data
+    assert sample.images.shape == (16, 1, 8, 8) and sample.class_names == list(CLASS_NAMES)
     model = VAEModel.from_pretrained(gray_run)
     assert (model.config.in_channels, model.config.sample_size, model.config.prior_components) == (1, 8, 2)
     assert model.generate(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 8, 8)
@@ -132,14 +137,33 @@ def test_token_is_in_no_output_file(gray_run):
 
 
 def test_fine_tune_from_the_produced_folder(gray_run, data, tmp_path):
+    """No model flags (their defaults describe another architecture), the default warm-up (longer than the run) and
+    the default mixture prior (auto): the record, the messages and the card say what really happened."""
     out = tmp_path / "tuned"
-    run_script(train_command(out, data["gray"], "--pretrained_model_name_or_path", str(gray_run),
-                             "--max_train_steps", "3", "--report_to", "none", cache=data["cache"]))
+    done = run_script([*data["gray"], "--output_dir", str(out), "--cache_dir", str(data["cache"]),
+                       "--pretrained_model_name_or_path", str(gray_run), "--train_batch_size", "8",
+                       "--eval_iw_samples", "2", "--max_train_steps", "30", "--report_to", "none"])
     info = json.loads((out / "training_info.json").read_text())
-    assert info["base_model"] == str(gray_run) and info["steps"] == 3
+    assert info["base_model"] == str(gray_run) and info["steps"] == 30
     base, tuned = VAEModel.from_pretrained(gray_run), VAEModel.from_pretrained(out)
     assert tuned.config.block_out_channels == base.config.block_out_channels
     assert not torch.equal(weights(gray_run)["conv_in.weight"], weights(out)["conv_in.weight"])
+    # the record holds the fine-tuned model's architecture, not the flags' defaults (latent 16, channels [32, 64])
+    assert (info["args"]["latent_dim"], info["args"]["block_out_channels"]) == (4, [8, 16])
+    assert info["architecture"]["latent_dim"] == 4 and info["architecture"]["block_out_channels"] == [8, 16]
+    # the default warm-up (200 steps) is longer than the 30-step run: said, and shortened to a tenth of the run
+    assert "warning: --lr_warmup_steps 200 is not shorter than the run (30 steps): warming up over 3 steps" in done.stdout
+    assert info["args"]["lr_warmup_steps"] == 3
+    # the start-of-run summary and the last line
+    for start in ("data: ", "model: fine-tuning ", "steps: 30 (", "then: mixture prior (auto)", "writes: "):
+        assert any(line.startswith(start) for line in done.stdout.splitlines()), start
+    assert "model: fine-tuning" in done.stdout and "4-D latent, channels [8, 16]" in done.stdout
+    assert re.search(r"evaluation: 16 images × k=2 in \d+ s, \d+% of this run", done.stdout)
+    assert done.stdout.strip().splitlines()[-1].startswith(f"saved to {out.resolve()}: the model")
+    # the mixture prior's size was chosen from the data, and the record and the card say how
+    assert info["mixture_prior"]["method"] == "held-out log-likelihood"
+    assert tuned.config.prior_components == info["mixture_prior"]["num_components"]
+    assert "chosen from the data" in (out / "README.md").read_text()
 
 
 SPATIAL = ["--model_type", "spatial", "--block_out_channels", "8", "16", "--norm_num_groups", "4", "--latent_channels",
@@ -288,6 +312,15 @@ def test_latest_checkpoint_skips_partial_and_foreign_folders(tmp_path):
     assert script.latest_checkpoint(tmp_path / "checkpoint-2") is None
 
 
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        load_script().parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in ("--train_batch_size TRAIN_BATCH_SIZE Per process. (default: 128)", "--lr_warmup_steps LR_WARMUP_STEPS (default: 200)",
+                  "or auto (the default)", "--learning_rate LEARNING_RATE (default: 0.001)"):
+        assert shown in text, shown
+
+
 def test_redact_hides_secret_values():
     redact = load_script().redact
     assert redact(["--hub_token", "abc", "--seed", "1", "--hub_token=xyz"]) == ["--hub_token", "***", "--seed", "1",
@@ -428,7 +461,8 @@ FLAG_CASES = {
     "learning rate typo": (["--learning_rate", "1e3"], r"--learning_rate must be in \(0, 1\], got 1000.0"),
     "learning rate nan": (["--learning_rate", "nan"], r"--learning_rate, --beta, .* must be finite numbers"),
     "adam beta 1": (["--adam_beta1", "1"], r"--adam_beta1 and --adam_beta2 must be in \[0, 1\)"),
-    "negative kl weight": (["--beta", "-1"], r"--beta, --free_bits, --max_grad_norm and --prior_components must be non-negative"),
+    "negative kl weight": (["--beta", "-1"], r"--beta, --free_bits and --max_grad_norm must be non-negative"),
+    "negative prior components": (["--prior_components", "-1"], r"expected auto or a whole number >= 0, got '-1'"),
     "batch larger than the data": (["--train_batch_size", "100"], r"fewer than one optimisation step"),
     "bad model config": (["--norm_num_groups", "3"], r"VAEModel config"),
     "vector flag on a spatial model": (["--model_type", "spatial"], r"--latent_dim is for --model_type vector models only"),
@@ -523,3 +557,16 @@ def test_unknown_hub_dataset_from_the_command_line(tmp_path):
     assert error_lines(done.stderr) == [done.stderr.strip()]
     assert done.stderr.startswith("error: cannot load dataset 'nobody/no-such-dataset'")
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+def test_under_accelerate_launch_quiet_a_bad_input_is_one_line(tmp_path):
+    """The README's launcher command: the script's one line, and no traceback added by accelerate's launcher."""
+    launcher = shutil.which("accelerate")
+    if launcher is None:
+        pytest.skip("the accelerate command is not on PATH")
+    done = subprocess.run([launcher, "launch", "--quiet", "--num_processes", "1", "--num_machines", "1",
+                           "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT),
+                           "--dataset_name", str(tmp_path / "no-such-dataset"), "--output_dir", str(tmp_path / "out")],
+                          env=script_env(), cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode != 0
+    assert len(error_lines(done.stderr)) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]

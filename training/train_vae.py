@@ -1,8 +1,11 @@
 #!/usr/bin/env python
 """Train or fine-tune a vae-hub ``VAEModel`` (or, with ``--model_type spatial``, a ``SpatialVAEModel``) with 🤗 Accelerate.
 
-    accelerate launch training/train_vae.py --dataset_name zalando-datasets/fashion_mnist --output_dir fashion-vae
-    accelerate launch training/train_vae.py --model_type spatial --beta 1e-4 ... --output_dir fashion-spatial-vae
+    accelerate launch --quiet training/train_vae.py --dataset_name zalando-datasets/fashion_mnist --output_dir fashion-vae
+    accelerate launch --quiet training/train_vae.py --model_type spatial --beta 1e-4 ... --output_dir fashion-spatial-vae
+
+(``--quiet``: a bad input stops the script with one line, ``error: ...``, and exit status 2; without it accelerate's
+launcher adds a traceback of its own for any non-zero exit.)
 
 The same script runs on one CPU, one GPU, several GPUs or nodes (``accelerate launch --multi_gpu ...``), and as two
 CPU processes (``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 ...``). It reads top to bottom:
@@ -67,6 +70,7 @@ from vae_hub.training_utils import (
     versions,
     weights_are_finite,
 )
+from vae_hub.prior import AUTO
 
 logger = get_logger(__name__)
 MODEL_TYPES = {"vector": VAEModel, "spatial": SpatialVAEModel}
@@ -76,11 +80,14 @@ SPATIAL_BETA = 1e-4  # KL weight per latent element: see benchmarks/RESULTS.md (
 FINAL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")  # a finished run's model
 LOSS_KEYS = ("loss", "reconstruction", "kl", "negative_elbo")
 MAX_PRIOR_CODES = 20_000  # training codes the mixture prior is fitted to
+MODEL_FLAGS = ("latent_dim", "latent_channels", "block_out_channels", "layers_per_block", "norm_num_groups", "act_fn",
+               "likelihood")
 
 
 def build_parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: "--hub_tok" must not silently mean --hub_token (redact() knows the full spellings)
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--dataset_name", type=str, default=None, help="Hub dataset id or local folder in the Hub layout.")
     data.add_argument("--dataset_config_name", type=str, default=None)
@@ -111,9 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--norm_num_groups", type=int, default=None)
     model.add_argument("--act_fn", type=str, default=None)
     model.add_argument("--likelihood", type=str, default=None, choices=("bernoulli", "gaussian", "laplace"))
-    model.add_argument("--prior_components", type=int, default=None,
-                       help="vector: components of the mixture prior fitted to the training codes after training "
-                            "(default 10; 0: none).")
+    model.add_argument("--prior_components", type=prior_components, default=None,
+                       help="vector: components of the mixture prior fitted to the training codes after training: a "
+                            "number, 0 for none, or auto (the default): chosen by the held-out log-likelihood of the "
+                            "codes (vae_hub.prior).")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--train_batch_size", type=int, default=128, help="Per process.")
@@ -168,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("--hub_token", type=str, default=None)
     return p
 
+    for action in p._actions:  # the formatter shows defaults only of flags with a help text
+        action.help = action.help or "(default: %(default)s)"
+    return p
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
@@ -192,8 +204,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--learning_rate must be in (0, 1], got {args.learning_rate}")
     if not (0 <= args.adam_beta1 < 1 and 0 <= args.adam_beta2 < 1 and args.adam_epsilon > 0 and args.adam_weight_decay >= 0):
         p.error("--adam_beta1 and --adam_beta2 must be in [0, 1), --adam_epsilon positive, --adam_weight_decay non-negative")
-    if (args.beta or 0) < 0 or args.free_bits < 0 or args.max_grad_norm < 0 or (args.prior_components or 0) < 0:
-        p.error("--beta, --free_bits, --max_grad_norm and --prior_components must be non-negative")
+    if (args.beta or 0) < 0 or args.free_bits < 0 or args.max_grad_norm < 0:
+        p.error("--beta, --free_bits and --max_grad_norm must be non-negative")
     if not (math.isfinite(args.disc_weight) and math.isfinite(args.disc_learning_rate or 1.0)
             and 0 < (args.disc_learning_rate or 1.0) <= 1):
         p.error("--disc_weight must be a finite number and --disc_learning_rate in (0, 1]")
@@ -202,6 +214,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id")
     return args
+
+
+def prior_components(value: str) -> int | str:
+    """``--prior_components``: "auto" or a whole number ≥ 0."""
+    if value == AUTO:
+        return value
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 0, got {value!r}")
+    return int(value)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -243,10 +264,15 @@ def main(args: argparse.Namespace) -> None:
              f"({global_batch} per batch × {args.gradient_accumulation_steps} accumulation): lower --train_batch_size")
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+    if args.lr_warmup_steps >= max_train_steps:  # the learning rate would never reach --learning_rate
+        shorter = max_train_steps // 10
+        accelerator.print(f"warning: --lr_warmup_steps {args.lr_warmup_steps} is not shorter than the run "
+                          f"({max_train_steps} steps): warming up over {shorter} steps (a tenth of the run) instead.")
+        args.lr_warmup_steps = shorter
 
     in_memory = len(train_split) * channels * size * size / 2**20 <= args.max_in_memory_mb
     codes_for_prior = min(MAX_PRIOR_CODES, len(train_split) if in_memory else len(val_split))  # see finish()
-    if args.prior_components > codes_for_prior:
+    if args.prior_components != AUTO and args.prior_components > codes_for_prior:
         fail(f"--prior_components {args.prior_components} needs at least as many images to fit the mixture prior to, "
              f"and there are {codes_for_prior} ({'train' if in_memory else val_name} split): pass a smaller "
              "--prior_components, or 0 for none")
@@ -257,6 +283,18 @@ def main(args: argparse.Namespace) -> None:
     else:
         train_images = StreamingImages(train_split, image_column, size, channels)
     val_images = decode_images(val_split, image_column, size, channels, label_column, f"decoding {val_name}", show)
+    eval_count = min(len(val_split), args.eval_max_samples or len(val_split))
+    accelerator.print(
+        f"data: {args.dataset_name or args.train_data_dir}: {len(train_split):,} training images ({image_column!r}), "
+        f"{len(val_split):,} held out ({val_name}), as {channels}×{size}×{size}\n"
+        f"model: {describe_model(model, args)}\n"
+        f"steps: {max_train_steps:,} ({num_epochs} epochs of {steps_per_epoch:,}), batch {global_batch} "
+        f"({args.train_batch_size} × {world} processes × {args.gradient_accumulation_steps} accumulation), "
+        f"learning rate {args.learning_rate:g} after {args.lr_warmup_steps} warm-up steps\n"
+        f"then: {f'mixture prior ({args.prior_components}), ' if args.prior_components else ''}evaluation of "
+        f"{eval_count:,} held-out images with "
+        f"k={args.eval_iw_samples} importance samples (--eval_max_samples, --eval_iw_samples)\n"
+        f"writes: {output_dir.resolve()}")
 
     # ---------------------------------------------------------------- optimisation
     optimizer = torch.optim.AdamW(
@@ -294,7 +332,7 @@ def main(args: argparse.Namespace) -> None:
             for stale in output_dir.glob("checkpoint-*"):  # the old run's: "latest" must never pick them up
                 shutil.rmtree(stale)
         output_dir.mkdir(parents=True, exist_ok=True)
-        accelerator.init_trackers("train_vae", config=loggable_config(args))
+        accelerator.init_trackers("train_vae", config=loggable_config(model_args(args, accelerator.unwrap_model(model).config)))
 
     # ---------------------------------------------------------------- training loop
     likelihood = accelerator.unwrap_model(model).config.likelihood
@@ -383,7 +421,7 @@ def main(args: argparse.Namespace) -> None:
         vae = accelerator.unwrap_model(model)
         if ema is not None:
             ema.copy_to(vae.parameters())
-        finish(vae.eval(), train_images, val_images, val_name, args, output_dir, history,
+        finish(vae.eval(), train_images, val_images, val_name, args, output_dir, history, accelerator.print,
                wall_time=time.time() - started, throughput=throughput, world=world, label_column=label_column,
                image_column=image_column, num_train=len(train_split), steps=global_step,
                epochs=math.ceil(global_step / steps_per_epoch))
@@ -415,7 +453,7 @@ def resolve_model_type(args: argparse.Namespace) -> None:
     if args.beta is None:
         args.beta = SPATIAL_BETA if spatial else 1.0
     if args.prior_components is None:
-        args.prior_components = 0 if spatial else 10
+        args.prior_components = 0 if spatial else AUTO
 
 
 def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAEModel | SpatialVAEModel:
@@ -524,11 +562,32 @@ def validate(accelerator, vae: VAEModel | SpatialVAEModel, val_images, args, ste
     vae.train(was_training)
 
 
-def finish(vae, train_images, val_images, val_name, args, output_dir, history, *, wall_time, throughput, world,
+def describe_model(model: VAEModel, args: argparse.Namespace) -> str:
+    cfg = model.config
+    origin = (f"fine-tuning {args.pretrained_model_name_or_path}" if args.pretrained_model_name_or_path
+              else f"new, from {args.model_config_name_or_path}" if args.model_config_name_or_path else "new")
+    params = sum(p.numel() for p in model.parameters())
+    latent = f"{cfg.latent_dim}-D latent" if "latent_dim" in cfg else f"{cfg.latent_channels}-channel latent map"
+    return (f"{origin} {type(model).__name__}: {params:,} parameters, {latent}, channels "
+            f"{list(cfg.block_out_channels)} × {cfg.layers_per_block} block(s), {cfg.likelihood} likelihood")
+
+
+def model_args(args: argparse.Namespace, config) -> dict:
+    """The arguments as the run used them: the model flags replaced by the model's own architecture (a fine-tune or
+    a config file ignores them, so their defaults would misdescribe the model), secrets removed."""
+    recorded = public_args(args)
+    for flag in (f for f in MODEL_FLAGS if f in config):
+        recorded[flag] = list(config[flag]) if isinstance(config[flag], (list, tuple)) else config[flag]
+    return recorded
+
+
+def finish(vae, train_images, val_images, val_name, args, output_dir, history, say, *, wall_time, throughput, world,
            label_column, image_column, num_train, steps, epochs) -> None:
-    """Mixture prior, scaling factor, save_pretrained, evaluation, grids, loss curve, card, push (main process)."""
+    """Mixture prior, scaling factor, save_pretrained, latent-map sample, evaluation, grids, loss curve, card, push
+    (main process); ``say`` prints a line."""
     from vae_hub import hub
     from vae_hub.evaluate import evaluate_model
+    from vae_hub.explore import MapSample
     from vae_hub.latent import compute_scaling_factor, encode_images
     from vae_hub.prior import fit_mixture_prior
 
@@ -536,23 +595,35 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, *
     codes_from = codes_from[torch.randperm(len(codes_from), generator=torch.Generator().manual_seed(args.seed))[:MAX_PRIOR_CODES]]
     vae.register_to_config(scaling_factor=compute_scaling_factor(vae, codes_from))
     vae.save_pretrained(output_dir)  # first: nothing after this point can lose the trained weights
+    prior = None
     if args.prior_components:
         try:
-            fit_mixture_prior(vae, encode_images(vae, codes_from), args.prior_components, seed=args.seed)
+            prior = fit_mixture_prior(vae, encode_images(vae, codes_from), args.prior_components, seed=args.seed)
         except ValueError as err:  # the data was checked before training; a degenerate fit should still not cost the run
             tqdm.write(f"warning: no mixture prior ({' '.join(str(err).split())}); the model is saved without one",
                        file=sys.stderr)
         else:
+            say(f"mixture prior: {prior.describe()}")
             vae.save_pretrained(output_dir)
+    dataset = args.dataset_name or args.train_data_dir
+    if "latent_dim" in vae.config:  # a vector model's latent map in the Space: its own held-out images
+        MapSample.from_images(val_images.images, val_images.labels, val_images.label_names,
+                              f"{Path(dataset).name}, {val_name}", seed=args.seed).save(output_dir / hub.MAP_SAMPLE_NAME)
 
     eval_images = val_images.images[: args.eval_max_samples] if args.eval_max_samples else val_images.images
+    evaluation_started = time.time()
     metrics = evaluate_model(vae, eval_images, iw_samples=args.eval_iw_samples, seed=args.seed,
-                             batch_size=args.eval_batch_size,
-                             dataset=args.dataset_name or args.train_data_dir, split=val_name)
+                             batch_size=args.eval_batch_size, dataset=dataset, split=val_name)
+    evaluation_time = time.time() - evaluation_started
+    say(f"evaluation: {len(eval_images):,} images × k={args.eval_iw_samples} in {evaluation_time:.0f} s, "
+        f"{evaluation_time / (wall_time + evaluation_time):.0%} of this run (--eval_max_samples, --eval_iw_samples "
+        f"shorten it; python -m vae_hub.evaluate measures a tighter bound later)")
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     info = {
         "command": "accelerate launch training/train_vae.py " + shlex.join(redact(sys.argv[1:], build_parser())),
-        "args": public_args(args),
+        "args": model_args(args, vae.config),
+        "architecture": {k: v for k, v in vae.config.items() if not k.startswith("_")},
+        "mixture_prior": prior.to_dict() if prior else None,
         "wall_time_seconds": round(wall_time, 1),
         "train_images_per_second": round(throughput, 1) if throughput else None,
         "hardware": hardware(),
@@ -575,6 +646,8 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, *
     print(json.dumps(metrics, indent=2))
     if args.push_to_hub:
         hub.push_to_hub(output_dir, args.hub_model_id, private=args.hub_private_repo, token=args.hub_token)
+    say(f"saved to {output_dir.resolve()}: the model, its card (README.md), metrics.json, training_info.json, "
+        f"grids{f' and https://huggingface.co/{args.hub_model_id}' if args.push_to_hub else ''}")
 
 
 if __name__ == "__main__":

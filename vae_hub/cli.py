@@ -3,6 +3,7 @@
     vae-hub push OUTPUT_DIR --repo-id ORG/NAME [--private] [--revision BRANCH]
     vae-hub deploy-space --space-id ORG/NAME [--model-id ORG/MODEL] [--private]
     vae-hub card OUTPUT_DIR [--repo-id ORG/NAME] [--dataset-id ORG/DATASET]
+    vae-hub prior OUTPUT_DIR --dataset-name DATASET [--components auto] [--max-codes 20000] [--seed 0]
 
 The token comes from ``--token``, else ``HF_TOKEN``, else the login cache (``hf auth login``); it is never
 printed. A failure prints one line, ``vae-hub <command>: error: <what happened and what to do>``, and exits 1.
@@ -12,8 +13,11 @@ gets the parsed arguments plus ``args.api``: the ``HfApi`` to use (``None``: a r
 """
 
 import argparse
+import json
+import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 from huggingface_hub import HfApi
@@ -78,11 +82,53 @@ def run_card(args: argparse.Namespace) -> None:
     print(f"Wrote {args.output_dir.rstrip('/')}/{hub.CARD_NAME}")
 
 
+def add_prior(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("output_dir", help="A saved model folder; its weights, config, training_info.json and card "
+                                           "are updated, its other files kept.")
+    parser.add_argument("--dataset-name", required=True, help="The training data: Hub dataset id or local folder.")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--components", default="auto",
+                        help="auto (chosen by the held-out log-likelihood of the codes) or a number of components")
+    parser.add_argument("--max-codes", type=int, default=20_000, help="encode at most this many images, picked with --seed")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataset-id", default=None, help="Hub id of the data for the card, when it reads a local copy.")
+    parser.add_argument("--cache-dir", default=None, help="datasets' cache folder")
+
+
+def run_prior(args: argparse.Namespace) -> None:
+    """Refit a saved model's mixture prior on its training codes, as the training script does at its end."""
+    import torch
+
+    from .data import load_split
+    from .latent import encode_images
+    from .models import VAEModel
+    from .prior import AUTO, fit_mixture_prior
+
+    components = args.components if args.components == AUTO else int(args.components)
+    folder = Path(args.output_dir)
+    model = VAEModel.from_pretrained(folder).eval()
+    data = load_split(args.dataset_name, args.split, resolution=model.config.sample_size,
+                      channels=model.config.in_channels, cache_dir=args.cache_dir)
+    picked = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(args.seed))[: args.max_codes]
+    choice = fit_mixture_prior(model, encode_images(model, data.images[picked]), components, seed=args.seed)
+    model.save_pretrained(folder)
+    info_path = folder / hub.TRAINING_INFO_NAME
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    command = ["vae-hub", "prior", args.output_dir, "--dataset-name", args.dataset_name, "--split", args.split,
+               "--components", args.components, "--max-codes", str(args.max_codes), "--seed", str(args.seed)]
+    info["mixture_prior"] = {**choice.to_dict(), "command": shlex.join(command)}
+    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    hub.write_model_card(folder, dataset_id=args.dataset_id)
+    print(choice.describe())
+    print(f"Saved the {choice.num_components}-component mixture prior to {folder}")
+
+
 COMMANDS: dict[str, Command] = {
     "push": Command("Upload a saved model folder to the Hub in one commit.", add_push, run_push),
     "deploy-space": Command("Upload the Gradio Space (app, vae_hub source, models).", add_deploy_space,
                             run_deploy_space),
     "card": Command("Write or refresh the model card (README.md) of a saved model folder.", add_card, run_card),
+    "prior": Command("Refit the mixture prior of a saved model folder on its training codes.", add_prior, run_prior),
 }
 
 

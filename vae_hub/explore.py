@@ -8,7 +8,7 @@ here and raises ``InputError`` with a message meant for the person using the Spa
   computation, unit-tested without Gradio;
 * ``Explorer``: one method per Space endpoint, taking a model *id* (one the Space offers, see
   ``space_models``) as its first argument. It loads each model once and caches what the Space derives from it
-  (the dimensions ordered by KL, the latent map of the shipped test-set sample).
+  (the dimensions ordered by KL, the latent map of the model's own held-out sample).
 """
 
 import functools
@@ -30,11 +30,14 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import torch
+from huggingface_hub import ModelCard
 
 from . import likelihood as lik
-from .images import make_grid, pil_to_uint8, uint8_to_float
+from .images import float_to_uint8, make_grid, pil_to_uint8, uint8_to_float
+from .hub import MAP_SAMPLE_NAME
 from .latent import dimensions_by_kl, encode_images, grid_2d, lerp, principal_directions, project, slerp
 from .losses import kl_per_dimension
+from .markdown import table_row
 from .models import PRIORS, VAEModel
 from .space_models import (
     MAX_MODEL_BYTES, InputError, Loaded, ModelLoader, checked_model_id, clip, cut, hub_ids_allowed)
@@ -438,9 +441,15 @@ def traverse(
 
 
 # ------------------------------------------------------------------------------------------------ latent map
+MAP_SAMPLE_MAX_IMAGES = 5000
+MAP_SAMPLE_MAX_BYTES = 32 * 2**20  # of the file: a Hub repo's sample is read by a public Space
+MAP_SAMPLE_MAX_CLASSES = 20
+
+
 @dataclass
 class MapSample:
-    """The small labelled test-set sample shipped with the Space: uint8 images (N, C, H, W), labels (N,)."""
+    """A small sample of a model's held-out images for its latent map: uint8 images (N, C, H, W), labels (N,)
+    indexing ``class_names`` (all 0 and no names for unlabelled data), and where they come from, in words."""
 
     images: torch.Tensor
     labels: np.ndarray
@@ -448,12 +457,43 @@ class MapSample:
     source: str = ""
 
     @classmethod
+    def from_images(cls, images: torch.Tensor, labels: torch.Tensor | None, class_names: list[str] | None, source: str,
+                    per_class: int = 200, seed: int = 0) -> "MapSample":
+        """Up to ``per_class`` images of each class (``MAP_SAMPLE_MAX_IMAGES`` in all), picked with ``seed``."""
+        gen = torch.Generator().manual_seed(seed)
+        if labels is None or not class_names or len(class_names) > MAP_SAMPLE_MAX_CLASSES:
+            rows = torch.randperm(len(images), generator=gen)[:MAP_SAMPLE_MAX_IMAGES]
+            labels, class_names = torch.zeros(len(images), dtype=torch.long), []
+        else:
+            per_class = min(per_class, MAP_SAMPLE_MAX_IMAGES // len(class_names))
+            rows = torch.cat([(labels == k).nonzero().flatten()[torch.randperm(int((labels == k).sum()), generator=gen)[:per_class]]
+                              for k in range(len(class_names))])
+        rows = rows.sort().values
+        return cls(images[rows].clone(), labels[rows].numpy().astype(np.int64), list(class_names), source)
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(path, images=self.images.numpy(), labels=self.labels, class_names=np.array(self.class_names, dtype=str),
+                            source=np.array(self.source))
+
+    @classmethod
     def load(cls, path: str | Path) -> "MapSample":
-        with np.load(path) as data:
-            return cls(
-                torch.from_numpy(data["images"]), data["labels"], [str(c) for c in data["class_names"]],
-                str(data["source"]) if "source" in data else "",
-            )
+        """Read and check a sample file; a ``ValueError`` says what is wrong with it (it may come from any Hub repo)."""
+        if Path(path).stat().st_size > MAP_SAMPLE_MAX_BYTES:
+            raise ValueError(f"it is larger than {MAP_SAMPLE_MAX_BYTES // 2**20} MB")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                images, labels = data["images"], data["labels"]
+                names = [str(c) for c in data["class_names"]] if "class_names" in data else []
+                source = str(data["source"]) if "source" in data else ""
+        except (OSError, ValueError, KeyError) as err:
+            raise ValueError(f"it is not a readable .npz with images and labels ({type(err).__name__})") from err
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3) or not 0 < len(images) <= MAP_SAMPLE_MAX_IMAGES:
+            raise ValueError(f"its images must be uint8 (N ≤ {MAP_SAMPLE_MAX_IMAGES}, 1 or 3, H, W), got {images.dtype} {images.shape}")
+        if labels.shape != (len(images),) or labels.dtype.kind not in "iu" or len(names) > MAP_SAMPLE_MAX_CLASSES or (
+                len(labels) and (labels.min() < 0 or labels.max() >= max(len(names), 1))):
+            raise ValueError(f"its labels must be one class index per image, below its {len(names)} class names "
+                             f"(at most {MAP_SAMPLE_MAX_CLASSES})")
+        return cls(torch.from_numpy(images), labels.astype(np.int64), names, source[:200])
 
     def for_model(self, model: VAEModel) -> torch.Tensor:
         """The images in the model's format (channels, size), converted like uploads if they differ."""
@@ -479,11 +519,17 @@ class LatentMap:
     box: tuple[float, float, float, float]  # x_min, x_max, y_min, y_max shown
     axis_names: tuple[str, str]
     description: str
+    title: str
     image: PIL.Image.Image | None = None  # the rendered scatter plot
     axes_px: tuple[float, float, float, float] = (0, 0, 0, 0)  # plot area in image pixels: left, top, right, bottom
 
     def code(self, x: float, y: float) -> torch.Tensor:
         return self.center + x * self.directions[0] + y * self.directions[1]
+
+    def rounded(self, x: float, y: float) -> tuple[float, float]:
+        """(x, y) to a thousandth of the box's width (a click is not more precise than that), for display."""
+        decimals = max(0, 3 - math.floor(math.log10(self.box[1] - self.box[0])))
+        return round(x, decimals), round(y, decimals)
 
     def map_pixel_to_plane(self, px: float, py: float) -> tuple[float, float]:
         """A click on the scatter image (pixels, origin top-left) → plane coordinates, clamped to the box."""
@@ -519,7 +565,10 @@ def build_latent_map(model: VAEModel, sample: MapSample) -> LatentMap:
     lo, hi = np.percentile(coords, 1, axis=0), np.percentile(coords, 99, axis=0)
     mid, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * 1.15, 1e-3)  # square box: square manifold cells
     box = (mid[0] - half, mid[0] + half, mid[1] - half, mid[1] + half)
-    latent_map = LatentMap(coords, sample.labels, sample.class_names, center, directions, box, names, description)
+    n, source = len(coords), f" ({sample.source})" if sample.source else ""
+    description = f"The codes of {n} held-out images{source}. " + description
+    title = f"{n} held-out images" + (", coloured by class" if sample.class_names else "") + " — click to decode a point"
+    latent_map = LatentMap(coords, sample.labels, sample.class_names, center, directions, box, names, description, title)
     latent_map.image, latent_map.axes_px = _render_map(latent_map)
     return latent_map
 
@@ -531,17 +580,19 @@ def _render_map(m: LatentMap) -> tuple[PIL.Image.Image, tuple[float, float, floa
     fig = _figure(width, height)
     side = 540  # square plot area, in pixels, so the manifold grid lines up with it
     ax = fig.add_axes([60 / width, 50 / height, side / width, side / height])
-    colours = colormaps["tab10"]
-    for k, name in enumerate(m.class_names):
+    colours = colormaps["tab10" if len(m.class_names) <= 10 else "tab20"]
+    for k in range(max(len(m.class_names), 1)):  # unlabelled: one class, no legend
         pts = m.coords[m.labels == k]
-        ax.scatter(pts[:, 0], pts[:, 1], s=7, color=colours(k % 10), alpha=0.75, linewidths=0, label=name)
+        ax.scatter(pts[:, 0], pts[:, 1], s=7, color=colours(k % colours.N), alpha=0.75, linewidths=0,
+                   label=m.class_names[k] if m.class_names else None)
     ax.set_xlim(m.box[0], m.box[1])
     ax.set_ylim(m.box[2], m.box[3])
     ax.set_xlabel(m.axis_names[0], fontsize=9)
     ax.set_ylabel(m.axis_names[1], fontsize=9)
     ax.tick_params(labelsize=8)
-    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9, markerscale=2.5, frameon=False, title="class")
-    ax.set_title(f"{len(m.coords)} test images, coloured by class — click to decode a point", fontsize=10)
+    if m.class_names:
+        ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9, markerscale=2.5, frameon=False, title="class")
+    ax.set_title(m.title, fontsize=10)
     image = _figure_to_pil(fig)
     x0, y0, x1, y1 = ax.get_window_extent().extents  # display pixels, origin bottom-left
     return image, (x0, height - y1, x1, height - y0)
@@ -573,6 +624,12 @@ def manifold(model: VAEModel, m: LatentMap, n: int = 15) -> PIL.Image.Image:
 
 
 # ------------------------------------------------------------------------------------------------ models
+def data_name(recorded: str) -> str:
+    """A dataset as a record names it, fit to show: a Hub id as is, a local folder by its name only (the path of
+    the machine that trained the model is nobody's business)."""
+    return (Path(recorded).name if Path(recorded).is_absolute() or recorded.startswith(".") else recorded)[:200]
+
+
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -598,11 +655,11 @@ def default_model_ids(space_dir: Path, env: dict | None = None) -> tuple[list[st
 
 @dataclass
 class ModelEntry:
-    """A loaded model and what the Space derives from it (computed once, on first use)."""
+    """A loaded model and what the Space derives from it (computed once, on first use), all from the model's own
+    files: its latent-map sample (``MAP_SAMPLE_NAME``), its card's dataset, its size and channels."""
 
     model_id: str
     loaded: Loaded  # the model, its files on this machine, where it came from
-    sample: MapSample
     _cache: dict = field(default_factory=dict, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # re-entrant: the manifold needs the map
 
@@ -617,9 +674,65 @@ class ModelEntry:
             return self._cache[name]
 
     @property
+    def sample(self) -> MapSample | None:
+        """The model's own latent-map sample, or None (``sample_problem`` says why)."""
+        return self._map_sample[0]
+
+    @property
+    def sample_problem(self) -> str:
+        """Why the model has no latent map, in words for the person using the Space ("" when it has one)."""
+        return self._map_sample[1]
+
+    @property
+    def _map_sample(self) -> tuple[MapSample | None, str]:
+        def compute() -> tuple[MapSample | None, str]:
+            path = _model_file(self, MAP_SAMPLE_NAME)
+            if path is None:
+                return None, (f"this model ships no sample of its held-out images ({MAP_SAMPLE_NAME}, written by "
+                              "training/train_vae.py), so it has no latent map")
+            try:
+                return MapSample.load(path), ""
+            except ValueError as err:
+                return None, f"this model's {MAP_SAMPLE_NAME} cannot be used: {err}"
+
+        return self._once("sample", compute)
+
+    @property
+    def dataset(self) -> str | None:
+        """The training data the model's own files name: its card's ``datasets`` (a Hub id), else the record of
+        ``training_info.json`` or ``metrics.json`` (a local folder by its name only: no paths of another machine)."""
+
+        def compute() -> str | None:
+            card = _model_file(self, "README.md")
+            try:
+                datasets = ModelCard.load(card).data.datasets if card else None
+            except Exception:  # a card without metadata, or none at all: the records below may still say
+                datasets = None
+            if datasets:
+                return str(datasets[0] if isinstance(datasets, list) else datasets)[:200]
+            for name, key in (("training_info.json", "dataset_name"), ("metrics.json", "dataset")):
+                path = _model_file(self, name)
+                value = _read_json(path).get(key) if path else None
+                if isinstance(value, str) and value:
+                    return data_name(value)
+            return None
+
+        return self._once("dataset", compute)
+
+    @property
     def kl(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(order (D,), kl (D,)): dimensions by decreasing KL on the map sample, in nats."""
-        return self._once("kl", lambda: dimensions_by_kl(self.model, self.sample.for_model(self.model)))
+        """(order (D,), kl (D,)): dimensions by decreasing KL in nats, on the model's map sample, or (without
+        one) on 256 of its own prior samples."""
+
+        def compute():
+            if self.sample is not None:
+                images = self.sample.for_model(self.model)
+            else:
+                with torch.inference_mode():
+                    images = float_to_uint8(self.model.generate(256, generator=torch.Generator().manual_seed(0)))
+            return dimensions_by_kl(self.model, images)
+
+        return self._once("kl", compute)
 
     @property
     def slider_dims(self) -> list[tuple[int, float]]:
@@ -629,8 +742,14 @@ class ModelEntry:
         return [dk for dk in dims if dk[1] > ACTIVE_KL_NATS] or dims[:1]
 
     @property
-    def latent_map(self) -> LatentMap:
-        return self._once("map", lambda: build_latent_map(self.model, self.sample))
+    def latent_map(self) -> LatentMap | None:
+        """The map of the model's own sample; None when it has none."""
+        return self._once("map", lambda: build_latent_map(self.model, self.sample) if self.sample else None)
+
+    def require_map(self) -> LatentMap:
+        if self.latent_map is None:
+            raise InputError(f"No latent map: {self.sample_problem}.")
+        return self.latent_map
 
     @property
     def dark_background(self) -> bool:
@@ -652,9 +771,9 @@ class Explorer:
     ``max_models`` most recently used models stay in memory.
     """
 
-    def __init__(self, model_ids: list[str], shipped: dict[str, Path], sample: MapSample, files: OutputFiles | None = None,
+    def __init__(self, model_ids: list[str], shipped: dict[str, Path], files: OutputFiles | None = None,
                  max_models: int = 4, allow_hub: bool = False, max_model_bytes: int = MAX_MODEL_BYTES):
-        self.model_ids, self.shipped, self.map_sample, self.max_models = model_ids, shipped, sample, max_models
+        self.model_ids, self.shipped, self.max_models = model_ids, shipped, max_models
         self.files = files or OutputFiles(Path(tempfile.mkdtemp(prefix="vae_hub_space_")))
         self.loader = ModelLoader(model_ids, shipped, allow_hub, max_model_bytes)
         self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
@@ -663,12 +782,9 @@ class Explorer:
 
     @classmethod
     def from_space_dir(cls, space_dir: str | Path, env: dict | None = None) -> "Explorer":
-        """The Explorer of a Space folder: models as ``default_model_ids`` finds them, the shipped map sample,
-        Hub ids typed by visitors only if ``VAE_HUB_SPACE_HUB_IDS`` says so."""
-        space_dir = Path(space_dir)
-        ids, shipped = default_model_ids(space_dir, env)
-        return cls(ids, shipped, MapSample.load(space_dir / "examples" / "latent_map_sample.npz"),
-                   allow_hub=hub_ids_allowed(env))
+        """The Explorer of a Space folder: models as ``default_model_ids`` finds them, Hub ids typed by visitors
+        only if ``VAE_HUB_SPACE_HUB_IDS`` says so."""
+        return cls(*default_model_ids(Path(space_dir), env), allow_hub=hub_ids_allowed(env))
 
     @property
     def default_model(self) -> str | None:
@@ -693,7 +809,7 @@ class Explorer:
                         return self._entries[model_id]
                 self.loader.raise_if_failed_recently(model_id)  # the load this request waited for failed
                 try:
-                    entry = ModelEntry(model_id, self.loader.load(source), self.map_sample)
+                    entry = ModelEntry(model_id, self.loader.load(source))
                 except InputError as err:
                     self.loader.remember_failure(model_id, str(err))
                     raise
@@ -752,11 +868,12 @@ class Explorer:
 
     def slider_updates(self, model_id) -> list[dict]:
         """Settings for this model of the ``TRAVERSE_SLIDERS`` sliders (label, visibility, value 0), then of
-        the sweep selector (its maximum is the number of visible sliders)."""
+        the sweep selector: one choice per visible slider, named as its slider (``z4``), valued by its rank."""
         dims = self.entry(model_id).slider_dims
         shown = [{"label": f"z{d}  ·  KL {kl:.2f} nats", "visible": True, "value": 0.0} for d, kl in dims]
         hidden = [{"visible": False, "value": 0.0}] * (TRAVERSE_SLIDERS - len(dims))
-        return shown + hidden + [{"maximum": max(len(dims), 2), "value": 1, "interactive": len(dims) > 1}]
+        sweep = [(f"z{d}", rank + 1) for rank, (d, _) in enumerate(dims)]
+        return shown + hidden + [{"choices": sweep, "value": 1, "interactive": len(dims) > 1}]
 
     def traverse(self, model_id, start="origin", image=None, sweep=1, *offsets) -> tuple:
         """/traverse → (decoded image, sweep row). Offsets move the sliders' dimensions from the start code
@@ -777,44 +894,51 @@ class Explorer:
             base = torch.zeros(entry.model.config.latent_dim)
         return traverse(entry.model, base, dims, offsets[: len(dims)], sweep - 1)
 
-    def latent_map(self, model_id) -> tuple[PIL.Image.Image, str]:
-        """/latent_map → (scatter plot of the test sample's codes, a description of the plane)."""
-        m = self.entry(model_id).latent_map
-        return m.image, m.description
+    def latent_map(self, model_id) -> tuple[PIL.Image.Image | None, str]:
+        """/latent_map → (scatter plot of the codes of the model's own held-out sample, a description of the
+        plane), or (None, why this model has no map)."""
+        entry = self.entry(model_id)
+        m = entry.latent_map
+        return (m.image, m.description) if m else (None, f"**No latent map for this model**: {entry.sample_problem}.")
 
-    def manifold(self, model_id, n=15) -> PIL.Image.Image:
+    def manifold(self, model_id, n=15) -> PIL.Image.Image | None:
         """/manifold → the decoded n×n grid over the latent map's plane (computed once per model and n: every
-        visitor's page shows it)."""
+        visitor's page shows it), or None for a model without a map (``latent_map`` says why)."""
         entry = self.entry(model_id)
         n = check_int(n, "Grid size", *MANIFOLD_RANGE)
+        if entry.latent_map is None:
+            return None
         return entry._once(f"manifold-{n}", lambda: manifold(entry.model, entry.latent_map, n))
 
     def decode_point(self, model_id, x=0.0, y=0.0) -> tuple[PIL.Image.Image, PIL.Image.Image]:
         """/decode_point → (decoded code at plane point (x, y), the scatter plot marked there)."""
         entry = self.entry(model_id)
         x, y = check_point(x, y)
-        m = entry.latent_map
+        m = entry.require_map()
         with torch.inference_mode():
             image = entry.model.decode(m.code(x, y)[None]).sample
         return show(image, nrow=1, width=336), mark_point(m, x, y)
 
     def map_click(self, model_id, px: float, py: float) -> tuple[float, float]:
-        """A click on the latent map image at pixel (px, py) → the plane point (x, y) under it."""
-        return self.entry(model_id).latent_map.map_pixel_to_plane(px, py)
+        """A click on the latent map image at pixel (px, py) → the plane point (x, y) under it, rounded."""
+        m = self.entry(model_id).require_map()
+        return m.rounded(*m.map_pixel_to_plane(px, py))
 
     def manifold_click(self, model_id, px: float, py: float, n) -> tuple[float, float]:
         """A click on the n×n manifold image at pixel (px, py) → the plane point of that grid cell."""
         entry = self.entry(model_id)
         n = check_int(n, "Grid size", *MANIFOLD_RANGE)
         side = n * entry.model.config.sample_size
-        return entry.latent_map.manifold_pixel_to_plane(px, py, side * display_scale(side, MANIFOLD_WIDTH), n)
+        m = entry.require_map()
+        return m.rounded(*m.manifold_pixel_to_plane(px, py, side * display_scale(side, MANIFOLD_WIDTH), n))
 
     def status(self, model_id) -> str:
         """One markdown line describing the loaded model (and loading it, so errors show here first)."""
         entry = self.entry(model_id)
         cfg = entry.model.config
         mixture = f"mixture prior ({cfg.prior_components} components)" if cfg.prior_components else "no mixture prior"
-        return (f"**{entry.model_id}** · {cfg.in_channels}×{cfg.sample_size}×{cfg.sample_size} images · "
+        data = f" of `{entry.dataset}`" if entry.dataset else ""
+        return (f"**{entry.model_id}** · {cfg.in_channels}×{cfg.sample_size}×{cfg.sample_size} images{data} · "
                 f"{cfg.latent_dim}-D latent · {cfg.likelihood} likelihood · {mixture}")
 
     def problem(self, model_id) -> str:
@@ -828,7 +952,7 @@ class Explorer:
     def about(self, model_id) -> str:
         """/about → markdown: the model, its numbers, how it was trained, its card, the data."""
         entry = self.entry(model_id)
-        return about_markdown(entry, self.map_sample, self.files)
+        return about_markdown(entry, self.files)
 
 
 # ------------------------------------------------------------------------------------------------ about
@@ -881,14 +1005,20 @@ METRIC_ROWS = (
     ("kl_nats", "KL(q(z | x) ‖ p(z))", "nats"),
     ("bits_per_dim", "bits/dim", ""),
     ("psnr_db", "PSNR", "dB"),
-    ("mse", "MSE (pixels in [−1, 1])", ""),
+    ("mse", "MSE (pixels in [0, 1])", ""),  # as vae_hub.evaluate computes it and the card says
     ("active_units", "active units", ""),
     ("images_per_second", "evaluation speed", "images/s"),
 )
 
 
-def about_markdown(entry: ModelEntry, sample: MapSample, files: OutputFiles) -> str:
-    """The About tab: architecture, test metrics (``metrics.json``), training (``training_info.json``), card."""
+def evaluation_heading(split) -> str:
+    """What the evaluated images were: the test split, or another held-out split (e.g. part of train)."""
+    return "Test-set numbers" if split == "test" else "Numbers on held-out images"
+
+
+def about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
+    """The About tab: architecture, held-out metrics (``metrics.json``), training (``training_info.json``), the
+    data the tabs show, the card. Every table cell goes through ``table_row`` (a ``|`` would split it)."""
     cfg, model = entry.model.config, entry.model
     params = sum(p.numel() for p in model.parameters())
     prior = f"{cfg.prior_components}-component Gaussian mixture fitted to the training codes" if cfg.prior_components else "none (standard N(0, I) only)"
@@ -898,24 +1028,26 @@ def about_markdown(entry: ModelEntry, sample: MapSample, files: OutputFiles) -> 
         "",
         "| | this model |",
         "|---|---|",
-        f"| images | {cfg.in_channels} channel{'s' if cfg.in_channels > 1 else ''}, {cfg.sample_size}×{cfg.sample_size} px |",
-        f"| latent | {cfg.latent_dim} dimensions, prior N(0, I) |",
-        f"| mixture prior | {prior} |",
-        f"| likelihood | {cfg.likelihood} |",
-        f"| encoder / decoder | conv, channels {tuple(cfg.block_out_channels)}, {cfg.layers_per_block} residual block(s) per stage |",
-        f"| parameters | {params / 1e6:.2f} M |",
-        f"| scaling factor | {cfg.scaling_factor:g} |",
+        table_row("images", f"{cfg.in_channels} channel{'s' if cfg.in_channels > 1 else ''}, {cfg.sample_size}×{cfg.sample_size} px"),
+        table_row("trained on", f"`{entry.dataset}`" if entry.dataset else "not recorded"),
+        table_row("latent", f"{cfg.latent_dim} dimensions, prior N(0, I)"),
+        table_row("mixture prior", prior),
+        table_row("likelihood", cfg.likelihood),
+        table_row("encoder / decoder", f"conv, channels {tuple(cfg.block_out_channels)}, {cfg.layers_per_block} residual block(s) per stage"),
+        table_row("parameters", f"{params / 1e6:.2f} M"),
+        table_row("scaling factor", f"{cfg.scaling_factor:g}"),
     ]
     metrics_file = _model_file(entry, "metrics.json")
     metrics = _read_json(metrics_file) if metrics_file else {}
     if metrics:
-        lines += ["", f"### Test-set numbers ({metrics.get('dataset', '?')}, split {metrics.get('split', '?')}, "
+        split = metrics.get("split", "?")
+        lines += ["", f"### {evaluation_heading(split)} ({data_name(str(metrics.get('dataset', '?')))}, split {split}, "
                       f"{metrics.get('num_images', '?')} images)", "", "| metric | value |", "|---|---|"]
         for key, name, unit in METRIC_ROWS:
             value = metrics.get(key)
             if value is not None:
                 shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-                lines.append(f"| {name} | {shown} {unit} |")
+                lines.append(table_row(name, f"{shown} {unit}".strip()))
         if metrics.get("likelihood_note"):
             lines += ["", f"*{metrics['likelihood_note']}*"]
     info_file = _model_file(entry, "training_info.json")
@@ -926,15 +1058,18 @@ def about_markdown(entry: ModelEntry, sample: MapSample, files: OutputFiles) -> 
                           ("steps", "steps"), ("train_batch_size", "batch size"), ("learning_rate", "learning rate"),
                           ("hardware", "hardware"), ("mixed_precision", "precision"), ("wall_time_seconds", "wall time (s)")):
             if info.get(key) is not None:
-                lines.append(f"- **{name}**: {info[key]}")
+                lines.append(f"- **{name}**: {data_name(str(info[key])) if key == 'dataset_name' else info[key]}")
         if info.get("command"):
             lines += ["", f"```\n{info['command']}\n```"]
-    lines += [
-        "", "### Data shown here",
-        f"The examples and the latent-map sample ({len(sample.labels)} images, {sample.source or 'shipped with the Space'}) "
-        "come from the **test split of Fashion-MNIST** (Xiao, Rasul & Vollgraf 2017, MIT license): images the "
-        "model never trained on.",
-    ]
+    sample = entry.sample
+    lines += ["", "### Data shown here"]
+    if sample is not None:
+        lines.append(f"The latent map and the slider order use the model's own sample of {len(sample.labels)} held-out "
+                     f"images{f' ({sample.source})' if sample.source else ''}.")
+    else:
+        lines.append(f"No latent map: {entry.sample_problem}. The sliders are ordered on the model's own prior samples.")
+    lines.append("The example images to pick are Fashion-MNIST test images (MIT license) shipped with the Space; "
+                 "like any upload, they are converted to this model's size and channels.")
     card_file = _model_file(entry, "README.md")
     if card_file:
         card = card_with_image_links(_strip_front_matter(card_file.read_text()), entry.loaded, files)

@@ -38,6 +38,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .likelihood import is_discrete
+from .markdown import table_cell
 from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_folder
 from .models import SpatialVAEModel, VAEModel, model_class
 
@@ -45,6 +46,7 @@ from .models import SpatialVAEModel, VAEModel, model_class
 CARD_NAME = "README.md"
 METRICS_NAME = "metrics.json"
 TRAINING_INFO_NAME = "training_info.json"
+MAP_SAMPLE_NAME = "latent_map_sample.npz"  # held-out images for the Space's latent map (vae_hub.explore.MapSample)
 LICENSE = "apache-2.0"
 PROJECT_TAG = "vae-hub"
 # The files are in diffusers' format, but the Hub's diffusers snippet (a DiffusionPipeline) cannot load them:
@@ -102,7 +104,7 @@ likelihood; nats per image:
 
 | Metric | Value |
 |---|---|
-{% for row in metric_rows %}| {{ row.label }} | {{ row.text }} |
+{% for row in metric_rows %}| {{ cell(row.label) }} | {{ cell(row.text) }} |
 {% endfor %}
 Active latent units: {{ active_units }} of {{ latent_dim }} (posterior means that vary across images, Burda et al.
 2015). {{ likelihood_note | capitalize }}.
@@ -120,8 +122,10 @@ No evaluation was saved with this model (`metrics.json`); compute one with
 
 | | |
 |---|---|
-{% for key, value in architecture %}| {{ key }} | {{ value }} |
-{% endfor %}
+{% for key, value in architecture %}| {{ cell(key) }} | {{ cell(value) }} |
+{% endfor %}{% if prior_choice %}
+Mixture prior: {{ prior_choice }}
+{% endif %}
 ## Usage
 
 `vae_hub` is not on PyPI: install it from a checkout of the vae-hub project (`pip install ./vae-hub`).
@@ -178,7 +182,7 @@ make_grid(path, nrow=8, scale=4).save("interpolation.png")
 {% if training_rows %}
 | | |
 |---|---|
-{% for key, value in training_rows %}| {{ key }} | {{ value }} |
+{% for key, value in training_rows %}| {{ cell(key) }} | {{ cell(value) }} |
 {% endfor %}{% if command %}
 ```bash
 {{ command }}
@@ -301,7 +305,19 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         architecture=_architecture_rows(config, num_params),
         training_rows=_training_rows(info, dataset_md),
         command=info.get("command"),
+        prior_choice=_prior_choice(info.get("mixture_prior")),
+        cell=table_cell,  # every table cell goes through it: a "|" in a value would split the row
     )
+
+
+def _prior_choice(record) -> str | None:
+    """How the mixture prior's number of components was chosen, from ``training_info.json``, in one sentence."""
+    if not isinstance(record, dict) or not record.get("num_components"):
+        return None
+    from .prior import PriorChoice  # scikit-learn: only when there is a record to describe
+
+    refit = f" Refitted after training with `{record['command']}`." if record.get("command") else ""
+    return PriorChoice.from_dict(record).describe() + refit
 
 
 def _figures(folder: Path) -> list[Path]:
@@ -434,7 +450,7 @@ def _read_json(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------- push
-UPLOAD_NAMES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME)
+UPLOAD_NAMES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME, MAP_SAMPLE_NAME)
 # What a Hugging Face token looks like, to refuse uploading a file that holds one (whoever's it is).
 _TOKEN_PATTERN = re.compile(rb"\bhf_[A-Za-z0-9]{30,}")
 _TEXT_SUFFIXES = (".json", ".md", ".txt", ".py", ".yaml", ".yml", ".cfg", ".toml")
@@ -456,7 +472,7 @@ def upload_file_list(folder) -> list[str]:
     """The files of a saved model folder that a push uploads, relative to it, in upload order.
 
     An allow-list: ``config.json``, ``diffusion_pytorch_model.safetensors``, ``README.md``, ``metrics.json``,
-    ``training_info.json`` and the top-level ``*.png`` figures, where present. Everything else — ``checkpoint-*/``,
+    ``training_info.json``, ``latent_map_sample.npz`` and the top-level ``*.png`` figures, where present. Everything else — ``checkpoint-*/``,
     ``logs/``, optimizer/scheduler/random states, pickles, caches — stays local.
     """
     folder = Path(folder)

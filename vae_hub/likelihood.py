@@ -5,8 +5,8 @@ The config field ``likelihood`` selects one of three families. The decoder emits
 image shown to users, the reconstruction loss, the evaluation — reads it through the two functions here:
 
 * ``"bernoulli"``: parameters are logits, shape (B, C, H, W). Each intensity in [0, 1] is scored with the
-  binary cross-entropy. On grey levels this is a *cross-entropy*, not a density of the data (a grey pixel
-  can never reach probability 1), so no bits/dim are reported for it.
+  binary cross-entropy. On intensities between 0 and 1 this is a *cross-entropy*, not a density of the data (an
+  intensity strictly between 0 and 1 can never reach probability 1), so no bits/dim are reported for it.
 * ``"gaussian"``: parameters are (mean, log σ) stacked on the channel axis, shape (B, 2C, H, W).
 * ``"laplace"``:  parameters are (location, log b) stacked likewise.
 

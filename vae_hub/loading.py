@@ -10,6 +10,7 @@
 """
 
 import os
+from pathlib import Path
 
 import torch
 from diffusers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME as PICKLE_WEIGHTS_NAME
@@ -116,7 +117,7 @@ class StrictLoadingMixin:
     safetensors only unless ``use_safetensors=False`` is passed (no pickles by default); the folder's
     ``config.json`` must name this class and imply a model under ``max_model_bytes``; the weights (single file,
     sharded, any ``variant``) must match the model exactly — diffusers would otherwise fill missing keys with
-    random values silently.
+    random values silently. ``save_pretrained`` writes the weights with the usual file mode.
     """
 
     @classmethod
@@ -133,3 +134,12 @@ class StrictLoadingMixin:
         if bad:
             raise ValueError(f"{str(pretrained_model_name_or_path)[:200]}: weights do not match {cls.__name__}: {bad}")
         return (model, info) if want_info else model
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """diffusers' ``save_pretrained``; the weights get the file mode every other output gets (0644 under the
+        usual umask): safetensors writes them through a private temporary file (0600)."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        umask = os.umask(0)
+        os.umask(umask)
+        for weights in Path(save_directory).glob("*.safetensors"):
+            weights.chmod(0o666 & ~umask)

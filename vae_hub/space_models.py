@@ -37,7 +37,7 @@ FAILURE_TTL = 60.0  # seconds a failed load (or an unreachable Hub) is remembere
 MAX_FAILURES = 256
 HUB_TIMEOUT = 10.0  # seconds per Hub request
 HUB_IDS_ENV = "VAE_HUB_SPACE_HUB_IDS"
-CARD_FILES = ("README.md", "metrics.json", "training_info.json")  # what the About tab reads
+CARD_FILES = ("README.md", "metrics.json", "training_info.json", "latent_map_sample.npz")  # what the About tab and the map read
 SHARD = re.compile(r"diffusion_pytorch_model-\d{5}-of-\d{5}\.safetensors")
 # The classes a Space can show, by the ``_class_name`` of their config (more come with more model kinds).
 MODEL_CLASSES = {"VAEModel": VAEModel}
