@@ -12,7 +12,7 @@ import PIL.ImageOps
 import pytest
 import torch
 
-from vae_hub import VAEModel, explore
+from vae_hub import SpatialVAEModel, VAEModel, explore
 from vae_hub.explore import Explorer, InputError, MapSample
 from vae_hub.images import float_to_uint8, pil_to_uint8, uint8_to_float
 from vae_hub.latent import encode_images
@@ -385,10 +385,11 @@ def test_bad_model_ids(ex, model_id, match):
         ex.entry(model_id)
 
 
-def test_folder_that_is_not_ours(sample, tmp_path):
+def test_folder_that_is_not_ours(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL"}))
-    ex = Explorer(["kl"], {"kl": tmp_path}, sample)
-    with pytest.raises(InputError, match="Cannot load model 'kl': it holds a AutoencoderKL, not a VAEModel") as refused:
+    ex = Explorer(["kl"], {"kl": tmp_path})
+    with pytest.raises(InputError, match="Cannot load model 'kl': it holds a AutoencoderKL, not a VAEModel or "
+                                         "SpatialVAEModel") as refused:
         ex.entry("kl")
     assert str(tmp_path) not in str(refused.value)  # the model is named, its folder is not shown
 
@@ -512,3 +513,36 @@ def test_the_dataset_shown_is_the_cards_or_a_folder_name_never_a_path(tmp_path):
     assert "images of `fmnist`" in ex.status(str(folder)) and "/data/private" not in ex.about(str(folder))
     (folder / "README.md").write_text("---\ndatasets:\n- someone/the-data\n---\n# card\n")
     assert "images of `someone/the-data`" in Explorer([str(folder)], {}).status(str(folder))
+
+
+def test_a_spatial_autoencoder_reconstructs_shows_its_latents_and_says_what_it_cannot_do(tmp_path):
+    torch.manual_seed(0)
+    SpatialVAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_channels=2, sample_size=12,
+                    scaling_factor=0.5).save_pretrained(tmp_path / "spatial")
+    ex = Explorer(["spatial"], {"spatial": tmp_path / "spatial"}, explore.OutputFiles(tmp_path / "files"))
+    assert "spatial autoencoder, latents 2×8×8" in ex.status("spatial")
+    seen, recon, latents, code, summary = ex.reconstruct("spatial", _gradient((12, 12)))
+    assert seen.size == recon.size
+    assert latents.width > latents.height  # the channels side by side
+    assert code["shape"] == [2, 8, 8] and len(code["channel_std"]) == 2
+    assert "what a diffusion model sees" in summary
+    for call in (lambda: ex.sample("spatial"), lambda: ex.interpolate("spatial"),
+                 lambda: ex.traverse("spatial", "origin", None, 1, *[0.0] * explore.TRAVERSE_SLIDERS),
+                 lambda: ex.decode_point("spatial", 0.0, 0.0)):
+        with pytest.raises(InputError, match="spatial is a spatial autoencoder .* Try Reconstruct"):
+            call()
+    image, words = ex.latent_map("spatial")
+    assert image is None and "spatial autoencoder" in words and ex.manifold("spatial") is None
+    assert all(not u["visible"] for u in ex.slider_updates("spatial")[:-1])
+    about = ex.about("spatial")
+    assert "| latents | a 2×8×8 map" in about and str(tmp_path) not in about
+    assert ex.warm("spatial") is None
+
+
+def test_shipped_vector_models_come_before_a_spatial_one(tmp_path):
+    make_model(tmp_path / "models" / "b-vector", latent_dim=2, mixture=False)
+    SpatialVAEModel(block_out_channels=(8, 16), norm_num_groups=4).save_pretrained(tmp_path / "models" / "a-spatial")
+    (tmp_path / "models" / "classifier").mkdir()
+    (tmp_path / "models" / "classifier" / "config.json").write_text(json.dumps({"_class_name": "ImageClassifier"}))
+    ids, shipped = explore.default_model_ids(tmp_path, env={})
+    assert ids == ["b-vector", "a-spatial"] and set(shipped) == {"b-vector", "a-spatial"}

@@ -35,10 +35,10 @@ from huggingface_hub import ModelCard
 from . import likelihood as lik
 from .images import float_to_uint8, make_grid, pil_to_uint8, uint8_to_float
 from .hub import MAP_SAMPLE_NAME
-from .latent import dimensions_by_kl, encode_images, grid_2d, lerp, principal_directions, project, slerp
+from .latent import dimensions_by_kl, encode_images, grid_2d, latent_channel_images, lerp, principal_directions, project, slerp
 from .losses import kl_per_dimension
 from .markdown import table_row
-from .models import PRIORS, VAEModel
+from .models import MODEL_CLASSES, PRIORS, SpatialVAEModel, VAEModel
 from .space_models import (
     MAX_MODEL_BYTES, InputError, Loaded, ModelLoader, checked_model_id, clip, cut, hub_ids_allowed)
 
@@ -321,9 +321,13 @@ def posterior_chart(mean: np.ndarray, std: np.ndarray, kl: np.ndarray) -> PIL.Im
 
 
 @torch.inference_mode()
-def reconstruct(model: VAEModel, x_uint8: torch.Tensor, notes: list[str] = ()) -> Reconstruction:
-    """Encode uint8 (1, C, S, S), decode the posterior mean; report −log p(x | z = μ) and the KL, in nats."""
+def reconstruct(model: VAEModel | SpatialVAEModel, x_uint8: torch.Tensor, notes: list[str] = ()) -> Reconstruction:
+    """Encode uint8 (1, C, S, S), decode the posterior mean; report −log p(x | z = μ) and the KL, in nats.
+
+    A spatial model's third picture is its latent map, channel by channel, as a diffusion model sees it."""
     x = uint8_to_float(x_uint8)
+    if isinstance(model, SpatialVAEModel):
+        return reconstruct_spatial(model, x, notes)
     posterior = model.encode(x).latent_dist
     mu = posterior.mean.flatten(1)
     params = model.decode_params(mu)
@@ -343,6 +347,34 @@ def reconstruct(model: VAEModel, x_uint8: torch.Tensor, notes: list[str] = ()) -
         reconstruction=show(lik.mean(params, model.config.likelihood), nrow=1, width=336),
         posterior=posterior_chart(mean, std, kl_np),
         code={"mean": mean.round(4).tolist(), "std": std.round(4).tolist(), "kl_nats": kl_np.round(4).tolist()},
+        summary=summary,
+    )
+
+
+def reconstruct_spatial(model: SpatialVAEModel, x: torch.Tensor, notes: list[str] = ()) -> Reconstruction:
+    """``reconstruct`` for a ``SpatialVAEModel``: the latent channels (scaled and shifted as a diffusion model
+    sees them, ±3 std from black to white) instead of the per-dimension chart."""
+    posterior = model.encode(x).latent_dist
+    params = model.decode_params(posterior.mean)
+    rec = -lik.log_prob(params, x, model.config.likelihood)[0].item()
+    kl = posterior.kl()[0].item()
+    cfg = model.config
+    scaled = (posterior.mean[0] - (cfg.shift_factor or 0.0)) * cfg.scaling_factor  # (C, h, w)
+    maps = latent_channel_images(posterior.mean, cfg.scaling_factor, cfg.shift_factor)
+    shape = "×".join(map(str, model.latent_shape))
+    summary = (
+        f"**−log p(x | z = μ)** {rec:.1f} nats · **KL(q ‖ p)** {kl:.1f} nats ({cfg.likelihood} likelihood) · "
+        f"latents {shape}: the {cfg.latent_channels} small images are what a diffusion model sees, "
+        f"(z − shift) × scaling factor {cfg.scaling_factor:.3g}"
+    )
+    if notes:
+        summary += "\n\nInput: " + "; ".join(notes) + "."
+    return Reconstruction(
+        input=show(x, nrow=1, width=336),
+        reconstruction=show(lik.mean(params, cfg.likelihood), nrow=1, width=336),
+        posterior=show(maps, nrow=cfg.latent_channels, width=720),
+        code={"shape": list(model.latent_shape), "channel_mean": scaled.flatten(1).mean(1).round(decimals=4).tolist(),
+              "channel_std": scaled.flatten(1).std(1).round(decimals=4).tolist(), "kl_nats": round(kl, 4)},
         summary=summary,
     )
 
@@ -640,11 +672,13 @@ def _read_json(path: Path) -> dict:
 def default_model_ids(space_dir: Path, env: dict | None = None) -> tuple[list[str], dict[str, Path]]:
     """The models a Space offers, in order: ids from ``VAE_MODEL`` (comma-separated), the ``model_id`` of
     ``space_config.json`` (written by ``vae-hub deploy-space --model-id``), then the folders under
-    ``models/`` that hold a ``VAEModel`` (shipped, by folder name; not the sample-quality classifier or a
-    pipeline). Returns (ids, {shipped name: folder})."""
+    ``models/`` that hold a ``VAEModel`` or ``SpatialVAEModel`` (shipped, by folder name; not the sample-quality
+    classifier or a pipeline). Returns (ids, {shipped name: folder})."""
     env = os.environ if env is None else env
-    shipped = {p.name: p for p in sorted((space_dir / "models").glob("*"))
-               if _read_json(p / "config.json").get("_class_name") == VAEModel.__name__}
+    kinds = {p.name: _read_json(p / "config.json").get("_class_name") for p in (space_dir / "models").glob("*")}
+    # vector VAEs first (the Space opens on the first): the spatial autoencoder only reconstructs
+    shipped = {name: space_dir / "models" / name for name in sorted(kinds, key=lambda n: (kinds[n] != VAEModel.__name__, n))
+               if kinds[name] in MODEL_CLASSES}
     ids = [s.strip() for s in env.get("VAE_MODEL", "").split(",") if s.strip()]
     configured = _read_json(space_dir / "space_config.json").get("model_id")
     if isinstance(configured, str) and configured.strip():
@@ -664,8 +698,20 @@ class ModelEntry:
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # re-entrant: the manifold needs the map
 
     @property
-    def model(self) -> VAEModel:
+    def model(self) -> VAEModel | SpatialVAEModel:
         return self.loaded.model
+
+    @property
+    def spatial(self) -> bool:
+        return isinstance(self.model, SpatialVAEModel)
+
+    def require_vector(self, view: str) -> VAEModel:
+        """The model, if it has a vector code and a prior (what ``view`` needs); else an ``InputError`` in words."""
+        if self.spatial:
+            raise InputError(f"{self.model_id} is a spatial autoencoder (the first stage of latent diffusion): its "
+                             f"latents are a {'×'.join(map(str, self.model.latent_shape))} map with no prior to "
+                             f"sample from, so it has no {view}. Try Reconstruct, or choose a vector VAE.")
+        return self.model
 
     def _once(self, name: str, compute):
         with self._lock:  # concurrent first requests wait for one computation instead of repeating it
@@ -747,17 +793,23 @@ class ModelEntry:
         return self._once("map", lambda: build_latent_map(self.model, self.sample) if self.sample else None)
 
     def require_map(self) -> LatentMap:
+        self.require_vector("latent map")
         if self.latent_map is None:
             raise InputError(f"No latent map: {self.sample_problem}.")
         return self.latent_map
 
     @property
     def dark_background(self) -> bool:
-        """Whether the model's images have a dark border (Fashion-MNIST: yes), judged from prior samples."""
+        """Whether the model's images have a dark border (Fashion-MNIST: yes), judged from prior samples (a spatial
+        model: from the decoded mean latent map, the shift)."""
 
         def compute() -> bool:
             with torch.inference_mode():
-                x = self.model.generate(16, generator=torch.Generator().manual_seed(0))
+                if self.spatial:
+                    shift = self.model.config.shift_factor or 0.0
+                    x = self.model.decode(torch.full((1, *self.model.latent_shape), float(shift))).sample
+                else:
+                    x = self.model.generate(16, generator=torch.Generator().manual_seed(0))
             return bool(torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], -1).mean() < 0)
 
         return self._once("dark", compute)
@@ -828,7 +880,9 @@ class Explorer:
         Returns the problem, if there is one, instead of raising: the Space still starts and shows it."""
         try:
             entry = self.entry(model_id)
-            entry.kl, entry.latent_map, entry.dark_background  # noqa: B018 (computed and cached on access)
+            if not entry.spatial:
+                entry.kl, entry.latent_map  # noqa: B018 (computed and cached on access)
+            entry.dark_background  # noqa: B018
         except InputError as err:
             return str(err)
         return None
@@ -836,7 +890,7 @@ class Explorer:
     # -------------------------------------------------------------------------------- endpoints
     def sample(self, model_id, n=16, seed=0, temperature=1.0, prior="standard") -> PIL.Image.Image:
         """/sample → the grid of ``n`` samples."""
-        return sample_images(self.entry(model_id).model, n, seed, temperature, prior)
+        return sample_images(self.entry(model_id).require_vector("prior samples"), n, seed, temperature, prior)
 
     def reconstruct(self, model_id, image) -> tuple:
         """/reconstruct → (input as the model sees it, reconstruction, posterior chart, code, summary)."""
@@ -862,6 +916,7 @@ class Explorer:
     def interpolate(self, model_id, source="seeds", image_a=None, image_b=None, seed_a=0, seed_b=1, method="slerp", steps=10) -> tuple:
         """/interpolate → (strip of frames, animated GIF path) between two images' codes or two prior samples."""
         entry = self.entry(model_id)
+        entry.require_vector("interpolation between codes")
         check_choice(source, "Interpolate between", SOURCES)
         z0, z1 = (self._code(entry, source, im, s, w) for im, s, w in ((image_a, seed_a, "A"), (image_b, seed_b, "B")))
         return interpolate(entry.model, z0, z1, method, steps, self.files)
@@ -869,7 +924,11 @@ class Explorer:
     def slider_updates(self, model_id) -> list[dict]:
         """Settings for this model of the ``TRAVERSE_SLIDERS`` sliders (label, visibility, value 0), then of
         the sweep selector: one choice per visible slider, named as its slider (``z4``), valued by its rank."""
-        dims = self.entry(model_id).slider_dims
+        entry = self.entry(model_id)
+        if entry.spatial:  # nothing to traverse: every slider hidden (the tab says why when used)
+            return [{"visible": False, "value": 0.0}] * TRAVERSE_SLIDERS + [{"choices": [], "value": None,
+                                                                             "interactive": False}]
+        dims = entry.slider_dims
         shown = [{"label": f"z{d}  ·  KL {kl:.2f} nats", "visible": True, "value": 0.0} for d, kl in dims]
         hidden = [{"visible": False, "value": 0.0}] * (TRAVERSE_SLIDERS - len(dims))
         sweep = [(f"z{d}", rank + 1) for rank, (d, _) in enumerate(dims)]
@@ -879,6 +938,7 @@ class Explorer:
         """/traverse → (decoded image, sweep row). Offsets move the sliders' dimensions from the start code
         (the origin, or the image's posterior mean); ``sweep`` is the 1-based slider whose dimension is swept."""
         entry = self.entry(model_id)
+        entry.require_vector("latent traversal")
         check_choice(start, "Start", STARTS)
         dims = [d for d, _ in entry.slider_dims]
         if len(offsets) != TRAVERSE_SLIDERS:
@@ -898,6 +958,9 @@ class Explorer:
         """/latent_map → (scatter plot of the codes of the model's own held-out sample, a description of the
         plane), or (None, why this model has no map)."""
         entry = self.entry(model_id)
+        if entry.spatial:
+            return None, ("**No latent map for this model**: it is a spatial autoencoder, whose latents are maps, "
+                          "not points of a plane; its Reconstruct tab shows them.")
         m = entry.latent_map
         return (m.image, m.description) if m else (None, f"**No latent map for this model**: {entry.sample_problem}.")
 
@@ -906,7 +969,7 @@ class Explorer:
         visitor's page shows it), or None for a model without a map (``latent_map`` says why)."""
         entry = self.entry(model_id)
         n = check_int(n, "Grid size", *MANIFOLD_RANGE)
-        if entry.latent_map is None:
+        if entry.spatial or entry.latent_map is None:
             return None
         return entry._once(f"manifold-{n}", lambda: manifold(entry.model, entry.latent_map, n))
 
@@ -936,10 +999,13 @@ class Explorer:
         """One markdown line describing the loaded model (and loading it, so errors show here first)."""
         entry = self.entry(model_id)
         cfg = entry.model.config
-        mixture = f"mixture prior ({cfg.prior_components} components)" if cfg.prior_components else "no mixture prior"
         data = f" of `{entry.dataset}`" if entry.dataset else ""
-        return (f"**{entry.model_id}** · {cfg.in_channels}×{cfg.sample_size}×{cfg.sample_size} images{data} · "
-                f"{cfg.latent_dim}-D latent · {cfg.likelihood} likelihood · {mixture}")
+        images = f"**{entry.model_id}** · {cfg.in_channels}×{cfg.sample_size}×{cfg.sample_size} images{data}"
+        if entry.spatial:
+            return (f"{images} · spatial autoencoder, latents {'×'.join(map(str, entry.model.latent_shape))} · "
+                    f"{cfg.likelihood} likelihood · Reconstruct and About only")
+        mixture = f"mixture prior ({cfg.prior_components} components)" if cfg.prior_components else "no mixture prior"
+        return f"{images} · {cfg.latent_dim}-D latent · {cfg.likelihood} likelihood · {mixture}"
 
     def problem(self, model_id) -> str:
         """The status line after a model could not be chosen: what is wrong, in words, instead of the previous
@@ -1021,7 +1087,13 @@ def about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
     data the tabs show, the card. Every table cell goes through ``table_row`` (a ``|`` would split it)."""
     cfg, model = entry.model.config, entry.model
     params = sum(p.numel() for p in model.parameters())
-    prior = f"{cfg.prior_components}-component Gaussian mixture fitted to the training codes" if cfg.prior_components else "none (standard N(0, I) only)"
+    if entry.spatial:
+        latent_rows = [table_row("latents", f"a {'×'.join(map(str, model.latent_shape))} map (spatial autoencoder: "
+                                            "the first stage of latent diffusion), no prior to sample from")]
+    else:
+        prior = (f"{cfg.prior_components}-component Gaussian mixture fitted to the training codes"
+                 if cfg.prior_components else "none (standard N(0, I) only)")
+        latent_rows = [table_row("latent", f"{cfg.latent_dim} dimensions, prior N(0, I)"), table_row("mixture prior", prior)]
     lines = [
         f"## {entry.model_id}",
         entry.loaded.source.describe(),
@@ -1030,8 +1102,7 @@ def about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
         "|---|---|",
         table_row("images", f"{cfg.in_channels} channel{'s' if cfg.in_channels > 1 else ''}, {cfg.sample_size}×{cfg.sample_size} px"),
         table_row("trained on", f"`{entry.dataset}`" if entry.dataset else "not recorded"),
-        table_row("latent", f"{cfg.latent_dim} dimensions, prior N(0, I)"),
-        table_row("mixture prior", prior),
+        *latent_rows,
         table_row("likelihood", cfg.likelihood),
         table_row("encoder / decoder", f"conv, channels {tuple(cfg.block_out_channels)}, {cfg.layers_per_block} residual block(s) per stage"),
         table_row("parameters", f"{params / 1e6:.2f} M"),
@@ -1063,7 +1134,9 @@ def about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
             lines += ["", f"```\n{info['command']}\n```"]
     sample = entry.sample
     lines += ["", "### Data shown here"]
-    if sample is not None:
+    if entry.spatial:
+        lines.append("The Reconstruct tab shows this model's latent maps; it has no latent map or sliders.")
+    elif sample is not None:
         lines.append(f"The latent map and the slider order use the model's own sample of {len(sample.labels)} held-out "
                      f"images{f' ({sample.source})' if sample.source else ''}.")
     else:

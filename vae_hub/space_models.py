@@ -26,7 +26,7 @@ from huggingface_hub.errors import HFValidationError, HfHubHTTPError, Repository
 from huggingface_hub.utils import validate_repo_id
 
 from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_size
-from .models import VAEModel
+from .models import SpatialVAEModel, VAEModel
 
 MAX_ID_CHARS = 200  # a Hub repo id has at most 96; shipped names are short
 MAX_SHOWN_CHARS = 60
@@ -40,7 +40,7 @@ HUB_IDS_ENV = "VAE_HUB_SPACE_HUB_IDS"
 CARD_FILES = ("README.md", "metrics.json", "training_info.json", "latent_map_sample.npz")  # what the About tab and the map read
 SHARD = re.compile(r"diffusion_pytorch_model-\d{5}-of-\d{5}\.safetensors")
 # The classes a Space can show, by the ``_class_name`` of their config (more come with more model kinds).
-MODEL_CLASSES = {"VAEModel": VAEModel}
+MODEL_CLASSES = {cls.__name__: cls for cls in (VAEModel, SpatialVAEModel)}
 
 
 class InputError(ValueError):
