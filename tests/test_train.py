@@ -355,7 +355,8 @@ def test_two_cpu_processes_train_and_resume_bit_identical(data, tmp_path):
     writers = {p.name.split(".")[-2] for p in (out / "logs").rglob("events.out.tfevents.*")}
     assert len(writers) == 1, f"tensorboard files from several processes: {writers}"
     expected = {"config.json", WEIGHTS, "README.md", "metrics.json", "training_info.json", "samples.png",
-                "reconstructions.png", "loss_curve.png", "logs", "checkpoint-2", "checkpoint-4", "checkpoint-6"}
+                "reconstructions.png", "loss_curve.png", "latent_map_sample.npz", "logs", "checkpoint-2", "checkpoint-4",
+                "checkpoint-6"}
     assert {p.name for p in out.iterdir()} == expected
     VAEModel.from_pretrained(out)
 
