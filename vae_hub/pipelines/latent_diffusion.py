@@ -1,0 +1,289 @@
+"""``LatentDiffusionPipeline``: class-conditional latent diffusion, a miniature Stable Diffusion on a VAE's latents.
+
+    noise (B, c, h, w) ──UNet2DModel(t, class label) × scheduler steps──▶ latents ──vae.decode(z / scale + shift)──▶
+    images in [-1, 1] ──▶ PIL | numpy (B, H, W, C) in [0, 1] | torch (B, C, H, W) in [0, 1]
+
+The class labels play the part of Stable Diffusion's text prompt: the UNet's class embedding has one entry per class
+and one more, the last, meaning "no class". Training drops labels to it at random, so the same UNet predicts both the
+conditional and the unconditional noise, which classifier-free guidance combines. Conventions are diffusers'
+``DiTPipeline`` ones (``ImagePipelineOutput``, ``guidance_scale > 1`` turns guidance on, "pt" images in [0, 1]).
+
+Class names are stored in ``model_index.json`` as ``id2label`` ({"0": name, ...}), as ``DiTPipeline`` does: a list
+there would be taken for a ``[library, class]`` component when the pipeline is downloaded from the Hub.
+
+Loading. ``LatentDiffusionPipeline.from_pretrained(folder_or_repo)`` needs nothing else. diffusers'
+``DiffusionPipeline.from_pretrained`` looks a ``_class_name`` up in diffusers only, so a saved folder also holds
+``pipeline.py``, one line importing this class, and ``model_index.json`` names it as diffusers' custom pipelines do
+(``"_class_name": ["pipeline", "LatentDiffusionPipeline"]``): ``DiffusionPipeline.from_pretrained(folder,
+trust_remote_code=True)`` then loads it with vae-hub installed. This class reads that entry as its own name, so it
+never runs the file.
+"""
+
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from diffusers import DiffusionPipeline, ImagePipelineOutput, UNet2DModel
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils.torch_utils import randn_tensor
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+LOADER_MODULE = "pipeline"  # pipeline.py in a saved folder, for DiffusionPipeline.from_pretrained
+LOADER_SOURCE = '''"""Lets diffusers' DiffusionPipeline.from_pretrained(..., trust_remote_code=True) load this folder.
+
+The pipeline is vae-hub's (pip install vae-hub); this file only imports it.
+"""
+
+from vae_hub.pipelines.latent_diffusion import LatentDiffusionPipeline  # noqa: F401
+'''
+
+
+class LatentDiffusionPipeline(DiffusionPipeline):
+    r"""Class-conditional latent diffusion with classifier-free guidance.
+
+    Args:
+        vae: a spatial autoencoder with diffusers' ``AutoencoderKL`` interface (``vae_hub.SpatialVAEModel`` or
+            ``diffusers.AutoencoderKL``): ``decode(z).sample`` in [-1, 1], ``config.scaling_factor`` and
+            ``config.shift_factor`` (None or a number).
+        unet: ``UNet2DModel`` on the latents: ``in_channels = out_channels = vae.config.latent_channels``,
+            ``sample_size`` = the latent size, ``num_class_embeds`` = number of classes + 1 (the last label is
+            "no class"), or ``num_class_embeds=None`` for an unconditional model.
+        scheduler: any diffusers scheduler (DDPM, DDIM, DPMSolverMultistep, EulerDiscrete, ...), configured with the
+            ``prediction_type`` the UNet was trained for.
+        id2label: class names by label id ({0: "T-shirt/top", ...}); default: the ids as text.
+    """
+
+    model_cpu_offload_seq = "unet->vae"
+    _callback_tensor_inputs = ["latents"]
+
+    def __init__(
+        self,
+        vae: Any,
+        unet: UNet2DModel,
+        scheduler: SchedulerMixin,
+        id2label: dict | None = None,
+    ):
+        super().__init__()
+        num_classes = num_classes_of(unet)
+        if id2label is not None:
+            id2label = {str(k): str(v) for k, v in sorted(id2label.items(), key=lambda item: int(item[0]))}
+            if list(id2label) != [str(i) for i in range(num_classes)]:
+                raise ValueError(f"id2label must name the classes 0..{num_classes - 1} of the UNet, "
+                                 f"got ids {list(id2label)}")
+            names = [name.casefold() for name in id2label.values()]
+            if len(set(names)) != len(names):
+                raise ValueError(f"class names must differ (case-insensitively): {list(id2label.values())}")
+        self.register_modules(vae=vae, unet=unet, scheduler=scheduler)
+        self.register_to_config(id2label=id2label)
+        self.image_processor = VaeImageProcessor(vae_scale_factor=1)
+
+    # ------------------------------------------------------------------------------------------ saving and loading
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """diffusers' ``save_pretrained`` (model_index.json, vae/, unet/, scheduler/) plus the ``pipeline.py`` loader."""
+        Path(save_directory).mkdir(parents=True, exist_ok=True)
+        (Path(save_directory) / f"{LOADER_MODULE}.py").write_text(LOADER_SOURCE)  # before a push uploads the folder
+        super().save_pretrained(save_directory, *args, **kwargs)
+
+    def to_json_string(self) -> str:
+        """model_index.json, naming the class through the folder's loader file (see the module docstring)."""
+        config = json.loads(super().to_json_string())
+        config["_class_name"] = [LOADER_MODULE, type(self).__name__]
+        config.pop("_name_or_path", None)  # where a loaded pipeline came from (a local path) is not part of it
+        return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def _dict_from_json_file(cls, json_file: str | os.PathLike) -> dict:
+        config = super()._dict_from_json_file(json_file)
+        if config.get("_class_name") == [LOADER_MODULE, cls.__name__]:  # our own folder: no need to run its loader
+            config["_class_name"] = cls.__name__
+        return config
+
+    # ------------------------------------------------------------------------------------------ class labels
+    @property
+    def num_classes(self) -> int:
+        """Classes the UNet is conditioned on (0 for an unconditional model)."""
+        return num_classes_of(self.unet)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Names of the classes, indexed by label id."""
+        if self.config.id2label is None:
+            return [str(i) for i in range(self.num_classes)]
+        return list(self.config.id2label.values())
+
+    @property
+    def labels(self) -> dict[str, int]:
+        """Class name → label id (as ``DiTPipeline.labels``)."""
+        return {name: i for i, name in enumerate(self.class_names)}
+
+    def get_label_ids(self, label: int | str | list[int | str]) -> list[int]:
+        """Label ids of class names (case-insensitive) or ids; raises ValueError for an unknown one."""
+        labels = label if isinstance(label, (list, tuple)) else [label]
+        if not labels:
+            raise ValueError("class_labels is an empty list; pass None for unconditional samples")
+        if self.num_classes == 0:
+            raise ValueError("this pipeline's UNet is unconditional (no class embedding): pass class_labels=None")
+        by_name = {name.casefold(): i for i, name in enumerate(self.class_names)}
+        ids = []
+        for item in labels:
+            if isinstance(item, str):
+                if item.casefold() not in by_name:
+                    raise ValueError(f"unknown class {item!r}; the classes are {self.class_names}")
+                ids.append(by_name[item.casefold()])
+            elif isinstance(item, int) and not isinstance(item, bool) or isinstance(item, torch.Tensor) and item.ndim == 0:
+                if not 0 <= int(item) < self.num_classes:
+                    raise ValueError(f"class label {int(item)} is out of range: this pipeline has "
+                                     f"{self.num_classes} classes (0..{self.num_classes - 1}), {self.class_names}")
+                ids.append(int(item))
+            else:
+                raise ValueError(f"a class label is an int or a class name, got {item!r}")
+        return ids
+
+    # ------------------------------------------------------------------------------------------ sampling
+    @property
+    def guidance_scale(self) -> float:
+        return self._guidance_scale
+
+    @property
+    def do_classifier_free_guidance(self) -> bool:
+        return self._do_classifier_free_guidance
+
+    @property
+    def num_timesteps(self) -> int:
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        return self._interrupt
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        class_labels: int | str | list[int | str] | None = None,
+        num_images_per_class: int = 1,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 3.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ["latents"],  # noqa: B006 - diffusers' signature
+    ) -> ImagePipelineOutput | tuple:
+        r"""Sample images, ``num_images_per_class`` of each class in ``class_labels`` (class by class).
+
+        Args:
+            class_labels: a class id, a class name (case-insensitive), or a list of them; None samples
+                unconditionally (the "no class" label, no guidance).
+            num_images_per_class: images for each entry of ``class_labels`` (for None: images in all).
+            num_inference_steps: denoising steps of the scheduler.
+            guidance_scale: classifier-free guidance weight w, noise = uncond + w · (cond − uncond); on when w > 1
+                (each step then runs the UNet on a doubled batch), w ≤ 1 samples from the conditional model alone.
+            generator: a ``torch.Generator`` (or one per image) for the initial noise and stochastic schedulers.
+            latents: initial noise (B, c, h, w) instead of drawing it; scaled by ``scheduler.init_noise_sigma``.
+            output_type: "pil" (list of PIL images), "np" (B, H, W, C) float in [0, 1], "pt" (B, C, H, W) in
+                [0, 1], or "latent" (the denoised latents (B, c, h, w) in the UNet's scale, not decoded).
+            return_dict: an ``ImagePipelineOutput`` (True) or a tuple ``(images,)``.
+            callback_on_step_end: ``callback(pipe, step, timestep, {name: tensor})`` after each step; a returned
+                ``latents`` replaces the current one. ``pipe._interrupt = True`` stops the loop early.
+            callback_on_step_end_tensor_inputs: the tensors passed to it (only "latents").
+
+        Returns:
+            ``ImagePipelineOutput(images=...)``, images of the labels in the order asked.
+        """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        self.check_inputs(num_images_per_class, num_inference_steps, guidance_scale, output_type,
+                          callback_on_step_end_tensor_inputs)
+        device = self._execution_device
+        conditional = class_labels is not None
+        ids = self.get_label_ids(class_labels) if conditional else [self.num_classes]  # the "no class" label
+        labels = torch.tensor(ids, device=device).repeat_interleave(num_images_per_class)
+        batch_size = len(labels)
+        self._guidance_scale = guidance_scale
+        self._do_classifier_free_guidance = conditional and guidance_scale > 1
+        self._interrupt = False
+        if self.do_classifier_free_guidance:  # [conditional, unconditional] in one UNet call
+            labels = torch.cat([labels, torch.full_like(labels, self.num_classes)])
+        if self.num_classes == 0:
+            labels = None
+
+        shape = (batch_size, self.unet.config.in_channels, self.unet.config.sample_size, self.unet.config.sample_size)
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(f"got {len(generator)} generators for {batch_size} images; pass one or one per image")
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+        else:
+            latents = latents.to(device=device, dtype=self.unet.dtype)
+        latents = latents * self.scheduler.init_noise_sigma
+
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        self._num_timesteps = len(timesteps)
+        step_kwargs = self.scheduler_step_kwargs(generator)
+        for i, t in enumerate(self.progress_bar(timesteps)):
+            if self.interrupt:
+                break
+            model_input = torch.cat([latents] * 2) if self.do_classifier_free_guidance else latents
+            model_input = self.scheduler.scale_model_input(model_input, t)
+            noise_pred = self.unet(model_input, t.expand(len(model_input)), class_labels=labels, return_dict=False)[0]
+            if self.do_classifier_free_guidance:
+                cond, uncond = noise_pred.chunk(2)
+                noise_pred = uncond + guidance_scale * (cond - uncond)
+            latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
+            if callback_on_step_end is not None:
+                tensors = {"latents": latents}
+                outputs = callback_on_step_end(self, i, t, {k: tensors[k] for k in callback_on_step_end_tensor_inputs})
+                latents = outputs.pop("latents", latents)
+
+        if output_type == "latent":
+            images = latents
+        else:
+            images = self.vae.decode(self.unscale_latents(latents).to(self.vae.dtype), return_dict=False)[0]
+            images = self.image_processor.postprocess(images, output_type=output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        return ImagePipelineOutput(images=images)
+
+    def unscale_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """UNet-scale latents (unit variance) → the VAE's latents: ``z / scaling_factor + shift_factor``."""
+        latents = latents / self.vae.config.scaling_factor
+        shift = getattr(self.vae.config, "shift_factor", None)
+        return latents + shift if shift is not None else latents
+
+    def check_inputs(self, num_images_per_class, num_inference_steps, guidance_scale, output_type, tensor_inputs):
+        if not isinstance(num_images_per_class, int) or num_images_per_class < 1:
+            raise ValueError(f"num_images_per_class must be a positive int, got {num_images_per_class!r}")
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive int, got {num_inference_steps!r}")
+        if not (isinstance(guidance_scale, (int, float)) and 0 <= guidance_scale < float("inf")):
+            raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance_scale!r}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        unknown = [k for k in tensor_inputs if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs must be in {self._callback_tensor_inputs}, "
+                             f"got {unknown}")
+
+    def scheduler_step_kwargs(self, generator) -> dict:
+        """The generator for schedulers whose step draws noise (DDPM, Euler ancestral, SDE solvers)."""
+        accepts = "generator" in inspect.signature(self.scheduler.step).parameters
+        return {"generator": generator} if accepts else {}
+
+
+def num_classes_of(unet: UNet2DModel) -> int:
+    """Classes of a class-conditional UNet (its embeddings less the "no class" one); 0 when it has none."""
+    embeds = unet.config.num_class_embeds
+    if embeds is None:
+        return 0
+    if embeds < 2:
+        raise ValueError(f"a class-conditional UNet needs num_class_embeds = classes + 1 >= 2, got {embeds}")
+    return embeds - 1
