@@ -24,7 +24,7 @@ from huggingface_hub import ModelCard, SpaceCard
 from huggingface_hub.errors import OfflineModeIsEnabled
 
 from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, populate_hf_cache, tiny_model_folder
-from vae_hub import VAEModel, hub
+from vae_hub import VAEModel, hub, remote_code
 
 REPO = "vae-hub-tests/tiny-vae"
 ALLOWED = ["config.json", "diffusion_pytorch_model.safetensors", "README.md", "metrics.json", "training_info.json",
@@ -171,7 +171,8 @@ def test_card_snippet_runs_as_pasted_from_the_hf_cache(folder, offline_cache, tm
     """The usage snippet loads the repo id through huggingface_hub's cache, offline, and runs end to end."""
     card = hub.write_model_card(folder, REPO)
     populate_hf_cache(offline_cache, REPO, {n: folder / n for n in hub.upload_file_list(folder)})
-    (snippet,) = python_blocks(str(card))
+    snippet, remote = python_blocks(str(card))  # with vae-hub; without it (run in test_remote_code.py)
+    assert "trust_remote_code=True" in remote and "vae_hub" not in remote
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet, "model-card-snippet", "exec"), {})
     assert (tmp_path / "samples.png").is_file() and (tmp_path / "interpolation.png").is_file()
@@ -211,10 +212,15 @@ def test_push_uploads_exactly_the_allow_list_in_one_commit(folder):
     assert api.calls[0][1] == {"repo_id": REPO, "repo_type": "model", "private": False, "exist_ok": True, "token": TOKEN}
     (commit,) = api.commits
     assert (commit["repo_id"], commit["repo_type"], commit["revision"], commit["token"]) == (REPO, "model", None, TOKEN)
-    assert sorted(commit["files"]) == sorted(ALLOWED)
+    assert sorted(commit["files"]) == sorted(ALLOWED + ["modeling_vae_hub.py"])  # + the code, for remote loading
     for name, data in commit["files"].items():
-        assert data == (folder / name).read_bytes(), name  # uploaded as is: the card was written for this repo
         assert TOKEN.encode() not in data
+        if name not in ("config.json", "modeling_vae_hub.py"):
+            assert data == (folder / name).read_bytes(), name  # uploaded as is: the card was written for this repo
+    config = json.loads(commit["files"]["config.json"])
+    assert config.pop("auto_map") == {"AutoModel": "modeling_vae_hub.VAEModel"}
+    assert config == json.loads((folder / "config.json").read_text())
+    assert commit["files"]["modeling_vae_hub.py"] == remote_code.model_code("VAEModel").encode()
     assert folder_digest(folder) == before
 
 

@@ -116,7 +116,7 @@ class StrictLoadingMixin:
     safetensors only unless ``use_safetensors=False`` is passed (no pickles by default); the folder's
     ``config.json`` must name this class and imply a model under ``max_model_bytes``; the weights (single file,
     sharded, any ``variant``) must match the model exactly — diffusers would otherwise fill missing keys with
-    random values silently.
+    random values silently. A config's ``auto_map`` (written by a push, for loading without vae-hub) is ignored.
     """
 
     @classmethod
@@ -133,3 +133,10 @@ class StrictLoadingMixin:
         if bad:
             raise ValueError(f"{str(pretrained_model_name_or_path)[:200]}: weights do not match {cls.__name__}: {bad}")
         return (model, info) if want_info else model
+
+    @classmethod
+    def extract_init_dict(cls, config_dict, **kwargs):
+        # A pushed config's ``auto_map`` tells diffusers' AutoModel where the repo's own code is
+        # (vae_hub.remote_code): metadata, not a constructor argument to warn about.
+        config_dict = {k: v for k, v in config_dict.items() if k != "auto_map"}
+        return super().extract_init_dict(config_dict, **kwargs)
