@@ -977,7 +977,8 @@ def space_upload_files(space_dir=None, *, model_id: str | None = None) -> dict[s
     """The exact file set of a Space deploy: path in the Space → bytes or the local file to upload.
 
     * from ``space_dir`` (default: the project's ``space/``): ``app.py``, ``examples/**`` and, without
-      ``model_id``, each shipped model under ``models/<name>/`` (its ``upload_file_list``: no checkpoints);
+      ``model_id``, each shipped model or pipeline under ``models/<name>/`` (its ``upload_file_list``: no
+      checkpoints; a pipeline must be complete);
     * ``requirements.txt``: the Space's own, without a requirement on vae-hub itself (not on any index);
     * ``vae_hub/**/*.py``: this package's source (subpackages too), so that ``import vae_hub`` works in the Space;
     * ``space_config.json``: ``{"model_id": model_id}``, which the app offers first (``vae_hub.explore``) —
@@ -991,13 +992,15 @@ def space_upload_files(space_dir=None, *, model_id: str | None = None) -> dict[s
     files: dict[str, bytes | Path] = {SPACE_APP: space_dir / SPACE_APP}
     files.update(_tree(space_dir / SPACE_EXAMPLES, SPACE_EXAMPLES))
     if model_id is None:
-        models = sorted(p for p in (space_dir / SPACE_MODELS).glob(f"*/{CONFIG_NAME}"))
+        shipped = space_dir / SPACE_MODELS
+        models = sorted({p.parent for name in (CONFIG_NAME, PIPELINE_INDEX_NAME) for p in shipped.glob(f"*/{name}")})
         if not models:
-            raise HubError(f"no shipped models under {space_dir / SPACE_MODELS}: train them first, or pass "
+            raise HubError(f"no shipped models under {shipped}: train them first, or pass "
                            "--model-id to make the Space load a model from the Hub.")
-        for config in models:
-            files.update({f"{SPACE_MODELS}/{config.parent.name}/{name}": config.parent / name
-                          for name in upload_file_list(config.parent)})
+        for model in models:
+            if is_pipeline_folder(model):
+                check_pipeline_folder(model)  # a half-trained pipeline would break the Space at start
+            files.update({f"{SPACE_MODELS}/{model.name}/{name}": model / name for name in upload_file_list(model)})
     package = Path(__file__).resolve().parent
     files.update({f"vae_hub/{p.relative_to(package).as_posix()}": p for p in sorted(package.rglob("*.py"))})
     files[SPACE_REQUIREMENTS] = _space_requirements(space_dir / SPACE_REQUIREMENTS).encode("utf-8")

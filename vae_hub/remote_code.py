@@ -17,8 +17,6 @@ one namespace.
 """
 
 import ast
-import importlib.util
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -198,12 +196,3 @@ def pipeline_code(class_name: str) -> str:
     cls = getattr(pipelines, class_name)
     return bundle([cls.__module__], f"{class_name} (vae-hub), for diffusers' DiffusionPipeline with "
                                     "trust_remote_code=True.")
-
-
-def load_bundle(source: str, module_name: str):
-    """Import ``source`` as the module ``module_name`` (registered in ``sys.modules``, as diffusers does)."""
-    spec = importlib.util.spec_from_loader(module_name, loader=None)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    exec(compile(source, f"<{module_name}>", "exec"), module.__dict__)  # noqa: S102 - our own generated source
-    return module
