@@ -24,7 +24,7 @@ from huggingface_hub import ModelCard, SpaceCard
 from huggingface_hub.errors import OfflineModeIsEnabled
 
 from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, populate_hf_cache, tiny_model_folder
-from vae_hub import VAEModel, hub, remote_code
+from vae_hub import LatentDiffusionPipeline, VAEModel, hub, remote_code
 
 REPO = "vae-hub-tests/tiny-vae"
 ALLOWED = ["config.json", "diffusion_pytorch_model.safetensors", "README.md", "metrics.json", "training_info.json",
@@ -604,3 +604,20 @@ def test_cli_push_dry_run_needs_no_token_and_calls_no_hub(pipeline_folder, tmp_p
     code = cli.main(["push", str(pipeline_folder), "--repo-id", PIPELINE_REPO, "--dry-run", str(tmp_path / "dry")],
                     api=api)
     assert code == 1 and "not an empty folder" in capsys.readouterr().err
+
+
+def test_a_pipeline_on_a_diffusers_vae_carries_only_the_pipeline_code(tmp_path):
+    from diffusers import AutoencoderKL
+
+    from hub_doubles import tiny_pipeline
+
+    pipe = tiny_pipeline()
+    torch.manual_seed(0)
+    kl = AutoencoderKL(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
+                       up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4, sample_size=16)
+    LatentDiffusionPipeline(kl, pipe.unet, pipe.scheduler, id2label=pipe.config.id2label).save_pretrained(tmp_path / "kl")
+    files = hub.push_files(tmp_path / "kl", PIPELINE_REPO)
+    assert [name for name in files if name.endswith(".py")] == ["pipeline.py"]
+    assert files["vae/config.json"] == (tmp_path / "kl" / "vae" / "config.json")  # uploaded as it is
+    card = str(hub.build_card(tmp_path / "kl", PIPELINE_REPO))
+    assert "its code (`pipeline.py`)" in card and "`diffusers.AutoencoderKL`, frozen" in card

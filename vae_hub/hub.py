@@ -74,9 +74,7 @@ _LIKELIHOOD_WORDS = {
 REMOTE_CODE_NOTE = """**What `trust_remote_code=True` means.** The repo holds Python code ({{ code_files }}, generated from
 vae-hub's own source when the repo was pushed), and loading it this way runs that code on your machine with your
 permissions. Read it first, and pin the commit you read with `revision="<commit sha>"`: loading `main` runs whatever
-a later commit puts there. Offline, point `from_pretrained` at the downloaded folder
-(`huggingface_hub.snapshot_download(repo_id, revision=...)`): diffusers asks the Hub for the repo's commit before it
-runs a model's remote code from a repo id, even when the files are cached."""
+a later commit puts there."""
 
 MODEL_CARD_TEMPLATE = """---
 {{ card_data }}
@@ -195,7 +193,9 @@ from diffusers import AutoModel
 model = AutoModel.from_pretrained("{{ model_ref }}", trust_remote_code=True, revision="main").eval()
 ```
 
-""" + REMOTE_CODE_NOTE + """
+""" + REMOTE_CODE_NOTE + """ Offline, point `from_pretrained` at the downloaded folder
+(`huggingface_hub.snapshot_download(repo_id, revision=...)`): diffusers asks the Hub for the repo's commit before it
+runs a model's remote code from a repo id, even when the files are cached.
 
 ## Training
 {% if training_rows %}
@@ -526,7 +526,8 @@ from vae_hub import LatentDiffusionPipeline
 
 pipe = LatentDiffusionPipeline.from_pretrained("{{ model_ref }}")
 generator = torch.Generator().manual_seed(0)
-# {{ label_comment }}; images in [0, 1] as PIL images (output_type="pt" for tensors)
+# {{ label_comment }}
+# PIL images; output_type="pt" gives tensors (B, C, H, W) in [0, 1]
 images = pipe({{ label_example }}, num_images_per_class=4, num_inference_steps=25, guidance_scale=3.0,
               generator=generator).images
 images[0].save("sample.png")
@@ -534,8 +535,8 @@ images[0].save("sample.png")
 
 ### Without vae-hub: diffusers and remote code
 
-The repo carries the pipeline's code and its VAE's ({{ code_files }}), so diffusers alone loads it; the same
-seed gives the same images as above.
+The repo carries its code ({{ code_files }}), so diffusers alone loads it, with the same API; the same seed
+gives the same images as above.
 
 ```python
 import torch
@@ -646,7 +647,7 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
         repo_id=repo_id,
         name=name,
         model_ref=repo_id or f"<your-namespace>/{name}",
-        code_files=f"`{remote_code.PIPELINE_CODE_FILE}` and `vae/{index['vae'][0]}.py`",
+        code_files=" and ".join(f"`{name}`" for name in pipeline_code_files(index)),
         image_desc=f"{s}×{s} {'grayscale' if c == 1 else 'RGB' if c == 3 else f'{c}-channel'}",
         latent_desc="×".join(map(str, latent)),
         vae_md=f"`{vae_class}`" + (f" ({_reference(vae_ref, 'https://huggingface.co/')})" if vae_ref else ""),
@@ -655,9 +656,9 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
                   "caption": PIPELINE_FIGURE_CAPTIONS.get(p.name, p.stem.replace("_", " ").capitalize() + ".")}
                  for p in _figures(folder)],
         classes=classes,
-        label_example=repr(classes[0]) if classes else "None",
-        label_comment=f"a class name or label, or a list of them: {classes[0]!r} is label 0" if classes
-        else "an unconditional pipeline: class_labels=None",
+        label_example=json.dumps(classes[0], ensure_ascii=False) if classes else "None",
+        label_comment=f"a class name or label, or a list of them ({json.dumps(classes[0], ensure_ascii=False)} is "
+        "label 0)" if classes else "an unconditional pipeline: class_labels=None",
         quality_rows=rows,
         classifier_md=_reference(classifier, "https://huggingface.co/") or "recorded with each number",
         quality_commands=[r["command"] for r in records.values() if r.get("command")],
@@ -786,10 +787,10 @@ def push_files(folder, repo_id: str) -> dict[str, bytes | Path]:
     if is_pipeline_folder(folder):
         index = check_pipeline_folder(folder)
         files[PIPELINE_INDEX_NAME] = _json_bytes({**index, "_class_name": [PIPELINE_LOADER, PIPELINE_CLASS]})
-        files[remote_code.PIPELINE_CODE_FILE] = remote_code.pipeline_code(PIPELINE_CLASS).encode("utf-8")
-        library, vae_class = index["vae"]
-        if library.split(".")[0] == PACKAGE:  # diffusers resolves ["<library>", Class] to vae/<library>.py
-            files[f"vae/{library}.py"] = remote_code.model_code(vae_class).encode("utf-8")
+        pipeline_file, *vae_file = pipeline_code_files(index)
+        files[pipeline_file] = remote_code.pipeline_code(PIPELINE_CLASS).encode("utf-8")
+        if vae_file:
+            files[vae_file[0]] = remote_code.model_code(index["vae"][1]).encode("utf-8")
     else:
         cls = model_class(folder)
         check_model_folder(cls, folder, use_safetensors=True)
@@ -798,6 +799,13 @@ def push_files(folder, repo_id: str) -> dict[str, bytes | Path]:
     if card is not None:
         files[CARD_NAME] = card
     return files
+
+
+def pipeline_code_files(index: dict) -> list[str]:
+    """The code files a pushed pipeline carries: ``pipeline.py``, then ``vae/<library>.py`` for a vae-hub VAE
+    (diffusers resolves a component ``["<library>", Class]`` to that file; a diffusers VAE needs none)."""
+    library = index["vae"][0]
+    return [remote_code.PIPELINE_CODE_FILE] + ([f"vae/{library}.py"] if library.split(".")[0] == PACKAGE else [])
 
 
 def _with_remote_code(folder: Path, class_name: str, code_file: str) -> dict[str, bytes]:
