@@ -156,8 +156,9 @@ def tiny_model_folder(folder: Path, *, metrics: bool = True, training_info: bool
 
 PIPELINE_CLASSES = ["T-shirt/top", "Trouser", "Sneaker"]
 PIPELINE_METRICS = {"final_train_loss": 0.0812, "loss": "denoising MSE (see args)", "sample_quality": {
-    "steps_25_guidance_3": {"kind": "pipeline", "num_inference_steps": 25, "guidance_scale": 3.0, "num_samples": 10000,
-                            "frechet_distance": 12.3456, "class_match": 0.8734, "classifier": "vae-hub/fashion-classifier",
+    "steps_25_guidance_3": {"kind": "pipeline", "num_inference_steps": 25, "guidance_scale": 3.0,
+                            "num_samples": 10000, "frechet_distance": 12.3456, "class_match": 0.8734,
+                            "classifier": "vae-hub/fashion-classifier",
                             "dataset": "zalando-datasets/fashion_mnist", "split": "test",
                             "command": "python -m vae_hub.evaluate_samples --generator out --record"}}}
 

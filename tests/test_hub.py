@@ -615,7 +615,8 @@ def test_a_pipeline_on_a_diffusers_vae_carries_only_the_pipeline_code(tmp_path):
     torch.manual_seed(0)
     kl = AutoencoderKL(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4, sample_size=16)
-    LatentDiffusionPipeline(kl, pipe.unet, pipe.scheduler, id2label=pipe.config.id2label).save_pretrained(tmp_path / "kl")
+    kl_pipe = LatentDiffusionPipeline(kl, pipe.unet, pipe.scheduler, id2label=pipe.config.id2label)
+    kl_pipe.save_pretrained(tmp_path / "kl")
     files = hub.push_files(tmp_path / "kl", PIPELINE_REPO)
     assert [name for name in files if name.endswith(".py")] == ["pipeline.py"]
     assert files["vae/config.json"] == (tmp_path / "kl" / "vae" / "config.json")  # uploaded as it is

@@ -71,10 +71,23 @@ _LIKELIHOOD_WORDS = {
     "laplace": "discretised Laplace over the 256 levels of 8-bit pixels (location per pixel, learned scale per channel)",
 }
 
-REMOTE_CODE_NOTE = """**What `trust_remote_code=True` means.** The repo holds Python code ({{ code_files }}, generated from
-vae-hub's own source when the repo was pushed), and loading it this way runs that code on your machine with your
-permissions. Read it first, and pin the commit you read with `revision="<commit sha>"`: loading `main` runs whatever
-a later commit puts there."""
+REMOTE_CODE_NOTE = """**What `trust_remote_code=True` means.** The repo holds Python code ({{ code_files }},
+generated from vae-hub's own source when the repo was pushed), and loading it this way runs that code on your machine
+with your permissions. Read it first, and pin the commit you read with `revision="<commit sha>"`: loading `main`
+runs whatever a later commit puts there."""
+
+TRAINING_SECTION = """## Training
+{% if training_rows %}
+| | |
+|---|---|
+{% for key, value in training_rows %}| {{ key }} | {{ value }} |
+{% endfor %}{% if command %}
+```bash
+{{ command }}
+```
+{% endif %}{% else %}
+No training record (`training_info.json`) was saved with this {{ kind }}.
+{% endif %}"""
 
 MODEL_CARD_TEMPLATE = """---
 {{ card_data }}
@@ -197,18 +210,7 @@ model = AutoModel.from_pretrained("{{ model_ref }}", trust_remote_code=True, rev
 (`huggingface_hub.snapshot_download(repo_id, revision=...)`): diffusers asks the Hub for the repo's commit before it
 runs a model's remote code from a repo id, even when the files are cached.
 
-## Training
-{% if training_rows %}
-| | |
-|---|---|
-{% for key, value in training_rows %}| {{ key }} | {{ value }} |
-{% endfor %}{% if command %}
-```bash
-{{ command }}
-```
-{% endif %}{% else %}
-No training record (`training_info.json`) was saved with this model.
-{% endif %}
+""" + TRAINING_SECTION + """
 ### Fine-tuning
 
 Continue training on your own images (any Hub image dataset, or a local folder in the Hub's layout) with
@@ -296,8 +298,7 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         model_name=name if eval_results else None, eval_results=eval_results,
     )
     dataset_md = _reference(dataset_id, "https://huggingface.co/datasets/") or _reference(dataset_label)
-    c, s = config["in_channels"], config["sample_size"]
-    image_desc = f"{s}×{s} {'grayscale' if c == 1 else 'RGB' if c == 3 else f'{c}-channel'}"
+    image_desc = _image_desc(config)
     return ModelCard.from_template(
         card_data,
         template_str=MODEL_CARD_TEMPLATE,
@@ -325,7 +326,14 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         training_rows=_training_rows(info, dataset_md),
         command=info.get("command"),
         code_files=f"`{remote_code.MODEL_CODE_FILE}`",
+        kind="model",
     )
+
+
+def _image_desc(config: dict) -> str:
+    """"28×28 grayscale", "32×32 RGB", ...: the images a model's config says it takes."""
+    c, s = config["in_channels"], config["sample_size"]
+    return f"{s}×{s} {'grayscale' if c == 1 else 'RGB' if c == 3 else f'{c}-channel'}"
 
 
 def _figures(folder: Path) -> list[Path]:
@@ -461,7 +469,7 @@ def _read_json(path: Path) -> dict:
 PIPELINE_INDEX_NAME = "model_index.json"
 PIPELINE_CLASS = LatentDiffusionPipeline.__name__
 PACKAGE = remote_code.PACKAGE
-# DiffusionPipeline.from_pretrained(repo, trust_remote_code=True) loads it: diffusers is the library the Hub should show.
+# DiffusionPipeline.from_pretrained(repo, trust_remote_code=True) loads it: the library the Hub should show.
 PIPELINE_LIBRARY = "diffusers"
 # The Hub's tasks (huggingface.js, packages/tasks/src/pipelines.ts) are named by their input: none
 # ("unconditional-image-generation") or free text ("text-to-image"). A class label is neither — calling this model
@@ -555,18 +563,7 @@ images = pipe({{ label_example }}, num_images_per_class=4, num_inference_steps=2
 |---|---|
 {% for key, value in architecture %}| {{ key }} | {{ value }} |
 {% endfor %}
-## Training
-{% if training_rows %}
-| | |
-|---|---|
-{% for key, value in training_rows %}| {{ key }} | {{ value }} |
-{% endfor %}{% if command %}
-```bash
-{{ command }}
-```
-{% endif %}{% else %}
-No training record (`training_info.json`) was saved with this pipeline.
-{% endif %}
+""" + TRAINING_SECTION + """
 ## Intended use and limitations
 
 For learning and research: watching how latent diffusion generates images, and comparing it with the blurry prior
@@ -636,7 +633,6 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
         pipeline_tag=PIPELINE_PIPELINE_TAG, datasets=[dataset_id] if dataset_id else None,
         base_model=_hub_id(vae_ref), model_name=name if eval_results else None, eval_results=eval_results or None,
     )
-    c, s = vae_config["in_channels"], vae_config["sample_size"]
     latent = (unet_config.get("in_channels"), unet_config.get("sample_size"), unet_config.get("sample_size"))
     vae_class = index["vae"][1]
     unet_params = info.get("unet_parameters")
@@ -648,7 +644,7 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
         name=name,
         model_ref=repo_id or f"<your-namespace>/{name}",
         code_files=" and ".join(f"`{name}`" for name in pipeline_code_files(index)),
-        image_desc=f"{s}×{s} {'grayscale' if c == 1 else 'RGB' if c == 3 else f'{c}-channel'}",
+        image_desc=_image_desc(vae_config),
         latent_desc="×".join(map(str, latent)),
         vae_md=f"`{vae_class}`" + (f" ({_reference(vae_ref, 'https://huggingface.co/')})" if vae_ref else ""),
         dataset_md=_reference(dataset_id, "https://huggingface.co/datasets/") or _reference(data_ref),
@@ -670,11 +666,13 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
                          + (f", {_human(unet_params)} parameters" if isinstance(unet_params, int) else "")),
             ("Conditioning", f"{len(classes)} classes + the \"no class\" label (classifier-free guidance)"
                              if classes else "none (unconditional)"),
-            ("Scheduler", f"`{scheduler_config.get('_class_name')}`, {scheduler_config.get('prediction_type', 'epsilon')}"
-                          " prediction (any diffusers scheduler can replace it)"),
+            ("Scheduler", f"`{scheduler_config.get('_class_name')}`, "
+                          f"{scheduler_config.get('prediction_type', 'epsilon')} prediction (any diffusers scheduler "
+                          "can replace it)"),
         ],
         training_rows=_training_rows(info, _reference(dataset_id, "https://huggingface.co/datasets/")),
         command=info.get("command"),
+        kind="pipeline",
     )
 
 
@@ -689,7 +687,8 @@ def _quality_rows(records: dict[str, dict]) -> list[dict]:
             "fd_value": round(float(fd), 3) if fd is not None else None,
             "match_value": round(float(match), 4) if match is not None else None,
             "fd": f"{fd:.2f}" if fd is not None else "—", "match": f"{match:.1%}" if match is not None else "—",
-            "n": _count(record.get("num_samples")) or "—", "split": record.get("split"), "dataset": record.get("dataset"),
+            "n": _count(record.get("num_samples")) or "—", "split": record.get("split"),
+            "dataset": record.get("dataset"),
         })
     return sorted(rows, key=lambda row: row["key"].startswith("vae:"))
 
@@ -698,7 +697,8 @@ def _quality_rows(records: dict[str, dict]) -> list[dict]:
 UPLOAD_NAMES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME)
 PIPELINE_COMPONENT_FILES = {"vae": (CONFIG_NAME, WEIGHTS_NAME), "unet": (CONFIG_NAME, WEIGHTS_NAME),
                             "scheduler": (SCHEDULER_CONFIG_NAME,)}
-PIPELINE_UPLOAD_NAMES = (PIPELINE_INDEX_NAME, *(f"{c}/{n}" for c, names in PIPELINE_COMPONENT_FILES.items() for n in names),
+PIPELINE_UPLOAD_NAMES = (PIPELINE_INDEX_NAME,
+                         *(f"{c}/{n}" for c, names in PIPELINE_COMPONENT_FILES.items() for n in names),
                          CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME)
 # What a Hugging Face token looks like, to refuse uploading a file that holds one (whoever's it is).
 _TOKEN_PATTERN = re.compile(rb"\bhf_[A-Za-z0-9]{30,}")
@@ -723,8 +723,8 @@ def upload_file_list(folder) -> list[str]:
     An allow-list. A model: ``config.json``, ``diffusion_pytorch_model.safetensors``, ``README.md``,
     ``metrics.json``, ``training_info.json`` and the top-level ``*.png`` figures, where present. A pipeline
     (``model_index.json``): that file, each component's config and safetensors weights (``vae/``, ``unet/``,
-    ``scheduler/``) and the same card, records and figures (not its ``pipeline.py``: a push generates its own). Everything else —
-    ``checkpoint-*/``, ``logs/``, optimizer/scheduler/random states, pickles, caches — stays local.
+    ``scheduler/``) and the same card, records and figures (not its ``pipeline.py``: a push generates its own).
+    Everything else — ``checkpoint-*/``, ``logs/``, optimizer/scheduler/random states, pickles, caches — stays local.
     """
     folder = Path(folder)
     names = PIPELINE_UPLOAD_NAMES if is_pipeline_folder(folder) else UPLOAD_NAMES
@@ -775,9 +775,9 @@ def push_files(folder, repo_id: str) -> dict[str, bytes | Path]:
     ``upload_file_list(folder)``, with what the repo needs to load without vae-hub installed (see
     ``vae_hub.remote_code``): a model's ``config.json`` gets ``auto_map`` and the generated modeling file goes
     beside it; a pipeline's ``pipeline.py`` is the generated pipeline code, and a vae-hub VAE gets the modeling
-    file in ``vae/``, named after the library ``model_index.json`` names for it. A ``README.md`` that vae-hub generated for another repo id (or for none)
-    is replaced by a card regenerated for ``repo_id``, a missing one by a new card; a hand-written one goes up as
-    it is. Nothing is written to ``folder``.
+    file in ``vae/``, named after the library ``model_index.json`` names for it. A ``README.md`` that vae-hub
+    generated for another repo id (or for none) is replaced by a card regenerated for ``repo_id``, a missing one by a
+    new card; a hand-written one goes up as it is. Nothing is written to ``folder``.
 
     Raises:
         ValueError / OSError: ``folder`` is not a saved model or a complete saved pipeline.
@@ -906,7 +906,8 @@ def _refuse_tokens(contents: dict[str, bytes | Path], token: str | None) -> None
     """Refuse to publish any content that holds ``token`` or anything that looks like a Hugging Face token."""
     for path_in_repo, content in contents.items():
         data = content if isinstance(content, bytes) else content.read_bytes()
-        if (token and token.encode() in data) or (path_in_repo.endswith(_TEXT_SUFFIXES) and _TOKEN_PATTERN.search(data)):
+        looks_like_one = path_in_repo.endswith(_TEXT_SUFFIXES) and _TOKEN_PATTERN.search(data)
+        if (token and token.encode() in data) or looks_like_one:
             raise HubError(f"{path_in_repo} contains a Hugging Face token: refusing to upload it. Remove the token "
                            "from the file (tokens belong in HF_TOKEN or the login cache) and retry.")
 

@@ -77,7 +77,8 @@ def _relative_imports(name: str, tree: ast.Module) -> list[tuple[ast.ImportFrom,
             items = []
             for alias in node.names:
                 if alias.name == "*":
-                    raise BundleError(f"{name}: `from {'.' * node.level}{node.module or ''} import *` cannot be bundled")
+                    where = "." * node.level + (node.module or "")
+                    raise BundleError(f"{name}: `from {where} import *` cannot be bundled")
                 submodule = f"{target}.{alias.name}"
                 is_module = node.module is None or _is_module(submodule)
                 items.append((submodule if is_module else alias.name, alias.asname or alias.name, is_module))
@@ -137,7 +138,8 @@ def _top_level_bindings(tree: ast.Module) -> dict[str, str]:
             for target in targets:
                 bound.update({n.id: "defined" for n in ast.walk(target) if isinstance(n, ast.Name)})
         elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
-            bound.update({n.id: "defined" for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)})
+            stored = [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+            bound.update(dict.fromkeys(stored, "defined"))
     return bound
 
 
