@@ -402,13 +402,13 @@ def error_lines(stderr: str) -> list[str]:
     return [line.strip() for line in re.split(r"[\r\n]", stderr) if "error:" in line]
 
 
-def run_in_process(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
+def run_in_process(argv: list[str], monkeypatch, capsys, script: Path = SCRIPT) -> tuple[int, str]:
     """Run the script's ``__main__`` in this process; returns (exit code, its one error line)."""
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
-    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *argv])
+    monkeypatch.setattr(sys, "argv", [str(script), *argv])
     with pytest.raises(SystemExit) as stopped:
-        runpy.run_path(str(SCRIPT), run_name="__main__")
+        runpy.run_path(str(script), run_name="__main__")
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
     for bar in list(tqdm.tqdm._instances):  # a run stopped mid-loop leaves its bar, which would move later output

@@ -17,8 +17,6 @@ the checkpointed RNG states this makes a resumed run end with bit-identical weig
 import argparse
 import json
 import math
-import os
-import platform
 import shlex
 import shutil
 import sys
@@ -50,14 +48,33 @@ from vae_hub.adversarial import PatchDiscriminator, adaptive_weight, generator_l
 from vae_hub.images import make_grid, uint8_to_float
 from vae_hub.latent import latent_channel_images
 from vae_hub.losses import kl_weight, negative_elbo
+from vae_hub.training_utils import (
+    LossSums,
+    NoiseGenerator,
+    check_output_dir,
+    device_time,
+    ema_weights,
+    epoch_batch_indices,
+    fail,
+    hardware,
+    latest_checkpoint,
+    loggable_config,
+    public_args,
+    redact,
+    resolve_checkpoint,
+    save_checkpoint,
+    save_loss_curve,
+    versions,
+    weights_are_finite,
+)
 
 logger = get_logger(__name__)
 MODEL_TYPES = {"vector": VAEModel, "spatial": SpatialVAEModel}
 VECTOR_ONLY = ("latent_dim", "prior_components")
 SPATIAL_ONLY = ("latent_channels",)
 SPATIAL_BETA = 1e-4  # KL weight per latent element: see benchmarks/RESULTS.md ("Spatial VAE: the KL weight")
-SECRET_ARGS = ("hub_token",)
-FINAL_MODEL_FILE = "diffusion_pytorch_model.safetensors"
+FINAL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")  # a finished run's model
+LOSS_KEYS = ("loss", "reconstruction", "kl", "negative_elbo")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -198,7 +215,7 @@ def main(args: argparse.Namespace) -> None:
         # as in diffusers' examples: one command line starts a job and, after a preemption, continues it
         accelerator.print(f"No checkpoint in {output_dir} yet: starting a new run.")
         args.resume_from_checkpoint = None
-    check_output_dir(output_dir, args)
+    check_output_dir(output_dir, args, FINAL_FILES)
     set_seed(args.seed)  # model initialisation
 
     # ---------------------------------------------------------------- data
@@ -273,7 +290,7 @@ def main(args: argparse.Namespace) -> None:
     # ---------------------------------------------------------------- training loop
     likelihood = accelerator.unwrap_model(model).config.likelihood
     progress = tqdm(total=max_train_steps, initial=global_step, desc="steps", disable=not show)
-    sums, gan_sums, history, started = LossSums(accelerator.device), GanSums(accelerator.device), [], time.time()
+    sums, gan_sums, history, started = LossSums(accelerator.device, LOSS_KEYS), GanSums(accelerator.device), [], time.time()
     timed_steps, timed_since, timed_until, start_step = 0, None, None, global_step
     batches_done = global_step * args.gradient_accumulation_steps  # numbers each batch's ε stream
     first_epoch = global_step // steps_per_epoch
@@ -365,24 +382,6 @@ def main(args: argparse.Namespace) -> None:
 
 
 # ==================================================================== pieces of main, in the order they are used
-def fail(message: str) -> None:
-    """Stop with one clear line (and exit status 2) instead of a traceback."""
-    # One line even for multi-line library messages, and above a progress bar rather than glued to it.
-    tqdm.write("error: " + " ".join(message.split()), file=sys.stderr)
-    raise SystemExit(2)
-
-
-def check_output_dir(output_dir: Path, args: argparse.Namespace) -> None:
-    """Never overwrite another run's final model or mix checkpoints of two runs."""
-    if args.resume_from_checkpoint or args.overwrite_output_dir or not output_dir.exists():
-        return
-    if (output_dir / "config.json").exists() or (output_dir / FINAL_MODEL_FILE).exists():
-        fail(f"{output_dir} already holds a trained model; pass --overwrite_output_dir or choose another --output_dir")
-    if any(output_dir.glob("checkpoint-*")):
-        fail(f"{output_dir} holds checkpoints of another run; pass --resume_from_checkpoint latest to continue it, "
-             "--overwrite_output_dir to start over, or another --output_dir")
-
-
 def resolve_model_type(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Settle ``--model_type`` (from the config being fine-tuned or trained, if any) and its defaults; refuse the
     flags of the other type instead of ignoring them."""
@@ -438,48 +437,14 @@ def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAE
         fail(str(err))
 
 
-class NoiseGenerator:
-    """The generator of ε, and the step counter (checkpointed with the rest of the training state).
-
-    The generator is re-seeded from (seed, process, batch number) for every batch instead of being checkpointed:
-    accelerate saves registered objects from the main process only, so a saved generator state would hand every
-    process rank 0's stream after a resume.
-    """
-
-    def __init__(self, device: torch.device, seed: int, rank: int):
-        self.generator = torch.Generator(device=device)
-        self.seed, self.rank = seed, rank
-        self.global_step = 0
-
-    def for_batch(self, batch: int) -> torch.Generator:
-        """The generator of ε for this process's ``batch``-th batch of the run (micro-batches counted)."""
-        return self.generator.manual_seed(hash((self.seed, self.rank, batch)) % 2**63)
-
-    def state_dict(self) -> dict:
-        return {"global_step": self.global_step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.global_step = state["global_step"]
-
-
-def device_time(device: torch.device) -> float:
-    """``time.perf_counter()`` once the work queued on ``device`` is done (CUDA runs asynchronously)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
-
-
 def epoch_batches(images, epoch, args, rank, world, batches_per_epoch, skip, device):
     """This process's batches of one epoch as float images in [-1, 1] on ``device``, after skipping ``skip``.
 
     The order is one permutation seeded by (seed, epoch); process ``rank`` takes its slice of each global batch.
     """
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed * 100_003 + epoch))
-    if isinstance(images, torch.Tensor):  # one copy per epoch: a host→GPU copy per batch would wait for the GPU
-        order = order.to(images.device)
-    bs = args.train_batch_size
     usable = (batches_per_epoch // args.gradient_accumulation_steps) * args.gradient_accumulation_steps
-    index_batches = [order[(b * world + rank) * bs : (b * world + rank + 1) * bs] for b in range(skip, usable)]
+    index_batches = epoch_batch_indices(len(images), epoch, args.seed, args.train_batch_size, rank, world, usable, skip,
+                                        images.device if isinstance(images, torch.Tensor) else None)
     if isinstance(images, torch.Tensor):
         for idx in index_batches:
             yield uint8_to_float(images[idx])
@@ -503,94 +468,14 @@ def adversarial_generator_term(vae: SpatialVAEModel, disc: PatchDiscriminator, r
     return SimpleNamespace(generator_loss=generator, adaptive_weight=weight, disc_loss=None)
 
 
-class LossSums:
-    """Running sums of the loss terms on the device (no host sync per step), reduced at logging steps."""
-
-    KEYS = ("loss", "reconstruction", "kl", "negative_elbo")
-
-    def __init__(self, device: torch.device):
-        self.totals = torch.zeros(len(self.KEYS) + 1, device=device)
-
-    def add(self, terms) -> None:
-        values = torch.stack([getattr(terms, k).detach().float() for k in self.KEYS] + [torch.ones((), device=self.totals.device)])
-        self.totals += values
-
-    def reduce(self, accelerator: Accelerator) -> dict:
-        totals = accelerator.reduce(self.totals.clone(), reduction="sum")
-        self.totals.zero_()
-        return {k: (totals[i] / totals[-1]).item() for i, k in enumerate(self.KEYS)}
-
-
 class GanSums(LossSums):
     """The same for the adversarial term (summed over the steps where it is on)."""
 
-    KEYS = ("generator_loss", "disc_loss", "adaptive_weight")
+    def __init__(self, device: torch.device):
+        super().__init__(device, ("generator_loss", "disc_loss", "adaptive_weight"))
 
     def reduce(self, accelerator: Accelerator) -> dict:
         return {} if self.totals[-1].item() == 0 else super().reduce(accelerator)
-
-
-def public_args(args: argparse.Namespace) -> dict:
-    """The arguments with the secrets removed."""
-    return {k: v for k, v in vars(args).items() if k not in SECRET_ARGS}
-
-
-def loggable_config(args: argparse.Namespace) -> dict:
-    """Hyper-parameters for the trackers: scalars only (None and lists as text), secrets removed."""
-    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in public_args(args).items()}
-
-
-def weights_are_finite(model: torch.nn.Module) -> bool:
-    """No NaN or infinity in any parameter (one device sync; data-parallel replicas agree)."""
-    return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
-
-
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    """The complete checkpoint with the highest step (temporary, half-written folders are ignored)."""
-    done = [p for p in output_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
-    return max(done, key=lambda p: int(p.name.split("-", 1)[1]), default=None)
-
-
-def resolve_checkpoint(output_dir: Path, which: str) -> Path:
-    path = latest_checkpoint(output_dir) if which == "latest" else Path(which)
-    if not path.is_dir():
-        fail(f"--resume_from_checkpoint {which!r} is not a folder")
-    return path
-
-
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, total_limit: int | None) -> None:
-    """accelerate's full training state, complete or absent: written under a temporary name, then renamed."""
-    final, partial = output_dir / f"checkpoint-{step}", output_dir / f"checkpoint-{step}.partial"
-    if accelerator.is_main_process:
-        shutil.rmtree(partial, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(partial, final)
-        if total_limit:
-            done = sorted((p for p in output_dir.glob("checkpoint-*") if p.name.split("-", 1)[1].isdigit()),
-                          key=lambda p: int(p.name.split("-", 1)[1]))
-            for old in done[:-total_limit]:
-                shutil.rmtree(old)
-    accelerator.wait_for_everyone()
-
-
-class ema_weights:
-    """Context manager: the EMA weights in the model for validation, the training weights back afterwards."""
-
-    def __init__(self, ema: EMAModel | None, model: VAEModel):
-        self.ema, self.model = ema, model
-
-    def __enter__(self):
-        if self.ema is not None:
-            self.ema.store(self.model.parameters())
-            self.ema.copy_to(self.model.parameters())
-
-    def __exit__(self, *exc):
-        if self.ema is not None:
-            self.ema.restore(self.model.parameters())
 
 
 @torch.no_grad()
@@ -668,62 +553,11 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, *
         "versions": versions(),
     }
     (output_dir / "training_info.json").write_text(json.dumps(info, indent=2))
-    save_loss_curve(history, output_dir / "loss_curve.png")
+    save_loss_curve(history, output_dir / "loss_curve.png", ("negative_elbo", "reconstruction", "kl"), "nats per image")
     hub.write_model_card(output_dir, repo_id=args.hub_model_id)
     print(json.dumps(metrics, indent=2))
     if args.push_to_hub:
         hub.push_to_hub(output_dir, args.hub_model_id, private=args.hub_private_repo, token=args.hub_token)
-
-
-def redact(argv: list[str]) -> list[str]:
-    """The command line with secret values replaced, for the record in training_info.json."""
-    out, hide = [], False
-    for arg in argv:
-        key = arg.split("=", 1)[0].lstrip("-")
-        if hide:
-            out.append("***")
-        elif key in SECRET_ARGS and "=" in arg:
-            out.append(arg.split("=", 1)[0] + "=***")
-        else:
-            out.append(arg)
-        hide = key in SECRET_ARGS and "=" not in arg and not hide
-    return out
-
-
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.device_count()}× {torch.cuda.get_device_name(0)}"
-    return f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-
-
-def versions() -> dict:
-    import accelerate
-    import diffusers
-
-    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "accelerate": accelerate.__version__,
-            "python": platform.python_version()}
-
-
-def save_loss_curve(history: list[dict], path: Path) -> None:
-    if not history:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [h["step"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    for key in ("negative_elbo", "reconstruction", "kl"):
-        ax.plot(steps, [h[key] for h in history], label=key.replace("_", " "))
-    ax.set_xlabel("optimisation step")
-    ax.set_ylabel("nats per image")
-    ax.set_yscale("log")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

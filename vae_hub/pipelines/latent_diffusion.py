@@ -16,7 +16,8 @@ Loading. ``LatentDiffusionPipeline.from_pretrained(folder_or_repo)`` needs nothi
 ``pipeline.py``, one line importing this class, and ``model_index.json`` names it as diffusers' custom pipelines do
 (``"_class_name": ["pipeline", "LatentDiffusionPipeline"]``): ``DiffusionPipeline.from_pretrained(folder,
 trust_remote_code=True)`` then loads it with vae-hub installed. This class reads that entry as its own name, so it
-never runs the file.
+never runs the file. From a Hub repo, diffusers' download refuses a component from outside diffusers (a
+``SpatialVAEModel`` vae, not an ``AutoencoderKL`` one); this class downloads the files itself (``download``).
 """
 
 import inspect
@@ -60,7 +61,8 @@ class LatentDiffusionPipeline(DiffusionPipeline):
             ``sample_size`` = the latent size, ``num_class_embeds`` = number of classes + 1 (the last label is
             "no class"), or ``num_class_embeds=None`` for an unconditional model.
         scheduler: any diffusers scheduler (DDPM, DDIM, DPMSolverMultistep, EulerDiscrete, ...), configured with the
-            ``prediction_type`` the UNet was trained for.
+            ``prediction_type`` the UNet was trained for and, for DDPM/DDIM, ``clip_sample=False`` (latents are not
+            images in [-1, 1]).
         id2label: class names by label id ({0: "T-shirt/top", ...}); default: the ids as text.
     """
 
@@ -77,10 +79,12 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         super().__init__()
         num_classes = num_classes_of(unet)
         if id2label is not None:
-            id2label = {str(k): str(v) for k, v in sorted(id2label.items(), key=lambda item: int(item[0]))}
-            if list(id2label) != [str(i) for i in range(num_classes)]:
+            ids = [str(i) for i in range(num_classes)]
+            id2label = {str(k): str(v) for k, v in id2label.items()}
+            if set(id2label) != set(ids):
                 raise ValueError(f"id2label must name the classes 0..{num_classes - 1} of the UNet, "
                                  f"got ids {list(id2label)}")
+            id2label = {i: id2label[i] for i in ids}  # in label order (JSON keys are text)
             names = [name.casefold() for name in id2label.values()]
             if len(set(names)) != len(names):
                 raise ValueError(f"class names must differ (case-insensitively): {list(id2label.values())}")
@@ -120,6 +124,23 @@ class LatentDiffusionPipeline(DiffusionPipeline):
                 kwargs["vae"] = getattr(sys.modules[library], class_name).from_pretrained(
                     pretrained_model_name_or_path, subfolder="vae", dtype=dtype, **hub_kwargs, **options)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
+    def download(cls, pretrained_model_name: str, **kwargs) -> str:
+        """The pipeline's files of a Hub repo (configs and safetensors weights; cached), as a local folder.
+
+        diffusers' own ``download`` refuses a component from outside diffusers, such as ``SpatialVAEModel``
+        (recorded as ``["vae_hub.models.spatial_vae", "SpatialVAEModel"]``): it takes it for remote code that the repo
+        lacks. This class knows its components, so it fetches their files and loads them as for a local folder.
+        """
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(
+            pretrained_model_name, cache_dir=kwargs.get("cache_dir"), revision=kwargs.get("revision"),
+            token=kwargs.get("token"), force_download=kwargs.get("force_download", False),
+            local_files_only=kwargs.get("local_files_only", False),
+            allow_patterns=["model_index.json", "*/*.json", "*/*.safetensors"],
+        )
 
     @classmethod
     def _dict_from_json_file(cls, json_file: str | os.PathLike) -> dict:
@@ -271,12 +292,25 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         if output_type == "latent":
             images = latents
         else:
-            images = self.vae.decode(self.unscale_latents(latents).to(self.vae.dtype), return_dict=False)[0]
-            images = self.image_processor.postprocess(images, output_type=output_type)
+            images = self.image_processor.postprocess(self.decode_latents(latents), output_type=output_type)
         self.maybe_free_model_hooks()
         if not return_dict:
             return (images,)
         return ImagePipelineOutput(images=images)
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """UNet-scale latents (B, c, h, w) → images (B, C, H, W) in [-1, 1], in the VAE's dtype.
+
+        A float16 VAE whose config asks for it (``force_upcast``, diffusers' convention) decodes in float32.
+        """
+        dtype = self.vae.dtype
+        upcast = dtype == torch.float16 and getattr(self.vae.config, "force_upcast", False)
+        if upcast:
+            self.vae.to(torch.float32)
+        images = self.vae.decode(self.unscale_latents(latents).to(self.vae.dtype), return_dict=False)[0]
+        if upcast:
+            self.vae.to(dtype)
+        return images.to(dtype)
 
     def unscale_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """UNet-scale latents (unit variance) → the VAE's latents: ``z / scaling_factor + shift_factor``."""

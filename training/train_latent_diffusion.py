@@ -1,0 +1,643 @@
+#!/usr/bin/env python
+"""Train a class-conditional latent diffusion model (a UNet2DModel) on a frozen spatial VAE's latents with 🤗 Accelerate.
+
+    accelerate launch training/train_latent_diffusion.py --pretrained_vae_model_name_or_path fashion-spatial-vae \\
+        --dataset_name zalando-datasets/fashion_mnist --output_dir fashion-ldm
+
+The output folder is a ``vae_hub.LatentDiffusionPipeline`` (``model_index.json`` + ``vae/ unet/ scheduler/``), loadable
+with ``LatentDiffusionPipeline.from_pretrained(folder)``, plus ``samples.png`` (a row per class), ``loss_curve.png``,
+``training_info.json``, ``metrics.json`` and a model card. The saved sampling scheduler is a
+``DPMSolverMultistepScheduler`` (DPM-Solver++, good samples in 20-25 steps) built from the training ``DDPMScheduler``'s
+config, or a ``DDIMScheduler`` with ``--inference_scheduler ddim``; any diffusers scheduler can be swapped in later.
+
+It reads top to bottom: ``parse_args()`` → ``main()``: VAE (frozen) → data → latents, encoded once → UNet → optimiser →
+(resume) → loop with checkpoints and validation grids → pipeline ``save_pretrained``, grids, record, card, push.
+The VAE's posterior (mean, std) of every training image is computed once and held in memory; each batch draws its
+latents z = mean + std·ε from it, scaled as the pipeline expects: (z − shift_factor) · scaling_factor.
+
+Classifier-free guidance: the class embedding has one extra entry, the last, meaning "no class"; each label is
+replaced by it with probability ``--conditioning_dropout_prob`` so that one UNet learns both predictions. A dataset
+without a class column (or ``--class_column none``) trains an unconditional model.
+
+Exact resume and several processes work as in ``train_vae.py`` (``vae_hub.training_utils``): data order is a pure
+function of (seed, epoch), and all of a batch's random draws (ε of the posterior, noise, timesteps, label dropout)
+come from a generator seeded by (seed, process, batch), so a resumed CPU run ends bit-identical to an uninterrupted one.
+"""
+
+import argparse
+import json
+import math
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import datasets
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel, compute_snr
+from tqdm.auto import tqdm
+
+from vae_hub import LatentDiffusionPipeline
+from vae_hub.data import DataError, decode_images, find_image_column, find_label_column, infer_image_format, load_image_dataset
+from vae_hub.images import make_grid, uint8_to_float
+from vae_hub.training_utils import (
+    LossSums,
+    NoiseGenerator,
+    check_output_dir,
+    device_time,
+    ema_weights,
+    epoch_batch_indices,
+    fail,
+    hardware,
+    latest_checkpoint,
+    loggable_config,
+    public_args,
+    redact,
+    resolve_checkpoint,
+    save_checkpoint,
+    save_loss_curve,
+    versions,
+    weights_are_finite,
+)
+
+logger = get_logger(__name__)
+FINAL_FILES = ("model_index.json",)  # a finished run's pipeline
+MAX_CLASSES = 1000
+MAX_GRID_ROWS = 20  # classes shown in the sample grids
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+INFERENCE_SCHEDULERS = {"dpmsolver++": DPMSolverMultistepScheduler, "ddim": DDIMScheduler}
+SPATIAL_VAE_CLASSES = ("SpatialVAEModel", "AutoencoderKL")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    # allow_abbrev=False: an abbreviated --hub_tok would slip past the redaction of --hub_token
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset_name", type=str, default=None, help="Hub dataset id or local folder in the Hub layout.")
+    data.add_argument("--dataset_config_name", type=str, default=None)
+    data.add_argument("--train_data_dir", type=str, default=None, help="A folder of images (datasets' imagefolder).")
+    data.add_argument("--image_column", type=str, default=None, help="Default: the first column of datasets.Image type.")
+    data.add_argument("--class_column", type=str, default=None,
+                      help='Integer class labels. Default: the ClassLabel column, if any; "none": unconditional.')
+    data.add_argument("--resolution", type=int, default=None, help="Image size; default: the VAE's sample_size.")
+    data.add_argument("--max_train_samples", type=int, default=None)
+    data.add_argument("--cache_dir", type=str, default=None)
+    data.add_argument("--encode_batch_size", type=int, default=256, help="Images per VAE call when encoding the data once.")
+
+    model = p.add_argument_group("model")
+    model.add_argument("--pretrained_vae_model_name_or_path", type=str, required=True,
+                       help="A spatial VAE (vae_hub SpatialVAEModel or diffusers AutoencoderKL), kept frozen.")
+    model.add_argument("--unet_config", type=str, default=None,
+                       help="config.json (or its folder) of a UNet2DModel; the shape flags below are then ignored.")
+    model.add_argument("--block_out_channels", type=int, nargs="+", default=[64, 128])
+    model.add_argument("--layers_per_block", type=int, default=2)
+    model.add_argument("--attention_levels", type=int, nargs="*", default=[1],
+                       help="Levels (0 = the first of --block_out_channels) with self-attention blocks.")
+    model.add_argument("--attention_head_dim", type=int, default=8)
+    model.add_argument("--norm_num_groups", type=int, default=32)
+    model.add_argument("--conditioning_dropout_prob", type=float, default=0.1,
+                       help='Probability of training on the "no class" label (what classifier-free guidance needs).')
+
+    diffusion = p.add_argument_group("diffusion")
+    diffusion.add_argument("--prediction_type", type=str, default="epsilon", choices=("epsilon", "v_prediction"))
+    diffusion.add_argument("--ddpm_num_steps", type=int, default=1000)
+    diffusion.add_argument("--ddpm_beta_schedule", type=str, default="linear", choices=BETA_SCHEDULES)
+    diffusion.add_argument("--snr_gamma", type=float, default=None,
+                           help="Min-SNR loss weighting (5.0 is usual; https://arxiv.org/abs/2303.09556). Default: none.")
+    diffusion.add_argument("--inference_scheduler", type=str, default="dpmsolver++", choices=tuple(INFERENCE_SCHEDULERS),
+                           help="The scheduler saved with the pipeline and used for the sample grids.")
+    diffusion.add_argument("--num_inference_steps", type=int, default=25, help="For the sample grids.")
+    diffusion.add_argument("--guidance_scale", type=float, default=3.0, help="For the sample grids.")
+
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--train_batch_size", type=int, default=128, help="Per process.")
+    opt.add_argument("--num_train_epochs", type=int, default=100)
+    opt.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_train_epochs.")
+    opt.add_argument("--learning_rate", type=float, default=1e-4)
+    opt.add_argument("--lr_scheduler", type=str, default="cosine",
+                     help='"linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"')
+    opt.add_argument("--lr_warmup_steps", type=int, default=500)
+    opt.add_argument("--adam_beta1", type=float, default=0.9)
+    opt.add_argument("--adam_beta2", type=float, default=0.999)
+    opt.add_argument("--adam_weight_decay", type=float, default=1e-2)
+    opt.add_argument("--adam_epsilon", type=float, default=1e-8)
+    opt.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    opt.add_argument("--max_grad_norm", type=float, default=1.0, help="0 disables clipping.")
+    opt.add_argument("--mixed_precision", type=str, default="no", choices=("no", "fp16", "bf16"),
+                     help="Autocast only; trainable weights stay fp32. fp16 needs a GPU.")
+    opt.add_argument("--use_ema", action="store_true", help="Keep an EMA of the UNet (diffusers' EMAModel) and ship it.")
+    opt.add_argument("--ema_max_decay", type=float, default=0.9999)
+    opt.add_argument("--ema_inv_gamma", type=float, default=1.0, help="EMA warm-up: decay = 1 − (1 + step/inv_gamma)^−power.")
+    opt.add_argument("--ema_power", type=float, default=3 / 4)
+    opt.add_argument("--seed", type=int, default=0)
+
+    state = p.add_argument_group("outputs and state")
+    state.add_argument("--output_dir", type=str, required=True)
+    state.add_argument("--overwrite_output_dir", action="store_true")
+    state.add_argument("--checkpointing_steps", type=int, default=500)
+    state.add_argument("--checkpoints_total_limit", type=int, default=None)
+    state.add_argument("--resume_from_checkpoint", type=str, default=None,
+                       help='A checkpoint folder, or "latest": the newest in --output_dir (none yet: a new run).')
+    state.add_argument("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
+    state.add_argument("--logging_steps", type=int, default=10)
+    state.add_argument("--validation_epochs", type=int, default=5, help="Save a sample grid (a row per class) every N epochs.")
+    state.add_argument("--num_validation_images", type=int, default=8, help="Images per class in the sample grids (a row per class, the first 20).")
+    state.add_argument("--push_to_hub", action="store_true")
+    state.add_argument("--hub_model_id", type=str, default=None)
+    state.add_argument("--hub_private_repo", action="store_true")
+    state.add_argument("--hub_token", type=str, default=None)
+
+    args = p.parse_args(argv)
+    if bool(args.dataset_name) == bool(args.train_data_dir):
+        p.error("give exactly one of --dataset_name and --train_data_dir")
+    for name in ("train_batch_size", "num_train_epochs", "gradient_accumulation_steps", "checkpointing_steps",
+                 "logging_steps", "validation_epochs", "num_validation_images", "layers_per_block", "attention_head_dim",
+                 "norm_num_groups", "ddpm_num_steps", "num_inference_steps", "encode_batch_size"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    for name in ("max_train_steps", "max_train_samples", "resolution", "checkpoints_total_limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if min(args.block_out_channels) < 1:
+        p.error(f"--block_out_channels must be positive, got {args.block_out_channels}")
+    reals = ("learning_rate", "adam_beta1", "adam_beta2", "adam_weight_decay", "adam_epsilon", "max_grad_norm",
+             "conditioning_dropout_prob", "guidance_scale", "ema_max_decay", "ema_inv_gamma", "ema_power")
+    if not all(math.isfinite(getattr(args, name)) for name in reals) or not math.isfinite(args.snr_gamma or 0.0):
+        p.error("--" + ", --".join(reals) + " and --snr_gamma must be finite numbers")
+    if not 0 < args.learning_rate <= 1:  # above 1 is a typo (1e3 for 1e-3), not a step size for AdamW
+        p.error(f"--learning_rate must be in (0, 1], got {args.learning_rate}")
+    if not (0 <= args.adam_beta1 < 1 and 0 <= args.adam_beta2 < 1 and args.adam_epsilon > 0 and args.adam_weight_decay >= 0):
+        p.error("--adam_beta1 and --adam_beta2 must be in [0, 1), --adam_epsilon positive, --adam_weight_decay non-negative")
+    if not 0 <= args.conditioning_dropout_prob < 1:
+        p.error(f"--conditioning_dropout_prob must be in [0, 1), got {args.conditioning_dropout_prob}")
+    if args.snr_gamma is not None and args.snr_gamma <= 0:
+        p.error(f"--snr_gamma must be positive, got {args.snr_gamma}")
+    if args.max_grad_norm < 0 or args.guidance_scale < 0:
+        p.error("--max_grad_norm and --guidance_scale must be non-negative")
+    if not (0 < args.ema_max_decay < 1 and args.ema_inv_gamma > 0 and args.ema_power > 0):
+        p.error("--ema_max_decay must be in (0, 1), --ema_inv_gamma and --ema_power positive")
+    levels = len(args.block_out_channels)
+    if any(not 0 <= level < levels for level in args.attention_levels):
+        p.error(f"--attention_levels must be in 0..{levels - 1} (one level per --block_out_channels), "
+                f"got {args.attention_levels}")
+    if args.push_to_hub and not args.hub_model_id:
+        p.error("--push_to_hub needs --hub_model_id")
+    return args
+
+
+def main(args: argparse.Namespace) -> None:
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    )
+    if args.mixed_precision == "fp16" and accelerator.device.type == "cpu":
+        fail("--mixed_precision fp16 needs a GPU (on a CPU it would silently run in fp32); use bf16 or no")
+    if args.resume_from_checkpoint == "latest" and not latest_checkpoint(output_dir):
+        accelerator.print(f"No checkpoint in {output_dir} yet: starting a new run.")
+        args.resume_from_checkpoint = None
+    check_output_dir(output_dir, args, FINAL_FILES)
+    set_seed(args.seed)  # UNet initialisation
+
+    # ---------------------------------------------------------------- VAE (frozen) and data
+    vae = load_spatial_vae(args.pretrained_vae_model_name_or_path, args.cache_dir).to(accelerator.device)
+    resolution = args.resolution or vae.config.sample_size
+    latent_shape = probe_latent_shape(vae, resolution, accelerator.device)
+    with accelerator.main_process_first():
+        dataset = load_image_dataset(args.dataset_name, args.dataset_config_name, args.train_data_dir, args.cache_dir)
+    if "train" not in dataset or len(dataset["train"]) == 0:
+        raise DataError(f"the dataset has no (non-empty) 'train' split; its splits are {list(dataset)}")
+    train_split = dataset["train"]
+    if args.max_train_samples:
+        train_split = train_split.shuffle(seed=args.seed).select(range(min(args.max_train_samples, len(train_split))))
+    image_column = find_image_column(train_split, args.image_column)
+    data_channels = infer_image_format(train_split, image_column)[0]
+    if data_channels != vae.config.in_channels:
+        kinds = {1: "grayscale", 3: "RGB"}
+        fail(f"the dataset's images are {kinds[data_channels]} ({data_channels} channel(s)) but the VAE takes "
+             f"{vae.config.in_channels}-channel images: use a VAE trained on this kind of image")
+    class_column, class_names = find_classes(train_split, args.class_column)
+    num_classes = len(class_names)
+    unet = build_unet(args, latent_shape, num_classes)
+
+    world, rank = accelerator.num_processes, accelerator.process_index
+    global_batch = args.train_batch_size * world
+    batches_per_epoch = len(train_split) // global_batch
+    steps_per_epoch = batches_per_epoch // args.gradient_accumulation_steps
+    if steps_per_epoch == 0:
+        fail(f"the train split has {len(train_split)} images, fewer than one optimisation step needs "
+             f"({global_batch} per batch × {args.gradient_accumulation_steps} accumulation): lower --train_batch_size")
+    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+    num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+
+    show = accelerator.is_local_main_process
+    images = decode_images(train_split, image_column, resolution, data_channels, class_column, "decoding train", show)
+    latents = encode_posterior(vae, images.images, args.encode_batch_size, accelerator.device, show)
+    labels = images.labels.to(accelerator.device) if class_column else None
+    del images
+    scaled_std = latent_std(latents, args.seed)
+    if not 0.5 < scaled_std < 2:
+        logger.warning(f"the scaled latents have std {scaled_std:.3g}, far from 1: the VAE's scaling_factor "
+                       f"({vae.config.scaling_factor}) does not fit it; diffusion trains best on unit-variance latents",
+                       main_process_only=True)
+
+    # clip_sample=False: latents are not images in [-1, 1] (DDPM's and DDIM's default would clip their x0 there)
+    noise_scheduler = DDPMScheduler(num_train_timesteps=args.ddpm_num_steps, beta_schedule=args.ddpm_beta_schedule,
+                                    prediction_type=args.prediction_type, clip_sample=False)
+    inference_scheduler = INFERENCE_SCHEDULERS[args.inference_scheduler].from_config(noise_scheduler.config)
+
+    # ---------------------------------------------------------------- optimisation
+    optimizer = torch.optim.AdamW(
+        unet.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.adam_weight_decay, eps=args.adam_epsilon,
+    )
+    # Stepped by us once per optimisation step, so warm-up and length are in optimisation steps on any world size.
+    lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
+                                 num_training_steps=max_train_steps)
+    unet, optimizer = accelerator.prepare(unet, optimizer)
+    noise = NoiseGenerator(accelerator.device, args.seed, rank)  # all random draws of a batch, per process
+    accelerator.register_for_checkpointing(lr_scheduler, noise)
+    ema = None
+    if args.use_ema:
+        unwrapped = accelerator.unwrap_model(unet)
+        ema = EMAModel(unwrapped.parameters(), decay=args.ema_max_decay, use_ema_warmup=True, inv_gamma=args.ema_inv_gamma,
+                       power=args.ema_power, foreach=True, model_cls=UNet2DModel, model_config=unwrapped.config)
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+
+    global_step = 0
+    if args.resume_from_checkpoint:
+        checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
+        accelerator.print(f"Resuming from {checkpoint}")
+        accelerator.load_state(str(checkpoint))
+        global_step = noise.global_step
+    if accelerator.is_main_process:  # the inputs are checked: from here on the run writes its folder
+        if args.overwrite_output_dir and not args.resume_from_checkpoint:
+            for stale in output_dir.glob("checkpoint-*"):  # the old run's: "latest" must never pick them up
+                shutil.rmtree(stale)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        accelerator.init_trackers("train_latent_diffusion", config=loggable_config(args))
+
+    def sample_grid(step: int) -> None:
+        """A grid of samples, a row per class (main process; the EMA weights when kept)."""
+        if not accelerator.is_main_process:
+            return
+        model = accelerator.unwrap_model(unet).eval()
+        with ema_weights(ema, model):
+            pipe = make_pipeline(vae, model, inference_scheduler, class_names)
+            save_sample_grid(pipe, args, output_dir / "samples.png", accelerator, step)
+        model.train()
+
+    # ---------------------------------------------------------------- training loop
+    progress = tqdm(total=max_train_steps, initial=global_step, desc="steps", disable=not show)
+    sums, history, started = LossSums(accelerator.device, ("loss",)), [], time.time()
+    timed_steps, timed_since, timed_until, start_step = 0, None, None, global_step
+    batches_done = global_step * args.gradient_accumulation_steps  # numbers each batch's random stream
+    usable_batches = steps_per_epoch * args.gradient_accumulation_steps
+    first_epoch = global_step // steps_per_epoch
+    for epoch in range(first_epoch, num_epochs):
+        unet.train()
+        skip = (global_step - epoch * steps_per_epoch) * args.gradient_accumulation_steps if epoch == first_epoch else 0
+        for idx in epoch_batch_indices(len(latents.mean), epoch, args.seed, args.train_batch_size, rank, world,
+                                       usable_batches, skip, accelerator.device):
+            with accelerator.accumulate(unet):
+                loss = denoising_loss(unet, noise_scheduler, latents, labels, idx, noise.for_batch(batches_done),
+                                      num_classes, args)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            sums.add(SimpleNamespace(loss=loss))
+            batches_done += 1
+            if not accelerator.sync_gradients:
+                continue
+            lr_scheduler.step()
+            if ema is not None:
+                ema.step(accelerator.unwrap_model(unet).parameters())
+            global_step += 1
+            noise.global_step = global_step
+            progress.update(1)
+            # Throughput of the loop at steady state: from the 5th step of this run to the last one.
+            if timed_since is None and global_step - start_step >= 5:
+                timed_since = device_time(accelerator.device)
+            elif timed_since is not None:
+                timed_steps += 1
+                if global_step == max_train_steps:
+                    timed_until = device_time(accelerator.device)
+
+            at_checkpoint = global_step % args.checkpointing_steps == 0
+            if global_step % args.logging_steps == 0 or at_checkpoint or global_step == max_train_steps:
+                logs = sums.reduce(accelerator)  # across processes; also the NaN check, before any checkpoint
+                if not (math.isfinite(logs["loss"]) and weights_are_finite(unet)):
+                    last = latest_checkpoint(output_dir)
+                    fail(f"non-finite loss or weights at step {global_step} ({logs}); stopped on every process. "
+                         f"Last good checkpoint: {last or 'none'}. Try a lower --learning_rate or --max_grad_norm.")
+                logs.update(lr=lr_scheduler.get_last_lr()[0], epoch=epoch)
+                accelerator.log(logs, step=global_step)
+                history.append({"step": global_step, **logs})
+                progress.set_postfix(loss=f"{logs['loss']:.4f}")
+            if at_checkpoint:
+                save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit)
+            if global_step >= max_train_steps:
+                break
+        if (epoch + 1) % args.validation_epochs == 0 and global_step < max_train_steps:
+            sample_grid(global_step)
+        if global_step >= max_train_steps:
+            break
+    progress.close()
+    throughput = None  # latents/s at steady state
+    if timed_until is not None and timed_steps:
+        throughput = timed_steps * global_batch * args.gradient_accumulation_steps / (timed_until - timed_since)
+
+    # ---------------------------------------------------------------- finish: pipeline, grids, record, card
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        model = accelerator.unwrap_model(unet).eval()
+        if ema is not None:
+            ema.copy_to(model.parameters())
+        pipe = make_pipeline(vae, model, inference_scheduler, class_names)
+        pipe.save_pretrained(output_dir)
+        save_sample_grid(pipe, args, output_dir / "samples.png", accelerator, global_step)
+        save_loss_curve(history, output_dir / "loss_curve.png", ("loss",), f"{args.prediction_type} MSE", log_scale=True)
+        info = {
+            "command": "accelerate launch training/train_latent_diffusion.py " + shlex.join(redact(sys.argv[1:])),
+            "args": public_args(args),
+            "wall_time_seconds": round(time.time() - started, 1),
+            "train_images_per_second": round(throughput, 1) if throughput else None,
+            "steps_per_second": round(throughput / global_batch / args.gradient_accumulation_steps, 2) if throughput else None,
+            "hardware": hardware(),
+            "num_processes": world,
+            "mixed_precision": args.mixed_precision,
+            "epochs": math.ceil(global_step / steps_per_epoch),
+            "steps": global_step,
+            "dataset_name": args.dataset_name or args.train_data_dir,
+            "image_column": image_column,
+            "class_column": class_column,
+            "class_names": class_names,
+            "num_train_images": len(train_split),
+            "vae": args.pretrained_vae_model_name_or_path,
+            "resolution": resolution,
+            "latent_shape": list(latent_shape),
+            "scaled_latent_std": round(scaled_std, 4),
+            "unet_parameters": sum(p.numel() for p in model.parameters()),
+            "inference_scheduler": type(inference_scheduler).__name__,
+            "versions": versions(),
+        }
+        (output_dir / "training_info.json").write_text(json.dumps(info, indent=2))
+        write_metrics(output_dir, history)
+        write_model_card(output_dir, info, args.hub_model_id)
+        if args.push_to_hub:
+            push_pipeline(output_dir, args.hub_model_id, private=args.hub_private_repo, token=args.hub_token)
+    accelerator.end_training()
+
+
+# ==================================================================== pieces of main, in the order they are used
+def load_spatial_vae(name_or_path: str, cache_dir: str | None):
+    """The frozen VAE: a vae_hub ``SpatialVAEModel`` or a diffusers ``AutoencoderKL`` (read from its config.json)."""
+    try:
+        config = AutoencoderKL.load_config(name_or_path, cache_dir=cache_dir)
+    except (OSError, ValueError) as err:
+        fail(f"cannot load --pretrained_vae_model_name_or_path {name_or_path!r}: {err}")
+    class_name = config.get("_class_name")
+    if class_name not in SPATIAL_VAE_CLASSES:
+        hint = " (a vector-latent VAE: diffusion needs a map of latents)" if class_name == "VAEModel" else ""
+        fail(f"--pretrained_vae_model_name_or_path {name_or_path!r} is a {class_name}{hint}, not a spatial VAE; "
+             f"give a {' or '.join(SPATIAL_VAE_CLASSES)}")
+    import vae_hub
+
+    cls = AutoencoderKL if class_name == "AutoencoderKL" else getattr(vae_hub, class_name, None)
+    if cls is None:
+        fail(f"this vae-hub has no {class_name}: update vae-hub")
+    try:
+        vae = cls.from_pretrained(name_or_path, cache_dir=cache_dir)
+    except (OSError, ValueError) as err:
+        fail(f"cannot load --pretrained_vae_model_name_or_path {name_or_path!r}: {err}")
+    if getattr(vae.config, "scaling_factor", None) is None:
+        fail(f"the VAE {name_or_path!r} has no scaling_factor in its config (the latents' scale for diffusion)")
+    return vae.requires_grad_(False).eval()
+
+
+@torch.no_grad()
+def probe_latent_shape(vae, resolution: int, device: torch.device) -> tuple[int, int, int]:
+    """(channels, h, w) of the VAE's latents for ``resolution``² images; fails unless they decode to that size."""
+    x = torch.zeros(1, vae.config.in_channels, resolution, resolution, device=device)
+    try:
+        z = vae.encode(x).latent_dist.mean
+        decoded = vae.decode(z).sample
+    except (RuntimeError, ValueError) as err:
+        fail(f"the VAE does not take {resolution}×{resolution} images: {err}")
+    if z.ndim != 4 or decoded.shape != x.shape:
+        fail(f"the VAE does not take --resolution {resolution}: its latents {tuple(z.shape[1:])} decode to "
+             f"{tuple(decoded.shape[1:])}; its sample_size is {vae.config.sample_size}")
+    return tuple(z.shape[1:])
+
+
+def find_classes(split: datasets.Dataset, class_column: str | None) -> tuple[str | None, list[str]]:
+    """(class column, class names); (None, []) for an unconditional model. Raises DataError for a bad column."""
+    if class_column == "none":
+        return None, []
+    column = class_column or find_label_column(split)
+    if column is None:
+        return None, []
+    features = split.features
+    if column not in features:
+        raise DataError(f"--class_column {column!r} is not a column; the columns are {list(features)}")
+    feature = features[column]
+    integers = isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint"))
+    if not (isinstance(feature, datasets.ClassLabel) or integers):
+        raise DataError(f"column {column!r} holds {feature!r}, not integer class labels")
+    values = torch.tensor(split[column], dtype=torch.long)
+    if isinstance(feature, datasets.ClassLabel):
+        names = list(feature.names)
+    else:
+        names = [str(i) for i in range(int(values.max()) + 1)]
+    if len(names) > MAX_CLASSES:
+        raise DataError(f"column {column!r} has {len(names)} classes, more than {MAX_CLASSES}: is it a class label?")
+    folded = [name.casefold() for name in names]
+    if len(set(folded)) != len(folded):  # the pipeline looks names up case-insensitively
+        raise DataError(f"column {column!r} has class names that differ only in case: {names}")
+    bad = ((values < 0) | (values >= len(names))).nonzero()
+    if len(bad):
+        row = int(bad[0])
+        raise DataError(f"row {row} of column {column!r} has label {int(values[row])}, not a class in 0..{len(names) - 1}")
+    return column, names
+
+
+def build_unet(args: argparse.Namespace, latent_shape: tuple[int, int, int], num_classes: int) -> UNet2DModel:
+    """A UNet2DModel on the latents, from --unet_config or the shape flags, with a class embedding for num_classes + 1."""
+    channels, size, _ = latent_shape
+    if args.unet_config:
+        try:
+            config = {k: v for k, v in UNet2DModel.load_config(args.unet_config).items() if not k.startswith("_")}
+        except (OSError, ValueError) as err:
+            fail(f"cannot read --unet_config: {err}")
+    else:
+        levels = range(len(args.block_out_channels))
+        config = {
+            "block_out_channels": tuple(args.block_out_channels),
+            "layers_per_block": args.layers_per_block,
+            "norm_num_groups": args.norm_num_groups,
+            "attention_head_dim": args.attention_head_dim,
+            "down_block_types": tuple("AttnDownBlock2D" if i in args.attention_levels else "DownBlock2D" for i in levels),
+            "up_block_types": tuple("AttnUpBlock2D" if i in args.attention_levels else "UpBlock2D" for i in reversed(levels)),
+        }
+    config.update(sample_size=size, in_channels=channels, out_channels=channels,
+                  num_class_embeds=num_classes + 1 if num_classes else None, class_embed_type=None)
+    factor = 2 ** (len(config.get("block_out_channels", (0,))) - 1)
+    if size % factor:
+        fail(f"the latents are {size}×{size}, not divisible by the UNet's downsampling ({factor}×): "
+             "use fewer --block_out_channels levels or another --resolution")
+    try:
+        return UNet2DModel(**config)
+    except (ValueError, TypeError) as err:
+        fail(f"bad UNet config: {err}")
+
+
+@torch.no_grad()
+def encode_posterior(vae, images: torch.Tensor, batch_size: int, device: torch.device, progress: bool) -> SimpleNamespace:
+    """The VAE posterior of every image, once, in the pipeline's scale: ``mean``, ``std`` (N, c, h, w) float32 on
+    ``device``, so that mean + std·ε ~ (z − shift_factor) · scaling_factor."""
+    scale, shift = vae.config.scaling_factor, getattr(vae.config, "shift_factor", None) or 0.0
+    means, stds = [], []
+    for start in tqdm(range(0, len(images), batch_size), desc="encoding latents", disable=not progress):
+        dist = vae.encode(uint8_to_float(images[start : start + batch_size].to(device))).latent_dist
+        means.append((dist.mean.float() - shift) * scale)
+        stds.append(dist.std.float() * scale)
+    return SimpleNamespace(mean=torch.cat(means), std=torch.cat(stds))
+
+
+def latent_std(latents: SimpleNamespace, seed: int) -> float:
+    """The standard deviation of scaled latents drawn from the posteriors (one draw each, at most 10 k images)."""
+    generator = torch.Generator(device=latents.mean.device).manual_seed(seed)
+    mean, std = latents.mean[:10_000], latents.std[:10_000]
+    return (mean + std * torch.randn(mean.shape, generator=generator, device=mean.device)).std().item()
+
+
+def denoising_loss(unet, noise_scheduler: DDPMScheduler, latents: SimpleNamespace, labels: torch.Tensor | None,
+                   idx: torch.Tensor, generator: torch.Generator, num_classes: int, args: argparse.Namespace) -> torch.Tensor:
+    """The diffusion loss of one batch: MSE of the predicted ε (or v) at random timesteps, Min-SNR weighted if asked.
+
+    Every random draw (posterior ε, diffusion noise, timesteps, label dropout) comes from ``generator``, in this order.
+    """
+    mean, std = latents.mean[idx], latents.std[idx]
+    device = mean.device
+    z = mean + std * torch.randn(mean.shape, generator=generator, device=device)
+    noise = torch.randn(z.shape, generator=generator, device=device)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z),), generator=generator, device=device)
+    class_labels = None
+    if num_classes:
+        dropped = torch.rand(len(z), generator=generator, device=device) < args.conditioning_dropout_prob
+        class_labels = torch.where(dropped, torch.full_like(labels[idx], num_classes), labels[idx])
+    noisy = noise_scheduler.add_noise(z, noise, timesteps)
+    target = noise if args.prediction_type == "epsilon" else noise_scheduler.get_velocity(z, noise, timesteps)
+    prediction = unet(noisy, timesteps, class_labels=class_labels).sample
+    if args.snr_gamma is None:
+        return F.mse_loss(prediction.float(), target.float())
+    # Min-SNR-γ (Hang et al. 2023): weight min(SNR, γ)/SNR for ε, min(SNR, γ)/(SNR + 1) for v
+    snr = compute_snr(noise_scheduler, timesteps)
+    weights = torch.clamp(snr, max=args.snr_gamma) / (snr if args.prediction_type == "epsilon" else snr + 1)
+    per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    return (per_sample * weights).mean()
+
+
+def make_pipeline(vae, unet: UNet2DModel, scheduler, class_names: list[str]) -> LatentDiffusionPipeline:
+    pipe = LatentDiffusionPipeline(vae=vae, unet=unet, scheduler=scheduler,
+                                   id2label=dict(enumerate(class_names)) if class_names else None)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@torch.no_grad()
+def save_sample_grid(pipe: LatentDiffusionPipeline, args: argparse.Namespace, path: Path, accelerator: Accelerator,
+                     step: int) -> None:
+    """``num_validation_images`` samples of every class, a row per class (of the first ``MAX_GRID_ROWS`` classes; 8 rows
+    of unconditional samples for an unconditional model), seeded with --seed; saved as PNG and logged to tensorboard."""
+    generator = torch.Generator(device=pipe.unet.device).manual_seed(args.seed)
+    rows = list(range(min(pipe.num_classes, MAX_GRID_ROWS))) or None
+    images = pipe(rows, num_images_per_class=args.num_validation_images if rows else 8 * args.num_validation_images,
+                  num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
+                  generator=generator, output_type="pt").images
+    grid = make_grid(images * 2 - 1, nrow=args.num_validation_images, scale=2)
+    grid.save(path)
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            import numpy as np
+
+            tracker.log_images({"samples": np.asarray(grid.convert("RGB"))[None]}, step=step, dataformats="NHWC")
+
+
+def write_metrics(output_dir: Path, history: list[dict]) -> None:
+    """metrics.json: the training loss at the end. The sample-quality numbers (Fréchet distance, share of samples
+    classified as their class: ``python -m vae_hub.evaluate_samples``) are to be added here."""
+    metrics = {"final_train_loss": history[-1]["loss"] if history else None, "loss": "denoising MSE (see args)"}
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def write_model_card(output_dir: Path, info: dict, repo_id: str | None) -> None:
+    """README.md: what the pipeline is, how to load and sample it, its classes, the exact training command."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    data = ModelCardData(library_name="diffusers", pipeline_tag="unconditional-image-generation", license="apache-2.0",
+                         tags=["vae-hub", "latent-diffusion", "class-conditional"])
+    name = repo_id or str(output_dir)
+    classes = ", ".join(f"{i}: {n}" for i, n in enumerate(info["class_names"])) or "none (unconditional)"
+    label = repr(info["class_names"][0]) if info["class_names"] else "None"
+    card = ModelCard(f"""---
+{data.to_yaml()}
+---
+# Latent diffusion on {info['dataset_name']}
+
+A class-conditional latent diffusion model (vae-hub's `LatentDiffusionPipeline`): a UNet2DModel denoises the latents
+{tuple(info['latent_shape'])} of the frozen VAE `{info['vae']}`, which decodes them to {info['resolution']}×{info['resolution']} images.
+
+```python
+import torch
+from vae_hub import LatentDiffusionPipeline  # pip install vae-hub
+
+pipe = LatentDiffusionPipeline.from_pretrained("{name}")
+images = pipe({label}, num_images_per_class=8, generator=torch.Generator().manual_seed(0)).images
+```
+
+Classes: {classes}.
+
+![samples](samples.png)
+
+Trained for {info['steps']} steps ({info['epochs']} epochs, {info['wall_time_seconds']} s on {info['hardware']}) with
+
+```
+{info['command']}
+```
+""")
+    card.save(output_dir / "README.md")
+
+
+def push_pipeline(output_dir: Path, repo_id: str, *, private: bool, token: str | None, api=None) -> None:
+    """Upload the pipeline folder, less checkpoints and logs, to the Hub model repo ``repo_id`` in one commit."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = api or HfApi()
+    api.create_repo(repo_id, private=private, exist_ok=True, token=token)
+    files = [path for path in sorted(output_dir.rglob("*")) if path.is_file()
+             and not path.relative_to(output_dir).parts[0].startswith(("checkpoint-", "logs"))]
+    operations = [CommitOperationAdd(path.relative_to(output_dir).as_posix(), path) for path in files]
+    api.create_commit(repo_id, operations, commit_message="Upload a LatentDiffusionPipeline (train_latent_diffusion.py)",
+                      token=token)
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    try:
+        main(arguments)
+    except DataError as error:
+        fail(str(error).strip().splitlines()[-1].split("DataError: ", 1)[-1])

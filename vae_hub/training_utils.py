@@ -1,0 +1,218 @@
+"""Pieces shared by the accelerate training scripts (``training/train_vae.py``, ``training/train_latent_diffusion.py``).
+
+Their conventions: one-line errors (``fail``) before any work; data order a pure function of (seed, epoch)
+(``epoch_batch_indices``); per-batch random streams re-seeded from (seed, process, batch) (``NoiseGenerator``);
+checkpoints complete or absent (``save_checkpoint``, ``latest_checkpoint``); secrets never written (``redact``,
+``public_args``). Together they make a resumed CPU run end bit-identical to an uninterrupted one.
+"""
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+SECRET_ARGS = ("hub_token",)
+
+
+def fail(message: str) -> None:
+    """Stop with one clear line (and exit status 2) instead of a traceback."""
+    # One line even for multi-line library messages, and above a progress bar rather than glued to it.
+    tqdm.write("error: " + " ".join(message.split()), file=sys.stderr)
+    raise SystemExit(2)
+
+
+def check_output_dir(output_dir: Path, args: argparse.Namespace, final_files: tuple[str, ...]) -> None:
+    """Never overwrite another run's final model (any of ``final_files`` present) or mix checkpoints of two runs."""
+    if args.resume_from_checkpoint or args.overwrite_output_dir or not output_dir.exists():
+        return
+    if any((output_dir / name).exists() for name in final_files):
+        fail(f"{output_dir} already holds a trained model; pass --overwrite_output_dir or choose another --output_dir")
+    if any(output_dir.glob("checkpoint-*")):
+        fail(f"{output_dir} holds checkpoints of another run; pass --resume_from_checkpoint latest to continue it, "
+             "--overwrite_output_dir to start over, or another --output_dir")
+
+
+class NoiseGenerator:
+    """The generator of a batch's random draws, and the step counter (checkpointed with the rest of the training state).
+
+    The generator is re-seeded from (seed, process, batch number) for every batch instead of being checkpointed:
+    accelerate saves registered objects from the main process only, so a saved generator state would hand every
+    process rank 0's stream after a resume.
+    """
+
+    def __init__(self, device: torch.device, seed: int, rank: int):
+        self.generator = torch.Generator(device=device)
+        self.seed, self.rank = seed, rank
+        self.global_step = 0
+
+    def for_batch(self, batch: int) -> torch.Generator:
+        """The generator for this process's ``batch``-th batch of the run (micro-batches counted)."""
+        return self.generator.manual_seed(hash((self.seed, self.rank, batch)) % 2**63)
+
+    def state_dict(self) -> dict:
+        return {"global_step": self.global_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.global_step = state["global_step"]
+
+
+def device_time(device: torch.device) -> float:
+    """``time.perf_counter()`` once the work queued on ``device`` is done (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def epoch_batch_indices(num_items: int, epoch: int, seed: int, batch_size: int, rank: int, world: int,
+                        num_batches: int, skip: int, device: torch.device | None = None) -> list[torch.Tensor]:
+    """This process's index batches of one epoch, batches ``skip`` to ``num_batches`` (on ``device``).
+
+    The order is one permutation seeded by (seed, epoch), cut into global batches of ``batch_size × world``;
+    process ``rank`` takes the ``rank``-th slice of each global batch.
+    """
+    order = torch.randperm(num_items, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    if device is not None:  # one copy per epoch: a host→GPU copy per batch would wait for the GPU
+        order = order.to(device)
+    return [order[(b * world + rank) * batch_size : (b * world + rank + 1) * batch_size] for b in range(skip, num_batches)]
+
+
+class LossSums:
+    """Running sums of loss terms (attributes ``keys`` of what ``add`` gets) on the device, no host sync per step;
+    reduced across processes at logging steps."""
+
+    def __init__(self, device: torch.device, keys: tuple[str, ...]):
+        self.keys = keys
+        self.totals = torch.zeros(len(keys) + 1, device=device)
+
+    def add(self, terms) -> None:
+        values = torch.stack([getattr(terms, k).detach().float() for k in self.keys] + [torch.ones((), device=self.totals.device)])
+        self.totals += values
+
+    def reduce(self, accelerator: Accelerator) -> dict:
+        totals = accelerator.reduce(self.totals.clone(), reduction="sum")
+        self.totals.zero_()
+        return {k: (totals[i] / totals[-1]).item() for i, k in enumerate(self.keys)}
+
+
+def public_args(args: argparse.Namespace) -> dict:
+    """The arguments with the secrets removed."""
+    return {k: v for k, v in vars(args).items() if k not in SECRET_ARGS}
+
+
+def loggable_config(args: argparse.Namespace) -> dict:
+    """Hyper-parameters for the trackers: scalars only (None and lists as text), secrets removed."""
+    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in public_args(args).items()}
+
+
+def weights_are_finite(model: torch.nn.Module) -> bool:
+    """No NaN or infinity in any parameter (one device sync; data-parallel replicas agree)."""
+    return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The complete checkpoint with the highest step (temporary, half-written folders are ignored)."""
+    done = [p for p in output_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    return max(done, key=lambda p: int(p.name.split("-", 1)[1]), default=None)
+
+
+def resolve_checkpoint(output_dir: Path, which: str) -> Path:
+    path = latest_checkpoint(output_dir) if which == "latest" else Path(which)
+    if not path.is_dir():
+        fail(f"--resume_from_checkpoint {which!r} is not a folder")
+    return path
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, total_limit: int | None) -> None:
+    """accelerate's full training state, complete or absent: written under a temporary name, then renamed."""
+    final, partial = output_dir / f"checkpoint-{step}", output_dir / f"checkpoint-{step}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        if total_limit:
+            done = sorted((p for p in output_dir.glob("checkpoint-*") if p.name.split("-", 1)[1].isdigit()),
+                          key=lambda p: int(p.name.split("-", 1)[1]))
+            for old in done[:-total_limit]:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+class ema_weights:
+    """Context manager: the EMA weights in the model for validation, the training weights back afterwards."""
+
+    def __init__(self, ema: EMAModel | None, model: torch.nn.Module):
+        self.ema, self.model = ema, model
+
+    def __enter__(self):
+        if self.ema is not None:
+            self.ema.store(self.model.parameters())
+            self.ema.copy_to(self.model.parameters())
+
+    def __exit__(self, *exc):
+        if self.ema is not None:
+            self.ema.restore(self.model.parameters())
+
+
+def redact(argv: list[str]) -> list[str]:
+    """The command line with secret values replaced, for the record in training_info.json."""
+    out, hide = [], False
+    for arg in argv:
+        key = arg.split("=", 1)[0].lstrip("-")
+        if hide:
+            out.append("***")
+        elif key in SECRET_ARGS and "=" in arg:
+            out.append(arg.split("=", 1)[0] + "=***")
+        else:
+            out.append(arg)
+        hide = key in SECRET_ARGS and "=" not in arg and not hide
+    return out
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()}× {torch.cuda.get_device_name(0)}"
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def versions() -> dict:
+    import accelerate
+    import diffusers
+
+    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "accelerate": accelerate.__version__,
+            "python": platform.python_version()}
+
+
+def save_loss_curve(history: list[dict], path: Path, keys: tuple[str, ...], ylabel: str, log_scale: bool = True) -> None:
+    """Plot ``history`` entries ({"step": ..., key: value}) of each of ``keys`` against the step, as a PNG."""
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    for key in keys:
+        ax.plot(steps, [h[key] for h in history], label=key.replace("_", " "))
+    ax.set_xlabel("optimisation step")
+    ax.set_ylabel(ylabel)
+    if log_scale:
+        ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
