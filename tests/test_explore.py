@@ -347,6 +347,8 @@ def test_model_ids_and_loading(folders, sample, tmp_path):
     make_model(space / "models" / "shipped-b", latent_dim=2, mixture=False)
     make_model(space / "models" / "shipped-a", latent_dim=2, mixture=False)
     (space / "models" / "not-a-model").mkdir()
+    (space / "models" / "classifier").mkdir()  # another model class: not offered as a VAE
+    (space / "models" / "classifier" / "config.json").write_text(json.dumps({"_class_name": "ImageClassifier"}))
     (space / "space_config.json").write_text(json.dumps({"model_id": "someone/deployed"}))
     ids, shipped = explore.default_model_ids(space, {"VAE_MODEL": f"{folders['tiny']}, shipped-a"})
     assert ids == [str(folders["tiny"]), "shipped-a", "someone/deployed", "shipped-b"]

@@ -545,9 +545,11 @@ def _read_json(path: Path) -> dict:
 def default_model_ids(space_dir: Path, env: dict | None = None) -> tuple[list[str], dict[str, Path]]:
     """The models a Space offers, in order: ids from ``VAE_MODEL`` (comma-separated), the ``model_id`` of
     ``space_config.json`` (written by ``vae-hub deploy-space --model-id``), then the folders under
-    ``models/`` (shipped, by folder name). Returns (ids, {shipped name: folder})."""
+    ``models/`` that hold a ``VAEModel`` (shipped, by folder name; not the sample-quality classifier or a
+    pipeline). Returns (ids, {shipped name: folder})."""
     env = os.environ if env is None else env
-    shipped = {p.name: p for p in sorted((space_dir / "models").glob("*")) if (p / "config.json").is_file()}
+    shipped = {p.name: p for p in sorted((space_dir / "models").glob("*"))
+               if _read_json(p / "config.json").get("_class_name") == VAEModel.__name__}
     ids = [s.strip() for s in env.get("VAE_MODEL", "").split(",") if s.strip()]
     configured = _read_json(space_dir / "space_config.json").get("model_id")
     if isinstance(configured, str) and configured.strip():

@@ -1,0 +1,489 @@
+"""Sample quality of any generator the project ships, measured one way: ``python -m vae_hub.evaluate_samples``.
+
+Two numbers, both in the feature space of the project's own classifier (``vae_hub.classifier``, trained on the
+training split by ``training/train_classifier.py``; the shipped one is ``space/models/fashion-mnist-classifier``):
+
+* the **Fréchet distance** between the Gaussians fitted to the features of N generated images and of the held-out
+  reference images (FID's formula, in this classifier's features instead of Inception's)::
+
+      FD = ‖μ_g − μ_r‖² + tr(Σ_g) + tr(Σ_r) − 2 tr((Σ_g^½ Σ_r Σ_g^½)^½)        (float64)
+
+  0 for identical statistics; lower is closer to the data. It depends on N (a biased estimator): compare numbers
+  with the same N only. Real images that are not the reference images (``--generator_split train``) set the floor.
+* for class-conditional generators, the **class match**: the share of samples asked for class k that the classifier
+  assigns to class k (class-balanced samples: N/K per class).
+
+Generators are functions ``sample(num_images, class_labels, generator) -> images`` (``SampleFn``): class labels
+(num_images,) int64 or None, a ``torch.Generator``, images (num_images, C, H, W) in [-1, 1]. Provided here: a
+``VAEModel``'s prior (``vae_source``), a diffusers pipeline such as ``vae_hub.LatentDiffusionPipeline``
+(``pipeline_source``), a VAE's reconstructions of real images (``reconstruction_source``, a baseline) and real
+images themselves (``images_source``, the floor). Samples are rounded to 8 bits, as an image file would store them,
+so generated and reference images take the same path into the classifier.
+"""
+
+import argparse
+import inspect
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .classifier import ImageClassifier
+from .evaluate import _one_line
+from .images import float_to_uint8, uint8_to_float
+from .models import PRIORS
+
+SampleFn = Callable[[int, torch.Tensor | None, torch.Generator], torch.Tensor]
+SHIPPED_CLASSIFIER = "space/models/fashion-mnist-classifier"  # in the repository; recorded by this name
+SHIPPED_CLASSIFIER_PATH = str(Path(__file__).resolve().parents[1] / SHIPPED_CLASSIFIER)
+METRICS_FILE = "metrics.json"
+RECORD_KEY = "sample_quality"
+
+
+@dataclass
+class SampleSource:
+    """A generator under evaluation.
+
+    Attributes:
+        sample: the ``SampleFn``.
+        class_names: the classes it can be asked for, by label id; None for an unconditional generator.
+        setting: how it was configured (kind, prior, steps, ...), recorded with the numbers.
+    """
+
+    sample: SampleFn
+    class_names: list[str] | None = None
+    setting: dict = field(default_factory=dict)
+
+
+@dataclass
+class FeatureStatistics:
+    """Mean (F,) and covariance (F, F) of N feature vectors, float64."""
+
+    mean: torch.Tensor
+    covariance: torch.Tensor
+    count: int
+
+    @classmethod
+    def of(cls, features: torch.Tensor) -> "FeatureStatistics":
+        """Statistics of features (N, F), N ≥ 2 (unbiased covariance)."""
+        features = features.double()
+        return cls(features.mean(0), torch.cov(features.T).reshape(features.shape[1], -1), len(features))
+
+
+def frechet_distance(a: FeatureStatistics, b: FeatureStatistics) -> float:
+    """Fréchet (2-Wasserstein²) distance between N(a.mean, a.covariance) and N(b.mean, b.covariance).
+
+    tr((Σ_a Σ_b)^½) is computed as tr((Σ_a^½ Σ_b Σ_a^½)^½): the same eigenvalues, but of a symmetric positive
+    semi-definite matrix, so two symmetric eigen-decompositions do it exactly (no complex square roots, and
+    singular covariances — fewer samples than features, dead units — need no regularisation).
+    """
+    values, vectors = torch.linalg.eigh(a.covariance.double())
+    root_a = (vectors * values.clamp(min=0).sqrt()) @ vectors.T
+    middle = root_a @ b.covariance.double() @ root_a
+    trace_root = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
+    mean_term = (a.mean.double() - b.mean.double()).pow(2).sum()
+    return (mean_term + a.covariance.trace() + b.covariance.trace() - 2 * trace_root).item()
+
+
+# ---------------------------------------------------------------------------------------------- generators
+def vae_source(vae, prior: str = "standard") -> SampleSource:
+    """Samples of a ``VAEModel``: z from its ``prior`` ("standard" N(0, I) or its fitted "mixture"), decoded."""
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+    if prior == "mixture" and vae.config.prior_components == 0:
+        raise ValueError("this VAE has no mixture prior (prior_components is 0): use the standard prior")
+
+    def sample(num_images: int, class_labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        return vae.generate(num_images, generator=generator, prior=prior)
+
+    return SampleSource(sample, None, {"kind": "vae", "prior": prior})
+
+
+def pipeline_source(pipe, num_inference_steps: int | None = None, guidance_scale: float | None = None) -> SampleSource:
+    """Samples of a class-conditional diffusers pipeline called as ``vae_hub.LatentDiffusionPipeline`` is.
+
+    ``pipe(class_labels=[...], num_images_per_class=1, generator=..., output_type="pt")`` gives one image per
+    label, in order, in [0, 1]; they are mapped to [-1, 1]. ``pipe.class_names`` (empty or absent:
+    unconditional) names its classes. Steps and guidance left as None are the defaults of ``pipe.__call__``,
+    recorded as such.
+    """
+    defaults = inspect.signature(pipe.__call__).parameters
+    options = {}
+    for name, value in (("num_inference_steps", num_inference_steps), ("guidance_scale", guidance_scale)):
+        if value is None and name in defaults and defaults[name].default is not inspect.Parameter.empty:
+            value = defaults[name].default
+        if value is not None:
+            options[name] = value
+    class_names = list(getattr(pipe, "class_names", None) or []) or None
+
+    def sample(num_images: int, class_labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        if class_labels is None:
+            out = pipe(class_labels=None, num_images_per_class=num_images, generator=generator, output_type="pt", **options)
+        else:
+            out = pipe(class_labels=class_labels.tolist(), num_images_per_class=1, generator=generator,
+                       output_type="pt", **options)
+        return out.images * 2 - 1
+
+    return SampleSource(sample, class_names, {"kind": "pipeline", **options})
+
+
+def _without_replacement(num_available: int) -> Callable[[int, torch.Generator], torch.Tensor]:
+    """``take(n, generator)``: the next n indices of one random order of range(num_available), drawn on first use."""
+    state = {"order": None, "next": 0}
+
+    def take(n: int, generator: torch.Generator) -> torch.Tensor:
+        if state["order"] is None:
+            state["order"] = torch.randperm(num_available, generator=generator)
+        start = state["next"]
+        if start + n > num_available:
+            raise ValueError(f"asked for more images than the {num_available} available")
+        state["next"] = start + n
+        return state["order"][start : start + n]
+
+    return take
+
+
+def images_source(images: torch.Tensor) -> SampleSource:
+    """Real uint8 images (N, C, H, W) as a generator: a random subset without replacement (the floor)."""
+    take = _without_replacement(len(images))
+
+    def sample(num_images: int, class_labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        return uint8_to_float(images[take(num_images, generator)])
+
+    return SampleSource(sample, None, {"kind": "real images"})
+
+
+def reconstruction_source(vae, images: torch.Tensor) -> SampleSource:
+    """A VAE's reconstructions decode(E[z | x]) of random real uint8 images (N, C, H, W), without replacement.
+
+    The decoder given the codes of real images: what its samples could look like with a perfect prior (or, for a
+    ``SpatialVAEModel``, with a perfect diffusion model on its latents). Any model with ``AutoencoderKL``'s
+    ``encode(x).latent_dist`` and ``decode(z).sample`` works.
+    """
+    take = _without_replacement(len(images))
+
+    def sample(num_images: int, class_labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        x = uint8_to_float(images[take(num_images, generator)]).to(vae.device, vae.dtype)
+        return vae.decode(vae.encode(x).latent_dist.mean).sample
+
+    return SampleSource(sample, None, {"kind": "vae reconstructions"})
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+@dataclass
+class ClassifiedFeatures:
+    """Classifier features (N, F) float64 and predicted class ids (N,) of a set of images."""
+
+    features: torch.Tensor
+    predictions: torch.Tensor
+
+
+def classify(classifier: ImageClassifier, x: torch.Tensor) -> ClassifiedFeatures:
+    """Features and predicted classes of float images (B, C, H, W) in [-1, 1], after rounding them to 8 bits."""
+    x = uint8_to_float(float_to_uint8(x)).to(classifier.device, classifier.dtype)
+    features = classifier.features(x)
+    return ClassifiedFeatures(features.double().cpu(), classifier.head(features).argmax(1).cpu())
+
+
+def classify_images(classifier: ImageClassifier, images: torch.Tensor, batch_size: int,
+                    progress: bool = True) -> ClassifiedFeatures:
+    """``classify`` uint8 images (N, C, H, W) in batches."""
+    parts = [classify(classifier, uint8_to_float(batch))
+             for batch in tqdm(images.split(batch_size), desc="reference features", disable=not progress)]
+    return ClassifiedFeatures(torch.cat([p.features for p in parts]), torch.cat([p.predictions for p in parts]))
+
+
+def class_shares(predictions: torch.Tensor, names: list[str]) -> dict[str, float]:
+    """Share of each class among predicted ids (N,), by name."""
+    counts = torch.bincount(predictions, minlength=len(names)).double() / len(predictions)
+    return dict(zip(names, counts.tolist()))
+
+
+@torch.inference_mode()
+def evaluate_samples(
+    source: SampleSource,
+    classifier: ImageClassifier,
+    reference: torch.Tensor,
+    reference_labels: torch.Tensor | None = None,
+    *,
+    num_samples: int = 10_000,
+    batch_size: int = 500,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Fréchet distance of ``num_samples`` samples of ``source`` to uint8 ``reference`` images, and class match.
+
+    Args:
+        source: the generator; a class-conditional one is asked for ``num_samples`` class-balanced samples
+            (labels 0, 1, ..., K−1, 0, 1, ... so every batch holds every class).
+        classifier: feature network; its classes must be the source's (same number, same names).
+        reference: held-out real images, uint8 (M, C, H, W) with the classifier's C, H, W; M ≥ 2.
+        reference_labels: their class ids (M,), to report the classifier's accuracy on them; may be None.
+        num_samples: N ≥ 2; batch_size: images per generator call; seed: seeds the one ``torch.Generator``
+            every call draws from: same seed and batch size, same numbers.
+
+    Returns:
+        the ``metrics_samples.json`` dict: ``frechet_distance``, ``class_match`` (None if unconditional),
+        ``class_match_per_class``, ``predicted_class_shares``, the counts, the seed, ``feature_dim``,
+        ``classifier_accuracy_on_reference`` and ``samples_per_second``.
+    """
+    config = classifier.config
+    expected = (config.in_channels, config.sample_size, config.sample_size)
+    if reference.dtype != torch.uint8 or reference.ndim != 4 or tuple(reference.shape[1:]) != expected or len(reference) < 2:
+        raise ValueError(f"reference images must be uint8 (M >= 2, {', '.join(map(str, expected))}), "
+                         f"got {reference.dtype} {tuple(reference.shape)}")
+    if num_samples < 2 or batch_size < 1:
+        raise ValueError(f"num_samples must be >= 2 and batch_size >= 1, got {num_samples} and {batch_size}")
+    names = classifier.label_names
+    check_classes(source.class_names, names)
+
+    was_training = classifier.training
+    classifier.eval()
+    try:
+        real = classify_images(classifier, reference, batch_size, progress)
+        start = time.perf_counter()
+        generator = torch.Generator().manual_seed(seed)  # CPU: the same draws on every device
+        labels = torch.arange(num_samples) % len(names) if source.class_names else None
+        parts = []
+        with tqdm(total=num_samples, desc="samples", unit="img", disable=not progress) as bar:
+            for begin in range(0, num_samples, batch_size):
+                n = min(batch_size, num_samples - begin)
+                images = source.sample(n, None if labels is None else labels[begin : begin + n], generator)
+                check_samples(images, n, expected)
+                parts.append(classify(classifier, images))
+                bar.update(n)
+        seconds = time.perf_counter() - start
+    finally:
+        classifier.train(was_training)
+
+    fake = ClassifiedFeatures(torch.cat([p.features for p in parts]), torch.cat([p.predictions for p in parts]))
+    match = per_class = None
+    if labels is not None:
+        hits = fake.predictions == labels
+        match = hits.double().mean().item()
+        per_class = {name: hits[labels == k].double().mean().item() for k, name in enumerate(names) if (labels == k).any()}
+    accuracy = None
+    if reference_labels is not None:
+        accuracy = (real.predictions == reference_labels.cpu()).double().mean().item()
+    return {
+        **source.setting,
+        "num_samples": num_samples,
+        "class_balanced": labels is not None,
+        "num_reference_images": len(reference),
+        "seed": seed,
+        "batch_size": batch_size,
+        "feature_dim": fake.features.shape[1],
+        "frechet_distance": frechet_distance(FeatureStatistics.of(fake.features), FeatureStatistics.of(real.features)),
+        "class_match": match,
+        "class_match_per_class": per_class,
+        "predicted_class_shares": class_shares(fake.predictions, names),
+        "classifier_accuracy_on_reference": accuracy,
+        "samples_per_second": num_samples / seconds,
+    }
+
+
+def check_classes(generator_names: list[str] | None, classifier_names: list[str]) -> None:
+    """A class-conditional generator must have the classifier's classes (ids as text count as unnamed)."""
+    if generator_names is None:
+        return
+    if len(generator_names) != len(classifier_names):
+        raise ValueError(f"the generator has {len(generator_names)} classes, the classifier {len(classifier_names)}: "
+                         "the class match needs the same classes")
+    unnamed = generator_names == [str(i) for i in range(len(generator_names))]
+    if not unnamed and [n.casefold() for n in generator_names] != [n.casefold() for n in classifier_names]:
+        raise ValueError(f"the generator's classes {generator_names} are not the classifier's {classifier_names}")
+
+
+def check_samples(images, n: int, expected: tuple[int, int, int]) -> None:
+    """Generated images must be a finite float tensor (n, C, H, W) of the classifier's shape."""
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or tuple(images.shape) != (n, *expected):
+        got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"the generator made {got} images, the classifier takes float ({n}, "
+                         f"{', '.join(map(str, expected))}): generator and classifier must agree on channels and size")
+    if not torch.isfinite(images).all():
+        raise ValueError("the generator made images with NaN or infinite values")
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m vae_hub.evaluate_samples", allow_abbrev=False,
+        description="Sample quality of a generator: Fréchet distance to held-out images in the project "
+                    "classifier's features, and the class match of class-conditional samples.",
+    )
+    parser.add_argument("--generator", required=True,
+                        help="a VAEModel (or, with --reconstruct_split, SpatialVAEModel) folder or repo id, a diffusion "
+                             "pipeline folder (model_index.json), or with "
+                             "--generator_split a dataset whose real images are the samples (the floor)")
+    parser.add_argument("--prior", default=None, choices=PRIORS, help="VAE only: the prior to sample (default standard)")
+    parser.add_argument("--reconstruct_split", default=None,
+                        help="VAE only: measure its reconstructions of this split of --dataset_name instead of samples")
+    parser.add_argument("--generator_split", default=None, help="--generator is a dataset: its images of this split")
+    parser.add_argument("--num_inference_steps", type=int, default=None, help="pipeline only (default: its own)")
+    parser.add_argument("--guidance_scale", type=float, default=None, help="pipeline only (default: its own)")
+    parser.add_argument("--classifier", default=None, help=f"ImageClassifier folder (default: {SHIPPED_CLASSIFIER})")
+    parser.add_argument("--dataset_name", required=True, help="Hub dataset id or local folder: the reference images")
+    parser.add_argument("--dataset_config_name", default=None)
+    parser.add_argument("--split", default="test", help="the held-out reference split")
+    parser.add_argument("--image_column", default=None, help="default: the first image column")
+    parser.add_argument("--num_samples", type=int, default=10_000, help="class-balanced for class-conditional generators")
+    parser.add_argument("--batch_size", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    parser.add_argument("--output", default=None, help="also write the result JSON to this file")
+    parser.add_argument("--record", action="store_true",
+                        help=f"merge the result into the generator folder's {METRICS_FILE} under "
+                             f"{RECORD_KEY!r} (keyed by the setting: standard_prior, mixture_prior, ...)")
+    parser.add_argument("--cache_dir", default=None)
+    return parser
+
+
+def record_key(setting: dict) -> str:
+    """The name of a generator setting inside ``sample_quality``: "standard_prior", "steps_25_guidance_3", ..."""
+    if setting["kind"] == "vae":
+        return f"{setting['prior']}_prior"
+    if setting["kind"] == "vae reconstructions":
+        return f"reconstructions_{setting['images_split']}"
+    parts = [f"{name}_{setting[key]:g}" for name, key in (("steps", "num_inference_steps"), ("guidance", "guidance_scale"))
+             if key in setting]
+    return "_".join(parts) or "default"
+
+
+def read_metrics(folder: str) -> dict:
+    """The generator folder's metrics.json as a dict ({} when it has none); ValueError if it is not a JSON object."""
+    path = os.path.join(folder, METRICS_FILE)
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as f:
+            metrics = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} cannot be read as JSON ({err}): not overwriting it") from err
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path} holds a JSON {type(metrics).__name__}, not an object: not overwriting it")
+    return metrics
+
+
+def write_json_atomically(path: str, data: dict) -> None:
+    """Write under a temporary name, then rename: the file is the old one or the new one, never half of one."""
+    partial = f"{path}.partial"
+    with open(partial, "w") as f:
+        f.write(json.dumps(data, indent=2) + "\n")
+    os.replace(partial, path)
+
+
+def load_source(args: argparse.Namespace, parser: argparse.ArgumentParser, classifier: ImageClassifier,
+                device: str) -> SampleSource:
+    """The generator the flags name, loaded and checked against the classifier (a parser error on bad input)."""
+    from .data import load_split
+
+    channels, size = classifier.config.in_channels, classifier.config.sample_size
+
+    def split_images(dataset_name: str, split: str, flag: str) -> torch.Tensor:
+        images = load_split(dataset_name, split, image_column=args.image_column, resolution=size, channels=channels,
+                            dataset_config_name=args.dataset_config_name, cache_dir=args.cache_dir).images
+        if len(images) < args.num_samples:
+            parser.error(f"--{flag} {split} has {len(images)} images, fewer than --num_samples {args.num_samples}")
+        return images
+
+    is_pipeline = os.path.isfile(os.path.join(args.generator, "model_index.json"))
+    pipeline_flags = [f for f in ("num_inference_steps", "guidance_scale") if getattr(args, f) is not None]
+    vae_flags = [f for f in ("prior", "reconstruct_split") if getattr(args, f) is not None]
+    if args.generator_split:
+        if pipeline_flags or vae_flags:
+            parser.error(f"--{(pipeline_flags + vae_flags)[0]} does not apply to real images (--generator_split)")
+        source = images_source(split_images(args.generator, args.generator_split, "generator_split"))
+        source.setting["images_split"] = args.generator_split
+        return source
+    if is_pipeline:
+        if vae_flags:
+            parser.error(f"--{vae_flags[0]} is for a VAE; {args.generator} is a diffusion pipeline")
+        import vae_hub
+
+        pipeline_class = getattr(vae_hub, "LatentDiffusionPipeline", None)
+        if pipeline_class is None:
+            parser.error("this vae-hub has no LatentDiffusionPipeline: it cannot load a diffusion pipeline")
+        pipe = pipeline_class.from_pretrained(args.generator).to(device)
+        pipe.set_progress_bar_config(disable=True)  # one bar, ours
+        return pipeline_source(pipe, args.num_inference_steps, args.guidance_scale)
+    if pipeline_flags:
+        parser.error(f"--{pipeline_flags[0]} is for a diffusion pipeline; {args.generator} is not one")
+    if args.prior and args.reconstruct_split:
+        parser.error("--prior and --reconstruct_split exclude each other (reconstructions use no prior)")
+    from .models import VAEModel, load_model
+
+    vae = load_model(args.generator, cache_dir=args.cache_dir).to(device).eval()  # a VAEModel or SpatialVAEModel
+    made = (vae.config.in_channels, vae.config.sample_size)
+    if made != (channels, size):
+        parser.error(f"--generator makes {made[0]}-channel {made[1]}x{made[1]} images, the classifier takes "
+                     f"{channels}-channel {size}x{size}: they must agree")
+    if args.reconstruct_split:
+        source = reconstruction_source(vae, split_images(args.dataset_name, args.reconstruct_split, "reconstruct_split"))
+        source.setting["images_split"] = args.reconstruct_split
+        return source
+    if not isinstance(vae, VAEModel):
+        parser.error(f"{args.generator} holds a {type(vae).__name__}, which has no prior to sample: measure its "
+                     "--reconstruct_split, or a diffusion pipeline built on it")
+    return vae_source(vae, args.prior or "standard")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Load generator, classifier and reference split; measure; print the JSON (and write/record it)."""
+    from .data import load_split
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for flag in ("num_samples", "batch_size", "num_inference_steps"):
+        value = getattr(args, flag)
+        if value is not None and value < (2 if flag == "num_samples" else 1):
+            parser.error(f"--{flag} must be >= {2 if flag == 'num_samples' else 1}, got {value}")
+    if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
+        parser.error(f"--output {args.output}: its folder does not exist")  # before the work, not after
+    if args.record:
+        if args.generator_split or not os.path.isdir(args.generator):
+            parser.error("--record writes into the generator's folder: --generator must be a local model folder")
+        try:
+            read_metrics(args.generator)
+        except ValueError as err:
+            parser.error(_one_line(err))
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        classifier = ImageClassifier.from_pretrained(args.classifier or SHIPPED_CLASSIFIER_PATH,
+                                                     cache_dir=args.cache_dir).to(device)
+    except (OSError, ValueError) as err:
+        parser.error(f"--classifier {args.classifier or SHIPPED_CLASSIFIER}: {_one_line(err)}")
+    try:
+        source = load_source(args, parser, classifier, device)
+        reference = load_split(args.dataset_name, args.split, image_column=args.image_column,
+                               resolution=classifier.config.sample_size, channels=classifier.config.in_channels,
+                               dataset_config_name=args.dataset_config_name, cache_dir=args.cache_dir)
+        metrics = evaluate_samples(source, classifier, reference.images, reference.labels,
+                                   num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed)
+    except (OSError, ValueError) as err:  # a generator that cannot load, a dataset error, a shape mismatch
+        parser.error(_one_line(err))
+    metrics = {"generator": args.generator, **metrics, "classifier": args.classifier or SHIPPED_CLASSIFIER,
+               "dataset": args.dataset_name,
+               "split": args.split}
+    metrics["command"] = shlex.join(["python", "-m", "vae_hub.evaluate_samples",
+                                     *(sys.argv[1:] if argv is None else argv)])
+    text = json.dumps(metrics, indent=2)
+    print(text)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text + "\n")
+    if args.record:
+        recorded = read_metrics(args.generator)
+        recorded.setdefault(RECORD_KEY, {})[record_key(metrics)] = metrics
+        write_json_atomically(os.path.join(args.generator, METRICS_FILE), recorded)
+    return metrics
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
