@@ -618,7 +618,8 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
         vae_quality = _read_json(Path(vae_ref) / METRICS_NAME).get("sample_quality") or {}
         records.update({f"vae:{key}": record for key, record in vae_quality.items()})
     rows = _quality_rows(records)
-    quality_data = dataset_id or (rows[0]["dataset"] if rows else None)
+    recorded_data = rows[0]["dataset"] if rows else None  # a Hub id, or a local copy: named, not linked
+    quality_data = dataset_id or _hub_id(recorded_data) or (Path(recorded_data).name if recorded_data else None)
     eval_results = [
         EvalResult(task_type=PIPELINE_PIPELINE_TAG, task_name="Class-conditional image generation",
                    dataset_type=quality_data, dataset_name=quality_data, dataset_split=row["split"],
