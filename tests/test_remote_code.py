@@ -142,6 +142,8 @@ def fake_package(tmp_path, monkeypatch):
 @pytest.mark.parametrize("modules, message", [
     ({"a.py": "def _check():\n    pass\n", "b.py": "from .a import _check as check\n\ndef _check():\n    pass\n"},
      r"vae_hub.b and vae_hub.a both define `_check`"),
+    ({"a.py": "def double(x):\n    return 2 * x\n\ndef twice(x):\n    return x\n",
+      "b.py": "from .a import double as twice\n"}, r"vae_hub.b and vae_hub.a both define `twice`"),
     ({"a.py": "import numpy as np\n", "b.py": "from .a import *\n"}, r"import \*` cannot be bundled"),
     ({"a.py": "X = 1\n", "b.py": "def f():\n    from .a import X\n    return X\n"}, "inside a function"),
     ({"b.py": "from vae_hub.a import X\n", "a.py": "X = 1\n"}, "imports vae_hub absolutely"),

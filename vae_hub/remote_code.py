@@ -163,13 +163,18 @@ def bundle(names: Iterable[str], title: str) -> str:
         path = module_path(name)
         source = path.read_text(encoding="utf-8")
         tree = ast.parse(source)
-        for bound, how in _top_level_bindings(tree).items():
+        relative = _relative_imports(name, tree)
+        bindings = _top_level_bindings(tree)
+        for _, _, items in relative:  # what the bundle binds in their place (a name imported as itself binds none)
+            bindings.update({bound: "the bundle module" if is_module else f"= {item}"
+                             for item, bound, is_module in items if is_module or bound != item})
+        for bound, how in bindings.items():
             if bound in owners and (how == "defined" or owners[bound][1] != how):
                 raise BundleError(f"{name} and {owners[bound][0]} both define `{bound}` at module level: they "
                                   "cannot share the one namespace of a bundled file; rename one")
             owners.setdefault(bound, (name, how))
         lines = source.splitlines()
-        for node, target, items in reversed(_relative_imports(name, tree)):
+        for node, target, items in reversed(relative):
             replacement = [f"# {line}" for line in lines[node.lineno - 1 : node.end_lineno]]
             for item, bound, is_module in items:
                 if is_module:
