@@ -7,6 +7,7 @@
   ``HF_HUB_OFFLINE=1``.
 * ``tiny_model_folder``: a saved tiny ``VAEModel`` with fake-but-plausible metrics, training record, grids and
   the clutter training leaves behind (checkpoints, logs, optimizer state).
+* ``tiny_pipeline_folder``: the same for a saved tiny ``LatentDiffusionPipeline`` on a ``SpatialVAEModel``.
 """
 
 import hashlib
@@ -22,7 +23,9 @@ import torch
 from huggingface_hub import CommitInfo, CommitOperationDelete, HfApi
 from huggingface_hub.utils import hf_raise_for_status
 
-from vae_hub import VAEModel
+from diffusers import DPMSolverMultistepScheduler, UNet2DModel
+
+from vae_hub import LatentDiffusionPipeline, SpatialVAEModel, VAEModel
 from vae_hub.images import make_grid
 
 TOKEN = "hf_TestTokenDoNotLeak0123456789abcdefXYZ"
@@ -151,6 +154,54 @@ def tiny_model_folder(folder: Path, *, metrics: bool = True, training_info: bool
     return folder
 
 
+PIPELINE_CLASSES = ["T-shirt/top", "Trouser", "Sneaker"]
+PIPELINE_METRICS = {"final_train_loss": 0.0812, "loss": "denoising MSE (see args)", "sample_quality": {
+    "steps_25_guidance_3": {"kind": "pipeline", "num_inference_steps": 25, "guidance_scale": 3.0,
+                            "num_samples": 10000, "frechet_distance": 12.3456, "class_match": 0.8734,
+                            "classifier": "vae-hub/fashion-classifier",
+                            "dataset": "zalando-datasets/fashion_mnist", "split": "test",
+                            "command": "python -m vae_hub.evaluate_samples --generator out --record"}}}
+
+
+def tiny_pipeline(vae_dir: Path | None = None) -> LatentDiffusionPipeline:
+    """A class-conditional pipeline on a tiny SpatialVAEModel: 12×12 grayscale images ↔ 4×8×8 latents."""
+    torch.manual_seed(0)
+    vae = SpatialVAEModel(sample_size=12, block_out_channels=(8, 8), latent_channels=4, norm_num_groups=4,
+                          scaling_factor=0.5, shift_factor=0.1).eval()
+    torch.manual_seed(1)
+    unet = UNet2DModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
+                       norm_num_groups=4, attention_head_dim=4, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                       up_block_types=("AttnUpBlock2D", "UpBlock2D"), num_class_embeds=len(PIPELINE_CLASSES) + 1).eval()
+    pipe = LatentDiffusionPipeline(vae, unet, DPMSolverMultistepScheduler(num_train_timesteps=100),
+                                   id2label=dict(enumerate(PIPELINE_CLASSES)))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_pipeline_folder(folder: Path, *, clutter: bool = True) -> Path:
+    """Save ``tiny_pipeline()`` to ``folder`` with what train_latent_diffusion.py writes next to it."""
+    pipe = tiny_pipeline()
+    pipe.save_pretrained(folder)
+    images = pipe(list(range(len(PIPELINE_CLASSES))), num_inference_steps=2, output_type="pt",
+                  generator=torch.Generator().manual_seed(0)).images
+    make_grid(images * 2 - 1, nrow=3).save(folder / "samples.png")
+    (folder / "metrics.json").write_text(json.dumps(PIPELINE_METRICS))
+    (folder / "training_info.json").write_text(json.dumps({
+        "command": "accelerate launch training/train_latent_diffusion.py --pretrained_vae_model_name_or_path "
+                   "vae-hub/fashion-spatial-vae --dataset_name zalando-datasets/fashion_mnist --output_dir out",
+        "args": {"pretrained_vae_model_name_or_path": "vae-hub/fashion-spatial-vae"}, "wall_time_seconds": 95.0,
+        "hardware": "CPU", "num_processes": 1, "mixed_precision": "no", "epochs": 2, "steps": 40,
+        "train_batch_size": 16, "learning_rate": 0.0003, "dataset_name": "zalando-datasets/fashion_mnist",
+        "class_names": PIPELINE_CLASSES, "num_train_images": 320, "vae": "vae-hub/fashion-spatial-vae",
+        "unet_parameters": sum(p.numel() for p in pipe.unet.parameters()), "versions": {"torch": "2.13.0"}}))
+    if clutter:
+        for junk in ("checkpoint-20/optimizer.bin", "checkpoint-20/unet/diffusion_pytorch_model.safetensors",
+                     "logs/events.out.tfevents", "unet/diffusion_pytorch_model.bin", "latents_cache.pt", "notes.txt"):
+            (folder / junk).parent.mkdir(parents=True, exist_ok=True)
+            (folder / junk).write_bytes(b"local only")
+    return folder
+
+
 def folder_digest(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` → sha256, to show a failed command changed nothing."""
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -160,6 +211,17 @@ def folder_digest(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def saved_folder(tmp_path_factory):
     return tiny_model_folder(tmp_path_factory.mktemp("saved") / "tiny-vae")
+
+
+@pytest.fixture(scope="module")
+def saved_pipeline(tmp_path_factory):
+    return tiny_pipeline_folder(tmp_path_factory.mktemp("saved") / "tiny-ldm")
+
+
+@pytest.fixture
+def pipeline_folder(saved_pipeline, tmp_path):
+    """A fresh copy of the tiny saved pipeline folder, for a test to write into."""
+    return Path(shutil.copytree(saved_pipeline, tmp_path / "tiny-ldm"))
 
 
 @pytest.fixture

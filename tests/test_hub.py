@@ -24,7 +24,7 @@ from huggingface_hub import ModelCard, SpaceCard
 from huggingface_hub.errors import OfflineModeIsEnabled
 
 from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, populate_hf_cache, tiny_model_folder
-from vae_hub import VAEModel, hub
+from vae_hub import LatentDiffusionPipeline, VAEModel, hub, remote_code
 
 REPO = "vae-hub-tests/tiny-vae"
 ALLOWED = ["config.json", "diffusion_pytorch_model.safetensors", "README.md", "metrics.json", "training_info.json",
@@ -188,7 +188,8 @@ def test_card_snippet_runs_as_pasted_from_the_hf_cache(folder, offline_cache, tm
     """The usage snippet loads the repo id through huggingface_hub's cache, offline, and runs end to end."""
     card = hub.write_model_card(folder, REPO)
     populate_hf_cache(offline_cache, REPO, {n: folder / n for n in hub.upload_file_list(folder)})
-    (snippet,) = python_blocks(str(card))
+    snippet, remote = python_blocks(str(card))  # with vae-hub; without it (run in test_remote_code.py)
+    assert "trust_remote_code=True" in remote and "vae_hub" not in remote
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet, "model-card-snippet", "exec"), {})
     assert (tmp_path / "samples.png").is_file() and (tmp_path / "interpolation.png").is_file()
@@ -230,10 +231,15 @@ def test_push_uploads_exactly_the_allow_list_in_one_commit(folder):
     assert api.calls[0][1] == {"repo_id": REPO, "repo_type": "model", "private": False, "exist_ok": True, "token": TOKEN}
     (commit,) = api.commits
     assert (commit["repo_id"], commit["repo_type"], commit["revision"], commit["token"]) == (REPO, "model", None, TOKEN)
-    assert sorted(commit["files"]) == sorted(ALLOWED)
+    assert sorted(commit["files"]) == sorted(ALLOWED + ["modeling_vae_hub.py"])  # + the code, for remote loading
     for name, data in commit["files"].items():
-        assert data == (folder / name).read_bytes(), name  # uploaded as is: the card was written for this repo
         assert TOKEN.encode() not in data
+        if name not in ("config.json", "modeling_vae_hub.py"):
+            assert data == (folder / name).read_bytes(), name  # uploaded as is: the card was written for this repo
+    config = json.loads(commit["files"]["config.json"])
+    assert config.pop("auto_map") == {"AutoModel": "modeling_vae_hub.VAEModel"}
+    assert config == json.loads((folder / "config.json").read_text())
+    assert commit["files"]["modeling_vae_hub.py"] == remote_code.model_code("VAEModel").encode()
     assert folder_digest(folder) == before
 
 
@@ -474,3 +480,164 @@ def test_deployed_space_with_a_model_id_loads_it_from_the_hub_cache_offline(tmp_
         f"print('sampled', explorer.sample({REPO!r}, 4, 0, 1.0, 'standard').size)\n"
     ), HF_HUB_CACHE=str(offline_cache))
     assert "sampled" in out
+
+
+# ------------------------------------------------------------------------------------------------ pipelines
+PIPELINE_REPO = "vae-hub-tests/tiny-ldm"
+PIPELINE_FILES = ["model_index.json", "vae/config.json", "vae/diffusion_pytorch_model.safetensors", "unet/config.json",
+                  "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json", "metrics.json",
+                  "training_info.json", "samples.png", "pipeline.py", "vae/vae_hub.models.spatial_vae.py", "README.md"]
+
+
+def test_pipeline_push_uploads_the_pipeline_and_its_code_in_one_commit(pipeline_folder):
+    before = folder_digest(pipeline_folder)
+    api = FakeHfApi()
+    hub.push_to_hub(pipeline_folder, PIPELINE_REPO, private=True, revision="v1", token=TOKEN, api=api)
+    assert api.methods_called() == ["create_repo", "repo_info", "create_branch", "create_commit"]  # as for models
+    (commit,) = api.commits
+    assert commit["revision"] == "v1" and api.repos[("model", PIPELINE_REPO)] is True
+    files = commit["files"]
+    assert list(files) == PIPELINE_FILES  # no checkpoints, logs, pickles, latent caches or notes
+    for name in PIPELINE_FILES[:9]:
+        assert files[name] == (pipeline_folder / name).read_bytes(), name
+    assert files["pipeline.py"] == remote_code.pipeline_code("LatentDiffusionPipeline").encode()
+    assert files["pipeline.py"] != (pipeline_folder / "pipeline.py").read_bytes()  # not the folder's vae-hub loader
+    assert files["vae/vae_hub.models.spatial_vae.py"] == remote_code.model_code("SpatialVAEModel").encode()
+    assert f'LatentDiffusionPipeline.from_pretrained("{PIPELINE_REPO}")' in files["README.md"].decode()
+    assert "Upload LatentDiffusionPipeline" in api.calls[-1][1]["commit_message"]
+    assert folder_digest(pipeline_folder) == before
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: shutil.rmtree(f / "unet"), "not a complete LatentDiffusionPipeline folder: unet/ is missing"),
+    (lambda f: (f / "unet" / "diffusion_pytorch_model.safetensors").unlink(),
+     "unet/diffusion_pytorch_model.safetensors missing"),
+    (lambda f: (f / "scheduler" / "scheduler_config.json").unlink(), "scheduler/scheduler_config.json missing"),
+    (lambda f: (f / "vae" / "diffusion_pytorch_model.safetensors").unlink(), "vae/diffusion_pytorch_model.safetensors"),
+    (lambda f: (f / "model_index.json").write_text("{not json"), "cannot read model_index.json"),
+    (lambda f: (f / "model_index.json").write_text('{"_class_name": "DiTPipeline"}'), "holds a DiTPipeline"),
+])
+def test_a_half_trained_pipeline_is_refused_before_any_hub_call(pipeline_folder, tmp_path, damage, message):
+    damage(pipeline_folder)
+    before = folder_digest(pipeline_folder)
+    api = FakeHfApi()
+    with pytest.raises((ValueError, OSError), match=message):
+        hub.push_to_hub(pipeline_folder, PIPELINE_REPO, token=TOKEN, api=api)
+    with pytest.raises((ValueError, OSError), match=message):
+        hub.write_push_files(pipeline_folder, PIPELINE_REPO, tmp_path / "dry")
+    assert api.calls == [] and not (tmp_path / "dry").exists() and folder_digest(pipeline_folder) == before
+
+
+@pytest.mark.parametrize("kind", ["model", "pipeline"])
+def test_dry_run_writes_exactly_what_the_commit_uploads_without_a_token(kind, folder, pipeline_folder, tmp_path):
+    source, repo = (folder, REPO) if kind == "model" else (pipeline_folder, PIPELINE_REPO)
+    names = hub.write_push_files(source, repo, tmp_path / "dry")  # no token anywhere: none is needed
+    api = FakeHfApi()
+    hub.push_to_hub(source, repo, token=TOKEN, api=api)
+    assert folder_digest(tmp_path / "dry") == folder_digest_of(api.commits[0]["files"])
+    assert sorted(names) == sorted(api.commits[0]["files"])
+
+
+def folder_digest_of(files: dict[str, bytes]) -> dict[str, str]:
+    import hashlib
+
+    return {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())}
+
+
+def test_dry_run_refuses_a_folder_that_is_not_empty_and_a_token_in_a_file(folder, tmp_path):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "old.txt").write_text("x")
+    with pytest.raises(hub.HubError, match="not an empty folder"):
+        hub.write_push_files(folder, REPO, tmp_path / "used")
+    info = json.loads((folder / "training_info.json").read_text())
+    (folder / "training_info.json").write_text(json.dumps({**info, "token": "hf_" + "B" * 34}))
+    with pytest.raises(hub.HubError, match="training_info.json contains a Hugging Face token"):
+        hub.write_push_files(folder, REPO, tmp_path / "dry")
+    assert not (tmp_path / "dry").exists()
+
+
+def test_pipeline_card_metadata_results_and_body(pipeline_folder, tmp_path):
+    vae = tmp_path / "fashion-spatial-vae"  # the VAE's folder, with its own prior-sample numbers: the comparison
+    vae.mkdir()
+    (vae / "metrics.json").write_text(json.dumps({"sample_quality": {"standard_prior": {
+        "frechet_distance": 88.5, "class_match": 0.41, "num_samples": 10000, "split": "test"}}}))
+    info = json.loads((pipeline_folder / "training_info.json").read_text())
+    (pipeline_folder / "training_info.json").write_text(json.dumps({**info, "vae": str(vae)}))
+    card = hub.write_model_card(pipeline_folder, PIPELINE_REPO)
+    assert ModelCard.load(pipeline_folder / "README.md").data.to_dict() == card.data.to_dict()
+    data = card.data
+    assert data.library_name == "diffusers" and data.pipeline_tag == "other" and data.license == "apache-2.0"
+    assert {"class-conditional-image-generation", "latent-diffusion", "custom_code", "vae-hub"} <= set(data.tags)
+    assert data.datasets == ["zalando-datasets/fashion_mnist"]
+    assert data.base_model is None  # a local VAE folder is no Hub link
+    results = {r.metric_type: r for r in data.eval_results}
+    assert set(results) == {"frechet_distance", "class_match"}  # the pipeline's own numbers, not the VAE's
+    assert results["frechet_distance"].metric_value == 12.346 and results["class_match"].metric_value == 0.8734
+    assert results["frechet_distance"].dataset_split == "test"
+    text = str(card)
+    for expected in ("| 0 | T-shirt/top |", "| 2 | Sneaker |", "![samples](samples.png)",
+                     "| this pipeline, steps 25 guidance 3 | 12.35 | 87.3% | 10,000 |",
+                     "| VAE, standard prior | 88.50 | 41.0% | 10,000 |",
+                     "python -m vae_hub.evaluate_samples --generator out --record",
+                     "accelerate launch training/train_latent_diffusion.py", "`UNet2DModel`", "4×8×8",
+                     "`DPMSolverMultistepScheduler`", "pin the commit you read", "Rombach"):
+        assert expected in text, expected
+
+    (pipeline_folder / "training_info.json").write_text(json.dumps(info))  # trained on a Hub VAE
+    assert hub.build_card(pipeline_folder, PIPELINE_REPO).data.base_model == "vae-hub/fashion-spatial-vae"
+
+
+def test_pipeline_card_without_records_still_builds(tmp_path):
+    from hub_doubles import tiny_pipeline
+
+    tiny_pipeline().save_pretrained(tmp_path / "bare")
+    card = hub.build_card(tmp_path / "bare")
+    assert card.data.eval_results is None and card.data.base_model is None and card.data.datasets is None
+    assert "No sample-quality numbers" in str(card) and "No training record" in str(card)
+    assert 'from_pretrained("<your-namespace>/bare"' in str(card)
+
+
+def test_deploy_space_carries_a_shipped_pipeline_and_refuses_a_half_trained_one(space_dir):
+    from hub_doubles import tiny_pipeline_folder
+
+    tiny_pipeline_folder(space_dir / "models" / "tiny-ldm")
+    files = hub.space_upload_files(space_dir)
+    shipped = {name.removeprefix("models/tiny-ldm/") for name in files if name.startswith("models/tiny-ldm/")}
+    assert shipped == set(PIPELINE_FILES) - {"README.md", "pipeline.py", "vae/vae_hub.models.spatial_vae.py"}
+    assert {name for name in files if name.startswith("models/tiny-vae/")}  # the model still ships beside it
+    shutil.rmtree(space_dir / "models" / "tiny-ldm" / "unet")
+    with pytest.raises(ValueError, match="unet/ is missing"):
+        hub.deploy_space("vae-hub-tests/space", token=TOKEN, api=FakeHfApi(), space_dir=space_dir)
+
+
+def test_cli_push_dry_run_needs_no_token_and_calls_no_hub(pipeline_folder, tmp_path, capsys):
+    from vae_hub import cli
+
+    api = FakeHfApi()
+    code = cli.main(["push", str(pipeline_folder), "--repo-id", PIPELINE_REPO, "--dry-run", str(tmp_path / "dry")],
+                    api=api)
+    out, err = capsys.readouterr()
+    assert code == 0 and err == "" and api.calls == []
+    assert "nothing was uploaded" in out and all(f"  {name}\n" in out + "\n" for name in PIPELINE_FILES)
+    assert sorted(folder_digest(tmp_path / "dry")) == sorted(PIPELINE_FILES)
+    code = cli.main(["push", str(pipeline_folder), "--repo-id", PIPELINE_REPO, "--dry-run", str(tmp_path / "dry")],
+                    api=api)
+    assert code == 1 and "not an empty folder" in capsys.readouterr().err
+
+
+def test_a_pipeline_on_a_diffusers_vae_carries_only_the_pipeline_code(tmp_path):
+    from diffusers import AutoencoderKL
+
+    from hub_doubles import tiny_pipeline
+
+    pipe = tiny_pipeline()
+    torch.manual_seed(0)
+    kl = AutoencoderKL(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
+                       up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4, sample_size=16)
+    kl_pipe = LatentDiffusionPipeline(kl, pipe.unet, pipe.scheduler, id2label=pipe.config.id2label)
+    kl_pipe.save_pretrained(tmp_path / "kl")
+    files = hub.push_files(tmp_path / "kl", PIPELINE_REPO)
+    assert [name for name in files if name.endswith(".py")] == ["pipeline.py"]
+    assert files["vae/config.json"] == (tmp_path / "kl" / "vae" / "config.json")  # uploaded as it is
+    card = str(hub.build_card(tmp_path / "kl", PIPELINE_REPO))
+    assert "its code (`pipeline.py`)" in card and "`diffusers.AutoencoderKL`, frozen" in card

@@ -6,7 +6,6 @@ Most runs are in-process (``runpy``, the script's real ``__main__``): they take 
 start-up of a new interpreter. The two-process run goes through ``accelerate launch`` as users run it.
 """
 
-import importlib.util
 import json
 import re
 import runpy
@@ -26,7 +25,7 @@ from safetensors.torch import load_file
 from datasets_util import CLASS_NAMES, make_images, png_bytes, write_hub_dataset, write_image_folder
 from hub_doubles import TOKEN, FakeHfApi
 from test_train import launch_two_cpu_processes, run_in_process, tree_hash
-from vae_hub import LatentDiffusionPipeline, SpatialVAEModel, VAEModel
+from vae_hub import LatentDiffusionPipeline, SpatialVAEModel, VAEModel, hub
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training" / "train_latent_diffusion.py"
@@ -160,20 +159,18 @@ def test_token_is_in_no_output_file(gray_run):
 
 
 def test_push_uploads_the_pipeline_without_checkpoints_or_logs(gray_run, tmp_path):
-    spec = importlib.util.spec_from_file_location("train_latent_diffusion", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     folder = tmp_path / "run"
     shutil.copytree(gray_run, folder)
     (folder / "checkpoint-4").mkdir()
     (folder / "checkpoint-4" / "model.safetensors").write_bytes(b"state")
     api = FakeHfApi()
-    script.push_pipeline(folder, "someone/tiny-ldm", private=True, token=TOKEN, api=api)
+    hub.push_to_hub(folder, "someone/tiny-ldm", private=True, token=TOKEN, api=api)  # what --push_to_hub calls
     assert api.repos == {("model", "someone/tiny-ldm"): True}
     (commit,) = api.commits
     assert commit["token"] == TOKEN and "model_index.json" in commit["files"]
     assert {"unet/diffusion_pytorch_model.safetensors", "vae/config.json", "pipeline.py", "samples.png"} <= set(commit["files"])
     assert not [name for name in commit["files"] if name.startswith(("checkpoint-", "logs/"))]
+    assert "library_name: diffusers" in commit["files"]["README.md"].decode()  # the card builder's card
 
 
 def test_unconditional_v_prediction_min_snr_ema_ddim_on_an_rgb_autoencoder_kl(data, tmp_path, monkeypatch):

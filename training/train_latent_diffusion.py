@@ -45,7 +45,7 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
 
-from vae_hub import LatentDiffusionPipeline
+from vae_hub import LatentDiffusionPipeline, hub
 from vae_hub.data import DataError, decode_images, find_image_column, find_label_column, infer_image_format, load_image_dataset
 from vae_hub.images import make_grid, uint8_to_float
 from vae_hub.training_utils import (
@@ -396,9 +396,9 @@ def main(args: argparse.Namespace) -> None:
         }
         (output_dir / "training_info.json").write_text(json.dumps(info, indent=2))
         write_metrics(output_dir, history)
-        write_model_card(output_dir, info, args.hub_model_id)
+        hub.write_model_card(output_dir, repo_id=args.hub_model_id)  # the project's card builder, as train_vae.py
         if args.push_to_hub:
-            push_pipeline(output_dir, args.hub_model_id, private=args.hub_private_repo, token=args.hub_token)
+            hub.push_to_hub(output_dir, args.hub_model_id, private=args.hub_private_repo, token=args.hub_token)
     accelerator.end_training()
 
 
@@ -582,57 +582,6 @@ def write_metrics(output_dir: Path, history: list[dict]) -> None:
     classified as their class: ``python -m vae_hub.evaluate_samples``) are to be added here."""
     metrics = {"final_train_loss": history[-1]["loss"] if history else None, "loss": "denoising MSE (see args)"}
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-
-
-def write_model_card(output_dir: Path, info: dict, repo_id: str | None) -> None:
-    """README.md: what the pipeline is, how to load and sample it, its classes, the exact training command."""
-    from huggingface_hub import ModelCard, ModelCardData
-
-    data = ModelCardData(library_name="diffusers", pipeline_tag="unconditional-image-generation", license="apache-2.0",
-                         tags=["vae-hub", "latent-diffusion", "class-conditional"])
-    name = repo_id or str(output_dir)
-    classes = ", ".join(f"{i}: {n}" for i, n in enumerate(info["class_names"])) or "none (unconditional)"
-    label = repr(info["class_names"][0]) if info["class_names"] else "None"
-    card = ModelCard(f"""---
-{data.to_yaml()}
----
-# Latent diffusion on {info['dataset_name']}
-
-A class-conditional latent diffusion model (vae-hub's `LatentDiffusionPipeline`): a UNet2DModel denoises the latents
-{tuple(info['latent_shape'])} of the frozen VAE `{info['vae']}`, which decodes them to {info['resolution']}×{info['resolution']} images.
-
-```python
-import torch
-from vae_hub import LatentDiffusionPipeline  # pip install vae-hub
-
-pipe = LatentDiffusionPipeline.from_pretrained("{name}")
-images = pipe({label}, num_images_per_class=8, generator=torch.Generator().manual_seed(0)).images
-```
-
-Classes: {classes}.
-
-![samples](samples.png)
-
-Trained for {info['steps']} steps ({info['epochs']} epochs, {info['wall_time_seconds']} s on {info['hardware']}) with
-
-```
-{info['command']}
-```
-""")
-    card.save(output_dir / "README.md")
-
-
-def push_pipeline(output_dir: Path, repo_id: str, *, private: bool, token: str | None, api=None) -> None:
-    """Upload the pipeline folder, less checkpoints and logs, to the Hub model repo ``repo_id`` in one commit."""
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    api = api or HfApi()
-    api.create_repo(repo_id, private=private, exist_ok=True, token=token)
-    files = [path for path in sorted(output_dir.rglob("*")) if path.is_file()
-             and not path.relative_to(output_dir).parts[0].startswith(("checkpoint-", "logs"))]
-    operations = [CommitOperationAdd(path.relative_to(output_dir).as_posix(), path) for path in files]
-    api.create_commit(repo_id, operations, commit_message="Upload a LatentDiffusionPipeline (train_latent_diffusion.py)",
-                      token=token)
 
 
 if __name__ == "__main__":

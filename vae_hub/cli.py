@@ -1,6 +1,6 @@
 """The ``vae-hub`` command line: a small dispatcher over subcommands.
 
-    vae-hub push OUTPUT_DIR --repo-id ORG/NAME [--private] [--revision BRANCH]
+    vae-hub push OUTPUT_DIR --repo-id ORG/NAME [--private] [--revision BRANCH] [--dry-run OUT_DIR]
     vae-hub deploy-space --space-id ORG/NAME [--model-id ORG/MODEL] [--private]
     vae-hub card OUTPUT_DIR [--repo-id ORG/NAME] [--dataset-id ORG/DATASET]
     vae-hub prior OUTPUT_DIR --dataset-name DATASET [--components auto] [--max-codes 20000] [--seed 0]
@@ -38,16 +38,24 @@ def _add_token(parser: argparse.ArgumentParser) -> None:
 
 
 def add_push(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("output_dir", help="A saved model folder (training's --output_dir).")
+    parser.add_argument("output_dir", help="A saved model or pipeline folder (training's --output_dir).")
     parser.add_argument("--repo-id", required=True, help="The model repo, ORG/NAME; created if missing.")
     parser.add_argument("--private", action="store_true",
                         help="Create the repo private; refuse to upload into an existing public repo.")
     parser.add_argument("--revision", default=None, help="Branch to commit to (created from main if missing).")
     parser.add_argument("--commit-message", default=None)
+    parser.add_argument("--dry-run", metavar="OUT_DIR", default=None,
+                        help="Upload nothing: write into OUT_DIR (new or empty) exactly the files the commit would "
+                             "upload, to review them or load from them. Needs no token.")
     _add_token(parser)
 
 
 def run_push(args: argparse.Namespace) -> None:
+    if args.dry_run:
+        names = hub.write_push_files(args.output_dir, args.repo_id, args.dry_run)
+        print(f"Dry run: wrote the {len(names)} files a push of {args.output_dir} to {args.repo_id} would upload "
+              f"into {args.dry_run} (nothing was uploaded):\n" + "\n".join(f"  {name}" for name in names))
+        return
     url = hub.push_to_hub(args.output_dir, args.repo_id, private=args.private, revision=args.revision,
                           token=args.token, commit_message=args.commit_message, api=args.api)
     print(f"Pushed {args.output_dir} to https://huggingface.co/{args.repo_id}\ncommit: {url}")
@@ -71,7 +79,7 @@ def run_deploy_space(args: argparse.Namespace) -> None:
 
 
 def add_card(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("output_dir", help="A saved model folder; its README.md is (re)written.")
+    parser.add_argument("output_dir", help="A saved model or pipeline folder; its README.md is (re)written.")
     parser.add_argument("--repo-id", default=None, help="The Hub id the card's snippets load (default: a placeholder).")
     parser.add_argument("--dataset-id", default=None,
                         help="Hub id of the training data, when training read a local copy of it.")
@@ -124,10 +132,11 @@ def run_prior(args: argparse.Namespace) -> None:
 
 
 COMMANDS: dict[str, Command] = {
-    "push": Command("Upload a saved model folder to the Hub in one commit.", add_push, run_push),
+    "push": Command("Upload a saved model or pipeline folder to the Hub in one commit.", add_push, run_push),
     "deploy-space": Command("Upload the Gradio Space (app, vae_hub source, models).", add_deploy_space,
                             run_deploy_space),
-    "card": Command("Write or refresh the model card (README.md) of a saved model folder.", add_card, run_card),
+    "card": Command("Write or refresh the model card (README.md) of a saved model or pipeline folder.", add_card,
+                    run_card),
     "prior": Command("Refit the mixture prior of a saved model folder on its training codes.", add_prior, run_prior),
 }
 

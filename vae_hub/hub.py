@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 import httpx2
+from diffusers.schedulers.scheduling_utils import SCHEDULER_CONFIG_NAME
 from huggingface_hub import (
     CommitOperationAdd,
     CommitOperationDelete,
@@ -37,10 +38,12 @@ from huggingface_hub.utils import validate_repo_id
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from . import remote_code
 from .likelihood import is_discrete
 from .markdown import table_cell
 from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_folder
-from .models import SpatialVAEModel, VAEModel, model_class
+from .models import MODEL_CLASSES, SpatialVAEModel, VAEModel, model_class
+from .pipelines.latent_diffusion import LOADER_MODULE as PIPELINE_LOADER, LatentDiffusionPipeline
 
 # ---------------------------------------------------------------------------------------------------- model card
 CARD_NAME = "README.md"
@@ -52,7 +55,7 @@ PROJECT_TAG = "vae-hub"
 # The files are in diffusers' format, but the Hub's diffusers snippet (a DiffusionPipeline) cannot load them:
 # the honest library is the package that can.
 LIBRARY_NAME = "vae-hub"
-CARD_TAGS = ["vae", "variational-autoencoder", "image-generation", PROJECT_TAG]
+CARD_TAGS = ["vae", "variational-autoencoder", "image-generation", "custom_code", PROJECT_TAG]
 PIPELINE_TAG = "unconditional-image-generation"  # sampling z ~ p(z) and decoding is exactly this task
 FIGURE_CAPTIONS = {
     "samples.png": "Samples: latents drawn from the prior N(0, I) and decoded (the decoder's mean image).",
@@ -69,6 +72,24 @@ _LIKELIHOOD_WORDS = {
     "gaussian": "discretised Gaussian over the 256 levels of 8-bit pixels (mean per pixel, learned scale per channel)",
     "laplace": "discretised Laplace over the 256 levels of 8-bit pixels (location per pixel, learned scale per channel)",
 }
+
+REMOTE_CODE_NOTE = """**What `trust_remote_code=True` means.** The repo holds Python code ({{ code_files }},
+generated from vae-hub's own source when the repo was pushed), and loading it this way runs that code on your machine
+with your permissions. Read it first, and pin the commit you read with `revision="<commit sha>"`: loading `main`
+runs whatever a later commit puts there."""
+
+TRAINING_SECTION = """## Training
+{% if training_rows %}
+| | |
+|---|---|
+{% for key, value in training_rows %}| {{ cell(key) }} | {{ cell(value) }} |
+{% endfor %}{% if command %}
+```bash
+{{ command }}
+```
+{% endif %}{% else %}
+No training record (`training_info.json`) was saved with this {{ kind }}.
+{% endif %}"""
 
 MODEL_CARD_TEMPLATE = """---
 {{ card_data }}
@@ -178,18 +199,22 @@ with torch.no_grad():
 make_grid(path, nrow=8, scale=4).save("interpolation.png")
 ```
 {% endif %}
-## Training
-{% if training_rows %}
-| | |
-|---|---|
-{% for key, value in training_rows %}| {{ cell(key) }} | {{ cell(value) }} |
-{% endfor %}{% if command %}
-```bash
-{{ command }}
+### Without vae-hub: diffusers and remote code
+
+The repo carries the model's code ({{ code_files }}), so diffusers alone loads it, with the same API and the
+same outputs for the same seed:
+
+```python
+from diffusers import AutoModel
+
+model = AutoModel.from_pretrained("{{ model_ref }}", trust_remote_code=True, revision="main").eval()
 ```
-{% endif %}{% else %}
-No training record (`training_info.json`) was saved with this model.
-{% endif %}
+
+""" + REMOTE_CODE_NOTE + """ Offline, point `from_pretrained` at the downloaded folder
+(`huggingface_hub.snapshot_download(repo_id, revision=...)`): diffusers asks the Hub for the repo's commit before it
+runs a model's remote code from a repo id, even when the files are cached.
+
+""" + TRAINING_SECTION + """
 ### Fine-tuning
 
 Continue training on your own images (any Hub image dataset, or a local folder in the Hub's layout) with
@@ -231,8 +256,8 @@ generating small images, and comparing likelihoods of models trained with the sa
 
 
 def write_model_card(folder, repo_id: str | None = None, *, dataset_id: str | None = None) -> ModelCard:
-    """Build the card of a saved model folder (see ``build_model_card``) and save it as ``folder/README.md``."""
-    card = build_model_card(folder, repo_id, dataset_id=dataset_id)
+    """Build the card of a saved model or pipeline folder (see ``build_card``) and save it as ``folder/README.md``."""
+    card = build_card(folder, repo_id, dataset_id=dataset_id)
     card.save(Path(folder) / CARD_NAME)
     return card
 
@@ -277,8 +302,7 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         model_name=name if eval_results else None, eval_results=eval_results,
     )
     dataset_md = _reference(dataset_id, "https://huggingface.co/datasets/") or _reference(dataset_label)
-    c, s = config["in_channels"], config["sample_size"]
-    image_desc = f"{s}×{s} {'grayscale' if c == 1 else 'RGB' if c == 3 else f'{c}-channel'}"
+    image_desc = _image_desc(config)
     return ModelCard.from_template(
         card_data,
         template_str=MODEL_CARD_TEMPLATE,
@@ -307,7 +331,15 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         command=info.get("command"),
         prior_choice=_prior_choice(info.get("mixture_prior")),
         cell=table_cell,  # every table cell goes through it: a "|" in a value would split the row
+        code_files=f"`{remote_code.MODEL_CODE_FILE}`",
+        kind="model",
     )
+
+
+def _image_desc(config: dict) -> str:
+    """"28×28 grayscale", "32×32 RGB", ...: the images a model's config says it takes."""
+    c, s = config["in_channels"], config["sample_size"]
+    return f"{s}×{s} {'grayscale' if c == 1 else 'RGB' if c == 3 else f'{c}-channel'}"
 
 
 def _prior_choice(record) -> str | None:
@@ -449,8 +481,243 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+# ---------------------------------------------------------------------------------------------------- pipeline card
+PIPELINE_INDEX_NAME = "model_index.json"
+PIPELINE_CLASS = LatentDiffusionPipeline.__name__
+PACKAGE = remote_code.PACKAGE
+# DiffusionPipeline.from_pretrained(repo, trust_remote_code=True) loads it: the library the Hub should show.
+PIPELINE_LIBRARY = "diffusers"
+# The Hub's tasks (huggingface.js, packages/tasks/src/pipelines.ts) are named by their input: none
+# ("unconditional-image-generation") or free text ("text-to-image"). A class label is neither — calling this model
+# unconditional or text-to-image would put it in the wrong searches and widgets — and the Hub has no task for it;
+# "other" is the Hub's own id for that case. The task itself is a tag, where it can be found.
+PIPELINE_PIPELINE_TAG = "other"
+PIPELINE_CARD_TAGS = ["latent-diffusion", "class-conditional-image-generation", "diffusers", "custom_code", PROJECT_TAG]
+PIPELINE_FIGURE_CAPTIONS = {
+    "samples.png": "Samples, a row per class, from the training run's last step (its seed, steps and guidance).",
+    "loss_curve.png": "Training curve: the denoising loss.",
+}
+PIPELINE_CARD_TEMPLATE = """---
+{{ card_data }}
+---
+<!-- vae-hub card for repo: {{ repo_id or "" }} -->
+
+# {{ name }}
+
+A **class-conditional latent diffusion** pipeline — Stable Diffusion's recipe (Rombach et al., 2022), small enough
+to watch on a CPU. A `UNet2DModel` turns noise into the {{ latent_desc }} latents of a frozen {{ vae_md }}, and the
+VAE's decoder renders them as {{ image_desc }} images{% if dataset_md %} like those of {{ dataset_md }}{% endif %}.
+The class label plays the part of Stable Diffusion's text prompt; classifier-free guidance (`guidance_scale`, Ho &
+Salimans 2022) trades variety for fidelity to the class.
+{% for figure in figures %}
+![{{ figure.alt }}]({{ figure.file }})
+
+*{{ figure.caption }}*
+{% endfor %}{% if classes %}
+## Classes
+
+| Label | Name |
+|---|---|
+{% for name in classes %}| {{ loop.index0 }} | {{ cell(name) }} |
+{% endfor %}{% endif %}
+## Sample quality
+{% if quality_rows %}
+| Generator | Fréchet distance ↓ | Class match ↑ | Samples |
+|---|---|---|---|
+{% for row in quality_rows %}| {{ cell(row.label) }} | {{ row.fd }} | {{ row.match }} | {{ row.n }} |
+{% endfor %}
+Fréchet distance between generated and held-out real images in the feature space of the classifier
+{{ classifier_md }}; class match: the share of samples that classifier assigns to the class they were generated for.
+Lower and higher are better; numbers are comparable only with the same classifier, data and sample count.
+{% for command in quality_commands %}
+```bash
+{{ command }}
+```
+{% endfor %}{% else %}
+No sample-quality numbers were saved with this pipeline; measure them with
+`python -m vae_hub.evaluate_samples --generator <this folder> --record`.
+{% endif %}
+## Usage
+
+### With vae-hub
+
+`vae_hub` is not on PyPI: install it from a checkout of the vae-hub project (`pip install ./vae-hub`).
+{% if not repo_id %}Replace `{{ model_ref }}` with the pipeline's repo id on the Hub, or with the path of its folder.
+{% endif %}
+```python
+import torch
+from vae_hub import LatentDiffusionPipeline
+
+pipe = LatentDiffusionPipeline.from_pretrained("{{ model_ref }}")
+generator = torch.Generator().manual_seed(0)
+# {{ label_comment }}
+# PIL images; output_type="pt" gives tensors (B, C, H, W) in [0, 1]
+images = pipe({{ label_example }}, num_images_per_class=4, num_inference_steps=25, guidance_scale=3.0,
+              generator=generator).images
+images[0].save("sample.png")
+```
+
+### Without vae-hub: diffusers and remote code
+
+The repo carries its code ({{ code_files }}), so diffusers alone loads it, with the same API; the same seed
+gives the same images as above.
+
+```python
+import torch
+from diffusers import DiffusionPipeline
+
+pipe = DiffusionPipeline.from_pretrained("{{ model_ref }}", trust_remote_code=True, revision="main")
+images = pipe({{ label_example }}, num_images_per_class=4, num_inference_steps=25, guidance_scale=3.0,
+              generator=torch.Generator().manual_seed(0)).images
+```
+
+""" + REMOTE_CODE_NOTE + """
+
+## Model
+
+| | |
+|---|---|
+{% for key, value in architecture %}| {{ cell(key) }} | {{ cell(value) }} |
+{% endfor %}
+""" + TRAINING_SECTION + """
+## Intended use and limitations
+
+For learning and research: watching how latent diffusion generates images, and comparing it with the blurry prior
+samples of a VAE and with other samplers, steps and guidance scales.
+
+- It generates {{ image_desc }} images of its {{ classes | length if classes else "training" }} classes only; the
+  samples reproduce the content and biases of its training data.
+- The sample-quality numbers depend on the classifier that measures them; they are not ImageNet FIDs.
+
+## Citation
+
+```bibtex
+@inproceedings{rombach2022high,
+  title     = {High-Resolution Image Synthesis with Latent Diffusion Models},
+  author    = {Rombach, Robin and Blattmann, Andreas and Lorenz, Dominik and Esser, Patrick and Ommer, Bj{\\"o}rn},
+  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2022},
+  url       = {https://arxiv.org/abs/2112.10752}
+}
+```
+"""
+
+
+def build_card(folder, repo_id: str | None = None, *, dataset_id: str | None = None) -> ModelCard:
+    """The card of a saved model folder (``build_model_card``) or pipeline folder (``build_pipeline_card``)."""
+    build = build_pipeline_card if is_pipeline_folder(folder) else build_model_card
+    return build(folder, repo_id, dataset_id=dataset_id)
+
+
+def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str | None = None) -> ModelCard:
+    """The model card of a saved ``LatentDiffusionPipeline`` folder, in memory.
+
+    Reads ``model_index.json`` and the components' configs (required: ``check_pipeline_folder``), and optionally
+    ``training_info.json`` (the VAE it was trained on, which becomes ``base_model`` when it is a Hub id; the data;
+    the command), ``metrics.json`` (its ``sample_quality`` records from ``python -m vae_hub.evaluate_samples
+    --record``, which become the table and the model-index results; the VAE's own records join the table when
+    its folder is at hand, for the comparison) and the top-level PNG grids.
+    """
+    folder = Path(folder)
+    index = check_pipeline_folder(folder)
+    metrics, info = _read_json(folder / METRICS_NAME), _read_json(folder / TRAINING_INFO_NAME)
+    vae_config = _read_json(folder / "vae" / CONFIG_NAME)
+    unet_config = _read_json(folder / "unet" / CONFIG_NAME)
+    scheduler_config = _read_json(folder / "scheduler" / SCHEDULER_CONFIG_NAME)
+    classes = list((index.get("id2label") or {}).values())
+    vae_ref = info.get("vae") or (info.get("args") or {}).get("pretrained_vae_model_name_or_path")
+    data_ref = info.get("dataset_name")
+    dataset_id = dataset_id or info.get("dataset_id") or _hub_id(data_ref)
+    name = repo_id.split("/")[-1] if repo_id else folder.resolve().name
+    records = dict((metrics.get("sample_quality") or {}).items())
+    if vae_ref and Path(vae_ref).is_dir():  # the VAE's prior samples, measured the same way: the comparison
+        vae_quality = _read_json(Path(vae_ref) / METRICS_NAME).get("sample_quality") or {}
+        records.update({f"vae:{key}": record for key, record in vae_quality.items()})
+    rows = _quality_rows(records)
+    recorded_data = rows[0]["dataset"] if rows else None  # a Hub id, or a local copy: named, not linked
+    quality_data = dataset_id or _hub_id(recorded_data) or (Path(recorded_data).name if recorded_data else None)
+    eval_results = [
+        EvalResult(task_type=PIPELINE_PIPELINE_TAG, task_name="Class-conditional image generation",
+                   dataset_type=quality_data, dataset_name=quality_data, dataset_split=row["split"],
+                   metric_type=kind, metric_name=f"{label} ({row['label']}, {row['n']} samples)", metric_value=value)
+        for row in rows if not row["key"].startswith("vae:")
+        for kind, label, value in (("frechet_distance", "Fréchet distance, classifier features", row["fd_value"]),
+                                   ("class_match", "Class match", row["match_value"]))
+        if value is not None
+    ] if rows and quality_data else None
+    card_data = ModelCardData(
+        library_name=PIPELINE_LIBRARY, license=LICENSE, tags=list(PIPELINE_CARD_TAGS),
+        pipeline_tag=PIPELINE_PIPELINE_TAG, datasets=[dataset_id] if dataset_id else None,
+        base_model=_hub_id(vae_ref), model_name=name if eval_results else None, eval_results=eval_results or None,
+    )
+    latent = (unet_config.get("in_channels"), unet_config.get("sample_size"), unet_config.get("sample_size"))
+    vae_class = index["vae"][1]
+    unet_params = info.get("unet_parameters")
+    classifier = next((r["classifier"] for r in records.values() if r.get("classifier")), None)
+    return ModelCard.from_template(
+        card_data,
+        template_str=PIPELINE_CARD_TEMPLATE,
+        repo_id=repo_id,
+        name=name,
+        model_ref=repo_id or f"<your-namespace>/{name}",
+        code_files=" and ".join(f"`{name}`" for name in pipeline_code_files(index)),
+        image_desc=_image_desc(vae_config),
+        latent_desc="×".join(map(str, latent)),
+        vae_md=f"`{vae_class}`" + (f" ({_reference(vae_ref, 'https://huggingface.co/')})" if vae_ref else ""),
+        dataset_md=_reference(dataset_id, "https://huggingface.co/datasets/") or _reference(data_ref),
+        figures=[{"file": p.name, "alt": p.stem.replace("_", " "),
+                  "caption": PIPELINE_FIGURE_CAPTIONS.get(p.name, p.stem.replace("_", " ").capitalize() + ".")}
+                 for p in _figures(folder)],
+        classes=classes,
+        label_example=json.dumps(classes[0], ensure_ascii=False) if classes else "None",
+        label_comment=f"a class name or label, or a list of them ({json.dumps(classes[0], ensure_ascii=False)} is "
+        "label 0)" if classes else "an unconditional pipeline: class_labels=None",
+        quality_rows=rows,
+        classifier_md=_reference(classifier, "https://huggingface.co/") or "recorded with each number",
+        quality_commands=[r["command"] for r in records.values() if r.get("command")],
+        architecture=[
+            ("Pipeline", f"`vae_hub.{PIPELINE_CLASS}` (a diffusers `DiffusionPipeline`)"),
+            ("VAE", f"`{'.'.join(index['vae'])}`, frozen; latents × scaling factor "
+                    f"{vae_config.get('scaling_factor', 1.0):.4g}"),
+            ("Denoiser", f"`UNet2DModel`, blocks of {list(unet_config.get('block_out_channels', []))} channels"
+                         + (f", {_human(unet_params)} parameters" if isinstance(unet_params, int) else "")),
+            ("Conditioning", f"{len(classes)} classes + the \"no class\" label (classifier-free guidance)"
+                             if classes else "none (unconditional)"),
+            ("Scheduler", f"`{scheduler_config.get('_class_name')}`, "
+                          f"{scheduler_config.get('prediction_type', 'epsilon')} prediction (any diffusers scheduler "
+                          "can replace it)"),
+        ],
+        training_rows=_training_rows(info, _reference(dataset_id, "https://huggingface.co/datasets/")),
+        command=info.get("command"),
+        kind="pipeline",
+        cell=table_cell,
+    )
+
+
+def _quality_rows(records: dict[str, dict]) -> list[dict]:
+    """One table row per recorded generator setting, the pipeline's first, then the VAE's (``vae:`` keys)."""
+    rows = []
+    for key, record in records.items():
+        setting = key.removeprefix("vae:").replace("_", " ")
+        fd, match = record.get("frechet_distance"), record.get("class_match")
+        rows.append({
+            "key": key, "label": f"VAE, {setting}" if key.startswith("vae:") else f"this pipeline, {setting}",
+            "fd_value": round(float(fd), 3) if fd is not None else None,
+            "match_value": round(float(match), 4) if match is not None else None,
+            "fd": f"{fd:.2f}" if fd is not None else "—", "match": f"{match:.1%}" if match is not None else "—",
+            "n": _count(record.get("num_samples")) or "—", "split": record.get("split"),
+            "dataset": record.get("dataset"),
+        })
+    return sorted(rows, key=lambda row: row["key"].startswith("vae:"))
+
+
 # ---------------------------------------------------------------------------------------------------- push
 UPLOAD_NAMES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME, MAP_SAMPLE_NAME)
+PIPELINE_COMPONENT_FILES = {"vae": (CONFIG_NAME, WEIGHTS_NAME), "unet": (CONFIG_NAME, WEIGHTS_NAME),
+                            "scheduler": (SCHEDULER_CONFIG_NAME,)}
+PIPELINE_UPLOAD_NAMES = (PIPELINE_INDEX_NAME,
+                         *(f"{c}/{n}" for c, names in PIPELINE_COMPONENT_FILES.items() for n in names),
+                         CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME)
 # What a Hugging Face token looks like, to refuse uploading a file that holds one (whoever's it is).
 _TOKEN_PATTERN = re.compile(rb"\bhf_[A-Za-z0-9]{30,}")
 _TEXT_SUFFIXES = (".json", ".md", ".txt", ".py", ".yaml", ".yml", ".cfg", ".toml")
@@ -469,14 +736,128 @@ def resolve_token(token: str | None = None) -> str:
 
 
 def upload_file_list(folder) -> list[str]:
-    """The files of a saved model folder that a push uploads, relative to it, in upload order.
+    """The files of a saved model or pipeline folder that a push uploads as they are, relative to it, in order.
 
-    An allow-list: ``config.json``, ``diffusion_pytorch_model.safetensors``, ``README.md``, ``metrics.json``,
-    ``training_info.json``, ``latent_map_sample.npz`` and the top-level ``*.png`` figures, where present. Everything else — ``checkpoint-*/``,
-    ``logs/``, optimizer/scheduler/random states, pickles, caches — stays local.
+    An allow-list. A model: ``config.json``, ``diffusion_pytorch_model.safetensors``, ``README.md``,
+    ``metrics.json``, ``training_info.json``, ``latent_map_sample.npz`` and the top-level ``*.png`` figures, where
+    present. A pipeline
+    (``model_index.json``): that file, each component's config and safetensors weights (``vae/``, ``unet/``,
+    ``scheduler/``) and the same card, records and figures (not its ``pipeline.py``: a push generates its own).
+    Everything else — ``checkpoint-*/``, ``logs/``, optimizer/scheduler/random states, pickles, caches — stays local.
     """
     folder = Path(folder)
-    return [n for n in UPLOAD_NAMES if (folder / n).is_file()] + [p.name for p in _figures(folder)]
+    names = PIPELINE_UPLOAD_NAMES if is_pipeline_folder(folder) else UPLOAD_NAMES
+    return [n for n in names if (folder / n).is_file()] + [p.name for p in _figures(folder)]
+
+
+def is_pipeline_folder(folder) -> bool:
+    """Whether ``folder`` is a saved pipeline (it has a ``model_index.json``) rather than a single model."""
+    return (Path(folder) / PIPELINE_INDEX_NAME).is_file()
+
+
+def check_pipeline_folder(folder) -> dict:
+    """Refuse a folder that is not a complete saved ``LatentDiffusionPipeline``; return its ``model_index.json``.
+
+    Each component must be there with what loading it needs: ``vae/`` and ``unet/`` a config and safetensors
+    weights (the VAE's config naming the class ``model_index.json`` names), ``scheduler/`` its config. A run
+    that stopped before saving the pipeline (no ``unet/``, a component without weights) is refused by name.
+    """
+    folder = Path(folder)
+    try:
+        index = json.loads((folder / PIPELINE_INDEX_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{folder}: cannot read {PIPELINE_INDEX_NAME} ({err})") from err
+    class_name = index.get("_class_name") if isinstance(index, dict) else None
+    if class_name not in (PIPELINE_CLASS, [PIPELINE_LOADER, PIPELINE_CLASS]):
+        raise ValueError(f"{folder} holds a {class_name or 'model_index.json without _class_name'}, not a "
+                         f"{PIPELINE_CLASS}: vae-hub pushes its own pipelines only")
+    for component, needed in PIPELINE_COMPONENT_FILES.items():
+        missing = [f"{component}/{name}" for name in needed if not (folder / component / name).is_file()]
+        entry = index.get(component)
+        if missing or not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(v, str) for v in entry)):
+            what = (f"{component}/ is missing" if not (folder / component).is_dir() else
+                    f"{', '.join(missing)} missing" if missing else f"{PIPELINE_INDEX_NAME} names no {component}")
+            raise ValueError(f"{folder} is not a complete {PIPELINE_CLASS} folder: {what}. A training run saves the "
+                             "pipeline when it finishes; push a finished run's output_dir (checkpoints are not "
+                             "pipelines).")
+    library, vae_class = index["vae"]
+    if library.split(".")[0] == PACKAGE:
+        if vae_class not in MODEL_CLASSES:
+            raise ValueError(f"{folder}: {PIPELINE_INDEX_NAME} names a vae {vae_class!r} that vae-hub does not have")
+        check_model_folder(MODEL_CLASSES[vae_class], folder / "vae", use_safetensors=True)
+    return index
+
+
+def push_files(folder, repo_id: str) -> dict[str, bytes | Path]:
+    """The exact file set a push of ``folder`` to ``repo_id`` commits: path in the repo → bytes or local file.
+
+    ``upload_file_list(folder)``, with what the repo needs to load without vae-hub installed (see
+    ``vae_hub.remote_code``): a model's ``config.json`` gets ``auto_map`` and the generated modeling file goes
+    beside it; a pipeline's ``pipeline.py`` is the generated pipeline code, and a vae-hub VAE gets the modeling
+    file in ``vae/``, named after the library ``model_index.json`` names for it. A ``README.md`` that vae-hub
+    generated for another repo id (or for none) is replaced by a card regenerated for ``repo_id``, a missing one by a
+    new card; a hand-written one goes up as it is. Nothing is written to ``folder``.
+
+    Raises:
+        ValueError / OSError: ``folder`` is not a saved model or a complete saved pipeline.
+    """
+    folder = Path(folder)
+    files: dict[str, bytes | Path] = {name: folder / name for name in upload_file_list(folder)}
+    if is_pipeline_folder(folder):
+        index = check_pipeline_folder(folder)
+        files[PIPELINE_INDEX_NAME] = _json_bytes({**index, "_class_name": [PIPELINE_LOADER, PIPELINE_CLASS]})
+        pipeline_file, *vae_file = pipeline_code_files(index)
+        files[pipeline_file] = remote_code.pipeline_code(PIPELINE_CLASS).encode("utf-8")
+        if vae_file:
+            files[vae_file[0]] = remote_code.model_code(index["vae"][1]).encode("utf-8")
+    else:
+        cls = model_class(folder)
+        check_model_folder(cls, folder, use_safetensors=True)
+        files.update(_with_remote_code(folder, cls.__name__, remote_code.MODEL_CODE_FILE))
+    card = _card_for_push(folder, repo_id)
+    if card is not None:
+        files[CARD_NAME] = card
+    return files
+
+
+def pipeline_code_files(index: dict) -> list[str]:
+    """The code files a pushed pipeline carries: ``pipeline.py``, then ``vae/<library>.py`` for a vae-hub VAE
+    (diffusers resolves a component ``["<library>", Class]`` to that file; a diffusers VAE needs none)."""
+    library = index["vae"][0]
+    return [remote_code.PIPELINE_CODE_FILE] + ([f"vae/{library}.py"] if library.split(".")[0] == PACKAGE else [])
+
+
+def _with_remote_code(folder: Path, class_name: str, code_file: str) -> dict[str, bytes]:
+    """A model's ``config.json`` with ``auto_map`` pointing at ``code_file``, and that generated file."""
+    config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+    config["auto_map"] = {remote_code.AUTO_CLASS: f"{Path(code_file).stem}.{class_name}"}
+    return {CONFIG_NAME: _json_bytes(config), code_file: remote_code.model_code(class_name).encode("utf-8")}
+
+
+def _json_bytes(data: dict) -> bytes:
+    """JSON as diffusers writes its configs (indent 2, sorted keys, final newline)."""
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def write_push_files(folder, repo_id: str, out_dir) -> list[str]:
+    """A dry run of ``push_to_hub``: write into ``out_dir`` exactly the files (names and bytes) the commit would
+    upload, and upload nothing (no token needed). Returns their paths in the repo.
+
+    ``out_dir`` must not exist or be empty, so that it holds the commit and nothing else. The same checks run as
+    for a push (a file holding a token is refused), before anything is written.
+    """
+    _check_repo_id(repo_id)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise HubError(f"--dry-run {out_dir}: not an empty folder; give a new or empty one, so that it holds exactly "
+                       "what the commit would upload.")
+    files = push_files(folder, repo_id)
+    _refuse_tokens(files, token=get_token())
+    for path_in_repo, content in files.items():
+        target = out_dir / path_in_repo
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content if isinstance(content, bytes) else content.read_bytes())
+    return list(files)
 
 
 def push_to_hub(
@@ -489,27 +870,25 @@ def push_to_hub(
     commit_message: str | None = None,
     api: HfApi | None = None,
 ) -> str:
-    """Upload a saved model folder to the Hub model repo ``repo_id`` in one commit; return the commit URL.
+    """Upload a saved model or pipeline folder to the Hub model repo ``repo_id`` in one commit; return its URL.
 
     Creates the repo if needed (``private`` for a new repo) and, with ``revision``, the branch. The files are
-    ``upload_file_list(folder)``; a ``README.md`` that vae-hub generated for another repo id (or for none) is
-    replaced in the upload by a card regenerated for ``repo_id``, and a missing one by a new card. Nothing is
-    written to ``folder``.
+    ``push_files(folder, repo_id)`` (``write_push_files`` writes them locally instead). Nothing is written to
+    ``folder``.
 
     Raises:
         HubError: no token; a file to upload holds a token; ``private`` but the existing repo is public;
             offline, unauthorised, forbidden, or a name clash on the Hub.
-        ValueError / OSError: ``folder`` is not a saved ``VAEModel`` or ``SpatialVAEModel``.
+        ValueError / OSError: ``folder`` is not a saved ``VAEModel``/``SpatialVAEModel`` or a complete
+            ``LatentDiffusionPipeline`` — checked before any Hub call.
     """
     folder = Path(folder)
     _check_repo_id(repo_id)
-    check_model_folder(model_class(folder), folder, use_safetensors=True)
+    files = push_files(folder, repo_id)
     token = resolve_token(token)
-    contents: dict[str, bytes | Path] = {name: folder / name for name in upload_file_list(folder)}
-    card = _card_for_push(folder, repo_id)
-    if card is not None:
-        contents[CARD_NAME] = card
-    operations = _operations(contents, token)
+    _refuse_tokens(files, token)
+    operations = _add_operations(files)
+    what = PIPELINE_CLASS if is_pipeline_folder(folder) else model_class(folder).__name__
     api = api or HfApi()
     with _hub_errors(repo_id, "model"):
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True, token=token)
@@ -518,7 +897,7 @@ def push_to_hub(
             api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True, token=token)
         commit = api.create_commit(
             repo_id, operations, repo_type="model", revision=revision, token=token,
-            commit_message=commit_message or f"Upload VAEModel from {folder.resolve().name} with vae-hub",
+            commit_message=commit_message or f"Upload {what} from {folder.resolve().name} with vae-hub",
         )
     return commit.commit_url
 
@@ -539,18 +918,22 @@ def _card_for_push(folder: Path, repo_id: str) -> bytes | None:
             return None
         datasets = ModelCard(text).data.datasets
         dataset_id = datasets[0] if datasets else None
-    return str(build_model_card(folder, repo_id, dataset_id=dataset_id)).encode("utf-8")
+    return str(build_card(folder, repo_id, dataset_id=dataset_id)).encode("utf-8")
 
 
-def _operations(contents: dict[str, bytes | Path], token: str) -> list[CommitOperationAdd]:
-    """One ``CommitOperationAdd`` per file, after refusing any content that holds a token."""
+def _refuse_tokens(contents: dict[str, bytes | Path], token: str | None) -> None:
+    """Refuse to publish any content that holds ``token`` or anything that looks like a Hugging Face token."""
     for path_in_repo, content in contents.items():
         data = content if isinstance(content, bytes) else content.read_bytes()
-        if token.encode() in data or (path_in_repo.endswith(_TEXT_SUFFIXES) and _TOKEN_PATTERN.search(data)):
+        looks_like_one = path_in_repo.endswith(_TEXT_SUFFIXES) and _TOKEN_PATTERN.search(data)
+        if (token and token.encode() in data) or looks_like_one:
             raise HubError(f"{path_in_repo} contains a Hugging Face token: refusing to upload it. Remove the token "
                            "from the file (tokens belong in HF_TOKEN or the login cache) and retry.")
+
+
+def _add_operations(files: dict[str, bytes | Path]) -> list[CommitOperationAdd]:
     return [CommitOperationAdd(path_in_repo=p, path_or_fileobj=c if isinstance(c, bytes) else str(c))
-            for p, c in contents.items()]
+            for p, c in files.items()]
 
 
 def _check_repo_id(repo_id: str) -> None:
@@ -622,7 +1005,8 @@ def space_upload_files(space_dir=None, *, model_id: str | None = None) -> dict[s
     """The exact file set of a Space deploy: path in the Space → bytes or the local file to upload.
 
     * from ``space_dir`` (default: the project's ``space/``): ``app.py``, ``examples/**`` and, without
-      ``model_id``, each shipped model under ``models/<name>/`` (its ``upload_file_list``: no checkpoints);
+      ``model_id``, each shipped model or pipeline under ``models/<name>/`` (its ``upload_file_list``: no
+      checkpoints; a pipeline must be complete);
     * ``requirements.txt``: the Space's own, without a requirement on vae-hub itself (not on any index);
     * ``vae_hub/**/*.py``: this package's source (subpackages too), so that ``import vae_hub`` works in the Space;
     * ``space_config.json``: ``{"model_id": model_id}``, which the app offers first (``vae_hub.explore``) —
@@ -636,13 +1020,15 @@ def space_upload_files(space_dir=None, *, model_id: str | None = None) -> dict[s
     files: dict[str, bytes | Path] = {SPACE_APP: space_dir / SPACE_APP}
     files.update(_tree(space_dir / SPACE_EXAMPLES, SPACE_EXAMPLES))
     if model_id is None:
-        models = sorted(p for p in (space_dir / SPACE_MODELS).glob(f"*/{CONFIG_NAME}"))
+        shipped = space_dir / SPACE_MODELS
+        models = sorted({p.parent for name in (CONFIG_NAME, PIPELINE_INDEX_NAME) for p in shipped.glob(f"*/{name}")})
         if not models:
-            raise HubError(f"no shipped models under {space_dir / SPACE_MODELS}: train them first, or pass "
+            raise HubError(f"no shipped models under {shipped}: train them first, or pass "
                            "--model-id to make the Space load a model from the Hub.")
-        for config in models:
-            files.update({f"{SPACE_MODELS}/{config.parent.name}/{name}": config.parent / name
-                          for name in upload_file_list(config.parent)})
+        for model in models:
+            if is_pipeline_folder(model):
+                check_pipeline_folder(model)  # a half-trained pipeline would break the Space at start
+            files.update({f"{SPACE_MODELS}/{model.name}/{name}": model / name for name in upload_file_list(model)})
     package = Path(__file__).resolve().parent
     files.update({f"vae_hub/{p.relative_to(package).as_posix()}": p for p in sorted(package.rglob("*.py"))})
     files[SPACE_REQUIREMENTS] = _space_requirements(space_dir / SPACE_REQUIREMENTS).encode("utf-8")
@@ -671,7 +1057,9 @@ def deploy_space(
     if model_id is not None:
         _check_repo_id(model_id)
     token = resolve_token(token)
-    operations = _operations(space_upload_files(space_dir, model_id=model_id), token)
+    files = space_upload_files(space_dir, model_id=model_id)
+    _refuse_tokens(files, token)
+    operations = _add_operations(files)
     api = api or HfApi()
     with _hub_errors(space_id, "space"):
         api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True, token=token)

@@ -117,7 +117,8 @@ class StrictLoadingMixin:
     safetensors only unless ``use_safetensors=False`` is passed (no pickles by default); the folder's
     ``config.json`` must name this class and imply a model under ``max_model_bytes``; the weights (single file,
     sharded, any ``variant``) must match the model exactly — diffusers would otherwise fill missing keys with
-    random values silently. ``save_pretrained`` writes the weights with the usual file mode.
+    random values silently. ``save_pretrained`` writes the weights with the usual file mode. A config's ``auto_map``
+    (written by a push, for loading without vae-hub) is ignored.
     """
 
     @classmethod
@@ -143,3 +144,10 @@ class StrictLoadingMixin:
         os.umask(umask)
         for weights in Path(save_directory).glob("*.safetensors"):
             weights.chmod(0o666 & ~umask)
+
+    @classmethod
+    def extract_init_dict(cls, config_dict, **kwargs):
+        # A pushed config's ``auto_map`` tells diffusers' AutoModel where the repo's own code is
+        # (vae_hub.remote_code): metadata, not a constructor argument to warn about.
+        config_dict = {k: v for k, v in config_dict.items() if k != "auto_map"}
+        return super().extract_init_dict(config_dict, **kwargs)

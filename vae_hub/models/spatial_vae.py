@@ -90,7 +90,7 @@ class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMi
     ):
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
-        _validate_config(locals())
+        _validate_spatial_config(locals())
         block_out_channels = tuple(block_out_channels)
         self.factor = 2 ** (len(block_out_channels) - 1)
         step = self.factor * latent_multiple
@@ -204,7 +204,7 @@ class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMi
         return VAEOutput(sample=image, latent_dist=posterior, latents=z, decoder_params=params)
 
 
-def _validate_config(cfg: dict) -> None:
+def _validate_spatial_config(cfg: dict) -> None:
     checks = ConfigChecks("SpatialVAEModel", cfg)
     checks.common()
     checks.positive_int("latent_channels", "latent_multiple")

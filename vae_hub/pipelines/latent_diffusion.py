@@ -23,6 +23,7 @@ never runs the file. From a Hub repo, diffusers' download refuses a component fr
 import inspect
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,14 +35,19 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+HUB_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
 LOADER_MODULE = "pipeline"  # pipeline.py in a saved folder, for DiffusionPipeline.from_pretrained
-LOADER_SOURCE = '''"""Lets diffusers' DiffusionPipeline.from_pretrained(..., trust_remote_code=True) load this folder.
+# The import line is kept off the start of a source line: diffusers scans a remote pipeline file's text (strings
+# included) for imports, and would warn that vae_hub is missing when the bundled copy of this module is loaded.
+LOADER_SOURCE = (
+    '''"""Lets diffusers' DiffusionPipeline.from_pretrained(..., trust_remote_code=True) load this folder.
 
 The pipeline is vae-hub's (pip install vae-hub); this file only imports it.
 """
 
-from vae_hub.pipelines.latent_diffusion import LatentDiffusionPipeline  # noqa: F401
 '''
+    "from vae_hub.pipelines.latent_diffusion import LatentDiffusionPipeline  # noqa: F401\n"
+)
 
 
 class LatentDiffusionPipeline(DiffusionPipeline):
@@ -99,6 +105,25 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         config["_class_name"] = [LOADER_MODULE, type(self).__name__]
         config.pop("_name_or_path", None)  # where a loaded pipeline came from (a local path) is not part of it
         return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "LatentDiffusionPipeline":
+        """diffusers' ``from_pretrained``, with a vae-hub VAE loaded by the vae-hub that is running.
+
+        A pushed repo also carries the VAE's code, for loading without vae-hub (``vae/<library>.py``, see
+        ``vae_hub.remote_code``); diffusers would insist on running that file (``trust_remote_code``) where the
+        installed class is at hand. ``vae=`` passed explicitly is used as it is.
+        """
+        if "vae" not in kwargs:
+            hub_kwargs = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
+            library, class_name = cls.load_config(pretrained_model_name_or_path, **hub_kwargs)["vae"]
+            if library.split(".")[0] == __name__.split(".")[0] and library in sys.modules:
+                dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
+                dtype = dtype.get("vae", dtype.get("default")) if isinstance(dtype, dict) else dtype
+                options = {k: kwargs[k] for k in ("variant", "use_safetensors") if kwargs.get(k) is not None}
+                kwargs["vae"] = getattr(sys.modules[library], class_name).from_pretrained(
+                    pretrained_model_name_or_path, subfolder="vae", dtype=dtype, **hub_kwargs, **options)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @classmethod
     def download(cls, pretrained_model_name: str, **kwargs) -> str:
