@@ -154,7 +154,7 @@ def test_space_refuses_images_larger_than_its_limit(tmp_path, sample):
     """The Space's own bound on a model's image size (it sizes every request's work)."""
     make_model(tmp_path / "wide", size=300)
     with pytest.raises(InputError, match="at most 256 px"):
-        Explorer(["wide"], {"wide": tmp_path / "wide"}, sample).entry("wide")
+        Explorer(["wide"], {"wide": tmp_path / "wide"}).entry("wide")
 
 
 # ------------------------------------------------------------------------------------ 2. state per id
@@ -166,7 +166,7 @@ def sample(tmp_path_factory):
 def test_distinct_failing_ids_leave_bounded_state(sample, monkeypatch):
     """300 distinct Hub ids that fail: no lock is kept, the remembered failures stay at MAX_FAILURES."""
     monkeypatch.setattr(space_models, "MAX_FAILURES", 50)
-    ex = Explorer([], {}, sample, allow_hub=True)
+    ex = Explorer([], {}, allow_hub=True)
 
     def missing(self, repo_id, **kwargs):
         raise space_models.RepositoryNotFoundError(f"404: {repo_id}", response=httpx.Response(404, request=httpx.Request("GET", "https://hub.invalid")))
@@ -294,8 +294,8 @@ def test_hub_ids_are_an_opt_in_and_never_resolve_to_local_folders(sample, tmp_pa
         raise httpx.ConnectError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr("huggingface_hub.HfApi.model_info", unreachable)
-    assert not Explorer([], {}, sample).loader.allow_hub
-    ex = Explorer([], {}, sample, allow_hub=True)
+    assert not Explorer([], {}).loader.allow_hub
+    ex = Explorer([], {}, allow_hub=True)
     with pytest.raises(InputError, match="Cannot reach the Hub from this Space right now"):
         ex.entry("user/name")
     with pytest.raises(InputError, match="Cannot reach the Hub"):
@@ -337,7 +337,7 @@ def test_hub_repo_is_sized_before_download(sample, tmp_path, monkeypatch):
                   tmp_path / "cache")
     monkeypatch.setattr("huggingface_hub.HfApi.model_info", hub.model_info)
     monkeypatch.setattr("huggingface_hub.snapshot_download", hub.snapshot_download)
-    ex = Explorer([], {}, sample, explore.OutputFiles(tmp_path / "out"), allow_hub=True)
+    ex = Explorer([], {}, explore.OutputFiles(tmp_path / "out"), allow_hub=True)
     with pytest.raises(InputError, match="weights are larger than this Space's limit of 256 MiB"):
         ex.entry("user/huge")
     with pytest.raises(InputError, match="above the limit of 256 MiB"):

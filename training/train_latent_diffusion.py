@@ -286,7 +286,7 @@ def main(args: argparse.Namespace) -> None:
             for stale in output_dir.glob("checkpoint-*"):  # the old run's: "latest" must never pick them up
                 shutil.rmtree(stale)
         output_dir.mkdir(parents=True, exist_ok=True)
-        accelerator.init_trackers("train_latent_diffusion", config=loggable_config(args))
+        accelerator.init_trackers("train_latent_diffusion", config=loggable_config(public_args(args)))
 
     def sample_grid(step: int) -> None:
         """A grid of samples, a row per class (main process; the EMA weights when kept)."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffusers.utils import SAFE_WEIGHTS_INDEX_NAME
+from huggingface_hub import constants as hub_constants
 from huggingface_hub.errors import HFValidationError, HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
@@ -185,6 +186,8 @@ class ModelLoader:
         """A Hub repo's config, weights and About files in the local Hub cache, sized before they are fetched."""
         from huggingface_hub import HfApi, snapshot_download
 
+        if hub_constants.HF_HUB_OFFLINE:  # a Space run offline (or a local test of one) loads what the Hub cache already holds
+            return self._cached(repo_id)
         if self._hub_down_until > time.monotonic():
             raise InputError("Cannot reach the Hub (it did not answer less than a minute ago): try again later, "
                              "or choose one of this Space's models.")
@@ -215,6 +218,18 @@ class ModelLoader:
             if not _is_network_error(err):
                 raise
             raise self._hub_error(repo_id, err) from err
+        return folder
+
+    def _cached(self, repo_id: str) -> Path:
+        """The repo's snapshot in the local Hub cache (``HF_HUB_OFFLINE``): no request; sized when loaded."""
+        from huggingface_hub import snapshot_download
+
+        try:
+            folder = Path(snapshot_download(repo_id, local_files_only=True))
+        except Exception as err:  # not cached (LocalEntryNotFoundError), or not a valid repo id
+            raise InputError(f"Cannot load model {clip(repo_id)}: the Hub is offline here and the repo is not in "
+                             "the local Hub cache.") from err
+        self._checked_class(folder)
         return folder
 
     def _hub_error(self, repo_id: str, err: Exception) -> InputError:

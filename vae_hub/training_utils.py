@@ -107,9 +107,10 @@ def public_args(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k not in SECRET_ARGS}
 
 
-def loggable_config(args: argparse.Namespace) -> dict:
-    """Hyper-parameters for the trackers: scalars only (None and lists as text), secrets removed."""
-    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in public_args(args).items()}
+def loggable_config(recorded: dict) -> dict:
+    """Hyper-parameters for the trackers (``public_args`` or the like: no secrets): scalars only, None and lists
+    as text."""
+    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in recorded.items()}
 
 
 def weights_are_finite(model: torch.nn.Module) -> bool:
