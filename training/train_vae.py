@@ -174,8 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("--hub_model_id", type=str, default=None)
     state.add_argument("--hub_private_repo", action="store_true")
     state.add_argument("--hub_token", type=str, default=None)
-    return p
-
     for action in p._actions:  # the formatter shows defaults only of flags with a help text
         action.help = action.help or "(default: %(default)s)"
     return p
