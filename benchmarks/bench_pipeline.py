@@ -40,7 +40,7 @@ def main() -> None:
     pipe = LatentDiffusionPipeline.from_pretrained(args.pipeline)
     pipe.set_progress_bar_config(disable=True)
     labels = [i % pipe.num_classes for i in range(args.num_images)] if pipe.num_classes else None
-    steps, guidance = 25, 3.0  # the pipeline's defaults
+    steps, guidance = 25, 4.0  # the pipeline's defaults
 
     def run(num_steps: int = steps) -> None:
         pipe(labels, num_inference_steps=num_steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(0),

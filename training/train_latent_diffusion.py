@@ -115,7 +115,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     diffusion.add_argument("--inference_scheduler", type=str, default="dpmsolver++", choices=tuple(INFERENCE_SCHEDULERS),
                            help="The scheduler saved with the pipeline and used for the sample grids.")
     diffusion.add_argument("--num_inference_steps", type=int, default=25, help="For the sample grids.")
-    diffusion.add_argument("--guidance_scale", type=float, default=3.0, help="For the sample grids.")
+    diffusion.add_argument("--guidance_scale", type=float, default=4.0, help="For the sample grids (DiTPipeline's default, as the pipeline's).")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--train_batch_size", type=int, default=128, help="Per process.")

@@ -552,7 +552,7 @@ pipe = LatentDiffusionPipeline.from_pretrained("{{ model_ref }}")
 generator = torch.Generator().manual_seed(0)
 # {{ label_comment }}
 # PIL images; output_type="pt" gives tensors (B, C, H, W) in [0, 1]
-images = pipe({{ label_example }}, num_images_per_class=4, num_inference_steps=25, guidance_scale=3.0,
+images = pipe({{ label_example }}, num_images_per_class=4, num_inference_steps=25, guidance_scale=4.0,
               generator=generator).images
 images[0].save("sample.png")
 ```
@@ -567,7 +567,7 @@ import torch
 from diffusers import DiffusionPipeline
 
 pipe = DiffusionPipeline.from_pretrained("{{ model_ref }}", trust_remote_code=True, revision="main")
-images = pipe({{ label_example }}, num_images_per_class=4, num_inference_steps=25, guidance_scale=3.0,
+images = pipe({{ label_example }}, num_images_per_class=4, num_inference_steps=25, guidance_scale=4.0,
               generator=torch.Generator().manual_seed(0)).images
 ```
 

@@ -213,7 +213,7 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         class_labels: int | str | list[int | str] | None = None,
         num_images_per_class: int = 1,
         num_inference_steps: int = 25,
-        guidance_scale: float = 3.0,
+        guidance_scale: float = 4.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "pil",
