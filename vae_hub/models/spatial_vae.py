@@ -36,7 +36,7 @@ from .. import likelihood as lik
 from ..loading import StrictLoadingMixin
 from .blocks import ResBlock, ResStack, crop_to, downsample, likelihood_params, pad_to, res_stack, upsample
 from .config_checks import ConfigChecks
-from .vae import VAEOutput
+from .vae import VAEOutput, autoencode
 
 
 class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMixin):
@@ -195,13 +195,7 @@ class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMi
             ``VAEOutput`` with the reconstruction in ``sample`` and, for the loss, the posterior, the latents
             (B, latent_channels, h, h) and the likelihood parameters; ``(sample,)`` with ``return_dict=False``.
         """
-        posterior = self.encode(sample).latent_dist
-        z = self.reparameterize(posterior, generator) if sample_posterior else posterior.mode()
-        params = self.decode_params(z)
-        image = lik.mean(params, self.config.likelihood)
-        if not return_dict:
-            return (image,)
-        return VAEOutput(sample=image, latent_dist=posterior, latents=z, decoder_params=params)
+        return autoencode(self, sample, sample_posterior, return_dict, generator)
 
 
 def _validate_spatial_config(cfg: dict) -> None:

@@ -53,6 +53,18 @@ class VAEOutput(DecoderOutput):
     decoder_params: torch.Tensor | None = None
 
 
+def autoencode(model, sample: torch.Tensor, sample_posterior: bool, return_dict: bool,
+               generator: torch.Generator | None) -> VAEOutput | tuple:
+    """The forward pass both models share: encode, take z (a posterior sample, or the mean), decode."""
+    posterior = model.encode(sample).latent_dist
+    z = model.reparameterize(posterior, generator) if sample_posterior else posterior.mean.view(-1, *model.latent_shape)
+    params = model.decode_params(z)
+    image = lik.mean(params, model.config.likelihood)
+    if not return_dict:
+        return (image,)
+    return VAEOutput(sample=image, latent_dist=posterior, latents=z, decoder_params=params)
+
+
 class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
     r"""A convolutional VAE with a vector latent z ∈ R^latent_dim and a N(0, I) prior.
 
@@ -206,13 +218,7 @@ class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
             posterior, the latents and the decoder's likelihood parameters; with ``return_dict=False``,
             ``(sample,)`` as ``AutoencoderKL`` does.
         """
-        posterior = self.encode(sample).latent_dist
-        z = self.reparameterize(posterior, generator) if sample_posterior else posterior.mean.flatten(1)
-        params = self.decode_params(z)
-        image = lik.mean(params, self.config.likelihood)
-        if not return_dict:
-            return (image,)
-        return VAEOutput(sample=image, latent_dist=posterior, latents=z, decoder_params=params)
+        return autoencode(self, sample, sample_posterior, return_dict, generator)
 
     # ------------------------------------------------------------------ prior
     @torch.no_grad()
