@@ -70,9 +70,10 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile_models")
     tiny = make_model(root / "tiny", latent_dim=4)
     PIL.Image.new("L", (20, 20), 200).save(tiny / "samples.png")  # the card's figure
-    # 32 samples take seconds: two such requests hold both workers while a burst arrives
+    # 32 samples of 128×128 take ~6 s a request on one core: two such requests hold both workers for the whole
+    # burst of 53 requests, even on a loaded CI machine (at 64×64 a blocker once finished mid-burst)
     slow = root / "slow"
-    VAEModel(sample_size=64, block_out_channels=(64, 128), norm_num_groups=8, latent_dim=4).save_pretrained(slow)
+    VAEModel(sample_size=128, block_out_channels=(96, 192), norm_num_groups=8, latent_dim=4).save_pretrained(slow)
     return {"tiny": str(tiny), "slow": str(slow), "hostile": str(hostile_folder(root / "hostile"))}
 
 
