@@ -184,7 +184,7 @@ def test_unconditional_unet():
     ({"num_inference_steps": 0}, r"num_inference_steps must be a positive int, got 0"),
     ({"output_type": "jpeg"}, r"output_type must be one of \('pil', 'np', 'pt', 'latent'\), got 'jpeg'"),
     ({"callback_on_step_end": lambda *a: {}, "callback_on_step_end_tensor_inputs": ["noise_pred"]},
-     r"callback_on_step_end_tensor_inputs must be in \['latents'\], got \['noise_pred'\]"),
+     r"callback_on_step_end_tensor_inputs must be in \['latents', 'pred_original_sample'\], got \['noise_pred'\]"),
     ({"generator": [seeded(), seeded()]}, r"got 2 generators for 1 images"),
     ({"latents": torch.zeros(1, 4, 8, 8)}, r"latents must have shape \(1, 4, 4, 4\), got \(1, 4, 8, 8\)"),
 ], ids=lambda v: str(v)[:40] if isinstance(v, dict) else "")
@@ -243,6 +243,31 @@ def test_callback_sees_and_replaces_latents_and_can_interrupt(pipe):
     halved = pipe(0, num_inference_steps=1, generator=seeded(), callback_on_step_end=Halve(), output_type="latent")
     plain = pipe(0, num_inference_steps=1, generator=seeded(), output_type="latent")
     torch.testing.assert_close(halved.images, plain.images / 2)
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS, ids=lambda s: s.__name__)
+def test_callback_gets_the_schedulers_x0_prediction_which_ends_at_the_sample(scheduler):
+    pipe = tiny_pipe(scheduler=scheduler)
+    predictions = []
+
+    def record(p, step, timestep, tensors):
+        predictions.append(tensors["pred_original_sample"].clone())
+        return {}
+
+    out = pipe("one", num_images_per_class=2, num_inference_steps=4, generator=seeded(), output_type="latent",
+               callback_on_step_end=record, callback_on_step_end_tensor_inputs=["pred_original_sample"]).images
+    assert len(predictions) == 4 and all(x.shape == out.shape for x in predictions)
+    torch.testing.assert_close(predictions[-1], out)  # every scheduler's last step lands on its x0 estimate
+    assert not torch.allclose(predictions[0], out)
+
+
+def test_a_scheduler_without_an_x0_prediction_is_named():
+    pipe = tiny_pipe()
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver",
+                                                            final_sigmas_type="sigma_min")
+    with pytest.raises(ValueError, match="DPMSolverMultistepScheduler does not expose its prediction of x0"):
+        pipe(0, num_inference_steps=2, callback_on_step_end=lambda *args: {},
+             callback_on_step_end_tensor_inputs=["pred_original_sample"])
 
 
 def test_to_dtype_samples_in_that_dtype():

@@ -67,7 +67,7 @@ class LatentDiffusionPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "unet->vae"
-    _callback_tensor_inputs = ["latents"]
+    _callback_tensor_inputs = ["latents", "pred_original_sample"]
 
     def __init__(
         self,
@@ -237,7 +237,9 @@ class LatentDiffusionPipeline(DiffusionPipeline):
             return_dict: an ``ImagePipelineOutput`` (True) or a tuple ``(images,)``.
             callback_on_step_end: ``callback(pipe, step, timestep, {name: tensor})`` after each step; a returned
                 ``latents`` replaces the current one. ``pipe._interrupt = True`` stops the loop early.
-            callback_on_step_end_tensor_inputs: the tensors passed to it (only "latents").
+            callback_on_step_end_tensor_inputs: the tensors passed to it: "latents" (after the step) and
+                "pred_original_sample" (the scheduler's estimate of the final latents x₀ at this step, in the UNet's
+                scale: decode it with ``decode_latents`` to watch the denoising; see ``predicted_original``).
 
         Returns:
             ``ImagePipelineOutput(images=...)``, images of the labels in the order asked.
@@ -283,10 +285,13 @@ class LatentDiffusionPipeline(DiffusionPipeline):
             if self.do_classifier_free_guidance:
                 cond, uncond = noise_pred.chunk(2)
                 noise_pred = uncond + guidance_scale * (cond - uncond)
-            latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
+            step = self.scheduler.step(noise_pred, t, latents, **step_kwargs)
+            latents = step.prev_sample
             if callback_on_step_end is not None:
                 tensors = {"latents": latents}
-                outputs = callback_on_step_end(self, i, t, {k: tensors[k] for k in callback_on_step_end_tensor_inputs})
+                if "pred_original_sample" in callback_on_step_end_tensor_inputs:
+                    tensors["pred_original_sample"] = predicted_original(self.scheduler, step)
+                outputs = callback_on_step_end(self, i, t, tensors)
                 latents = outputs.pop("latents", latents)
 
         if output_type == "latent":
@@ -336,6 +341,19 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         """The generator for schedulers whose step draws noise (DDPM, Euler ancestral, SDE solvers)."""
         accepts = "generator" in inspect.signature(self.scheduler.step).parameters
         return {"generator": generator} if accepts else {}
+
+
+def predicted_original(scheduler: SchedulerMixin, step_output) -> torch.Tensor:
+    """The scheduler's estimate of the clean sample x₀ at the step that returned ``step_output`` (same shape as the
+    latents): DDPM, DDIM and Euler return it; DPM-Solver++ (multistep) keeps it as its latest model output, the
+    data prediction its update extrapolates from. A ``ValueError`` for a scheduler that exposes neither."""
+    x0 = getattr(step_output, "pred_original_sample", None)
+    if x0 is None and getattr(scheduler.config, "algorithm_type", None) in ("dpmsolver++", "sde-dpmsolver++"):
+        x0 = getattr(scheduler, "model_outputs", [None])[-1]
+    if x0 is None:
+        raise ValueError(f"{type(scheduler).__name__} does not expose its prediction of x0 (pred_original_sample): "
+                         "use DDPM, DDIM, Euler or DPM-Solver++ to watch the denoising")
+    return x0
 
 
 def num_classes_of(unet: UNet2DModel) -> int:
