@@ -5,7 +5,9 @@
   path typed by a visitor is never loaded, and the answer never depends on what exists on the server.
 * Bounded loading: a config is read first; its image size and the size it implies (parameters and buffers,
   ``check_model_size``, nothing allocated) must stay under ``MAX_MODEL_SIDE`` and ``VAE_HUB_SPACE_MAX_MODEL_BYTES``
-  (256 MiB). A Hub repo is looked up once (fast failure, "cannot reach the Hub"), its files are sized from
+  (256 MiB). A pipeline (``model_index.json``: a ``LatentDiffusionPipeline``) is checked component by component
+  (its VAE as above, its UNet's config sized the same way, VAE and UNet together under the limit, a scheduler that
+  diffusers has) before any weights are read, and loaded from safetensors only. A Hub repo is looked up once (fast failure, "cannot reach the Hub"), its files are sized from
   their metadata before any download, and only the files the Space reads are downloaded.
 * Bounded state: ids longer than ``MAX_ID_CHARS`` are refused before anything is stored; a failed load is
   remembered for ``FAILURE_TTL`` seconds in an LRU of at most ``MAX_FAILURES`` ids, an unreachable Hub for as long.
@@ -21,13 +23,18 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import diffusers
+from diffusers import SchedulerMixin, UNet2DModel
+from diffusers.schedulers.scheduling_utils import SCHEDULER_CONFIG_NAME
 from diffusers.utils import SAFE_WEIGHTS_INDEX_NAME
 from huggingface_hub import constants as hub_constants
 from huggingface_hub.errors import HFValidationError, HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
-from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_size
+from .hub import PIPELINE_CLASS, PIPELINE_COMPONENT_FILES, PIPELINE_INDEX_NAME, PIPELINE_LOADER, is_pipeline_folder
+from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_size, model_size_bytes
 from .models import SpatialVAEModel, VAEModel
+from .pipelines import LatentDiffusionPipeline
 
 MAX_ID_CHARS = 200  # a Hub repo id has at most 96; shipped names are short
 MAX_SHOWN_CHARS = 60
@@ -39,6 +46,9 @@ MAX_FAILURES = 256
 HUB_TIMEOUT = 10.0  # seconds per Hub request
 HUB_IDS_ENV = "VAE_HUB_SPACE_HUB_IDS"
 CARD_FILES = ("README.md", "metrics.json", "training_info.json", "latent_map_sample.npz")  # what the About tab and the map read
+# A pipeline's files: the configs (read and checked first) and the rest (its weights), relative to its folder.
+PIPELINE_FILES = (PIPELINE_INDEX_NAME, *(f"{c}/{n}" for c, names in PIPELINE_COMPONENT_FILES.items() for n in names))
+PIPELINE_CONFIGS = tuple(n for n in PIPELINE_FILES if n.endswith(".json"))
 SHARD = re.compile(r"diffusion_pytorch_model-\d{5}-of-\d{5}\.safetensors")
 # The classes a Space can show, by the ``_class_name`` of their config (more come with more model kinds).
 MODEL_CLASSES = {cls.__name__: cls for cls in (VAEModel, SpatialVAEModel)}
@@ -96,7 +106,7 @@ class Source:
 
 @dataclass
 class Loaded:
-    model: VAEModel
+    model: VAEModel | SpatialVAEModel | LatentDiffusionPipeline
     folder: Path  # the files on this machine (a Hub repo's are in the local Hub cache), for the About tab
     source: Source
 
@@ -151,6 +161,8 @@ class ModelLoader:
         """The model of ``source``, checked before anything is allocated; an ``InputError`` says why not."""
         folder = self._download(source.repo_id) if source.repo_id else source.folder
         try:
+            if is_pipeline_folder(folder):
+                return Loaded(self._load_pipeline(Path(folder)), Path(folder), source)
             cls = self._checked_class(folder)
             model = cls.from_pretrained(folder, max_model_bytes=self.max_model_bytes)
         except (OSError, ValueError) as err:
@@ -158,24 +170,67 @@ class ModelLoader:
             raise InputError(f"Cannot load model {clip(source.model_id)}: {hide_paths(message)}") from err
         return Loaded(model.eval().requires_grad_(False), Path(folder), source)
 
-    def _checked_class(self, folder: Path):
-        """The model class a folder's config names, once its image size and implied size are within limits."""
-        config_file = Path(folder) / CONFIG_NAME
-        if not config_file.is_file():
-            raise ValueError(f"it has no {CONFIG_NAME}")
-        if config_file.stat().st_size > MAX_SMALL_FILE_BYTES:
-            raise ValueError(f"its {CONFIG_NAME} is larger than {MAX_SMALL_FILE_BYTES // 1024} kB")
-        config = json.loads(config_file.read_text())
-        if not isinstance(config, dict):
-            raise ValueError(f"its {CONFIG_NAME} is not a JSON object")
+    def _check_configs(self, folder: Path) -> None:
+        """Check a model's or a pipeline's configs within the limits (nothing allocated); a ``ValueError`` says why not."""
+        if is_pipeline_folder(folder):
+            self._checked_pipeline(folder)
+        else:
+            self._checked_class(folder)
+
+    def _load_pipeline(self, folder: Path) -> LatentDiffusionPipeline:
+        """A ``LatentDiffusionPipeline`` built from its checked components (no code of the folder is run)."""
+        index, scheduler_class = self._checked_pipeline(folder)
+        missing = [name for name in PIPELINE_FILES if not (folder / name).is_file()]
+        if missing:
+            raise ValueError(f"the pipeline is incomplete: {', '.join(missing)} missing")
+        vae = SpatialVAEModel.from_pretrained(folder / "vae", max_model_bytes=self.max_model_bytes)
+        unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True)
+        scheduler = scheduler_class.from_pretrained(folder / "scheduler")
+        pipe = LatentDiffusionPipeline(vae.eval().requires_grad_(False), unet.eval().requires_grad_(False), scheduler,
+                                       id2label=index.get("id2label"))
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def _checked_pipeline(self, folder: Path) -> tuple[dict, type[SchedulerMixin]]:
+        """A pipeline folder's ``model_index.json`` and scheduler class, once every component is what this Space
+        loads and VAE and UNet together imply less than the size limit (nothing allocated)."""
+        index = _small_json(folder, PIPELINE_INDEX_NAME)
+        found = index.get("_class_name")
+        if found not in (PIPELINE_CLASS, [PIPELINE_LOADER, PIPELINE_CLASS]):
+            raise ValueError(f"it holds a {str(found)[:MAX_SHOWN_CHARS] if found else 'pipeline without _class_name'}, "
+                             f"not a {PIPELINE_CLASS}")
+        if self._checked_class(folder / "vae", "vae/") is not SpatialVAEModel:
+            raise ValueError(f"its vae is not a {SpatialVAEModel.__name__} (a latent diffusion pipeline needs a spatial "
+                             "autoencoder)")
+        vae_config, unet_config = _small_json(folder / "vae", CONFIG_NAME), _small_json(folder / "unet", CONFIG_NAME, "unet/")
+        if unet_config.get("_class_name") != UNet2DModel.__name__:
+            raise ValueError(f"its unet/{CONFIG_NAME} does not hold a {UNet2DModel.__name__}")
+        side = unet_config.get("sample_size")
+        if not isinstance(side, int) or not 1 <= side <= MAX_MODEL_SIDE:
+            raise ValueError(f"its latents are {clip(side)} px; this Space shows models of at most {MAX_MODEL_SIDE} px")
+        size = model_size_bytes(SpatialVAEModel, vae_config) + model_size_bytes(UNet2DModel, unet_config)
+        if size > self.max_model_bytes:
+            raise ValueError(f"its vae and unet configs imply {size / 2**20:,.0f} MiB of weights, above the limit of "
+                             f"this Space of {self.max_model_bytes / 2**20:,.0f} MiB: refusing to allocate them")
+        name = _small_json(folder / "scheduler", SCHEDULER_CONFIG_NAME, "scheduler/").get("_class_name")
+        scheduler_class = getattr(diffusers, name, None) if isinstance(name, str) else None
+        if not (isinstance(scheduler_class, type) and issubclass(scheduler_class, SchedulerMixin)):
+            raise ValueError(f"its scheduler {clip(name)} is not one of diffusers' schedulers")
+        return index, scheduler_class
+
+    def _checked_class(self, folder: Path, where: str = ""):
+        """The model class a folder's config names, once its image size and implied size are within limits
+        (``where``: the folder's name in messages, e.g. "vae/" for a pipeline's component)."""
+        config = _small_json(Path(folder), CONFIG_NAME, where)
         found = config.get("_class_name")
         cls = MODEL_CLASSES.get(found)
         if cls is None:
-            raise ValueError(f"it holds a {str(found)[:MAX_SHOWN_CHARS] if found else 'config without _class_name'}, not a "
-                             f"{' or '.join(MODEL_CLASSES)}")
+            raise ValueError(f"{'its ' + where if where else 'it'} holds a "
+                             f"{str(found)[:MAX_SHOWN_CHARS] if found else 'config without _class_name'}, not a "
+                             f"{' or '.join(MODEL_CLASSES)}{' or a ' + PIPELINE_CLASS if not where else ''}")
         side = config.get("sample_size")
         if not isinstance(side, int) or not 1 <= side <= MAX_MODEL_SIDE:
-            raise ValueError(f"its images are {clip(side)} px; this Space shows models of at most {MAX_MODEL_SIDE} px")
+            raise ValueError(f"its {where}images are {clip(side)} px; this Space shows models of at most {MAX_MODEL_SIDE} px")
         try:
             check_model_size(cls, config, self.max_model_bytes)
         except ValueError as err:  # name the Space's own setting
@@ -194,19 +249,23 @@ class ModelLoader:
         try:
             info = HfApi().model_info(repo_id, files_metadata=True, timeout=HUB_TIMEOUT)
             sizes = {f.rfilename: f.size or 0 for f in info.siblings or ()}
-            if CONFIG_NAME not in sizes:
-                raise InputError(f"Cannot load model {clip(repo_id)}: the repo has no {CONFIG_NAME}.")
-            if sizes[CONFIG_NAME] > MAX_SMALL_FILE_BYTES:
-                raise InputError(f"Cannot load model {clip(repo_id)}: its {CONFIG_NAME} is too large.")
-            folder = Path(snapshot_download(repo_id, revision=info.sha, allow_patterns=[CONFIG_NAME], etag_timeout=HUB_TIMEOUT))
-            self._checked_class(folder)  # before the weights are downloaded
-            weights = [n for n in sizes if n in (WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME) or SHARD.fullmatch(n)]
+            pipeline = PIPELINE_INDEX_NAME in sizes  # as is_pipeline_folder tells them apart
+            configs = PIPELINE_CONFIGS if pipeline else (CONFIG_NAME,)
+            missing = [n for n in (PIPELINE_FILES if pipeline else configs) if n not in sizes]
+            if missing:
+                raise InputError(f"Cannot load model {clip(repo_id)}: the repo has no {', '.join(missing)}.")
+            if any(sizes[n] > MAX_SMALL_FILE_BYTES for n in configs):
+                raise InputError(f"Cannot load model {clip(repo_id)}: its configs are too large.")
+            folder = Path(snapshot_download(repo_id, revision=info.sha, allow_patterns=list(configs), etag_timeout=HUB_TIMEOUT))
+            self._check_configs(folder)  # before the weights are downloaded
+            weights = ([n for n in PIPELINE_FILES if n not in configs] if pipeline else
+                       [n for n in sizes if n in (WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME) or SHARD.fullmatch(n)])
             # safetensors headers and an index are small; anything far beyond the config's size is not these weights
             if sum(sizes[n] for n in weights) > self.max_model_bytes * 1.05 + 2**20:
                 raise InputError(f"Cannot load model {clip(repo_id)}: its weights are larger than this Space's limit "
                                  f"of {self.max_model_bytes / 2**20:,.0f} MiB.")
             small = [n for n in CARD_FILES if 0 < sizes.get(n, 0) <= MAX_SMALL_FILE_BYTES]
-            snapshot_download(repo_id, revision=info.sha, allow_patterns=[CONFIG_NAME, *weights, *small],
+            snapshot_download(repo_id, revision=info.sha, allow_patterns=[*configs, *weights, *small],
                               etag_timeout=HUB_TIMEOUT)
         except InputError:
             raise
@@ -229,7 +288,7 @@ class ModelLoader:
         except Exception as err:  # not cached (LocalEntryNotFoundError), or not a valid repo id
             raise InputError(f"Cannot load model {clip(repo_id)}: the Hub is offline here and the repo is not in "
                              "the local Hub cache.") from err
-        self._checked_class(folder)
+        self._check_configs(folder)
         return folder
 
     def _hub_error(self, repo_id: str, err: Exception) -> InputError:
@@ -240,6 +299,22 @@ class ModelLoader:
         self._hub_down_until = time.monotonic() + FAILURE_TTL
         return InputError("Cannot reach the Hub from this Space right now: try again in a minute, "
                           "or choose one of this Space's models.")
+
+
+def _small_json(folder: Path, name: str, where: str = "") -> dict:
+    """A small JSON object file of a model folder; a ``ValueError`` naming it (as ``where`` + ``name``) otherwise."""
+    path = folder / name
+    if not path.is_file():
+        raise ValueError(f"it has no {where}{name}")
+    if path.stat().st_size > MAX_SMALL_FILE_BYTES:
+        raise ValueError(f"its {where}{name} is larger than {MAX_SMALL_FILE_BYTES // 1024} kB")
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"its {where}{name} is not valid JSON") from err
+    if not isinstance(config, dict):
+        raise ValueError(f"its {where}{name} is not a JSON object")
+    return config
 
 
 def _is_network_error(err: Exception) -> bool:
