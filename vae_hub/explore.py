@@ -9,14 +9,21 @@ here and raises ``InputError`` with a message meant for the person using the Spa
 * ``Explorer``: one method per Space endpoint, taking a model *id* (one the Space offers, see
   ``space_models``) as its first argument. It loads each model once and caches what the Space derives from it
   (the dimensions ordered by KL, the latent map of the model's own held-out sample).
+
+Three kinds of model, each with its own tabs (``TABS``): a vector VAE (a code and a prior), a spatial autoencoder
+(the first stage of latent diffusion: reconstruction only) and a latent diffusion pipeline (class-conditional
+sampling, watched step by step, and the comparison with a vector VAE's priors). A tab asked of a model that cannot do
+its job answers, in words, what the model is and which tabs it has.
 """
 
 import functools
 import hashlib
+import inspect
 import io
 import json
 import math
 import os
+import queue
 import random
 import re
 import tempfile
@@ -30,17 +37,20 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from huggingface_hub import ModelCard
 
 from . import likelihood as lik
 from .images import float_to_uint8, make_grid, pil_to_uint8, uint8_to_float
-from .hub import MAP_SAMPLE_NAME
+from .evaluate_samples import RECORD_KEY as SAMPLE_QUALITY_KEY
+from .hub import MAP_SAMPLE_NAME, PIPELINE_INDEX_NAME
 from .latent import dimensions_by_kl, encode_images, grid_2d, latent_channel_images, lerp, principal_directions, project, slerp
 from .losses import kl_per_dimension
 from .markdown import table_row
-from .models import MODEL_CLASSES, PRIORS, SpatialVAEModel, VAEModel
+from .models import PRIORS, SpatialVAEModel, VAEModel
+from .pipelines import LatentDiffusionPipeline
 from .space_models import (
-    MAX_MODEL_BYTES, InputError, Loaded, ModelLoader, checked_model_id, clip, cut, hub_ids_allowed)
+    MAX_MODEL_BYTES, InputError, Loaded, ModelLoader, checked_model_id, clip, cut, hide_paths, hub_ids_allowed)
 
 # ------------------------------------------------------------------------------------------------ limits
 MAX_SAMPLES = 64
@@ -58,6 +68,15 @@ MAX_PLANE_COORD = 100.0  # |x|, |y| of a point on the latent map
 DISPLAY_WIDTH = 768  # grids are enlarged (nearest neighbour) to about this many pixels
 MANIFOLD_WIDTH = 540  # the manifold grid, as wide as the latent map's plot area
 INTERPOLATIONS = ("slerp", "lerp")
+DIFFUSE_IMAGES = (1, 36)
+DIFFUSE_STEPS = (1, 100)
+MAX_GUIDANCE = 15.0
+PREVIEWS = 10  # decoded x0 predictions streamed per /diffuse request (every few steps): also the GIF's frames
+GIF_WIDTH = 384  # the denoising GIF's grids, in pixels
+ANY_CLASS = "any"  # /diffuse's label for "each image a random class"
+# /diffuse's schedulers, each built per request from the pipeline's own scheduler config (its noise schedule)
+SCHEDULERS = {"DDIM": (DDIMScheduler, {}), "DPM-Solver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
+              "Euler": (EulerDiscreteScheduler, {})}
 SOURCES = ("seeds", "images")
 STARTS = ("origin", "image")
 
@@ -434,11 +453,14 @@ class OutputFiles:
         about 224 px with nearest neighbour."""
         scale = max(1, 224 // frames.shape[-1])
         pil = [make_grid(f[None], nrow=1, padding=0, scale=scale) for f in frames]
-        loop = pil + pil[-2:0:-1]
+        return self.animation(pil + pil[-2:0:-1], frame_ms)
+
+    def animation(self, images: list[PIL.Image.Image], frame_ms: int | list[int] = 120) -> str:
+        """Images of one size → an animated GIF that loops, each shown ``frame_ms`` (one number, or one per image)."""
         buffer = io.BytesIO()
         # optimize=False: Pillow's palette optimisation took 3× the time of the whole encode, for the same file size
-        loop[0].save(buffer, format="GIF", save_all=True, append_images=loop[1:], duration=frame_ms, loop=0,
-                     optimize=False)
+        images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0,
+                       optimize=False)
         return self._write(buffer.getvalue(), ".gif")
 
 
@@ -451,6 +473,113 @@ def interpolate(model: VAEModel, z0: torch.Tensor, z1: torch.Tensor, method: str
     path = (slerp if method == "slerp" else lerp)(z0, z1, steps)
     frames = model.decode(path).sample
     return show(frames, nrow=steps, width=1024), files.gif(frames)
+
+
+# ------------------------------------------------------------------------------------------------ diffusion
+def pipeline_defaults(pipe: LatentDiffusionPipeline) -> tuple[int, float]:
+    """(steps, guidance scale) of the pipeline's ``__call__`` defaults: what ``evaluate_samples`` measures by default."""
+    parameters = inspect.signature(type(pipe).__call__).parameters
+    return parameters["num_inference_steps"].default, float(parameters["guidance_scale"].default)
+
+
+def class_labels(pipe: LatentDiffusionPipeline, label, n: int, seed: int) -> list[int] | None:
+    """The class of each of ``n`` images: ``label`` (a class name, case-insensitive) for all, or for ``ANY_CLASS``
+    a random class each, drawn with ``seed``; None for an unconditional pipeline. An ``InputError`` names the choices."""
+    if pipe.num_classes == 0 and label == ANY_CLASS:
+        return None
+    if label == ANY_CLASS:
+        return torch.randint(pipe.num_classes, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+    try:
+        if not isinstance(label, str):
+            raise ValueError(label)
+        (label_id,) = pipe.get_label_ids(label)
+    except ValueError:
+        raise InputError(f"Class must be one of {', '.join([ANY_CLASS, *pipe.class_names])}; got {clip(label)}.") from None
+    return [label_id] * n
+
+
+def private_copy(pipe: LatentDiffusionPipeline, scheduler: str | None) -> LatentDiffusionPipeline:
+    """A pipeline for one request: the shared VAE and UNet (read only), its own ``scheduler`` (one of
+    ``SCHEDULERS``, or None for the pipeline's own class; configured from the pipeline's) and its own sampling
+    state, so concurrent requests never meet."""
+    if scheduler is None:
+        cls, options = type(pipe.scheduler), {}
+    else:
+        cls, options = SCHEDULERS[check_choice(scheduler, "Scheduler", tuple(SCHEDULERS))]
+    own = type(pipe)(pipe.vae, pipe.unet, cls.from_config(pipe.scheduler.config, **options), id2label=pipe.config.id2label)
+    own.set_progress_bar_config(disable=True)
+    return own
+
+
+def denoise(pipe: LatentDiffusionPipeline, labels: list[int] | None, n: int, steps: int, guidance: float, seed: int,
+            scheduler: str | None, previews: int = PREVIEWS):
+    """Sample with the pipeline's own ``__call__`` on a ``private_copy``, watching it: yields (step, images) with the
+    decoded x0 prediction (B, C, H, W) in [-1, 1] after every ``steps / previews`` steps, then (steps, the final
+    images). ``labels``: one class id per image (``class_labels``), or None for ``n`` unconditional images.
+
+    The sampling loop runs in a worker thread and hands its previews over a queue; when the consumer stops early
+    (``close()``: a visitor left), the pipeline is interrupted at its next step, so no abandoned request keeps a core.
+    """
+    own = private_copy(pipe, scheduler)
+    every = math.ceil(steps / previews) if previews else steps + 1
+    handed = queue.Queue()
+    stop = threading.Event()
+
+    def on_step(p, i, t, tensors):
+        if stop.is_set():
+            p._interrupt = True  # the pipeline's documented way to stop (see its __call__)
+        elif (i + 1) % every == 0 and i + 1 < steps:
+            handed.put((i + 1, p.decode_latents(tensors["pred_original_sample"]).clamp(-1, 1)))
+        return {}
+
+    def run() -> None:
+        try:
+            with torch.inference_mode():
+                latents = own(labels, num_images_per_class=n if labels is None else 1, num_inference_steps=steps,
+                              guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="latent",
+                              callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=["pred_original_sample"]).images
+                handed.put((steps, own.decode_latents(latents).clamp(-1, 1)))
+        except BaseException as err:  # handed to the consumer, raised there
+            handed.put(err)
+
+    worker = threading.Thread(target=run, name="diffuse", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = handed.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if item[0] == steps:
+                return
+    finally:
+        stop.set()
+        worker.join()
+
+
+def quality_records(entry: "ModelEntry", **setting) -> list[dict]:
+    """The model's own measured sample quality (``metrics.json`` "sample_quality", written by ``python -m
+    vae_hub.evaluate_samples --record``): the records with a Fréchet distance whose fields match ``setting``
+    (e.g. ``kind="vae", prior="mixture"``)."""
+    metrics = _model_file(entry, "metrics.json")
+    records = (_read_json(metrics) if metrics else {}).get(SAMPLE_QUALITY_KEY)
+    return [r for r in (records.values() if isinstance(records, dict) else ()) if isinstance(r, dict)
+            and isinstance(r.get("frechet_distance"), (int, float)) and all(r.get(k) == v for k, v in setting.items())]
+
+
+def quality_record(entry: "ModelEntry", **setting) -> dict | None:
+    """Of the ``quality_records`` for ``setting``, the one with the most samples; None if there is none."""
+    return max(quality_records(entry, **setting), key=lambda r: r.get("num_samples") or 0, default=None)
+
+
+def quality_caption(what: str, record: dict | None) -> str:
+    """``what`` and its measured numbers: Fréchet distance (lower is better) and, for a pipeline, class match."""
+    if record is None:
+        return f"{what} · not measured"
+    numbers = f"Fréchet distance {record['frechet_distance']:.2f}"
+    if isinstance(record.get("class_match"), (int, float)):
+        numbers += f", class match {record['class_match']:.1%}"
+    return f"{what} · {numbers} ({record.get('num_samples', '?'):,} samples)"
 
 
 # ------------------------------------------------------------------------------------------------ traversal
@@ -669,16 +798,31 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+# The kinds of model the Space shows, in the order it offers them, and the tabs (endpoints) of each.
+KINDS = ("vector", "pipeline", "spatial")
+KIND_NAMES = {"vector": "a vector VAE", "pipeline": "a latent diffusion pipeline",
+              "spatial": "a spatial autoencoder (the first stage of latent diffusion)"}
+TABS = {"vector": ("Sample", "Reconstruct", "Interpolate", "Traverse", "Latent map", "About"),
+        "pipeline": ("Diffuse", "Compare", "About"), "spatial": ("Reconstruct", "About")}
+
+
+def folder_kind(folder: Path) -> str | None:
+    """The kind (``KINDS``) of a saved model or pipeline folder, from its config alone; None for anything else."""
+    if (folder / PIPELINE_INDEX_NAME).is_file():
+        return "pipeline"
+    return {VAEModel.__name__: "vector", SpatialVAEModel.__name__: "spatial"}.get(_read_json(folder / "config.json").get("_class_name"))
+
+
 def default_model_ids(space_dir: Path, env: dict | None = None) -> tuple[list[str], dict[str, Path]]:
     """The models a Space offers, in order: ids from ``VAE_MODEL`` (comma-separated), the ``model_id`` of
     ``space_config.json`` (written by ``vae-hub deploy-space --model-id``), then the folders under
-    ``models/`` that hold a ``VAEModel`` or ``SpatialVAEModel`` (shipped, by folder name; not the sample-quality
-    classifier or a pipeline). Returns (ids, {shipped name: folder})."""
+    ``models/`` that hold a ``VAEModel``, a ``LatentDiffusionPipeline`` or a ``SpatialVAEModel`` (shipped, by folder
+    name, in that order; not the sample-quality classifier). Returns (ids, {shipped name: folder})."""
     env = os.environ if env is None else env
-    kinds = {p.name: _read_json(p / "config.json").get("_class_name") for p in (space_dir / "models").glob("*")}
-    # vector VAEs first (the Space opens on the first): the spatial autoencoder only reconstructs
-    shipped = {name: space_dir / "models" / name for name in sorted(kinds, key=lambda n: (kinds[n] != VAEModel.__name__, n))
-               if kinds[name] in MODEL_CLASSES}
+    kinds = {p.name: folder_kind(p) for p in (space_dir / "models").glob("*")}
+    # vector VAEs first (the Space opens on the first), then pipelines; the spatial autoencoder only reconstructs
+    offered = sorted((n for n in kinds if kinds[n]), key=lambda n: (KINDS.index(kinds[n]), n))
+    shipped = {name: space_dir / "models" / name for name in offered}
     ids = [s.strip() for s in env.get("VAE_MODEL", "").split(",") if s.strip()]
     configured = _read_json(space_dir / "space_config.json").get("model_id")
     if isinstance(configured, str) and configured.strip():
@@ -698,19 +842,49 @@ class ModelEntry:
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # re-entrant: the manifold needs the map
 
     @property
-    def model(self) -> VAEModel | SpatialVAEModel:
+    def model(self) -> VAEModel | SpatialVAEModel | LatentDiffusionPipeline:
         return self.loaded.model
 
     @property
+    def kind(self) -> str:
+        """"vector", "spatial" or "pipeline" (``KINDS``): which tabs the model has (``TABS``)."""
+        if isinstance(self.model, LatentDiffusionPipeline):
+            return "pipeline"
+        return "spatial" if isinstance(self.model, SpatialVAEModel) else "vector"
+
+    @property
     def spatial(self) -> bool:
-        return isinstance(self.model, SpatialVAEModel)
+        return self.kind == "spatial"
+
+    def cannot(self, view: str, instead: str) -> InputError:
+        """The answer to a tab asked of a model that cannot do it: what the model is, why it has no ``view``, its own
+        tabs, and (``instead``) the kind of model to choose."""
+        why = {"vector": "it has a code and a prior, not a denoiser",
+               "spatial": f"its latents are a {'×'.join(map(str, getattr(self.model, 'latent_shape', ())))} map with no "
+                          "prior to sample from",
+               "pipeline": "it draws images of its classes from noise, step by step, and has no code of its own to "
+                           "encode into or move through"}[self.kind]
+        *others, last = [t for t in TABS[self.kind] if t != "About"]
+        tabs = f"{', '.join(others)} or {last}" if others else last
+        return InputError(f"{self.model_id} is {KIND_NAMES[self.kind]}: {why}, so it has no {view}. Try {tabs}, or "
+                          f"choose {instead}.")
 
     def require_vector(self, view: str) -> VAEModel:
         """The model, if it has a vector code and a prior (what ``view`` needs); else an ``InputError`` in words."""
-        if self.spatial:
-            raise InputError(f"{self.model_id} is a spatial autoencoder (the first stage of latent diffusion): its "
-                             f"latents are a {'×'.join(map(str, self.model.latent_shape))} map with no prior to "
-                             f"sample from, so it has no {view}. Try Reconstruct, or choose a vector VAE.")
+        if self.kind != "vector":
+            raise self.cannot(view, "a vector VAE")
+        return self.model
+
+    def require_autoencoder(self, view: str) -> VAEModel | SpatialVAEModel:
+        """The model, if it encodes and decodes images (a vector VAE or a spatial autoencoder)."""
+        if self.kind == "pipeline":
+            raise self.cannot(view, "a VAE")
+        return self.model
+
+    def require_pipeline(self, view: str) -> LatentDiffusionPipeline:
+        """The model, if it is a latent diffusion pipeline (what ``view`` needs); else an ``InputError`` in words."""
+        if self.kind != "pipeline":
+            raise self.cannot(view, "a diffusion pipeline")
         return self.model
 
     def _once(self, name: str, compute):
@@ -880,9 +1054,10 @@ class Explorer:
         Returns the problem, if there is one, instead of raising: the Space still starts and shows it."""
         try:
             entry = self.entry(model_id)
-            if not entry.spatial:
+            if entry.kind == "vector":
                 entry.kl, entry.latent_map  # noqa: B018 (computed and cached on access)
-            entry.dark_background  # noqa: B018
+            if entry.kind != "pipeline":
+                entry.dark_background  # noqa: B018
         except InputError as err:
             return str(err)
         return None
@@ -895,14 +1070,16 @@ class Explorer:
     def reconstruct(self, model_id, image) -> tuple:
         """/reconstruct → (input as the model sees it, reconstruction, posterior chart, code, summary)."""
         entry = self.entry(model_id)
-        x, notes = prepare_image(image, entry.model, entry.dark_background)
-        return reconstruct(entry.model, x, notes).astuple()
+        model = entry.require_autoencoder("reconstruction")
+        x, notes = prepare_image(image, model, entry.dark_background)
+        return reconstruct(model, x, notes).astuple()
 
     def reconstruct_sketch(self, model_id, sketch) -> tuple:
         """/reconstruct_sketch: the same for a ``gr.Sketchpad`` value (strokes become white on black)."""
         entry = self.entry(model_id)
-        x, notes = prepare_image(sketch_to_image(sketch), entry.model, entry.dark_background)
-        return reconstruct(entry.model, x, notes).astuple()
+        model = entry.require_autoencoder("reconstruction")
+        x, notes = prepare_image(sketch_to_image(sketch), model, entry.dark_background)
+        return reconstruct(model, x, notes).astuple()
 
     def _code(self, entry: ModelEntry, source: str, image, seed, which: str) -> torch.Tensor:
         if source == "seeds":
@@ -925,7 +1102,7 @@ class Explorer:
         """Settings for this model of the ``TRAVERSE_SLIDERS`` sliders (label, visibility, value 0), then of
         the sweep selector: one choice per visible slider, named as its slider (``z4``), valued by its rank."""
         entry = self.entry(model_id)
-        if entry.spatial:  # nothing to traverse: every slider hidden (the tab says why when used)
+        if entry.kind != "vector":  # nothing to traverse: every slider hidden (the tab says why when used)
             return [{"visible": False, "value": 0.0}] * TRAVERSE_SLIDERS + [{"choices": [], "value": None,
                                                                              "interactive": False}]
         dims = entry.slider_dims
@@ -961,6 +1138,9 @@ class Explorer:
         if entry.spatial:
             return None, ("**No latent map for this model**: it is a spatial autoencoder, whose latents are maps, "
                           "not points of a plane; its Reconstruct tab shows them.")
+        if entry.kind == "pipeline":
+            return None, ("**No latent map for this model**: it is a latent diffusion pipeline, which draws images "
+                          "from noise step by step; its Diffuse tab shows how.")
         m = entry.latent_map
         return (m.image, m.description) if m else (None, f"**No latent map for this model**: {entry.sample_problem}.")
 
@@ -969,7 +1149,7 @@ class Explorer:
         visitor's page shows it), or None for a model without a map (``latent_map`` says why)."""
         entry = self.entry(model_id)
         n = check_int(n, "Grid size", *MANIFOLD_RANGE)
-        if entry.spatial or entry.latent_map is None:
+        if entry.kind != "vector" or entry.latent_map is None:
             return None
         return entry._once(f"manifold-{n}", lambda: manifold(entry.model, entry.latent_map, n))
 
@@ -998,8 +1178,15 @@ class Explorer:
     def status(self, model_id) -> str:
         """One markdown line describing the loaded model (and loading it, so errors show here first)."""
         entry = self.entry(model_id)
-        cfg = entry.model.config
         data = f" of `{entry.dataset}`" if entry.dataset else ""
+        if entry.kind == "pipeline":
+            pipe = entry.model
+            vae, unet = pipe.vae.config, pipe.unet.config
+            latents = f"{unet.in_channels}×{unet.sample_size}×{unet.sample_size}"
+            classes = f"{pipe.num_classes} classes" if pipe.num_classes else "unconditional"
+            return (f"**{entry.model_id}** · latent diffusion pipeline · {classes} · {vae.in_channels}×{vae.sample_size}×"
+                    f"{vae.sample_size} images{data} from {latents} latents · Diffuse, Compare and About only")
+        cfg = entry.model.config
         images = f"**{entry.model_id}** · {cfg.in_channels}×{cfg.sample_size}×{cfg.sample_size} images{data}"
         if entry.spatial:
             return (f"{images} · spatial autoencoder, latents {'×'.join(map(str, entry.model.latent_shape))} · "
@@ -1018,7 +1205,67 @@ class Explorer:
     def about(self, model_id) -> str:
         """/about → markdown: the model, its numbers, how it was trained, its card, the data."""
         entry = self.entry(model_id)
+        if entry.kind == "pipeline":
+            return pipeline_about_markdown(entry, self.files)
         return about_markdown(entry, self.files)
+
+    def require_tab(self, model_id, tab: str) -> None:
+        """Nothing if the model has ``tab`` (one of ``TABS``' names); else an ``InputError`` saying what it is and which
+        tabs it has: the app asks when a model is chosen and when a tab is opened."""
+        entry = self.entry(model_id)
+        if tab not in TABS[entry.kind]:
+            instead = next(KIND_NAMES[kind] for kind in KINDS if tab in TABS[kind])
+            raise entry.cannot(f"{tab} tab", instead)
+
+    def offered(self, kind: str) -> list[str]:
+        """The offered models of ``kind`` (``KINDS``) that are folders on this machine (known without loading)."""
+        return [i for i in self.model_ids if (folder := self.loader.source(i).folder) and folder_kind(folder) == kind]
+
+    def class_choices(self, model_id) -> dict:
+        """The settings of /diffuse's class box for this model: "any" and its class names (only "any" for a model
+        that is not a pipeline, or an unconditional one)."""
+        entry = self.entry(model_id)
+        names = entry.model.class_names if entry.kind == "pipeline" else []
+        return {"choices": [ANY_CLASS, *names], "value": ANY_CLASS, "interactive": bool(names)}
+
+    def diffuse(self, model_id, label=ANY_CLASS, num_images=16, steps=25, guidance=4.0, seed=0, scheduler="DPM-Solver++"):
+        """/diffuse, streamed: yields (preview, None, None) with the decoded x0 prediction every few steps, then
+        (final grid, final grid, path of the GIF of the denoising). Same inputs, same images."""
+        pipe = self.entry(model_id).require_pipeline("diffusion sampling")
+        n = check_int(num_images, "Number of images", *DIFFUSE_IMAGES)
+        steps = check_int(steps, "Steps", *DIFFUSE_STEPS)
+        guidance = check_float(guidance, "Guidance scale", 0.0, MAX_GUIDANCE)
+        seed = check_int(seed, "Seed", 0, MAX_SEED)
+        check_choice(scheduler, "Scheduler", tuple(SCHEDULERS))
+        labels = class_labels(pipe, label, n, seed)
+        frames = []
+        for step, images in denoise(pipe, labels, n, steps, guidance, seed, scheduler):
+            grid = show(images)
+            frames.append(show(images, width=GIF_WIDTH))
+            if step < steps:
+                yield grid, None, None
+        gif = self.files.animation(frames, [200] * (len(frames) - 1) + [1500])  # the result stays a while
+        yield grid, grid, gif
+
+    def compare(self, vae_id, pipeline_id, num_images=16, seed=0) -> list[tuple[PIL.Image.Image, str]]:
+        """/compare → [(grid, caption)]: ``num_images`` samples of the vector VAE's N(0, I) prior, of its mixture prior
+        (if it has one) and of the pipeline (random classes, its default steps and guidance, its own scheduler), each
+        captioned with its sample quality as measured by ``evaluate_samples`` (read from the models' metrics)."""
+        vae_entry, pipe_entry = self.entry(vae_id), self.entry(pipeline_id)
+        vae = vae_entry.require_vector("prior samples to compare")
+        pipe = pipe_entry.require_pipeline("diffusion samples to compare")
+        n = check_int(num_images, "Number of images", *DIFFUSE_IMAGES)
+        seed = check_int(seed, "Seed", 0, MAX_SEED)
+        columns = []
+        for prior, name in (("standard", "N(0, I) prior"), ("mixture", "mixture prior")):
+            if prior == "standard" or vae.config.prior_components:
+                columns.append((sample_images(vae, n, seed, prior=prior),
+                                quality_caption(f"{vae_id}, {name}", quality_record(vae_entry, kind="vae", prior=prior))))
+        steps, guidance = pipeline_defaults(pipe)  # with its own scheduler: as evaluate_samples measures it
+        *_, (_, images) = denoise(pipe, class_labels(pipe, ANY_CLASS, n, seed), n, steps, guidance, seed, None, previews=0)
+        record = quality_record(pipe_entry, kind="pipeline", num_inference_steps=steps, guidance_scale=guidance)
+        columns.append((show(images), quality_caption(f"{pipeline_id}, {steps} steps, guidance {guidance:g}", record)))
+        return columns
 
 
 # ------------------------------------------------------------------------------------------------ about
@@ -1121,17 +1368,7 @@ def about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
                 lines.append(table_row(name, f"{shown} {unit}".strip()))
         if metrics.get("likelihood_note"):
             lines += ["", f"*{metrics['likelihood_note']}*"]
-    info_file = _model_file(entry, "training_info.json")
-    info = _read_json(info_file) if info_file else {}
-    if info:
-        lines += ["", "### Training", ""]
-        for key, name in (("dataset_name", "dataset"), ("num_train_images", "training images"), ("epochs", "epochs"),
-                          ("steps", "steps"), ("train_batch_size", "batch size"), ("learning_rate", "learning rate"),
-                          ("hardware", "hardware"), ("mixed_precision", "precision"), ("wall_time_seconds", "wall time (s)")):
-            if info.get(key) is not None:
-                lines.append(f"- **{name}**: {data_name(str(info[key])) if key == 'dataset_name' else info[key]}")
-        if info.get("command"):
-            lines += ["", f"```\n{info['command']}\n```"]
+    lines += training_lines(entry)
     sample = entry.sample
     lines += ["", "### Data shown here"]
     if entry.spatial:
@@ -1143,8 +1380,65 @@ def about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
         lines.append(f"No latent map: {entry.sample_problem}. The sliders are ordered on the model's own prior samples.")
     lines.append("The example images to pick are Fashion-MNIST test images (MIT license) shipped with the Space; "
                  "like any upload, they are converted to this model's size and channels.")
+    return "\n".join(lines + card_lines(entry, files))
+
+
+def training_lines(entry: ModelEntry) -> list[str]:
+    """The About tab's "Training" section, from the model's ``training_info.json`` (none without one)."""
+    info_file = _model_file(entry, "training_info.json")
+    info = _read_json(info_file) if info_file else {}
+    if not info:
+        return []
+    lines = ["", "### Training", ""]
+    for key, name in (("dataset_name", "dataset"), ("num_train_images", "training images"), ("epochs", "epochs"),
+                      ("steps", "steps"), ("train_batch_size", "batch size"), ("learning_rate", "learning rate"),
+                      ("hardware", "hardware"), ("mixed_precision", "precision"), ("wall_time_seconds", "wall time (s)")):
+        if info.get(key) is not None:
+            lines.append(f"- **{name}**: {data_name(str(info[key])) if key == 'dataset_name' else info[key]}")
+    if info.get("command"):  # the folders of the machine that trained it are nobody's business
+        lines += ["", f"```\n{hide_paths(info['command'])}\n```"]
+    return lines
+
+
+def card_lines(entry: ModelEntry, files: OutputFiles) -> list[str]:
+    """The model's card (``README.md``) without its metadata, its figures linked where a browser can fetch them."""
     card_file = _model_file(entry, "README.md")
-    if card_file:
-        card = card_with_image_links(_strip_front_matter(card_file.read_text()), entry.loaded, files)
-        lines += ["", "---", "", "### Model card", "", card]
-    return "\n".join(lines)
+    if not card_file:
+        return []
+    card = card_with_image_links(_strip_front_matter(card_file.read_text()), entry.loaded, files)
+    return ["", "---", "", "### Model card", "", card]
+
+
+def pipeline_about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
+    """The About tab of a latent diffusion pipeline: its parts, its measured sample quality (``metrics.json``),
+    training, the card."""
+    pipe = entry.model
+    vae, unet = pipe.vae.config, pipe.unet.config
+    params = sum(p.numel() for p in pipe.unet.parameters())
+    steps, guidance = pipeline_defaults(pipe)
+    lines = [
+        f"## {entry.model_id}",
+        entry.loaded.source.describe(),
+        "",
+        "| | this pipeline |",
+        "|---|---|",
+        table_row("generates", f"{vae.in_channels} channel{'s' if vae.in_channels > 1 else ''}, {vae.sample_size}×"
+                               f"{vae.sample_size} px images"),
+        table_row("classes", ", ".join(pipe.class_names) if pipe.num_classes else "none (unconditional)"),
+        table_row("trained on", f"`{entry.dataset}`" if entry.dataset else "not recorded"),
+        table_row("autoencoder", f"{type(pipe.vae).__name__}, latents {'×'.join(map(str, pipe.vae.latent_shape))}, "
+                                 f"scaling factor {vae.scaling_factor:.4g}"),
+        table_row("denoiser", f"UNet2DModel, channels {tuple(unet.block_out_channels)}, {params / 1e6:.2f} M parameters"),
+        table_row("scheduler", f"{type(pipe.scheduler).__name__}, {pipe.scheduler.config.prediction_type} prediction"),
+        table_row("defaults", f"{steps} steps, guidance scale {guidance:g}"),
+    ]
+    rows = sorted(quality_records(entry, kind="pipeline"),
+                  key=lambda r: (r.get("num_inference_steps") or 0, r.get("guidance_scale") or 0))
+    if rows:
+        lines += ["", "### Sample quality (measured by `python -m vae_hub.evaluate_samples`)", "",
+                  "| steps | guidance | Fréchet distance ↓ | class match ↑ | samples |", "|---|---|---|---|---|"]
+        for r in rows:
+            match = f"{r['class_match']:.1%}" if isinstance(r.get("class_match"), (int, float)) else "–"
+            lines.append(table_row(r.get("num_inference_steps", "?"), r.get("guidance_scale", "?"),
+                                   f"{r['frechet_distance']:.2f}", match, r.get("num_samples", "?")))
+    return "\n".join(lines + training_lines(entry) + card_lines(entry, files))
