@@ -8,7 +8,9 @@ is checked). Run ``python space/app.py``; ``GRADIO_SERVER_NAME``/``GRADIO_SERVER
 """
 
 import base64
+import contextlib
 import functools
+import inspect
 import io
 import logging
 import os
@@ -76,8 +78,10 @@ INTRO = """
 
 A **variational autoencoder** squeezes each image into a short code *z* (its *latent*) and learns to draw images
 back from codes. Sample new images from the prior, see what the model makes of your drawing, walk between codes,
-turn single dimensions, and look at the whole map of the latent space. The description next to the model box says
-what the chosen model was trained on, its image size and its latent.
+turn single dimensions, and look at the whole map of the latent space. Then the road to Stable Diffusion: a **latent
+diffusion pipeline** denoises the latents of a spatial autoencoder, class by class, and you can watch it (**Diffuse**)
+and set its samples beside the VAE's (**Compare**). The description next to the model box says what the chosen model
+is, what it was trained on and which tabs it has.
 </div>
 """
 
@@ -114,17 +118,18 @@ def _quiet(preprocess, name: str):
 def endpoint(fn, files: explore.OutputFiles):
     """Wrap an ``Explorer`` method for Gradio: images go out as finished PNG files (``OutputFiles`` says why),
     ``InputError`` messages as a ``gr.Error``; anything unexpected is logged (traceback cut short) and answered
-    with a message that holds no internals."""
+    with a message that holds no internals. A generator (a streamed endpoint) stays one: each value it yields is
+    sent as it comes, and closing it (the visitor left) closes ``fn``'s."""
 
     def as_files(value):
         if isinstance(value, PIL.Image.Image):
             return files.png(value)
-        return tuple(as_files(v) for v in value) if isinstance(value, tuple) else value
+        return type(value)(as_files(v) for v in value) if isinstance(value, (tuple, list)) else value
 
-    @functools.wraps(fn)
-    def wrapped(*args, **kwargs):
+    @contextlib.contextmanager
+    def answered():
         try:
-            return as_files(fn(*args, **kwargs))
+            yield
         except explore.InputError as err:
             raise refuse(fn.__name__, err) from err
         except gr.Error:
@@ -134,6 +139,20 @@ def endpoint(fn, files: explore.OutputFiles):
             log.error("%s failed:\n%s", fn.__name__, trace[-MAX_LOG_CHARS:])
             raise gr.Error("Something went wrong on the server (it has been logged). Please try other inputs.",
                            print_exception=False) from err
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def streamed(*args, **kwargs):
+            with answered(), contextlib.closing(fn(*args, **kwargs)) as values:
+                for value in values:
+                    yield as_files(value)
+
+        return streamed
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with answered():
+            return as_files(fn(*args, **kwargs))
 
     return wrapped
 
@@ -261,7 +280,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
 
         with gr.Tabs():
             # ---------------------------------------------------------------- Sample
-            with gr.Tab("Sample", id="sample"):
+            with gr.Tab("Sample", id="sample") as sample_tab:
                 gr.Markdown("Draw codes from the prior and decode them. *Temperature* scales the spread around "
                             "the prior's centre: low is safe and blurry, high is varied and odd. The *mixture* prior "
                             "samples where the training images' codes actually are.", elem_classes=["help"])
@@ -279,7 +298,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                         samples = pixel_image("Samples", height=560, elem_id="samples")
 
             # ---------------------------------------------------------------- Reconstruct
-            with gr.Tab("Reconstruct", id="reconstruct"):
+            with gr.Tab("Reconstruct", id="reconstruct") as reconstruct_tab:
                 gr.Markdown("Encode an image to its posterior q(z | x), decode the mean code. Draw one (any colour; "
                             "strokes become the model's foreground), upload a picture or pick an example: it is "
                             "converted to the model's size and channels, shown left.", elem_classes=["help"])
@@ -309,7 +328,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                 rec_outputs = [seen, recon, posterior, code, rec_summary]
 
             # ---------------------------------------------------------------- Interpolate
-            with gr.Tab("Interpolate", id="interpolate"):
+            with gr.Tab("Interpolate", id="interpolate") as interpolate_tab:
                 gr.Markdown("Walk in a straight line (**lerp**) or along the sphere where prior samples live (**slerp**) "
                             "between the codes of two images or two prior samples.", elem_classes=["help"])
                 with gr.Row():
@@ -334,7 +353,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                        height=300, elem_classes=["pixelated"], buttons=["download"])
 
             # ---------------------------------------------------------------- Traverse
-            with gr.Tab("Traverse", id="traverse"):
+            with gr.Tab("Traverse", id="traverse") as traverse_tab:
                 gr.Markdown("Each slider moves one latent dimension (z4 is dimension 4) away from the start code, in "
                             "prior standard deviations. Sliders are bound to the most informative dimensions (largest "
                             "KL on the model's own held-out sample, or on its prior samples when it ships none); "
@@ -359,7 +378,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                 sweep_row = pixel_image("Sweep of one dimension (−4 … +4 std, other sliders as set)", height=140)
 
             # ---------------------------------------------------------------- Latent map
-            with gr.Tab("Latent map", id="latent_map"):
+            with gr.Tab("Latent map", id="latent_map") as latent_map_tab:
                 map_desc = gr.Markdown(elem_classes=["help"])
                 with gr.Row():
                     with gr.Column(scale=5):
@@ -377,13 +396,64 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                             point_y = gr.Number(value=0.0, label="y", min_width=80, elem_id="point-y")
                         point_btn = gr.Button("Decode point")
 
+            # ---------------------------------------------------------------- Diffuse
+            with gr.Tab("Diffuse", id="diffuse") as diffuse_tab:
+                gr.Markdown("A latent diffusion pipeline starts from noise in its autoencoder's latent space and removes "
+                            "a little of it at each step, guided towards the class you choose (its *text prompt*). The "
+                            "left image shows, every few steps, what the model currently thinks the final images are "
+                            "(its x₀ prediction, decoded). *Guidance* above 1 pushes harder towards the class.",
+                            elem_classes=["help"])
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=260):
+                        label = gr.Dropdown([explore.ANY_CLASS], value=explore.ANY_CLASS, allow_custom_value=True,
+                                            label="Class", info="\"any\": each image a random class",
+                                            elem_id="diffuse-label")
+                        diffuse_n = gr.Slider(*explore.DIFFUSE_IMAGES, value=16, step=1, label="Images")
+                        diffuse_steps = gr.Slider(*explore.DIFFUSE_STEPS, value=25, step=1, label="Steps")
+                        guidance = gr.Slider(0.0, explore.MAX_GUIDANCE, value=4.0, step=0.5, label="Guidance scale")
+                        with gr.Row(equal_height=True):
+                            diffuse_seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED,
+                                                     label="Seed", scale=3)
+                            diffuse_new_seed = gr.Button("🎲 New seed", scale=2)
+                        scheduler = gr.Radio(list(explore.SCHEDULERS), value="DPM-Solver++", label="Scheduler")
+                        diffuse_btn = gr.Button("Diffuse", variant="primary", elem_id="diffuse-run")
+                    with gr.Column(scale=2):
+                        with gr.Row():
+                            preview = pixel_image("Denoising: the current guess of the final images", height=400,
+                                                  elem_id="diffuse-preview")
+                            diffused = pixel_image("Result", height=400, elem_id="diffuse-grid")
+                        diffuse_gif = gr.Image(label="The denoising as an animation (GIF, download with ⬇)",
+                                               type="filepath", interactive=False, height=300, elem_classes=["pixelated"],
+                                               buttons=["download"], elem_id="diffuse-gif")
+
+            # ---------------------------------------------------------------- Compare
+            with gr.Tab("Compare", id="compare") as compare_tab:
+                gr.Markdown("The same number of images from a vector VAE's N(0, I) prior, its mixture prior and a "
+                            "latent diffusion pipeline (random classes, its default steps and guidance). Each caption "
+                            "gives the quality measured on thousands of samples by `vae_hub.evaluate_samples`: the "
+                            "Fréchet distance to real test images in a classifier's features (lower is closer) and, for "
+                            "the pipeline, how often the classifier sees the class that was asked for.",
+                            elem_classes=["help"])
+                vectors, pipelines = ex.offered("vector"), ex.offered("pipeline")
+                with gr.Row(equal_height=True):
+                    compare_vae = gr.Dropdown(vectors, value=vectors[0] if vectors else None, allow_custom_value=True,
+                                              label="Vector VAE", elem_id="compare-vae")
+                    compare_pipe = gr.Dropdown(pipelines, value=pipelines[0] if pipelines else None,
+                                               allow_custom_value=True, label="Diffusion pipeline", elem_id="compare-pipeline")
+                    compare_n = gr.Slider(*explore.DIFFUSE_IMAGES, value=16, step=1, label="Images per column")
+                    compare_seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed")
+                    compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-run")
+                compared = gr.Gallery(label="Side by side", columns=3, object_fit="contain", height=520,
+                                      elem_classes=["pixelated"], elem_id="compare-grid")
+
             # ---------------------------------------------------------------- About
-            with gr.Tab("About", id="about"):
+            with gr.Tab("About", id="about") as about_tab:
                 about = gr.Markdown(elem_id="about")
 
         # ==================================================================== events
         run = functools.partial(endpoint, files=ex.files)
         new_seed.click(explore.new_seed, outputs=seed, queue=False, api_visibility="private")
+        diffuse_new_seed.click(explore.new_seed, outputs=diffuse_seed, queue=False, api_visibility="private")
         gr.on([sample_btn.click, seed.submit], run(ex.sample), [model, n, seed, temperature, prior], samples,
               api_name="sample", **MODEL)
 
@@ -424,13 +494,28 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         # change: a drag, and a number typed into the box (Enter or leaving it); release alone missed the typing
         grid_n.change(run(ex.manifold), [model, grid_n], manifold, api_name="manifold", trigger_mode="always_last", **MODEL)
 
+        diffuse_btn.click(run(ex.diffuse), [model, label, diffuse_n, diffuse_steps, guidance, diffuse_seed, scheduler],
+                          [preview, diffused, diffuse_gif], api_name="diffuse", **MODEL)
+        compare_btn.click(run(ex.compare), [compare_vae, compare_pipe, compare_n, compare_seed], compared,
+                          api_name="compare", **MODEL)
+
+        # The open tab (by name): a model that cannot do its job says so when it is chosen or the tab opened.
+        tab = gr.State("Sample")
+        for block in (sample_tab, reconstruct_tab, interpolate_tab, traverse_tab, latent_map_tab, diffuse_tab,
+                      compare_tab, about_tab):
+            block.select(lambda name=block.label: name, None, tab, queue=False, api_visibility="private").then(
+                run(ex.require_tab), [model, tab], None, queue=False, api_visibility="private")
+
         # A model is chosen (or the page opens): describe it, then refresh everything that depends on it.
         # (loading may download from the Hub: it waits on the network, so it stays out of the MODEL group)
         chosen = gr.on([demo.load, model.change], run(ex.status), model, status, api_visibility="private")
         chosen.failure(ex.problem, model, status, queue=False, api_visibility="private")  # not the last model's text
+        chosen.success(run(ex.require_tab), [model, tab], None, queue=False, api_visibility="private")
+        chosen.success(run(lambda m: gr.update(**ex.class_choices(m))), model, label, api_visibility="private")
         chosen.success(run(lambda m: [gr.update(**u) for u in ex.slider_updates(m)]), model, [*sliders, sweep],
                        api_visibility="private").success(
-            run(ex.traverse), trav_inputs, [traversed, sweep_row], api_visibility="private", **MODEL)
+            run(lambda m, *rest: ex.traverse(m, *rest) if ex.has_tab(m, "Traverse") else [gr.skip()] * 2),
+            trav_inputs, [traversed, sweep_row], api_visibility="private", **MODEL)
         chosen.success(run(ex.latent_map), model, [scatter, map_desc], api_name="latent_map", **MODEL).success(
             run(ex.manifold), [model, grid_n], manifold, api_visibility="private", **MODEL)
         chosen.success(run(ex.about), model, about, api_name="about")

@@ -316,16 +316,19 @@ class FakeHub:
         self.repos, self.cache, self.downloaded = repos, cache, []
 
     def model_info(self, repo_id, **kwargs):
-        files = [SimpleNamespace(rfilename=p.name, size=p.stat().st_size) for p in self.repos[repo_id].iterdir()]
+        repo = self.repos[repo_id]
+        files = [SimpleNamespace(rfilename=p.relative_to(repo).as_posix(), size=p.stat().st_size)
+                 for p in repo.rglob("*") if p.is_file()]
         return SimpleNamespace(sha="0" * 40, siblings=files)
 
     def snapshot_download(self, repo_id, revision, allow_patterns, **kwargs):
         folder = self.cache / repo_id.replace("/", "--")
-        folder.mkdir(parents=True, exist_ok=True)
         for name in allow_patterns:
             if (self.repos[repo_id] / name).is_file():
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
                 (folder / name).write_bytes((self.repos[repo_id] / name).read_bytes())
                 self.downloaded.append(name)
+        folder.mkdir(parents=True, exist_ok=True)
         return str(folder)
 
 

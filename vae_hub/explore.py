@@ -1209,11 +1209,15 @@ class Explorer:
             return pipeline_about_markdown(entry, self.files)
         return about_markdown(entry, self.files)
 
+    def has_tab(self, model_id, tab: str) -> bool:
+        """Whether the model does the job of ``tab`` (one of ``TABS``' names)."""
+        return tab in TABS[self.entry(model_id).kind]
+
     def require_tab(self, model_id, tab: str) -> None:
-        """Nothing if the model has ``tab`` (one of ``TABS``' names); else an ``InputError`` saying what it is and which
-        tabs it has: the app asks when a model is chosen and when a tab is opened."""
+        """Nothing if the model has ``tab``; else an ``InputError`` saying what it is and which tabs it has: the app
+        asks when a model is chosen and when a tab is opened."""
         entry = self.entry(model_id)
-        if tab not in TABS[entry.kind]:
+        if not self.has_tab(model_id, tab):
             instead = next(KIND_NAMES[kind] for kind in KINDS if tab in TABS[kind])
             raise entry.cannot(f"{tab} tab", instead)
 
