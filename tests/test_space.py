@@ -17,10 +17,11 @@ from gradio_client.exceptions import AppError
 
 from vae_hub import VAEModel, explore
 
+from hub_doubles import PIPELINE_CLASSES, tiny_pipeline_folder
 from space_helpers import SPACE, make_model, running_space, shipped_models
 
 API_NAMES = {"/sample", "/reconstruct", "/reconstruct_sketch", "/interpolate", "/traverse", "/latent_map",
-             "/manifold", "/decode_point", "/about"}
+             "/manifold", "/decode_point", "/about", "/diffuse", "/compare"}
 EXAMPLE = str(sorted((SPACE / "examples").glob("*.png"))[0])
 SLIDERS = [0.0] * explore.TRAVERSE_SLIDERS
 
@@ -29,7 +30,8 @@ SLIDERS = [0.0] * explore.TRAVERSE_SLIDERS
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("space_models")
     return {"tiny": str(make_model(root / "tiny", latent_dim=4)),
-            "tiny-2d": str(make_model(root / "tiny-2d", latent_dim=2, mixture=False, seed=1))}
+            "tiny-2d": str(make_model(root / "tiny-2d", latent_dim=2, mixture=False, seed=1)),
+            "ldm": str(tiny_pipeline_folder(root / "ldm", clutter=False))}
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +151,29 @@ def test_every_endpoint(client, models, images, which):
     assert "latent" in about and "Fashion-MNIST" in about
 
 
+def test_diffuse_streams_previews_then_the_grid_and_gif(client, models):
+    job = client.submit(models["ldm"], "Trouser", 4, 6, 4.0, 0, "DDIM", api_name="/diffuse")
+    preview, grid, gif = job.result(timeout=120)
+    streamed = job.outputs()
+    assert len(streamed) == 6 and all(out[1] is None and out[2] is None for out in streamed[:-1])
+    assert pixels(streamed[0][0]) != pixels(grid) and pixels(preview) == pixels(grid)
+    with PIL.Image.open(gif) as animation:
+        assert animation.n_frames == 6
+    again = client.predict(models["ldm"], "Trouser", 4, 6, 4.0, 0, "DDIM", api_name="/diffuse")
+    assert pixels(again[1]) == pixels(grid)  # seeded
+    for other in (("Trouser", 4, 6, 4.0, 0, "Euler"), ("any", 4, 6, 4.0, 0, "DDIM"), ("Trouser", 4, 6, 4.0, 1, "DDIM")):
+        assert pixels(client.predict(models["ldm"], *other, api_name="/diffuse")[1]) != pixels(grid)
+    about = client.predict(models["ldm"], api_name="/about")
+    assert ", ".join(PIPELINE_CLASSES) in about and "Sample quality" in about
+
+
+def test_compare_side_by_side(client, models):
+    columns = client.predict(models["tiny"], models["ldm"], 4, 0, api_name="/compare")
+    assert [c["caption"].split(" · ")[1] for c in columns] == ["not measured"] * 3
+    assert "N(0, I) prior" in columns[0]["caption"] and "mixture prior" in columns[1]["caption"]
+    assert len({pixels(c["image"]) for c in columns}) == 3
+
+
 def test_mixture_prior(client, models):
     standard = client.predict(models["tiny"], 4, 0, 1.0, "standard", api_name="/sample")
     assert pixels(client.predict(models["tiny"], 4, 0, 1.0, "mixture", api_name="/sample")) != pixels(standard)
@@ -186,6 +211,15 @@ BAD_INPUTS = [
     ("/sample", ("nobody/no-such-vae", 4, 0, 1.0, "standard"), "not one of this Space's models"),
     ("/about", ("{notours}",), "not a VAEModel"),
     ("/latent_map", ("",), "Choose a model"),
+    ("/diffuse", ("{ldm}", "Cardigan", 4, 5, 4.0, 0, "DDIM"), "Class must be one of any, T-shirt/top, Trouser, Sneaker"),
+    ("/diffuse", ("{ldm}", "any", 4, 0, 4.0, 0, "DDIM"), LOW),
+    ("/diffuse", ("{ldm}", "any", 4, 101, 4.0, 0, "DDIM"), HIGH),
+    ("/diffuse", ("{ldm}", "any", 4, 5, 15.5, 0, "DDIM"), HIGH),
+    ("/diffuse", ("{ldm}", "any", 37, 5, 4.0, 0, "DDIM"), HIGH),
+    ("/diffuse", ("{ldm}", "any", 4, 5, 4.0, 0, "PNDM"), CHOICE),
+    ("/diffuse", ("{m}", "any", 4, 5, 4.0, 0, "DDIM"), "is a vector VAE: .* so it has no diffusion sampling"),
+    ("/compare", ("{ldm}", "{ldm}", 4, 0), "is a latent diffusion pipeline: .* so it has no prior samples to compare"),
+    ("/sample", ("{ldm}", 4, 0, 1.0, "standard"), "is a latent diffusion pipeline: .* Try Diffuse or Compare"),
 ]
 
 
@@ -195,7 +229,7 @@ def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(client, models,
         if isinstance(value, str) and value.startswith("@"):
             return handle_file(images[value[1:]])
         if isinstance(value, str):
-            return value.replace("{m-2d}", models["tiny-2d"]).format(m=models["tiny"], notours=not_ours)
+            return value.replace("{m-2d}", models["tiny-2d"]).format(m=models["tiny"], notours=not_ours, ldm=models["ldm"])
         if isinstance(value, dict):
             return {k: resolve(v) for k, v in value.items()}
         return value
@@ -206,13 +240,15 @@ def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(client, models,
 
 
 def test_concurrent_clients_varied_requests(url, models, tmp_path):
-    """8 users at once, 5 different requests each: no errors, and each answer matches its request."""
+    """8 users at once, 5 different requests each (of 6 kinds): no errors, and each answer matches its request."""
     requests = [
         lambda c, i: c.predict(models["tiny"], 1 + i % 16, i, 1.0, "standard", api_name="/sample"),
         lambda c, i: c.predict(models["tiny-2d"], "seeds", None, None, i, i + 1, "lerp", 4, api_name="/interpolate")[0],
         lambda c, i: c.predict(models["tiny"], "origin", None, 1, (i % 8) / 2, *SLIDERS[1:], api_name="/traverse")[0],
         lambda c, i: c.predict(models["tiny-2d"], i / 40, -i / 40, api_name="/decode_point")[0],
         lambda c, i: c.predict(models["tiny"], 3 + i % 5, api_name="/manifold"),
+        lambda c, i: c.predict(models["ldm"], "any", 1 + i % 4, 3, 4.0, i, list(explore.SCHEDULERS)[i % 3],
+                               api_name="/diffuse")[1],
     ]
 
     def user(u: int) -> list[str]:
@@ -268,6 +304,6 @@ def test_deployed_layout_finds_its_files_beside_app_py(tmp_path, models):
     assert demo._queue.max_size >= 64
     # every endpoint that runs the network waits in one first-in-first-out line with two workers
     runs_model = {"sample", "reconstruct", "reconstruct_sketch", "interpolate", "traverse", "decode_point", "manifold",
-                  "latent_map"}
+                  "latent_map", "diffuse", "compare"}
     lines = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values() if fn.api_name in runs_model}
     assert lines == dict.fromkeys(runs_model, ("model", 2))
