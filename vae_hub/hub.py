@@ -43,7 +43,7 @@ from .evaluate_samples import describe_setting
 from .likelihood import is_discrete
 from .markdown import table_cell
 from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_folder
-from .models import MODEL_CLASSES, SpatialVAEModel, VAEModel, model_class
+from .models import MODEL_CLASSES, SpatialVAEModel, model_class
 from .pipelines.latent_diffusion import LOADER_MODULE as PIPELINE_LOADER, LatentDiffusionPipeline
 
 # ---------------------------------------------------------------------------------------------------- model card
