@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="vector: VAEModel (default); spatial: SpatialVAEModel, a map of latents for latent "
                             "diffusion. Fine-tuning or --model_config_name_or_path take the type from the config.")
     model.add_argument("--pretrained_model_name_or_path", type=str, default=None, help="Fine-tune this model.")
+    model.add_argument("--train_decoder_only", action="store_true",
+                       help="With --pretrained_model_name_or_path: fine-tune the decoder only, as Stable Diffusion's "
+                            "ft-MSE VAE was. The encoder, its latents, scaling_factor and mixture prior stay exactly "
+                            "as they are, so a diffusion pipeline trained on the latents keeps working.")
     model.add_argument("--model_config_name_or_path", type=str, default=None,
                        help="config.json (or its folder) of a model to train from scratch.")
     model.add_argument("--latent_dim", type=int, default=None, help="vector: the code's dimension (default 16).")
@@ -163,6 +167,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       reals=("beta", "free_bits"))
     if args.pretrained_model_name_or_path and args.model_config_name_or_path:
         p.error("--pretrained_model_name_or_path (fine-tune) and --model_config_name_or_path (from scratch) exclude each other")
+    if args.train_decoder_only and not args.pretrained_model_name_or_path:
+        p.error("--train_decoder_only fine-tunes a trained model's decoder: give --pretrained_model_name_or_path")
     if (args.beta or 0) < 0 or args.free_bits < 0:
         p.error("--beta and --free_bits must be non-negative")
     if not (math.isfinite(args.disc_weight) and math.isfinite(args.disc_learning_rate or 1.0)
@@ -255,7 +261,7 @@ def main(args: argparse.Namespace) -> None:
 
     # ---------------------------------------------------------------- optimisation
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+        [p for p in model.parameters() if p.requires_grad], lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
         weight_decay=args.adam_weight_decay, eps=args.adam_epsilon,
     )
     # Stepped by us once per optimisation step, so warm-up and length are in optimisation steps on any world size.
@@ -409,6 +415,11 @@ def resolve_model_type(args: argparse.Namespace) -> None:
         fail("--disc_weight is for --model_type spatial models (the autoencoder of latent diffusion)")
     if args.beta is None:
         args.beta = SPATIAL_BETA if spatial else 1.0
+    if args.train_decoder_only:
+        if args.prior_components is not None:
+            fail("--prior_components refits the mixture prior to new codes; with --train_decoder_only the codes do "
+                 "not change and the model keeps its prior")
+        args.prior_components = 0  # no refit: the model keeps its own prior
     if args.prior_components is None:
         args.prior_components = 0 if spatial else AUTO
 
@@ -426,6 +437,9 @@ def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAE
             if given is not None and given != model.config[field]:
                 fail(f"--{flag} {given} does not fit the pretrained model ({field}={model.config[field]}); "
                      "images are resized/converted to the model's format, so leave it out")
+        if args.train_decoder_only:  # frozen, and never updated by the EMA either: bit-identical latents
+            for name in cls.encoder_modules:
+                getattr(model, name).requires_grad_(False)
         return model.train()
     data_channels, data_size = infer_image_format(train_split, image_column)
     flags = ("latent_dim", "latent_channels", "block_out_channels", "layers_per_block", "norm_num_groups", "act_fn",
@@ -523,6 +537,7 @@ def describe_model(model: VAEModel, args: argparse.Namespace) -> str:
     cfg = model.config
     origin = (f"fine-tuning {args.pretrained_model_name_or_path}" if args.pretrained_model_name_or_path
               else f"new, from {args.model_config_name_or_path}" if args.model_config_name_or_path else "new")
+    origin += " (its decoder only: the encoder is frozen)" if args.train_decoder_only else ""
     params = sum(p.numel() for p in model.parameters())
     latent = f"{cfg.latent_dim}-D latent" if "latent_dim" in cfg else f"{cfg.latent_channels}-channel latent map"
     return (f"{origin} {type(model).__name__}: {params:,} parameters, {latent}, channels "
@@ -550,7 +565,8 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, s
 
     codes_from = train_images if isinstance(train_images, torch.Tensor) else val_images.images
     codes_from = codes_from[torch.randperm(len(codes_from), generator=torch.Generator().manual_seed(args.seed))[:MAX_PRIOR_CODES]]
-    vae.register_to_config(scaling_factor=compute_scaling_factor(vae, codes_from))
+    if not args.train_decoder_only:  # else the encoder and its latents are the pretrained model's: so is the scale
+        vae.register_to_config(scaling_factor=compute_scaling_factor(vae, codes_from))
     vae.save_pretrained(output_dir)  # first: nothing after this point can lose the trained weights
     prior = None
     if args.prior_components:
