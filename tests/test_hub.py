@@ -23,6 +23,7 @@ from diffusers import AutoencoderKL
 from huggingface_hub import ModelCard, SpaceCard
 from huggingface_hub.errors import OfflineModeIsEnabled
 
+import hub_doubles
 from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, populate_hf_cache, tiny_model_folder
 from vae_hub import LatentDiffusionPipeline, VAEModel, hub, remote_code
 
@@ -560,7 +561,8 @@ def test_pipeline_card_metadata_results_and_body(pipeline_folder, tmp_path):
     vae = tmp_path / "fashion-spatial-vae"  # the VAE's folder, with its own prior-sample numbers: the comparison
     vae.mkdir()
     (vae / "metrics.json").write_text(json.dumps({"sample_quality": {"standard_prior": {
-        "frechet_distance": 88.5, "class_match": 0.41, "num_samples": 10000, "split": "test"}}}))
+        "kind": "vae", "prior": "standard", "frechet_distance": 88.5, "class_match": 0.41, "num_samples": 10000,
+        "split": "test"}}}))
     info = json.loads((pipeline_folder / "training_info.json").read_text())
     (pipeline_folder / "training_info.json").write_text(json.dumps({**info, "vae": str(vae)}))
     card = hub.write_model_card(pipeline_folder, PIPELINE_REPO)
@@ -576,8 +578,8 @@ def test_pipeline_card_metadata_results_and_body(pipeline_folder, tmp_path):
     assert results["frechet_distance"].dataset_split == "test"
     text = str(card)
     for expected in ("| 0 | T-shirt/top |", "| 2 | Sneaker |", "![samples](samples.png)",
-                     "| this pipeline, steps 25 guidance 3 | 12.35 | 87.3% | 10,000 |",
-                     "| VAE, standard prior | 88.50 | 41.0% | 10,000 |",
+                     "| this pipeline, 25 steps, guidance 3 | 12.35 | 87.3% | 10,000 |",
+                     "| VAE, N(0, I) prior | 88.50 | 41.0% | 10,000 |",
                      "python -m vae_hub.evaluate_samples --generator out --record",
                      "accelerate launch training/train_latent_diffusion.py", "`UNet2DModel`", "4×8×8",
                      "`DPMSolverMultistepScheduler`", "pin the commit you read", "Rombach"):
@@ -595,6 +597,69 @@ def test_pipeline_card_without_records_still_builds(tmp_path):
     assert card.data.eval_results is None and card.data.base_model is None and card.data.datasets is None
     assert "No sample-quality numbers" in str(card) and "No training record" in str(card)
     assert 'from_pretrained("<your-namespace>/bare"' in str(card)
+
+
+VAE_QUALITY = {  # as `python -m vae_hub.evaluate_samples --record` writes them (the fields the card reads)
+    "standard_prior": {"kind": "vae", "prior": "standard", "num_samples": 10000, "frechet_distance": 9.1234,
+                       "classifier": "vae-hub/fashion-classifier", "dataset": "zalando-datasets/fashion_mnist",
+                       "split": "test", "command": "python -m vae_hub.evaluate_samples --generator vae --record"},
+    "reconstructions_train": {"kind": "vae reconstructions", "images_split": "train", "num_samples": 2000,
+                              "frechet_distance": 4.5, "split": "test"},
+}
+
+
+def test_model_card_shows_its_sample_quality(folder):
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "sample_quality": VAE_QUALITY}))
+    card = hub.build_card(folder, REPO)
+    text = str(card)
+    for expected in ("| this model, N(0, I) prior | 9.12 | — | 10,000 |",
+                     "| this model, reconstructions of train images | 4.50 | — | 2,000 |",
+                     "[vae-hub/fashion-classifier](https://huggingface.co/vae-hub/fashion-classifier)",
+                     "python -m vae_hub.evaluate_samples --generator vae --record"):
+        assert expected in text, expected
+    quality = [r for r in card.data.eval_results if r.metric_type == "frechet_distance"]
+    assert [r.metric_value for r in quality] == [9.123, 4.5]
+    assert "this model, N(0, I) prior, 10,000 samples" in quality[0].metric_name
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    assert "No sample-quality numbers were saved with this model" in str(hub.build_card(folder, REPO))
+
+
+def test_card_compare_puts_other_generators_in_the_table_and_a_push_keeps_them(pipeline_folder, folder, tmp_path):
+    from vae_hub import cli
+
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "sample_quality": VAE_QUALITY}))
+    assert cli.main(["card", str(pipeline_folder), "--compare", str(folder)]) == 0
+    recorded = json.loads((pipeline_folder / "metrics.json").read_text())
+    assert recorded["compared_with"] == {"tiny-vae": VAE_QUALITY}
+    assert recorded["sample_quality"] == json.loads(json.dumps(hub_doubles.PIPELINE_METRICS["sample_quality"]))
+    row = "| `tiny-vae`, N(0, I) prior | 9.12 | — | 10,000 |"
+    text = (pipeline_folder / "README.md").read_text()
+    assert row in text and text.index("| this pipeline, 25 steps, guidance 3 |") < text.index(row)
+    data = ModelCard.load(pipeline_folder / "README.md").data
+    assert all("tiny-vae" not in r.metric_name for r in data.eval_results)  # the model-index: its own numbers only
+    # the folder's VAE is not here: the compared rows come from metrics.json alone, so a push shows them too
+    hub.write_push_files(pipeline_folder, PIPELINE_REPO, tmp_path / "dry")
+    assert row in (tmp_path / "dry" / "README.md").read_text()
+
+
+def test_card_compare_refuses_numbers_that_do_not_compare(pipeline_folder, folder, tmp_path, capsys):
+    from vae_hub import cli
+
+    before = folder_digest(pipeline_folder)
+    assert cli.main(["card", str(pipeline_folder), "--compare", str(folder)]) == 1
+    assert "has no sample-quality records" in capsys.readouterr().err  # the fixture's model was never measured
+    assert cli.main(["card", str(pipeline_folder), "--compare", str(pipeline_folder)]) == 1
+    assert "is the folder whose card this is" in capsys.readouterr().err
+    metrics = json.loads((folder / "metrics.json").read_text())
+    other = {key: {**record, "classifier": "someone/else"} for key, record in VAE_QUALITY.items()}
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "sample_quality": other}))
+    assert cli.main(["card", str(pipeline_folder), "--compare", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "measured with another classifier" in err and "someone/else" in err and "do not compare" in err
+    assert cli.main(["card", str(pipeline_folder), "--compare", str(tmp_path / "missing")]) == 1
+    assert folder_digest(pipeline_folder) == before  # nothing written
 
 
 def test_deploy_space_carries_a_shipped_pipeline_and_refuses_a_half_trained_one(space_dir):

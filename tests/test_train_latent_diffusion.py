@@ -237,7 +237,7 @@ BAD_CASES = {
     "attention level": ({}, ["--attention_levels", "2"], r"--attention_levels must be in 0..1"),
     "dropout": ({}, ["--conditioning_dropout_prob", "1"], r"--conditioning_dropout_prob must be in \[0, 1\), got 1.0"),
     "snr gamma": ({}, ["--snr_gamma", "0"], r"--snr_gamma must be positive, got 0.0"),
-    "guidance": ({}, ["--guidance_scale", "-1"], r"--max_grad_norm and --guidance_scale must be non-negative"),
+    "guidance": ({}, ["--guidance_scale", "-1"], r"--guidance_scale must be non-negative, got -1.0"),
     "learning rate typo": ({}, ["--learning_rate", "1e3"], r"--learning_rate must be in \(0, 1\], got 1000.0"),
     "abbreviated token flag": ({}, ["--hub_tok", "abc"], r"unrecognized arguments: --hub_tok abc"),
     "fp16 on cpu": ({}, ["--mixed_precision", "fp16"], r"fp16 needs a GPU"),

@@ -51,7 +51,11 @@ from vae_hub.images import make_grid, uint8_to_float
 from vae_hub.training_utils import (
     LossSums,
     NoiseGenerator,
+    add_data_source_args,
+    add_optimizer_args,
+    add_output_args,
     check_output_dir,
+    check_shared_args,
     device_time,
     ema_weights,
     epoch_batch_indices,
@@ -81,10 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # allow_abbrev=False: an abbreviated --hub_tok would slip past the redaction of --hub_token
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     data = p.add_argument_group("data")
-    data.add_argument("--dataset_name", type=str, default=None, help="Hub dataset id or local folder in the Hub layout.")
-    data.add_argument("--dataset_config_name", type=str, default=None)
-    data.add_argument("--train_data_dir", type=str, default=None, help="A folder of images (datasets' imagefolder).")
-    data.add_argument("--image_column", type=str, default=None, help="Default: the first column of datasets.Image type.")
+    add_data_source_args(data)
     data.add_argument("--class_column", type=str, default=None,
                       help='Integer class labels. Default: the ClassLabel column, if any; "none": unconditional.')
     data.add_argument("--resolution", type=int, default=None, help="Image size; default: the VAE's sample_size.")
@@ -118,21 +119,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     diffusion.add_argument("--guidance_scale", type=float, default=4.0, help="For the sample grids (DiTPipeline's default, as the pipeline's).")
 
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--train_batch_size", type=int, default=128, help="Per process.")
-    opt.add_argument("--num_train_epochs", type=int, default=100)
-    opt.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_train_epochs.")
-    opt.add_argument("--learning_rate", type=float, default=1e-4)
-    opt.add_argument("--lr_scheduler", type=str, default="cosine",
-                     help='"linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"')
-    opt.add_argument("--lr_warmup_steps", type=int, default=500)
-    opt.add_argument("--adam_beta1", type=float, default=0.9)
-    opt.add_argument("--adam_beta2", type=float, default=0.999)
-    opt.add_argument("--adam_weight_decay", type=float, default=1e-2)
-    opt.add_argument("--adam_epsilon", type=float, default=1e-8)
-    opt.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    opt.add_argument("--max_grad_norm", type=float, default=1.0, help="0 disables clipping.")
-    opt.add_argument("--mixed_precision", type=str, default="no", choices=("no", "fp16", "bf16"),
-                     help="Autocast only; trainable weights stay fp32. fp16 needs a GPU.")
+    add_optimizer_args(opt, num_train_epochs=100, learning_rate=1e-4, lr_warmup_steps=500, adam_weight_decay=1e-2,
+                       max_grad_norm=1.0)
     opt.add_argument("--use_ema", action="store_true", help="Keep an EMA of the UNet (diffusers' EMAModel) and ship it.")
     opt.add_argument("--ema_max_decay", type=float, default=0.9999)
     opt.add_argument("--ema_inv_gamma", type=float, default=1.0, help="EMA warm-up: decay = 1 − (1 + step/inv_gamma)^−power.")
@@ -140,56 +128,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opt.add_argument("--seed", type=int, default=0)
 
     state = p.add_argument_group("outputs and state")
-    state.add_argument("--output_dir", type=str, required=True)
-    state.add_argument("--overwrite_output_dir", action="store_true")
-    state.add_argument("--checkpointing_steps", type=int, default=500)
-    state.add_argument("--checkpoints_total_limit", type=int, default=None)
-    state.add_argument("--resume_from_checkpoint", type=str, default=None,
-                       help='A checkpoint folder, or "latest": the newest in --output_dir (none yet: a new run).')
-    state.add_argument("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
-    state.add_argument("--logging_steps", type=int, default=10)
-    state.add_argument("--validation_epochs", type=int, default=5, help="Save a sample grid (a row per class) every N epochs.")
+    add_output_args(state, validation_epochs=5, validation_help="Save a sample grid (a row per class) every N epochs.")
     state.add_argument("--num_validation_images", type=int, default=8, help="Images per class in the sample grids (a row per class, the first 20).")
-    state.add_argument("--push_to_hub", action="store_true")
-    state.add_argument("--hub_model_id", type=str, default=None)
-    state.add_argument("--hub_private_repo", action="store_true")
-    state.add_argument("--hub_token", type=str, default=None)
 
     args = p.parse_args(argv)
-    if bool(args.dataset_name) == bool(args.train_data_dir):
-        p.error("give exactly one of --dataset_name and --train_data_dir")
-    for name in ("train_batch_size", "num_train_epochs", "gradient_accumulation_steps", "checkpointing_steps",
-                 "logging_steps", "validation_epochs", "num_validation_images", "layers_per_block", "attention_head_dim",
-                 "norm_num_groups", "ddpm_num_steps", "num_inference_steps", "encode_batch_size"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    for name in ("max_train_steps", "max_train_samples", "resolution", "checkpoints_total_limit"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    check_shared_args(p, args, counts=("num_validation_images", "layers_per_block", "attention_head_dim",
+                                       "norm_num_groups", "ddpm_num_steps", "num_inference_steps", "encode_batch_size"),
+                      reals=("conditioning_dropout_prob", "guidance_scale", "ema_max_decay", "ema_inv_gamma",
+                             "ema_power", "snr_gamma"))
     if min(args.block_out_channels) < 1:
         p.error(f"--block_out_channels must be positive, got {args.block_out_channels}")
-    reals = ("learning_rate", "adam_beta1", "adam_beta2", "adam_weight_decay", "adam_epsilon", "max_grad_norm",
-             "conditioning_dropout_prob", "guidance_scale", "ema_max_decay", "ema_inv_gamma", "ema_power")
-    if not all(math.isfinite(getattr(args, name)) for name in reals) or not math.isfinite(args.snr_gamma or 0.0):
-        p.error("--" + ", --".join(reals) + " and --snr_gamma must be finite numbers")
-    if not 0 < args.learning_rate <= 1:  # above 1 is a typo (1e3 for 1e-3), not a step size for AdamW
-        p.error(f"--learning_rate must be in (0, 1], got {args.learning_rate}")
-    if not (0 <= args.adam_beta1 < 1 and 0 <= args.adam_beta2 < 1 and args.adam_epsilon > 0 and args.adam_weight_decay >= 0):
-        p.error("--adam_beta1 and --adam_beta2 must be in [0, 1), --adam_epsilon positive, --adam_weight_decay non-negative")
     if not 0 <= args.conditioning_dropout_prob < 1:
         p.error(f"--conditioning_dropout_prob must be in [0, 1), got {args.conditioning_dropout_prob}")
     if args.snr_gamma is not None and args.snr_gamma <= 0:
         p.error(f"--snr_gamma must be positive, got {args.snr_gamma}")
-    if args.max_grad_norm < 0 or args.guidance_scale < 0:
-        p.error("--max_grad_norm and --guidance_scale must be non-negative")
+    if args.guidance_scale < 0:
+        p.error(f"--guidance_scale must be non-negative, got {args.guidance_scale}")
     if not (0 < args.ema_max_decay < 1 and args.ema_inv_gamma > 0 and args.ema_power > 0):
         p.error("--ema_max_decay must be in (0, 1), --ema_inv_gamma and --ema_power positive")
     levels = len(args.block_out_channels)
     if any(not 0 <= level < levels for level in args.attention_levels):
         p.error(f"--attention_levels must be in 0..{levels - 1} (one level per --block_out_channels), "
                 f"got {args.attention_levels}")
-    if args.push_to_hub and not args.hub_model_id:
-        p.error("--push_to_hub needs --hub_model_id")
     return args
 
 

@@ -54,7 +54,11 @@ from vae_hub.losses import kl_weight, negative_elbo
 from vae_hub.training_utils import (
     LossSums,
     NoiseGenerator,
+    add_data_source_args,
+    add_optimizer_args,
+    add_output_args,
     check_output_dir,
+    check_shared_args,
     device_time,
     ema_weights,
     epoch_batch_indices,
@@ -89,10 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = p.add_argument_group("data")
-    data.add_argument("--dataset_name", type=str, default=None, help="Hub dataset id or local folder in the Hub layout.")
-    data.add_argument("--dataset_config_name", type=str, default=None)
-    data.add_argument("--train_data_dir", type=str, default=None, help="A folder of images (datasets' imagefolder).")
-    data.add_argument("--image_column", type=str, default=None, help="Default: the first column of datasets.Image type.")
+    add_data_source_args(data)
     data.add_argument("--resolution", type=int, default=None, help="Image size; default: the model's or the data's.")
     data.add_argument("--num_channels", type=int, default=None, choices=(1, 3), help="Default: the model's or the data's.")
     data.add_argument("--max_train_samples", type=int, default=None)
@@ -108,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="vector: VAEModel (default); spatial: SpatialVAEModel, a map of latents for latent "
                             "diffusion. Fine-tuning or --model_config_name_or_path take the type from the config.")
     model.add_argument("--pretrained_model_name_or_path", type=str, default=None, help="Fine-tune this model.")
+    model.add_argument("--train_decoder_only", action="store_true",
+                       help="With --pretrained_model_name_or_path: fine-tune the decoder only, as Stable Diffusion's "
+                            "ft-MSE VAE was. The encoder, its latents, scaling_factor and mixture prior stay exactly "
+                            "as they are, so a diffusion pipeline trained on the latents keeps working.")
     model.add_argument("--model_config_name_or_path", type=str, default=None,
                        help="config.json (or its folder) of a model to train from scratch.")
     model.add_argument("--latent_dim", type=int, default=None, help="vector: the code's dimension (default 16).")
@@ -124,21 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "codes (vae_hub.prior).")
 
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--train_batch_size", type=int, default=128, help="Per process.")
-    opt.add_argument("--num_train_epochs", type=int, default=10)
-    opt.add_argument("--max_train_steps", type=int, default=None, help="Overrides --num_train_epochs.")
-    opt.add_argument("--learning_rate", type=float, default=1e-3)
-    opt.add_argument("--lr_scheduler", type=str, default="cosine",
-                     help='"linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"')
-    opt.add_argument("--lr_warmup_steps", type=int, default=200)
-    opt.add_argument("--adam_beta1", type=float, default=0.9)
-    opt.add_argument("--adam_beta2", type=float, default=0.999)
-    opt.add_argument("--adam_weight_decay", type=float, default=0.0)
-    opt.add_argument("--adam_epsilon", type=float, default=1e-8)
-    opt.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    opt.add_argument("--max_grad_norm", type=float, default=100.0, help="0 disables clipping.")
-    opt.add_argument("--mixed_precision", type=str, default="no", choices=("no", "fp16", "bf16"),
-                     help="Autocast only; trainable weights stay fp32. fp16 needs a GPU.")
+    add_optimizer_args(opt, num_train_epochs=10, learning_rate=1e-3, lr_warmup_steps=200, adam_weight_decay=0.0,
+                       max_grad_norm=100.0)
     opt.add_argument("--beta", type=float, default=None,
                      help=f"KL weight (1: the ELBO, the vector default; spatial default {SPATIAL_BETA}, sharp "
                           "reconstructions with a smooth latent map).")
@@ -156,24 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--seed", type=int, default=0)
 
     state = p.add_argument_group("outputs and state")
-    state.add_argument("--output_dir", type=str, required=True)
-    state.add_argument("--overwrite_output_dir", action="store_true")
-    state.add_argument("--checkpointing_steps", type=int, default=500)
-    state.add_argument("--checkpoints_total_limit", type=int, default=None)
-    state.add_argument("--resume_from_checkpoint", type=str, default=None,
-                       help='A checkpoint folder, or "latest": the newest in --output_dir (none yet: a new run).')
-    state.add_argument("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
-    state.add_argument("--logging_steps", type=int, default=10)
-    state.add_argument("--validation_epochs", type=int, default=1, help="Sample and reconstruction grids every N epochs.")
+    add_output_args(state, validation_epochs=1, validation_help="Sample and reconstruction grids every N epochs.")
     state.add_argument("--eval_iw_samples", type=int, default=10,
                        help="Importance samples of the end-of-training evaluation (python -m vae_hub.evaluate uses 1000).")
     state.add_argument("--eval_max_samples", type=int, default=None)
     state.add_argument("--eval_batch_size", type=int, default=512,
                        help="Latents per decoder call in that evaluation (raise it on a GPU: 16384 decodes 16 images x 1000).")
-    state.add_argument("--push_to_hub", action="store_true")
-    state.add_argument("--hub_model_id", type=str, default=None)
-    state.add_argument("--hub_private_repo", action="store_true")
-    state.add_argument("--hub_token", type=str, default=None)
     for action in p._actions:  # the formatter shows defaults only of flags with a help text
         action.help = action.help or "(default: %(default)s)"
     return p
@@ -182,35 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
-    if bool(args.dataset_name) == bool(args.train_data_dir):
-        p.error("give exactly one of --dataset_name and --train_data_dir")
+    check_shared_args(p, args, counts=("eval_iw_samples", "eval_batch_size"),
+                      optional_counts=("eval_max_samples", "latent_dim", "latent_channels", "layers_per_block"),
+                      reals=("beta", "free_bits"))
     if args.pretrained_model_name_or_path and args.model_config_name_or_path:
         p.error("--pretrained_model_name_or_path (fine-tune) and --model_config_name_or_path (from scratch) exclude each other")
-    for name in ("train_batch_size", "num_train_epochs", "gradient_accumulation_steps", "checkpointing_steps",
-                 "logging_steps", "validation_epochs", "eval_iw_samples", "eval_batch_size"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    for name in ("max_train_steps", "max_train_samples", "resolution", "checkpoints_total_limit", "eval_max_samples",
-                 "latent_dim", "latent_channels", "layers_per_block"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    reals = ("learning_rate", "beta", "free_bits", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_weight_decay",
-             "adam_epsilon")
-    if not all(getattr(args, name) is None or math.isfinite(getattr(args, name)) for name in reals):
-        p.error("--" + ", --".join(reals) + " must be finite numbers")
-    if not 0 < args.learning_rate <= 1:  # above 1 is a typo (1e3 for 1e-3), not a step size for AdamW
-        p.error(f"--learning_rate must be in (0, 1], got {args.learning_rate}")
-    if not (0 <= args.adam_beta1 < 1 and 0 <= args.adam_beta2 < 1 and args.adam_epsilon > 0 and args.adam_weight_decay >= 0):
-        p.error("--adam_beta1 and --adam_beta2 must be in [0, 1), --adam_epsilon positive, --adam_weight_decay non-negative")
-    if (args.beta or 0) < 0 or args.free_bits < 0 or args.max_grad_norm < 0:
-        p.error("--beta, --free_bits and --max_grad_norm must be non-negative")
+    if args.train_decoder_only and not args.pretrained_model_name_or_path:
+        p.error("--train_decoder_only fine-tunes a trained model's decoder: give --pretrained_model_name_or_path")
+    if (args.beta or 0) < 0 or args.free_bits < 0:
+        p.error("--beta and --free_bits must be non-negative")
     if not (math.isfinite(args.disc_weight) and math.isfinite(args.disc_learning_rate or 1.0)
             and 0 < (args.disc_learning_rate or 1.0) <= 1):
         p.error("--disc_weight must be a finite number and --disc_learning_rate in (0, 1]")
     if args.disc_weight < 0 or args.disc_start < 0 or args.disc_channels < 1 or args.disc_layers < 1:
         p.error("--disc_weight and --disc_start must be non-negative, --disc_channels and --disc_layers at least 1")
-    if args.push_to_hub and not args.hub_model_id:
-        p.error("--push_to_hub needs --hub_model_id")
     return args
 
 
@@ -296,7 +261,7 @@ def main(args: argparse.Namespace) -> None:
 
     # ---------------------------------------------------------------- optimisation
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+        [p for p in model.parameters() if p.requires_grad], lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
         weight_decay=args.adam_weight_decay, eps=args.adam_epsilon,
     )
     # Stepped by us once per optimisation step, so warm-up and length are in optimisation steps on any world size.
@@ -450,6 +415,11 @@ def resolve_model_type(args: argparse.Namespace) -> None:
         fail("--disc_weight is for --model_type spatial models (the autoencoder of latent diffusion)")
     if args.beta is None:
         args.beta = SPATIAL_BETA if spatial else 1.0
+    if args.train_decoder_only:
+        if args.prior_components is not None:
+            fail("--prior_components refits the mixture prior to new codes; with --train_decoder_only the codes do "
+                 "not change and the model keeps its prior")
+        args.prior_components = 0  # no refit: the model keeps its own prior
     if args.prior_components is None:
         args.prior_components = 0 if spatial else AUTO
 
@@ -467,6 +437,9 @@ def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAE
             if given is not None and given != model.config[field]:
                 fail(f"--{flag} {given} does not fit the pretrained model ({field}={model.config[field]}); "
                      "images are resized/converted to the model's format, so leave it out")
+        if args.train_decoder_only:  # frozen, and never updated by the EMA either: bit-identical latents
+            for name in cls.encoder_modules:
+                getattr(model, name).requires_grad_(False)
         return model.train()
     data_channels, data_size = infer_image_format(train_split, image_column)
     flags = ("latent_dim", "latent_channels", "block_out_channels", "layers_per_block", "norm_num_groups", "act_fn",
@@ -564,6 +537,7 @@ def describe_model(model: VAEModel, args: argparse.Namespace) -> str:
     cfg = model.config
     origin = (f"fine-tuning {args.pretrained_model_name_or_path}" if args.pretrained_model_name_or_path
               else f"new, from {args.model_config_name_or_path}" if args.model_config_name_or_path else "new")
+    origin += " (its decoder only: the encoder is frozen)" if args.train_decoder_only else ""
     params = sum(p.numel() for p in model.parameters())
     latent = f"{cfg.latent_dim}-D latent" if "latent_dim" in cfg else f"{cfg.latent_channels}-channel latent map"
     return (f"{origin} {type(model).__name__}: {params:,} parameters, {latent}, channels "
@@ -591,7 +565,8 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, s
 
     codes_from = train_images if isinstance(train_images, torch.Tensor) else val_images.images
     codes_from = codes_from[torch.randperm(len(codes_from), generator=torch.Generator().manual_seed(args.seed))[:MAX_PRIOR_CODES]]
-    vae.register_to_config(scaling_factor=compute_scaling_factor(vae, codes_from))
+    if not args.train_decoder_only:  # else the encoder and its latents are the pretrained model's: so is the scale
+        vae.register_to_config(scaling_factor=compute_scaling_factor(vae, codes_from))
     vae.save_pretrained(output_dir)  # first: nothing after this point can lose the trained weights
     prior = None
     if args.prior_components:

@@ -2,7 +2,7 @@
 
     vae-hub push OUTPUT_DIR --repo-id ORG/NAME [--private] [--revision BRANCH] [--dry-run OUT_DIR]
     vae-hub deploy-space --space-id ORG/NAME [--model-id ORG/MODEL] [--private]
-    vae-hub card OUTPUT_DIR [--repo-id ORG/NAME] [--dataset-id ORG/DATASET]
+    vae-hub card OUTPUT_DIR [--repo-id ORG/NAME] [--dataset-id ORG/DATASET] [--compare FOLDER ...]
     vae-hub prior OUTPUT_DIR --dataset-name DATASET [--components auto] [--max-codes 20000] [--seed 0]
 
 The token comes from ``--token``, else ``HF_TOKEN``, else the login cache (``hf auth login``); it is never
@@ -83,9 +83,14 @@ def add_card(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo-id", default=None, help="The Hub id the card's snippets load (default: a placeholder).")
     parser.add_argument("--dataset-id", default=None,
                         help="Hub id of the training data, when training read a local copy of it.")
+    parser.add_argument("--compare", nargs="+", default=None, metavar="FOLDER",
+                        help="Other generators (saved model or pipeline folders) whose sample-quality records join "
+                             "the card's table; kept in metrics.json (compared_with), so a push shows them too.")
 
 
 def run_card(args: argparse.Namespace) -> None:
+    if args.compare:
+        hub.record_comparison(args.output_dir, args.compare)
     hub.write_model_card(args.output_dir, args.repo_id, dataset_id=args.dataset_id)
     print(f"Wrote {args.output_dir.rstrip('/')}/{hub.CARD_NAME}")
 

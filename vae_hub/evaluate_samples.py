@@ -356,6 +356,20 @@ def record_key(setting: dict) -> str:
     return "_".join(parts) or "default"
 
 
+def describe_setting(setting: dict) -> str:
+    """A recorded setting in words, for tables: "N(0, I) prior", "reconstructions of train images", "25 steps,
+    guidance 4"."""
+    if setting.get("kind") == "vae":
+        return "N(0, I) prior" if setting.get("prior") == "standard" else f"{setting.get('prior')} prior"
+    if setting.get("kind") == "vae reconstructions":
+        return f"reconstructions of {setting.get('images_split')} images"
+    if setting.get("kind") == "real images":
+        return "real images"
+    parts = [f"{setting['num_inference_steps']:g} steps"] if "num_inference_steps" in setting else []
+    parts += [f"guidance {setting['guidance_scale']:g}"] if "guidance_scale" in setting else []
+    return ", ".join(parts) or "default settings"
+
+
 def read_metrics(folder: str) -> dict:
     """The generator folder's metrics.json as a dict ({} when it has none); ValueError if it is not a JSON object."""
     path = os.path.join(folder, METRICS_FILE)

@@ -39,10 +39,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from . import remote_code
+from .evaluate_samples import describe_setting
 from .likelihood import is_discrete
 from .markdown import table_cell
 from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_folder
-from .models import MODEL_CLASSES, SpatialVAEModel, VAEModel, model_class
+from .models import MODEL_CLASSES, SpatialVAEModel, model_class
 from .pipelines.latent_diffusion import LOADER_MODULE as PIPELINE_LOADER, LatentDiffusionPipeline
 
 # ---------------------------------------------------------------------------------------------------- model card
@@ -77,6 +78,24 @@ REMOTE_CODE_NOTE = """**What `trust_remote_code=True` means.** The repo holds Py
 generated from vae-hub's own source when the repo was pushed), and loading it this way runs that code on your machine
 with your permissions. Read it first, and pin the commit you read with `revision="<commit sha>"`: loading `main`
 runs whatever a later commit puts there."""
+
+QUALITY_SECTION = """## Sample quality
+{% if quality_rows %}
+| Generator | Fréchet distance ↓ | Class match ↑ | Samples |
+|---|---|---|---|
+{% for row in quality_rows %}| {{ cell(row.label) }} | {{ row.fd }} | {{ row.match }} | {{ row.n }} |
+{% endfor %}
+Fréchet distance between generated and held-out real images in the feature space of the classifier
+{{ classifier_md }}; class match: the share of samples that classifier assigns to the class they were generated for.
+Lower and higher are better; numbers are comparable only with the same classifier, data and sample count.
+{% for command in quality_commands %}
+```bash
+{{ command }}
+```
+{% endfor %}{% else %}
+No sample-quality numbers were saved with this {{ kind }}; measure them with
+`python -m vae_hub.evaluate_samples --generator <this folder> --record`.
+{% endif %}"""
 
 TRAINING_SECTION = """## Training
 {% if training_rows %}
@@ -139,6 +158,7 @@ Measured with:
 No evaluation was saved with this model (`metrics.json`); compute one with
 `python -m vae_hub.evaluate --model {{ model_ref }} --dataset_name <dataset> --split test`.
 {% endif %}
+""" + QUALITY_SECTION + """
 ## Model
 
 | | |
@@ -288,6 +308,7 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
     base_model = info.get("base_model")
     name = repo_id.split("/")[-1] if repo_id else folder.resolve().name
     rows = _metric_rows(metrics)
+    quality = _sample_quality("model", metrics)
     eval_results = [
         EvalResult(
             task_type=PIPELINE_TAG, task_name="Image density estimation", dataset_type=dataset_label,
@@ -295,7 +316,15 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
             metric_name=row["name"], metric_value=row["value"],
         )
         for row in rows
-    ] if rows and dataset_label else None
+    ] + [
+        EvalResult(
+            task_type=PIPELINE_TAG, task_name="Sample quality", dataset_type=dataset_label, dataset_name=dataset_label,
+            dataset_split=row["split"], metric_type="frechet_distance",
+            metric_name=f"Fréchet distance, classifier features ({row['label']}, {row['n']} samples)",
+            metric_value=row["fd_value"],
+        )
+        for row in quality["quality_rows"] if row["own"] and row["fd_value"] is not None
+    ] if (rows or quality["quality_rows"]) and dataset_label else None
     card_data = ModelCardData(
         library_name=LIBRARY_NAME, license=LICENSE, tags=list(CARD_TAGS), pipeline_tag=PIPELINE_TAG,
         datasets=[dataset_id] if dataset_id else None, base_model=_hub_id(base_model),
@@ -333,6 +362,7 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         cell=table_cell,  # every table cell goes through it: a "|" in a value would split the row
         code_files=f"`{remote_code.MODEL_CODE_FILE}`",
         kind="model",
+        **quality,
     )
 
 
@@ -520,23 +550,7 @@ Salimans 2022) trades variety for fidelity to the class.
 |---|---|
 {% for name in classes %}| {{ loop.index0 }} | {{ cell(name) }} |
 {% endfor %}{% endif %}
-## Sample quality
-{% if quality_rows %}
-| Generator | Fréchet distance ↓ | Class match ↑ | Samples |
-|---|---|---|---|
-{% for row in quality_rows %}| {{ cell(row.label) }} | {{ row.fd }} | {{ row.match }} | {{ row.n }} |
-{% endfor %}
-Fréchet distance between generated and held-out real images in the feature space of the classifier
-{{ classifier_md }}; class match: the share of samples that classifier assigns to the class they were generated for.
-Lower and higher are better; numbers are comparable only with the same classifier, data and sample count.
-{% for command in quality_commands %}
-```bash
-{{ command }}
-```
-{% endfor %}{% else %}
-No sample-quality numbers were saved with this pipeline; measure them with
-`python -m vae_hub.evaluate_samples --generator <this folder> --record`.
-{% endif %}
+""" + QUALITY_SECTION + """
 ## Usage
 
 ### With vae-hub
@@ -629,18 +643,15 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
     data_ref = info.get("dataset_name")
     dataset_id = dataset_id or info.get("dataset_id") or _hub_id(data_ref)
     name = repo_id.split("/")[-1] if repo_id else folder.resolve().name
-    records = dict((metrics.get("sample_quality") or {}).items())
-    if vae_ref and Path(vae_ref).is_dir():  # the VAE's prior samples, measured the same way: the comparison
-        vae_quality = _read_json(Path(vae_ref) / METRICS_NAME).get("sample_quality") or {}
-        records.update({f"vae:{key}": record for key, record in vae_quality.items()})
-    rows = _quality_rows(records)
+    quality = _sample_quality("pipeline", metrics, vae_ref)  # with the VAE's own numbers, when its folder is here
+    rows = quality["quality_rows"]
     recorded_data = rows[0]["dataset"] if rows else None  # a Hub id, or a local copy: named, not linked
     quality_data = dataset_id or _hub_id(recorded_data) or (Path(recorded_data).name if recorded_data else None)
     eval_results = [
         EvalResult(task_type=PIPELINE_PIPELINE_TAG, task_name="Class-conditional image generation",
                    dataset_type=quality_data, dataset_name=quality_data, dataset_split=row["split"],
                    metric_type=kind, metric_name=f"{label} ({row['label']}, {row['n']} samples)", metric_value=value)
-        for row in rows if not row["key"].startswith("vae:")
+        for row in rows if row["own"]
         for kind, label, value in (("frechet_distance", "Fréchet distance, classifier features", row["fd_value"]),
                                    ("class_match", "Class match", row["match_value"]))
         if value is not None
@@ -653,7 +664,6 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
     latent = (unet_config.get("in_channels"), unet_config.get("sample_size"), unet_config.get("sample_size"))
     vae_class = index["vae"][1]
     unet_params = info.get("unet_parameters")
-    classifier = next((r["classifier"] for r in records.values() if r.get("classifier")), None)
     return ModelCard.from_template(
         card_data,
         template_str=PIPELINE_CARD_TEMPLATE,
@@ -672,9 +682,7 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
         label_example=json.dumps(classes[0], ensure_ascii=False) if classes else "None",
         label_comment=f"a class name or label, or a list of them ({json.dumps(classes[0], ensure_ascii=False)} is "
         "label 0)" if classes else "an unconditional pipeline: class_labels=None",
-        quality_rows=rows,
-        classifier_md=_reference(classifier, "https://huggingface.co/") or "recorded with each number",
-        quality_commands=[r["command"] for r in records.values() if r.get("command")],
+        **quality,
         architecture=[
             ("Pipeline", f"`vae_hub.{PIPELINE_CLASS}` (a diffusers `DiffusionPipeline`)"),
             ("VAE", f"`{'.'.join(index['vae'])}`, frozen; latents × scaling factor "
@@ -694,21 +702,65 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
     )
 
 
-def _quality_rows(records: dict[str, dict]) -> list[dict]:
-    """One table row per recorded generator setting, the pipeline's first, then the VAE's (``vae:`` keys)."""
-    rows = []
-    for key, record in records.items():
-        setting = key.removeprefix("vae:").replace("_", " ")
-        fd, match = record.get("frechet_distance"), record.get("class_match")
-        rows.append({
-            "key": key, "label": f"VAE, {setting}" if key.startswith("vae:") else f"this pipeline, {setting}",
-            "fd_value": round(float(fd), 3) if fd is not None else None,
-            "match_value": round(float(match), 4) if match is not None else None,
-            "fd": f"{fd:.2f}" if fd is not None else "—", "match": f"{match:.1%}" if match is not None else "—",
-            "n": _count(record.get("num_samples")) or "—", "split": record.get("split"),
-            "dataset": record.get("dataset"),
-        })
-    return sorted(rows, key=lambda row: row["key"].startswith("vae:"))
+def _sample_quality(kind: str, metrics: dict, vae_folder: str | None = None) -> dict:
+    """The card's sample-quality table: rows, the classifier and the commands, from ``metrics.json``.
+
+    Rows come in groups: this model's or pipeline's own records (``sample_quality``, written by
+    ``python -m vae_hub.evaluate_samples --record``; the only ones in the model-index), then, for a pipeline, its
+    VAE's records when ``vae_folder`` is at hand, then the generators ``vae-hub card --compare`` copied into
+    ``compared_with`` (``{name: records}``), so that the card compares them with the same measure.
+    """
+    groups = [(f"this {kind}", True, metrics.get("sample_quality") or {})]
+    if vae_folder and Path(vae_folder).is_dir():
+        groups.append(("VAE", False, _read_json(Path(vae_folder) / METRICS_NAME).get("sample_quality") or {}))
+    groups += [(f"`{name}`", False, records) for name, records in (metrics.get("compared_with") or {}).items()]
+    rows, records = [], []
+    for who, own, group in groups:
+        for record in group.values():
+            fd, match = record.get("frechet_distance"), record.get("class_match")
+            rows.append({
+                "own": own, "label": f"{who}, {describe_setting(record)}",
+                "fd_value": round(float(fd), 3) if fd is not None else None,
+                "match_value": round(float(match), 4) if match is not None else None,
+                "fd": f"{fd:.2f}" if fd is not None else "—", "match": f"{match:.1%}" if match is not None else "—",
+                "n": _count(record.get("num_samples")) or "—", "split": record.get("split"),
+                "dataset": record.get("dataset"),
+            })
+            records.append(record)
+    classifier = next((r["classifier"] for r in records if r.get("classifier")), None)
+    return {"quality_rows": rows,
+            "classifier_md": _reference(classifier, "https://huggingface.co/") or "recorded with each number",
+            "quality_commands": list(dict.fromkeys(r["command"] for r in records if r.get("command")))}
+
+
+def record_comparison(folder, others: list) -> dict:
+    """Copy the sample-quality records of other generators (saved model or pipeline folders) into ``folder``'s
+    ``metrics.json`` as ``compared_with`` ({folder name: records}, replacing an earlier set): its card then
+    compares them in one table, wherever the card is rebuilt (a push rebuilds it from the folder's own files).
+
+    Raises ``ValueError`` for a folder without records, ``folder`` itself among ``others``, or records measured
+    with another classifier, dataset or split than ``folder``'s own (their numbers do not compare).
+    """
+    folder = Path(folder)
+    metrics = _read_json(folder / METRICS_NAME)
+    own = list((metrics.get("sample_quality") or {}).values())
+    compared = {}
+    for other in map(Path, others):
+        records = _read_json(other / METRICS_NAME).get("sample_quality") if other.is_dir() else None
+        if other.resolve() == folder.resolve():
+            raise ValueError(f"{other} is the folder whose card this is: compare it with other generators")
+        if not records:
+            raise ValueError(f"{other} has no sample-quality records (metrics.json: sample_quality); measure them "
+                             f"first with `python -m vae_hub.evaluate_samples --generator {other} --record`")
+        for field in ("classifier", "dataset", "split"):
+            mine = {r.get(field) for r in own} | {r.get(field) for r in records.values()}
+            if len(mine - {None}) > 1:
+                raise ValueError(f"{other}'s sample quality was measured with another {field} than {folder}'s "
+                                 f"({', '.join(sorted(map(str, mine - {None})))}): the numbers do not compare")
+        compared[other.resolve().name] = records
+    metrics["compared_with"] = compared
+    (folder / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return compared
 
 
 # ---------------------------------------------------------------------------------------------------- push

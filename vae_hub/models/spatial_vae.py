@@ -68,6 +68,8 @@ class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMi
     """
 
     _supports_gradient_checkpointing = True
+    # the submodules of the encoder (image → posterior); the rest is the decoder
+    encoder_modules = ("conv_in", "down_blocks", "encoder_out")
 
     @register_to_config
     def __init__(

@@ -94,6 +94,8 @@ class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
     """
 
     _supports_gradient_checkpointing = True
+    # the submodules of the encoder (image → posterior); the rest is the decoder
+    encoder_modules = ("conv_in", "down_blocks", "to_moments")
 
     @register_to_config
     def __init__(
