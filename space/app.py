@@ -278,9 +278,9 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
             with gr.Column(scale=2, min_width=320):  # on a phone: below the box, not squeezed into a narrow column
                 status = gr.Markdown(elem_classes=["help"], elem_id="model-status")
 
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             # ---------------------------------------------------------------- Sample
-            with gr.Tab("Sample", id="sample") as sample_tab:
+            with gr.Tab("Sample", id="sample"):
                 gr.Markdown("Draw codes from the prior and decode them. *Temperature* scales the spread around "
                             "the prior's centre: low is safe and blurry, high is varied and odd. The *mixture* prior "
                             "samples where the training images' codes actually are.", elem_classes=["help"])
@@ -298,7 +298,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                         samples = pixel_image("Samples", height=560, elem_id="samples")
 
             # ---------------------------------------------------------------- Reconstruct
-            with gr.Tab("Reconstruct", id="reconstruct") as reconstruct_tab:
+            with gr.Tab("Reconstruct", id="reconstruct"):
                 gr.Markdown("Encode an image to its posterior q(z | x), decode the mean code. Draw one (any colour; "
                             "strokes become the model's foreground), upload a picture or pick an example: it is "
                             "converted to the model's size and channels, shown left.", elem_classes=["help"])
@@ -328,7 +328,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                 rec_outputs = [seen, recon, posterior, code, rec_summary]
 
             # ---------------------------------------------------------------- Interpolate
-            with gr.Tab("Interpolate", id="interpolate") as interpolate_tab:
+            with gr.Tab("Interpolate", id="interpolate"):
                 gr.Markdown("Walk in a straight line (**lerp**) or along the sphere where prior samples live (**slerp**) "
                             "between the codes of two images or two prior samples.", elem_classes=["help"])
                 with gr.Row():
@@ -353,7 +353,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                        height=300, elem_classes=["pixelated"], buttons=["download"])
 
             # ---------------------------------------------------------------- Traverse
-            with gr.Tab("Traverse", id="traverse") as traverse_tab:
+            with gr.Tab("Traverse", id="traverse"):
                 gr.Markdown("Each slider moves one latent dimension (z4 is dimension 4) away from the start code, in "
                             "prior standard deviations. Sliders are bound to the most informative dimensions (largest "
                             "KL on the model's own held-out sample, or on its prior samples when it ships none); "
@@ -378,7 +378,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                 sweep_row = pixel_image("Sweep of one dimension (−4 … +4 std, other sliders as set)", height=140)
 
             # ---------------------------------------------------------------- Latent map
-            with gr.Tab("Latent map", id="latent_map") as latent_map_tab:
+            with gr.Tab("Latent map", id="latent_map"):
                 map_desc = gr.Markdown(elem_classes=["help"])
                 with gr.Row():
                     with gr.Column(scale=5):
@@ -397,7 +397,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                         point_btn = gr.Button("Decode point")
 
             # ---------------------------------------------------------------- Diffuse
-            with gr.Tab("Diffuse", id="diffuse") as diffuse_tab:
+            with gr.Tab("Diffuse", id="diffuse"):
                 gr.Markdown("A latent diffusion pipeline starts from noise in its autoencoder's latent space and removes "
                             "a little of it at each step, guided towards the class you choose (its *text prompt*). The "
                             "left image shows, every few steps, what the model currently thinks the final images are "
@@ -427,7 +427,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                                buttons=["download"], elem_id="diffuse-gif")
 
             # ---------------------------------------------------------------- Compare
-            with gr.Tab("Compare", id="compare") as compare_tab:
+            with gr.Tab("Compare", id="compare"):
                 gr.Markdown("The same number of images from a vector VAE's N(0, I) prior, its mixture prior and a "
                             "latent diffusion pipeline (random classes, its default steps and guidance). Each caption "
                             "gives the quality measured on thousands of samples by `vae_hub.evaluate_samples`: the "
@@ -447,7 +447,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                       elem_classes=["pixelated"], elem_id="compare-grid")
 
             # ---------------------------------------------------------------- About
-            with gr.Tab("About", id="about") as about_tab:
+            with gr.Tab("About", id="about"):
                 about = gr.Markdown(elem_id="about")
 
         # ==================================================================== events
@@ -500,17 +500,18 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                           api_name="compare", **MODEL)
 
         # The open tab (by name): a model that cannot do its job says so when it is chosen or the tab opened.
+        def opened(evt: gr.SelectData) -> str:
+            return evt.value  # the tab's label
+
         tab = gr.State("Sample")
-        for block in (sample_tab, reconstruct_tab, interpolate_tab, traverse_tab, latent_map_tab, diffuse_tab,
-                      compare_tab, about_tab):
-            block.select(lambda name=block.label: name, None, tab, queue=False, api_visibility="private").then(
-                run(ex.require_tab), [model, tab], None, queue=False, api_visibility="private")
+        tabs.select(opened, None, tab, queue=False, api_visibility="private").then(
+            run(ex.require_tab), [model, tab], None, api_visibility="private")
 
         # A model is chosen (or the page opens): describe it, then refresh everything that depends on it.
         # (loading may download from the Hub: it waits on the network, so it stays out of the MODEL group)
         chosen = gr.on([demo.load, model.change], run(ex.status), model, status, api_visibility="private")
         chosen.failure(ex.problem, model, status, queue=False, api_visibility="private")  # not the last model's text
-        chosen.success(run(ex.require_tab), [model, tab], None, queue=False, api_visibility="private")
+        chosen.success(run(ex.require_tab), [model, tab], None, api_visibility="private")
         chosen.success(run(lambda m: gr.update(**ex.class_choices(m))), model, label, api_visibility="private")
         chosen.success(run(lambda m: [gr.update(**u) for u in ex.slider_updates(m)]), model, [*sliders, sweep],
                        api_visibility="private").success(

@@ -1102,14 +1102,13 @@ class Explorer:
         """Settings for this model of the ``TRAVERSE_SLIDERS`` sliders (label, visibility, value 0), then of
         the sweep selector: one choice per visible slider, named as its slider (``z4``), valued by its rank."""
         entry = self.entry(model_id)
-        if entry.kind != "vector":  # nothing to traverse: every slider hidden (the tab says why when used)
-            return [{"visible": False, "value": 0.0}] * TRAVERSE_SLIDERS + [{"choices": [], "value": None,
-                                                                             "interactive": False}]
+        if entry.kind != "vector":  # nothing to traverse: every slider and the sweep hidden (the tab says why when
+            return [{"visible": False}] * (TRAVERSE_SLIDERS + 1)  # used); values kept: a change would run /traverse
         dims = entry.slider_dims
         shown = [{"label": f"z{d}  ·  KL {kl:.2f} nats", "visible": True, "value": 0.0} for d, kl in dims]
         hidden = [{"visible": False, "value": 0.0}] * (TRAVERSE_SLIDERS - len(dims))
         sweep = [(f"z{d}", rank + 1) for rank, (d, _) in enumerate(dims)]
-        return shown + hidden + [{"choices": sweep, "value": 1, "interactive": len(dims) > 1}]
+        return shown + hidden + [{"choices": sweep, "value": 1, "interactive": len(dims) > 1, "visible": True}]
 
     def traverse(self, model_id, start="origin", image=None, sweep=1, *offsets) -> tuple:
         """/traverse → (decoded image, sweep row). Offsets move the sliders' dimensions from the start code
