@@ -3,6 +3,7 @@ every scheduler, "any" class, a GIF of the path, bad input, a visitor who leaves
 models' own records, and which model kind has which tab. Tiny pipelines (``hub_doubles.tiny_pipeline_folder``);
 the Space over HTTP is in test_space.py."""
 
+import importlib.util
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from vae_hub import explore, space_models
 from vae_hub.explore import Explorer, InputError
 
 from hub_doubles import PIPELINE_CLASSES, populate_hf_cache, tiny_pipeline_folder
-from space_helpers import make_model
+from space_helpers import SPACE, make_model
 from test_hostile import FakeHub
 
 VAE_RECORDS = {"standard_prior": {"kind": "vae", "prior": "standard", "num_samples": 10000, "frechet_distance": 8.6187},
@@ -276,3 +277,33 @@ def test_a_pipelines_about_shows_its_parts_records_and_card_without_paths(ex, fo
     assert "### Training" in about and "### Model card" in about and "# A tiny pipeline" in about
     assert "![samples](/gradio_api/file=" in about  # the card's figure, copied among the served files
     assert str(folders["ldm-measured"].parent) not in about
+
+
+# ==================================================================================== the app's streamed endpoint
+def test_a_streamed_endpoint_sends_files_as_they_come_and_closes_the_stream_when_the_visitor_leaves(tmp_path):
+    import gradio as gr
+
+    spec = importlib.util.spec_from_file_location("space_app", SPACE / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    closed = []
+
+    def stream(model_id, refuse=False):
+        try:
+            if refuse:
+                raise InputError("Steps must be a whole number from 1 to 100, got 0.")
+            yield PIL.Image.new("L", (4, 4)), None
+            yield PIL.Image.new("L", (4, 4), 255), [(PIL.Image.new("L", (4, 4), 9), "a caption")]
+        finally:
+            closed.append(model_id)
+
+    served = app.endpoint(stream, explore.OutputFiles(tmp_path))
+    first, second = list(served("a"))
+    assert first[0].endswith(".png") and first[1] is None
+    assert second[1][0][0].endswith(".png") and second[1][0][1] == "a caption"
+    values = served("b")
+    next(values)
+    values.close()  # Gradio closes the stream of a visitor who left
+    assert closed == ["a", "b"]
+    with pytest.raises(gr.Error, match="Steps must be a whole number"):
+        next(served("c", refuse=True))
