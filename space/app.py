@@ -513,6 +513,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         chosen.failure(ex.problem, model, status, queue=False, api_visibility="private")  # not the last model's text
         chosen.success(run(ex.require_tab), [model, tab], None, api_visibility="private")
         chosen.success(run(lambda m: gr.update(**ex.class_choices(m))), model, label, api_visibility="private")
+        chosen.success(run(lambda m: [m if ex.kind(m) == kind else gr.skip() for kind in ("vector", "pipeline")]), model,
+                       [compare_vae, compare_pipe], api_visibility="private")  # Compare takes the chosen model
         chosen.success(run(lambda m: [gr.update(**u) for u in ex.slider_updates(m)]), model, [*sliders, sweep],
                        api_visibility="private").success(
             run(lambda m, *rest: ex.traverse(m, *rest) if ex.has_tab(m, "Traverse") else [gr.skip()] * 2),

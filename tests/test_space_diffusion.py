@@ -208,7 +208,7 @@ def test_a_visitor_who_leaves_stops_the_sampling(ex):
     (("ldm", "any", 4, 5, 4.0, -1, "DDIM"), "Seed must be a whole number"),
     (("ldm", "any", 4, 5, 4.0, 0, "PNDM"), "Scheduler must be one of DDIM, DPM-Solver\\+\\+, Euler; got 'PNDM'"),
     (("vae", "any", 4, 5, 4.0, 0, "DDIM"), "vae is a vector VAE: it has a code and a prior, not a denoiser, so it has no "
-                                           "diffusion sampling. Try Sample, .* or Latent map, or choose a diffusion pipeline"),
+                                           "diffusion sampling. Try Sample, .*, Latent map or Compare, or choose a diffusion pipeline"),
 ])
 def test_bad_diffuse_input_is_one_clear_error(ex, args, message):
     with pytest.raises(InputError, match=message):
@@ -264,9 +264,12 @@ def test_a_pipeline_has_diffuse_compare_and_about_and_says_so_elsewhere(ex):
     assert ex.class_choices("vae") == {"choices": ["any"], "value": "any", "interactive": False}
     for tab in ("Diffuse", "Compare", "About"):
         ex.require_tab("ldm", tab)
-        assert ex.has_tab("ldm", tab) and not ex.has_tab("vae", tab) or tab == "About"
+        assert ex.has_tab("ldm", tab)
+    assert [tab for tab in ("Diffuse", "Compare", "About") if ex.has_tab("vae", tab)] == ["Compare", "About"]
+    assert ex.kind("ldm") == "pipeline" and ex.kind("vae") == "vector"
     with pytest.raises(InputError, match="vae is a vector VAE: .* no Diffuse tab. .* or choose a latent diffusion pipeline"):
         ex.require_tab("vae", "Diffuse")
+    ex.require_tab("vae", "Draw")  # a tab the check does not know: nothing to say
 
 
 def test_a_pipelines_about_shows_its_parts_records_and_card_without_paths(ex, folders):

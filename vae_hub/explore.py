@@ -30,6 +30,7 @@ import tempfile
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -512,7 +513,7 @@ def private_copy(pipe: LatentDiffusionPipeline, scheduler: str | None) -> Latent
 
 
 def denoise(pipe: LatentDiffusionPipeline, labels: list[int] | None, n: int, steps: int, guidance: float, seed: int,
-            scheduler: str | None, previews: int = PREVIEWS):
+            scheduler: str | None, previews: int = PREVIEWS) -> Iterator[tuple[int, torch.Tensor]]:
     """Sample with the pipeline's own ``__call__`` on a ``private_copy``, watching it: yields (step, images) with the
     decoded x0 prediction (B, C, H, W) in [-1, 1] after every ``steps / previews`` steps, then (steps, the final
     images). ``labels``: one class id per image (``class_labels``), or None for ``n`` unconditional images.
@@ -579,7 +580,8 @@ def quality_caption(what: str, record: dict | None) -> str:
     numbers = f"Fréchet distance {record['frechet_distance']:.2f}"
     if isinstance(record.get("class_match"), (int, float)):
         numbers += f", class match {record['class_match']:.1%}"
-    return f"{what} · {numbers} ({record.get('num_samples', '?'):,} samples)"
+    count = record.get("num_samples")
+    return f"{what} · {numbers}" + (f" ({count:,} samples)" if isinstance(count, int) else "")
 
 
 # ------------------------------------------------------------------------------------------------ traversal
@@ -802,7 +804,7 @@ def _read_json(path: Path) -> dict:
 KINDS = ("vector", "pipeline", "spatial")
 KIND_NAMES = {"vector": "a vector VAE", "pipeline": "a latent diffusion pipeline",
               "spatial": "a spatial autoencoder (the first stage of latent diffusion)"}
-TABS = {"vector": ("Sample", "Reconstruct", "Interpolate", "Traverse", "Latent map", "About"),
+TABS = {"vector": ("Sample", "Reconstruct", "Interpolate", "Traverse", "Latent map", "Compare", "About"),
         "pipeline": ("Diffuse", "Compare", "About"), "spatial": ("Reconstruct", "About")}
 
 
@@ -1208,17 +1210,21 @@ class Explorer:
             return pipeline_about_markdown(entry, self.files)
         return about_markdown(entry, self.files)
 
+    def kind(self, model_id) -> str:
+        """The kind of the model (``KINDS``), loading it."""
+        return self.entry(model_id).kind
+
     def has_tab(self, model_id, tab: str) -> bool:
         """Whether the model does the job of ``tab`` (one of ``TABS``' names)."""
-        return tab in TABS[self.entry(model_id).kind]
+        return tab in TABS[self.kind(model_id)]
 
     def require_tab(self, model_id, tab: str) -> None:
         """Nothing if the model has ``tab``; else an ``InputError`` saying what it is and which tabs it has: the app
         asks when a model is chosen and when a tab is opened."""
         entry = self.entry(model_id)
-        if not self.has_tab(model_id, tab):
-            instead = next(KIND_NAMES[kind] for kind in KINDS if tab in TABS[kind])
-            raise entry.cannot(f"{tab} tab", instead)
+        kinds = [kind for kind in KINDS if tab in TABS[kind]]  # none for a tab this check does not know
+        if kinds and entry.kind not in kinds:
+            raise entry.cannot(f"{tab} tab", KIND_NAMES[kinds[0]])
 
     def offered(self, kind: str) -> list[str]:
         """The offered models of ``kind`` (``KINDS``) that are folders on this machine (known without loading)."""
@@ -1231,7 +1237,8 @@ class Explorer:
         names = entry.model.class_names if entry.kind == "pipeline" else []
         return {"choices": [ANY_CLASS, *names], "value": ANY_CLASS, "interactive": bool(names)}
 
-    def diffuse(self, model_id, label=ANY_CLASS, num_images=16, steps=25, guidance=4.0, seed=0, scheduler="DPM-Solver++"):
+    def diffuse(self, model_id, label=ANY_CLASS, num_images=16, steps=25, guidance=4.0, seed=0,
+                scheduler="DPM-Solver++") -> Iterator[tuple[PIL.Image.Image, PIL.Image.Image | None, str | None]]:
         """/diffuse, streamed: yields (preview, None, None) with the decoded x0 prediction every few steps, then
         (final grid, final grid, path of the GIF of the denoising). Same inputs, same images."""
         pipe = self.entry(model_id).require_pipeline("diffusion sampling")
