@@ -430,9 +430,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
             with gr.Tab("Compare", id="compare"):
                 gr.Markdown("The same number of images from a vector VAE's N(0, I) prior, its mixture prior and a "
                             "latent diffusion pipeline (random classes, its default steps and guidance). Each caption "
-                            "gives the quality measured on thousands of samples by `vae_hub.evaluate_samples`: the "
-                            "Fréchet distance to real test images in a classifier's features (lower is closer) and, for "
-                            "the pipeline, how often the classifier sees the class that was asked for.",
+                            "gives the quality measured on thousands of samples (the table below says how).",
                             elem_classes=["help"])
                 vectors, pipelines = ex.offered("vector"), ex.offered("pipeline")
                 with gr.Row(equal_height=True):
@@ -445,6 +443,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                     compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-run")
                 compared = gr.Gallery(label="Side by side", columns=3, object_fit="contain", height=520,
                                       elem_classes=["pixelated"], elem_id="compare-grid")
+                compared_numbers = gr.Markdown(elem_id="compare-numbers")
 
             # ---------------------------------------------------------------- About
             with gr.Tab("About", id="about"):
@@ -496,8 +495,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
 
         diffuse_btn.click(run(ex.diffuse), [model, label, diffuse_n, diffuse_steps, guidance, diffuse_seed, scheduler],
                           [preview, diffused, diffuse_gif], api_name="diffuse", **MODEL)
-        compare_btn.click(run(ex.compare), [compare_vae, compare_pipe, compare_n, compare_seed], compared,
-                          api_name="compare", **MODEL)
+        compare_btn.click(run(ex.compare), [compare_vae, compare_pipe, compare_n, compare_seed],
+                          [compared, compared_numbers], api_name="compare", **MODEL)
 
         # The open tab (by name): a model that cannot do its job says so when it is chosen or the tab opened.
         def opened(evt: gr.SelectData) -> str:

@@ -574,14 +574,30 @@ def quality_record(entry: "ModelEntry", **setting) -> dict | None:
 
 
 def quality_caption(what: str, record: dict | None) -> str:
-    """``what`` and its measured numbers: Fréchet distance (lower is better) and, for a pipeline, class match."""
+    """A short caption (a gallery cuts long ones): ``what`` and its measured Fréchet distance (FD, lower is better)
+    and, for a pipeline, class match."""
     if record is None:
         return f"{what} · not measured"
-    numbers = f"Fréchet distance {record['frechet_distance']:.2f}"
-    if isinstance(record.get("class_match"), (int, float)):
-        numbers += f", class match {record['class_match']:.1%}"
-    count = record.get("num_samples")
-    return f"{what} · {numbers}" + (f" ({count:,} samples)" if isinstance(count, int) else "")
+    match = record.get("class_match")
+    return f"{what} · FD {record['frechet_distance']:.2f}" + (f" · class match {match:.1%}" if isinstance(match, float) else "")
+
+
+COMPARE_NOTE = ("Measured by `python -m vae_hub.evaluate_samples --record` and read from each model's `metrics.json`: the "
+                "Fréchet distance (FD) between the features a classifier sees in the samples and in real test images "
+                "(lower is closer), and how often that classifier sees the class that was asked for (class match). "
+                "\"not measured\": the model has no record for these settings.")
+
+
+def quality_table(rows: list[tuple[str, str, str, dict | None]]) -> str:
+    """Markdown: one row per (column, model id, settings, record or None), the full numbers behind the captions."""
+    lines = ["| | model | settings | FD ↓ | class match ↑ | samples |", "|---|---|---|---|---|---|"]
+    for what, model_id, settings, record in rows:
+        record = record or {}
+        fd, match, count = (record.get(k) for k in ("frechet_distance", "class_match", "num_samples"))
+        lines.append(table_row(what, model_id, settings, f"{fd:.2f}" if fd is not None else "not measured",
+                               f"{match:.1%}" if isinstance(match, float) else "–",
+                               f"{count:,}" if isinstance(count, int) else "–"))
+    return "\n".join(lines + ["", COMPARE_NOTE])
 
 
 # ------------------------------------------------------------------------------------------------ traversal
@@ -1257,25 +1273,29 @@ class Explorer:
         gif = self.files.animation(frames, [200] * (len(frames) - 1) + [1500])  # the result stays a while
         yield grid, grid, gif
 
-    def compare(self, vae_id, pipeline_id, num_images=16, seed=0) -> list[tuple[PIL.Image.Image, str]]:
-        """/compare → [(grid, caption)]: ``num_images`` samples of the vector VAE's N(0, I) prior, of its mixture prior
-        (if it has one) and of the pipeline (random classes, its default steps and guidance, its own scheduler), each
-        captioned with its sample quality as measured by ``evaluate_samples`` (read from the models' metrics)."""
+    def compare(self, vae_id, pipeline_id, num_images=16, seed=0) -> tuple[list[tuple[PIL.Image.Image, str]], str]:
+        """/compare → ([(grid, caption)], markdown table): ``num_images`` samples of the vector VAE's N(0, I) prior, of
+        its mixture prior (if it has one) and of the pipeline (random classes, its default steps and guidance, its own
+        scheduler), each captioned with its sample quality as measured by ``evaluate_samples`` (read from the models'
+        metrics, not computed here); the table gives the models, settings and sample counts behind the numbers."""
         vae_entry, pipe_entry = self.entry(vae_id), self.entry(pipeline_id)
         vae = vae_entry.require_vector("prior samples to compare")
         pipe = pipe_entry.require_pipeline("diffusion samples to compare")
         n = check_int(num_images, "Number of images", *DIFFUSE_IMAGES)
         seed = check_int(seed, "Seed", 0, MAX_SEED)
-        columns = []
+        columns, rows = [], []
         for prior, name in (("standard", "N(0, I) prior"), ("mixture", "mixture prior")):
             if prior == "standard" or vae.config.prior_components:
-                columns.append((sample_images(vae, n, seed, prior=prior),
-                                quality_caption(f"{vae_id}, {name}", quality_record(vae_entry, kind="vae", prior=prior))))
+                record = quality_record(vae_entry, kind="vae", prior=prior)
+                columns.append((sample_images(vae, n, seed, prior=prior), quality_caption(name, record)))
+                rows.append((name, vae_entry.model_id, "temperature 1", record))
         steps, guidance = pipeline_defaults(pipe)  # with its own scheduler: as evaluate_samples measures it
         *_, (_, images) = denoise(pipe, class_labels(pipe, ANY_CLASS, n, seed), n, steps, guidance, seed, None, previews=0)
         record = quality_record(pipe_entry, kind="pipeline", num_inference_steps=steps, guidance_scale=guidance)
-        columns.append((show(images), quality_caption(f"{pipeline_id}, {steps} steps, guidance {guidance:g}", record)))
-        return columns
+        columns.append((show(images), quality_caption("diffusion", record)))
+        rows.append(("diffusion", pipe_entry.model_id, f"{steps} steps, guidance {guidance:g}, "
+                                                        f"{type(pipe.scheduler).__name__}, random classes", record))
+        return columns, quality_table(rows)
 
 
 # ------------------------------------------------------------------------------------------------ about
