@@ -51,7 +51,7 @@ from .markdown import table_row
 from .models import PRIORS, SpatialVAEModel, VAEModel
 from .pipelines import LatentDiffusionPipeline
 from .space_models import (
-    MAX_MODEL_BYTES, InputError, Loaded, ModelLoader, checked_model_id, clip, cut, hide_paths, hub_ids_allowed)
+    MAX_MODEL_BYTES, InputError, Loaded, ModelLoader, checked_model_id, clip, hide_paths, hub_ids_allowed)
 
 # ------------------------------------------------------------------------------------------------ limits
 MAX_SAMPLES = 64
