@@ -28,6 +28,7 @@ import PIL.Image  # noqa: E402
 
 from vae_hub import explore  # noqa: E402
 from vae_hub.explore import Explorer  # noqa: E402
+from vae_hub.space_models import cut  # noqa: E402
 
 log = logging.getLogger("vae_hub.space")
 EXAMPLES_LABEL = "Examples: Fashion-MNIST test images (converted to the model's format)"
@@ -89,7 +90,7 @@ is, what it was trained on and which tabs it has.
 def refuse(where: str, err: Exception) -> gr.Error:
     """A user's mistake: one log line (no traceback, the input cut short), the message as a ``gr.Error``."""
     # a long run without spaces is a quoted value (Gradio quotes a radio value whole): cut it, keep the words
-    message = explore.cut(re.sub(r"\S{81,}", lambda m: m.group(0)[:80] + "…", str(err)), MAX_MESSAGE_CHARS)
+    message = cut(re.sub(r"\S{81,}", lambda m: m.group(0)[:80] + "…", str(err)), MAX_MESSAGE_CHARS)
     log.info("refused %s: %s", where, message)
     return gr.Error(message, print_exception=False)
 
