@@ -1,20 +1,28 @@
 """The Space in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright.
 
 The Space serves a tiny RGB 48×48 model "of coloured shapes" first (so every text and view must come from that
-model, not from Fashion-MNIST) and a grey 28×28 one. Opens the page, clicks Sample and waits for the image, draws
-on the sketchpad without looking for its brush and waits for the reconstruction, checks what a person reads (the
-About tables, the sweep choices, rounded clicks, the description on a phone-sized screen), saving screenshots
-under pytest's tmp dir. Playwright's own browser download is not used:
+model, not from Fashion-MNIST), a grey 28×28 one and a tiny latent diffusion pipeline. Opens the page, clicks Sample
+and waits for the image, draws on the sketchpad without looking for its brush and waits for the reconstruction,
+checks what a person reads (the About tables, the sweep choices, rounded clicks, the description on a phone-sized
+screen, a tab the chosen model cannot do), watches /diffuse stream its previews before the grid and offer its GIF,
+and /compare caption its three columns, saving screenshots under pytest's tmp dir. Playwright's own browser download is not used:
 it drives the system Chromium (``executable_path``). Where Chromium or Playwright is missing the test skips
 and says why, unless ``VAE_HUB_REQUIRE_BROWSER=1`` (set by CI), which makes that a failure.
 """
 
 import importlib.util
+import io
+import json
 import os
 import shutil
 
+import PIL.Image
 import pytest
+import torch
 
+from vae_hub import explore
+
+from hub_doubles import tiny_pipeline_folder
 from space_helpers import make_coloured_model, make_model, running_space
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -44,13 +52,25 @@ def browser_space(tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     root = tmp_path_factory.mktemp("browser")
-    models = [make_coloured_model(root / "shapes"), make_model(root / "tiny", latent_dim=4)]
+    models = [make_coloured_model(root / "shapes"), make_model(root / "tiny", latent_dim=4),
+              tiny_pipeline_folder(root / "ldm", clutter=False)]
+    record_quality(models[1], {"standard_prior": {"kind": "vae", "prior": "standard", "frechet_distance": 8.62},
+                               "mixture_prior": {"kind": "vae", "prior": "mixture", "frechet_distance": 5.54}})
+    record_quality(models[2], {"steps_25_guidance_4": {"kind": "pipeline", "num_inference_steps": 25,
+                                                       "guidance_scale": 4.0, "frechet_distance": 1.45, "class_match": 0.918}})
     with running_space([str(m) for m in models], root / "space.log") as space, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
         try:
             yield space.url, browser
         finally:
             browser.close()
+
+
+def record_quality(folder, records: dict) -> None:
+    """Add sample-quality records (as ``evaluate_samples --record`` writes them) to a model's metrics.json."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["sample_quality"] = {**metrics.get("sample_quality", {}), **records}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
 
 
 def open_page(browser_space, width: int = 1400, height: int = 1000):
@@ -196,6 +216,87 @@ def test_about_tables_keep_their_columns(page):
     assert rows and all(len(r) == 2 for r in rows)
     cells = dict(rows)
     assert cells["reconstruction −log p(x | z)"] == "100 nats" and cells["KL(q(z | x) ‖ p(z))"] == "23.46 nats"
+
+
+def choose(page, box: str, value_end: str) -> None:
+    """Open the dropdown labelled ``box`` and pick the option whose value ends with ``value_end``."""
+    page.get_by_label(box, exact=True).click()
+    page.locator(f"[role='option'][aria-label$='{value_end}']").first.click()
+
+
+def toasts(page) -> list[str]:
+    return page.locator("[data-testid='toast-body']").all_inner_texts()
+
+
+def close_toasts(page) -> None:
+    for close in page.locator("[data-testid='toast-close']").all():
+        close.click()
+
+
+def test_a_tab_the_chosen_model_cannot_do_says_so(page, shots):
+    page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('48×48')")
+    close_toasts(page)
+    page.get_by_role("tab", name="Diffuse").click()
+    page.locator("[data-testid='toast-body']", has_text="no Diffuse tab").first.wait_for()
+    (toast,) = toasts(page)
+    assert "shapes is a vector VAE: it has a code and a prior, not a denoiser, so it has no Diffuse tab" in toast
+    assert "or choose a latent diffusion pipeline" in toast
+    page.screenshot(path=str(shots / "refused_tab.png"), full_page=True)
+    close_toasts(page)
+
+
+# Every change of the preview's and the result's image, in order: [[preview src, result src], …]
+WATCH_DIFFUSE_JS = """() => {
+  window.diffuseSeen = [];
+  const look = () => {
+    const now = ['#diffuse-preview', '#diffuse-grid'].map(s => document.querySelector(s + ' img')?.src ?? null);
+    const last = window.diffuseSeen[window.diffuseSeen.length - 1];
+    if (!last || last[0] !== now[0] || last[1] !== now[1]) window.diffuseSeen.push(now);
+  };
+  look();
+  new MutationObserver(look).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+}"""
+
+
+def test_diffuse_streams_previews_before_the_grid_and_offers_the_gif(page, shots):
+    page.get_by_role("tab", name="Diffuse").click()
+    choose(page, "Model", "/ldm")
+    page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('latent diffusion pipeline')")
+    choose(page, "Class", "Sneaker")  # the pipeline's class names, filled in when it was chosen
+    assert page.get_by_label("Class", exact=True).input_value() == "Sneaker"
+    close_toasts(page)
+    page.evaluate(WATCH_DIFFUSE_JS)
+    page.click("#diffuse-run")
+    page.wait_for_function("() => { const i = document.querySelector('#diffuse-grid img'); return i && i.complete && i.naturalWidth > 0; }")
+    seen = page.evaluate("window.diffuseSeen")
+    assert seen[0] == [None, None]  # nothing shown before the run
+    before_grid = [preview for preview, grid in seen if preview and grid is None]
+    assert before_grid, f"no preview was shown before the final grid: {seen}"
+    assert seen[-1][1] is not None
+    width = explore.show(torch.zeros(16, 1, 12, 12)).width  # 16 images of 12 px, enlarged
+    assert page.eval_on_selector("#diffuse-grid img", "i => i.naturalWidth") == width
+    link = page.locator("#diffuse-gif a[download]")
+    link.wait_for()
+    assert link.get_attribute("download").endswith(".gif")
+    gif = page.request.get(link.get_attribute("href"))
+    with PIL.Image.open(io.BytesIO(gif.body())) as animation:  # every preview, then the result
+        assert animation.format == "GIF" and animation.n_frames == 9  # 25 steps: after 3, 6, …, 24, and the end
+    assert not toasts(page)
+    page.screenshot(path=str(shots / "diffuse.png"), full_page=True)
+
+
+def test_compare_shows_three_captioned_columns(page, shots):
+    page.get_by_role("tab", name="Compare").click()
+    assert page.get_by_label("Diffusion pipeline", exact=True).input_value().endswith("/ldm")  # the model chosen above
+    choose(page, "Vector VAE", "/tiny")  # it has a mixture prior: three columns
+    page.click("#compare-run")
+    page.wait_for_function("() => document.querySelectorAll('#compare-grid .caption-label').length === 3")
+    captions = page.locator("#compare-grid .caption-label").all_inner_texts()
+    assert captions == ["N(0, I) prior · FD 8.62", "mixture prior · FD 5.54", "diffusion · FD 1.45 · class match 91.8%"]
+    page.wait_for_function("() => [...document.querySelectorAll('#compare-grid img')].every(i => i.complete && i.naturalWidth > 0)")
+    rows = page.eval_on_selector_all("#compare-numbers table tr", "rs => rs.map(r => r.children[0].innerText)")
+    assert rows[1:] == ["N(0, I) prior", "mixture prior", "diffusion"]
+    page.screenshot(path=str(shots / "compare.png"), full_page=True)
 
 
 def test_the_model_description_is_readable_on_a_phone(browser_space, shots):
