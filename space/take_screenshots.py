@@ -1,9 +1,11 @@
 """Save one screenshot per tab of the Space under ``space/screenshots/`` (headless Chromium via Playwright).
 
     python space/take_screenshots.py                  # the shipped models (space/models/*)
-    python space/take_screenshots.py /path/to/model   # any VAEModel folders, comma-separated
+    python space/take_screenshots.py /path/to/model   # any VAEModel folders, comma-separated, offered first
 
-Needs Debian's ``chromium`` and the ``playwright`` package (its own browser download is not used).
+The vector VAE's tabs show the first model offered; Diffuse and Compare show the shipped pipeline
+``fashion-mnist-ldm`` (Compare beside the first vector VAE). Needs Debian's ``chromium`` and the ``playwright``
+package (its own browser download is not used).
 """
 
 import shutil
@@ -19,6 +21,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from space_helpers import running_space, shipped_models  # noqa: E402
 
+PIPELINE = "fashion-mnist-ldm"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -81,7 +84,24 @@ def main(models: list[str]) -> None:
         shot("5-latent-map")
 
         page.get_by_role("tab", name="About").click()
-        shot("6-about")
+        shot("8-about")
+
+        page.get_by_label("Model", exact=True).click()
+        page.locator(f"[role='option'][aria-label='{PIPELINE}']").click()
+        page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('latent diffusion')")
+        page.get_by_role("tab", name="Diffuse").click()
+        page.get_by_label("Class", exact=True).click()
+        page.locator("[role='option'][aria-label='Sneaker']").click()
+        page.click("#diffuse-run")
+        wait_for_image(page, "#diffuse-grid")
+        wait_for_image(page, "#diffuse-gif")
+        shot("6-diffuse")
+
+        page.get_by_role("tab", name="Compare").click()
+        page.click("#compare-run")  # the pipeline chosen above, beside the first vector VAE
+        page.wait_for_function("() => { const i = [...document.querySelectorAll('#compare-grid img')]; "
+                               "return i.length === 3 && i.every(i => i.complete && i.naturalWidth > 0); }")
+        shot("7-compare")
         context.close()
 
 
