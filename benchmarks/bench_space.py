@@ -44,12 +44,20 @@ SLIDERS = [0.0] * explore.TRAVERSE_SLIDERS
 
 def timed(fn, repeats: int) -> list[float]:
     """Milliseconds of ``fn(i)`` for i in 1 … repeats, after one untimed warm-up call ``fn(0)``."""
-    fn(0)
-    times = []
+    return timed_together([fn], repeats)[0]
+
+
+def timed_together(fns: list, repeats: int) -> list[list[float]]:
+    """``timed`` for each of ``fns``, their calls interleaved (round i calls each ``fn(i)`` in turn), so that a
+    change in the load of these shared cores during the run weighs on all of them alike and their ratios hold."""
+    for fn in fns:
+        fn(0)
+    times = [[] for _ in fns]
     for i in range(1, repeats + 1):
-        start = time.perf_counter()
-        fn(i)
-        times.append((time.perf_counter() - start) * 1000)
+        for fn, own in zip(fns, times):
+            start = time.perf_counter()
+            fn(i)
+            own.append((time.perf_counter() - start) * 1000)
     return times
 
 
@@ -120,7 +128,8 @@ def in_process_diffusion(pipeline: str, repeats: int) -> dict:
         (f"one VAE decode of {DIFFUSE_IMAGES} latents (each preview is one)", decode, None),
     ]
     previews = sum(grid is None for _, grid, _ in streamed(0))
-    return {"cases": [(name, timed(fn, repeats), target) for name, fn, target in cases], "previews": previews,
+    times = timed_together([fn for _, fn, _ in cases], repeats)
+    return {"cases": [(name, ms, target) for (name, _, target), ms in zip(cases, times)], "previews": previews,
             "steps": steps, "guidance": guidance}
 
 
@@ -218,7 +227,10 @@ def over_http(model: str, pipeline: str, diffusion: tuple[int, float], users: in
                 for _ in range(diffuse_per_user):
                     run("diffuse", lambda c: diffuse(c, rng), clients[u])
 
+            server = space.cpu_seconds()
             list(pool.map(diffusing, range(users)))
+            count = len(results["diffuse"]) + results["errors"]["diffuse"]
+            results["cpu_ms"]["diffuse_server"] = (space.cpu_seconds() - server) * 1000 / count
         for client in clients:
             client.close()
     return results
@@ -378,9 +390,9 @@ def table(model: str, pipeline: str, local: list, diffusion: dict, http: dict, u
             for name, times in http["endpoints"].items() if times) + "."]
     if http["previews"]:
         lines += ["", f"Each /diffuse answer streamed {min(http['previews'])}–{max(http['previews'])} previews before its "
-                      f"final grid and GIF. {users} users at once wait in the Space's single line of 2 workers: a "
-                      "request's latency is mostly the requests ahead of it (about one in-process request per "
-                      "worker each)."]
+                      f"final grid and GIF, and took {http['cpu_ms']['diffuse_server']:.0f} ms of the server's CPU time "
+                      f"(both cores, PNG files and Gradio included). {users} users at once wait in the Space's single "
+                      "line of 2 workers: a request's latency is mostly the requests ahead of it."]
     if "cpu_ms" in http:
         lines += ["", f"CPU per mixed request: server {http['cpu_ms']['server']:.0f} ms, the {users} gradio_client users "
                       f"{http['cpu_ms']['clients']:.0f} ms. Clients and server share the same {os.cpu_count()} cores here, "
