@@ -128,6 +128,22 @@ def test_card_shows_the_evaluation_command_when_metrics_record_one(folder):
     assert f"Measured with:\n\n```bash\n{command}\n```" in str(hub.build_model_card(folder, REPO))
 
 
+def test_card_names_no_folder_of_the_training_machine(folder, tmp_path):
+    """Recorded commands keep relative paths and lose the absolute ones' folders (the Space shows the card)."""
+    info = json.loads((folder / "training_info.json").read_text())
+    info["command"] = (f"accelerate launch training/train_vae.py --dataset_name ../data/fashion --output_dir "
+                       f"{tmp_path}/runs/fashion-vae --cache_dir={tmp_path}/cache --seed 0")
+    (folder / "training_info.json").write_text(json.dumps(info))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["command"] = f"python -m vae_hub.evaluate --model {tmp_path}/runs/fashion-vae --split test"
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    text = str(hub.build_card(folder, REPO))
+    assert str(tmp_path) not in text
+    assert ("accelerate launch training/train_vae.py --dataset_name ../data/fashion --output_dir fashion-vae "
+            "--cache_dir=cache --seed 0") in text
+    assert "python -m vae_hub.evaluate --model fashion-vae --split test" in text
+
+
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "training" / "train_vae.py"
 
 

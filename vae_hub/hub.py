@@ -14,6 +14,7 @@ turns the Hub's failures into one ``HubError`` whose message says what happened 
 import json
 import os
 import re
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -354,10 +355,10 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         likelihood=config["likelihood"],
         likelihood_note=metrics.get("likelihood_note", ""),
         active_units=metrics.get("active_units"),
-        eval_command=metrics.get("command"),
+        eval_command=shareable_command(metrics.get("command")),
         architecture=_architecture_rows(config, num_params),
         training_rows=_training_rows(info, dataset_md),
-        command=info.get("command"),
+        command=shareable_command(info.get("command")),
         prior_choice=_prior_choice(info.get("mixture_prior")),
         cell=table_cell,  # every table cell goes through it: a "|" in a value would split the row
         code_files=f"`{remote_code.MODEL_CODE_FILE}`",
@@ -504,6 +505,23 @@ def _hub_id(name: str | None) -> str | None:
     except HFValidationError:
         return None
     return name
+
+
+def shareable_command(command: str | None) -> str | None:
+    """A recorded command as a card shows it: an absolute path (``--output_dir /home/me/runs/vae``, or after
+    ``=``) becomes its last part, so a card names no folder of the machine it was trained on; relative paths and
+    everything else stay as they were run."""
+    if not command:
+        return command
+    try:
+        words = shlex.split(command)
+    except ValueError:  # unbalanced quotes: not a command line we wrote; show it as it is
+        return command
+
+    def short(word: str) -> str:
+        flag, equals, value = word.partition("=") if word.startswith("--") else ("", "", word)
+        return flag + equals + Path(value).name if os.path.isabs(value) and Path(value).name else word
+    return shlex.join(short(w) for w in words)
 
 
 def _read_json(path: Path) -> dict:
@@ -696,7 +714,7 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
                           "can replace it)"),
         ],
         training_rows=_training_rows(info, _reference(dataset_id, "https://huggingface.co/datasets/")),
-        command=info.get("command"),
+        command=shareable_command(info.get("command")),
         kind="pipeline",
         cell=table_cell,
     )
@@ -730,7 +748,8 @@ def _sample_quality(kind: str, metrics: dict, vae_folder: str | None = None) -> 
     classifier = next((r["classifier"] for r in records if r.get("classifier")), None)
     return {"quality_rows": rows,
             "classifier_md": _reference(classifier, "https://huggingface.co/") or "recorded with each number",
-            "quality_commands": list(dict.fromkeys(r["command"] for r in records if r.get("command")))}
+            "quality_commands": list(dict.fromkeys(shareable_command(r["command"]) for r in records
+                                                   if r.get("command")))}
 
 
 def record_comparison(folder, others: list) -> dict:
