@@ -562,10 +562,7 @@ def quality_records(entry: "ModelEntry", **setting) -> list[dict]:
     """The model's own measured sample quality (``metrics.json`` "sample_quality", written by ``python -m
     vae_hub.evaluate_samples --record``): the records with a Fréchet distance whose fields match ``setting``
     (e.g. ``kind="vae", prior="mixture"``)."""
-    metrics = _model_file(entry, "metrics.json")
-    records = (_read_json(metrics) if metrics else {}).get(SAMPLE_QUALITY_KEY)
-    return [r for r in (records.values() if isinstance(records, dict) else ()) if isinstance(r, dict)
-            and isinstance(r.get("frechet_distance"), (int, float)) and all(r.get(k) == v for k, v in setting.items())]
+    return [r for r in entry.sample_quality if all(r.get(k) == v for k, v in setting.items())]
 
 
 def quality_record(entry: "ModelEntry", **setting) -> dict | None:
@@ -910,6 +907,17 @@ class ModelEntry:
             if name not in self._cache:
                 self._cache[name] = compute()
             return self._cache[name]
+
+    @property
+    def sample_quality(self) -> list[dict]:
+        """The records of ``metrics.json`` "sample_quality" that hold a Fréchet distance (read once, not per request)."""
+        def compute() -> list[dict]:
+            metrics = _model_file(self, "metrics.json")
+            records = (_read_json(metrics) if metrics else {}).get(SAMPLE_QUALITY_KEY)
+            return [r for r in (records.values() if isinstance(records, dict) else ())
+                    if isinstance(r, dict) and isinstance(r.get("frechet_distance"), (int, float))]
+
+        return self._once("sample_quality", compute)
 
     @property
     def sample(self) -> MapSample | None:
