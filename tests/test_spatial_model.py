@@ -94,6 +94,9 @@ def test_reparameterization_is_seeded_and_differentiable():
     ("scaling_factor", 0.0, "`scaling_factor` must be a positive number"),
     ("out_channels", 3, "must equal in_channels"),
     ("likelihood", "poisson", "`likelihood` must be one of"),
+    ("up_block_out_channels", (8, 16, 16), "`up_block_out_channels` must have one entry per encoder stage"),
+    ("up_block_out_channels", (8, 6), "`up_block_out_channels` must all be divisible by norm_num_groups"),
+    ("layers_per_up_block", 0, "`layers_per_up_block` must be a positive integer"),
 ])
 def test_bad_config_names_the_field(field, value, message):
     kw = {"block_out_channels": (8, 16), "norm_num_groups": 4, field: value}
@@ -109,6 +112,23 @@ def test_wrong_images_or_latents_are_refused_clearly():
         model.encode(images(2, 1, 32))
     with pytest.raises(ValueError, match=r"expected latents \(B, 4, 8, 8\), got \(2, 4, 7, 7\)"):
         model.decode(torch.zeros(2, 4, 7, 7))
+
+
+def test_a_wider_decoder_keeps_the_shapes_and_round_trips(tmp_path):
+    """up_block_out_channels / layers_per_up_block (AsymmetricAutoencoderKL's fields): the decoder gets its own width
+    and depth; the encoder, the latents' shape and the API stay; save/load is bit-exact."""
+    narrow, wide = tiny(), tiny(up_block_out_channels=(16, 16, 32), layers_per_up_block=2)
+    assert {k: v.shape for k, v in narrow.state_dict().items() if k.startswith(SpatialVAEModel.encoder_modules)} == {
+        k: v.shape for k, v in wide.state_dict().items() if k.startswith(SpatialVAEModel.encoder_modules)}
+    assert wide.decoder_out[2].in_channels == 16 and wide.conv_latent.out_channels == 32
+    assert sum(p.numel() for p in wide.parameters()) > sum(p.numel() for p in narrow.parameters())
+    x = images(2)
+    assert wide.encode(x).latent_dist.mean.shape == (2, 4, 8, 8) and wide(x).sample.shape == x.shape
+    wide.save_pretrained(tmp_path / "wide")
+    loaded = SpatialVAEModel.from_pretrained(tmp_path / "wide")
+    assert (loaded.config.up_block_out_channels, loaded.config.layers_per_up_block) == ([16, 16, 32], 2)
+    for k, v in wide.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
 
 
 def test_scaling_factor_gives_unit_variance_latents():

@@ -226,6 +226,31 @@ def test_decoder_only_fine_tune_keeps_the_encoder_its_latents_and_scale_bit_exac
         assert torch.equal(base.encode(x).latent_dist.mean, tuned.encode(x).latent_dist.mean)
 
 
+def test_a_new_wider_decoder_learns_on_the_pretrained_encoder_and_its_latents(spatial_run, data, tmp_path):
+    """--train_decoder_only --up_block_out_channels: the encoder and scaling factor copied bit for bit, a new decoder
+    of the asked width trained (AsymmetricAutoencoderKL's idea), so a pipeline on these latents keeps working."""
+    out = tmp_path / "wide"
+    done = run_script([*data["rgb_folder"], "--output_dir", str(out), "--cache_dir", str(data["cache"]),
+                       "--pretrained_model_name_or_path", str(spatial_run), "--train_decoder_only",
+                       "--up_block_out_channels", "16", "16", "--layers_per_up_block", "2", "--max_train_steps", "3",
+                       "--lr_warmup_steps", "1", "--report_to", "none", "--train_batch_size", "8", "--eval_iw_samples", "2"])
+    assert "decoder [16, 16] × 2 block(s)" in done.stdout
+    base, wide = SpatialVAEModel.from_pretrained(spatial_run), SpatialVAEModel.from_pretrained(out)
+    assert base.config.block_out_channels == wide.config.block_out_channels == [8, 16]
+    assert (wide.config.up_block_out_channels, wide.config.layers_per_up_block) == ([16, 16], 2)
+    assert wide.config.scaling_factor == base.config.scaling_factor
+    before, after = weights(spatial_run), weights(out)
+    encoder = {k for k in before if k.startswith(tuple(f"{name}." for name in SpatialVAEModel.encoder_modules))}
+    assert encoder and all(torch.equal(before[k], after[k]) for k in encoder)
+    assert after["decoder_out.2.weight"].shape[1] == 16 != before["decoder_out.2.weight"].shape[1]
+    assert len(after) > len(before)  # two blocks per decoder stage
+    x = torch.rand(2, 3, 12, 12) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(base.encode(x).latent_dist.mean, wide.encode(x).latent_dist.mean)
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["args"]["up_block_out_channels"] == [16, 16] and info["architecture"]["layers_per_up_block"] == 2
+
+
 def test_decoder_only_fine_tune_of_a_vector_model_keeps_its_prior(gray_run, data, tmp_path, monkeypatch, capsys):
     out = tmp_path / "decoder"
     run_script([*data["gray"], "--output_dir", str(out), "--cache_dir", str(data["cache"]), "--train_batch_size", "8",
@@ -507,6 +532,11 @@ FLAG_CASES = {
     "spatial flag on a vector model": (["--latent_channels", "4"], r"--latent_channels is for --model_type spatial models only"),
     "adversarial term on a vector model": (["--disc_weight", "0.1"], r"--disc_weight is for --model_type spatial models"),
     "adversarial weight nan": (["--disc_weight", "nan"], r"--disc_weight must be a finite number"),
+    "decoder width on a vector model": (["--up_block_out_channels", "8", "16"],
+                                        r"--up_block_out_channels is for --model_type spatial models only"),
+    "new decoder without --train_decoder_only": (
+        ["--pretrained_model_name_or_path", "a-model", "--up_block_out_channels", "8", "32"],
+        r"--up_block_out_channels with --pretrained_model_name_or_path builds a new decoder .*add --train_decoder_only"),
     "decoder only without a model": (["--train_decoder_only"],
                                      r"--train_decoder_only fine-tunes a trained model's decoder: give --pretrained"),
 }

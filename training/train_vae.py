@@ -36,7 +36,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from vae_hub import SpatialVAEModel, VAEModel
-from vae_hub.models import model_class
+from vae_hub.models import model_class, own_decoder_stages
 from vae_hub.data import (
     DataError,
     StreamingImages,
@@ -79,13 +79,14 @@ from vae_hub.prior import AUTO
 logger = get_logger(__name__)
 MODEL_TYPES = {"vector": VAEModel, "spatial": SpatialVAEModel}
 VECTOR_ONLY = ("latent_dim", "prior_components")
-SPATIAL_ONLY = ("latent_channels",)
+SPATIAL_ONLY = ("latent_channels", "up_block_out_channels", "layers_per_up_block")
 SPATIAL_BETA = 1e-4  # KL weight per latent element: see benchmarks/RESULTS.md ("Spatial VAE: the KL weight")
 FINAL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")  # a finished run's model
 LOSS_KEYS = ("loss", "reconstruction", "kl", "negative_elbo")
 MAX_PRIOR_CODES = 20_000  # training codes the mixture prior is fitted to
 MODEL_FLAGS = ("latent_dim", "latent_channels", "block_out_channels", "layers_per_block", "norm_num_groups", "act_fn",
-               "likelihood")
+               "likelihood", "up_block_out_channels", "layers_per_up_block")
+DECODER_FLAGS = ("up_block_out_channels", "layers_per_up_block")  # with --train_decoder_only: a new, wider decoder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--block_out_channels", type=int, nargs="+", default=None,
                        help="Channels per stage (vector default 32 64; spatial default 32 64 64, f = 4).")
     model.add_argument("--layers_per_block", type=int, default=None)
+    model.add_argument("--up_block_out_channels", type=int, nargs="+", default=None,
+                       help="spatial: the decoder's channels per stage (default: as --block_out_channels). With "
+                            "--train_decoder_only, a new decoder of this width is trained on the pretrained encoder.")
+    model.add_argument("--layers_per_up_block", type=int, default=None,
+                       help="spatial: the decoder's residual blocks per stage (default: --layers_per_block).")
     model.add_argument("--norm_num_groups", type=int, default=None)
     model.add_argument("--act_fn", type=str, default=None)
     model.add_argument("--likelihood", type=str, default=None, choices=("bernoulli", "gaussian", "laplace"))
@@ -163,12 +169,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
     check_shared_args(p, args, counts=("eval_iw_samples", "eval_batch_size"),
-                      optional_counts=("eval_max_samples", "latent_dim", "latent_channels", "layers_per_block"),
+                      optional_counts=("eval_max_samples", "latent_dim", "latent_channels", "layers_per_block",
+                                       "layers_per_up_block"),
                       reals=("beta", "free_bits"))
     if args.pretrained_model_name_or_path and args.model_config_name_or_path:
         p.error("--pretrained_model_name_or_path (fine-tune) and --model_config_name_or_path (from scratch) exclude each other")
     if args.train_decoder_only and not args.pretrained_model_name_or_path:
         p.error("--train_decoder_only fine-tunes a trained model's decoder: give --pretrained_model_name_or_path")
+    new_decoder = [f"--{f}" for f in DECODER_FLAGS if getattr(args, f) is not None]
+    if new_decoder and args.pretrained_model_name_or_path and not args.train_decoder_only:
+        p.error(f"{' '.join(new_decoder)} with --pretrained_model_name_or_path builds a new decoder for the pretrained "
+                "encoder: add --train_decoder_only")
     if (args.beta or 0) < 0 or args.free_bits < 0:
         p.error("--beta and --free_bits must be non-negative")
     if not (math.isfinite(args.disc_weight) and math.isfinite(args.disc_learning_rate or 1.0)
@@ -437,14 +448,15 @@ def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAE
             if given is not None and given != model.config[field]:
                 fail(f"--{flag} {given} does not fit the pretrained model ({field}={model.config[field]}); "
                      "images are resized/converted to the model's format, so leave it out")
+        new_decoder = {f: getattr(args, f) for f in DECODER_FLAGS if getattr(args, f) is not None}
+        if new_decoder:
+            model = with_new_decoder(model, new_decoder)
         if args.train_decoder_only:  # frozen, and never updated by the EMA either: bit-identical latents
             for name in cls.encoder_modules:
                 getattr(model, name).requires_grad_(False)
         return model.train()
     data_channels, data_size = infer_image_format(train_split, image_column)
-    flags = ("latent_dim", "latent_channels", "block_out_channels", "layers_per_block", "norm_num_groups", "act_fn",
-             "likelihood")
-    config = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
+    config = {name: getattr(args, name) for name in MODEL_FLAGS if getattr(args, name) is not None}
     config.update(in_channels=args.num_channels or data_channels, sample_size=args.resolution or data_size)
     if args.model_config_name_or_path:
         config = {k: v for k, v in cls.load_config(args.model_config_name_or_path).items() if not k.startswith("_")}
@@ -455,6 +467,19 @@ def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAE
         return cls(**config)
     except ValueError as err:
         fail(str(err))
+
+
+def with_new_decoder(model: SpatialVAEModel, decoder_config: dict) -> SpatialVAEModel:
+    """``model``'s encoder (weights copied exactly) with a new, freshly initialised decoder of ``decoder_config``
+    (``up_block_out_channels``/``layers_per_up_block``); the scaling factor and everything else of the config stay."""
+    config = {k: v for k, v in model.config.items() if not k.startswith("_")}
+    try:
+        new = type(model)(**{**config, **decoder_config})
+    except ValueError as err:
+        fail(str(err))
+    for name in type(model).encoder_modules:
+        getattr(new, name).load_state_dict(getattr(model, name).state_dict())
+    return new
 
 
 def epoch_batches(images, epoch, args, rank, world, batches_per_epoch, skip, device):
@@ -541,7 +566,8 @@ def describe_model(model: VAEModel, args: argparse.Namespace) -> str:
     params = sum(p.numel() for p in model.parameters())
     latent = f"{cfg.latent_dim}-D latent" if "latent_dim" in cfg else f"{cfg.latent_channels}-channel latent map"
     return (f"{origin} {type(model).__name__}: {params:,} parameters, {latent}, channels "
-            f"{list(cfg.block_out_channels)} × {cfg.layers_per_block} block(s), {cfg.likelihood} likelihood")
+            f"{list(cfg.block_out_channels)} × {cfg.layers_per_block} block(s){own_decoder_stages(cfg)}, "
+            f"{cfg.likelihood} likelihood")
 
 
 def model_args(args: argparse.Namespace, config) -> dict:

@@ -44,7 +44,7 @@ from .evaluate_samples import describe_setting
 from .likelihood import is_discrete
 from .markdown import table_cell
 from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_folder
-from .models import MODEL_CLASSES, SpatialVAEModel, model_class
+from .models import MODEL_CLASSES, SpatialVAEModel, model_class, own_decoder_stages
 from .pipelines.latent_diffusion import LOADER_MODULE as PIPELINE_LOADER, LatentDiffusionPipeline
 
 # ---------------------------------------------------------------------------------------------------- model card
@@ -424,8 +424,9 @@ def _architecture_rows(config: dict, num_params: int) -> list[tuple[str, str]]:
             ("Class", "`vae_hub.SpatialVAEModel` (a diffusers `ModelMixin` with `AutoencoderKL`'s API)"),
             ("Input", f"{config['in_channels']}×{config['sample_size']}×{config['sample_size']}, pixels in [-1, 1]"),
             ("Encoder / decoder", f"convolutional, stages of {blocks} channels (one down-sampling between stages), "
-                                  f"{config['layers_per_block']} residual block(s) per stage + a middle block, "
-                                  f"{config['act_fn']}, GroupNorm({config['norm_num_groups']})"),
+                                  f"{config['layers_per_block']} residual block(s) per stage + a middle block"
+                                  f"{own_decoder_stages(config)}, {config['act_fn']}, "
+                                  f"GroupNorm({config['norm_num_groups']})"),
             ("Latents", f"{'×'.join(map(str, shape))} diagonal Gaussian posterior (a map, not a vector)"),
             ("Likelihood", _LIKELIHOOD_WORDS[config["likelihood"]]),
             ("Latent scaling factor", f"{config['scaling_factor']:.4g}"

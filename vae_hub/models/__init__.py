@@ -1,12 +1,13 @@
 """The models: ``VAEModel`` (vector latent, for exploring) and ``SpatialVAEModel`` (a map of latents, for diffusion)."""
 
 from ..loading import CONFIG_NAME
-from .spatial_vae import SpatialVAEModel
+from .spatial_vae import SpatialVAEModel, own_decoder_stages
 from .vae import PRIORS, VAEModel, VAEOutput
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (VAEModel, SpatialVAEModel)}
 
-__all__ = ["MODEL_CLASSES", "PRIORS", "SpatialVAEModel", "VAEModel", "VAEOutput", "load_model", "model_class"]
+__all__ = ["MODEL_CLASSES", "PRIORS", "SpatialVAEModel", "VAEModel", "VAEOutput", "load_model", "model_class",
+           "own_decoder_stages"]
 
 
 def model_class(pretrained_model_name_or_path, **config_kwargs) -> type[VAEModel] | type[SpatialVAEModel]:

@@ -32,18 +32,22 @@ class ConfigChecks:
             self.need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
                       and value > 0, field, "must be a positive number")
 
+    def channel_list(self, field: str) -> None:
+        """Channels per stage: a non-empty sequence of positive integers, each divisible by ``norm_num_groups``."""
+        blocks = self.cfg[field]
+        self.need(isinstance(blocks, (list, tuple)) and len(blocks) > 0
+                  and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in blocks),
+                  field, "must be a non-empty sequence of positive integers")
+        self.need(all(c % self.cfg["norm_num_groups"] == 0 for c in blocks), field,
+                  f"must all be divisible by norm_num_groups={self.cfg['norm_num_groups']}")
+
     def common(self) -> None:
         """The fields both models share: channels, stages, groups, activation, likelihood, scaling factor."""
         cfg = self.cfg
         self.positive_int("in_channels", "out_channels", "sample_size", "layers_per_block", "norm_num_groups")
         self.need(cfg["out_channels"] == cfg["in_channels"], "out_channels",
                   "must equal in_channels (a VAE reconstructs its input)")
-        blocks = cfg["block_out_channels"]
-        self.need(isinstance(blocks, (list, tuple)) and len(blocks) > 0
-                  and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in blocks),
-                  "block_out_channels", "must be a non-empty sequence of positive integers")
-        self.need(all(c % cfg["norm_num_groups"] == 0 for c in blocks), "block_out_channels",
-                  f"must all be divisible by norm_num_groups={cfg['norm_num_groups']}")
+        self.channel_list("block_out_channels")
         self.need(cfg["act_fn"] in ACT2CLS, "act_fn", f"must be one of {sorted(ACT2CLS)}")
         self.need(cfg["likelihood"] in lik.LIKELIHOODS, "likelihood", f"must be one of {lik.LIKELIHOODS}")
         self.positive_number("likelihood_scale", "scaling_factor")

@@ -65,6 +65,10 @@ class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMi
         shift_factor: subtracted from latents before scaling (``(z - shift) * scale``), or None (SD 1/2 style).
         force_upcast: pipelines run this VAE in float32 even when the rest is fp16/bf16 (diffusers' convention).
         latent_multiple: the latent side h is rounded up to a multiple of this by padding the image.
+        up_block_out_channels: the decoder's channels per stage, same length as ``block_out_channels``; None
+            mirrors the encoder. A wider decoder than encoder (``AsymmetricAutoencoderKL``'s field) buys sharper
+            reconstructions without changing the latents: see ``train_vae.py --train_decoder_only``.
+        layers_per_up_block: the decoder's residual blocks per stage; None: ``layers_per_block``.
     """
 
     _supports_gradient_checkpointing = True
@@ -89,6 +93,8 @@ class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMi
         shift_factor: float | None = None,
         force_upcast: bool = True,
         latent_multiple: int = 4,
+        up_block_out_channels: tuple[int, ...] | None = None,
+        layers_per_up_block: int | None = None,
     ):
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
@@ -99,23 +105,27 @@ class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMi
         self.padded_size = math.ceil(sample_size / step) * step
         self.latent_size = self.padded_size // self.factor
         self.use_slicing = False
+        up_channels = block_out_channels if up_block_out_channels is None else tuple(up_block_out_channels)
+        up_layers = layers_per_block if layers_per_up_block is None else layers_per_up_block
+
+        def middle(c: int) -> ResBlock:
+            return ResBlock(c, c, norm_num_groups, act_fn)
+
+        stack = {"groups": norm_num_groups, "act_fn": act_fn, "resample_last": False}
         c_last = block_out_channels[-1]
-
-        def middle() -> ResBlock:
-            return ResBlock(c_last, c_last, norm_num_groups, act_fn)
-
-        stack = {"layers_per_block": layers_per_block, "groups": norm_num_groups, "act_fn": act_fn, "resample_last": False}
         self.conv_in = nn.Conv2d(in_channels, block_out_channels[0], kernel_size=3, padding=1)
-        self.down_blocks = ResStack(*res_stack(block_out_channels, resample=downsample, **stack), middle())
+        self.down_blocks = ResStack(*res_stack(block_out_channels, layers_per_block, resample=downsample, **stack),
+                                    middle(c_last))
         self.encoder_out = nn.Sequential(
             nn.GroupNorm(norm_num_groups, c_last, eps=1e-6), ACT2CLS[act_fn](),
             nn.Conv2d(c_last, 2 * latent_channels, kernel_size=3, padding=1),
         )
-        self.conv_latent = nn.Conv2d(latent_channels, c_last, kernel_size=3, padding=1)
-        self.up_blocks = ResStack(middle(), *res_stack(block_out_channels[::-1], resample=upsample, **stack))
+        self.conv_latent = nn.Conv2d(latent_channels, up_channels[-1], kernel_size=3, padding=1)
+        self.up_blocks = ResStack(middle(up_channels[-1]),
+                                  *res_stack(up_channels[::-1], up_layers, resample=upsample, **stack))
         self.decoder_out = nn.Sequential(
-            nn.GroupNorm(norm_num_groups, block_out_channels[0], eps=1e-6), ACT2CLS[act_fn](),
-            nn.Conv2d(block_out_channels[0], out_channels, kernel_size=3, padding=1),
+            nn.GroupNorm(norm_num_groups, up_channels[0], eps=1e-6), ACT2CLS[act_fn](),
+            nn.Conv2d(up_channels[0], out_channels, kernel_size=3, padding=1),
         )
         if likelihood != "bernoulli":
             self.log_scale = nn.Parameter(
@@ -200,10 +210,27 @@ class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMi
         return autoencode(self, sample, sample_posterior, return_dict, generator)
 
 
+def own_decoder_stages(config) -> str:
+    """", decoder [16, 32, 64] × 2 block(s)" for a model whose decoder is not the encoder's mirror (a wider
+    decoder: ``up_block_out_channels``/``layers_per_up_block``), else "": for architecture descriptions."""
+    channels, layers = config.get("up_block_out_channels"), config.get("layers_per_up_block")
+    if channels is None and layers is None:
+        return ""
+    return (f", decoder {list(channels or config['block_out_channels'])} × "
+            f"{layers or config['layers_per_block']} block(s)")
+
+
 def _validate_spatial_config(cfg: dict) -> None:
     checks = ConfigChecks("SpatialVAEModel", cfg)
     checks.common()
     checks.positive_int("latent_channels", "latent_multiple")
+    if cfg["layers_per_up_block"] is not None:
+        checks.positive_int("layers_per_up_block")
+    if cfg["up_block_out_channels"] is not None:
+        checks.channel_list("up_block_out_channels")
+        checks.need(len(cfg["up_block_out_channels"]) == len(cfg["block_out_channels"]), "up_block_out_channels",
+                    f"must have one entry per encoder stage ({len(cfg['block_out_channels'])}, as block_out_channels): "
+                    "the decoder up-samples as often as the encoder down-samples")
     shift = cfg["shift_factor"]
     checks.need(shift is None or (isinstance(shift, (int, float)) and math.isfinite(shift)), "shift_factor",
                 "must be None or a finite number")
