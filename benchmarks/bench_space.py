@@ -389,7 +389,8 @@ def table(model: str, pipeline: str, local: list, diffusion: dict, http: dict, u
             f"`/{name}` {statistics.median(times):.0f} / {percentile(times, 95):.0f}"
             for name, times in http["endpoints"].items() if times) + "."]
     if http["previews"]:
-        lines += ["", f"Each /diffuse answer streamed {min(http['previews'])}–{max(http['previews'])} previews before its "
+        fewest, most = min(http["previews"]), max(http["previews"])
+        lines += ["", f"Each /diffuse answer streamed {fewest if fewest == most else f'{fewest}–{most}'} previews before its "
                       f"final grid and GIF, and took {http['cpu_ms']['diffuse_server']:.0f} ms of the server's CPU time "
                       f"(both cores, PNG files and Gradio included). {users} users at once wait in the Space's single "
                       "line of 2 workers: a request's latency is mostly the requests ahead of it."]

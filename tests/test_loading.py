@@ -85,6 +85,19 @@ def test_weights_get_the_same_file_mode_as_the_config(tmp_path, spatial):
     assert modes[WEIGHTS] == modes["config.json"] == 0o666 & ~_umask()
 
 
+def test_a_saved_fine_tune_names_no_folder_of_this_machine(tmp_path):
+    """diffusers records where a model was loaded from (``_name_or_path``); saved again, an absolute path keeps
+    only its last part, so a pushed fine-tune does not carry the training machine's folders."""
+    tiny().save_pretrained(tmp_path / "home" / "me" / "runs" / "base")
+    base = VAEModel.from_pretrained(tmp_path / "home" / "me" / "runs" / "base")
+    assert str(base.config._name_or_path) == str(tmp_path / "home" / "me" / "runs" / "base")
+    base.save_pretrained(tmp_path / "tuned")
+    assert json.loads((tmp_path / "tuned" / "config.json").read_text())["_name_or_path"] == "base"
+    relative = VAEModel.from_pretrained(os.path.relpath(tmp_path / "tuned"))
+    relative.save_pretrained(tmp_path / "again")  # a relative path names no folder outside the project: kept
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["_name_or_path"] == os.path.relpath(tmp_path / "tuned")
+
+
 def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)

@@ -138,7 +138,12 @@ class StrictLoadingMixin:
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """diffusers' ``save_pretrained``; the weights get the file mode every other output gets (0644 under the
-        usual umask): safetensors writes them through a private temporary file (0600)."""
+        usual umask): safetensors writes them through a private temporary file (0600). The config's
+        ``_name_or_path`` (where diffusers loaded the model from) keeps only the last part of an absolute path: a
+        fine-tuned model would otherwise carry a folder of the training machine into every push."""
+        origin = self.config.get("_name_or_path")
+        if isinstance(origin, (str, os.PathLike)) and os.path.isabs(origin):
+            self.register_to_config(_name_or_path=Path(origin).name)
         super().save_pretrained(save_directory, *args, **kwargs)
         umask = os.umask(0)
         os.umask(umask)
