@@ -641,6 +641,17 @@ def test_model_card_shows_its_sample_quality(folder):
     assert "No sample-quality numbers were saved with this model" in str(hub.build_card(folder, REPO))
 
 
+def test_a_pipelines_guidance_sweep_reads_in_order(pipeline_folder):
+    metrics = json.loads((pipeline_folder / "metrics.json").read_text())
+    first = metrics["sample_quality"]["steps_25_guidance_3"]
+    sweep = {f"steps_{steps}_guidance_{g}": {**first, "num_inference_steps": steps, "guidance_scale": g}
+             for steps, g in ((25, 4.0), (25, 1.0), (10, 4.0), (25, 2.0))}  # recorded out of order, as sweeps are
+    (pipeline_folder / "metrics.json").write_text(json.dumps({**metrics, "sample_quality": sweep}))
+    text = str(hub.build_card(pipeline_folder, PIPELINE_REPO))
+    rows = [text.index(f"| this pipeline, {steps} steps, guidance {g} |") for steps, g in ((10, 4), (25, 1), (25, 2), (25, 4))]
+    assert rows == sorted(rows)
+
+
 def test_card_compare_puts_other_generators_in_the_table_and_a_push_keeps_them(pipeline_folder, folder, tmp_path):
     from vae_hub import cli
 

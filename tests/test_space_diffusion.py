@@ -189,11 +189,11 @@ def test_a_visitor_who_leaves_stops_the_sampling(ex):
     hook = unet.register_forward_hook(lambda *args: calls.append(1))
     try:
         stream = ex.diffuse("ldm", "any", 2, 100, 4.0, 0, "DDIM")
-        next(stream)  # the first preview, after 10 of 100 steps
+        next(stream)  # the first preview, after 100 / PREVIEWS = 20 of 100 steps
         stream.close()
     finally:
         hook.remove()
-    assert 10 <= len(calls) <= 12  # interrupted at the next step, not run to the end
+    assert 20 <= len(calls) <= 22  # interrupted at the next step, not run to the end
     assert not any(t.name == "diffuse" for t in threading.enumerate())
 
 

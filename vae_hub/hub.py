@@ -735,7 +735,8 @@ def _sample_quality(kind: str, metrics: dict, vae_folder: str | None = None) -> 
     groups += [(f"`{name}`", False, records) for name, records in (metrics.get("compared_with") or {}).items()]
     rows, records = [], []
     for who, own, group in groups:
-        for record in group.values():
+        # a pipeline's records by steps, then guidance (a sweep reads in order); the others as they were recorded
+        for record in sorted(group.values(), key=lambda r: (r.get("num_inference_steps") or 0, r.get("guidance_scale") or 0)):
             fd, match = record.get("frechet_distance"), record.get("class_match")
             rows.append({
                 "own": own, "label": f"{who}, {describe_setting(record)}",
