@@ -249,6 +249,8 @@ def test_a_new_wider_decoder_learns_on_the_pretrained_encoder_and_its_latents(sp
         assert torch.equal(base.encode(x).latent_dist.mean, wide.encode(x).latent_dist.mean)
     info = json.loads((out / "training_info.json").read_text())
     assert info["args"]["up_block_out_channels"] == [16, 16] and info["architecture"]["layers_per_up_block"] == 2
+    card = (out / "README.md").read_text()
+    assert "its decoder only: the encoder and its latents are that model's" in card and "decoder [16, 16] × 2" in card
 
 
 def test_decoder_only_fine_tune_of_a_vector_model_keeps_its_prior(gray_run, data, tmp_path, monkeypatch, capsys):

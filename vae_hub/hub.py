@@ -458,10 +458,13 @@ def _training_rows(info: dict, dataset_md: str | None) -> list[tuple[str, str]]:
         dataset += f" ({dataset_md})"
     processes = info.get("num_processes") or 1
     batch = info.get("train_batch_size")
+    base = info.get("base_model")
+    if base and (info.get("args") or {}).get("train_decoder_only"):
+        base += " — its decoder only: the encoder and its latents are that model's, bit for bit"
     rows = [
         ("Dataset", dataset),
         ("Training images", _count(info.get("num_train_images"))),
-        ("Fine-tuned from", info.get("base_model")),
+        ("Fine-tuned from", base),
         ("Epochs", info.get("epochs")),
         ("Optimizer steps", _count(info.get("steps"))),
         ("Batch size", f"{batch} per process × {processes} processes" if batch and processes > 1 else batch),
