@@ -98,6 +98,17 @@ def test_a_saved_fine_tune_names_no_folder_of_this_machine(tmp_path):
     assert json.loads((tmp_path / "again" / "config.json").read_text())["_name_or_path"] == os.path.relpath(tmp_path / "tuned")
 
 
+@pytest.mark.parametrize("field, value", [("layers_per_block", 10**6), ("block_out_channels", [8] * 10**6)])
+def test_a_config_of_a_million_blocks_is_refused_before_building_them(tmp_path, field, value):
+    """Sizing a config builds it on the meta device, one Python module per block: a hostile block count would take
+    minutes and GBs there, so the config checks refuse it first, naming the field."""
+    tiny().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, field: value}))
+    with pytest.raises(ValueError, match=f"`{field}` must be"):
+        VAEModel.from_pretrained(tmp_path)
+
+
 def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)

@@ -97,6 +97,9 @@ def test_reparameterization_is_seeded_and_differentiable():
     ("up_block_out_channels", (8, 16, 16), "`up_block_out_channels` must have one entry per encoder stage"),
     ("up_block_out_channels", (8, 6), "`up_block_out_channels` must all be divisible by norm_num_groups"),
     ("layers_per_up_block", 0, "`layers_per_up_block` must be a positive integer"),
+    ("layers_per_up_block", 17, "`layers_per_up_block` must be at most 16"),
+    ("layers_per_block", 10**6, "`layers_per_block` must be at most 16"),
+    ("block_out_channels", (8,) * 9, "`block_out_channels` must be a sequence of 1 to 8 positive integers"),
 ])
 def test_bad_config_names_the_field(field, value, message):
     kw = {"block_out_channels": (8, 16), "norm_num_groups": 4, field: value}

@@ -34,6 +34,7 @@ from huggingface_hub.utils import validate_repo_id
 from .hub import PIPELINE_CLASS, PIPELINE_COMPONENT_FILES, PIPELINE_INDEX_NAME, PIPELINE_LOADER, is_pipeline_folder
 from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_size, model_size_bytes
 from .models import SpatialVAEModel, VAEModel
+from .models.config_checks import MAX_BLOCKS_PER_STAGE, MAX_STAGES
 from .pipelines import LatentDiffusionPipeline
 
 MAX_ID_CHARS = 200  # a Hub repo id has at most 96; shipped names are short
@@ -208,6 +209,13 @@ class ModelLoader:
         side = unet_config.get("sample_size")
         if not isinstance(side, int) or not 1 <= side <= MAX_MODEL_SIDE:
             raise ValueError(f"its latents are {clip(side)} px; this Space shows models of at most {MAX_MODEL_SIDE} px")
+        # sizing builds the UNet on the meta device, a Python module per block: bound the blocks first (as
+        # ConfigChecks does for our models), so a hostile count costs nothing
+        layers, stages = unet_config.get("layers_per_block", 2), unet_config.get("block_out_channels", ())
+        if not (isinstance(layers, int) and 0 < layers <= MAX_BLOCKS_PER_STAGE and isinstance(stages, (list, tuple))
+                and len(stages) <= MAX_STAGES):
+            raise ValueError(f"its unet has more than {MAX_STAGES} stages or {MAX_BLOCKS_PER_STAGE} blocks per stage, "
+                             "or they are not whole numbers")
         size = model_size_bytes(SpatialVAEModel, vae_config) + model_size_bytes(UNet2DModel, unet_config)
         if size > self.max_model_bytes:
             raise ValueError(f"its vae and unet configs imply {size / 2**20:,.0f} MiB of weights, above the limit of "

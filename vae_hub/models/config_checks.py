@@ -6,6 +6,11 @@ from diffusers.models.activations import ACT2CLS
 
 from .. import likelihood as lik
 
+# Python builds one module per residual block, even on the meta device where ``check_model_size`` sizes a config
+# before any weights: bounding the count keeps a hostile config (layers_per_block=10**6) from taking minutes and GBs.
+MAX_STAGES = 8  # a 2**7 down-sampling
+MAX_BLOCKS_PER_STAGE = 16
+
 
 class ConfigChecks:
     """``ConfigChecks(cls_name, cfg).common()`` then model-specific ``need``/``positive_int`` calls.
@@ -32,19 +37,24 @@ class ConfigChecks:
             self.need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
                       and value > 0, field, "must be a positive number")
 
+    def blocks_per_stage(self, field: str) -> None:
+        self.positive_int(field)
+        self.need(self.cfg[field] <= MAX_BLOCKS_PER_STAGE, field, f"must be at most {MAX_BLOCKS_PER_STAGE}")
+
     def channel_list(self, field: str) -> None:
-        """Channels per stage: a non-empty sequence of positive integers, each divisible by ``norm_num_groups``."""
+        """Channels per stage: 1 to ``MAX_STAGES`` positive integers, each divisible by ``norm_num_groups``."""
         blocks = self.cfg[field]
-        self.need(isinstance(blocks, (list, tuple)) and len(blocks) > 0
+        self.need(isinstance(blocks, (list, tuple)) and 0 < len(blocks) <= MAX_STAGES
                   and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in blocks),
-                  field, "must be a non-empty sequence of positive integers")
+                  field, f"must be a sequence of 1 to {MAX_STAGES} positive integers")
         self.need(all(c % self.cfg["norm_num_groups"] == 0 for c in blocks), field,
                   f"must all be divisible by norm_num_groups={self.cfg['norm_num_groups']}")
 
     def common(self) -> None:
         """The fields both models share: channels, stages, groups, activation, likelihood, scaling factor."""
         cfg = self.cfg
-        self.positive_int("in_channels", "out_channels", "sample_size", "layers_per_block", "norm_num_groups")
+        self.positive_int("in_channels", "out_channels", "sample_size", "norm_num_groups")
+        self.blocks_per_stage("layers_per_block")
         self.need(cfg["out_channels"] == cfg["in_channels"], "out_channels",
                   "must equal in_channels (a VAE reconstructs its input)")
         self.channel_list("block_out_channels")

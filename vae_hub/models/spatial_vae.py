@@ -225,7 +225,7 @@ def _validate_spatial_config(cfg: dict) -> None:
     checks.common()
     checks.positive_int("latent_channels", "latent_multiple")
     if cfg["layers_per_up_block"] is not None:
-        checks.positive_int("layers_per_up_block")
+        checks.blocks_per_stage("layers_per_up_block")
     if cfg["up_block_out_channels"] is not None:
         checks.channel_list("up_block_out_channels")
         checks.need(len(cfg["up_block_out_channels"]) == len(cfg["block_out_channels"]), "up_block_out_channels",
