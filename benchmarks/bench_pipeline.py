@@ -17,6 +17,7 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
 from vae_hub import LatentDiffusionPipeline
+from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -40,7 +41,7 @@ def main() -> None:
     pipe = LatentDiffusionPipeline.from_pretrained(args.pipeline)
     pipe.set_progress_bar_config(disable=True)
     labels = [i % pipe.num_classes for i in range(args.num_images)] if pipe.num_classes else None
-    steps, guidance = 25, 4.0  # the pipeline's defaults
+    steps, guidance = DEFAULT_NUM_INFERENCE_STEPS, DEFAULT_GUIDANCE_SCALE
 
     def run(num_steps: int = steps) -> None:
         pipe(labels, num_inference_steps=num_steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(0),

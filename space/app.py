@@ -28,6 +28,7 @@ import PIL.Image  # noqa: E402
 
 from vae_hub import explore  # noqa: E402
 from vae_hub.explore import Explorer  # noqa: E402
+from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
 from vae_hub.space_models import cut  # noqa: E402
 
 log = logging.getLogger("vae_hub.space")
@@ -410,8 +411,10 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                             label="Class", info="\"any\": each image a random class",
                                             elem_id="diffuse-label")
                         diffuse_n = gr.Slider(*explore.DIFFUSE_IMAGES, value=16, step=1, label="Images")
-                        diffuse_steps = gr.Slider(*explore.DIFFUSE_STEPS, value=25, step=1, label="Steps")
-                        guidance = gr.Slider(0.0, explore.MAX_GUIDANCE, value=4.0, step=0.5, label="Guidance scale")
+                        diffuse_steps = gr.Slider(*explore.DIFFUSE_STEPS, value=DEFAULT_NUM_INFERENCE_STEPS, step=1,
+                                                  label="Steps")
+                        guidance = gr.Slider(0.0, explore.MAX_GUIDANCE, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
+                                             label="Guidance scale")
                         with gr.Row(equal_height=True):
                             diffuse_seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED,
                                                      label="Seed", scale=3)

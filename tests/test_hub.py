@@ -26,6 +26,7 @@ from huggingface_hub.errors import OfflineModeIsEnabled
 import hub_doubles
 from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, populate_hf_cache, tiny_model_folder
 from vae_hub import LatentDiffusionPipeline, VAEModel, hub, remote_code
+from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 
 REPO = "vae-hub-tests/tiny-vae"
 ALLOWED = ["config.json", "diffusion_pytorch_model.safetensors", "README.md", "metrics.json", "training_info.json",
@@ -598,7 +599,8 @@ def test_pipeline_card_metadata_results_and_body(pipeline_folder, tmp_path):
                      "| VAE, N(0, I) prior | 88.50 | 41.0% | 10,000 |",
                      "python -m vae_hub.evaluate_samples --generator out --record",
                      "accelerate launch training/train_latent_diffusion.py", "`UNet2DModel`", "4×8×8",
-                     "`DPMSolverMultistepScheduler`", "pin the commit you read", "Rombach"):
+                     "`DPMSolverMultistepScheduler`", "pin the commit you read", "Rombach",
+                     f"num_inference_steps={DEFAULT_NUM_INFERENCE_STEPS}, guidance_scale={DEFAULT_GUIDANCE_SCALE},"):
         assert expected in text, expected
 
     (pipeline_folder / "training_info.json").write_text(json.dumps(info))  # trained on a Hub VAE

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from vae_hub import explore
+from vae_hub.pipelines import DEFAULT_NUM_INFERENCE_STEPS
 
 from hub_doubles import tiny_pipeline_folder
 from space_helpers import make_coloured_model, make_model, running_space
@@ -56,7 +57,7 @@ def browser_space(tmp_path_factory):
               tiny_pipeline_folder(root / "ldm", clutter=False)]
     record_quality(models[1], {"standard_prior": {"kind": "vae", "prior": "standard", "frechet_distance": 8.62},
                                "mixture_prior": {"kind": "vae", "prior": "mixture", "frechet_distance": 5.54}})
-    record_quality(models[2], {"steps_25_guidance_4": {"kind": "pipeline", "num_inference_steps": 25,
+    record_quality(models[2], {"at_the_defaults": {"kind": "pipeline", "num_inference_steps": DEFAULT_NUM_INFERENCE_STEPS,
                                                        "guidance_scale": 4.0, "frechet_distance": 1.45, "class_match": 0.918}})
     with running_space([str(m) for m in models], root / "space.log") as space, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
@@ -280,7 +281,7 @@ def test_diffuse_streams_previews_before_the_grid_and_offers_the_gif(page, shots
     assert link.get_attribute("download").endswith(".gif")
     gif = page.request.get(link.get_attribute("href"))
     with PIL.Image.open(io.BytesIO(gif.body())) as animation:  # every preview, then the result
-        assert animation.format == "GIF" and animation.n_frames == 5  # 25 steps: after 5, 10, 15, 20, and the end
+        assert animation.format == "GIF" and animation.n_frames == 5  # 20 steps: after 4, 8, 12, 16, and the end
     assert not toasts(page)
     page.screenshot(path=str(shots / "diffuse.png"), full_page=True)
 

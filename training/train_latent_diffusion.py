@@ -46,6 +46,7 @@ from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
 
 from vae_hub import LatentDiffusionPipeline, hub
+from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 from vae_hub.data import DataError, decode_images, find_image_column, find_label_column, infer_image_format, load_image_dataset
 from vae_hub.images import make_grid, uint8_to_float
 from vae_hub.training_utils import (
@@ -115,8 +116,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                            help="Min-SNR loss weighting (5.0 is usual; https://arxiv.org/abs/2303.09556). Default: none.")
     diffusion.add_argument("--inference_scheduler", type=str, default="dpmsolver++", choices=tuple(INFERENCE_SCHEDULERS),
                            help="The scheduler saved with the pipeline and used for the sample grids.")
-    diffusion.add_argument("--num_inference_steps", type=int, default=25, help="For the sample grids.")
-    diffusion.add_argument("--guidance_scale", type=float, default=4.0, help="For the sample grids (DiTPipeline's default, as the pipeline's).")
+    diffusion.add_argument("--num_inference_steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS, help="For the sample grids.")
+    diffusion.add_argument("--guidance_scale", type=float, default=DEFAULT_GUIDANCE_SCALE, help="For the sample grids (the pipeline's default).")
 
     opt = p.add_argument_group("optimisation")
     add_optimizer_args(opt, num_train_epochs=100, learning_rate=1e-4, lr_warmup_steps=500, adam_weight_decay=1e-2,

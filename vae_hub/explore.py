@@ -49,7 +49,7 @@ from .latent import dimensions_by_kl, encode_images, grid_2d, latent_channel_ima
 from .losses import kl_per_dimension
 from .markdown import table_row
 from .models import PRIORS, SpatialVAEModel, VAEModel, own_decoder_stages
-from .pipelines import LatentDiffusionPipeline
+from .pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, LatentDiffusionPipeline
 from .space_models import (
     MAX_MODEL_BYTES, InputError, Loaded, ModelLoader, checked_model_id, clip, hide_paths, hub_ids_allowed)
 
@@ -1264,7 +1264,8 @@ class Explorer:
         names = entry.model.class_names if entry.kind == "pipeline" else []
         return {"choices": [ANY_CLASS, *names], "value": ANY_CLASS, "interactive": bool(names)}
 
-    def diffuse(self, model_id, label=ANY_CLASS, num_images=16, steps=25, guidance=4.0, seed=0,
+    def diffuse(self, model_id, label=ANY_CLASS, num_images=16, steps=DEFAULT_NUM_INFERENCE_STEPS,
+                guidance=DEFAULT_GUIDANCE_SCALE, seed=0,
                 scheduler="DPM-Solver++") -> Iterator[tuple[PIL.Image.Image, PIL.Image.Image | None, str | None]]:
         """/diffuse, streamed: yields (preview, None, None) with the decoded x0 prediction every few steps, then
         (final grid, final grid, path of the GIF of the denoising). Same inputs, same images."""

@@ -43,6 +43,7 @@ from . import remote_code
 from .evaluate_samples import describe_setting
 from .likelihood import is_discrete
 from .markdown import table_cell
+from .pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_folder
 from .models import MODEL_CLASSES, SpatialVAEModel, model_class, own_decoder_stages
 from .pipelines.latent_diffusion import LOADER_MODULE as PIPELINE_LOADER, LatentDiffusionPipeline
@@ -588,7 +589,7 @@ pipe = LatentDiffusionPipeline.from_pretrained("{{ model_ref }}")
 generator = torch.Generator().manual_seed(0)
 # {{ label_comment }}
 # PIL images; output_type="pt" gives tensors (B, C, H, W) in [0, 1]
-images = pipe({{ label_example }}, num_images_per_class=4, num_inference_steps=25, guidance_scale=4.0,
+images = pipe({{ label_example }}, num_images_per_class=4, num_inference_steps={{ steps }}, guidance_scale={{ guidance }},
               generator=generator).images
 images[0].save("sample.png")
 ```
@@ -603,7 +604,7 @@ import torch
 from diffusers import DiffusionPipeline
 
 pipe = DiffusionPipeline.from_pretrained("{{ model_ref }}", trust_remote_code=True, revision="main")
-images = pipe({{ label_example }}, num_images_per_class=4, num_inference_steps=25, guidance_scale=4.0,
+images = pipe({{ label_example }}, num_images_per_class=4, num_inference_steps={{ steps }}, guidance_scale={{ guidance }},
               generator=torch.Generator().manual_seed(0)).images
 ```
 
@@ -701,6 +702,7 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
                   "caption": PIPELINE_FIGURE_CAPTIONS.get(p.name, p.stem.replace("_", " ").capitalize() + ".")}
                  for p in _figures(folder)],
         classes=classes,
+        steps=DEFAULT_NUM_INFERENCE_STEPS, guidance=DEFAULT_GUIDANCE_SCALE,
         label_example=json.dumps(classes[0], ensure_ascii=False) if classes else "None",
         label_comment=f"a class name or label, or a list of them ({json.dumps(classes[0], ensure_ascii=False)} is "
         "label 0)" if classes else "an unconditional pipeline: class_labels=None",
