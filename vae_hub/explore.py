@@ -73,8 +73,8 @@ DIFFUSE_IMAGES = (1, 36)
 DIFFUSE_STEPS = (1, 100)
 MAX_GUIDANCE = 15.0
 # decoded x0 predictions streamed per /diffuse request (every ceil(steps / PREVIEWS) steps): also the GIF's frames.
-# Each decodes the whole batch with the VAE: five cost a 16-image, 25-step request ~1.24x the bare pipeline call
-# (ten: 1.44x; benchmarks/RESULTS.md).
+# Each decodes the whole batch with the VAE: five cost a 16-image request at the default 20 steps ~1.19x the bare
+# pipeline call (ten, at 25 steps: 1.44x; benchmarks/RESULTS.md).
 PREVIEWS = 5
 GIF_WIDTH = 384  # the denoising GIF's grids, in pixels
 ANY_CLASS = "any"  # /diffuse's label for "each image a random class"
