@@ -324,7 +324,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                             seen = pixel_image("Input as the model sees it", height=300)
                             recon = pixel_image("Reconstruction", height=300, elem_id="reconstruction")
                         rec_summary = gr.Markdown()
-                        posterior = gr.Image(label="Posterior (a spatial model: its latent channels, what a diffusion model sees)", type="pil", format="png", interactive=False, buttons=["download"])
+                        posterior = gr.Image(label="Posterior q(z | x)", type="pil", format="png", interactive=False,
+                                             buttons=["download"])
                         with gr.Accordion("Posterior code (JSON)", open=False):
                             code = gr.JSON(label="mean, std and KL (nats) per dimension")
                 rec_outputs = [seen, recon, posterior, code, rec_summary]

@@ -66,6 +66,8 @@ def main(models: list[str]) -> None:
         page.mouse.up()
         page.get_by_role("button", name="Reconstruct drawing").click()
         wait_for_image(page, "#reconstruction")
+        # the click's progress shows on the sketchpad (a timer over a blank canvas) until its answer arrives
+        page.wait_for_function(r"() => !/\d\.\ds/.test(document.querySelector('#sketchpad').innerText)")
         shot("2-reconstruct")
 
         page.get_by_role("tab", name="Interpolate").click()
