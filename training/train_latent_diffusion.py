@@ -46,9 +46,9 @@ from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
 
 from vae_hub import LatentDiffusionPipeline, hub
-from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 from vae_hub.data import DataError, decode_images, find_image_column, find_label_column, infer_image_format, load_image_dataset
 from vae_hub.images import make_grid, uint8_to_float
+from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 from vae_hub.training_utils import (
     LossSums,
     NoiseGenerator,

@@ -43,10 +43,10 @@ from . import remote_code
 from .evaluate_samples import describe_setting
 from .likelihood import is_discrete
 from .markdown import table_cell
-from .pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_folder
 from .models import MODEL_CLASSES, SpatialVAEModel, model_class, own_decoder_stages
-from .pipelines.latent_diffusion import LOADER_MODULE as PIPELINE_LOADER, LatentDiffusionPipeline
+from .pipelines.latent_diffusion import (
+    DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, LOADER_MODULE as PIPELINE_LOADER, LatentDiffusionPipeline)
 
 # ---------------------------------------------------------------------------------------------------- model card
 CARD_NAME = "README.md"
