@@ -57,8 +57,9 @@ def browser_space(tmp_path_factory):
               tiny_pipeline_folder(root / "ldm", clutter=False)]
     record_quality(models[1], {"standard_prior": {"kind": "vae", "prior": "standard", "frechet_distance": 8.62},
                                "mixture_prior": {"kind": "vae", "prior": "mixture", "frechet_distance": 5.54}})
-    record_quality(models[2], {"at_the_defaults": {"kind": "pipeline", "num_inference_steps": DEFAULT_NUM_INFERENCE_STEPS,
-                                                       "guidance_scale": 4.0, "frechet_distance": 1.45, "class_match": 0.918}})
+    record_quality(models[2], {"at_the_defaults": {"kind": "pipeline",
+                                                   "num_inference_steps": DEFAULT_NUM_INFERENCE_STEPS,
+                                                   "guidance_scale": 4.0, "frechet_distance": 1.45, "class_match": 0.918}})
     with running_space([str(m) for m in models], root / "space.log") as space, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
         try:

@@ -116,8 +116,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                            help="Min-SNR loss weighting (5.0 is usual; https://arxiv.org/abs/2303.09556). Default: none.")
     diffusion.add_argument("--inference_scheduler", type=str, default="dpmsolver++", choices=tuple(INFERENCE_SCHEDULERS),
                            help="The scheduler saved with the pipeline and used for the sample grids.")
-    diffusion.add_argument("--num_inference_steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS, help="For the sample grids.")
-    diffusion.add_argument("--guidance_scale", type=float, default=DEFAULT_GUIDANCE_SCALE, help="For the sample grids (the pipeline's default).")
+    diffusion.add_argument("--num_inference_steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS,
+                           help="For the sample grids (the pipeline's default).")
+    diffusion.add_argument("--guidance_scale", type=float, default=DEFAULT_GUIDANCE_SCALE,
+                           help="For the sample grids (the pipeline's default).")
 
     opt = p.add_argument_group("optimisation")
     add_optimizer_args(opt, num_train_epochs=100, learning_rate=1e-4, lr_warmup_steps=500, adam_weight_decay=1e-2,
