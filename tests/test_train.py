@@ -80,6 +80,16 @@ def assert_bit_identical(a: Path, b: Path) -> None:
     assert not different, f"tensors differ after resume: {different}"
 
 
+def assert_same_run_log(reference: Path, resumed: Path, resumed_from: str, last: str) -> None:
+    """The resumed run's last checkpoint holds the uninterrupted run's whole loss history (the steps before the resume
+    too), and its wall time counts the part before the resume."""
+    logs = [json.loads((run / last / "run_log.json").read_text()) for run in (reference, resumed)]
+    assert [h["step"] for h in logs[0]["history"]] == list(range(1, int(last.split("-")[1]) + 1))
+    assert logs[1]["history"] == logs[0]["history"]
+    before = json.loads((reference / resumed_from / "run_log.json").read_text())["wall_time_seconds"]
+    assert logs[1]["wall_time_seconds"] > before > 0
+
+
 def tiny_model(sample_size: int = 8) -> VAEModel:
     return VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=4, sample_size=sample_size)
 
@@ -350,6 +360,7 @@ def test_resume_mid_epoch_is_bit_identical(data, tmp_path, extra, checkpoint):
     shutil.copytree(reference / checkpoint, resumed / checkpoint)
     run_script(train_command(resumed, data["gray"], *args, "--resume_from_checkpoint", "latest", cache=data["cache"]))
     assert_bit_identical(reference, resumed)
+    assert_same_run_log(reference, resumed, checkpoint, "checkpoint-9")
 
 
 def test_adversarial_term_resumes_bit_identical_and_stays_out_of_the_model(data, tmp_path):
@@ -374,6 +385,20 @@ def test_latest_checkpoint_skips_partial_and_foreign_folders(tmp_path):
     (tmp_path / "checkpoint-20").write_text("a file, not a checkpoint")
     assert script.latest_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
     assert script.latest_checkpoint(tmp_path / "checkpoint-2") is None
+
+
+def test_run_log_round_trips_and_an_older_checkpoint_resumes_without_one(tmp_path):
+    RunLog = load_script().RunLog
+    run_log = RunLog()
+    run_log.append(1, {"loss": 0.5, "lr": 1e-3})
+    run_log.earlier_seconds = 100.0
+    run_log.save(tmp_path)
+    resumed = RunLog.resume(tmp_path)
+    assert resumed.history == [{"step": 1, "loss": 0.5, "lr": 1e-3}] and resumed.wall_time >= 100.0
+    older = tmp_path / "older"  # a checkpoint written before run logs existed: this part's log only
+    older.mkdir()
+    from_older = RunLog.resume(older)
+    assert from_older.history == [] and from_older.wall_time < 100
 
 
 def test_help_shows_the_defaults(capsys):

@@ -203,6 +203,12 @@ def test_resume_mid_epoch_is_bit_identical(data, tmp_path, monkeypatch, extra):
     train(command(data, resumed, *RESUME, *extra, "--resume_from_checkpoint", "latest"), monkeypatch)
     assert json.loads((resumed / "training_info.json").read_text())["steps"] == 10
     assert_bit_identical(reference, resumed)
+    # the whole run's log: the loss history from step 1 (also before the resume), the wall time of both parts
+    logs = [json.loads((run / "checkpoint-9" / "run_log.json").read_text()) for run in (reference, resumed)]
+    assert [h["step"] for h in logs[0]["history"]] == list(range(1, 10))
+    assert logs[1]["history"] == logs[0]["history"]
+    before = json.loads((reference / "checkpoint-3" / "run_log.json").read_text())["wall_time_seconds"]
+    assert json.loads((resumed / "training_info.json").read_text())["wall_time_seconds"] > before > 0
 
 
 def test_two_cpu_processes_train_and_resume_bit_identical(data, tmp_path):

@@ -30,7 +30,6 @@ import math
 import shlex
 import shutil
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -52,6 +51,7 @@ from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEP
 from vae_hub.training_utils import (
     LossSums,
     NoiseGenerator,
+    RunLog,
     add_data_source_args,
     add_optimizer_args,
     add_output_args,
@@ -238,12 +238,12 @@ def main(args: argparse.Namespace) -> None:
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
 
-    global_step = 0
+    global_step, run_log = 0, RunLog()
     if args.resume_from_checkpoint:
         checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
         accelerator.print(f"Resuming from {checkpoint}")
         accelerator.load_state(str(checkpoint))
-        global_step = noise.global_step
+        global_step, run_log = noise.global_step, RunLog.resume(checkpoint)
     if accelerator.is_main_process:  # the inputs are checked: from here on the run writes its folder
         if args.overwrite_output_dir and not args.resume_from_checkpoint:
             for stale in output_dir.glob("checkpoint-*"):  # the old run's: "latest" must never pick them up
@@ -263,7 +263,7 @@ def main(args: argparse.Namespace) -> None:
 
     # ---------------------------------------------------------------- training loop
     progress = tqdm(total=max_train_steps, initial=global_step, desc="steps", disable=not show)
-    sums, history, started = LossSums(accelerator.device, ("loss",)), [], time.time()
+    sums = LossSums(accelerator.device, ("loss",))
     timed_steps, timed_since, timed_until, start_step = 0, None, None, global_step
     batches_done = global_step * args.gradient_accumulation_steps  # numbers each batch's random stream
     usable_batches = steps_per_epoch * args.gradient_accumulation_steps
@@ -308,10 +308,10 @@ def main(args: argparse.Namespace) -> None:
                          f"Last good checkpoint: {last or 'none'}. Try a lower --learning_rate or --max_grad_norm.")
                 logs.update(lr=lr_scheduler.get_last_lr()[0], epoch=epoch)
                 accelerator.log(logs, step=global_step)
-                history.append({"step": global_step, **logs})
+                run_log.append(global_step, logs)
                 progress.set_postfix(loss=f"{logs['loss']:.4f}")
             if at_checkpoint:
-                save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit)
+                save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit, run_log)
             if global_step >= max_train_steps:
                 break
         if (epoch + 1) % args.validation_epochs == 0 and global_step < max_train_steps:
@@ -332,11 +332,12 @@ def main(args: argparse.Namespace) -> None:
         pipe = make_pipeline(vae, model, inference_scheduler, class_names)
         pipe.save_pretrained(output_dir)
         save_sample_grid(pipe, args, output_dir / "samples.png", accelerator, global_step)
-        save_loss_curve(history, output_dir / "loss_curve.png", ("loss",), f"{args.prediction_type} MSE", log_scale=True)
+        save_loss_curve(run_log.history, output_dir / "loss_curve.png", ("loss",), f"{args.prediction_type} MSE",
+                        log_scale=True)
         info = {
             "command": "accelerate launch training/train_latent_diffusion.py " + shlex.join(redact(sys.argv[1:])),
             "args": public_args(args),
-            "wall_time_seconds": round(time.time() - started, 1),
+            "wall_time_seconds": round(run_log.wall_time, 1),
             "train_images_per_second": round(throughput, 1) if throughput else None,
             "steps_per_second": round(throughput / global_batch / args.gradient_accumulation_steps, 2) if throughput else None,
             "hardware": hardware(),
@@ -358,7 +359,7 @@ def main(args: argparse.Namespace) -> None:
             "versions": versions(),
         }
         (output_dir / "training_info.json").write_text(json.dumps(info, indent=2))
-        write_metrics(output_dir, history)
+        write_metrics(output_dir, run_log.history)
         hub.write_model_card(output_dir, repo_id=args.hub_model_id)  # the project's card builder, as train_vae.py
         if args.push_to_hub:
             hub.push_to_hub(output_dir, args.hub_model_id, private=args.hub_private_repo, token=args.hub_token)

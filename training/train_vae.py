@@ -54,6 +54,7 @@ from vae_hub.losses import kl_weight, negative_elbo
 from vae_hub.training_utils import (
     LossSums,
     NoiseGenerator,
+    RunLog,
     add_data_source_args,
     add_optimizer_args,
     add_output_args,
@@ -295,12 +296,12 @@ def main(args: argparse.Namespace) -> None:
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
 
-    global_step = 0
+    global_step, run_log = 0, RunLog()
     if args.resume_from_checkpoint:
         checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
         accelerator.print(f"Resuming from {checkpoint}")
         accelerator.load_state(str(checkpoint))
-        global_step = noise.global_step
+        global_step, run_log = noise.global_step, RunLog.resume(checkpoint)
     if accelerator.is_main_process:  # the inputs are checked: from here on the run writes its folder
         if args.overwrite_output_dir and not args.resume_from_checkpoint:
             for stale in output_dir.glob("checkpoint-*"):  # the old run's: "latest" must never pick them up
@@ -311,7 +312,7 @@ def main(args: argparse.Namespace) -> None:
     # ---------------------------------------------------------------- training loop
     likelihood = accelerator.unwrap_model(model).config.likelihood
     progress = tqdm(total=max_train_steps, initial=global_step, desc="steps", disable=not show)
-    sums, gan_sums, history, started = LossSums(accelerator.device, LOSS_KEYS), GanSums(accelerator.device), [], time.time()
+    sums, gan_sums = LossSums(accelerator.device, LOSS_KEYS), GanSums(accelerator.device)
     timed_steps, timed_since, timed_until, start_step = 0, None, None, global_step
     batches_done = global_step * args.gradient_accumulation_steps  # numbers each batch's ε stream
     first_epoch = global_step // steps_per_epoch
@@ -372,11 +373,11 @@ def main(args: argparse.Namespace) -> None:
                          f"Last good checkpoint: {last or 'none'}. Try a lower --learning_rate or --max_grad_norm.")
                 logs.update(lr=lr_scheduler.get_last_lr()[0], beta=beta, epoch=epoch)
                 accelerator.log(logs, step=global_step)
-                history.append({"step": global_step, **logs})
+                run_log.append(global_step, logs)
                 progress.set_postfix(loss=f"{logs['loss']:.1f}", rec=f"{logs['reconstruction']:.1f}",
                                      kl=f"{logs['kl']:.1f}")
             if at_checkpoint:
-                save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit)
+                save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit, run_log)
             if global_step >= max_train_steps:
                 break
         if (epoch + 1) % args.validation_epochs == 0 or global_step >= max_train_steps:
@@ -395,8 +396,8 @@ def main(args: argparse.Namespace) -> None:
         vae = accelerator.unwrap_model(model)
         if ema is not None:
             ema.copy_to(vae.parameters())
-        finish(vae.eval(), train_images, val_images, val_name, args, output_dir, history, accelerator.print,
-               wall_time=time.time() - started, throughput=throughput, world=world, label_column=label_column,
+        finish(vae.eval(), train_images, val_images, val_name, args, output_dir, run_log.history, accelerator.print,
+               wall_time=run_log.wall_time, throughput=throughput, world=world, label_column=label_column,
                image_column=image_column, num_train=len(train_split), steps=global_step,
                epochs=math.ceil(global_step / steps_per_epoch))
     accelerator.end_training()

@@ -2,11 +2,13 @@
 
 Their conventions: one-line errors (``fail``) before any work; data order a pure function of (seed, epoch)
 (``epoch_batch_indices``); per-batch random streams re-seeded from (seed, process, batch) (``NoiseGenerator``);
-checkpoints complete or absent (``save_checkpoint``, ``latest_checkpoint``); secrets never written (``redact``,
-``public_args``). Together they make a resumed CPU run end bit-identical to an uninterrupted one.
+checkpoints complete or absent (``save_checkpoint``, ``latest_checkpoint``), with the run's log in them (``RunLog``);
+secrets never written (``redact``, ``public_args``). Together they make a resumed CPU run end bit-identical to an
+uninterrupted one, with the same loss curve.
 """
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -132,8 +134,42 @@ def resolve_checkpoint(output_dir: Path, which: str) -> Path:
     return path
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, total_limit: int | None) -> None:
-    """accelerate's full training state, complete or absent: written under a temporary name, then renamed."""
+class RunLog:
+    """What a run has logged so far, carried across resumes: the loss history (a dict per logged step, for the loss
+    curve and the metrics) and the seconds the run has taken. Saved as ``run_log.json`` in every checkpoint; a
+    checkpoint without one (an older version's) resumes with this part of the run's log only."""
+
+    FILE = "run_log.json"
+
+    def __init__(self, history: list[dict] | None = None, earlier_seconds: float = 0.0):
+        self.history = history or []
+        self.earlier_seconds = earlier_seconds
+        self.started = time.time()
+
+    @classmethod
+    def resume(cls, checkpoint: Path) -> "RunLog":
+        path = checkpoint / cls.FILE
+        if not path.is_file():
+            return cls()
+        saved = json.loads(path.read_text())
+        return cls(saved["history"], saved["wall_time_seconds"])
+
+    def append(self, step: int, logs: dict) -> None:
+        self.history.append({"step": step, **logs})
+
+    @property
+    def wall_time(self) -> float:
+        """Seconds of the whole run: the earlier parts' (from the checkpoint) and this one's."""
+        return self.earlier_seconds + time.time() - self.started
+
+    def save(self, folder: Path) -> None:
+        (folder / self.FILE).write_text(json.dumps({"history": self.history, "wall_time_seconds": self.wall_time}))
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, total_limit: int | None,
+                    run_log: RunLog) -> None:
+    """accelerate's full training state and the run's log, complete or absent: written under a temporary name, then
+    renamed."""
     final, partial = output_dir / f"checkpoint-{step}", output_dir / f"checkpoint-{step}.partial"
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
@@ -141,6 +177,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, total
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        run_log.save(partial)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
         if total_limit:
