@@ -17,7 +17,7 @@ from vae_hub.explore import Explorer, InputError, MapSample
 from vae_hub.images import float_to_uint8, pil_to_uint8, uint8_to_float
 from vae_hub.latent import encode_images
 
-from space_helpers import make_coloured_model, make_map_sample, make_model
+from space_helpers import make_coloured_model, make_model
 
 
 @pytest.fixture(scope="module")
