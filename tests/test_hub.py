@@ -379,6 +379,15 @@ def package_files() -> set[str]:
     return {f"vae_hub/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py")}
 
 
+def test_shipped_model_files_name_no_folder_of_the_machine_that_trained_them():
+    """Their records travel to the Hub with them: commands and arguments name folders relative to the repository."""
+    shipped = Path(__file__).resolve().parents[1] / "space" / "models"
+    texts = [p for p in shipped.rglob("*") if p.suffix in (".json", ".md", ".py")]
+    assert len(texts) > 10
+    absolute = re.compile(r"(?<![\w.])/(?:work|home|root|tmp|Users|mnt|data)/")
+    assert not [p.relative_to(shipped).as_posix() for p in texts if absolute.search(p.read_text())]
+
+
 def test_deploy_space_uploads_app_package_and_shipped_models(space_dir):
     api = FakeHfApi()
     hub.deploy_space("vae-hub-tests/space", token=TOKEN, api=api, space_dir=space_dir)
