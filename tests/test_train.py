@@ -204,6 +204,8 @@ def test_spatial_run_writes_a_spatial_model_folder(spatial_run):
     assert len(latents["channel_std"]) == 2
     card = (spatial_run / "README.md").read_text()
     assert "SpatialVAEModel.from_pretrained" in card and "2×8×8" in card and "latents.png" in card
+    active = json.loads((spatial_run / "metrics.json").read_text())["active_units"]
+    assert f"Active latent elements: {active} of 128 " in card  # 2×8×8 elements
 
 
 def test_fine_tune_takes_the_model_type_from_the_folder(spatial_run, data, tmp_path):

@@ -12,6 +12,7 @@ turns the Hub's failures into one ``HubError`` whose message says what happened 
 """
 
 import json
+import math
 import os
 import re
 import shlex
@@ -148,7 +149,7 @@ likelihood; nats per image:
 |---|---|
 {% for row in metric_rows %}| {{ cell(row.label) }} | {{ cell(row.text) }} |
 {% endfor %}
-Active latent units: {{ active_units }} of {{ latent_dim }} (posterior means that vary across images, Burda et al.
+Active latent {{ 'elements' if spatial else 'units' }}: {{ active_units }} of {{ latent_size }} (posterior means that vary across images, Burda et al.
 2015). {{ likelihood_note | capitalize }}.
 {% if eval_command %}
 Measured with:
@@ -300,8 +301,10 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
     folder = Path(folder)
     cls = model_class(folder)
     config = check_model_folder(cls, folder)
-    num_params = sum(p.numel() for p in cls.from_config(config).parameters())
+    model = cls.from_config(config)
+    num_params = sum(p.numel() for p in model.parameters())
     spatial = cls is SpatialVAEModel
+    latent_shape = model.latent_shape if spatial else None
     metrics, info = _read_json(folder / METRICS_NAME), _read_json(folder / TRAINING_INFO_NAME)
 
     data_ref = info.get("dataset_name") or metrics.get("dataset")
@@ -343,7 +346,8 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         image_desc=image_desc,
         spatial=spatial,
         latent_dim=config.get("latent_dim"),
-        latent_desc="×".join(map(str, cls.from_config(config).latent_shape)) if spatial else None,
+        latent_size=math.prod(latent_shape) if spatial else config.get("latent_dim"),
+        latent_desc="×".join(map(str, latent_shape)) if spatial else None,
         mixture=config.get("prior_components", 0),
         dataset_md=dataset_md,
         base_model_md=_reference(base_model, "https://huggingface.co/"),
