@@ -19,7 +19,7 @@ import httpx2
 import huggingface_hub.constants
 import pytest
 import torch
-from diffusers import AutoencoderKL
+from diffusers import AutoencoderKL, UNet2DModel
 from huggingface_hub import ModelCard, SpaceCard
 from huggingface_hub.errors import OfflineModeIsEnabled
 
@@ -195,11 +195,21 @@ def test_card_links_hub_ids_only(tmp_path):
     assert f"`{tmp_path / 'fashion_mnist'}` ([zalando-datasets/fashion_mnist]" in str(linked)
 
 
-def test_card_refuses_a_folder_that_is_not_a_vae_model(tmp_path):
+def test_card_refuses_a_folder_that_is_not_an_autoencoder(tmp_path):
+    UNet2DModel(sample_size=8, block_out_channels=(8, 16), norm_num_groups=4, layers_per_block=1,
+                down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2).save_pretrained(tmp_path / "u")
+    with pytest.raises(ValueError, match="UNet2DModel, not one of VAEModel"):
+        hub.write_model_card(tmp_path / "u")
+    assert not (tmp_path / "u" / "README.md").exists()
+
+
+def test_an_autoencoder_kl_folder_gets_a_diffusers_card_and_pushes_without_remote_code(tmp_path):
     AutoencoderKL(block_out_channels=(8,), norm_num_groups=4, latent_channels=2).save_pretrained(tmp_path / "kl")
-    with pytest.raises(ValueError, match="AutoencoderKL.*not (a |one of )?VAEModel"):
-        hub.write_model_card(tmp_path / "kl")
-    assert not (tmp_path / "kl" / "README.md").exists()
+    card = hub.write_model_card(tmp_path / "kl", REPO)
+    assert card.data.library_name == "diffusers" and f'AutoencoderKL.from_pretrained("{REPO}")' in str(card)
+    files = hub.push_files(tmp_path / "kl", REPO)
+    assert sorted(files) == ["README.md", "config.json", "diffusion_pytorch_model.safetensors"]
+    assert "auto_map" not in json.loads((tmp_path / "kl" / "config.json").read_text())
 
 
 def test_card_snippet_runs_as_pasted_from_the_hf_cache(folder, offline_cache, tmp_path, monkeypatch):

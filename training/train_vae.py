@@ -1,8 +1,13 @@
 #!/usr/bin/env python
-"""Train or fine-tune a vae-hub ``VAEModel`` (or, with ``--model_type spatial``, a ``SpatialVAEModel``) with 🤗 Accelerate.
+"""Train or fine-tune a vae-hub ``VAEModel``, a ``SpatialVAEModel`` or diffusers' own ``AutoencoderKL`` with 🤗 Accelerate.
 
     accelerate launch --quiet training/train_vae.py --dataset_name zalando-datasets/fashion_mnist --output_dir fashion-vae
     accelerate launch --quiet training/train_vae.py --model_type spatial --beta 1e-4 ... --output_dir fashion-spatial-vae
+    accelerate launch --quiet training/train_vae.py --model_type autoencoderkl --block_out_channels 32 64 128 128 ...
+    accelerate launch --quiet training/train_vae.py --pretrained_model_name_or_path stabilityai/sd-vae-ft-mse ...
+
+An ``AutoencoderKL`` is trained through ``vae_hub.AutoencoderKLWithLikelihood`` (the same loss, evaluation and card
+as the other types) and saved as a plain AutoencoderKL folder that diffusers loads on its own.
 
 (``--quiet``: a bad input stops the script with one line, ``error: ...``, and exit status 2; without it accelerate's
 launcher adds a traceback of its own for any non-zero exit.)
@@ -35,10 +40,12 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from vae_hub import SpatialVAEModel, VAEModel
-from vae_hub.models import model_class, own_decoder_stages
+from vae_hub import AutoencoderKLWithLikelihood, SpatialVAEModel, VAEModel
+from vae_hub.models import AnyModel, model_class, own_decoder_stages
+from vae_hub.models.autoencoder_kl import KL_LIKELIHOODS, autoencoder_kl_defaults
 from vae_hub.data import (
     DataError,
+    dataset_license,
     StreamingImages,
     decode_images,
     find_image_column,
@@ -78,9 +85,12 @@ from vae_hub.training_utils import (
 from vae_hub.prior import AUTO
 
 logger = get_logger(__name__)
-MODEL_TYPES = {"vector": VAEModel, "spatial": SpatialVAEModel}
-VECTOR_ONLY = ("latent_dim", "prior_components")
-SPATIAL_ONLY = ("latent_channels", "up_block_out_channels", "layers_per_up_block")
+MODEL_TYPES = {"vector": VAEModel, "spatial": SpatialVAEModel, "autoencoderkl": AutoencoderKLWithLikelihood}
+MAP_TYPES = ("spatial", "autoencoderkl")  # a map of latents, for latent diffusion
+FLAG_TYPES = {  # the flags that only some model types have
+    "latent_dim": ("vector",), "prior_components": ("vector",), "latent_channels": MAP_TYPES,
+    "up_block_out_channels": ("spatial",), "layers_per_up_block": ("spatial",),
+}
 SPATIAL_BETA = 1e-4  # KL weight per latent element: see benchmarks/RESULTS.md ("Spatial VAE: the KL weight")
 FINAL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")  # a finished run's model
 LOSS_KEYS = ("loss", "reconstruction", "kl", "negative_elbo")
@@ -96,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = p.add_argument_group("data")
     add_data_source_args(data)
+    data.add_argument("--dataset_credit", type=str, default=None,
+                      help='Credit the data\'s licence asks for, shown in the model card (e.g. "Twemoji (CC-BY 4.0), '
+                           'Noto (Apache-2.0)"); the licence in the dataset\'s own card is recorded as well.')
     data.add_argument("--resolution", type=int, default=None, help="Image size; default: the model's or the data's.")
     data.add_argument("--num_channels", type=int, default=None, choices=(1, 3), help="Default: the model's or the data's.")
     data.add_argument("--max_train_samples", type=int, default=None)
@@ -109,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     model = p.add_argument_group("model (flags left out take the model class's defaults)")
     model.add_argument("--model_type", type=str, default=None, choices=tuple(MODEL_TYPES),
                        help="vector: VAEModel (default); spatial: SpatialVAEModel, a map of latents for latent "
-                            "diffusion. Fine-tuning or --model_config_name_or_path take the type from the config.")
+                            "diffusion; autoencoderkl: diffusers' AutoencoderKL, Stable Diffusion's VAE (flags left "
+                            "out take AutoencoderKL's own defaults: one stage of 64 channels, f = 1; SD's is "
+                            "--block_out_channels 128 256 512 512 --layers_per_block 2, f = 8). Fine-tuning or "
+                            "--model_config_name_or_path take the type from the config.")
     model.add_argument("--pretrained_model_name_or_path", type=str, default=None, help="Fine-tune this model.")
     model.add_argument("--train_decoder_only", action="store_true",
                        help="With --pretrained_model_name_or_path: fine-tune the decoder only, as Stable Diffusion's "
@@ -118,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model_config_name_or_path", type=str, default=None,
                        help="config.json (or its folder) of a model to train from scratch.")
     model.add_argument("--latent_dim", type=int, default=None, help="vector: the code's dimension (default 16).")
-    model.add_argument("--latent_channels", type=int, default=None, help="spatial: channels of the latent map (default 4).")
+    model.add_argument("--latent_channels", type=int, default=None,
+                       help="spatial, autoencoderkl: channels of the latent map (default 4).")
     model.add_argument("--block_out_channels", type=int, nargs="+", default=None,
                        help="Channels per stage (vector default 32 64; spatial default 32 64 64, f = 4).")
     model.add_argument("--layers_per_block", type=int, default=None)
@@ -129,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="spatial: the decoder's residual blocks per stage (default: --layers_per_block).")
     model.add_argument("--norm_num_groups", type=int, default=None)
     model.add_argument("--act_fn", type=str, default=None)
-    model.add_argument("--likelihood", type=str, default=None, choices=("bernoulli", "gaussian", "laplace"))
+    model.add_argument("--likelihood", type=str, default=None, choices=("bernoulli", "gaussian", "laplace"),
+                       help="p(x | z): autoencoderkl takes gaussian or laplace (default), whose location is the "
+                            "decoded image and whose per-channel scale is learned (saved in likelihood.json).")
     model.add_argument("--prior_components", type=prior_components, default=None,
                        help="vector: components of the mixture prior fitted to the training codes after training: a "
                             "number, 0 for none, or auto (the default): chosen by the held-out log-likelihood of the "
@@ -141,9 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--beta", type=float, default=None,
                      help=f"KL weight (1: the ELBO, the vector default; spatial default {SPATIAL_BETA}, sharp "
                           "reconstructions with a smooth latent map).")
+    opt.add_argument("--recompute_scaling_factor", action="store_true",
+                     help="Fine-tuning: measure scaling_factor anew on the fine-tuned latents. By default a fine-tune "
+                          "keeps the pretrained model's, because a diffusion model trained on its latents depends on "
+                          "it (the latents' std after scaling is reported in metrics.json either way).")
     opt.add_argument("--kl_warmup_steps", type=int, default=0, help="Linear warm-up of the KL weight from 0 to --beta.")
     opt.add_argument("--free_bits", type=float, default=0.0, help="Nats per latent dimension not penalised.")
-    gan = p.add_argument_group("adversarial term (spatial models; off by default: see benchmarks/RESULTS.md)")
+    gan = p.add_argument_group("adversarial term (spatial and autoencoderkl; off by default: see benchmarks/RESULTS.md)")
     gan.add_argument("--disc_weight", type=float, default=0.0,
                      help="Weight of a PatchGAN hinge loss with latent diffusion's adaptive weight (0: off).")
     gan.add_argument("--disc_start", type=int, default=0, help="Optimisation step at which the adversarial term starts.")
@@ -175,6 +198,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       reals=("beta", "free_bits"))
     if args.pretrained_model_name_or_path and args.model_config_name_or_path:
         p.error("--pretrained_model_name_or_path (fine-tune) and --model_config_name_or_path (from scratch) exclude each other")
+    if args.recompute_scaling_factor and not args.pretrained_model_name_or_path:
+        p.error("--recompute_scaling_factor is for fine-tuning (--pretrained_model_name_or_path): a new model's "
+                "scaling_factor is always measured")
     if args.train_decoder_only and not args.pretrained_model_name_or_path:
         p.error("--train_decoder_only fine-tunes a trained model's decoder: give --pretrained_model_name_or_path")
     new_decoder = [f"--{f}" for f in DECODER_FLAGS if getattr(args, f) is not None]
@@ -419,12 +445,15 @@ def resolve_model_type(args: argparse.Namespace) -> None:
             fail(f"--model_type {args.model_type} does not fit {source}, which holds a {cls.__name__}")
         args.model_type = found
     args.model_type = args.model_type or "vector"
-    spatial = args.model_type == "spatial"
-    for flag in SPATIAL_ONLY if not spatial else VECTOR_ONLY:
-        if getattr(args, flag) is not None:
-            fail(f"--{flag} is for --model_type {'spatial' if not spatial else 'vector'} models only")
+    spatial = args.model_type in MAP_TYPES
+    for flag, types in FLAG_TYPES.items():
+        if getattr(args, flag) is not None and args.model_type not in types:
+            fail(f"--{flag} is for --model_type {' and '.join(types)} models only, not {args.model_type}")
     if args.disc_weight > 0 and not spatial:
-        fail("--disc_weight is for --model_type spatial models (the autoencoder of latent diffusion)")
+        fail(f"--disc_weight is for --model_type {' and '.join(MAP_TYPES)} (the autoencoders of latent diffusion)")
+    if args.model_type == "autoencoderkl" and args.likelihood not in (None, *KL_LIKELIHOODS):
+        fail(f"--likelihood {args.likelihood}: an AutoencoderKL decodes an image, the location of a gaussian or "
+             "laplace likelihood (bernoulli would make its output logits)")
     if args.beta is None:
         args.beta = SPATIAL_BETA if spatial else 1.0
     if args.train_decoder_only:
@@ -436,7 +465,7 @@ def resolve_model_type(args: argparse.Namespace) -> None:
         args.prior_components = 0 if spatial else AUTO
 
 
-def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAEModel | SpatialVAEModel:
+def build_model(args: argparse.Namespace, train_split, image_column: str) -> AnyModel:
     """Fine-tune a pretrained model, or build one from a config file or the model flags (size/channels from data)."""
     cls = MODEL_TYPES[args.model_type]
     if args.pretrained_model_name_or_path:
@@ -453,8 +482,8 @@ def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAE
         if new_decoder:
             model = with_new_decoder(model, new_decoder)
         if args.train_decoder_only:  # frozen, and never updated by the EMA either: bit-identical latents
-            for name in cls.encoder_modules:
-                getattr(model, name).requires_grad_(False)
+            for name in model.encoder_modules:
+                model.get_submodule(name).requires_grad_(False)
         return model.train()
     data_channels, data_size = infer_image_format(train_split, image_column)
     config = {name: getattr(args, name) for name in MODEL_FLAGS if getattr(args, name) is not None}
@@ -465,9 +494,21 @@ def build_model(args: argparse.Namespace, train_split, image_column: str) -> VAE
         config["in_channels"] = args.num_channels or config.get("in_channels", data_channels)
         config.pop("out_channels", None)
     try:
+        if cls is AutoencoderKLWithLikelihood:
+            return new_autoencoder_kl(config, args.likelihood)
         return cls(**config)
     except ValueError as err:
         fail(str(err))
+
+
+def new_autoencoder_kl(config: dict, likelihood: str | None) -> AutoencoderKLWithLikelihood:
+    """A new AutoencoderKL from the model flags (or a config file): its down/up block types follow the number of
+    stages, as in Stable Diffusion's VAE; fields left out take AutoencoderKL's defaults."""
+    config.pop("likelihood", None)
+    stages = len(config.get("block_out_channels", autoencoder_kl_defaults()["block_out_channels"]))
+    config = {"down_block_types": ("DownEncoderBlock2D",) * stages, "up_block_types": ("UpDecoderBlock2D",) * stages,
+              **config, "out_channels": config["in_channels"]}
+    return AutoencoderKLWithLikelihood.from_config(config, **({"likelihood": likelihood} if likelihood else {}))
 
 
 def with_new_decoder(model: SpatialVAEModel, decoder_config: dict) -> SpatialVAEModel:
@@ -478,8 +519,8 @@ def with_new_decoder(model: SpatialVAEModel, decoder_config: dict) -> SpatialVAE
         new = type(model)(**{**config, **decoder_config})
     except ValueError as err:
         fail(str(err))
-    for name in type(model).encoder_modules:
-        getattr(new, name).load_state_dict(getattr(model, name).state_dict())
+    for name in model.encoder_modules:
+        new.get_submodule(name).load_state_dict(model.get_submodule(name).state_dict())
     return new
 
 
@@ -501,7 +542,7 @@ def epoch_batches(images, epoch, args, rank, world, batches_per_epoch, skip, dev
             yield uint8_to_float(batch.to(device, non_blocking=True))
 
 
-def adversarial_generator_term(vae: SpatialVAEModel, disc: PatchDiscriminator, reconstruction: torch.Tensor,
+def adversarial_generator_term(vae: AnyModel, disc: PatchDiscriminator, reconstruction: torch.Tensor,
                                fake: torch.Tensor, disc_weight: float) -> SimpleNamespace:
     """The autoencoder's side of the GAN: −mean D(x̂) and its adaptive weight at the decoder's last layer.
 
@@ -510,7 +551,8 @@ def adversarial_generator_term(vae: SpatialVAEModel, disc: PatchDiscriminator, r
     disc.requires_grad_(False)
     generator = generator_loss(disc(fake))
     disc.requires_grad_(True)
-    weight = disc_weight * adaptive_weight(reconstruction, generator, vae.decoder_out[-1].weight)
+    last = vae.vae.decoder.conv_out if isinstance(vae, AutoencoderKLWithLikelihood) else vae.decoder_out[-1]
+    weight = disc_weight * adaptive_weight(reconstruction, generator, last.weight)
     return SimpleNamespace(generator_loss=generator, adaptive_weight=weight, disc_loss=None)
 
 
@@ -525,7 +567,7 @@ class GanSums(LossSums):
 
 
 @torch.no_grad()
-def validate(accelerator, vae: VAEModel | SpatialVAEModel, val_images, args, step: int, output_dir: Path) -> None:
+def validate(accelerator, vae: AnyModel, val_images, args, step: int, output_dir: Path) -> None:
     """Grids saved and logged — prior samples (vector model) or the latent maps (spatial model), and
     reconstructions — and the validation −ELBO."""
     if not accelerator.is_main_process:
@@ -538,7 +580,7 @@ def validate(accelerator, vae: VAEModel | SpatialVAEModel, val_images, args, ste
     out = vae(x)
     pairs = torch.stack([x, out.sample], dim=1).flatten(0, 1)  # original, reconstruction, original, ...
     grids = {"reconstructions": make_grid(pairs, nrow=16, scale=2)}
-    if isinstance(vae, SpatialVAEModel):
+    if "latent_channels" in vae.config:
         maps = latent_channel_images(out.latents[:8], vae.config.scaling_factor, vae.config.shift_factor)
         grids["latents"] = make_grid(maps, nrow=vae.config.latent_channels, scale=4)
     else:
@@ -559,7 +601,7 @@ def validate(accelerator, vae: VAEModel | SpatialVAEModel, val_images, args, ste
     vae.train(was_training)
 
 
-def describe_model(model: VAEModel, args: argparse.Namespace) -> str:
+def describe_model(model: AnyModel, args: argparse.Namespace) -> str:
     cfg = model.config
     origin = (f"fine-tuning {args.pretrained_model_name_or_path}" if args.pretrained_model_name_or_path
               else f"new, from {args.model_config_name_or_path}" if args.model_config_name_or_path else "new")
@@ -592,8 +634,13 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, s
 
     codes_from = train_images if isinstance(train_images, torch.Tensor) else val_images.images
     codes_from = codes_from[torch.randperm(len(codes_from), generator=torch.Generator().manual_seed(args.seed))[:MAX_PRIOR_CODES]]
-    if not args.train_decoder_only:  # else the encoder and its latents are the pretrained model's: so is the scale
-        vae.register_to_config(scaling_factor=compute_scaling_factor(vae, codes_from))
+    measured = compute_scaling_factor(vae, codes_from)
+    if args.pretrained_model_name_or_path and not args.recompute_scaling_factor:
+        say(f"scaling_factor: kept the pretrained model's {vae.config.scaling_factor:.5g} (a diffusion model trained on "
+            f"its latents depends on it); the fine-tuned latents measure {measured:.5g}: --recompute_scaling_factor "
+            "would write that instead")
+    else:
+        vae.register_to_config(scaling_factor=measured)
     vae.save_pretrained(output_dir)  # first: nothing after this point can lose the trained weights
     prior = None
     if args.prior_components:
@@ -634,10 +681,14 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, s
         "train_batch_size": args.train_batch_size,
         "learning_rate": args.learning_rate,
         "dataset_name": args.dataset_name or args.train_data_dir,
+        "dataset_license": dataset_license(args.dataset_name),
+        "dataset_credit": args.dataset_credit,
         "image_column": image_column,
         "label_column": label_column,
         "num_train_images": num_train,
         "base_model": args.pretrained_model_name_or_path,
+        "scaling_factor": {"value": vae.config.scaling_factor, "measured": measured,
+                           "kept_from_base_model": vae.config.scaling_factor != measured},
         "versions": versions(),
     }
     (output_dir / "training_info.json").write_text(json.dumps(info, indent=2))

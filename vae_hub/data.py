@@ -11,6 +11,7 @@ names the dataset, column or row at fault.
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import datasets
 import PIL.Image
@@ -59,6 +60,22 @@ def load_image_dataset(
     if not isinstance(loaded, datasets.DatasetDict):
         loaded = datasets.DatasetDict({"train": loaded})
     return loaded
+
+
+def dataset_license(dataset_name: str | None) -> str | None:
+    """The licence a dataset's card declares (``license_name`` when it is ``other``), for model cards; ``None`` when
+    there is no card, no licence in it, or the card cannot be read (offline, a plain image folder)."""
+    from huggingface_hub import DatasetCard  # only the training scripts' records need it
+
+    if not dataset_name:
+        return None
+    readme = Path(dataset_name, "README.md")
+    try:
+        card = DatasetCard.load(readme if readme.is_file() else dataset_name)
+    except Exception:  # offline, no card, a malformed one: the record just has no licence
+        return None
+    license_id = card.data.get("license")
+    return card.data.get("license_name") if license_id == "other" else license_id
 
 
 def find_image_column(dataset: datasets.Dataset, image_column: str | None = None) -> str:

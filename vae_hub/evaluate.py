@@ -38,6 +38,7 @@ from .images import uint8_to_float
 from .losses import kl_per_dimension
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: unit j is active when Cov_x(E_q[z_j]) > 0.01
+CALIBRATION_IMAGES = 512  # images an uncalibrated likelihood scale is fitted on (see evaluate_model)
 LogLikelihood = Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor]
 
 
@@ -146,6 +147,10 @@ def evaluate_model(
         compile_decoder: decode the k samples with ``torch.compile`` (about 2x faster on a CPU; the first chunk
             pays a compilation of ~30 s). Chunks keep one shape when ``batch_size`` is a multiple of ``iw_samples``.
 
+    A model whose likelihood scale is only a default (``calibrated`` False: an ``AutoencoderKL`` folder without
+    ``likelihood.json``, e.g. Stable Diffusion's) first gets its maximum-likelihood scale on the first
+    ``CALIBRATION_IMAGES`` images (``likelihood_scale_fitted_on`` in the result), in place.
+
     Returns:
         dict with ``dataset``, ``split``, ``num_images``, ``likelihood``, ``likelihood_note``, ``seed``,
         ``iw_samples``, ``negative_elbo_nats``, ``reconstruction_nats``, ``kl_nats``, ``iw_nll_nats``,
@@ -166,6 +171,11 @@ def evaluate_model(
     device = torch.device(device) if device is not None else parameter.device
     was_training = model.training
     model.to(device).eval()
+    calibrated_on = None
+    if getattr(model, "calibrated", True) is False:  # an AutoencoderKL that came without likelihood.json
+        calibrated_on = min(len(images), CALIBRATION_IMAGES)
+        with torch.no_grad():
+            model.calibrate(uint8_to_float(images[:calibrated_on]).to(device, parameter.dtype))
     generator = torch.Generator().manual_seed(seed)  # CPU generator: the same ε on every device
     images_per_step = max(1, batch_size // iw_samples)
     decode = torch.compile(model.decode_params, dynamic=False) if compile_decoder else model.decode_params
@@ -218,6 +228,8 @@ def evaluate_model(
         "latent_dim": mu_all[0].numel(),
         "images_per_second": n / (time.perf_counter() - start),
     }
+    if calibrated_on:
+        metrics["likelihood_scale_fitted_on"] = calibrated_on
     if hasattr(config, "latent_channels"):
         metrics["latents"] = latent_statistics(mu_all, config)
     return metrics

@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 
 import httpx2
+from diffusers import AutoencoderKL
 from diffusers.schedulers.scheduling_utils import SCHEDULER_CONFIG_NAME
 from huggingface_hub import (
     CommitOperationAdd,
@@ -45,7 +46,8 @@ from .evaluate_samples import describe_setting
 from .likelihood import is_discrete
 from .markdown import table_cell
 from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_folder
-from .models import MODEL_CLASSES, SpatialVAEModel, model_class, own_decoder_stages
+from .models.autoencoder_kl import LIKELIHOOD_NAME
+from .models import MODEL_CLASSES, AutoencoderKLWithLikelihood, SpatialVAEModel, model_class, own_decoder_stages
 from .pipelines.latent_diffusion import (
     DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, LOADER_MODULE as PIPELINE_LOADER, LatentDiffusionPipeline)
 
@@ -646,8 +648,13 @@ samples of a VAE and with other samplers, steps and guidance scales.
 
 def build_card(folder, repo_id: str | None = None, *, dataset_id: str | None = None) -> ModelCard:
     """The card of a saved model folder (``build_model_card``) or pipeline folder (``build_pipeline_card``)."""
-    build = build_pipeline_card if is_pipeline_folder(folder) else build_model_card
-    return build(folder, repo_id, dataset_id=dataset_id)
+    if is_pipeline_folder(folder):
+        return build_pipeline_card(folder, repo_id, dataset_id=dataset_id)
+    if model_class(folder) is AutoencoderKLWithLikelihood:
+        from .autoencoder_kl_card import build_autoencoder_kl_card  # it builds on this module's pieces
+
+        return build_autoencoder_kl_card(folder, repo_id, dataset_id=dataset_id)
+    return build_model_card(folder, repo_id, dataset_id=dataset_id)
 
 
 def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str | None = None) -> ModelCard:
@@ -794,7 +801,7 @@ def record_comparison(folder, others: list) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------- push
-UPLOAD_NAMES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME, MAP_SAMPLE_NAME)
+UPLOAD_NAMES = (CONFIG_NAME, WEIGHTS_NAME, LIKELIHOOD_NAME, CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME, MAP_SAMPLE_NAME)
 PIPELINE_COMPONENT_FILES = {"vae": (CONFIG_NAME, WEIGHTS_NAME), "unet": (CONFIG_NAME, WEIGHTS_NAME),
                             "scheduler": (SCHEDULER_CONFIG_NAME,)}
 PIPELINE_UPLOAD_NAMES = (PIPELINE_INDEX_NAME,
@@ -892,8 +899,9 @@ def push_files(folder, repo_id: str) -> dict[str, bytes | Path]:
         files[pipeline_file] = remote_code.pipeline_code(PIPELINE_CLASS).encode("utf-8")
         if vae_file:
             files[vae_file[0]] = remote_code.model_code(index["vae"][1]).encode("utf-8")
+    elif (cls := model_class(folder)) is AutoencoderKLWithLikelihood:  # diffusers' own class: no code to carry
+        check_model_folder(AutoencoderKL, folder, use_safetensors=True)
     else:
-        cls = model_class(folder)
         check_model_folder(cls, folder, use_safetensors=True)
         files.update(_with_remote_code(folder, cls.__name__, remote_code.MODEL_CODE_FILE))
     card = _card_for_push(folder, repo_id)

@@ -111,6 +111,24 @@ def _has_file(path_or_repo_id, filename: str, kwargs: dict, unknown: bool) -> bo
         return unknown
 
 
+def strict_from_pretrained(cls, load, pretrained_model_name_or_path, **kwargs):
+    """``load(pretrained_model_name_or_path, **kwargs)`` (a diffusers ``from_pretrained`` of ``cls``) made safe and
+    strict: ``check_model_folder`` first, safetensors only unless ``use_safetensors=False``, and a ``ValueError``
+    when any weight is missing, unexpected or of another shape (diffusers would fill it with random values)."""
+    kwargs.setdefault("use_safetensors", True)
+    want_info = kwargs.pop("output_loading_info", False)
+    max_model_bytes = kwargs.pop("max_model_bytes", MAX_MODEL_BYTES)
+    if kwargs.get("subfolder") and os.path.isdir(pretrained_model_name_or_path):
+        # diffusers takes a local folder's weights from its root when there are some, even with `subfolder`
+        pretrained_model_name_or_path = os.path.join(pretrained_model_name_or_path, kwargs.pop("subfolder"))
+    check_model_folder(cls, pretrained_model_name_or_path, max_model_bytes=max_model_bytes, **kwargs)
+    model, info = load(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
+    bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    if bad:
+        raise ValueError(f"{str(pretrained_model_name_or_path)[:200]}: weights do not match {cls.__name__}: {bad}")
+    return (model, info) if want_info else model
+
+
 class StrictLoadingMixin:
     """``from_pretrained`` made safe and strict, for a ``ModelMixin`` subclass (list this mixin first).
 
@@ -123,18 +141,7 @@ class StrictLoadingMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        kwargs.setdefault("use_safetensors", True)
-        want_info = kwargs.pop("output_loading_info", False)
-        max_model_bytes = kwargs.pop("max_model_bytes", MAX_MODEL_BYTES)
-        if kwargs.get("subfolder") and os.path.isdir(pretrained_model_name_or_path):
-            # diffusers takes a local folder's weights from its root when there are some, even with `subfolder`
-            pretrained_model_name_or_path = os.path.join(pretrained_model_name_or_path, kwargs.pop("subfolder"))
-        check_model_folder(cls, pretrained_model_name_or_path, max_model_bytes=max_model_bytes, **kwargs)
-        model, info = super().from_pretrained(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
-        bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
-        if bad:
-            raise ValueError(f"{str(pretrained_model_name_or_path)[:200]}: weights do not match {cls.__name__}: {bad}")
-        return (model, info) if want_info else model
+        return strict_from_pretrained(cls, super().from_pretrained, pretrained_model_name_or_path, **kwargs)
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """diffusers' ``save_pretrained``; the weights get the file mode every other output gets (0644 under the

@@ -1,17 +1,21 @@
-"""The models: ``VAEModel`` (vector latent, for exploring) and ``SpatialVAEModel`` (a map of latents, for diffusion)."""
+"""The models: ``VAEModel`` (vector latent, for exploring), ``SpatialVAEModel`` (a map of latents, for diffusion) and
+diffusers' own ``AutoencoderKL`` with a likelihood (``AutoencoderKLWithLikelihood``, Stable Diffusion's VAE)."""
 
 from ..loading import CONFIG_NAME
+from .autoencoder_kl import AutoencoderKLWithLikelihood
 from .spatial_vae import SpatialVAEModel, own_decoder_stages
 from .vae import PRIORS, VAEModel, VAEOutput
 
-MODEL_CLASSES = {cls.__name__: cls for cls in (VAEModel, SpatialVAEModel)}
+# the class a folder's config.json names → the class that loads it
+MODEL_CLASSES = {"VAEModel": VAEModel, "SpatialVAEModel": SpatialVAEModel, "AutoencoderKL": AutoencoderKLWithLikelihood}
+AnyModel = VAEModel | SpatialVAEModel | AutoencoderKLWithLikelihood
 
-__all__ = ["MODEL_CLASSES", "PRIORS", "SpatialVAEModel", "VAEModel", "VAEOutput", "load_model", "model_class",
-           "own_decoder_stages"]
+__all__ = ["MODEL_CLASSES", "PRIORS", "AnyModel", "AutoencoderKLWithLikelihood", "SpatialVAEModel", "VAEModel",
+           "VAEOutput", "load_model", "model_class", "own_decoder_stages"]
 
 
-def model_class(pretrained_model_name_or_path, **config_kwargs) -> type[VAEModel] | type[SpatialVAEModel]:
-    """The class (``VAEModel`` or ``SpatialVAEModel``) that a folder's or repo's ``config.json`` names.
+def model_class(pretrained_model_name_or_path, **config_kwargs) -> type[AnyModel]:
+    """The class that loads a folder or repo, by the class its ``config.json`` names (``MODEL_CLASSES``).
 
     ``config_kwargs`` go to ``load_config`` (``cache_dir``, ``token``, ``revision``, ...); any other class is
     refused by name.
@@ -26,8 +30,9 @@ def model_class(pretrained_model_name_or_path, **config_kwargs) -> type[VAEModel
     return MODEL_CLASSES[found]
 
 
-def load_model(pretrained_model_name_or_path, **kwargs) -> VAEModel | SpatialVAEModel:
-    """Load a ``VAEModel`` or a ``SpatialVAEModel``, whichever the folder's (or repo's) ``config.json`` names.
+def load_model(pretrained_model_name_or_path, **kwargs) -> AnyModel:
+    """Load a ``VAEModel``, a ``SpatialVAEModel`` or an ``AutoencoderKL``, whichever the folder's (or repo's)
+    ``config.json`` names.
 
     ``kwargs`` go to that class's strict ``from_pretrained``.
     """
