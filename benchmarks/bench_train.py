@@ -2,11 +2,12 @@
 """Images/s of training/train_vae.py's loop against a plain PyTorch loop over the same model and batches.
 
     python benchmarks/bench_train.py                 # CPU, and CUDA when available; writes benchmarks/RESULTS.md
-    python benchmarks/bench_train.py --repeats 5 --steps 40 --threads 2
+    python benchmarks/bench_train.py --repeats 5 --steps 40 --threads 2 --cases autoencoderkl
 
-Both sides train the flagship's shape (``--block_out_channels 16 32 --latent_dim 32``, batch 128, 28×28 grayscale
-images generated in the Hub parquet layout) with AdamW, ``vae_hub.losses.negative_elbo`` and gradient clipping at the
-script's default norm, from an in-memory uint8 tensor. Each measurement is a fresh subprocess with the same thread
+Two cases (``CASES``), each a shipped model's shape on images generated in the Hub parquet layout: ``vector``, the
+flagship ``VAEModel`` (batch 128 of 28×28 grayscale), and ``autoencoderkl``, diffusers' ``AutoencoderKL`` of the emoji
+autoencoder (f = 8, batch 32 of 64×64 RGB). Both sides train the same model with AdamW,
+``vae_hub.losses.negative_elbo`` and gradient clipping at the script's default norm, from an in-memory uint8 tensor. Each measurement is a fresh subprocess with the same thread
 count; the two sides alternate (script, plain, script, plain, ...) so that load on a shared machine hits both alike,
 and the table reports medians. The script's number is the ``train_images_per_second`` it records in
 ``training_info.json``: steady state after 5 warm-up steps, the loop only (checkpointing, validation and the mixture
@@ -30,22 +31,43 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 BEGIN, END = "<!-- bench_train -->", "<!-- /bench_train -->"
 WARMUP = 5  # the script's warm-up before it starts timing
-MODEL = {"block_out_channels": (16, 32), "latent_dim": 32, "norm_num_groups": 8, "layers_per_block": 1}
 MAX_GRAD_NORM = 100.0  # the script's default
+CASES = {  # the script's model flags, the images, the batch
+    "vector": {"flags": ["--block_out_channels", "16", "32", "--latent_dim", "32", "--norm_num_groups", "8",
+                         "--prior_components", "0"], "size": 28, "channels": 1, "batch_size": 128},
+    "autoencoderkl": {"flags": ["--model_type", "autoencoderkl", "--block_out_channels", "16", "32", "64", "128",
+                                "--norm_num_groups", "8", "--latent_channels", "4"],
+                      "size": 64, "channels": 3, "batch_size": 32},
+}
+
+
+def build_model(case: str):
+    """The model the script builds from ``CASES[case]["flags"]``, in its initial state."""
+    from vae_hub import AutoencoderKLWithLikelihood, VAEModel
+
+    spec = CASES[case]
+    if case == "vector":
+        return VAEModel(in_channels=1, sample_size=spec["size"], block_out_channels=(16, 32), latent_dim=32,
+                        norm_num_groups=8, layers_per_block=1)
+    return AutoencoderKLWithLikelihood.from_config({
+        "in_channels": 3, "out_channels": 3, "sample_size": spec["size"], "block_out_channels": (16, 32, 64, 128),
+        "norm_num_groups": 8, "latent_channels": 4, "down_block_types": ("DownEncoderBlock2D",) * 4,
+        "up_block_types": ("UpDecoderBlock2D",) * 4})
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--steps", type=int, default=30, help="Timed optimisation steps per measurement.")
     p.add_argument("--repeats", type=int, default=3, help="Measurements per side and device.")
-    p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--num_images", type=int, default=2048, help="Training images generated (28×28 grayscale).")
+    p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    p.add_argument("--num_images", type=int, default=1024, help="Training images generated per case.")
     p.add_argument("--threads", type=int, default=1, help="torch threads of both sides on the CPU.")
     p.add_argument("--devices", nargs="+", default=None, help="Default: cpu, plus cuda when available.")
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)  # internal: one plain-loop measurement
     p.add_argument("--dataset", type=str, default=None, help=argparse.SUPPRESS)
     p.add_argument("--device", type=str, default="cpu", help=argparse.SUPPRESS)
+    p.add_argument("--case", type=str, default="vector", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -54,25 +76,27 @@ def plain_loop(args: argparse.Namespace) -> float:
     """Images/s of a textbook training loop (this process), after the same warm-up as the script."""
     import torch
 
-    from vae_hub import VAEModel
     from vae_hub.data import load_split
     from vae_hub.images import uint8_to_float
     from vae_hub.losses import negative_elbo
 
     torch.manual_seed(0)
     device = torch.device(args.device)
-    images = load_split(args.dataset, "train", resolution=28, channels=1, progress=False).images.to(device)
-    model = VAEModel(in_channels=1, sample_size=28, **MODEL).to(device).train()
+    spec = CASES[args.case]
+    batch_size = spec["batch_size"]
+    images = load_split(args.dataset, "train", resolution=spec["size"], channels=spec["channels"],
+                        progress=False).images.to(device)
+    model = build_model(args.case).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)  # the script's defaults
     generator = torch.Generator(device=device).manual_seed(0)
-    batches_per_epoch = len(images) // args.batch_size
+    batches_per_epoch = len(images) // batch_size
 
     def batches():
         epoch = 0
         while True:
             order = torch.randperm(len(images), generator=torch.Generator().manual_seed(epoch)).to(device)
             for b in range(batches_per_epoch):
-                yield uint8_to_float(images[order[b * args.batch_size : (b + 1) * args.batch_size]])
+                yield uint8_to_float(images[order[b * batch_size : (b + 1) * batch_size]])
             epoch += 1
 
     def sync() -> float:
@@ -84,7 +108,7 @@ def plain_loop(args: argparse.Namespace) -> float:
         if step == WARMUP:
             start = sync()
         if step == WARMUP + args.steps:
-            return args.steps * args.batch_size / (sync() - start)
+            return args.steps * batch_size / (sync() - start)
         out = model(x, sample_posterior=True, generator=generator)
         loss = negative_elbo(out.decoder_params, x, out.latent_dist, model.config.likelihood).loss
         optimizer.zero_grad(set_to_none=True)
@@ -102,24 +126,23 @@ def environment(device: str, threads: int) -> dict:
     return env
 
 
-def measure_script(args, dataset: Path, device: str, work: Path, repeat: int) -> float:
-    out = work / f"script-{device}-{repeat}"
+def measure_script(args, case: str, dataset: Path, device: str, work: Path, repeat: int) -> float:
+    out = work / f"script-{case}-{device}-{repeat}"
     command = [
         sys.executable, str(REPO / "training" / "train_vae.py"), "--dataset_name", str(dataset), "--output_dir",
-        str(out), "--cache_dir", str(work / "cache"), "--train_batch_size", str(args.batch_size),
-        "--max_train_steps", str(WARMUP + args.steps), "--block_out_channels", *map(str, MODEL["block_out_channels"]),
-        "--latent_dim", str(MODEL["latent_dim"]), "--norm_num_groups", str(MODEL["norm_num_groups"]),
+        str(out), "--cache_dir", str(work / "cache"), "--train_batch_size", str(CASES[case]["batch_size"]),
+        "--max_train_steps", str(WARMUP + args.steps), *CASES[case]["flags"],
         "--max_grad_norm", str(MAX_GRAD_NORM), "--lr_warmup_steps", "0", "--report_to", "none",
-        "--prior_components", "0", "--checkpointing_steps", "1000000", "--validation_epochs", "1000000",
+        "--checkpointing_steps", "1000000", "--validation_epochs", "1000000",
         "--logging_steps", "10", "--eval_iw_samples", "1", "--eval_max_samples", "16",
     ]
     subprocess.run(command, env=environment(device, args.threads), check=True, capture_output=True, timeout=1800)
     return json.loads((out / "training_info.json").read_text())["train_images_per_second"]
 
 
-def measure_plain(args, dataset: Path, device: str) -> float:
+def measure_plain(args, case: str, dataset: Path, device: str) -> float:
     command = [sys.executable, __file__, "--plain", "--dataset", str(dataset), "--device", device, "--steps",
-               str(args.steps), "--batch_size", str(args.batch_size)]
+               str(args.steps), "--case", case]
     done = subprocess.run(command, env=environment(device, args.threads), check=True, capture_output=True, text=True,
                           timeout=1800)
     return float(done.stdout.strip().splitlines()[-1])
@@ -165,35 +188,41 @@ def main(args: argparse.Namespace) -> None:
         from datasets_util import write_hub_dataset
 
         work = Path(tmp)
-        dataset = write_hub_dataset(work / "data", n_train=args.num_images, n_test=64, size=28, channels=1)
-        for device in devices:
-            script, plain = [], []
-            for repeat in range(args.repeats):  # interleaved: script, plain, script, plain, ...
-                script.append(measure_script(args, dataset, device, work, repeat))
-                plain.append(measure_plain(args, dataset, device))
-                print(f"{device} repeat {repeat}: script {script[-1]:.0f} img/s, plain {plain[-1]:.0f} img/s", flush=True)
-            ratios = [s / p for s, p in zip(script, plain)]
-            rows.append((device, script, plain, ratios))
+        for case in args.cases:
+            spec = CASES[case]
+            dataset = write_hub_dataset(work / f"data-{case}", n_train=args.num_images, n_test=16, size=spec["size"],
+                                        channels=spec["channels"])
+            for device in devices:
+                script, plain = [], []
+                for repeat in range(args.repeats):  # interleaved: script, plain, script, plain, ...
+                    script.append(measure_script(args, case, dataset, device, work, repeat))
+                    plain.append(measure_plain(args, case, dataset, device))
+                    print(f"{case} {device} repeat {repeat}: script {script[-1]:.0f} img/s, plain {plain[-1]:.0f} "
+                          "img/s", flush=True)
+                ratios = [s / p for s, p in zip(script, plain)]
+                rows.append((case, device, script, plain, ratios))
 
     lines = [
         "## Training loop: `training/train_vae.py` vs a plain PyTorch loop (`benchmarks/bench_train.py`)",
         "",
-        f"Machine: {machine(devices, args.threads)}. Model: `--block_out_channels 16 32 --latent_dim 32`, batch "
-        f"{args.batch_size}, 28×28 grayscale, in-memory uint8 data, AdamW + `negative_elbo` + clipping at "
-        f"{MAX_GRAD_NORM:g}. {args.repeats} interleaved repeats of {args.steps} timed steps after {WARMUP} warm-up "
-        f"steps; medians. Load average (1/5/15 min) before: {load_before}, after: {load()}.",
+        f"Machine: {machine(devices, args.threads)}. Cases: " + "; ".join(
+            f"`{case}`: `{' '.join(CASES[case]['flags'])}`, batch {CASES[case]['batch_size']} of "
+            f"{CASES[case]['size']}×{CASES[case]['size']}×{CASES[case]['channels']}" for case in args.cases)
+        + f". In-memory uint8 data, AdamW + `negative_elbo` + clipping at {MAX_GRAD_NORM:g}. {args.repeats} interleaved "
+        f"repeats of {args.steps} timed steps after {WARMUP} warm-up steps; medians. Load average (1/5/15 min) before: "
+        f"{load_before}, after: {load()}.",
         "",
-        "| device | script images/s | plain loop images/s | ratio (script / plain) | paired ratios |",
-        "|---|---|---|---|---|",
+        "| case | device | script images/s | plain loop images/s | ratio (script / plain) | paired ratios |",
+        "|---|---|---|---|---|---|",
     ]
-    for device, script, plain, ratios in rows:
+    for case, device, script, plain, ratios in rows:
         ratio = statistics.median(script) / statistics.median(plain)
-        lines.append(f"| {device} | {statistics.median(script):.0f} ({', '.join(f'{v:.0f}' for v in script)}) | "
+        lines.append(f"| {case} | {device} | {statistics.median(script):.0f} ({', '.join(f'{v:.0f}' for v in script)}) | "
                      f"{statistics.median(plain):.0f} ({', '.join(f'{v:.0f}' for v in plain)}) | **{ratio:.2f}** | "
                      f"{min(ratios):.2f}–{max(ratios):.2f} |")
     lines.append("")
     lines.append(f"Command: `python benchmarks/bench_train.py --repeats {args.repeats} --steps {args.steps} "
-                 f"--threads {args.threads}`. Target: ratio ≥ 0.95.")
+                 f"--threads {args.threads} --cases {' '.join(args.cases)}`. Target: ratio ≥ 0.95.")
     section = "\n".join(lines)
     write_results(args.results, section)
     print(section)
