@@ -55,8 +55,17 @@ DRAW_MODE_JS = """
   arm();
 }
 """
-# Uploads: Gradio refuses bigger files while they arrive, before anything is decoded.
-LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "js": DRAW_MODE_JS, "show_error": True, "max_file_size": "10mb"}
+# Uploads: Gradio refuses bigger files while they arrive, before anything is decoded. Every other request body
+# (a JSON call holds a few numbers and file references) is bounded by the server too, before it is read: 413.
+MAX_UPLOAD_BYTES = 10 * 2**20
+MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 2**20  # an upload's form fields and boundaries fit in the extra MiB
+
+
+def launch_options() -> dict:
+    """The keyword arguments of ``Blocks.launch`` (a fresh dict each time: Gradio writes into ``app_kwargs``)."""
+    return {"theme": THEME, "css": CSS, "js": DRAW_MODE_JS, "show_error": True, "max_file_size": MAX_UPLOAD_BYTES,
+            "app_kwargs": {"max_body_size": MAX_BODY_BYTES}}
+
 # Every event that runs the network joins one first-in-first-out group with as many workers as a Space has
 # cores: requests of all kinds wait in arrival order instead of per-endpoint lines, and no more threads fight
 # for the cores (and the GIL the server itself needs) than can run: it cut the 16-user tail latency
@@ -544,4 +553,4 @@ if __name__ == "__main__":
         log.warning("the default model is not usable: %s", problem)
     # The output folder first: Gradio checks every file it serves against these paths in order, resolving each.
     allowed = [str(explorer.files.folder)]  # card figures are copied there: no model folder is served
-    build_demo(explorer).launch(**LAUNCH_OPTIONS, allowed_paths=allowed)
+    build_demo(explorer).launch(**launch_options(), allowed_paths=allowed)

@@ -3,7 +3,6 @@ every scheduler, "any" class, a GIF of the path, bad input, a visitor who leaves
 models' own records, and which model kind has which tab. Tiny pipelines (``hub_doubles.tiny_pipeline_folder``);
 the Space over HTTP is in test_space.py."""
 
-import importlib.util
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ from vae_hub.explore import Explorer, InputError
 from vae_hub.pipelines import DEFAULT_NUM_INFERENCE_STEPS
 
 from hub_doubles import PIPELINE_CLASSES, populate_hf_cache, tiny_pipeline_folder
-from space_helpers import SPACE, make_model
+from space_helpers import load_app, make_model
 from test_hostile import FakeHub
 
 VAE_RECORDS = {"standard_prior": {"kind": "vae", "prior": "standard", "num_samples": 10000, "frechet_distance": 8.6187},
@@ -297,9 +296,7 @@ def test_a_pipelines_about_shows_its_parts_records_and_card_without_paths(ex, fo
 def test_a_streamed_endpoint_sends_files_as_they_come_and_closes_the_stream_when_the_visitor_leaves(tmp_path):
     import gradio as gr
 
-    spec = importlib.util.spec_from_file_location("space_app", SPACE / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
+    app = load_app()
     closed = []
 
     def stream(model_id, refuse=False):
