@@ -55,8 +55,17 @@ DRAW_MODE_JS = """
   arm();
 }
 """
-# Uploads: Gradio refuses bigger files while they arrive, before anything is decoded.
-LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "js": DRAW_MODE_JS, "show_error": True, "max_file_size": "10mb"}
+# Uploads: Gradio refuses bigger files while they arrive, before anything is decoded. Every other request body
+# (a JSON call holds a few numbers and file references) is bounded by the server too, before it is read: 413.
+MAX_UPLOAD_BYTES = 10 * 2**20
+MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 2**20  # an upload's form fields and boundaries fit in the extra MiB
+
+
+def launch_options() -> dict:
+    """The keyword arguments of ``Blocks.launch`` (a fresh dict each time: Gradio writes into ``app_kwargs``)."""
+    return {"theme": THEME, "css": CSS, "js": DRAW_MODE_JS, "show_error": True, "max_file_size": MAX_UPLOAD_BYTES,
+            "app_kwargs": {"max_body_size": MAX_BODY_BYTES}}
+
 # Every event that runs the network joins one first-in-first-out group with as many workers as a Space has
 # cores: requests of all kinds wait in arrival order instead of per-endpoint lines, and no more threads fight
 # for the cores (and the GIL the server itself needs) than can run: it cut the 16-user tail latency
@@ -264,6 +273,17 @@ def upload_image(label: str) -> gr.Image:
     return check_before_decoding(image, explore.MAX_SIDE, "image")
 
 
+def tab_id(label: str) -> str:
+    """The id of a top-level tab ("Latent map" → "latent_map")."""
+    return label.lower().replace(" ", "_")
+
+
+def fit_tabs(own: tuple[str, ...], open_tab: str, labels: list[str]) -> tuple[str, list[bool]]:
+    """(the tab to show, whether each of ``labels`` is enabled) for a model whose tabs are ``own``: the open tab
+    if the model has it, else the model's first; no tab it cannot use is clickable (never an error for a click)."""
+    return (open_tab if open_tab in own else own[0]), [label in own for label in labels]
+
+
 def build_demo(ex: Explorer | None = None) -> gr.Blocks:
     """The Blocks app for an ``Explorer`` (default: this Space folder's models and data), queue configured."""
     ex = ex or Explorer.from_space_dir(HERE)
@@ -280,9 +300,17 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
             with gr.Column(scale=2, min_width=320):  # on a phone: below the box, not squeezed into a narrow column
                 status = gr.Markdown(elem_classes=["help"], elem_id="model-status")
 
-        with gr.Tabs() as tabs:
+        # Each view is enabled only for the models that can do its job; the page opens on the first model's first.
+        own = explore.TABS[ex.known_kind(ex.default_model) or "vector"]
+        views = {}  # label → gr.Tab
+
+        def view(label: str) -> gr.Tab:
+            views[label] = gr.Tab(label, id=tab_id(label), interactive=label in own)
+            return views[label]
+
+        with gr.Tabs(selected=tab_id(own[0])) as tabs:
             # ---------------------------------------------------------------- Sample
-            with gr.Tab("Sample", id="sample"):
+            with view("Sample"):
                 gr.Markdown("Draw codes from the prior and decode them. *Temperature* scales the spread around "
                             "the prior's centre: low is safe and blurry, high is varied and odd. The *mixture* prior "
                             "samples where the training images' codes actually are.", elem_classes=["help"])
@@ -300,7 +328,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                         samples = pixel_image("Samples", height=560, elem_id="samples")
 
             # ---------------------------------------------------------------- Reconstruct
-            with gr.Tab("Reconstruct", id="reconstruct"):
+            with view("Reconstruct"):
                 gr.Markdown("Encode an image to its posterior q(z | x), decode the mean code. Draw one (any colour; "
                             "strokes become the model's foreground), upload a picture or pick an example: it is "
                             "converted to the model's size and channels, shown left.", elem_classes=["help"])
@@ -331,7 +359,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                 rec_outputs = [seen, recon, posterior, code, rec_summary]
 
             # ---------------------------------------------------------------- Interpolate
-            with gr.Tab("Interpolate", id="interpolate"):
+            with view("Interpolate"):
                 gr.Markdown("Walk in a straight line (**lerp**) or along the sphere where prior samples live (**slerp**) "
                             "between the codes of two images or two prior samples.", elem_classes=["help"])
                 with gr.Row():
@@ -356,7 +384,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                        height=300, elem_classes=["pixelated"], buttons=["download"])
 
             # ---------------------------------------------------------------- Traverse
-            with gr.Tab("Traverse", id="traverse"):
+            with view("Traverse"):
                 gr.Markdown("Each slider moves one latent dimension (z4 is dimension 4) away from the start code, in "
                             "prior standard deviations. Sliders are bound to the most informative dimensions (largest "
                             "KL on the model's own held-out sample, or on its prior samples when it ships none); "
@@ -381,7 +409,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                 sweep_row = pixel_image("Sweep of one dimension (−4 … +4 std, other sliders as set)", height=140)
 
             # ---------------------------------------------------------------- Latent map
-            with gr.Tab("Latent map", id="latent_map"):
+            with view("Latent map"):
                 map_desc = gr.Markdown(elem_classes=["help"])
                 with gr.Row():
                     with gr.Column(scale=5):
@@ -400,7 +428,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                         point_btn = gr.Button("Decode point")
 
             # ---------------------------------------------------------------- Diffuse
-            with gr.Tab("Diffuse", id="diffuse"):
+            with view("Diffuse"):
                 gr.Markdown("A latent diffusion pipeline starts from noise in its autoencoder's latent space and removes "
                             "a little of it at each step, guided towards the class you choose (its *text prompt*). The "
                             "left image shows, every few steps, what the model currently thinks the final images are "
@@ -408,7 +436,12 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                             elem_classes=["help"])
                 with gr.Row():
                     with gr.Column(scale=1, min_width=260):
-                        label = gr.Dropdown([explore.ANY_CLASS], value=explore.ANY_CLASS, allow_custom_value=True,
+                        pipelines = ex.offered("pipeline")
+                        # the model box's pipeline (this tab is enabled for pipelines only); the API's default is one
+                        diffuse_model = gr.Dropdown(pipelines, value=pipelines[0] if pipelines else None,
+                                                    allow_custom_value=True, label="model_id", visible=False)
+                        classes = [explore.ANY_CLASS, *(ex.known_class_names(pipelines[0]) if pipelines else [])]
+                        label = gr.Dropdown(classes, value=explore.ANY_CLASS, allow_custom_value=True,
                                             label="Class", info="\"any\": each image a random class",
                                             elem_id="diffuse-label")
                         diffuse_n = gr.Slider(*explore.DIFFUSE_IMAGES, value=16, step=1, label="Images")
@@ -432,12 +465,12 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                                buttons=["download"], elem_id="diffuse-gif")
 
             # ---------------------------------------------------------------- Compare
-            with gr.Tab("Compare", id="compare"):
+            with view("Compare"):
                 gr.Markdown("The same number of images from a vector VAE's N(0, I) prior, its mixture prior and a "
                             "latent diffusion pipeline (random classes, its default steps and guidance). Each caption "
                             "gives the quality measured on thousands of samples (the table below says how).",
                             elem_classes=["help"])
-                vectors, pipelines = ex.offered("vector"), ex.offered("pipeline")
+                vectors = ex.offered("vector")
                 with gr.Row(equal_height=True):
                     compare_vae = gr.Dropdown(vectors, value=vectors[0] if vectors else None, allow_custom_value=True,
                                               label="Vector VAE", elem_id="compare-vae")
@@ -451,7 +484,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                 compared_numbers = gr.Markdown(elem_id="compare-numbers")
 
             # ---------------------------------------------------------------- About
-            with gr.Tab("About", id="about"):
+            with view("About"):
                 about = gr.Markdown(elem_id="about")
 
         # ==================================================================== events
@@ -498,27 +531,30 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         # change: a drag, and a number typed into the box (Enter or leaving it); release alone missed the typing
         grid_n.change(run(ex.manifold), [model, grid_n], manifold, api_name="manifold", trigger_mode="always_last", **MODEL)
 
-        diffuse_btn.click(run(ex.diffuse), [model, label, diffuse_n, diffuse_steps, guidance, diffuse_seed, scheduler],
+        diffuse_btn.click(run(ex.diffuse), [diffuse_model, label, diffuse_n, diffuse_steps, guidance, diffuse_seed, scheduler],
                           [preview, diffused, diffuse_gif], api_name="diffuse", **MODEL)
         compare_btn.click(run(ex.compare), [compare_vae, compare_pipe, compare_n, compare_seed],
                           [compared, compared_numbers], api_name="compare", **MODEL)
 
-        # The open tab (by name): a model that cannot do its job says so when it is chosen or the tab opened.
+        # The open tab (by name), kept so that choosing a model leaves it open when the model has it.
         def opened(evt: gr.SelectData) -> str:
             return evt.value  # the tab's label
 
-        tab = gr.State("Sample")
-        tabs.select(opened, None, tab, queue=False, api_visibility="private").then(
-            run(ex.require_tab), [model, tab], None, api_visibility="private")
+        tab = gr.State(own[0])
+        tabs.select(opened, None, tab, queue=False, api_visibility="private")
+
+        def fit_views(model_id, open_tab):
+            selected, enabled = fit_tabs(ex.tabs(model_id), open_tab, list(views))
+            return [gr.Tabs(selected=tab_id(selected)), selected, *(gr.Tab(interactive=e) for e in enabled)]
 
         # A model is chosen (or the page opens): describe it, then refresh everything that depends on it.
         # (loading may download from the Hub: it waits on the network, so it stays out of the MODEL group)
         chosen = gr.on([demo.load, model.change], run(ex.status), model, status, api_visibility="private")
         chosen.failure(ex.problem, model, status, queue=False, api_visibility="private")  # not the last model's text
-        chosen.success(run(ex.require_tab), [model, tab], None, api_visibility="private")
+        chosen.success(run(fit_views), [model, tab], [tabs, tab, *views.values()], api_visibility="private")
         chosen.success(run(lambda m: gr.update(**ex.class_choices(m))), model, label, api_visibility="private")
-        chosen.success(run(lambda m: [m if ex.kind(m) == kind else gr.skip() for kind in ("vector", "pipeline")]), model,
-                       [compare_vae, compare_pipe], api_visibility="private")  # Compare takes the chosen model
+        chosen.success(run(lambda m: [m if ex.kind(m) == kind else gr.skip() for kind in ("vector", "pipeline", "pipeline")]),
+                       model, [compare_vae, compare_pipe, diffuse_model], api_visibility="private")  # Compare, Diffuse take it
         chosen.success(run(lambda m: [gr.update(**u) for u in ex.slider_updates(m)]), model, [*sliders, sweep],
                        api_visibility="private").success(
             run(lambda m, *rest: ex.traverse(m, *rest) if ex.has_tab(m, "Traverse") else [gr.skip()] * 2),
@@ -544,4 +580,4 @@ if __name__ == "__main__":
         log.warning("the default model is not usable: %s", problem)
     # The output folder first: Gradio checks every file it serves against these paths in order, resolving each.
     allowed = [str(explorer.files.folder)]  # card figures are copied there: no model folder is served
-    build_demo(explorer).launch(**LAUNCH_OPTIONS, allowed_paths=allowed)
+    build_demo(explorer).launch(**launch_options(), allowed_paths=allowed)

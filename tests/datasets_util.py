@@ -58,6 +58,7 @@ def write_hub_dataset(
     image_feature: bool = True,
     corrupt_rows: tuple[int, ...] = (),
     seed: int = 0,
+    class_names: tuple[str, ...] = CLASS_NAMES,
 ) -> Path:
     """Write a dataset in the Hub parquet layout under ``root`` and return ``root``.
 
@@ -67,13 +68,14 @@ def write_hub_dataset(
         readme: write a README.md whose ``configs:`` block names the files; False relies on datasets' default layout.
         image_feature: False stores the PNG bytes as a plain ``binary`` column, so the dataset has no image column.
         corrupt_rows: rows of the train split whose image bytes are not an image (for the unreadable-image error).
+        class_names: the label column's ClassLabel names (the same images: stripes by class id).
     """
     root = Path(root)
     (root / "data").mkdir(parents=True, exist_ok=True)
     splits = {"train": n_train} if n_test is None else {"train": n_train, "test": n_test}
     features = {image_column: datasets.Image() if image_feature else datasets.Value("binary")}
     if label_column:
-        features[label_column] = datasets.ClassLabel(names=list(CLASS_NAMES))
+        features[label_column] = datasets.ClassLabel(names=list(class_names))
     for offset, (split, n) in enumerate(splits.items()):
         images, labels = make_images(n, size, channels, seed=seed + offset)
         cells = [png_bytes(image) for image in images]

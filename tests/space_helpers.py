@@ -1,6 +1,7 @@
 """Tiny models and Space folders made in the test, shared by the Space's test modules (no shared dataset)."""
 
 import contextlib
+import importlib.util
 import json
 import os
 import socket
@@ -18,6 +19,14 @@ from vae_hub import VAEModel
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "space"
+
+
+def load_app(path: Path = SPACE / "app.py"):
+    """``space/app.py`` (or a copy of it) imported as a module, without starting the server."""
+    spec = importlib.util.spec_from_file_location("space_app", path)
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    return app
 
 
 def make_model(path: Path, latent_dim: int = 4, size: int = 28, channels: int = 1, mixture: bool = True, seed: int = 0,

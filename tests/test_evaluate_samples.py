@@ -15,6 +15,7 @@ import vae_hub
 from datasets_util import CLASS_NAMES, make_images, write_hub_dataset
 from vae_hub.classifier import ImageClassifier
 from vae_hub.evaluate_samples import (
+    MIN_REFERENCE_ACCURACY,
     FeatureStatistics,
     SampleSource,
     evaluate_samples,
@@ -197,8 +198,22 @@ def test_generators_must_fit_the_classifier(trained_classifier):
         evaluate_samples(SampleSource(None, ["x", "y", "z"]), trained_classifier, reference, progress=False)
     with pytest.raises(ValueError, match="no mixture prior"):
         vae_source(tiny_vae(), "mixture")
+    pipe.class_names = ["0", "1", "2", "3"]  # MNIST's digits are names too: not the classifier's classes
+    with pytest.raises(ValueError, match=r"classes \['0', '1', '2', '3'\] are not the classifier's .* does not fit; "
+                                         r"train one .* training/train_classifier.py .* --classifier"):
+        evaluate_samples(pipeline_source(pipe), trained_classifier, reference, progress=False)
     with pytest.raises(ValueError, match="reference images must be uint8"):
         evaluate_samples(images_source(reference), trained_classifier, reference.float(), progress=False)
+
+
+def test_a_classifier_that_does_not_know_the_reference_images_is_refused(trained_classifier):
+    """Its accuracy on the labelled reference below the stated threshold: no numbers, the fix named."""
+    reference, labels = labelled_images(32, seed=3)
+    wrong = (labels + 1) % len(CLASS_NAMES)  # the same images under other labels: ~0 % right
+    with pytest.raises(ValueError, match=rf"does not fit the reference images: it classifies \d+.\d% of them right, "
+                                         rf"below {MIN_REFERENCE_ACCURACY:.0%}; train one .*train_classifier.py"):
+        evaluate_samples(pipeline_source(FakePipeline()), trained_classifier, reference, wrong, num_samples=8,
+                         progress=False)
 
 
 # ---------------------------------------------------------------- command line
@@ -286,6 +301,18 @@ def test_cli_errors_are_one_line(folders, capsys, extra, message):
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "error:" in error and message in error
+
+
+def test_cli_refuses_a_classifier_of_other_data(folders, capsys):
+    """Issue 29: an MNIST-like dataset ("0"…"3") measured with a classifier of other classes exits 2, in one line."""
+    digits = write_hub_dataset(folders.root / "digits", n_train=24, n_test=24, class_names=("0", "1", "2", "3"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--classifier", str(folders.classifier), "--dataset_name", str(digits), "--num_samples", "8",
+              "--cache_dir", str(folders.root / "cache"), "--generator", str(folders.vae)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--dataset_name {digits}'s classes ['0', '1', '2', '3'] are not the classifier's" in error
+    assert "training/train_classifier.py" in error and "--classifier" in error
 
 
 def test_cli_refuses_generators_it_cannot_measure(folders, capsys, monkeypatch):

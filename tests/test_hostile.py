@@ -31,7 +31,7 @@ from gradio_client.exceptions import AppError
 from vae_hub import VAEModel, explore, space_models
 from vae_hub.explore import Explorer, InputError, MapSample
 
-from space_helpers import REPO, make_map_sample, make_model, running_space
+from space_helpers import REPO, load_app, make_map_sample, make_model, running_space
 from test_train import SECRET, SCRIPT, TINY, data, run_in_process, run_script, script_env  # noqa: F401 (fixture)
 
 MiB = 2**20
@@ -244,6 +244,22 @@ def test_upload_over_the_file_size_limit_is_refused_while_it_arrives(space, clie
     with open(big, "rb") as f:  # raw HTTP: the server itself stops reading
         answer = httpx.post(f"{space.url}gradio_api/upload", files={"files": ("big.png", f, "image/png")}, timeout=60)
     assert answer.status_code == 413 and rss(space.pid) - before < 32 * MiB
+
+
+def test_request_body_over_the_limit_is_refused_before_it_is_read(space):
+    """A JSON call a byte over the limit: 413 at once, whether its length is declared or it arrives in chunks,
+    and repeated attempts leave the server's memory where it was (a 300 MB string once cost it 1.1 GB)."""
+    limit = load_app().MAX_BODY_BYTES
+    body = b'{"data": ["' + b"x" * (limit - 13) + b'"]}'
+    assert len(body) == limit + 1
+    url, headers = f"{space.url}gradio_api/call/diffuse", {"content-type": "application/json"}
+    before = rss(space.pid)
+    for _ in range(4):
+        declared = httpx.post(url, content=body, headers=headers, timeout=60)
+        chunked = httpx.post(url, content=(body[i:i + MiB] for i in range(0, len(body), MiB)), headers=headers, timeout=60)
+        for answer in declared, chunked:
+            assert answer.status_code == 413 and len(answer.text.splitlines()) == 1 and "Too Large" in answer.text
+    assert rss(space.pid) - before < 32 * MiB
 
 
 def test_a_file_that_is_not_an_image_gets_words_not_internals(client, models, tmp_path):

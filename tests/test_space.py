@@ -18,7 +18,7 @@ from gradio_client.exceptions import AppError
 from vae_hub import VAEModel, explore
 
 from hub_doubles import PIPELINE_CLASSES, tiny_pipeline_folder
-from space_helpers import SPACE, make_model, running_space, shipped_models
+from space_helpers import SPACE, load_app, make_model, running_space, shipped_models
 
 API_NAMES = {"/sample", "/reconstruct", "/reconstruct_sketch", "/interpolate", "/traverse", "/latent_map",
              "/manifold", "/decode_point", "/about", "/diffuse", "/compare"}
@@ -285,7 +285,6 @@ def test_many_users_same_default_request(url, models, tmp_path):
 def test_deployed_layout_finds_its_files_beside_app_py(tmp_path, models):
     """Deployed, app.py sits at the Space root with examples/ and space_config.json (``vae-hub deploy-space``)
     beside it: it must find them relative to its own file, and the configured model comes first."""
-    import importlib.util
     import json
     import shutil
 
@@ -294,9 +293,7 @@ def test_deployed_layout_finds_its_files_beside_app_py(tmp_path, models):
     shutil.copy(SPACE / "app.py", tmp_path / "app.py")
     shutil.copytree(SPACE / "examples", tmp_path / "examples")
     (tmp_path / "space_config.json").write_text(json.dumps({"model_id": models["tiny-2d"]}))
-    spec = importlib.util.spec_from_file_location("deployed_app", tmp_path / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
+    app = load_app(tmp_path / "app.py")
     assert app.HERE == tmp_path
     demo = app.build_demo()
     dropdown = next(b for b in demo.blocks.values() if isinstance(b, gr.Dropdown) and b.label == "Model")

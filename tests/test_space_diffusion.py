@@ -3,7 +3,6 @@ every scheduler, "any" class, a GIF of the path, bad input, a visitor who leaves
 models' own records, and which model kind has which tab. Tiny pipelines (``hub_doubles.tiny_pipeline_folder``);
 the Space over HTTP is in test_space.py."""
 
-import importlib.util
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ from vae_hub.explore import Explorer, InputError
 from vae_hub.pipelines import DEFAULT_NUM_INFERENCE_STEPS
 
 from hub_doubles import PIPELINE_CLASSES, populate_hf_cache, tiny_pipeline_folder
-from space_helpers import SPACE, make_model
+from space_helpers import load_app, make_model
 from test_hostile import FakeHub
 
 VAE_RECORDS = {"standard_prior": {"kind": "vae", "prior": "standard", "num_samples": 10000, "frechet_distance": 8.6187},
@@ -261,8 +260,7 @@ def test_a_pipeline_has_diffuse_compare_and_about_and_says_so_elsewhere(ex):
     assert "Diffuse, Compare and About only" in ex.status("ldm")
     refusal = "ldm is a latent diffusion pipeline: .* Try Diffuse or Compare, or choose a vector VAE"
     for call in (lambda: ex.sample("ldm"), lambda: ex.interpolate("ldm"), lambda: ex.decode_point("ldm", 0.0, 0.0),
-                 lambda: ex.traverse("ldm", "origin", None, 1, *[0.0] * explore.TRAVERSE_SLIDERS),
-                 lambda: ex.require_tab("ldm", "Latent map")):
+                 lambda: ex.traverse("ldm", "origin", None, 1, *[0.0] * explore.TRAVERSE_SLIDERS)):
         with pytest.raises(InputError, match=refusal):
             call()
     with pytest.raises(InputError, match="ldm is a latent diffusion pipeline: .* no reconstruction. .* choose a VAE"):
@@ -272,14 +270,38 @@ def test_a_pipeline_has_diffuse_compare_and_about_and_says_so_elsewhere(ex):
     assert all(not u["visible"] for u in ex.slider_updates("ldm")[:-1])
     assert ex.class_choices("ldm") == {"choices": ["any", *PIPELINE_CLASSES], "value": "any", "interactive": True}
     assert ex.class_choices("vae") == {"choices": ["any"], "value": "any", "interactive": False}
-    for tab in ("Diffuse", "Compare", "About"):
-        ex.require_tab("ldm", tab)
-        assert ex.has_tab("ldm", tab)
+    assert ex.tabs("ldm") == ("Diffuse", "Compare", "About") and all(ex.has_tab("ldm", t) for t in ex.tabs("ldm"))
     assert [tab for tab in ("Diffuse", "Compare", "About") if ex.has_tab("vae", tab)] == ["Compare", "About"]
     assert ex.kind("ldm") == "pipeline" and ex.kind("vae") == "vector"
-    with pytest.raises(InputError, match="vae is a vector VAE: .* no Diffuse tab. .* or choose a latent diffusion pipeline"):
-        ex.require_tab("vae", "Diffuse")
-    ex.require_tab("vae", "Draw")  # a tab the check does not know: nothing to say
+    assert "Diffuse needs a diffusion pipeline" in ex.status("vae")
+
+
+# ==================================================================================== navigation (issue 29, 2)
+def test_choosing_a_model_or_a_tab_never_raises_it_enables_the_models_tabs():
+    """Tabs that a model cannot use are disabled (not clickable) and the open one moves to the model's first."""
+    fit_tabs = load_app().fit_tabs
+    labels = ["Sample", "Latent map", "Diffuse", "Compare", "About"]
+    assert fit_tabs(explore.TABS["vector"], "Diffuse", labels) == ("Sample", [True, True, False, True, True])
+    assert fit_tabs(explore.TABS["pipeline"], "Sample", labels) == ("Diffuse", [False, False, True, True, True])
+    assert fit_tabs(explore.TABS["pipeline"], "Compare", labels)[0] == "Compare"  # an open tab it has stays open
+    assert fit_tabs(explore.TABS["spatial"], "Latent map", labels)[0] == "Reconstruct"
+
+
+def test_a_space_serving_a_pipeline_first_opens_on_diffuse_and_its_api_defaults_are_valid(folders, tmp_path):
+    """No error toast on the first page: it opens on a tab the first model has; /diffuse's defaults are a pipeline
+    and its classes, even while the model box holds a VAE."""
+    import gradio as gr
+
+    app = load_app()
+    first_pipeline = app.build_demo(Explorer(["ldm", "vae"], folders, explore.OutputFiles(tmp_path)))
+    tabs = [b for b in first_pipeline.blocks.values() if isinstance(b, gr.Tab) and b.id]
+    assert next(b for b in first_pipeline.blocks.values() if isinstance(b, gr.Tabs)).selected == "diffuse"
+    assert [t.label for t in tabs if t.interactive] == ["Diffuse", "Compare", "About"]
+    first_vae = app.build_demo(Explorer(["vae", "ldm"], folders, explore.OutputFiles(tmp_path)))
+    assert next(b for b in first_vae.blocks.values() if isinstance(b, gr.Tabs)).selected == "sample"
+    diffuse = {p["parameter_name"]: p for p in first_vae.get_api_info()["named_endpoints"]["/diffuse"]["parameters"]}
+    assert diffuse["model_id"]["parameter_default"] == "ldm"
+    assert all(name in diffuse["label"]["python_type"]["type"] for name in PIPELINE_CLASSES)
 
 
 def test_a_pipelines_about_shows_its_parts_records_and_card_without_paths(ex, folders):
@@ -297,9 +319,7 @@ def test_a_pipelines_about_shows_its_parts_records_and_card_without_paths(ex, fo
 def test_a_streamed_endpoint_sends_files_as_they_come_and_closes_the_stream_when_the_visitor_leaves(tmp_path):
     import gradio as gr
 
-    spec = importlib.util.spec_from_file_location("space_app", SPACE / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
+    app = load_app()
     closed = []
 
     def stream(model_id, refuse=False):

@@ -42,6 +42,11 @@ from .models import PRIORS
 
 SampleFn = Callable[[int, torch.Tensor | None, torch.Generator], torch.Tensor]
 SHIPPED_CLASSIFIER = "space/models/fashion-mnist-classifier"  # in the repository; recorded by this name
+# A classifier that gets fewer of the labelled reference images right than this does not know that data: its
+# features and class match would be confident nonsense (Fashion-MNIST's classifier on MNIST digits: 9 %).
+MIN_REFERENCE_ACCURACY = 0.5
+FIT_A_CLASSIFIER = ("train one on this dataset with training/train_classifier.py and pass its folder with --classifier "
+                    f"(the default is Fashion-MNIST's, {SHIPPED_CLASSIFIER})")
 SHIPPED_CLASSIFIER_PATH = str(Path(__file__).resolve().parents[1] / SHIPPED_CLASSIFIER)
 METRICS_FILE = "metrics.json"
 RECORD_KEY = "sample_quality"
@@ -248,6 +253,12 @@ def evaluate_samples(
     classifier.eval()
     try:
         real = classify_images(classifier, reference, batch_size, progress)
+        accuracy = None
+        if reference_labels is not None:
+            accuracy = (real.predictions == reference_labels.cpu()).double().mean().item()
+            if accuracy < MIN_REFERENCE_ACCURACY:
+                raise ValueError(f"the classifier does not fit the reference images: it classifies {accuracy:.1%} of "
+                                 f"them right, below {MIN_REFERENCE_ACCURACY:.0%}; {FIT_A_CLASSIFIER}")
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(seed)  # CPU: the same draws on every device
         labels = torch.arange(num_samples) % len(names) if source.class_names else None
@@ -269,9 +280,6 @@ def evaluate_samples(
         hits = fake.predictions == labels
         match = hits.double().mean().item()
         per_class = {name: hits[labels == k].double().mean().item() for k, name in enumerate(names) if (labels == k).any()}
-    accuracy = None
-    if reference_labels is not None:
-        accuracy = (real.predictions == reference_labels.cpu()).double().mean().item()
     return {
         **source.setting,
         "num_samples": num_samples,
@@ -289,16 +297,17 @@ def evaluate_samples(
     }
 
 
-def check_classes(generator_names: list[str] | None, classifier_names: list[str]) -> None:
-    """A class-conditional generator must have the classifier's classes (ids as text count as unnamed)."""
-    if generator_names is None:
+def check_classes(names: list[str] | None, classifier_names: list[str], whose: str = "the generator") -> None:
+    """A class-conditional generator (or a labelled reference split, ``whose``) must have the classifier's classes,
+    by name (case aside): "0"–"9" are MNIST's digits, not ten unnamed classes of any data."""
+    if names is None:
         return
-    if len(generator_names) != len(classifier_names):
-        raise ValueError(f"the generator has {len(generator_names)} classes, the classifier {len(classifier_names)}: "
-                         "the class match needs the same classes")
-    unnamed = generator_names == [str(i) for i in range(len(generator_names))]
-    if not unnamed and [n.casefold() for n in generator_names] != [n.casefold() for n in classifier_names]:
-        raise ValueError(f"the generator's classes {generator_names} are not the classifier's {classifier_names}")
+    if len(names) != len(classifier_names):
+        raise ValueError(f"{whose} has {len(names)} classes, the classifier {len(classifier_names)}: "
+                         f"the classifier does not fit; {FIT_A_CLASSIFIER}")
+    if [n.casefold() for n in names] != [n.casefold() for n in classifier_names]:
+        raise ValueError(f"{whose}'s classes {names} are not the classifier's {classifier_names}: "
+                         f"the classifier does not fit; {FIT_A_CLASSIFIER}")
 
 
 def check_samples(images, n: int, expected: tuple[int, int, int]) -> None:
@@ -478,6 +487,7 @@ def main(argv: list[str] | None = None) -> dict:
         reference = load_split(args.dataset_name, args.split, image_column=args.image_column,
                                resolution=classifier.config.sample_size, channels=classifier.config.in_channels,
                                dataset_config_name=args.dataset_config_name, cache_dir=args.cache_dir)
+        check_classes(reference.label_names, classifier.label_names, f"--dataset_name {args.dataset_name}")
         metrics = evaluate_samples(source, classifier, reference.images, reference.labels,
                                    num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed)
     except (OSError, ValueError) as err:  # a generator that cannot load, a dataset error, a shape mismatch

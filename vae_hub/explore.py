@@ -1220,7 +1220,8 @@ class Explorer:
             return (f"{images} · spatial autoencoder, latents {'×'.join(map(str, entry.model.latent_shape))} · "
                     f"{cfg.likelihood} likelihood · Reconstruct and About only")
         mixture = f"mixture prior ({cfg.prior_components} components)" if cfg.prior_components else "no mixture prior"
-        return f"{images} · {cfg.latent_dim}-D latent · {cfg.likelihood} likelihood · {mixture}"
+        return (f"{images} · {cfg.latent_dim}-D latent · {cfg.likelihood} likelihood · {mixture} · "
+                "Diffuse needs a diffusion pipeline")
 
     def problem(self, model_id) -> str:
         """The status line after a model could not be chosen: what is wrong, in words, instead of the previous
@@ -1241,21 +1242,29 @@ class Explorer:
         """The kind of the model (``KINDS``), loading it."""
         return self.entry(model_id).kind
 
+    def tabs(self, model_id) -> tuple[str, ...]:
+        """The tabs (``TABS``) of the model's kind, loading it."""
+        return TABS[self.kind(model_id)]
+
     def has_tab(self, model_id, tab: str) -> bool:
         """Whether the model does the job of ``tab`` (one of ``TABS``' names)."""
-        return tab in TABS[self.kind(model_id)]
+        return tab in self.tabs(model_id)
 
-    def require_tab(self, model_id, tab: str) -> None:
-        """Nothing if the model has ``tab``; else an ``InputError`` saying what it is and which tabs it has: the app
-        asks when a model is chosen and when a tab is opened."""
-        entry = self.entry(model_id)
-        kinds = [kind for kind in KINDS if tab in TABS[kind]]  # none for a tab this check does not know
-        if kinds and entry.kind not in kinds:
-            raise entry.cannot(f"{tab} tab", KIND_NAMES[kinds[0]])
+    def known_kind(self, model_id: str | None) -> str | None:
+        """The kind (``KINDS``) of an offered model that is a folder on this machine, known without loading it;
+        None for a Hub id (or no model)."""
+        folder = self.loader.source(model_id).folder if model_id else None
+        return folder_kind(folder) if folder else None
 
     def offered(self, kind: str) -> list[str]:
         """The offered models of ``kind`` (``KINDS``) that are folders on this machine (known without loading)."""
-        return [i for i in self.model_ids if (folder := self.loader.source(i).folder) and folder_kind(folder) == kind]
+        return [i for i in self.model_ids if self.known_kind(i) == kind]
+
+    def known_class_names(self, model_id: str) -> list[str]:
+        """The class names of an offered pipeline folder, from its ``model_index.json`` (without loading it)."""
+        folder = self.loader.source(model_id).folder
+        id2label = _read_json(folder / PIPELINE_INDEX_NAME).get("id2label") if folder else None
+        return [str(v) for _, v in sorted(id2label.items(), key=lambda kv: int(kv[0]))] if isinstance(id2label, dict) else []
 
     def class_choices(self, model_id) -> dict:
         """The settings of /diffuse's class box for this model: "any" and its class names (only "any" for a model
