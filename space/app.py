@@ -33,6 +33,7 @@ from vae_hub.space_models import cut  # noqa: E402
 
 log = logging.getLogger("vae_hub.space")
 EXAMPLES_LABEL = "Examples: Fashion-MNIST test images (converted to the model's format)"
+EMOJI_EXAMPLES_LABEL = "Examples: emoji test images, Twemoji (CC-BY 4.0) and Noto (Apache-2.0)"
 
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; }
@@ -288,6 +289,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
     """The Blocks app for an ``Explorer`` (default: this Space folder's models and data), queue configured."""
     ex = ex or Explorer.from_space_dir(HERE)
     examples = sorted(str(p) for p in (HERE / "examples").glob("*.png"))  # the Space's, whatever the model
+    emoji = sorted(str(p) for p in (HERE / "examples" / "emoji").glob("*.png"))  # for the RGB models
 
     with gr.Blocks(title="vae-hub · latent space explorer", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
@@ -347,6 +349,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                 rec_image = upload_image("Image")
                                 rec_btn = gr.Button("Reconstruct", variant="primary")
                                 gr.Examples(examples, inputs=rec_image, examples_per_page=30, label=EXAMPLES_LABEL)
+                                gr.Examples(emoji, inputs=rec_image, examples_per_page=16, label=EMOJI_EXAMPLES_LABEL)
                     with gr.Column(scale=2):
                         with gr.Row():
                             seen = pixel_image("Input as the model sees it", height=300)
@@ -361,7 +364,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
             # ---------------------------------------------------------------- Interpolate
             with view("Interpolate"):
                 gr.Markdown("Walk in a straight line (**lerp**) or along the sphere where prior samples live (**slerp**) "
-                            "between the codes of two images or two prior samples.", elem_classes=["help"])
+                            "between the codes of two images or two prior samples (a spatial autoencoder has no "
+                            "prior: between two images' latent maps).", elem_classes=["help"])
                 with gr.Row():
                     with gr.Column(scale=1, min_width=300):
                         source = gr.Radio(list(explore.SOURCES), value="seeds", label="Between")
@@ -372,9 +376,12 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                             with gr.Column(min_width=120):
                                 image_a = upload_image("Image A")
                                 gr.Examples(examples[::3], inputs=image_a, label="A", examples_per_page=10)
+                                gr.Examples(emoji[::2], inputs=image_a, label="A: emoji (Twemoji CC-BY 4.0, Noto "
+                                            "Apache-2.0)", examples_per_page=8)
                             with gr.Column(min_width=120):
                                 image_b = upload_image("Image B")
                                 gr.Examples(examples[1::3], inputs=image_b, label="B", examples_per_page=10)
+                                gr.Examples(emoji[1::2], inputs=image_b, label="B: emoji", examples_per_page=8)
                         method = gr.Radio(list(explore.INTERPOLATIONS), value="slerp", label="Path")
                         steps = gr.Slider(*explore.STEPS_RANGE, value=10, step=1, label="Frames")
                         interp_btn = gr.Button("Interpolate", variant="primary")

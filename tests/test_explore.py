@@ -386,10 +386,10 @@ def test_bad_model_ids(ex, model_id, match):
 
 
 def test_folder_that_is_not_ours(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL"}))
+    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel"}))
     ex = Explorer(["kl"], {"kl": tmp_path})
-    with pytest.raises(InputError, match="Cannot load model 'kl': it holds a AutoencoderKL, not a VAEModel or "
-                                         "SpatialVAEModel") as refused:
+    with pytest.raises(InputError, match="Cannot load model 'kl': it holds a UNet2DModel, not a VAEModel or "
+                                         "SpatialVAEModel or AutoencoderKL") as refused:
         ex.entry("kl")
     assert str(tmp_path) not in str(refused.value)  # the model is named, its folder is not shown
 
@@ -526,11 +526,16 @@ def test_a_spatial_autoencoder_reconstructs_shows_its_latents_and_says_what_it_c
     assert latents.width > latents.height  # the channels side by side
     assert code["shape"] == [2, 8, 8] and len(code["channel_std"]) == 2
     assert "what a diffusion model sees" in summary
-    for call in (lambda: ex.sample("spatial"), lambda: ex.interpolate("spatial"),
+    for call in (lambda: ex.sample("spatial"),
                  lambda: ex.traverse("spatial", "origin", None, 1, *[0.0] * explore.TRAVERSE_SLIDERS),
                  lambda: ex.decode_point("spatial", 0.0, 0.0)):
-        with pytest.raises(InputError, match="spatial is a spatial autoencoder .* Try Reconstruct"):
+        with pytest.raises(InputError, match="spatial is a spatial autoencoder .* Try Reconstruct or Interpolate"):
             call()
+    with pytest.raises(InputError, match="no prior to draw codes from seeds, .* choose images"):
+        ex.interpolate("spatial", "seeds")
+    strip, gif = ex.interpolate("spatial", "images", _gradient((12, 12)), _gradient((12, 12)).rotate(90), method="lerp",
+                                steps=4)
+    assert strip.width > 3 * strip.height and Path(gif).suffix == ".gif"
     image, words = ex.latent_map("spatial")
     assert image is None and "spatial autoencoder" in words and ex.manifold("spatial") is None
     assert all(not u["visible"] for u in ex.slider_updates("spatial")[:-1])
@@ -546,3 +551,39 @@ def test_shipped_vector_models_come_before_a_spatial_one(tmp_path):
     (tmp_path / "models" / "classifier" / "config.json").write_text(json.dumps({"_class_name": "ImageClassifier"}))
     ids, shipped = explore.default_model_ids(tmp_path, env={})
     assert ids == ["b-vector", "a-spatial"] and set(shipped) == {"b-vector", "a-spatial"}
+
+
+def test_an_autoencoder_kl_reconstructs_rgb_interpolates_and_credits_its_data(tmp_path):
+    """diffusers' AutoencoderKL (a folder trained by train_vae.py: likelihood.json, a data credit) in the Space: a
+    transparent upload is flattened onto its white background (not inverted), interpolation runs between two images'
+    latent maps, About credits the data."""
+    from diffusers import AutoencoderKL
+
+    from vae_hub import AutoencoderKLWithLikelihood
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(block_out_channels=(8, 16), norm_num_groups=4, latent_channels=4, sample_size=16,
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+    with torch.no_grad():
+        vae.decoder.conv_out.bias.fill_(5.0)  # decodes white, like emoji on a white background
+    folder = tmp_path / "models" / "emoji-vae"
+    AutoencoderKLWithLikelihood(vae).save_pretrained(folder)
+    (folder / "training_info.json").write_text(json.dumps({"dataset_name": "/data/emoji",
+                                                           "dataset_credit": "Twemoji (CC-BY 4.0)",
+                                                           "dataset_license": "cc-by-4.0"}))
+    ids, shipped = explore.default_model_ids(tmp_path, env={})
+    assert ids == ["emoji-vae"]  # its folder's config names AutoencoderKL: offered as a spatial autoencoder
+    ex = Explorer(ids, shipped, explore.OutputFiles(tmp_path / "files"))
+    assert ex.kind("emoji-vae") == "spatial" and "AutoencoderKL, latents 4×8×8" in ex.status("emoji-vae")
+    red = PIL.Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    PIL.ImageDraw.Draw(red).ellipse((8, 8, 24, 24), fill=(255, 0, 0, 255))
+    seen, recon, latents, code, summary = ex.reconstruct("emoji-vae", red)
+    corner, centre = seen.convert("RGB").getpixel((1, 1)), seen.convert("RGB").getpixel((seen.width // 2,) * 2)
+    assert corner[0] > 200 and corner[1] > 200 and centre[0] > 200 and centre[1] < 60  # white ground, red disc
+    assert "transparency flattened onto white" in summary and "inverted" not in summary
+    assert code["shape"] == [4, 8, 8]
+    strip, gif = ex.interpolate("emoji-vae", "images", red, red.rotate(90), method="slerp", steps=3)
+    assert Path(gif).is_file()
+    about = ex.about("emoji-vae")
+    assert "| data credits | Twemoji (CC-BY 4.0); dataset licence: `cc-by-4.0` |" in about
+    assert "Twemoji, CC-BY 4.0" in about and "/data/emoji" not in about

@@ -36,8 +36,8 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def not_ours(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("autoencoder_kl")
-    (folder / "config.json").write_text('{"_class_name": "AutoencoderKL"}')
+    folder = tmp_path_factory.mktemp("unet")
+    (folder / "config.json").write_text('{"_class_name": "UNet2DModel"}')
     return str(folder)
 
 
@@ -209,7 +209,7 @@ BAD_INPUTS = [
     ("/sample", ("/no/such/model", 4, 0, 1.0, "standard"), "'/no/such/model' is not one of this Space's models"),
     ("/sample", ("not a model id!", 4, 0, 1.0, "standard"), "not one of this Space's models"),
     ("/sample", ("nobody/no-such-vae", 4, 0, 1.0, "standard"), "not one of this Space's models"),
-    ("/about", ("{notours}",), "not a VAEModel"),
+    ("/about", ("{notours}",), "holds a UNet2DModel, not a VAEModel"),
     ("/latent_map", ("",), "Choose a model"),
     ("/diffuse", ("{ldm}", "Cardigan", 4, 5, 4.0, 0, "DDIM"), "Class must be one of any, T-shirt/top, Trouser, Sneaker"),
     ("/diffuse", ("{ldm}", "any", 4, 0, 4.0, 0, "DDIM"), LOW),

@@ -16,6 +16,7 @@ from .hub import (
     FIGURE_CAPTIONS, LICENSE, METRICS_NAME, PROJECT_TAG, TRAINING_INFO_NAME, TRAINING_SECTION, _count, _figures,
     _human, _hub_id, _image_desc, _metric_rows, _read_json, _reference, _training_rows, shareable_command,
 )
+from .data import data_credits
 from .markdown import table_cell
 from .models import AutoencoderKLWithLikelihood
 
@@ -84,15 +85,6 @@ def build_autoencoder_kl_card(folder, repo_id: str | None = None, *, dataset_id:
         training_section=training_section,
         cell=table_cell,
     )
-
-
-def data_credits(info: dict) -> str | None:
-    """The training data's credits, from the record: ``--dataset_credit`` and the dataset card's licence."""
-    credit, license_name = info.get("dataset_credit"), info.get("dataset_license")
-    parts = [credit] if credit else []
-    if license_name:
-        parts.append(f"dataset licence: `{license_name}`")
-    return "; ".join(parts) or None
 
 
 def scaling_note(record) -> str | None:

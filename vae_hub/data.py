@@ -78,6 +78,16 @@ def dataset_license(dataset_name: str | None) -> str | None:
     return card.data.get("license_name") if license_id == "other" else license_id
 
 
+def data_credits(training_info: dict) -> str | None:
+    """The training data's credits for a card or the Space, from a ``training_info.json`` record: the
+    ``--dataset_credit`` text and the licence of the dataset's card (``dataset_license``)."""
+    credit, license_name = training_info.get("dataset_credit"), training_info.get("dataset_license")
+    parts = [str(credit)] if credit else []
+    if license_name:
+        parts.append(f"dataset licence: `{license_name}`")
+    return "; ".join(parts) or None
+
+
 def find_image_column(dataset: datasets.Dataset, image_column: str | None = None) -> str:
     """The named column (checked to hold images) or the first column whose feature is ``datasets.Image``."""
     features = dataset.features

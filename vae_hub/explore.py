@@ -11,7 +11,8 @@ here and raises ``InputError`` with a message meant for the person using the Spa
   (the dimensions ordered by KL, the latent map of the model's own held-out sample).
 
 Three kinds of model, each with its own tabs (``TABS``): a vector VAE (a code and a prior), a spatial autoencoder
-(the first stage of latent diffusion: reconstruction only) and a latent diffusion pipeline (class-conditional
+(the first stage of latent diffusion, a ``SpatialVAEModel`` or diffusers' ``AutoencoderKL``: reconstruction and
+interpolation between two images' latent maps) and a latent diffusion pipeline (class-conditional
 sampling, watched step by step, and the comparison with a vector VAE's priors). A tab asked of a model that cannot do
 its job answers, in words, what the model is and which tabs it has.
 """
@@ -42,13 +43,14 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteS
 from huggingface_hub import ModelCard
 
 from . import likelihood as lik
+from .data import data_credits
 from .images import float_to_uint8, make_grid, pil_to_uint8, uint8_to_float
 from .evaluate_samples import RECORD_KEY as SAMPLE_QUALITY_KEY
 from .hub import MAP_SAMPLE_NAME, PIPELINE_INDEX_NAME
 from .latent import dimensions_by_kl, encode_images, grid_2d, latent_channel_images, lerp, principal_directions, project, slerp
 from .losses import kl_per_dimension
 from .markdown import table_row
-from .models import PRIORS, SpatialVAEModel, VAEModel, own_decoder_stages
+from .models import PRIORS, AnyModel, AutoencoderKLWithLikelihood, SpatialVAEModel, VAEModel, own_decoder_stages
 from .pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, LatentDiffusionPipeline
 from .space_models import (
     MAX_MODEL_BYTES, InputError, Loaded, ModelLoader, checked_model_id, clip, hide_paths, hub_ids_allowed)
@@ -202,7 +204,7 @@ def prepare_image(image: PIL.Image.Image | None, model: VAEModel, dark_backgroun
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         if image.convert("RGBA").getchannel("A").getextrema()[1] == 0:
             raise InputError("The image is fully transparent: there is nothing to reconstruct.")
-        notes.append("transparency flattened onto black")
+        notes.append(f"transparency flattened onto {'black' if dark_background else 'white'}")
     colour = image.mode not in ("L", "LA", "1", "I", "I;16", "F")
     if colour and cfg.in_channels == 1:
         notes.append("converted to greyscale")
@@ -210,7 +212,7 @@ def prepare_image(image: PIL.Image.Image | None, model: VAEModel, dark_backgroun
         notes.append(f"centre-cropped from {w}×{h}")
     if min(w, h) != cfg.sample_size:
         notes.append(f"resized to {cfg.sample_size}×{cfg.sample_size}")
-    x = pil_to_uint8([image], cfg.sample_size, cfg.in_channels)
+    x = pil_to_uint8([image], cfg.sample_size, cfg.in_channels, background=0 if dark_background else 255)
     border = torch.cat([x[..., :2, :].flatten(), x[..., -2:, :].flatten(), x[..., :, :2].flatten(), x[..., :, -2:].flatten()])
     if (border.float().mean() < 128) != dark_background:
         x = 255 - x
@@ -344,12 +346,12 @@ def posterior_chart(mean: np.ndarray, std: np.ndarray, kl: np.ndarray) -> PIL.Im
 
 
 @torch.inference_mode()
-def reconstruct(model: VAEModel | SpatialVAEModel, x_uint8: torch.Tensor, notes: list[str] = ()) -> Reconstruction:
+def reconstruct(model: AnyModel, x_uint8: torch.Tensor, notes: list[str] = ()) -> Reconstruction:
     """Encode uint8 (1, C, S, S), decode the posterior mean; report −log p(x | z = μ) and the KL, in nats.
 
     A spatial model's third picture is its latent map, channel by channel, as a diffusion model sees it."""
     x = uint8_to_float(x_uint8)
-    if isinstance(model, SpatialVAEModel):
+    if isinstance(model, MAP_MODELS):
         return reconstruct_spatial(model, x, notes)
     posterior = model.encode(x).latent_dist
     mu = posterior.mean.flatten(1)
@@ -374,7 +376,7 @@ def reconstruct(model: VAEModel | SpatialVAEModel, x_uint8: torch.Tensor, notes:
     )
 
 
-def reconstruct_spatial(model: SpatialVAEModel, x: torch.Tensor, notes: list[str] = ()) -> Reconstruction:
+def reconstruct_spatial(model: SpatialVAEModel | AutoencoderKLWithLikelihood, x: torch.Tensor, notes: list[str] = ()) -> Reconstruction:
     """``reconstruct`` for a ``SpatialVAEModel``: the latent channels (scaled and shifted as a diffusion model
     sees them, ±3 std from black to white) instead of the per-dimension chart."""
     posterior = model.encode(x).latent_dist
@@ -470,12 +472,14 @@ class OutputFiles:
 
 # ------------------------------------------------------------------------------------------------ interpolation
 @torch.inference_mode()
-def interpolate(model: VAEModel, z0: torch.Tensor, z1: torch.Tensor, method: str, steps: int, files: OutputFiles) -> tuple[PIL.Image.Image, str]:
-    """Decode the lerp/slerp path between codes z0, z1 (D,) → (strip image, path of an animated GIF)."""
+def interpolate(model: AnyModel, z0: torch.Tensor, z1: torch.Tensor, method: str, steps: int,
+                files: OutputFiles) -> tuple[PIL.Image.Image, str]:
+    """Decode the lerp/slerp path between codes z0, z1 (D,) or latent maps (C, h, w), the map taken as one vector,
+    → (strip image, path of an animated GIF)."""
     check_choice(method, "Interpolation", INTERPOLATIONS)
     steps = check_int(steps, "Steps", *STEPS_RANGE)
-    path = (slerp if method == "slerp" else lerp)(z0, z1, steps)
-    frames = model.decode(path).sample
+    path = (slerp if method == "slerp" else lerp)(z0.flatten(), z1.flatten(), steps)
+    frames = model.decode(path.view(steps, *z0.shape)).sample
     return show(frames, nrow=steps, width=1024), files.gif(frames)
 
 
@@ -821,14 +825,16 @@ KINDS = ("vector", "pipeline", "spatial")
 KIND_NAMES = {"vector": "a vector VAE", "pipeline": "a latent diffusion pipeline",
               "spatial": "a spatial autoencoder (the first stage of latent diffusion)"}
 TABS = {"vector": ("Sample", "Reconstruct", "Interpolate", "Traverse", "Latent map", "Compare", "About"),
-        "pipeline": ("Diffuse", "Compare", "About"), "spatial": ("Reconstruct", "About")}
+        "pipeline": ("Diffuse", "Compare", "About"), "spatial": ("Reconstruct", "Interpolate", "About")}
+MAP_MODELS = (SpatialVAEModel, AutoencoderKLWithLikelihood)  # the "spatial" kind: latents are maps, no prior
+FOLDER_KINDS = {"VAEModel": "vector", "SpatialVAEModel": "spatial", "AutoencoderKL": "spatial"}  # config _class_name
 
 
 def folder_kind(folder: Path) -> str | None:
     """The kind (``KINDS``) of a saved model or pipeline folder, from its config alone; None for anything else."""
     if (folder / PIPELINE_INDEX_NAME).is_file():
         return "pipeline"
-    return {VAEModel.__name__: "vector", SpatialVAEModel.__name__: "spatial"}.get(_read_json(folder / "config.json").get("_class_name"))
+    return FOLDER_KINDS.get(_read_json(folder / "config.json").get("_class_name"))
 
 
 def default_model_ids(space_dir: Path, env: dict | None = None) -> tuple[list[str], dict[str, Path]]:
@@ -868,7 +874,7 @@ class ModelEntry:
         """"vector", "spatial" or "pipeline" (``KINDS``): which tabs the model has (``TABS``)."""
         if isinstance(self.model, LatentDiffusionPipeline):
             return "pipeline"
-        return "spatial" if isinstance(self.model, SpatialVAEModel) else "vector"
+        return "spatial" if isinstance(self.model, MAP_MODELS) else "vector"
 
     @property
     def spatial(self) -> bool:
@@ -967,6 +973,15 @@ class ModelEntry:
             return None
 
         return self._once("dataset", compute)
+
+    @property
+    def data_credits(self) -> str | None:
+        """The training data's credits from ``training_info.json`` (``--dataset_credit``, the dataset's licence)."""
+        def compute() -> str | None:
+            info = _model_file(self, "training_info.json")
+            return data_credits(_read_json(info)) if info else None
+
+        return self._once("credits", compute)
 
     @property
     def kl(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1122,8 +1137,11 @@ class Explorer:
     def interpolate(self, model_id, source="seeds", image_a=None, image_b=None, seed_a=0, seed_b=1, method="slerp", steps=10) -> tuple:
         """/interpolate → (strip of frames, animated GIF path) between two images' codes or two prior samples."""
         entry = self.entry(model_id)
-        entry.require_vector("interpolation between codes")
+        entry.require_autoencoder("interpolation between codes")
         check_choice(source, "Interpolate between", SOURCES)
+        if entry.spatial and source == "seeds":
+            raise InputError(f"{entry.model_id} is {KIND_NAMES['spatial']}: it has no prior to draw codes from "
+                             "seeds, so it interpolates between two images' latent maps: choose images.")
         z0, z1 = (self._code(entry, source, im, s, w) for im, s, w in ((image_a, seed_a, "A"), (image_b, seed_b, "B")))
         return interpolate(entry.model, z0, z1, method, steps, self.files)
 
@@ -1217,8 +1235,9 @@ class Explorer:
         cfg = entry.model.config
         images = f"**{entry.model_id}** · {cfg.in_channels}×{cfg.sample_size}×{cfg.sample_size} images{data}"
         if entry.spatial:
-            return (f"{images} · spatial autoencoder, latents {'×'.join(map(str, entry.model.latent_shape))} · "
-                    f"{cfg.likelihood} likelihood · Reconstruct and About only")
+            cls = "AutoencoderKL" if isinstance(entry.model, AutoencoderKLWithLikelihood) else "spatial autoencoder"
+            return (f"{images} · {cls}, latents {'×'.join(map(str, entry.model.latent_shape))} · "
+                    f"{cfg.likelihood} likelihood · Reconstruct, Interpolate and About only")
         mixture = f"mixture prior ({cfg.prior_components} components)" if cfg.prior_components else "no mixture prior"
         return (f"{images} · {cfg.latent_dim}-D latent · {cfg.likelihood} likelihood · {mixture} · "
                 "Diffuse needs a diffusion pipeline")
@@ -1400,6 +1419,7 @@ def about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
         "|---|---|",
         table_row("images", f"{cfg.in_channels} channel{'s' if cfg.in_channels > 1 else ''}, {cfg.sample_size}×{cfg.sample_size} px"),
         table_row("trained on", f"`{entry.dataset}`" if entry.dataset else "not recorded"),
+        *([table_row("data credits", credits)] if (credits := entry.data_credits) else []),
         *latent_rows,
         table_row("likelihood", cfg.likelihood),
         table_row("encoder / decoder", f"conv, channels {tuple(cfg.block_out_channels)}, {cfg.layers_per_block} residual "
@@ -1430,8 +1450,9 @@ def about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
                      f"images{f' ({sample.source})' if sample.source else ''}.")
     else:
         lines.append(f"No latent map: {entry.sample_problem}. The sliders are ordered on the model's own prior samples.")
-    lines.append("The example images to pick are Fashion-MNIST test images (MIT license) shipped with the Space; "
-                 "like any upload, they are converted to this model's size and channels.")
+    lines.append("The example images to pick are Fashion-MNIST test images (MIT license) and emoji test images "
+                 "(Twemoji, CC-BY 4.0; Noto, Apache-2.0) shipped with the Space; like any upload, they are converted "
+                 "to this model's size and channels.")
     return "\n".join(lines + card_lines(entry, files))
 
 
@@ -1478,6 +1499,7 @@ def pipeline_about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
                                f"{vae.sample_size} px images"),
         table_row("classes", ", ".join(pipe.class_names) if pipe.num_classes else "none (unconditional)"),
         table_row("trained on", f"`{entry.dataset}`" if entry.dataset else "not recorded"),
+        *([table_row("data credits", credits)] if (credits := entry.data_credits) else []),
         table_row("autoencoder", f"{type(pipe.vae).__name__}, latents {'×'.join(map(str, pipe.vae.latent_shape))}, "
                                  f"scaling factor {vae.scaling_factor:.4g}"),
         table_row("denoiser", f"UNet2DModel, channels {tuple(unet.block_out_channels)}, {params / 1e6:.2f} M parameters"),

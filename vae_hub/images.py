@@ -21,13 +21,15 @@ def image_processor(channels: int) -> VaeImageProcessor:
     )
 
 
-def pil_to_uint8(images: list[PIL.Image.Image], size: int, channels: int) -> torch.Tensor:
-    """Convert, resize (shorter side to ``size``) and centre-crop PIL images → uint8 tensor (N, C, size, size)."""
+def pil_to_uint8(images: list[PIL.Image.Image], size: int, channels: int, background: int = 0) -> torch.Tensor:
+    """Convert, resize (shorter side to ``size``) and centre-crop PIL images → uint8 tensor (N, C, size, size).
+
+    Transparency is flattened onto ``background`` (0 black, 255 white): the training data's background."""
     processor = image_processor(channels)
     arrays = []
     for image in images:
-        if image.mode in ("RGBA", "LA", "P"):  # flatten transparency onto black, like the training data's background
-            image = _flatten_alpha(image)
+        if image.mode in ("RGBA", "LA", "P"):
+            image = _flatten_alpha(image, background)
         elif image.mode.startswith("I;16"):  # 16-bit grayscale (PNG): rescale, as PIL's convert("L") clips at 255
             image = PIL.Image.fromarray((np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8))
         if image.size != (size, size):
@@ -79,7 +81,7 @@ def make_grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2, scale:
     return image.resize((image.width * scale, image.height * scale), PIL.Image.NEAREST) if scale > 1 else image
 
 
-def _flatten_alpha(image: PIL.Image.Image) -> PIL.Image.Image:
+def _flatten_alpha(image: PIL.Image.Image, level: int = 0) -> PIL.Image.Image:
     rgba = image.convert("RGBA")
-    background = PIL.Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+    background = PIL.Image.new("RGBA", rgba.size, (level, level, level, 255))
     return PIL.Image.alpha_composite(background, rgba).convert("RGB")

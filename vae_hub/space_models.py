@@ -33,7 +33,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from .hub import PIPELINE_CLASS, PIPELINE_COMPONENT_FILES, PIPELINE_INDEX_NAME, PIPELINE_LOADER, is_pipeline_folder
 from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_size, model_size_bytes
-from .models import SpatialVAEModel, VAEModel
+from .models import MODEL_CLASSES, AnyModel, SpatialVAEModel
 from .models.config_checks import MAX_BLOCKS_PER_STAGE, MAX_STAGES
 from .pipelines import LatentDiffusionPipeline
 
@@ -51,8 +51,6 @@ CARD_FILES = ("README.md", "metrics.json", "training_info.json", "latent_map_sam
 PIPELINE_FILES = (PIPELINE_INDEX_NAME, *(f"{c}/{n}" for c, names in PIPELINE_COMPONENT_FILES.items() for n in names))
 PIPELINE_CONFIGS = tuple(n for n in PIPELINE_FILES if n.endswith(".json"))
 SHARD = re.compile(r"diffusion_pytorch_model-\d{5}-of-\d{5}\.safetensors")
-# The classes a Space can show, by the ``_class_name`` of their config (more come with more model kinds).
-MODEL_CLASSES = {cls.__name__: cls for cls in (VAEModel, SpatialVAEModel)}
 
 
 class InputError(ValueError):
@@ -107,7 +105,7 @@ class Source:
 
 @dataclass
 class Loaded:
-    model: VAEModel | SpatialVAEModel | LatentDiffusionPipeline
+    model: AnyModel | LatentDiffusionPipeline
     folder: Path  # the files on this machine (a Hub repo's are in the local Hub cache), for the About tab
     source: Source
 

@@ -19,6 +19,7 @@ f = 2 ** (len(block_out_channels) - 1); latents (B, latent_channels, H / f, W / 
 
 import inspect
 import json
+import math
 import os
 from pathlib import Path
 
@@ -99,10 +100,13 @@ class AutoencoderKLWithLikelihood(nn.Module):
                              f"likelihood must be one of {KL_LIKELIHOODS}, got {likelihood!r}")
         self.vae = vae
         self.likelihood = likelihood
-        scales = torch.as_tensor(likelihood_scale, dtype=torch.float32).expand(vae.config.out_channels).clone()
-        if not (torch.isfinite(scales).all() and (scales > 0).all()):
-            raise ValueError(f"likelihood_scale must be positive and finite, got {likelihood_scale!r}")
-        self.log_scale = nn.Parameter(scales.log(), requires_grad=learn_likelihood_scale)
+        channels = vae.config.out_channels
+        scales = list(likelihood_scale) if isinstance(likelihood_scale, (list, tuple)) else [likelihood_scale] * channels
+        # checked as numbers, not tensors: the model may be built on the meta device (sizing a config)
+        if len(scales) != channels or not all(isinstance(s, (int, float)) and math.isfinite(s) and s > 0 for s in scales):
+            raise ValueError(f"likelihood_scale must be one positive number or one per channel ({channels}), "
+                             f"got {likelihood_scale!r}")
+        self.log_scale = nn.Parameter(torch.tensor(scales, dtype=torch.float32).log(), requires_grad=learn_likelihood_scale)
         self.calibrated = calibrated
 
     @classmethod
