@@ -513,7 +513,8 @@ def test_deployed_space_with_a_model_id_loads_it_from_the_hub_cache_offline(tmp_
 PIPELINE_REPO = "vae-hub-tests/tiny-ldm"
 PIPELINE_FILES = ["model_index.json", "vae/config.json", "vae/diffusion_pytorch_model.safetensors", "unet/config.json",
                   "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json", "metrics.json",
-                  "training_info.json", "samples.png", "pipeline.py", "vae/vae_hub.models.spatial_vae.py", "README.md"]
+                  "training_info.json", "samples.png", "pipeline.py", "vae/vae_hub.models.spatial_vae.py", "vae/modeling_vae_hub.py",
+                  "README.md"]
 
 
 def test_pipeline_push_uploads_the_pipeline_and_its_code_in_one_commit(pipeline_folder):

@@ -909,11 +909,18 @@ def push_files(folder, repo_id: str) -> dict[str, bytes | Path]:
             files[name] = _json_bytes(public_record(_read_json(folder / name)))
     if is_pipeline_folder(folder):
         index = check_pipeline_folder(folder)
-        files[PIPELINE_INDEX_NAME] = _json_bytes({**index, "_class_name": [PIPELINE_LOADER, PIPELINE_CLASS]})
+        index = {**index, "_class_name": [PIPELINE_LOADER, PIPELINE_CLASS]}
         pipeline_file, *vae_file = pipeline_code_files(index)
         files[pipeline_file] = remote_code.pipeline_code(PIPELINE_CLASS).encode("utf-8")
         if vae_file:
             files[vae_file[0]] = remote_code.model_code(index["vae"][1]).encode("utf-8")
+            # the VAE loads on its own too, as a pushed VAE does: AutoModel.from_pretrained(repo, subfolder="vae",
+            # trust_remote_code=True) reads auto_map from model_index.json (a repo with one) and the code from vae/
+            vae_code = {f"vae/{name}": code for name, code in
+                        _with_remote_code(folder / "vae", index["vae"][1], remote_code.MODEL_CODE_FILE).items()}
+            files.update(vae_code)
+            index["auto_map"] = json.loads(vae_code[f"vae/{CONFIG_NAME}"])["auto_map"]
+        files[PIPELINE_INDEX_NAME] = _json_bytes(index)
     else:
         cls = model_class(folder)
         check_model_folder(cls, folder, use_safetensors=True)
