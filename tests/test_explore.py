@@ -368,8 +368,23 @@ def test_model_ids_and_loading(folders, tmp_path):
     with pytest.raises(InputError, match="not one of this Space's models"):
         ex.entry(str(folders["tiny"]))  # a folder typed by a visitor is never loaded
     configured = Explorer.from_space_dir(space, {"VAE_MODEL": str(folders["tiny"])})
-    assert configured.entry(str(folders["tiny"])).model.config.latent_dim == 4  # configured by the owner
+    assert configured.model_ids[0] == folders["tiny"].name  # by its name: no server path in the box or the API
+    assert configured.entry(folders["tiny"].name).model.config.latent_dim == 4  # configured by the owner
+    with pytest.raises(InputError, match="not one of this Space's models"):
+        configured.entry(str(folders["tiny"]))  # its path is not an id either
     assert "shipped-a" in ex.status("shipped-a")
+
+
+def test_a_configured_folder_goes_by_its_base_name_never_its_path(tmp_path):
+    """Issue 29: ``VAE_MODEL=/home/me/runs/mnist-vae`` is ``mnist-vae`` in the box, the API and the About heading;
+    a second folder of the same name gets ``-2``."""
+    first = make_model(tmp_path / "home" / "me" / "runs" / "mnist-vae", latent_dim=2, mixture=False)
+    second = make_model(tmp_path / "elsewhere" / "mnist-vae", latent_dim=3, mixture=False)
+    ex = Explorer([str(first), str(second), "someone/hub-model"], {})
+    assert ex.model_ids == ["mnist-vae", "mnist-vae-2", "someone/hub-model"]
+    assert ex.entry("mnist-vae-2").model.config.latent_dim == 3
+    shown = ex.status("mnist-vae") + ex.about("mnist-vae")
+    assert "## mnist-vae\n" in shown and str(tmp_path) not in shown and "/home/me" not in shown
 
 
 @pytest.mark.parametrize("model_id, match", [
@@ -437,7 +452,7 @@ def test_about_tables_keep_their_columns_and_say_what_was_evaluated(tmp_path):
     metrics = {"dataset": "some|pipe/data", "split": "train[0.1 held out]", "num_images": 6, "negative_elbo_nats": 10.0,
                "reconstruction_nats": 8.0, "kl_nats": 2.0, "mse": 0.01, "likelihood_note": "a note"}
     (folder / "metrics.json").write_text(json.dumps(metrics))
-    text = Explorer([str(folder)], {}).about(str(folder))
+    text = Explorer([str(folder)], {}).about(folder.name)
     tables = rendered_tables(text)
     assert len(tables) >= 2 and all(len(row) == 2 for table in tables for row in table)  # no row split by a "|"
     cells = {row[0]: row[1] for table in tables for row in table}
@@ -450,6 +465,7 @@ def test_about_tables_keep_their_columns_and_say_what_was_evaluated(tmp_path):
 def test_every_view_of_a_coloured_48px_model_comes_from_that_model(tmp_path):
     folder = str(make_coloured_model(tmp_path / "shapes"))
     ex = Explorer([folder], {})
+    folder = Path(folder).name  # its id in the Space
     status = ex.status(folder)
     assert "3×48×48 images of `someone/coloured-shapes`" in status
     m = ex.entry(folder).latent_map
@@ -467,6 +483,7 @@ def test_every_view_of_a_coloured_48px_model_comes_from_that_model(tmp_path):
 def test_a_model_without_its_own_map_sample_says_the_map_is_not_available(tmp_path):
     folder = str(make_model(tmp_path / "bare", latent_dim=3, map_sample=False))
     ex = Explorer([folder], {})
+    folder = Path(folder).name  # its id in the Space
     image, description = ex.latent_map(folder)
     assert image is None and "No latent map for this model" in description and "latent_map_sample.npz" in description
     assert ex.manifold(folder, 5) is None
@@ -491,7 +508,7 @@ def test_a_bad_map_sample_is_refused_and_the_space_says_why(tmp_path, arrays, ma
         MapSample.load(tmp_path / "s.npz")
     folder = make_model(tmp_path / "m", latent_dim=2, map_sample=False)
     os.replace(tmp_path / "s.npz", folder / "latent_map_sample.npz")
-    assert "latent_map_sample.npz cannot be used" in Explorer([str(folder)], {}).latent_map(str(folder))[1]
+    assert "latent_map_sample.npz cannot be used" in Explorer([str(folder)], {}).latent_map(folder.name)[1]
 
 
 def test_map_sample_from_a_split_is_stratified_and_round_trips(tmp_path):
@@ -510,9 +527,9 @@ def test_map_sample_from_a_split_is_stratified_and_round_trips(tmp_path):
 def test_the_dataset_shown_is_the_cards_or_a_folder_name_never_a_path(tmp_path):
     folder = make_model(tmp_path / "m", latent_dim=2, dataset="/data/private/fmnist")
     ex = Explorer([str(folder)], {})
-    assert "images of `fmnist`" in ex.status(str(folder)) and "/data/private" not in ex.about(str(folder))
+    assert "images of `fmnist`" in ex.status(folder.name) and "/data/private" not in ex.about(folder.name)
     (folder / "README.md").write_text("---\ndatasets:\n- someone/the-data\n---\n# card\n")
-    assert "images of `someone/the-data`" in Explorer([str(folder)], {}).status(str(folder))
+    assert "images of `someone/the-data`" in Explorer([str(folder)], {}).status(folder.name)
 
 
 def test_a_spatial_autoencoder_reconstructs_shows_its_latents_and_says_what_it_cannot_do(tmp_path):

@@ -66,7 +66,7 @@ def blank_png(path: Path, width: int, height: int) -> Path:
 
 # ==================================================================================== the Space, running
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile_models")
     tiny = make_model(root / "tiny", latent_dim=4)
     PIL.Image.new("L", (20, 20), 200).save(tiny / "samples.png")  # the card's figure
@@ -74,13 +74,19 @@ def models(tmp_path_factory):
     # burst of 53 requests, even on a loaded CI machine (at 64×64 a blocker once finished mid-burst)
     slow = root / "slow"
     VAEModel(sample_size=128, block_out_channels=(96, 192), norm_num_groups=8, latent_dim=4).save_pretrained(slow)
-    return {"tiny": str(tiny), "slow": str(slow), "hostile": str(hostile_folder(root / "hostile"))}
+    return {"tiny": tiny, "slow": slow, "hostile": hostile_folder(root / "hostile")}
 
 
 @pytest.fixture(scope="module")
-def space(models, tmp_path_factory):
+def models(folders) -> dict[str, str]:
+    """The models' ids in the Space: a folder configured by its path goes by its name."""
+    return {key: folder.name for key, folder in folders.items()}
+
+
+@pytest.fixture(scope="module")
+def space(folders, tmp_path_factory):
     log = tmp_path_factory.mktemp("log") / "space.log"
-    with running_space(list(models.values()), log) as running:
+    with running_space([str(f) for f in folders.values()], log) as running:
         running.log = log
         yield running
 
@@ -100,7 +106,7 @@ def refusal(client: Client, *args, api_name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ 1. config size
-def test_config_implying_gigabytes_is_refused_before_allocating(models):
+def test_config_implying_gigabytes_is_refused_before_allocating(folders):
     """In a fresh process: the refusal costs no memory (peak RSS), though the config implies 2.5 GB."""
     code = (
         "import sys; from vae_hub import VAEModel\n"
@@ -112,7 +118,7 @@ def test_config_implying_gigabytes_is_refused_before_allocating(models):
         "except ValueError as err:\n"
         "    print(hwm() - before); print(err)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, models["hostile"]], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code, str(folders["hostile"])], capture_output=True, text=True,
                           env=script_env(), timeout=300)
     growth, message = done.stdout.splitlines()[:2]
     assert "above the limit of 256 MiB" in message and "2,518 MiB" in message
@@ -279,8 +285,9 @@ def test_map_point_error_names_every_wrong_coordinate():
 
 
 # ------------------------------------------------------------------------------------ 5. paths
-def test_typed_paths_are_never_loaded_and_answers_do_not_depend_on_the_server(client, models):
+def test_typed_paths_are_never_loaded_and_answers_do_not_depend_on_the_server(client, models, folders):
     typed = ["~", "/proc/self/cwd", "/tmp", models["tiny"] + "-typo", str(REPO / "space" / "models" / "fashion-mnist-vae"),
+             str(folders["tiny"]),  # a configured model's own path: it goes by its name only
              "space/models/fashion-mnist-vae", "../..", "/etc/passwd"]
     for model_id in typed:
         answer = refusal(client, model_id, 4, 0, 1.0, "standard", api_name="/sample")
@@ -288,10 +295,10 @@ def test_typed_paths_are_never_loaded_and_answers_do_not_depend_on_the_server(cl
         assert str(Path.home()) not in answer.replace(model_id, "") and str(REPO) not in answer.replace(model_id, "")
 
 
-def test_about_shows_no_server_path_and_serves_no_model_folder(space, client, models):
-    folder = models["tiny"]  # configured by the owner with its path: the model's name here, shown as its title
-    about = client.predict(folder, api_name="/about")
-    assert "Configured by the Space's owner." in about and folder not in about.replace(f"## {folder}\n", "")
+def test_about_shows_no_server_path_and_serves_no_model_folder(space, client, models, folders):
+    folder = str(folders["tiny"])  # configured by the owner with its path: its base name is its id and its title
+    about = client.predict(models["tiny"], api_name="/about")
+    assert "Configured by the Space's owner." in about and f"## {models['tiny']}\n" in about and folder not in about
     link = about.split("![samples](")[1].split(")")[0]
     assert link.startswith("/gradio_api/file=") and folder not in link
     served = httpx.get(space.url.rstrip("/") + link)

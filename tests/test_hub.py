@@ -523,7 +523,8 @@ def test_deployed_space_with_a_model_id_loads_it_from_the_hub_cache_offline(tmp_
 PIPELINE_REPO = "vae-hub-tests/tiny-ldm"
 PIPELINE_FILES = ["model_index.json", "vae/config.json", "vae/diffusion_pytorch_model.safetensors", "unet/config.json",
                   "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json", "metrics.json",
-                  "training_info.json", "samples.png", "pipeline.py", "vae/vae_hub.models.spatial_vae.py", "README.md"]
+                  "training_info.json", "samples.png", "pipeline.py", "vae/vae_hub.models.spatial_vae.py", "vae/modeling_vae_hub.py",
+                  "README.md"]
 
 
 def test_pipeline_push_uploads_the_pipeline_and_its_code_in_one_commit(pipeline_folder):
@@ -573,6 +574,33 @@ def test_dry_run_writes_exactly_what_the_commit_uploads_without_a_token(kind, fo
     hub.push_to_hub(source, repo, token=TOKEN, api=api)
     assert folder_digest(tmp_path / "dry") == folder_digest_of(api.commits[0]["files"])
     assert sorted(names) == sorted(api.commits[0]["files"])
+
+
+@pytest.mark.parametrize("kind", ["model", "pipeline"])
+def test_a_push_names_no_local_path_of_the_machine_that_trained_it(kind, saved_folder, saved_pipeline, tmp_path):
+    """Issue 29: a locally trained model under /home/<user>/...: every uploaded file names its folders by their
+    last part only (card, training_info.json, metrics.json)."""
+    home = tmp_path / "home" / "alice-smith"
+    source = Path(shutil.copytree(saved_folder if kind == "model" else saved_pipeline, home / "runs" / "mnist-model"))
+    data, vae = str(home / "data" / "mnist"), str(home / "runs" / "mnist-spatial-vae")
+    info = json.loads((source / "training_info.json").read_text())
+    info.update(dataset_name=data, vae=vae, args={**info.get("args", {}), "output_dir": str(source),
+                                                   "pretrained_vae_model_name_or_path": vae},
+                command=f"accelerate launch training/train.py --dataset_name {data} --output_dir={source}")
+    (source / "training_info.json").write_text(json.dumps(info))
+    metrics = json.loads((source / "metrics.json").read_text())
+    metrics["sample_quality"] = {"standard_prior": {
+        "kind": "vae", "prior": "standard", "generator": str(source), "classifier": str(home / "clf"),
+        "dataset": data, "split": "test", "num_samples": 100, "frechet_distance": 1.0, "class_match": None,
+        "command": f"python -m vae_hub.evaluate_samples --generator {source} --dataset_name {data}"}}
+    (source / "metrics.json").write_text(json.dumps(metrics))
+    (source / "README.md").unlink(missing_ok=True)
+    names = hub.write_push_files(source, REPO if kind == "model" else PIPELINE_REPO, tmp_path / "dry")
+    for name in names:
+        text = (tmp_path / "dry" / name).read_bytes().decode("utf-8", errors="replace")
+        assert "alice-smith" not in text and str(tmp_path) not in text, name
+    card = (tmp_path / "dry" / "README.md").read_text()
+    assert "`mnist`" in card and "--dataset_name mnist" in json.loads((tmp_path / "dry" / "training_info.json").read_text())["command"]
 
 
 def folder_digest_of(files: dict[str, bytes]) -> dict[str, str]:

@@ -243,6 +243,26 @@ def test_pipeline_loads_with_diffusion_pipeline_without_vae_hub(tmp_path, hf_cac
         assert torch.equal(torch.load(tmp_path / "remote.pt"), expected[folder]), source
 
 
+def test_a_pushed_pipelines_vae_loads_on_its_own_with_automodel_without_vae_hub(tmp_path, hf_cache):
+    """Issue 29: ``AutoModel.from_pretrained(repo, subfolder="vae", trust_remote_code=True)``, as for a pushed VAE."""
+    folder = tiny_pipeline_folder(tmp_path / "pipe", clutter=False)
+    dry = dry_run_and_cache(folder, PIPELINE_REPO, tmp_path, hf_cache)
+    assert json.loads((dry / "vae" / "config.json").read_text())["auto_map"] == {"AutoModel": "modeling_vae_hub.SpatialVAEModel"}
+    x = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    torch.save(x, tmp_path / "x.pt")
+    with torch.no_grad():
+        expected = SpatialVAEModel.from_pretrained(folder / "vae").eval().encode(x).latent_dist.mean
+    run_without_vae_hub(f"""
+        import torch
+        from diffusers import AutoModel
+        vae = AutoModel.from_pretrained({str(dry)!r}, subfolder="vae", trust_remote_code=True).eval()
+        assert type(vae).__name__ == "SpatialVAEModel" and type(vae).__module__.startswith("diffusers_modules")
+        with torch.no_grad():
+            torch.save(vae.encode(torch.load("x.pt")).latent_dist.mean, "remote.pt")
+    """, tmp_path)
+    assert torch.equal(torch.load(tmp_path / "remote.pt"), expected)
+
+
 def test_pipeline_card_snippets_run_with_and_without_vae_hub(tmp_path, hf_cache, monkeypatch):
     """Both snippets, as pasted, from the HF cache: the same seed gives the same first image."""
     folder = tiny_pipeline_folder(tmp_path / "pipe", clutter=False)

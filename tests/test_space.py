@@ -27,24 +27,30 @@ SLIDERS = [0.0] * explore.TRAVERSE_SLIDERS
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("space_models")
-    return {"tiny": str(make_model(root / "tiny", latent_dim=4)),
-            "tiny-2d": str(make_model(root / "tiny-2d", latent_dim=2, mixture=False, seed=1)),
-            "ldm": str(tiny_pipeline_folder(root / "ldm", clutter=False))}
+    return {"tiny": make_model(root / "tiny", latent_dim=4),
+            "tiny-2d": make_model(root / "tiny-2d", latent_dim=2, mixture=False, seed=1),
+            "ldm": tiny_pipeline_folder(root / "ldm", clutter=False)}
+
+
+@pytest.fixture(scope="module")
+def models(folders) -> dict[str, str]:
+    """The models' ids in the Space: a folder configured by its path goes by its name."""
+    return {key: folder.name for key, folder in folders.items()}
 
 
 @pytest.fixture(scope="module")
 def not_ours(tmp_path_factory):
     folder = tmp_path_factory.mktemp("unet")
     (folder / "config.json").write_text('{"_class_name": "UNet2DModel"}')
-    return str(folder)
+    return folder
 
 
 @pytest.fixture(scope="module")
-def url(models, not_ours, tmp_path_factory):
+def url(folders, not_ours, tmp_path_factory):
     """The Space with the tiny models and a folder that holds another class, all configured by its owner."""
-    with running_space([*models.values(), not_ours], tmp_path_factory.mktemp("log") / "space.log") as space:
+    with running_space([str(f) for f in (*folders.values(), not_ours)], tmp_path_factory.mktemp("log") / "space.log") as space:
         yield space.url
 
 
@@ -229,7 +235,7 @@ def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(client, models,
         if isinstance(value, str) and value.startswith("@"):
             return handle_file(images[value[1:]])
         if isinstance(value, str):
-            return value.replace("{m-2d}", models["tiny-2d"]).format(m=models["tiny"], notours=not_ours, ldm=models["ldm"])
+            return value.replace("{m-2d}", models["tiny-2d"]).format(m=models["tiny"], notours=not_ours.name, ldm=models["ldm"])
         if isinstance(value, dict):
             return {k: resolve(v) for k, v in value.items()}
         return value
@@ -282,7 +288,7 @@ def test_many_users_same_default_request(url, models, tmp_path):
     assert len(results) == 16 and len(set(results)) == 1
 
 
-def test_deployed_layout_finds_its_files_beside_app_py(tmp_path, models):
+def test_deployed_layout_finds_its_files_beside_app_py(tmp_path, models, folders):
     """Deployed, app.py sits at the Space root with examples/ and space_config.json (``vae-hub deploy-space``)
     beside it: it must find them relative to its own file, and the configured model comes first."""
     import json
@@ -292,7 +298,7 @@ def test_deployed_layout_finds_its_files_beside_app_py(tmp_path, models):
 
     shutil.copy(SPACE / "app.py", tmp_path / "app.py")
     shutil.copytree(SPACE / "examples", tmp_path / "examples")
-    (tmp_path / "space_config.json").write_text(json.dumps({"model_id": models["tiny-2d"]}))
+    (tmp_path / "space_config.json").write_text(json.dumps({"model_id": str(folders["tiny-2d"])}))
     app = load_app(tmp_path / "app.py")
     assert app.HERE == tmp_path
     demo = app.build_demo()

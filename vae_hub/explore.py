@@ -53,7 +53,7 @@ from .markdown import table_row
 from .models import PRIORS, AnyModel, AutoencoderKLWithLikelihood, SpatialVAEModel, VAEModel, own_decoder_stages
 from .pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, LatentDiffusionPipeline
 from .space_models import (
-    MAX_MODEL_BYTES, InputError, Loaded, ModelLoader, checked_model_id, clip, hide_paths, hub_ids_allowed)
+    MAX_MODEL_BYTES, InputError, Loaded, ModelLoader, checked_model_id, clip, hide_paths, hub_ids_allowed, public_ids)
 
 # ------------------------------------------------------------------------------------------------ limits
 MAX_SAMPLES = 64
@@ -1043,9 +1043,10 @@ class Explorer:
 
     def __init__(self, model_ids: list[str], shipped: dict[str, Path], files: OutputFiles | None = None,
                  max_models: int = 4, allow_hub: bool = False, max_model_bytes: int = MAX_MODEL_BYTES):
+        model_ids, configured = public_ids(model_ids, shipped)  # a configured folder by its name, not its path
         self.model_ids, self.shipped, self.max_models = model_ids, shipped, max_models
         self.files = files or OutputFiles(Path(tempfile.mkdtemp(prefix="vae_hub_space_")))
-        self.loader = ModelLoader(model_ids, shipped, allow_hub, max_model_bytes)
+        self.loader = ModelLoader(model_ids, shipped, allow_hub, max_model_bytes, configured)
         self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}  # only while a load runs: no state per failing id

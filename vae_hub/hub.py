@@ -459,13 +459,13 @@ def _training_rows(info: dict, dataset_md: str | None) -> list[tuple[str, str]]:
     """The training record as table rows; the dataset as recorded, with its Hub link when it differs."""
     if not info:
         return []
-    recorded = info.get("dataset_name")
+    recorded = public_name(info["dataset_name"]) if info.get("dataset_name") else None
     dataset = f"`{recorded}`" if recorded else dataset_md
     if recorded and dataset_md and recorded not in dataset_md:
         dataset += f" ({dataset_md})"
     processes = info.get("num_processes") or 1
     batch = info.get("train_batch_size")
-    base = info.get("base_model")
+    base = public_name(info["base_model"]) if info.get("base_model") else None
     if base and (info.get("args") or {}).get("train_decoder_only"):
         base += " — its decoder only: the encoder and its latents are that model's, bit for bit"
     rows = [
@@ -501,10 +501,29 @@ def _duration(seconds) -> str | None:
 
 
 def _reference(name: str | None, hub_url: str | None = None) -> str | None:
-    """Markdown for a model, dataset or folder: a link when ``name`` is a Hub id and ``hub_url`` is given, else code."""
+    """Markdown for a model, dataset or folder: a link when ``name`` is a Hub id and ``hub_url`` is given, else code
+    (a local folder by its name only: ``public_name``)."""
     if not name:
         return None
-    return f"[{name}]({hub_url}{name})" if hub_url and _hub_id(name) else f"`{name}`"
+    return f"[{name}]({hub_url}{name})" if hub_url and _hub_id(name) else f"`{public_name(name)}`"
+
+
+def public_name(name: str) -> str:
+    """A recorded model, dataset or folder as an uploaded file shows it: an absolute (or ``~``) path by its last
+    part (``/home/me/data/mnist`` → ``mnist``), anything else (a Hub id, a relative path) as it is."""
+    local = os.path.isabs(name) or name.startswith("~")
+    return Path(name).name if local and Path(name).name else name
+
+
+def public_record(data):
+    """A JSON record (``training_info.json``, ``metrics.json``) as a push uploads it: every recorded path by its
+    last part (``public_name``), every ``command`` as ``shareable_command`` writes it; the rest unchanged."""
+    if isinstance(data, dict):
+        return {k: shareable_command(v) if k == "command" and isinstance(v, str) else public_record(v)
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [public_record(v) for v in data]
+    return public_name(data) if isinstance(data, str) else data
 
 
 def _hub_id(name: str | None) -> str | None:
@@ -892,13 +911,23 @@ def push_files(folder, repo_id: str) -> dict[str, bytes | Path]:
     """
     folder = Path(folder)
     files: dict[str, bytes | Path] = {name: folder / name for name in upload_file_list(folder)}
+    for name in (TRAINING_INFO_NAME, METRICS_NAME):  # the records, without the paths of the machine that wrote them
+        if name in files:
+            files[name] = _json_bytes(public_record(_read_json(folder / name)))
     if is_pipeline_folder(folder):
         index = check_pipeline_folder(folder)
-        files[PIPELINE_INDEX_NAME] = _json_bytes({**index, "_class_name": [PIPELINE_LOADER, PIPELINE_CLASS]})
+        index = {**index, "_class_name": [PIPELINE_LOADER, PIPELINE_CLASS]}
         pipeline_file, *vae_file = pipeline_code_files(index)
         files[pipeline_file] = remote_code.pipeline_code(PIPELINE_CLASS).encode("utf-8")
         if vae_file:
             files[vae_file[0]] = remote_code.model_code(index["vae"][1]).encode("utf-8")
+            # the VAE loads on its own too, as a pushed VAE does: AutoModel.from_pretrained(repo, subfolder="vae",
+            # trust_remote_code=True) reads auto_map from model_index.json (a repo with one) and the code from vae/
+            vae_code = {f"vae/{name}": code for name, code in
+                        _with_remote_code(folder / "vae", index["vae"][1], remote_code.MODEL_CODE_FILE).items()}
+            files.update(vae_code)
+            index["auto_map"] = json.loads(vae_code[f"vae/{CONFIG_NAME}"])["auto_map"]
+        files[PIPELINE_INDEX_NAME] = _json_bytes(index)
     elif (cls := model_class(folder)) is AutoencoderKLWithLikelihood:  # diffusers' own class: no code to carry
         check_model_folder(AutoencoderKL, folder, use_safetensors=True)
     else:

@@ -87,6 +87,25 @@ def checked_model_id(model_id) -> str:
     return model_id.strip()
 
 
+def public_ids(model_ids: list[str], shipped: dict[str, Path]) -> tuple[list[str], dict[str, Path]]:
+    """The ids a Space shows for its offered ``model_ids``: a folder configured by its path goes by the folder's
+    base name (``/home/me/runs/mnist-ldm`` → ``mnist-ldm``; a clash gets ``-2``, ``-3``…), so no server path
+    reaches the model box, the API or a heading. Returns (ids, {base name: folder})."""
+    ids, configured = [], {}
+    for model_id in model_ids:
+        folder = Path(model_id).expanduser()
+        if model_id in shipped or not folder.is_dir():
+            ids.append(model_id)
+            continue
+        name, n = folder.resolve().name, 1
+        while name in shipped or name in configured or name in model_ids:
+            n += 1
+            name = f"{folder.resolve().name}-{n}"
+        configured[name] = folder.resolve()
+        ids.append(name)
+    return ids, configured
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a model comes from: a folder on this machine (shipped or configured by the owner) or a Hub repo."""
@@ -114,8 +133,9 @@ class ModelLoader:
     """Resolves model ids to sources and loads them within the limits above; remembers failures (bounded)."""
 
     def __init__(self, offered: list[str], shipped: dict[str, Path], allow_hub: bool = False,
-                 max_model_bytes: int = MAX_MODEL_BYTES):
+                 max_model_bytes: int = MAX_MODEL_BYTES, configured: dict[str, Path] | None = None):
         self.offered, self.shipped, self.allow_hub = set(offered), shipped, allow_hub
+        self.configured = configured or {}  # the owner's folders by public id (``public_ids``)
         self.max_model_bytes = max_model_bytes
         self._failures: OrderedDict[str, tuple[float, str]] = OrderedDict()  # id → (until, message)
         self._hub_down_until = 0.0
@@ -126,9 +146,10 @@ class ModelLoader:
         """The source of an offered model or (opt-in) a Hub repo id; an ``InputError`` for anything else."""
         if model_id in self.shipped:
             return Source(model_id, folder=Path(self.shipped[model_id]), shipped=True)
-        if model_id in self.offered:  # configured by the owner: a folder on this machine or a Hub repo
-            folder = Path(model_id).expanduser()
-            return Source(model_id, folder=folder.resolve()) if folder.is_dir() else Source(model_id, repo_id=model_id)
+        if model_id in self.configured:  # configured by the owner: a folder on this machine, by its public id
+            return Source(model_id, folder=self.configured[model_id])
+        if model_id in self.offered:  # configured by the owner: a Hub repo
+            return Source(model_id, repo_id=model_id)
         if not self.allow_hub:
             raise InputError(f"{clip(model_id)} is not one of this Space's models: choose one from the list.")
         try:
