@@ -66,8 +66,10 @@ def test_frechet_distance_matches_scipy_sqrtm_for_general_covariances(rank):
     root = scipy.linalg.sqrtm(s1.numpy() @ s2.numpy())
     expected = ((m1 - m2) ** 2).sum().item() + np.trace(s1.numpy() + s2.numpy() - 2 * np.real(root))
     assert frechet_distance(gaussian(m1, s1), gaussian(m2, s2)) == pytest.approx(expected, rel=1e-7, abs=1e-8)
+    # symmetric to the same precision as scipy's: for singular covariances the square root of the product is
+    # ill-conditioned, and the two orders round differently (seen: 1.8e-9 relative with scipy 1.17 / numpy 2.4)
     assert frechet_distance(gaussian(m1, s1), gaussian(m2, s2)) == pytest.approx(
-        frechet_distance(gaussian(m2, s2), gaussian(m1, s1)), rel=1e-9)
+        frechet_distance(gaussian(m2, s2), gaussian(m1, s1)), rel=1e-7)
 
 
 def test_statistics_of_samples_estimate_the_distance_between_their_gaussians():

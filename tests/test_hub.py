@@ -192,7 +192,8 @@ def test_card_links_hub_ids_only(tmp_path):
 
     linked = hub.build_model_card(folder, REPO, dataset_id="zalando-datasets/fashion_mnist")
     assert linked.data.datasets == ["zalando-datasets/fashion_mnist"]
-    assert f"`{tmp_path / 'fashion_mnist'}` ([zalando-datasets/fashion_mnist]" in str(linked)
+    assert "| Dataset | `fashion_mnist` ([zalando-datasets/fashion_mnist]" in str(linked)  # the folder by its name
+    assert str(tmp_path) not in str(linked)
 
 
 def test_card_refuses_a_folder_that_is_not_an_autoencoder(tmp_path):
@@ -262,7 +263,9 @@ def test_push_uploads_exactly_the_allow_list_in_one_commit(folder):
     assert sorted(commit["files"]) == sorted(ALLOWED + ["modeling_vae_hub.py"])  # + the code, for remote loading
     for name, data in commit["files"].items():
         assert TOKEN.encode() not in data
-        if name not in ("config.json", "modeling_vae_hub.py"):
+        if name in ("metrics.json", "training_info.json"):  # the records, as a push shares them
+            assert json.loads(data) == hub.public_record(json.loads((folder / name).read_text())), name
+        elif name not in ("config.json", "modeling_vae_hub.py"):
             assert data == (folder / name).read_bytes(), name  # uploaded as is: the card was written for this repo
     config = json.loads(commit["files"]["config.json"])
     assert config.pop("auto_map") == {"AutoModel": "modeling_vae_hub.VAEModel"}
@@ -536,8 +539,14 @@ def test_pipeline_push_uploads_the_pipeline_and_its_code_in_one_commit(pipeline_
     assert commit["revision"] == "v1" and api.repos[("model", PIPELINE_REPO)] is True
     files = commit["files"]
     assert list(files) == PIPELINE_FILES  # no checkpoints, logs, pickles, latent caches or notes
-    for name in PIPELINE_FILES[:9]:
+    for name in ("vae/diffusion_pytorch_model.safetensors", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+                 "scheduler/scheduler_config.json", "samples.png"):
         assert files[name] == (pipeline_folder / name).read_bytes(), name
+    for name in ("metrics.json", "training_info.json"):  # the records, as a push shares them
+        assert json.loads(files[name]) == hub.public_record(json.loads((pipeline_folder / name).read_text())), name
+    index, vae_config = json.loads(files["model_index.json"]), json.loads(files["vae/config.json"])
+    assert index.pop("auto_map") == vae_config.pop("auto_map") == {"AutoModel": "modeling_vae_hub.SpatialVAEModel"}
+    assert vae_config == json.loads((pipeline_folder / "vae" / "config.json").read_text())
     assert files["pipeline.py"] == remote_code.pipeline_code("LatentDiffusionPipeline").encode()
     assert files["pipeline.py"] != (pipeline_folder / "pipeline.py").read_bytes()  # not the folder's vae-hub loader
     assert files["vae/vae_hub.models.spatial_vae.py"] == remote_code.model_code("SpatialVAEModel").encode()
@@ -744,7 +753,8 @@ def test_deploy_space_carries_a_shipped_pipeline_and_refuses_a_half_trained_one(
     tiny_pipeline_folder(space_dir / "models" / "tiny-ldm")
     files = hub.space_upload_files(space_dir)
     shipped = {name.removeprefix("models/tiny-ldm/") for name in files if name.startswith("models/tiny-ldm/")}
-    assert shipped == set(PIPELINE_FILES) - {"README.md", "pipeline.py", "vae/vae_hub.models.spatial_vae.py"}
+    assert shipped == set(PIPELINE_FILES) - {"README.md", "pipeline.py", "vae/vae_hub.models.spatial_vae.py",
+                                             "vae/modeling_vae_hub.py"}
     assert {name for name in files if name.startswith("models/tiny-vae/")}  # the model still ships beside it
     shutil.rmtree(space_dir / "models" / "tiny-ldm" / "unet")
     with pytest.raises(ValueError, match="unet/ is missing"):

@@ -461,7 +461,7 @@ def _training_rows(info: dict, dataset_md: str | None) -> list[tuple[str, str]]:
         return []
     recorded = public_name(info["dataset_name"]) if info.get("dataset_name") else None
     dataset = f"`{recorded}`" if recorded else dataset_md
-    if recorded and dataset_md and recorded not in dataset_md:
+    if recorded and dataset_md and f"`{recorded}`" != dataset_md and f"[{recorded}]" not in dataset_md:
         dataset += f" ({dataset_md})"
     processes = info.get("num_processes") or 1
     batch = info.get("train_batch_size")

@@ -219,9 +219,7 @@ class ModelLoader:
         if found not in (PIPELINE_CLASS, [PIPELINE_LOADER, PIPELINE_CLASS]):
             raise ValueError(f"it holds a {str(found)[:MAX_SHOWN_CHARS] if found else 'pipeline without _class_name'}, "
                              f"not a {PIPELINE_CLASS}")
-        if self._checked_class(folder / "vae", "vae/") is not SpatialVAEModel:
-            raise ValueError(f"its vae is not a {SpatialVAEModel.__name__} (a latent diffusion pipeline needs a spatial "
-                             "autoencoder)")
+        self._checked_class(folder / "vae", "vae/", {SpatialVAEModel.__name__: SpatialVAEModel})  # what it loads
         vae_config, unet_config = _small_json(folder / "vae", CONFIG_NAME), _small_json(folder / "unet", CONFIG_NAME, "unet/")
         if unet_config.get("_class_name") != UNet2DModel.__name__:
             raise ValueError(f"its unet/{CONFIG_NAME} does not hold a {UNet2DModel.__name__}")
@@ -245,16 +243,16 @@ class ModelLoader:
             raise ValueError(f"its scheduler {clip(name)} is not one of diffusers' schedulers")
         return index, scheduler_class
 
-    def _checked_class(self, folder: Path, where: str = ""):
-        """The model class a folder's config names, once its image size and implied size are within limits
-        (``where``: the folder's name in messages, e.g. "vae/" for a pipeline's component)."""
+    def _checked_class(self, folder: Path, where: str = "", classes: dict = MODEL_CLASSES):
+        """The model class a folder's config names (one of ``classes``), once its image size and implied size are
+        within limits (``where``: the folder's name in messages, e.g. "vae/" for a pipeline's component)."""
         config = _small_json(Path(folder), CONFIG_NAME, where)
         found = config.get("_class_name")
-        cls = MODEL_CLASSES.get(found)
+        cls = classes.get(found)
         if cls is None:
             raise ValueError(f"{'its ' + where if where else 'it'} holds a "
                              f"{str(found)[:MAX_SHOWN_CHARS] if found else 'config without _class_name'}, not a "
-                             f"{' or '.join(MODEL_CLASSES)}{' or a ' + PIPELINE_CLASS if not where else ''}")
+                             f"{' or '.join(classes)}{' or a ' + PIPELINE_CLASS if not where else ''}")
         side = config.get("sample_size")
         if not isinstance(side, int) or not 1 <= side <= MAX_MODEL_SIDE:
             raise ValueError(f"its {where}images are {clip(side)} px; this Space shows models of at most {MAX_MODEL_SIDE} px")
