@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import PIL.Image
 import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DModel
@@ -23,6 +25,7 @@ from test_train import (
 )
 from vae_hub import AutoencoderKLWithLikelihood, SpatialVAEModel
 from vae_hub.evaluate import main as evaluate_main
+from vae_hub.images import pil_to_uint8, uint8_to_float
 from vae_hub.models import load_model
 from vae_hub.models.autoencoder_kl import LIKELIHOOD_NAME
 
@@ -240,3 +243,38 @@ def test_bad_input_is_one_line_and_the_output_dir_is_untouched(name, data, tmp_p
     assert code != 0 and re.search(message, error), error
     assert len([line for line in error.splitlines() if line.startswith("error:")]) == 1
     assert tree_hash(out) == before
+
+
+# ==================================================================================== the shipped emoji autoencoder
+SHIPPED = REPO / "space" / "models" / "emoji-vae"
+
+
+@pytest.mark.skipif(not SHIPPED.is_dir(), reason="space/models/emoji-vae is not trained yet")
+def test_the_shipped_emoji_autoencoder_is_a_plain_autoencoder_kl_that_matches_its_record(tmp_path):
+    """diffusers alone (vae_hub blocked) reconstructs a shipped example emoji as vae-hub does; the card credits both
+    licences; the record's latents have about unit variance after scaling."""
+    example = sorted((REPO / "space" / "examples" / "emoji").glob("*.png"))[0]
+    code = f"""
+import sys
+sys.modules["vae_hub"] = None
+import numpy as np, PIL.Image, torch
+from diffusers import AutoencoderKL
+vae = AutoencoderKL.from_pretrained({str(SHIPPED)!r}).eval()
+x = torch.from_numpy(np.asarray(PIL.Image.open({str(example)!r}).convert("RGB"))).permute(2, 0, 1)[None] / 127.5 - 1
+with torch.no_grad():
+    y = vae.decode(vae.encode(x.float()).latent_dist.mode()).sample.clamp(-1, 1)
+np.save({str(tmp_path / "alone.npy")!r}, y.numpy())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT,
+                          env=script_env(), cwd="/")
+    assert done.returncode == 0, done.stderr[-2000:]
+    alone = torch.from_numpy(np.load(tmp_path / "alone.npy"))
+    x = uint8_to_float(pil_to_uint8([PIL.Image.open(example)], 64, 3))
+    with torch.no_grad():
+        ours = load_model(SHIPPED)(x).sample
+    assert torch.allclose(alone, ours, atol=1e-5)
+    metrics = json.loads((SHIPPED / "metrics.json").read_text())
+    assert 10 * torch.log10(4 / (ours - x).pow(2).mean()) > metrics["psnr_db"] - 6  # one image, not the test split
+    assert 0.8 <= metrics["latents"]["std"] <= 1.25 and metrics["num_images"] == 756
+    card = (SHIPPED / "README.md").read_text()
+    assert "Twemoji (CC-BY 4.0" in card and "Apache-2.0" in card and f"{metrics['psnr_db']:.2f} dB" in card
