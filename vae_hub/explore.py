@@ -592,6 +592,23 @@ COMPARE_NOTE = ("Measured by `python -m vae_hub.evaluate_samples --record` and r
                 "\"not measured\": the model has no record for these settings.")
 
 
+def same_data(a: str, b: str) -> bool:
+    """Whether two recorded dataset names are the same data: a Hub id and a local copy by its folder's name
+    ("zalando-datasets/fashion_mnist", "fashion-mnist") match, case, "-" and "_" aside."""
+    def key(name: str) -> str:
+        return re.sub(r"[-_\s]", "", name.rsplit("/", 1)[-1].lower())
+
+    return key(a) == key(b)
+
+
+def different_data_note(vae: "ModelEntry", pipe: "ModelEntry") -> str | None:
+    """A line for /compare when the two models' records name different training data (None if same or unknown)."""
+    if vae.dataset and pipe.dataset and not same_data(vae.dataset, pipe.dataset):
+        return (f"**Different training data:** {vae.model_id} was trained on {vae.dataset}, {pipe.model_id} on "
+                f"{pipe.dataset}: their samples and numbers do not compare like for like.")
+    return None
+
+
 def quality_table(rows: list[tuple[str, str, str, dict | None]]) -> str:
     """Markdown: one row per (column, model id, settings, record or None), the full numbers behind the captions."""
     lines = ["| | model | settings | FD ↓ | class match ↑ | samples |", "|---|---|---|---|---|---|"]
@@ -1336,7 +1353,8 @@ class Explorer:
         columns.append((show(images), quality_caption("diffusion", record)))
         rows.append(("diffusion", pipe_entry.model_id, f"{steps} steps, guidance {guidance:g}, "
                                                         f"{type(pipe.scheduler).__name__}, random classes", record))
-        return columns, quality_table(rows)
+        note = different_data_note(vae_entry, pipe_entry)
+        return columns, f"{note}\n\n{quality_table(rows)}" if note else quality_table(rows)
 
 
 # ------------------------------------------------------------------------------------------------ about
