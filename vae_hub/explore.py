@@ -17,6 +17,7 @@ sampling, watched step by step, and the comparison with a vector VAE's priors). 
 its job answers, in words, what the model is and which tabs it has.
 """
 
+import atexit
 import functools
 import hashlib
 import inspect
@@ -27,6 +28,7 @@ import os
 import queue
 import random
 import re
+import shutil
 import tempfile
 import threading
 import warnings
@@ -418,6 +420,14 @@ class OutputFiles:
         self.folder, self.keep, self.prune_every = Path(folder), keep, prune_every
         self._writes = 0
         self._lock = threading.Lock()
+
+    @classmethod
+    def temporary(cls, prefix: str = "vae_hub_space_", **kwargs) -> "OutputFiles":
+        """Output files in a new temporary folder, removed when Python exits normally (``atexit``; the Space
+        makes SIGTERM a normal exit)."""
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        return cls(folder, **kwargs)
 
     def _write(self, data: bytes, suffix: str) -> str:
         path = self.folder / f"{hashlib.sha1(data).hexdigest()[:20]}{suffix}"
@@ -1062,7 +1072,7 @@ class Explorer:
                  max_models: int = 4, allow_hub: bool = False, max_model_bytes: int = MAX_MODEL_BYTES):
         model_ids, configured = public_ids(model_ids, shipped)  # a configured folder by its name, not its path
         self.model_ids, self.shipped, self.max_models = model_ids, shipped, max_models
-        self.files = files or OutputFiles(Path(tempfile.mkdtemp(prefix="vae_hub_space_")))
+        self.files = files or OutputFiles.temporary()
         self.loader = ModelLoader(model_ids, shipped, allow_hub, max_model_bytes, configured)
         self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
         self._lock = threading.Lock()
