@@ -1345,7 +1345,8 @@ class Explorer:
         """/compare → ([(grid, caption)], markdown table): ``num_images`` samples of the vector VAE's N(0, I) prior, of
         its mixture prior (if it has one) and of the pipeline (random classes, its default steps and guidance, its own
         scheduler), each captioned with its sample quality as measured by ``evaluate_samples`` (read from the models'
-        metrics, not computed here); the table gives the models, settings and sample counts behind the numbers."""
+        metrics, not computed here); the table gives the models, settings and sample counts behind the numbers, after a
+        line that says so when the two models were trained on different data."""
         vae_entry, pipe_entry = self.entry(vae_id), self.entry(pipeline_id)
         vae = vae_entry.require_vector("prior samples to compare")
         pipe = pipe_entry.require_pipeline("diffusion samples to compare")
