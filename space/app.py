@@ -15,6 +15,7 @@ import io
 import logging
 import os
 import re
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -580,8 +581,19 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
     return demo
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (a container or service stopping) end the Space as Ctrl-C does: Gradio closes the server,
+    ``launch`` returns and exit handlers run, removing the output folder (``OutputFiles.temporary``)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
+    stop_on_sigterm()
     explorer = Explorer.from_space_dir(HERE)
     if explorer.default_model and (problem := explorer.warm(explorer.default_model)):
         log.warning("the default model is not usable: %s", problem)

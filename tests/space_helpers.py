@@ -101,13 +101,15 @@ class RunningSpace:
 
 
 @contextlib.contextmanager
-def running_space(model_ids: list[str], log_path: Path, startup_timeout: float = 300.0):
+def running_space(model_ids: list[str], log_path: Path, startup_timeout: float | None = None):
     """Run ``python space/app.py`` on a free loopback port with ``VAE_MODEL`` = ``model_ids``; yield a
     ``RunningSpace`` (its URL and process id).
 
     The Hub is made unreachable (``HF_HUB_OFFLINE``) so a bad repo id fails at once. The wait for startup
-    is bounded so a broken app fails the test instead of hanging it; the server is stopped afterwards.
+    is bounded so a broken app fails the test instead of hanging it (300 s, or ``VAE_HUB_TEST_SPACE_STARTUP_S`` on
+    a busy machine); the server is stopped afterwards (SIGTERM).
     """
+    startup_timeout = startup_timeout or float(os.environ.get("VAE_HUB_TEST_SPACE_STARTUP_S", 300))
     port = free_port()
     env = {**os.environ, "VAE_MODEL": ",".join(model_ids), "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}

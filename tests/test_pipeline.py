@@ -374,6 +374,18 @@ def test_spatial_vae_model_pipeline_samples_saves_and_loads(channels, tmp_path):
         assert torch.equal(loaded(generator=seeded(), **kwargs).images, images)
 
 
+@pytest.mark.parametrize("class_name", ["torch", "no_such_class", "__doc__"])
+def test_a_vae_entry_that_is_not_a_model_class_is_named(class_name, tmp_path):
+    """Issue 29: ``["vae_hub.models.spatial_vae", "torch"]`` (a module imported there) gave an AttributeError."""
+    pipe = LatentDiffusionPipeline(tiny_spatial_vae(), tiny_unet(sample_size=8), DDIMScheduler(num_train_timesteps=100))
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    (tmp_path / "model_index.json").write_text(json.dumps({**index, "vae": ["vae_hub.models.spatial_vae", class_name]}))
+    with pytest.raises(ValueError, match=rf"^model_index.json: the vae, vae_hub.models.spatial_vae.{class_name}, is not "
+                                         r"a model class \(a diffusers ModelMixin\)$"):
+        LatentDiffusionPipeline.from_pretrained(tmp_path)
+
+
 def test_hub_repo_with_a_component_from_outside_diffusers(tmp_path, monkeypatch):
     """diffusers' download refuses a Hub repo whose vae is a SpatialVAEModel; this pipeline's own download loads it."""
     pipe = LatentDiffusionPipeline(tiny_spatial_vae(), tiny_unet(sample_size=8), DDIMScheduler(num_train_timesteps=100))

@@ -310,3 +310,15 @@ def test_deployed_layout_finds_its_files_beside_app_py(tmp_path, models, folders
                   "latent_map", "diffuse", "compare"}
     lines = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values() if fn.api_name in runs_model}
     assert lines == dict.fromkeys(runs_model, ("model", 2))
+
+
+def test_sigterm_removes_the_output_folder(tmp_path, monkeypatch):
+    """Issue 29: the Space's output folder (``vae_hub_space_*`` in the temp folder) is gone after SIGTERM."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    model = make_model(tmp_path / "tiny")
+    with running_space([str(model)], tmp_path / "space.log"):
+        [folder] = (tmp_path / "tmp").glob("vae_hub_space_*")
+        (folder / "an-output.png").write_bytes(b"png")  # not empty, as after a visitor's requests
+    # running_space has sent SIGTERM and waited for the process to end
+    assert not list((tmp_path / "tmp").glob("vae_hub_space_*")), (tmp_path / "space.log").read_text()[-2000:]

@@ -244,6 +244,18 @@ def test_compare_says_not_measured_and_skips_a_missing_mixture(ex):
     assert table.count("| not measured | – | – |") == 2
 
 
+def test_compare_says_when_the_vae_and_the_pipeline_were_trained_on_different_data(folders, tmp_path):
+    """Issue 29: a VAE of other data beside the pipeline is said; a local copy of the pipeline's Hub dataset is not."""
+    same = make_model(tmp_path / "vae-same", dataset="../datasets/fashion-mnist")  # the pipeline's, as a local folder
+    ex = Explorer(["vae", "vae-same", "ldm"], {"vae": folders["vae"], "vae-same": same, "ldm": folders["ldm"]},
+                  explore.OutputFiles(tmp_path / "files"))
+    _, table = ex.compare("vae", "ldm", 2, 0)
+    assert table.startswith("**Different training data:** vae was trained on made-up, ldm on "
+                            "zalando-datasets/fashion_mnist: their samples and numbers do not compare like for like.")
+    _, table = ex.compare("vae-same", "ldm", 2, 0)
+    assert "Different training data" not in table and table.startswith("| |")
+
+
 @pytest.mark.parametrize("args, message", [
     (("ldm", "ldm", 4, 0), "ldm is a latent diffusion pipeline: .* so it has no prior samples to compare"),
     (("vae", "vae-2d", 4, 0), "vae-2d is a vector VAE: .* so it has no diffusion samples to compare"),

@@ -17,6 +17,7 @@ sampling, watched step by step, and the comparison with a vector VAE's priors). 
 its job answers, in words, what the model is and which tabs it has.
 """
 
+import atexit
 import functools
 import hashlib
 import inspect
@@ -27,6 +28,7 @@ import os
 import queue
 import random
 import re
+import shutil
 import tempfile
 import threading
 import warnings
@@ -419,6 +421,14 @@ class OutputFiles:
         self._writes = 0
         self._lock = threading.Lock()
 
+    @classmethod
+    def temporary(cls, prefix: str = "vae_hub_space_", **kwargs) -> "OutputFiles":
+        """Output files in a new temporary folder, removed when Python exits normally (``atexit``; the Space
+        makes SIGTERM a normal exit)."""
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        return cls(folder, **kwargs)
+
     def _write(self, data: bytes, suffix: str) -> str:
         path = self.folder / f"{hashlib.sha1(data).hexdigest()[:20]}{suffix}"
         if not path.exists():
@@ -590,6 +600,23 @@ COMPARE_NOTE = ("Measured by `python -m vae_hub.evaluate_samples --record` and r
                 "Fréchet distance (FD) between the features a classifier sees in the samples and in real test images "
                 "(lower is closer), and how often that classifier sees the class that was asked for (class match). "
                 "\"not measured\": the model has no record for these settings.")
+
+
+def same_data(a: str, b: str) -> bool:
+    """Whether two recorded dataset names are the same data: a Hub id and a local copy by its folder's name
+    ("zalando-datasets/fashion_mnist", "fashion-mnist") match, case, "-" and "_" aside."""
+    def key(name: str) -> str:
+        return re.sub(r"[-_\s]", "", name.rsplit("/", 1)[-1].lower())
+
+    return key(a) == key(b)
+
+
+def different_data_note(vae: "ModelEntry", pipe: "ModelEntry") -> str | None:
+    """A line for /compare when the two models' records name different training data (None if same or unknown)."""
+    if vae.dataset and pipe.dataset and not same_data(vae.dataset, pipe.dataset):
+        return (f"**Different training data:** {vae.model_id} was trained on {vae.dataset}, {pipe.model_id} on "
+                f"{pipe.dataset}: their samples and numbers do not compare like for like.")
+    return None
 
 
 def quality_table(rows: list[tuple[str, str, str, dict | None]]) -> str:
@@ -1045,7 +1072,7 @@ class Explorer:
                  max_models: int = 4, allow_hub: bool = False, max_model_bytes: int = MAX_MODEL_BYTES):
         model_ids, configured = public_ids(model_ids, shipped)  # a configured folder by its name, not its path
         self.model_ids, self.shipped, self.max_models = model_ids, shipped, max_models
-        self.files = files or OutputFiles(Path(tempfile.mkdtemp(prefix="vae_hub_space_")))
+        self.files = files or OutputFiles.temporary()
         self.loader = ModelLoader(model_ids, shipped, allow_hub, max_model_bytes, configured)
         self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
         self._lock = threading.Lock()
@@ -1318,7 +1345,8 @@ class Explorer:
         """/compare → ([(grid, caption)], markdown table): ``num_images`` samples of the vector VAE's N(0, I) prior, of
         its mixture prior (if it has one) and of the pipeline (random classes, its default steps and guidance, its own
         scheduler), each captioned with its sample quality as measured by ``evaluate_samples`` (read from the models'
-        metrics, not computed here); the table gives the models, settings and sample counts behind the numbers."""
+        metrics, not computed here); the table gives the models, settings and sample counts behind the numbers, after a
+        line that says so when the two models were trained on different data."""
         vae_entry, pipe_entry = self.entry(vae_id), self.entry(pipeline_id)
         vae = vae_entry.require_vector("prior samples to compare")
         pipe = pipe_entry.require_pipeline("diffusion samples to compare")
@@ -1336,7 +1364,8 @@ class Explorer:
         columns.append((show(images), quality_caption("diffusion", record)))
         rows.append(("diffusion", pipe_entry.model_id, f"{steps} steps, guidance {guidance:g}, "
                                                         f"{type(pipe.scheduler).__name__}, random classes", record))
-        return columns, quality_table(rows)
+        note = different_data_note(vae_entry, pipe_entry)
+        return columns, f"{note}\n\n{quality_table(rows)}" if note else quality_table(rows)
 
 
 # ------------------------------------------------------------------------------------------------ about

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from diffusers import DiffusionPipeline, ImagePipelineOutput, UNet2DModel
+from diffusers import DiffusionPipeline, ImagePipelineOutput, ModelMixin, UNet2DModel
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -125,7 +125,11 @@ class LatentDiffusionPipeline(DiffusionPipeline):
                 dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
                 dtype = dtype.get("vae", dtype.get("default")) if isinstance(dtype, dict) else dtype
                 options = {k: kwargs[k] for k in ("variant", "use_safetensors") if kwargs.get(k) is not None}
-                kwargs["vae"] = getattr(sys.modules[library], class_name).from_pretrained(
+                vae_class = getattr(sys.modules[library], str(class_name), None)
+                if not (isinstance(vae_class, type) and issubclass(vae_class, ModelMixin)):
+                    raise ValueError(f"model_index.json: the vae, {library}.{class_name}, is not a model class "
+                                     "(a diffusers ModelMixin)")
+                kwargs["vae"] = vae_class.from_pretrained(
                     pretrained_model_name_or_path, subfolder="vae", dtype=dtype, **hub_kwargs, **options)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
