@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from diffusers.training_utils import EMAModel
+import torch.nn.functional as F
+from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
 
 SECRET_ARGS = ("hub_token",)
@@ -186,6 +187,20 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, total
             for old in done[:-total_limit]:
                 shutil.rmtree(old)
     accelerator.wait_for_everyone()
+
+
+def denoising_mse(prediction: torch.Tensor, target: torch.Tensor, noise_scheduler, timesteps: torch.Tensor,
+                  snr_gamma: float | None) -> torch.Tensor:
+    """The diffusion loss of a batch: MSE of the predicted ε or v (B, C, H, W) against ``target``, Min-SNR-γ
+    weighted per sample when ``snr_gamma`` is given (Hang et al. 2023: min(SNR, γ)/SNR for ε, min(SNR, γ)/(SNR + 1)
+    for v, as the scheduler's ``prediction_type`` says)."""
+    if snr_gamma is None:
+        return F.mse_loss(prediction.float(), target.float())
+    snr = compute_snr(noise_scheduler, timesteps)
+    epsilon = noise_scheduler.config.prediction_type == "epsilon"
+    weights = torch.clamp(snr, max=snr_gamma) / (snr if epsilon else snr + 1)
+    per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    return (per_sample * weights).mean()
 
 
 class ema_weights:
