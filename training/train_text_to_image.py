@@ -31,7 +31,6 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import datasets
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
@@ -43,11 +42,11 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from vae_hub.data import DataError, decode_images, find_image_column, load_image_dataset
+from vae_hub.data import DataError, captioned_rows, decode_images, find_image_column, load_image_dataset
 from vae_hub.images import make_grid
 from vae_hub.posteriors import encode_posterior, latent_std, probe_latent_shape, sample_latents
 from vae_hub.text_to_image_card import push_pipeline, write_card
-from vae_hub.text_tokenizer import MIN_VOCAB_SIZE, train_caption_tokenizer, write_vocab_files
+from vae_hub.text_tokenizer import MIN_VOCAB_SIZE, tokenize, train_caption_tokenizer, write_vocab_files
 from vae_hub.training_utils import (
     LossSums,
     NoiseGenerator,
@@ -424,19 +423,6 @@ def load_autoencoder_kl(name_or_path: str, cache_dir: str | None) -> Autoencoder
     return vae.requires_grad_(False).eval()
 
 
-def captioned_rows(split: datasets.Dataset, caption_column: str) -> tuple[datasets.Dataset, list[str], int]:
-    """(the rows with a caption, their captions, how many rows were dropped for an empty or missing caption)."""
-    if caption_column not in split.features:
-        raise DataError(f"--caption_column {caption_column!r} is not a column; the columns are {list(split.features)}")
-    values = split[caption_column]
-    if not all(value is None or isinstance(value, str) for value in values):
-        raise DataError(f"column {caption_column!r} holds {split.features[caption_column]!r}, not captions (strings)")
-    keep = [i for i, value in enumerate(values) if value is not None and value.strip()]
-    if not keep:
-        raise DataError(f"column {caption_column!r} has no non-empty caption")
-    return split.select(keep), [values[i] for i in keep], len(values) - len(keep)
-
-
 def build_text_encoder(args: argparse.Namespace, tokenizer: CLIPTokenizer) -> CLIPTextModel:
     """A small ``CLIPTextModel`` for ``tokenizer``: its vocabulary, its special tokens, ``model_max_length`` positions."""
     config = CLIPTextConfig(
@@ -468,12 +454,6 @@ def build_unet(args: argparse.Namespace, latent_shape: tuple[int, int, int]) -> 
         )
     except (ValueError, TypeError) as err:
         fail(f"bad UNet config: {err}")
-
-
-def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
-    """Token ids (N, model_max_length), padded and truncated exactly as ``StableDiffusionPipeline.encode_prompt`` does."""
-    return tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                     return_tensors="pt").input_ids
 
 
 def denoising_loss(unet, text_encoder, noise_scheduler: DDPMScheduler, latents: SimpleNamespace, text: SimpleNamespace,

@@ -4,6 +4,7 @@
     train_caption_tokenizer(captions) ──▶ CLIPTokenizer (vocab: 256 bytes, 256 bytes + "</w>", merges, bos, eos)
     save_caption_tokenizer(tokenizer, folder) ──▶ tokenizer.json, tokenizer_config.json, vocab.json, merges.txt,
                                                  special_tokens_map.json
+    tokenize(tokenizer, texts) ──▶ ids (N, model_max_length), padded as StableDiffusionPipeline pads a prompt
 
 The text is prepared exactly as ``CLIPTokenizer`` prepares it (its normaliser: NFC, runs of white space to one
 space, lower case; its pre-tokeniser: CLIP's word regex, then bytes as printable characters), and words end in
@@ -21,6 +22,7 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
+import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import CLIPTokenizer
 
@@ -100,3 +102,9 @@ def write_vocab_files(tokenizer: CLIPTokenizer, folder: str | Path) -> None:
     (folder / "merges.txt").write_text("\n".join([MERGES_HEADER, *merges]) + "\n", encoding="utf-8")
     special = {"bos_token": BOS_TOKEN, "eos_token": EOS_TOKEN, "pad_token": EOS_TOKEN, "unk_token": EOS_TOKEN}
     (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n", encoding="utf-8")
+
+
+def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
+    """Token ids (N, model_max_length), padded and truncated exactly as ``StableDiffusionPipeline.encode_prompt`` does."""
+    return tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors="pt").input_ids

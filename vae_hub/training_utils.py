@@ -1,4 +1,5 @@
-"""Pieces shared by the accelerate training scripts (``training/train_vae.py``, ``training/train_latent_diffusion.py``).
+"""Pieces shared by the accelerate training scripts (``training/train_vae.py``, ``train_latent_diffusion.py``,
+``train_text_to_image.py``).
 
 Their conventions: one-line errors (``fail``) before any work; data order a pure function of (seed, epoch)
 (``epoch_batch_indices``); per-batch random streams re-seeded from (seed, process, batch) (``NoiseGenerator``);
@@ -44,7 +45,20 @@ def check_output_dir(output_dir: Path, args: argparse.Namespace, final_files: tu
              "--overwrite_output_dir to start over, or another --output_dir")
 
 
-class NoiseGenerator:
+class StepCounter:
+    """The optimisation step, checkpointed with the rest of the training state (``register_for_checkpointing``)."""
+
+    def __init__(self):
+        self.global_step = 0
+
+    def state_dict(self) -> dict:
+        return {"global_step": self.global_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.global_step = state["global_step"]
+
+
+class NoiseGenerator(StepCounter):
     """The generator of a batch's random draws, and the step counter (checkpointed with the rest of the training state).
 
     The generator is re-seeded from (seed, process, batch number) for every batch instead of being checkpointed:
@@ -53,19 +67,13 @@ class NoiseGenerator:
     """
 
     def __init__(self, device: torch.device, seed: int, rank: int):
+        super().__init__()
         self.generator = torch.Generator(device=device)
         self.seed, self.rank = seed, rank
-        self.global_step = 0
 
     def for_batch(self, batch: int) -> torch.Generator:
         """The generator for this process's ``batch``-th batch of the run (micro-batches counted)."""
         return self.generator.manual_seed(hash((self.seed, self.rank, batch)) % 2**63)
-
-    def state_dict(self) -> dict:
-        return {"global_step": self.global_step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.global_step = state["global_step"]
 
 
 def device_time(device: torch.device) -> float:
