@@ -101,13 +101,13 @@ def command(data: dict, out: Path, *args: str, vae: str = "kl") -> list[str]:
             str(out), "--cache_dir", data["cache"], *TINY, *args]
 
 
-def train(argv: list[str], monkeypatch) -> None:
+def train(argv: list[str], monkeypatch, script: Path = SCRIPT) -> None:
     """Run the script's ``__main__`` to the end in this process."""
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
-    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *argv])
+    monkeypatch.setattr(sys, "argv", [str(script), *argv])
     try:
-        runpy.run_path(str(SCRIPT), run_name="__main__")
+        runpy.run_path(str(script), run_name="__main__")
     finally:
         AcceleratorState._reset_state(True)
         GradientState._reset_state()

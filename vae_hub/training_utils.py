@@ -343,6 +343,14 @@ def versions() -> dict:
             "python": platform.python_version()}
 
 
+def text_versions() -> dict:
+    """``versions()`` and those of transformers and tokenizers (the scripts that train text models)."""
+    import tokenizers
+    import transformers
+
+    return {**versions(), "transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
+
+
 def save_loss_curve(history: list[dict], path: Path, keys: tuple[str, ...], ylabel: str, log_scale: bool = True) -> None:
     """Plot ``history`` entries ({"step": ..., key: value}) of each of ``keys`` against the step, as a PNG."""
     if not history:
