@@ -21,12 +21,15 @@ import tqdm
 from accelerate.state import AcceleratorState, GradientState
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file
+from transformers import CLIPModel, CLIPTextModel
 
 from datasets_util import png_bytes
 from hub_doubles import TOKEN, FakeHfApi
 from test_train import launch_two_cpu_processes, run_in_process, tree_hash
 from vae_hub import SpatialVAEModel
+from vae_hub.mini_clip import mini_clip_config, save_mini_clip
 from vae_hub.text_to_image_card import data_credits, push_pipeline
+from vae_hub.text_tokenizer import train_caption_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training" / "train_text_to_image.py"
@@ -94,6 +97,20 @@ def data(tmp_path_factory) -> dict:
                     norm_num_groups=4).save_pretrained(root / "spatial-vae")
     return {"captioned": str(folder), "kl": str(root / "autoencoder-kl"), "spatial": str(root / "spatial-vae"),
             "cache": str(root / "cache")}
+
+
+@pytest.fixture(scope="module")
+def mini_clip(tmp_path_factory) -> Path:
+    """A tiny random mini CLIP folder (what training/train_clip.py writes), 24 wide where the TINY text encoder is 32,
+    its tokenizer learned from other captions than the data's."""
+    torch.manual_seed(1)
+    tokenizer = train_caption_tokenizer(["a red circle", "a blue square", "green circles"] * 2, vocab_size=530)
+    model = CLIPModel(mini_clip_config(tokenizer, text_hidden_size=24, text_layers=1, text_heads=2,
+                                       vision_hidden_size=8, vision_layers=1, vision_heads=2, image_size=16,
+                                       patch_size=8, projection_dim=8))
+    folder = tmp_path_factory.mktemp("t2i-clip") / "clip"
+    save_mini_clip(model, tokenizer, folder)
+    return folder
 
 
 def command(data: dict, out: Path, *args: str, vae: str = "kl") -> list[str]:
@@ -248,14 +265,31 @@ def test_diffusers_alone_loads_and_runs_it(run, tmp_path):
                      r"\d+ tokens: .*circle", done.stderr), done.stderr[-2000:]
 
 
+def test_pretrained_text_encoder_is_taken_frozen_with_its_tokenizer(data, mini_clip, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train(command(data, out, "--max_train_steps", "3", "--use_ema", "--validation_epochs", "100",
+                  "--pretrained_text_encoder_model_name_or_path", str(mini_clip)), monkeypatch)
+    shipped, tower = CLIPTextModel.from_pretrained(out / "text_encoder"), CLIPTextModel.from_pretrained(mini_clip)
+    a, b = shipped.state_dict(), tower.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "the text encoder changed"
+    for name in ("vocab.json", "merges.txt"):
+        assert (out / "tokenizer" / name).read_bytes() == (mini_clip / "tokenizer" / name).read_bytes()
+    assert json.loads((out / "unet" / "config.json").read_text())["cross_attention_dim"] == 24
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["text_encoder"] == str(mini_clip) and info["text_encoder_frozen"] is True
+    assert info["tokenizer_vocab_size"] == len(json.loads((mini_clip / "tokenizer" / "vocab.json").read_text()))
+
+
 # ==================================================================================== resume
 RESUME = ["--validation_epochs", "100", "--logging_steps", "1", "--max_train_steps", "7", "--checkpointing_steps", "3"]
 
 
 @pytest.mark.parametrize("extra", [[], ["--use_ema", "--gradient_accumulation_steps", "2", "--snr_gamma", "5",
-                                        "--noise_offset", "0.1", "--conditioning_dropout_prob", "0.5"]],
-                         ids=["plain", "ema-accumulation-snr-offset"])
-def test_resume_mid_epoch_is_bit_identical(data, tmp_path, monkeypatch, extra):
+                                        "--noise_offset", "0.1", "--conditioning_dropout_prob", "0.5"],
+                                   ["--use_ema", "--pretrained_text_encoder_model_name_or_path", "CLIP"]],
+                         ids=["plain", "ema-accumulation-snr-offset", "frozen-pretrained-text-encoder"])
+def test_resume_mid_epoch_is_bit_identical(data, mini_clip, tmp_path, monkeypatch, extra):
+    extra = [str(mini_clip) if a == "CLIP" else a for a in extra]
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     train(command(data, reference, *RESUME, *extra), monkeypatch)
     shutil.copytree(reference / "checkpoint-3", resumed / "checkpoint-3")
@@ -288,6 +322,9 @@ BAD_CASES = {
                              r"is a SpatialVAEModel, not an AutoencoderKL"),
     "missing vae": (["--pretrained_vae_model_name_or_path", "no/such/vae-folder"],
                     r"cannot load --pretrained_vae_model_name_or_path 'no/such/vae-folder'"),
+    "text encoder not a CLIP folder": (["--pretrained_text_encoder_model_name_or_path", "no/such/clip"],
+                                       r"--pretrained_text_encoder_model_name_or_path: 'no/such/clip' holds no CLIP "
+                                       r"text model with a tokenizer/ folder"),
     "heads": (["--text_heads", "3"], r"--text_hidden_size \(32\) must be a multiple of --text_heads \(3\)"),
     "vocab": (["--tokenizer_vocab_size", "100"], r"--tokenizer_vocab_size must be at least 514"),
     "dropout": (["--conditioning_dropout_prob", "1"], r"--conditioning_dropout_prob must be in \[0, 1\), got 1.0"),

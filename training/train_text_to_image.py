@@ -11,8 +11,12 @@ The output folder is exactly what ``diffusers.StableDiffusionPipeline.save_pretr
 it: ``samples.png`` (a row per --validation_prompts prompt), ``loss_curve.png``, ``training_info.json``,
 ``metrics.json`` and a model card that credits the training data as its README asks.
 
+The text encoder is new and trained with the UNet, or, with --pretrained_text_encoder_model_name_or_path, the text
+tower of a mini CLIP pre-trained contrastively (``training/train_clip.py``) with its tokenizer, kept frozen as Stable
+Diffusion keeps CLIP's.
+
 It reads top to bottom: ``parse_args()`` → ``main()``: VAE (frozen) → data and captions → tokenizer learned from the
-captions (``vae_hub.text_tokenizer``) → latents, encoded once → text encoder and UNet → optimiser → (resume) → loop
+captions (``vae_hub.text_tokenizer``; or the mini CLIP's) → latents, encoded once → text encoder and UNet → optimiser → (resume) → loop
 with checkpoints and validation grids → pipeline ``save_pretrained``, grids, record, card, push.
 
 Classifier-free guidance: each caption is replaced by the empty caption "" with probability
@@ -40,10 +44,11 @@ from diffusers import (AutoencoderKL, DDIMScheduler, DDPMScheduler, DPMSolverMul
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTokenizer
 
 from vae_hub.data import DataError, captioned_rows, decode_images, find_image_column, load_image_dataset
 from vae_hub.images import make_grid
+from vae_hub.mini_clip import clip_text_config, load_text_encoder
 from vae_hub.posteriors import encode_posterior, latent_std, probe_latent_shape, sample_latents
 from vae_hub.text_to_image_card import push_pipeline, write_card
 from vae_hub.text_tokenizer import MIN_VOCAB_SIZE, tokenize, train_caption_tokenizer, write_vocab_files
@@ -69,7 +74,7 @@ from vae_hub.training_utils import (
     resolve_checkpoint,
     save_checkpoint,
     save_loss_curve,
-    versions,
+    text_versions,
     weights_are_finite,
 )
 
@@ -93,6 +98,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--encode_batch_size", type=int, default=256, help="Images per VAE call when encoding the data once.")
 
     text = p.add_argument_group("tokenizer and text encoder (a CLIPTextModel, trained with the UNet)")
+    text.add_argument("--pretrained_text_encoder_model_name_or_path", type=str, default=None,
+                      help="A mini CLIP folder (training/train_clip.py; or any CLIPTextModel folder with a tokenizer/): "
+                           "its text tower and tokenizer, kept frozen as Stable Diffusion keeps CLIP's, instead of a "
+                           "new text encoder trained with the UNet. The --tokenizer_vocab_size and --text_* flags are "
+                           "then unused.")
     text.add_argument("--tokenizer_vocab_size", type=int, default=2048,
                       help=f"BPE learned from the training captions: at most this many tokens (≥ {MIN_VOCAB_SIZE}).")
     text.add_argument("--text_hidden_size", type=int, default=128, help="Also the UNet's cross_attention_dim.")
@@ -205,10 +215,18 @@ def main(args: argparse.Namespace) -> None:
     if dropped:
         logger.warning(f"dropped {dropped} of {dropped + len(captions)} rows with an empty or missing caption "
                        f"(column {args.caption_column!r})", main_process_only=True)
-    # The same captions give the same merges on every process and after a resume: nothing to share or checkpoint.
-    tokenizer = train_caption_tokenizer(captions, vocab_size=args.tokenizer_vocab_size)
-    text_encoder = build_text_encoder(args, tokenizer)
-    unet = build_unet(args, latent_shape)
+    if args.pretrained_text_encoder_model_name_or_path:  # frozen: its hidden states never change
+        try:
+            text_encoder, tokenizer = load_text_encoder(args.pretrained_text_encoder_model_name_or_path)
+        except ValueError as err:
+            fail(f"--pretrained_text_encoder_model_name_or_path: {err}")
+        text_encoder.requires_grad_(False).eval().to(accelerator.device)
+    else:
+        # The same captions give the same merges on every process and after a resume: nothing to share or checkpoint.
+        tokenizer = train_caption_tokenizer(captions, vocab_size=args.tokenizer_vocab_size)
+        text_encoder = build_text_encoder(args, tokenizer)
+    train_text_encoder = args.pretrained_text_encoder_model_name_or_path is None
+    unet = build_unet(args, latent_shape, text_encoder.config.hidden_size)
 
     world, rank = accelerator.num_processes, accelerator.process_index
     global_batch = args.train_batch_size * world
@@ -241,18 +259,22 @@ def main(args: argparse.Namespace) -> None:
     inference_scheduler = INFERENCE_SCHEDULERS[args.inference_scheduler].from_config(noise_scheduler.config)
 
     # ---------------------------------------------------------------- optimisation
-    parameters = [*unet.parameters(), *text_encoder.parameters()]
+    parameters = [*unet.parameters(), *(text_encoder.parameters() if train_text_encoder else [])]
     optimizer = torch.optim.AdamW(parameters, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.adam_weight_decay, eps=args.adam_epsilon)
     # Stepped by us once per optimisation step, so warm-up and length are in optimisation steps on any world size.
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
                                  num_training_steps=max_train_steps)
-    unet, text_encoder, optimizer = accelerator.prepare(unet, text_encoder, optimizer)
+    if train_text_encoder:
+        unet, text_encoder, optimizer = accelerator.prepare(unet, text_encoder, optimizer)
+    else:
+        unet, optimizer = accelerator.prepare(unet, optimizer)
+    trained = {"unet": unet, "text_encoder": text_encoder} if train_text_encoder else {"unet": unet}
     noise = NoiseGenerator(accelerator.device, args.seed, rank)  # all random draws of a batch, per process
     accelerator.register_for_checkpointing(lr_scheduler, noise)
     emas = {}
     if args.use_ema:
-        for name, model in (("unet", unet), ("text_encoder", text_encoder)):
+        for name, model in trained.items():
             unwrapped = accelerator.unwrap_model(model)
             emas[name] = EMAModel(unwrapped.parameters(), decay=args.ema_max_decay, use_ema_warmup=True,
                                   inv_gamma=args.ema_inv_gamma, power=args.ema_power, foreach=True,
@@ -285,8 +307,8 @@ def main(args: argparse.Namespace) -> None:
         pipe = pipeline()
         with ema_weights(emas.get("unet"), pipe.unet), ema_weights(emas.get("text_encoder"), pipe.text_encoder):
             save_sample_grid(pipe, prompts, args, output_dir / "samples.png", accelerator, step)
-        unet.train()
-        text_encoder.train()
+        for model in trained.values():
+            model.train()
 
     # ---------------------------------------------------------------- training loop
     progress = tqdm(total=max_train_steps, initial=global_step, desc="steps", disable=not show)
@@ -297,12 +319,12 @@ def main(args: argparse.Namespace) -> None:
     first_epoch = global_step // steps_per_epoch
     text = SimpleNamespace(ids=caption_ids, empty=empty_ids)
     for epoch in range(first_epoch, num_epochs):
-        unet.train()
-        text_encoder.train()
+        for model in trained.values():
+            model.train()
         skip = (global_step - epoch * steps_per_epoch) * args.gradient_accumulation_steps if epoch == first_epoch else 0
         for idx in epoch_batch_indices(len(latents.mean), epoch, args.seed, args.train_batch_size, rank, world,
                                        usable_batches, skip, accelerator.device):
-            with accelerator.accumulate(unet, text_encoder):
+            with accelerator.accumulate(*trained.values()):
                 loss = denoising_loss(unet, text_encoder, noise_scheduler, latents, text, idx,
                                       noise.for_batch(batches_done), args)
                 accelerator.backward(loss)
@@ -315,7 +337,7 @@ def main(args: argparse.Namespace) -> None:
             if not accelerator.sync_gradients:
                 continue
             lr_scheduler.step()
-            for name, model in (("unet", unet), ("text_encoder", text_encoder)):
+            for name, model in trained.items():
                 if name in emas:
                     emas[name].step(accelerator.unwrap_model(model).parameters())
             global_step += 1
@@ -387,6 +409,8 @@ def main(args: argparse.Namespace) -> None:
             "tokenizer_vocab_size": len(tokenizer),
             "model_max_length": tokenizer.model_max_length,
             "text_encoder_parameters": sum(p.numel() for p in pipe.text_encoder.parameters()),
+            "text_encoder": args.pretrained_text_encoder_model_name_or_path or "new, trained with the UNet",
+            "text_encoder_frozen": not train_text_encoder,
             "unet_parameters": sum(p.numel() for p in pipe.unet.parameters()),
             "inference_scheduler": type(inference_scheduler).__name__,
             "validation_prompts": prompts,
@@ -425,18 +449,13 @@ def load_autoencoder_kl(name_or_path: str, cache_dir: str | None) -> Autoencoder
 
 def build_text_encoder(args: argparse.Namespace, tokenizer: CLIPTokenizer) -> CLIPTextModel:
     """A small ``CLIPTextModel`` for ``tokenizer``: its vocabulary, its special tokens, ``model_max_length`` positions."""
-    config = CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=args.text_hidden_size, intermediate_size=4 * args.text_hidden_size,
-        num_hidden_layers=args.text_layers, num_attention_heads=args.text_heads, projection_dim=args.text_hidden_size,
-        max_position_embeddings=tokenizer.model_max_length, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    return CLIPTextModel(config)
+    return CLIPTextModel(clip_text_config(tokenizer, args.text_hidden_size, args.text_layers, args.text_heads))
 
 
-def build_unet(args: argparse.Namespace, latent_shape: tuple[int, int, int]) -> UNet2DConditionModel:
-    """A ``UNet2DConditionModel`` on the latents, cross-attending to the text encoder's hidden states at
-    --attention_levels."""
+def build_unet(args: argparse.Namespace, latent_shape: tuple[int, int, int],
+               cross_attention_dim: int) -> UNet2DConditionModel:
+    """A ``UNet2DConditionModel`` on the latents, cross-attending at --attention_levels to the text encoder's hidden
+    states (``cross_attention_dim`` wide: its hidden_size)."""
     channels, size, _ = latent_shape
     levels = range(len(args.block_out_channels))
     factor = 2 ** (len(args.block_out_channels) - 1)
@@ -448,7 +467,7 @@ def build_unet(args: argparse.Namespace, latent_shape: tuple[int, int, int]) -> 
             sample_size=size, in_channels=channels, out_channels=channels,
             block_out_channels=tuple(args.block_out_channels), layers_per_block=args.layers_per_block,
             norm_num_groups=args.norm_num_groups, attention_head_dim=args.attention_head_dim,
-            cross_attention_dim=args.text_hidden_size,
+            cross_attention_dim=cross_attention_dim,
             down_block_types=tuple("CrossAttnDownBlock2D" if i in args.attention_levels else "DownBlock2D" for i in levels),
             up_block_types=tuple("CrossAttnUpBlock2D" if i in args.attention_levels else "UpBlock2D" for i in reversed(levels)),
         )
@@ -502,13 +521,6 @@ def save_sample_grid(pipe: StableDiffusionPipeline, prompts: list[str], args: ar
             import numpy as np
 
             tracker.log_images({"samples": np.asarray(grid.convert("RGB"))[None]}, step=step, dataformats="NHWC")
-
-
-def text_versions() -> dict:
-    import tokenizers
-    import transformers
-
-    return {**versions(), "transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
 
 
 if __name__ == "__main__":
