@@ -35,18 +35,18 @@ from types import SimpleNamespace
 
 import datasets
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 from diffusers.optimization import get_scheduler
-from diffusers.training_utils import EMAModel, compute_snr
+from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from vae_hub import LatentDiffusionPipeline, hub
 from vae_hub.data import DataError, decode_images, find_image_column, find_label_column, infer_image_format, load_image_dataset
-from vae_hub.images import make_grid, uint8_to_float
+from vae_hub.images import make_grid
+from vae_hub.posteriors import encode_posterior, latent_std, probe_latent_shape, sample_latents
 from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 from vae_hub.training_utils import (
     LossSums,
@@ -57,6 +57,7 @@ from vae_hub.training_utils import (
     add_output_args,
     check_output_dir,
     check_shared_args,
+    denoising_mse,
     device_time,
     ema_weights,
     epoch_batch_indices,
@@ -392,21 +393,6 @@ def load_spatial_vae(name_or_path: str, cache_dir: str | None):
     return vae.requires_grad_(False).eval()
 
 
-@torch.no_grad()
-def probe_latent_shape(vae, resolution: int, device: torch.device) -> tuple[int, int, int]:
-    """(channels, h, w) of the VAE's latents for ``resolution``² images; fails unless they decode to that size."""
-    x = torch.zeros(1, vae.config.in_channels, resolution, resolution, device=device)
-    try:
-        z = vae.encode(x).latent_dist.mean
-        decoded = vae.decode(z).sample
-    except (RuntimeError, ValueError) as err:
-        fail(f"the VAE does not take {resolution}×{resolution} images: {err}")
-    if z.ndim != 4 or decoded.shape != x.shape:
-        fail(f"the VAE does not take --resolution {resolution}: its latents {tuple(z.shape[1:])} decode to "
-             f"{tuple(decoded.shape[1:])}; its sample_size is {vae.config.sample_size}")
-    return tuple(z.shape[1:])
-
-
 def find_classes(split: datasets.Dataset, class_column: str | None) -> tuple[str | None, list[str]]:
     """(class column, class names); (None, []) for an unconditional model. Raises DataError for a bad column."""
     if class_column == "none":
@@ -468,35 +454,14 @@ def build_unet(args: argparse.Namespace, latent_shape: tuple[int, int, int], num
         fail(f"bad UNet config: {err}")
 
 
-@torch.no_grad()
-def encode_posterior(vae, images: torch.Tensor, batch_size: int, device: torch.device, progress: bool) -> SimpleNamespace:
-    """The VAE posterior of every image, once, in the pipeline's scale: ``mean``, ``std`` (N, c, h, w) float32 on
-    ``device``, so that mean + std·ε ~ (z − shift_factor) · scaling_factor."""
-    scale, shift = vae.config.scaling_factor, getattr(vae.config, "shift_factor", None) or 0.0
-    means, stds = [], []
-    for start in tqdm(range(0, len(images), batch_size), desc="encoding latents", disable=not progress):
-        dist = vae.encode(uint8_to_float(images[start : start + batch_size].to(device))).latent_dist
-        means.append((dist.mean.float() - shift) * scale)
-        stds.append(dist.std.float() * scale)
-    return SimpleNamespace(mean=torch.cat(means), std=torch.cat(stds))
-
-
-def latent_std(latents: SimpleNamespace, seed: int) -> float:
-    """The standard deviation of scaled latents drawn from the posteriors (one draw each, at most 10 k images)."""
-    generator = torch.Generator(device=latents.mean.device).manual_seed(seed)
-    mean, std = latents.mean[:10_000], latents.std[:10_000]
-    return (mean + std * torch.randn(mean.shape, generator=generator, device=mean.device)).std().item()
-
-
 def denoising_loss(unet, noise_scheduler: DDPMScheduler, latents: SimpleNamespace, labels: torch.Tensor | None,
                    idx: torch.Tensor, generator: torch.Generator, num_classes: int, args: argparse.Namespace) -> torch.Tensor:
     """The diffusion loss of one batch: MSE of the predicted ε (or v) at random timesteps, Min-SNR weighted if asked.
 
     Every random draw (posterior ε, diffusion noise, timesteps, label dropout) comes from ``generator``, in this order.
     """
-    mean, std = latents.mean[idx], latents.std[idx]
-    device = mean.device
-    z = mean + std * torch.randn(mean.shape, generator=generator, device=device)
+    z = sample_latents(latents, idx, generator)
+    device = z.device
     noise = torch.randn(z.shape, generator=generator, device=device)
     timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z),), generator=generator, device=device)
     class_labels = None
@@ -506,13 +471,7 @@ def denoising_loss(unet, noise_scheduler: DDPMScheduler, latents: SimpleNamespac
     noisy = noise_scheduler.add_noise(z, noise, timesteps)
     target = noise if args.prediction_type == "epsilon" else noise_scheduler.get_velocity(z, noise, timesteps)
     prediction = unet(noisy, timesteps, class_labels=class_labels).sample
-    if args.snr_gamma is None:
-        return F.mse_loss(prediction.float(), target.float())
-    # Min-SNR-γ (Hang et al. 2023): weight min(SNR, γ)/SNR for ε, min(SNR, γ)/(SNR + 1) for v
-    snr = compute_snr(noise_scheduler, timesteps)
-    weights = torch.clamp(snr, max=args.snr_gamma) / (snr if args.prediction_type == "epsilon" else snr + 1)
-    per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-    return (per_sample * weights).mean()
+    return denoising_mse(prediction, target, noise_scheduler, timesteps, args.snr_gamma)
 
 
 def make_pipeline(vae, unet: UNet2DModel, scheduler, class_names: list[str]) -> LatentDiffusionPipeline:

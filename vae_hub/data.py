@@ -137,6 +137,19 @@ def select_splits(
     return parts["train"], parts["test"], f"train[{validation_split:g} held out]"
 
 
+def captioned_rows(split: datasets.Dataset, caption_column: str) -> tuple[datasets.Dataset, list[str], int]:
+    """(the rows with a caption, their captions, how many rows were dropped for an empty or missing caption)."""
+    if caption_column not in split.features:
+        raise DataError(f"--caption_column {caption_column!r} is not a column; the columns are {list(split.features)}")
+    values = split[caption_column]
+    if not all(value is None or isinstance(value, str) for value in values):
+        raise DataError(f"column {caption_column!r} holds {split.features[caption_column]!r}, not captions (strings)")
+    keep = [i for i, value in enumerate(values) if value is not None and value.strip()]
+    if not keep:
+        raise DataError(f"column {caption_column!r} has no non-empty caption")
+    return split.select(keep), [values[i] for i in keep], len(values) - len(keep)
+
+
 def infer_image_format(dataset: datasets.Dataset, image_column: str) -> tuple[int, int]:
     """(channels, size) of the first image: 1 for grayscale modes, else 3; size = its shorter side."""
     image = _open(dataset.cast_column(image_column, datasets.Image(decode=False))[0][image_column], 0)

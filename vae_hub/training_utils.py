@@ -1,4 +1,5 @@
-"""Pieces shared by the accelerate training scripts (``training/train_vae.py``, ``training/train_latent_diffusion.py``).
+"""Pieces shared by the accelerate training scripts (``training/train_vae.py``, ``train_latent_diffusion.py``,
+``train_text_to_image.py``).
 
 Their conventions: one-line errors (``fail``) before any work; data order a pure function of (seed, epoch)
 (``epoch_batch_indices``); per-batch random streams re-seeded from (seed, process, batch) (``NoiseGenerator``);
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from diffusers.training_utils import EMAModel
+import torch.nn.functional as F
+from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
 
 SECRET_ARGS = ("hub_token",)
@@ -43,7 +45,20 @@ def check_output_dir(output_dir: Path, args: argparse.Namespace, final_files: tu
              "--overwrite_output_dir to start over, or another --output_dir")
 
 
-class NoiseGenerator:
+class StepCounter:
+    """The optimisation step, checkpointed with the rest of the training state (``register_for_checkpointing``)."""
+
+    def __init__(self):
+        self.global_step = 0
+
+    def state_dict(self) -> dict:
+        return {"global_step": self.global_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.global_step = state["global_step"]
+
+
+class NoiseGenerator(StepCounter):
     """The generator of a batch's random draws, and the step counter (checkpointed with the rest of the training state).
 
     The generator is re-seeded from (seed, process, batch number) for every batch instead of being checkpointed:
@@ -52,19 +67,13 @@ class NoiseGenerator:
     """
 
     def __init__(self, device: torch.device, seed: int, rank: int):
+        super().__init__()
         self.generator = torch.Generator(device=device)
         self.seed, self.rank = seed, rank
-        self.global_step = 0
 
     def for_batch(self, batch: int) -> torch.Generator:
         """The generator for this process's ``batch``-th batch of the run (micro-batches counted)."""
         return self.generator.manual_seed(hash((self.seed, self.rank, batch)) % 2**63)
-
-    def state_dict(self) -> dict:
-        return {"global_step": self.global_step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.global_step = state["global_step"]
 
 
 def device_time(device: torch.device) -> float:
@@ -186,6 +195,20 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, total
             for old in done[:-total_limit]:
                 shutil.rmtree(old)
     accelerator.wait_for_everyone()
+
+
+def denoising_mse(prediction: torch.Tensor, target: torch.Tensor, noise_scheduler, timesteps: torch.Tensor,
+                  snr_gamma: float | None) -> torch.Tensor:
+    """The diffusion loss of a batch: MSE of the predicted ε or v (B, C, H, W) against ``target``, Min-SNR-γ
+    weighted per sample when ``snr_gamma`` is given (Hang et al. 2023: min(SNR, γ)/SNR for ε, min(SNR, γ)/(SNR + 1)
+    for v, as the scheduler's ``prediction_type`` says)."""
+    if snr_gamma is None:
+        return F.mse_loss(prediction.float(), target.float())
+    snr = compute_snr(noise_scheduler, timesteps)
+    epsilon = noise_scheduler.config.prediction_type == "epsilon"
+    weights = torch.clamp(snr, max=snr_gamma) / (snr if epsilon else snr + 1)
+    per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    return (per_sample * weights).mean()
 
 
 class ema_weights:
@@ -318,6 +341,14 @@ def versions() -> dict:
 
     return {"torch": torch.__version__, "diffusers": diffusers.__version__, "accelerate": accelerate.__version__,
             "python": platform.python_version()}
+
+
+def text_versions() -> dict:
+    """``versions()`` and those of transformers and tokenizers (the scripts that train text models)."""
+    import tokenizers
+    import transformers
+
+    return {**versions(), "transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
 
 
 def save_loss_curve(history: list[dict], path: Path, keys: tuple[str, ...], ylabel: str, log_scale: bool = True) -> None:

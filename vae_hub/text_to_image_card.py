@@ -1,0 +1,171 @@
+"""The model card of a text-to-image training run (``training/train_text_to_image.py``), and its push to the Hub.
+
+    write_card(folder) ──▶ folder/README.md, from the template ``templates/text_to_image.md`` and the folder's
+                           training_info.json and component configs; the training data's credits from its README
+    push_pipeline(folder, repo_id) ──▶ one commit of the pipeline, card, records and figures (no checkpoints or logs)
+
+The folder is a plain ``diffusers.StableDiffusionPipeline``, so the card's snippet needs diffusers only.
+"""
+
+import json
+import re
+from pathlib import Path
+
+from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, ModelCardData
+
+from . import hub
+from .markdown import table_cell
+
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "text_to_image.md"
+CARD_TAGS = ["text-to-image", "stable-diffusion", "diffusers", hub.PROJECT_TAG]
+COMPONENTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
+RECORDS = ("model_index.json", hub.CARD_NAME, hub.METRICS_NAME, hub.TRAINING_INFO_NAME)
+FIGURE_CAPTIONS = {
+    "samples.png": "Samples of the validation prompts, a row each, from the training run's last step.",
+    "loss_curve.png": "Training curve: the denoising loss.",
+}
+LICENCE_NAMES = {"apache license 2.0": "Apache-2.0", "apache license, version 2.0": "Apache-2.0", "mit license": "MIT"}
+_HEADING = re.compile(r"^(#+)\s+(.*)$")
+_QUOTED_CREDIT = re.compile(r'credit\s+"([^"]+)"', re.IGNORECASE)
+_SOURCE_LICENCE = re.compile(r"^[-*]\s+([^:©*]+?):.*?\*\*([^*]+)\*\*")  # "- Twemoji graphics: © ..., **CC-BY 4.0**"
+
+
+def licence_section(readme: str) -> str | None:
+    """The section of a dataset README whose heading mentions licences (to the next heading of its level or above)."""
+    lines, start, level = readme.splitlines(), None, 0
+    for i, line in enumerate(lines):
+        match = _HEADING.match(line)
+        if match and start is None and re.search(r"licen[cs]", match.group(2), re.IGNORECASE):
+            start, level = i + 1, len(match.group(1))
+        elif match and start is not None and len(match.group(1)) <= level:
+            return "\n".join(lines[start:i]).strip() or None
+    return "\n".join(lines[start:]).strip() or None if start is not None else None
+
+
+def data_credits(readme: str) -> list[str]:
+    """The credits a dataset README asks for, as "Source (licence)": each source listed with a bold licence in its
+    licence section ("- Noto Emoji graphics: © Google, **Apache License 2.0**" → "Noto (Apache-2.0)"), and each credit
+    it quotes ('must credit "Twemoji (CC-BY 4.0)"').
+    """
+    section = licence_section(readme) or ""
+    credits = []
+    for line in section.splitlines():
+        match = _SOURCE_LICENCE.match(line.strip())
+        if match:
+            source, licence = match.group(1).split()[0], match.group(2).strip()
+            credits.append(f"{source} ({LICENCE_NAMES.get(licence.lower(), licence)})")
+    credits += _QUOTED_CREDIT.findall(section)
+    return list(dict.fromkeys(credits))
+
+
+def dataset_readme(dataset_name: str | None) -> str | None:
+    """The README of a dataset folder (or of a Hub dataset, when the Hub can be reached), or None."""
+    if not dataset_name:
+        return None
+    path = Path(dataset_name) / "README.md"
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(dataset_name, "README.md", repo_type="dataset")).read_text(encoding="utf-8")
+    except Exception:  # offline, not a Hub id, no README: the card then says the licence was not found
+        return None
+
+
+def build_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
+    """The card of a saved text-to-image run folder, in memory (reads its ``training_info.json`` and configs)."""
+    folder = Path(folder)
+    info = _read_json(folder / hub.TRAINING_INFO_NAME)
+    unet = _read_json(folder / "unet" / "config.json")
+    text = _read_json(folder / "text_encoder" / "config.json")
+    scheduler = _read_json(folder / "scheduler" / "scheduler_config.json")
+    readme = dataset_readme(info.get("dataset_name"))
+    name = repo_id.split("/")[-1] if repo_id else folder.resolve().name
+    args = info.get("args") or {}
+    prompts = info.get("validation_prompts") or ["a prompt"]
+    card_data = ModelCardData(library_name="diffusers", license=hub.LICENSE, tags=list(CARD_TAGS),
+                              pipeline_tag="text-to-image")
+    architecture = [
+        ("Pipeline", "`diffusers.StableDiffusionPipeline` (no safety checker)"),
+        ("VAE", f"`AutoencoderKL`, frozen ({info.get('vae', '?')}); latents {info.get('latent_shape')}"),
+        ("Text encoder", f"`CLIPTextModel`, {text.get('num_hidden_layers')} layers of width {text.get('hidden_size')}, "
+                         f"{text.get('num_attention_heads')} heads, {text.get('max_position_embeddings')} positions"
+                         + _params(info.get("text_encoder_parameters"))),
+        ("Tokenizer", f"`CLIPTokenizer`, BPE learned from the captions, {info.get('tokenizer_vocab_size')} tokens"),
+        ("Denoiser", f"`UNet2DConditionModel`, blocks of {unet.get('block_out_channels')} channels, cross-attention "
+                     f"dimension {unet.get('cross_attention_dim')}" + _params(info.get("unet_parameters"))),
+        ("Scheduler", f"`{scheduler.get('_class_name')}`, {scheduler.get('prediction_type', 'epsilon')} prediction"),
+    ]
+    training = [(key, value) for key, value in (
+        ("Data", f"{info.get('dataset_name')}, {info.get('num_train_images')} captioned images "
+                 f"(column {info.get('caption_column')!r})"),
+        ("Steps", f"{info.get('steps')} ({info.get('epochs')} epochs) of {args.get('train_batch_size')} per process "
+                  f"× {info.get('num_processes')}"),
+        ("Caption dropout", args.get("conditioning_dropout_prob")),
+        ("EMA", "yes" if args.get("use_ema") else "no"),
+        ("Wall time", f"{info.get('wall_time_seconds')} s on {info.get('hardware')}"),
+    )]
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE),
+        repo_id=repo_id,
+        name=name,
+        model_ref=repo_id or f"<your-namespace>/{name}",
+        dataset=info.get("dataset_name"),
+        figures=[{"file": p, "alt": p[:-4].replace("_", " "), "caption": caption}
+                 for p, caption in FIGURE_CAPTIONS.items() if (folder / p).is_file()],
+        prompt=json.dumps(prompts[0], ensure_ascii=False),
+        steps=args.get("num_inference_steps", 25),
+        guidance=args.get("guidance_scale", 4.0),
+        max_length=info.get("model_max_length"),
+        vocab_size=info.get("tokenizer_vocab_size"),
+        architecture=architecture,
+        training=training,
+        command=hub.shareable_command(info.get("command")),
+        credits=data_credits(readme) if readme else [],
+        licence_section=licence_section(readme) if readme else None,
+        cell=table_cell,
+    )
+
+
+def write_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
+    """Build the card and save it as ``folder/README.md``."""
+    card = build_card(folder, repo_id)
+    card.save(Path(folder) / hub.CARD_NAME)
+    return card
+
+
+def upload_files(folder: str | Path) -> list[str]:
+    """What a push uploads, relative to ``folder``: the pipeline's components, the records, the top-level PNGs."""
+    folder = Path(folder)
+    files = [p for c in COMPONENTS for p in sorted((folder / c).rglob("*")) if p.is_file()]
+    files += [folder / n for n in RECORDS if (folder / n).is_file()] + sorted(folder.glob("*.png"))
+    return [p.relative_to(folder).as_posix() for p in files]
+
+
+def push_pipeline(folder: str | Path, repo_id: str, *, private: bool = False, token: str | None = None,
+                  api: HfApi | None = None) -> str:
+    """Upload ``upload_files(folder)`` to the model repo ``repo_id`` in one commit; return the commit URL.
+
+    Raises ``hub.HubError`` as ``hub.push_to_hub`` does (no token, a file holding a token, Hub failures).
+    """
+    folder = Path(folder)
+    token = hub.resolve_token(token)
+    files = {name: folder / name for name in upload_files(folder)}
+    hub._refuse_tokens(files, token)  # the project's one guard against publishing a token
+    api = api or HfApi()
+    with hub._hub_errors(repo_id, "model"):
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True, token=token)
+        commit = api.create_commit(repo_id, [CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(p))
+                                             for n, p in files.items()],
+                                   repo_type="model", token=token, commit_message="Upload StableDiffusionPipeline")
+    return commit.commit_url
+
+
+def _params(n) -> str:
+    return f", {n:,} parameters" if isinstance(n, int) else ""
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
