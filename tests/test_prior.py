@@ -133,3 +133,35 @@ def test_auto_with_the_candidates_it_is_given():
     assert given.num_components == 4 and given.method == "given" and given.held_out_nats == {}
     with pytest.raises(ValueError, match="'auto' or an integer"):
         fit_mixture_prior(tiny(), clustered_codes(), "many")
+
+
+def test_auto_shows_its_progress_over_the_candidates(capsys):
+    fit_mixture_prior(tiny(), clustered_codes(), "auto", candidates=(1, 3, 6), progress=True)
+    bar = capsys.readouterr().err
+    assert "mixture prior: K in [1, 3, 6]" in bar and "10/10" in bar  # weighted by K: 1 + 3 + 6
+    fit_mixture_prior(tiny(), clustered_codes(), "auto", candidates=(1, 3))
+    assert capsys.readouterr().err == ""  # quiet unless asked
+
+
+@pytest.mark.parametrize("given, pretrained_k, steps, expected_k, candidates, says", [
+    (None, 7, 1000, 7, None, "K = 7, the pretrained model's"),  # a fine-tune keeps its K: no search
+    (None, 0, 30, "auto", [1, 2, 5, 10, 20], "at most the run's 30 steps"),  # a short new run: a short search
+    (None, 0, 5, "auto", [1, 2, 5, 10], "at most the run's 5 steps"),  # at least up to 10
+    (None, 0, 5000, "auto", None, None),  # a long run tries them all
+    ("auto", 7, 10, "auto", None, None),  # asked for: the full search
+    (3, 7, 10, 3, None, None),  # a number: as given
+])
+def test_train_vae_settles_prior_components_in_proportion_to_the_run(given, pretrained_k, steps, expected_k,
+                                                                        candidates, says):
+    from types import SimpleNamespace
+
+    from test_train import load_script
+    from vae_hub.prior import CANDIDATES
+
+    script = load_script()
+    args = SimpleNamespace(prior_components=given, pretrained_model_name_or_path="base" if pretrained_k else None)
+    model = SimpleNamespace(config={"prior_components": pretrained_k, "latent_dim": 2})
+    note = script.settle_prior_components(args, model, steps)
+    assert args.prior_components == expected_k
+    assert args.prior_candidates == (candidates or list(CANDIDATES))
+    assert (note is None) if says is None else (says in note)

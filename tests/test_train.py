@@ -148,7 +148,8 @@ def test_token_is_in_no_output_file(gray_run):
 
 def test_fine_tune_from_the_produced_folder(gray_run, data, tmp_path):
     """No model flags (their defaults describe another architecture), the default warm-up (longer than the run) and
-    the default mixture prior (auto): the record, the messages and the card say what really happened."""
+    the default mixture prior (the pretrained model's K, refitted: no search): the record, the messages and the card
+    say what really happened."""
     out = tmp_path / "tuned"
     done = run_script([*data["gray"], "--output_dir", str(out), "--cache_dir", str(data["cache"]),
                        "--pretrained_model_name_or_path", str(gray_run), "--train_batch_size", "8",
@@ -165,15 +166,17 @@ def test_fine_tune_from_the_produced_folder(gray_run, data, tmp_path):
     assert "warning: --lr_warmup_steps 200 is not shorter than the run (30 steps): warming up over 3 steps" in done.stdout
     assert info["args"]["lr_warmup_steps"] == 3
     # the start-of-run summary and the last line
-    for start in ("data: ", "model: fine-tuning ", "steps: 30 (", "then: mixture prior (auto)", "writes: "):
+    for start in ("data: ", "model: fine-tuning ", "steps: 30 (", "then: mixture prior (2)", "writes: "):
         assert any(line.startswith(start) for line in done.stdout.splitlines()), start
     assert "model: fine-tuning" in done.stdout and "4-D latent, channels [8, 16]" in done.stdout
     assert re.search(r"evaluation: 16 images × k=2 in \d+ s, \d+% of this run", done.stdout)
     assert done.stdout.strip().splitlines()[-1].startswith(f"saved to {out.resolve()}: the model")
-    # the mixture prior's size was chosen from the data, and the record and the card say how
-    assert info["mixture_prior"]["method"] == "held-out log-likelihood"
-    assert tuned.config.prior_components == info["mixture_prior"]["num_components"]
-    assert "chosen from the data" in (out / "README.md").read_text()
+    # the mixture prior keeps the pretrained model's size (a few steps do not buy a search), and says so
+    assert "mixture prior: K = 2, the pretrained model's, refitted to the new codes" in done.stdout
+    assert info["mixture_prior"]["method"] == "given" and tuned.config.prior_components == 2
+    assert "K = 2 components" in (out / "README.md").read_text()
+    # the recorded wall time counts the whole run: the loop, then the scale, the prior and the evaluation
+    assert 0 < info["training_loop_seconds"] < info["wall_time_seconds"]
 
 
 SPATIAL = ["--model_type", "spatial", "--block_out_channels", "8", "16", "--norm_num_groups", "4", "--latent_channels",

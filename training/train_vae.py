@@ -82,7 +82,7 @@ from vae_hub.training_utils import (
     versions,
     weights_are_finite,
 )
-from vae_hub.prior import AUTO
+from vae_hub.prior import AUTO, CANDIDATES as PRIOR_CANDIDATES
 
 logger = get_logger(__name__)
 MODEL_TYPES = {"vector": VAEModel, "spatial": SpatialVAEModel, "autoencoderkl": AutoencoderKLWithLikelihood}
@@ -151,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "decoded image and whose per-channel scale is learned (saved in likelihood.json).")
     model.add_argument("--prior_components", type=prior_components, default=None,
                        help="vector: components of the mixture prior fitted to the training codes after training: a "
-                            "number, 0 for none, or auto (the default): chosen by the held-out log-likelihood of the "
-                            "codes (vae_hub.prior).")
+                            "number, 0 for none, or auto: chosen by the held-out log-likelihood of the codes "
+                            "(vae_hub.prior), with a progress bar. Left out: a fine-tuned model's own K, else auto "
+                            "over candidates no larger than the run's steps.")
 
     opt = p.add_argument_group("optimisation")
     add_optimizer_args(opt, num_train_epochs=10, learning_rate=1e-3, lr_warmup_steps=200, adam_weight_decay=0.0,
@@ -265,6 +266,8 @@ def main(args: argparse.Namespace) -> None:
              f"({global_batch} per batch × {args.gradient_accumulation_steps} accumulation): lower --train_batch_size")
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+    if "latent_dim" in model.config and (prior_note := settle_prior_components(args, model, max_train_steps)):
+        accelerator.print(prior_note)
     if args.lr_warmup_steps >= max_train_steps:  # the learning rate would never reach --learning_rate
         shorter = max_train_steps // 10
         accelerator.print(f"warning: --lr_warmup_steps {args.lr_warmup_steps} is not shorter than the run "
@@ -461,8 +464,28 @@ def resolve_model_type(args: argparse.Namespace) -> None:
             fail("--prior_components refits the mixture prior to new codes; with --train_decoder_only the codes do "
                  "not change and the model keeps its prior")
         args.prior_components = 0  # no refit: the model keeps its own prior
-    if args.prior_components is None:
-        args.prior_components = 0 if spatial else AUTO
+    if args.prior_components is None and spatial:
+        args.prior_components = 0  # a vector model's default depends on the model and the run: settle_prior_components
+
+
+def settle_prior_components(args: argparse.Namespace, model: AnyModel, max_train_steps: int) -> str | None:
+    """``--prior_components`` left out, made proportionate to the run: a fine-tuned model keeps its own K (refitted
+    to the new codes, no search), a new one searches only candidates K ≤ the run's steps (at least 10); ``auto``
+    given searches them all. Returns the sentence that says which, or None when nothing was left to settle."""
+    args.prior_candidates = list(PRIOR_CANDIDATES)
+    if args.prior_components is not None:
+        return None
+    own = model.config.get("prior_components") if args.pretrained_model_name_or_path else 0
+    if own:
+        args.prior_components = own
+        return (f"mixture prior: K = {own}, the pretrained model's, refitted to the new codes (--prior_components "
+                "auto searches anew, 0 fits none)")
+    args.prior_components = AUTO
+    args.prior_candidates = [k for k in PRIOR_CANDIDATES if k <= max(10, max_train_steps)]
+    if len(args.prior_candidates) == len(PRIOR_CANDIDATES):
+        return None
+    return (f"mixture prior: K chosen among {args.prior_candidates}, at most the run's {max_train_steps} steps "
+            "(--prior_components auto tries up to 1000, a number fixes K, 0 fits none)")
 
 
 def build_model(args: argparse.Namespace, train_split, image_column: str) -> AnyModel:
@@ -624,6 +647,7 @@ def model_args(args: argparse.Namespace, config) -> dict:
 
 def finish(vae, train_images, val_images, val_name, args, output_dir, history, say, *, wall_time, throughput, world,
            label_column, image_column, num_train, steps, epochs) -> None:
+    finish_started = time.time()  # the record's wall time counts this part too (scale, prior, evaluation)
     """Mixture prior, scaling factor, save_pretrained, latent-map sample, evaluation, grids, loss curve, card, push
     (main process); ``say`` prints a line."""
     from vae_hub import hub
@@ -645,7 +669,8 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, s
     prior = None
     if args.prior_components:
         try:
-            prior = fit_mixture_prior(vae, encode_images(vae, codes_from), args.prior_components, seed=args.seed)
+            prior = fit_mixture_prior(vae, encode_images(vae, codes_from), args.prior_components, seed=args.seed,
+                                      candidates=tuple(args.prior_candidates), progress=True)
         except ValueError as err:  # the data was checked before training; a degenerate fit should still not cost the run
             tqdm.write(f"warning: no mixture prior ({' '.join(str(err).split())}); the model is saved without one",
                        file=sys.stderr)
@@ -671,7 +696,8 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, s
         "args": model_args(args, vae.config),
         "architecture": {k: v for k, v in vae.config.items() if not k.startswith("_")},
         "mixture_prior": prior.to_dict() if prior else None,
-        "wall_time_seconds": round(wall_time, 1),
+        "wall_time_seconds": round(wall_time + time.time() - finish_started, 1),
+        "training_loop_seconds": round(wall_time, 1),
         "train_images_per_second": round(throughput, 1) if throughput else None,
         "hardware": hardware(),
         "num_processes": world,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from sklearn.mixture import GaussianMixture
+from tqdm.auto import tqdm
 
 from .models import VAEModel
 
@@ -77,12 +78,14 @@ def _mixture(num_components: int, seed: int) -> GaussianMixture:
     return GaussianMixture(num_components, covariance_type="diag", random_state=seed)
 
 
-def choose_num_components(codes: torch.Tensor, candidates: tuple[int, ...] = CANDIDATES, seed: int = 0) -> PriorChoice:
+def choose_num_components(codes: torch.Tensor, candidates: tuple[int, ...] = CANDIDATES, seed: int = 0,
+                          progress: bool = False) -> PriorChoice:
     """The smallest K among ``candidates`` whose mixture predicts held-out codes (N, D) as well as the best one,
     within one standard error; same codes and seed, same K.
 
     The codes are split once with ``seed`` (a fraction ``HELD_OUT_FRACTION`` held out); candidates with fewer
-    than ``MIN_CODES_PER_COMPONENT`` fitting codes per component are skipped (K = 1 is always tried).
+    than ``MIN_CODES_PER_COMPONENT`` fitting codes per component are skipped (K = 1 is always tried). ``progress``
+    shows a bar over the candidates, weighted by K (a fit costs about K times a K = 1 fit), with the time left.
     """
     n = codes.shape[0]
     if n < 2:
@@ -91,7 +94,12 @@ def choose_num_components(codes: torch.Tensor, candidates: tuple[int, ...] = CAN
     held = max(1, round(n * HELD_OUT_FRACTION))
     fit, held_out = data[held:], data[:held]
     tried = sorted({k for k in candidates if k * MIN_CODES_PER_COMPONENT <= len(fit)} | {1})
-    per_code = {k: torch.from_numpy(_mixture(k, seed).fit(fit).score_samples(held_out)) for k in tried}
+    per_code = {}
+    with tqdm(total=sum(tried), desc=f"mixture prior: K in {tried}", unit="K", disable=not progress) as bar:
+        for k in tried:
+            bar.set_postfix(fitting=f"K={k}")
+            per_code[k] = torch.from_numpy(_mixture(k, seed).fit(fit).score_samples(held_out))
+            bar.update(k)
     scores = {k: v.mean().item() for k, v in per_code.items()}
     best = per_code[max(tried, key=scores.get)]
     standard_error = {k: ((best - v).std() / len(v) ** 0.5).item() if len(v) > 1 else 0.0 for k, v in per_code.items()}
@@ -100,7 +108,7 @@ def choose_num_components(codes: torch.Tensor, candidates: tuple[int, ...] = CAN
 
 
 def fit_mixture_prior(model: VAEModel, codes: torch.Tensor, num_components: int | str = AUTO, seed: int = 0,
-                      candidates: tuple[int, ...] = CANDIDATES) -> PriorChoice:
+                      candidates: tuple[int, ...] = CANDIDATES, progress: bool = False) -> PriorChoice:
     """Fit a K-component diagonal Gaussian mixture to ``codes`` and store it in ``model``.
 
     Args:
@@ -110,6 +118,7 @@ def fit_mixture_prior(model: VAEModel, codes: torch.Tensor, num_components: int 
         num_components: K between 1 and N, or ``"auto"``: chosen among ``candidates`` by the held-out
             log-likelihood of the codes (``choose_num_components``).
         seed: seeds the held-out split and scikit-learn's k-means initialisation: same codes and seed, same mixture.
+        progress: a progress bar over the candidates of ``"auto"`` (``choose_num_components``).
 
     Returns:
         ``PriorChoice``: K and, for ``"auto"``, the held-out score of every candidate.
@@ -120,7 +129,7 @@ def fit_mixture_prior(model: VAEModel, codes: torch.Tensor, num_components: int 
     _check_codes(codes, model.config.latent_dim)
     n = codes.shape[0]
     if num_components == AUTO:
-        choice = choose_num_components(codes, candidates, seed)
+        choice = choose_num_components(codes, candidates, seed, progress)
     elif isinstance(num_components, bool) or not isinstance(num_components, int) or not 1 <= num_components <= n:
         raise ValueError(
             f"num_components must be 'auto' or an integer between 1 and the number of codes ({n}), got {num_components!r}"
