@@ -215,7 +215,7 @@ def test_push_uploads_the_pipeline_only(run, tmp_path):
 # The folder in diffusers alone: vae_hub cannot be imported (blocked, and the project is off sys.path).
 ISOLATED = r"""
 import importlib.abc, json, sys
-sys.path = [p for p in sys.path if p and not p.startswith(sys.argv[2])]
+sys.path = [p for p in sys.path if p and p.rstrip("/") != sys.argv[2].rstrip("/")]  # not the project (its .venv stays)
 class NoVaeHub(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] == "vae_hub":
