@@ -39,6 +39,11 @@ from .classifier import ImageClassifier
 from .evaluate import _one_line
 from .images import float_to_uint8, uint8_to_float
 from .models import PRIORS
+from .pipelines.schedulers import SCHEDULERS
+from .text_to_image_evaluation import (RECOMMENDED_KEY, default_setting, evaluate_text_to_image, is_text_to_image_folder,
+                                       read_recommended, recommend)
+from .text_to_image_evaluation import RULE as TEXT_TO_IMAGE_RULE
+from .text_to_image_evaluation import Setting as TextToImageSetting
 
 SampleFn = Callable[[int, torch.Tensor | None, torch.Generator], torch.Tensor]
 SHIPPED_CLASSIFIER = "space/models/fashion-mnist-classifier"  # in the repository; recorded by this name
@@ -338,11 +343,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num_inference_steps", type=int, default=None, help="pipeline only (default: its own)")
     parser.add_argument("--guidance_scale", type=float, default=None, help="pipeline only (default: its own)")
     parser.add_argument("--classifier", default=None, help=f"ImageClassifier folder (default: {SHIPPED_CLASSIFIER})")
+    t2i = parser.add_argument_group("text-to-image pipelines (a StableDiffusionPipeline folder)")
+    t2i.add_argument("--clip", default=None,
+                     help="the measuring mini CLIP folder (training/train_clip.py on the same data); required")
+    t2i.add_argument("--caption_column", default="text", help="the captions of --split, one sample each")
+    t2i.add_argument("--scheduler", default=None, choices=tuple(SCHEDULERS),
+                     help="default: the folder's recommended one, else its own")
+    t2i.add_argument("--recommend", action="store_true",
+                     help="with --record: choose the recommended setting among all recorded ones and write it into "
+                          "metrics.json (the rule: " + TEXT_TO_IMAGE_RULE + ")")
     parser.add_argument("--dataset_name", required=True, help="Hub dataset id or local folder: the reference images")
     parser.add_argument("--dataset_config_name", default=None)
     parser.add_argument("--split", default="test", help="the held-out reference split")
     parser.add_argument("--image_column", default=None, help="default: the first image column")
-    parser.add_argument("--num_samples", type=int, default=10_000, help="class-balanced for class-conditional generators")
+    parser.add_argument("--num_samples", type=int, default=None,
+                        help="default 10,000, class-balanced for class-conditional generators; text-to-image: one per "
+                             "caption of --split, all of them by default (or its first N)")
     parser.add_argument("--batch_size", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
@@ -458,9 +474,7 @@ def load_source(args: argparse.Namespace, parser: argparse.ArgumentParser, class
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Load generator, classifier and reference split; measure; print the JSON (and write/record it)."""
-    from .data import load_split
-
+    """Load generator, classifier (or CLIP) and reference split; measure; print the JSON (and write/record it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     for flag in ("num_samples", "batch_size", "num_inference_steps"):
@@ -477,6 +491,47 @@ def main(argv: list[str] | None = None) -> dict:
         except ValueError as err:
             parser.error(_one_line(err))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    text_to_image = not args.generator_split and is_text_to_image_folder(args.generator)
+    if text_to_image:
+        wrong = [f for f in ("classifier", "prior", "reconstruct_split") if getattr(args, f) is not None]
+        why = f"it is for a VAE or a class-conditional pipeline; {args.generator} is a text-to-image pipeline"
+    else:
+        wrong = [f for f in ("clip", "scheduler") if getattr(args, f) is not None] + ["recommend"] * args.recommend
+        why = f"it is for a text-to-image pipeline; {args.generator} is not one"
+    if wrong:
+        parser.error(f"--{wrong[0]}: {why}")
+    if args.recommend and not args.record:
+        parser.error("--recommend chooses among the recorded settings: add --record")
+    if text_to_image:
+        try:
+            metrics = measure_text_to_image(args, parser, device)
+        except (OSError, ValueError) as err:
+            parser.error(_one_line(err))
+    else:
+        metrics = measure_with_classifier(args, parser, device)
+    metrics["command"] = shlex.join(["python", "-m", "vae_hub.evaluate_samples",
+                                     *(sys.argv[1:] if argv is None else argv)])
+    text = json.dumps(metrics, indent=2)
+    print(text)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text + "\n")
+    if args.record:
+        recorded = read_metrics(args.generator)
+        records = recorded.setdefault(RECORD_KEY, {})
+        records[metrics.pop("record_key", None) or record_key(metrics)] = metrics
+        if args.recommend:
+            recorded[RECOMMENDED_KEY] = recommend(records)
+            print(f"recommended: {json.dumps(recorded[RECOMMENDED_KEY])}")
+        write_json_atomically(os.path.join(args.generator, METRICS_FILE), recorded)
+    return metrics
+
+
+def measure_with_classifier(args: argparse.Namespace, parser: argparse.ArgumentParser, device: str) -> dict:
+    """The classifier's measures of a VAE, a class-conditional pipeline or real images (see the module's doc)."""
+    from .data import load_split
+
+    args.num_samples = args.num_samples or 10_000
     try:
         classifier = ImageClassifier.from_pretrained(args.classifier or SHIPPED_CLASSIFIER_PATH,
                                                      cache_dir=args.cache_dir).to(device)
@@ -492,21 +547,48 @@ def main(argv: list[str] | None = None) -> dict:
                                    num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed)
     except (OSError, ValueError) as err:  # a generator that cannot load, a dataset error, a shape mismatch
         parser.error(_one_line(err))
-    metrics = {"generator": args.generator, **metrics, "classifier": args.classifier or SHIPPED_CLASSIFIER,
-               "dataset": args.dataset_name,
-               "split": args.split}
-    metrics["command"] = shlex.join(["python", "-m", "vae_hub.evaluate_samples",
-                                     *(sys.argv[1:] if argv is None else argv)])
-    text = json.dumps(metrics, indent=2)
-    print(text)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
-    if args.record:
-        recorded = read_metrics(args.generator)
-        recorded.setdefault(RECORD_KEY, {})[record_key(metrics)] = metrics
-        write_json_atomically(os.path.join(args.generator, METRICS_FILE), recorded)
-    return metrics
+    return {"generator": args.generator, **metrics, "classifier": args.classifier or SHIPPED_CLASSIFIER,
+            "dataset": args.dataset_name, "split": args.split}
+
+
+def measure_text_to_image(args: argparse.Namespace, parser: argparse.ArgumentParser, device: str) -> dict:
+    """``evaluate_text_to_image`` of the pipeline folder, on --split's captions (or its first --num_samples)."""
+    from diffusers import DiffusionPipeline
+
+    from .data import DataError, captioned_rows, decode_images, find_image_column, load_image_dataset
+    from .mini_clip import MiniClip
+
+    if not args.clip:
+        parser.error("a text-to-image pipeline is measured with a mini CLIP of its data: pass --clip FOLDER "
+                     "(training/train_clip.py)")
+    clip = MiniClip.from_pretrained(args.clip)
+    clip.model.to(device)
+    pipe = DiffusionPipeline.from_pretrained(args.generator).to(device)
+    base = read_recommended(args.generator)
+    if base is None:  # StableDiffusionPipeline.__call__'s own defaults
+        base = TextToImageSetting(args.scheduler, 50, 7.5) if args.scheduler else default_setting(pipe)
+    setting = TextToImageSetting(args.scheduler or base.scheduler, args.num_inference_steps or base.num_inference_steps,
+                                 base.guidance_scale if args.guidance_scale is None else args.guidance_scale)
+    dataset = load_image_dataset(args.dataset_name, args.dataset_config_name, cache_dir=args.cache_dir)
+    for split in (args.split, "train"):
+        if split not in dataset:
+            raise DataError(f"dataset {args.dataset_name!r} has no split {split!r}; its splits are {list(dataset)}")
+    rows, captions, dropped = captioned_rows(dataset[args.split], args.caption_column)
+    if args.num_samples:
+        if args.num_samples > len(captions):
+            parser.error(f"--num_samples {args.num_samples} is more than the {len(captions)} captions of {args.split}")
+        rows, captions = rows.select(range(args.num_samples)), captions[: args.num_samples]
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    column = find_image_column(rows, args.image_column)
+    reference = decode_images(rows, column, size, 3, None, f"decoding {args.split}", True).images
+    train = dataset["train"]
+    train = train.shuffle(seed=args.seed).select(range(min(len(train), len(captions))))
+    train_images = decode_images(train, find_image_column(train, args.image_column), size, 3, None, "decoding train",
+                                 True).images
+    metrics = evaluate_text_to_image(pipe, clip, reference, captions, train_images, setting, seed=args.seed,
+                                     batch_size=min(args.batch_size, 64))
+    return {"generator": args.generator, **metrics, "record_key": setting.key, "clip": args.clip,
+            "dataset": args.dataset_name, "split": args.split, "dropped_empty_captions": dropped}
 
 
 if __name__ == "__main__":

@@ -41,7 +41,6 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from huggingface_hub import ModelCard
 
 from . import likelihood as lik
@@ -54,6 +53,7 @@ from .losses import kl_per_dimension
 from .markdown import table_row
 from .models import PRIORS, AnyModel, AutoencoderKLWithLikelihood, SpatialVAEModel, VAEModel, own_decoder_stages
 from .pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, LatentDiffusionPipeline
+from .pipelines.schedulers import SCHEDULERS, build_scheduler
 from .space_models import (
     MAX_MODEL_BYTES, InputError, Loaded, ModelLoader, checked_model_id, clip, hide_paths, hub_ids_allowed, public_ids)
 
@@ -82,9 +82,6 @@ MAX_GUIDANCE = 15.0
 PREVIEWS = 5
 GIF_WIDTH = 384  # the denoising GIF's grids, in pixels
 ANY_CLASS = "any"  # /diffuse's label for "each image a random class"
-# /diffuse's schedulers, each built per request from the pipeline's own scheduler config (its noise schedule)
-SCHEDULERS = {"DDIM": (DDIMScheduler, {}), "DPM-Solver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
-              "Euler": (EulerDiscreteScheduler, {})}
 SOURCES = ("seeds", "images")
 STARTS = ("origin", "image")
 
@@ -521,10 +518,10 @@ def private_copy(pipe: LatentDiffusionPipeline, scheduler: str | None) -> Latent
     ``SCHEDULERS``, or None for the pipeline's own class; configured from the pipeline's) and its own sampling
     state, so concurrent requests never meet."""
     if scheduler is None:
-        cls, options = type(pipe.scheduler), {}
+        own_scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
     else:
-        cls, options = SCHEDULERS[check_choice(scheduler, "Scheduler", tuple(SCHEDULERS))]
-    own = type(pipe)(pipe.vae, pipe.unet, cls.from_config(pipe.scheduler.config, **options), id2label=pipe.config.id2label)
+        own_scheduler = build_scheduler(check_choice(scheduler, "Scheduler", tuple(SCHEDULERS)), pipe.scheduler.config)
+    own = type(pipe)(pipe.vae, pipe.unet, own_scheduler, id2label=pipe.config.id2label)
     own.set_progress_bar_config(disable=True)
     return own
 
