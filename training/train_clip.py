@@ -221,7 +221,8 @@ def main(args: argparse.Namespace) -> None:
     sums = LossSums(accelerator.device, ("loss",))
     timed_steps, timed_since, timed_until, start_step = 0, None, None, global_step
     usable_batches = steps_per_epoch * args.gradient_accumulation_steps
-    first_epoch = global_step // steps_per_epoch
+    # a run resumed at (or past) its --max_train_steps trains no further step: it only finishes
+    first_epoch = global_step // steps_per_epoch if global_step < max_train_steps else num_epochs
     for epoch in range(first_epoch, num_epochs):
         model.train()
         skip = (global_step - epoch * steps_per_epoch) * args.gradient_accumulation_steps if epoch == first_epoch else 0

@@ -316,7 +316,8 @@ def main(args: argparse.Namespace) -> None:
     timed_steps, timed_since, timed_until, start_step = 0, None, None, global_step
     batches_done = global_step * args.gradient_accumulation_steps  # numbers each batch's random stream
     usable_batches = steps_per_epoch * args.gradient_accumulation_steps
-    first_epoch = global_step // steps_per_epoch
+    # a run resumed at (or past) its --max_train_steps trains no further step: it only finishes
+    first_epoch = global_step // steps_per_epoch if global_step < max_train_steps else num_epochs
     text = SimpleNamespace(ids=caption_ids, empty=empty_ids)
     for epoch in range(first_epoch, num_epochs):
         for model in trained.values():
