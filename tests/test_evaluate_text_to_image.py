@@ -15,7 +15,8 @@ from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 
 from datasets_util import png_bytes
 from tiny import SIZE, tiny_mini_clip, tiny_stable_diffusion
-from vae_hub import evaluate_samples
+from vae_hub import evaluate_samples, prompt_grid
+from vae_hub.text_to_image_card import build_card
 from vae_hub.text_to_image_evaluation import RECOMMENDED_KEY, RULE, Setting, generate, read_recommended, recommend
 
 COLOURS = {"red": (200, 30, 30), "green": (30, 160, 30), "blue": (30, 30, 200), "black": (0, 0, 0),
@@ -85,6 +86,12 @@ def test_record_and_recommend_by_the_stated_rule(folders, tmp_path):
     assert chosen == recommend(recorded["sample_quality"]) and chosen["rule"] == RULE
     assert read_recommended(folders["sd"]) == Setting(chosen["scheduler"], chosen["num_inference_steps"],
                                                       chosen["guidance_scale"])
+    card = build_card(folders["sd"]).text  # the card shows the records and passes the recommended setting
+    scheduler_class = {"DDIM": "DDIMScheduler", "DPM-Solver++": "DPMSolverMultistepScheduler"}[chosen["scheduler"]]
+    assert f"pipe.scheduler = {scheduler_class}.from_config(pipe.scheduler.config" in card
+    assert f"num_inference_steps=2,\n             guidance_scale={chosen['guidance_scale']}" in card
+    assert card.count("(recommended) |") == 1 and "| DDIM, 2 steps, guidance 5 |" in card.replace("**", "")
+    assert RULE in card and "40 samples, one per caption of the test split of shapes" in card
     # with no setting flag, the evaluation samples the recommended setting
     assert evaluate_samples.main(["--generator", folders["sd"], "--clip", folders["clip"], "--dataset_name",
                                   folders["data"], "--caption_column", "caption", "--batch_size", "40"]
@@ -134,3 +141,11 @@ def test_text_to_image_flags_refused_for_other_generators(folders, tmp_path, cap
     with pytest.raises(SystemExit):
         evaluate_samples.main(["--generator", str(tmp_path), "--dataset_name", folders["data"], "--clip", "x"])
     assert "--clip: it is for a text-to-image pipeline" in capsys.readouterr().err
+
+
+def test_prompt_grid_has_a_row_per_prompt(folders, tmp_path, capsys):
+    out = prompt_grid.main(["--pipeline", folders["sd"], "--prompts", "red disc, flat style", "blue bar, noto style",
+                            "--per_prompt", "3", "--output", str(tmp_path / "grid.png")])
+    grid = PIL.Image.open(out)
+    assert grid.size == (2 * (3 * (SIZE + 2) + 2), 2 * (2 * (SIZE + 2) + 2))  # make_grid's 2 px padding, scale 2
+    assert "2 prompts × 3" in capsys.readouterr().out

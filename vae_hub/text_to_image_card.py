@@ -14,16 +14,23 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, ModelCardData
 
 from . import hub
+from .data import data_credits as recorded_credits
+from .evaluate_samples import RECORD_KEY
 from .markdown import table_cell
+from .pipelines.schedulers import SCHEDULERS
+from .text_to_image_evaluation import RECOMMENDED_KEY, Setting, read_recommended
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "text_to_image.md"
 CARD_TAGS = ["text-to-image", "stable-diffusion", "diffusers", hub.PROJECT_TAG]
 COMPONENTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 RECORDS = ("model_index.json", hub.CARD_NAME, hub.METRICS_NAME, hub.TRAINING_INFO_NAME)
 FIGURE_CAPTIONS = {
-    "samples.png": "Samples of the validation prompts, a row each, from the training run's last step.",
+    "prompts.png": "Samples at the recommended settings, a row per prompt, four seeds each "
+                   "(`python -m vae_hub.prompt_grid`).",
+    "samples.png": "Samples of the validation prompts, a row each, from the training run's last step (its settings).",
     "loss_curve.png": "Training curve: the denoising loss.",
 }
+NOTES_NAME = "NOTES.md"  # written by a person who looked at the samples: the card's "What the samples show"
 LICENCE_NAMES = {"apache license 2.0": "Apache-2.0", "apache license, version 2.0": "Apache-2.0", "mit license": "MIT"}
 _HEADING = re.compile(r"^(#+)\s+(.*)$")
 _QUOTED_CREDIT = re.compile(r'credit\s+"([^"]+)"', re.IGNORECASE)
@@ -81,6 +88,14 @@ def build_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
     text = _read_json(folder / "text_encoder" / "config.json")
     scheduler = _read_json(folder / "scheduler" / "scheduler_config.json")
     readme = dataset_readme(info.get("dataset_name"))
+    metrics = _read_json(folder / hub.METRICS_NAME)
+    recommended = read_recommended(str(folder))
+    records = sorted((r for r in (metrics.get(RECORD_KEY) or {}).values() if r.get("kind") == "text-to-image pipeline"),
+                     key=lambda r: (r["scheduler"], r["num_inference_steps"], r["guidance_scale"]))
+    notes = folder / NOTES_NAME
+    # what the run recorded (--dataset_credit, the dataset card's licence), else what the dataset's README asks for
+    recorded = recorded_credits(info)
+    credits = [recorded] if recorded else data_credits(readme) if readme else []
     name = repo_id.split("/")[-1] if repo_id else folder.resolve().name
     args = info.get("args") or {}
     prompts = info.get("validation_prompts") or ["a prompt"]
@@ -116,17 +131,49 @@ def build_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
         figures=[{"file": p, "alt": p[:-4].replace("_", " "), "caption": caption}
                  for p, caption in FIGURE_CAPTIONS.items() if (folder / p).is_file()],
         prompt=json.dumps(prompts[0], ensure_ascii=False),
+        recommended=recommended,
+        scheduler_class=SCHEDULERS[recommended.scheduler][0].__name__ if recommended else None,
+        scheduler_options=", ".join(f"{k}={v!r}" for k, v in SCHEDULERS[recommended.scheduler][1].items())
+        if recommended else "",
+        rule=(metrics.get(RECOMMENDED_KEY) or {}).get("rule"),
         steps=args.get("num_inference_steps", 25),
         guidance=args.get("guidance_scale", 4.0),
+        evaluation=[evaluation_row(r, recommended) for r in records],
+        evaluation_note=records and evaluation_note(records[0]),
+        notes=notes.read_text(encoding="utf-8").strip() if notes.is_file() else None,
         max_length=info.get("model_max_length"),
         vocab_size=info.get("tokenizer_vocab_size"),
         architecture=architecture,
         training=training,
         command=hub.shareable_command(info.get("command")),
-        credits=data_credits(readme) if readme else [],
+        credits=credits,
         licence_section=licence_section(readme) if readme else None,
         cell=table_cell,
     )
+
+
+def evaluation_row(record: dict, recommended: Setting | None) -> list[str]:
+    """A row of the evaluation table: the setting (bold when recommended) and its measures."""
+    setting = Setting(record["scheduler"], record["num_inference_steps"], record["guidance_scale"])
+    ceiling = record.get("r_precision_ceiling") or 0
+    empty = record.get("empty_prompt") or {}
+    name = setting.describe()
+    return [f"**{name}** (recommended)" if setting == recommended else name, f"{record['frechet_distance']:.3f}",
+            f"{record['clip_score']:.1f}", f"{record['r_precision']:.3f}",
+            f"{record['r_precision'] / ceiling:.2f}" if ceiling else "–",
+            f"{empty.get('frechet_distance', float('nan')):.3f} / {empty.get('r_precision', float('nan')):.3f}"]
+
+
+def evaluation_note(record: dict) -> str:
+    """What every row shares: the data, the references and the measuring CLIP."""
+    real = record.get("real_images") or {}
+    return (f"{record['num_samples']} samples, one per caption of the {record.get('split')} split of "
+            f"{Path(str(record.get('dataset'))).name}, seed {record.get('seed')}; measured with the mini CLIP "
+            f"`{Path(str(record.get('clip'))).name}`. The real test images score CLIP score "
+            f"{real.get('clip_score', float('nan')):.1f} and R-precision {real.get('r_precision', float('nan')):.3f} "
+            f"(the ceiling; chance is {record.get('r_precision_chance', 0):.3f}). The autoencoder's own reconstructions "
+            f"of as many training images are at FD {record.get('reconstruction_frechet_distance', float('nan')):.3f} "
+            "from the test images: the floor a perfect UNet would reach.")
 
 
 def write_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
