@@ -1,18 +1,23 @@
 #!/usr/bin/env python
-"""Images/s of training/train_vae.py's loop against a plain PyTorch loop over the same model and batches.
+"""Images/s of the training scripts' loops against a plain PyTorch loop over the same model and batches.
 
     python benchmarks/bench_train.py                 # CPU, and CUDA when available; writes benchmarks/RESULTS.md
     python benchmarks/bench_train.py --repeats 5 --steps 40 --threads 2 --cases autoencoderkl
 
-Two cases (``CASES``), each a shipped model's shape on images generated in the Hub parquet layout: ``vector``, the
-flagship ``VAEModel`` (batch 128 of 28×28 grayscale), and ``autoencoderkl``, diffusers' ``AutoencoderKL`` of the emoji
-autoencoder (f = 8, batch 32 of 64×64 RGB). Both sides train the same model with AdamW,
-``vae_hub.losses.negative_elbo`` and gradient clipping at the script's default norm, from an in-memory uint8 tensor. Each measurement is a fresh subprocess with the same thread
-count; the two sides alternate (script, plain, script, plain, ...) so that load on a shared machine hits both alike,
-and the table reports medians. The script's number is the ``train_images_per_second`` it records in
-``training_info.json``: steady state after 5 warm-up steps, the loop only (checkpointing, validation and the mixture
-prior are switched off by the flags below; the final evaluation is not timed). The plain loop times the same steps
-after the same warm-up.
+Three cases (``CASES``), each a shipped model's shape on images generated in the Hub parquet layout:
+
+* ``vector``: training/train_vae.py's flagship ``VAEModel`` (batch 128 of 28×28 grayscale);
+* ``autoencoderkl``: train_vae.py's diffusers ``AutoencoderKL`` of the emoji autoencoder (f = 8, batch 32 of 64×64
+  RGB). Both sides train with AdamW, ``vae_hub.losses.negative_elbo`` and clipping at the script's default norm;
+* ``texttoimage``: training/train_text_to_image.py's ``CLIPTextModel`` and ``UNet2DConditionModel`` of the shipped
+  emoji-sd, trained jointly on the frozen ``space/models/emoji-vae``'s latents (batch 64 of captioned 64×64 RGB
+  images, encoded once): posterior sample, noise, timesteps, caption dropout, ε-MSE, AdamW, clipping at 1.
+
+Each side starts from an in-memory tensor. Each measurement is a fresh subprocess with the same thread count; the
+two sides alternate (script, plain, script, plain, ...) so that load on a shared machine hits both alike, and the
+table reports medians. The script's number is the ``train_images_per_second`` it records in ``training_info.json``:
+steady state after 5 warm-up steps, the loop only (checkpointing, validation and the mixture prior are switched off
+by the flags below; the final evaluation is not timed). The plain loop times the same steps after the same warm-up.
 """
 
 import argparse
@@ -31,18 +36,28 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 BEGIN, END = "<!-- bench_train -->", "<!-- /bench_train -->"
 WARMUP = 5  # the script's warm-up before it starts timing
-MAX_GRAD_NORM = 100.0  # the script's default
-CASES = {  # the script's model flags, the images, the batch
-    "vector": {"flags": ["--block_out_channels", "16", "32", "--latent_dim", "32", "--norm_num_groups", "8",
-                         "--prior_components", "0"], "size": 28, "channels": 1, "batch_size": 128},
-    "autoencoderkl": {"flags": ["--model_type", "autoencoderkl", "--block_out_channels", "16", "32", "64", "128",
-                                "--norm_num_groups", "8", "--latent_channels", "4"],
-                      "size": 64, "channels": 3, "batch_size": 32},
+MAX_GRAD_NORM = 100.0  # train_vae.py's default
+EMOJI_VAE = REPO / "space" / "models" / "emoji-vae"
+CAPTION_COLUMN = "text"
+VAE_RUN_FLAGS = ["--max_grad_norm", str(MAX_GRAD_NORM), "--eval_iw_samples", "1", "--eval_max_samples", "16"]
+CASES = {  # the script, its model flags and run flags, the images, the batch
+    "vector": {"script": "train_vae.py", "flags": ["--block_out_channels", "16", "32", "--latent_dim", "32",
+                                                   "--norm_num_groups", "8", "--prior_components", "0"],
+               "run_flags": VAE_RUN_FLAGS, "size": 28, "channels": 1, "batch_size": 128},
+    "autoencoderkl": {"script": "train_vae.py", "flags": ["--model_type", "autoencoderkl", "--block_out_channels", "16",
+                                                          "32", "64", "128", "--norm_num_groups", "8",
+                                                          "--latent_channels", "4"],
+                      "run_flags": VAE_RUN_FLAGS, "size": 64, "channels": 3, "batch_size": 32},
+    "texttoimage": {"script": "train_text_to_image.py",
+                    "flags": ["--pretrained_vae_model_name_or_path", str(EMOJI_VAE), "--caption_column", CAPTION_COLUMN,
+                              "--block_out_channels", "64", "128", "--attention_levels", "0", "1", "--text_layers", "3"],
+                    "run_flags": ["--num_validation_images", "1", "--num_inference_steps", "1"],
+                    "size": 64, "channels": 3, "batch_size": 64},
 }
 
 
 def build_model(case: str):
-    """The model the script builds from ``CASES[case]["flags"]``, in its initial state."""
+    """The model the script builds from ``CASES[case]["flags"]``, in its initial state (the VAE cases)."""
     from vae_hub import AutoencoderKLWithLikelihood, VAEModel
 
     spec = CASES[case]
@@ -71,9 +86,91 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-# ------------------------------------------------------------------------------------------ the plain loop
+# ------------------------------------------------------------------------------------------ the plain loops
+def timed(steps, step, batches, device) -> float:
+    """Batches/s of ``step(batch)`` over ``steps`` batches after ``WARMUP`` untimed ones."""
+    import torch
+
+    def sync() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
+
+    for i, batch in enumerate(batches):
+        if i == WARMUP:
+            start = sync()
+        if i == WARMUP + steps:
+            return steps / (sync() - start)
+        step(batch)
+
+
+def epochs(n: int, batch_size: int, device):
+    """Index batches (batch_size,) of a new random order of range(n) each epoch, forever."""
+    import torch
+
+    epoch = 0
+    while True:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch)).to(device)
+        for b in range(n // batch_size):
+            yield order[b * batch_size : (b + 1) * batch_size]
+        epoch += 1
+
+
+def plain_text_to_image_loop(args: argparse.Namespace) -> float:
+    """Images/s of a textbook text-to-image loop: the UNet and text encoder the script builds, on latents encoded once."""
+    import datasets
+    import torch
+    import torch.nn.functional as F
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from vae_hub.data import decode_images
+    from vae_hub.text_tokenizer import tokenize, train_caption_tokenizer
+
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    batch_size = CASES[args.case]["batch_size"]
+    split = datasets.load_dataset(args.dataset, split="train")
+    captions = list(split[CAPTION_COLUMN])
+    vae = AutoencoderKL.from_pretrained(EMOJI_VAE).to(device).eval()
+    with torch.no_grad():
+        x = decode_images(split, "image", 64, 3, None, "", False).images.to(device).float() / 127.5 - 1
+        posterior = vae.encode(x).latent_dist
+        mean, std = posterior.mean * vae.config.scaling_factor, posterior.std * vae.config.scaling_factor
+    tokenizer = train_caption_tokenizer(captions, vocab_size=2048)
+    ids, empty = tokenize(tokenizer, captions).to(device), tokenize(tokenizer, [""]).to(device)  # as the pipeline pads
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=4,
+        projection_dim=128, max_position_embeddings=tokenizer.model_max_length, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)).to(device).train()
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(64, 128), layers_per_block=2,
+        norm_num_groups=32, attention_head_dim=8, cross_attention_dim=128,
+        down_block_types=("CrossAttnDownBlock2D",) * 2, up_block_types=("CrossAttnUpBlock2D",) * 2).to(device).train()
+    scheduler = DDPMScheduler(num_train_timesteps=1000, clip_sample=False)
+    parameters = [*unet.parameters(), *text_encoder.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-4, weight_decay=1e-2)  # the script's defaults
+    generator = torch.Generator(device=device).manual_seed(0)
+
+    def step(idx) -> None:
+        z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator, device=device)
+        noise = torch.randn(z.shape, generator=generator, device=device)
+        t = torch.randint(0, 1000, (len(z),), generator=generator, device=device)
+        dropped = torch.rand(len(z), generator=generator, device=device) < 0.1
+        states = text_encoder(torch.where(dropped[:, None], empty, ids[idx]))[0]
+        loss = F.mse_loss(unet(scheduler.add_noise(z, noise, t), t, encoder_hidden_states=states).sample, noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+
+    return batch_size * timed(args.steps, step, epochs(len(captions), batch_size, device), device)
+
+
 def plain_loop(args: argparse.Namespace) -> float:
     """Images/s of a textbook training loop (this process), after the same warm-up as the script."""
+    if args.case == "texttoimage":
+        return plain_text_to_image_loop(args)
     import torch
 
     from vae_hub.data import load_split
@@ -89,32 +186,17 @@ def plain_loop(args: argparse.Namespace) -> float:
     model = build_model(args.case).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)  # the script's defaults
     generator = torch.Generator(device=device).manual_seed(0)
-    batches_per_epoch = len(images) // batch_size
 
-    def batches():
-        epoch = 0
-        while True:
-            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(epoch)).to(device)
-            for b in range(batches_per_epoch):
-                yield uint8_to_float(images[order[b * batch_size : (b + 1) * batch_size]])
-            epoch += 1
-
-    def sync() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter()
-
-    for step, x in enumerate(batches()):
-        if step == WARMUP:
-            start = sync()
-        if step == WARMUP + args.steps:
-            return args.steps * batch_size / (sync() - start)
+    def step(idx) -> None:
+        x = uint8_to_float(images[idx])
         out = model(x, sample_posterior=True, generator=generator)
         loss = negative_elbo(out.decoder_params, x, out.latent_dist, model.config.likelihood).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
         optimizer.step()
+
+    return batch_size * timed(args.steps, step, epochs(len(images), batch_size, device), device)
 
 
 # ------------------------------------------------------------------------------------------ measurements
@@ -128,13 +210,13 @@ def environment(device: str, threads: int) -> dict:
 
 def measure_script(args, case: str, dataset: Path, device: str, work: Path, repeat: int) -> float:
     out = work / f"script-{case}-{device}-{repeat}"
+    spec = CASES[case]
     command = [
-        sys.executable, str(REPO / "training" / "train_vae.py"), "--dataset_name", str(dataset), "--output_dir",
-        str(out), "--cache_dir", str(work / "cache"), "--train_batch_size", str(CASES[case]["batch_size"]),
-        "--max_train_steps", str(WARMUP + args.steps), *CASES[case]["flags"],
-        "--max_grad_norm", str(MAX_GRAD_NORM), "--lr_warmup_steps", "0", "--report_to", "none",
-        "--checkpointing_steps", "1000000", "--validation_epochs", "1000000",
-        "--logging_steps", "10", "--eval_iw_samples", "1", "--eval_max_samples", "16",
+        sys.executable, str(REPO / "training" / spec["script"]), "--dataset_name", str(dataset), "--output_dir",
+        str(out), "--cache_dir", str(work / "cache"), "--train_batch_size", str(spec["batch_size"]),
+        "--max_train_steps", str(WARMUP + args.steps), *spec["flags"], *spec["run_flags"], "--lr_warmup_steps", "0",
+        "--report_to", "none", "--checkpointing_steps", "1000000", "--validation_epochs", "1000000",
+        "--logging_steps", "10",
     ]
     subprocess.run(command, env=environment(device, args.threads), check=True, capture_output=True, timeout=1800)
     return json.loads((out / "training_info.json").read_text())["train_images_per_second"]
@@ -191,7 +273,8 @@ def main(args: argparse.Namespace) -> None:
         for case in args.cases:
             spec = CASES[case]
             dataset = write_hub_dataset(work / f"data-{case}", n_train=args.num_images, n_test=16, size=spec["size"],
-                                        channels=spec["channels"])
+                                        channels=spec["channels"],
+                                        caption_column=CAPTION_COLUMN if case == "texttoimage" else None)
             for device in devices:
                 script, plain = [], []
                 for repeat in range(args.repeats):  # interleaved: script, plain, script, plain, ...
@@ -203,12 +286,13 @@ def main(args: argparse.Namespace) -> None:
                 rows.append((case, device, script, plain, ratios))
 
     lines = [
-        "## Training loop: `training/train_vae.py` vs a plain PyTorch loop (`benchmarks/bench_train.py`)",
+        "## Training loops: `training/train_vae.py` and `train_text_to_image.py` vs a plain PyTorch loop "
+        "(`benchmarks/bench_train.py`)",
         "",
         f"Machine: {machine(devices, args.threads)}. Cases: " + "; ".join(
-            f"`{case}`: `{' '.join(CASES[case]['flags'])}`, batch {CASES[case]['batch_size']} of "
+            f"`{case}`: `{' '.join(CASES[case]['flags']).replace(f'{REPO}/', '')}`, batch {CASES[case]['batch_size']} of "
             f"{CASES[case]['size']}×{CASES[case]['size']}×{CASES[case]['channels']}" for case in args.cases)
-        + f". In-memory uint8 data, AdamW + `negative_elbo` + clipping at {MAX_GRAD_NORM:g}. {args.repeats} interleaved "
+        + f". In-memory data; the loss and optimiser as the module's doc says. {args.repeats} interleaved "
         f"repeats of {args.steps} timed steps after {WARMUP} warm-up steps; medians. Load average (1/5/15 min) before: "
         f"{load_before}, after: {load()}.",
         "",

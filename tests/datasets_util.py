@@ -59,6 +59,7 @@ def write_hub_dataset(
     corrupt_rows: tuple[int, ...] = (),
     seed: int = 0,
     class_names: tuple[str, ...] = CLASS_NAMES,
+    caption_column: str | None = None,
 ) -> Path:
     """Write a dataset in the Hub parquet layout under ``root`` and return ``root``.
 
@@ -69,6 +70,7 @@ def write_hub_dataset(
         image_feature: False stores the PNG bytes as a plain ``binary`` column, so the dataset has no image column.
         corrupt_rows: rows of the train split whose image bytes are not an image (for the unreadable-image error).
         class_names: the label column's ClassLabel names (the same images: stripes by class id).
+        caption_column: also a column of captions by this name, "<class name> stripe, noise <k>" (k = row % 5).
     """
     root = Path(root)
     (root / "data").mkdir(parents=True, exist_ok=True)
@@ -76,6 +78,8 @@ def write_hub_dataset(
     features = {image_column: datasets.Image() if image_feature else datasets.Value("binary")}
     if label_column:
         features[label_column] = datasets.ClassLabel(names=list(class_names))
+    if caption_column:
+        features[caption_column] = datasets.Value("string")
     for offset, (split, n) in enumerate(splits.items()):
         images, labels = make_images(n, size, channels, seed=seed + offset)
         cells = [png_bytes(image) for image in images]
@@ -85,6 +89,8 @@ def write_hub_dataset(
         columns = {image_column: cells}
         if label_column:
             columns[label_column] = labels
+        if caption_column:
+            columns[caption_column] = [f"{class_names[label]} stripe, noise {i % 5}" for i, label in enumerate(labels)]
         table = datasets.Dataset.from_dict(columns, features=datasets.Features(features))
         table.to_parquet(str(root / "data" / f"{split}-00000-of-00001.parquet"))
     if readme:
