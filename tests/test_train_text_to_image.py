@@ -300,6 +300,19 @@ def test_resume_mid_epoch_is_bit_identical(data, mini_clip, tmp_path, monkeypatc
     assert logs[1]["history"] == logs[0]["history"]
 
 
+def test_resumed_at_its_last_step_a_run_only_finishes(data, tmp_path, monkeypatch):
+    """A long run cut short: its latest checkpoint, resumed with --max_train_steps at that step, is saved as it is."""
+    run = tmp_path / "cut"
+    train(command(data, run, *RESUME), monkeypatch)
+    shutil.rmtree(run / "unet")
+    train(command(data, run, *RESUME, "--max_train_steps", "6", "--resume_from_checkpoint", str(run / "checkpoint-6")),
+          monkeypatch)
+    assert json.loads((run / "training_info.json").read_text())["steps"] == 6
+    saved = load_file(run / "unet" / "diffusion_pytorch_model.safetensors")
+    at_six = load_file(run / "checkpoint-6" / "model.safetensors")  # accelerate's save of the first prepared model
+    assert all(torch.equal(saved[k], at_six[k]) for k in saved)
+
+
 def test_two_cpu_processes_train_and_resume_bit_identical(data, tmp_path):
     out, resumed = tmp_path / "two", tmp_path / "two-resumed"
     args = ["--max_train_steps", "4", "--checkpointing_steps", "2", "--logging_steps", "1", "--train_batch_size", "4",

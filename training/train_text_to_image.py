@@ -46,7 +46,8 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from vae_hub.data import DataError, captioned_rows, decode_images, find_image_column, load_image_dataset
+from vae_hub.data import (DataError, captioned_rows, dataset_license, decode_images, find_image_column,
+                          load_image_dataset)
 from vae_hub.images import make_grid
 from vae_hub.mini_clip import clip_text_config, load_text_encoder
 from vae_hub.posteriors import encode_posterior, latent_std, probe_latent_shape, sample_latents
@@ -57,6 +58,7 @@ from vae_hub.training_utils import (
     NoiseGenerator,
     RunLog,
     add_data_source_args,
+    add_dataset_credit_arg,
     add_optimizer_args,
     add_output_args,
     check_output_dir,
@@ -92,6 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data = p.add_argument_group("data")
     add_data_source_args(data)
     data.add_argument("--caption_column", type=str, default="text", help="The column of captions.")
+    add_dataset_credit_arg(data)
     data.add_argument("--resolution", type=int, default=None, help="Image size; default: the VAE's sample_size.")
     data.add_argument("--max_train_samples", type=int, default=None)
     data.add_argument("--cache_dir", type=str, default=None)
@@ -399,6 +402,8 @@ def main(args: argparse.Namespace) -> None:
             "epochs": math.ceil(global_step / steps_per_epoch),
             "steps": global_step,
             "dataset_name": args.dataset_name or args.train_data_dir,
+            "dataset_license": dataset_license(args.dataset_name),
+            "dataset_credit": args.dataset_credit,
             "image_column": image_column,
             "caption_column": args.caption_column,
             "num_train_images": len(train_split),

@@ -63,6 +63,7 @@ from vae_hub.training_utils import (
     NoiseGenerator,
     RunLog,
     add_data_source_args,
+    add_dataset_credit_arg,
     add_optimizer_args,
     add_output_args,
     check_output_dir,
@@ -106,9 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = p.add_argument_group("data")
     add_data_source_args(data)
-    data.add_argument("--dataset_credit", type=str, default=None,
-                      help='Credit the data\'s licence asks for, shown in the model card (e.g. "Twemoji (CC-BY 4.0), '
-                           'Noto (Apache-2.0)"); the licence in the dataset\'s own card is recorded as well.')
+    add_dataset_credit_arg(data)
     data.add_argument("--resolution", type=int, default=None, help="Image size; default: the model's or the data's.")
     data.add_argument("--num_channels", type=int, default=None, choices=(1, 3), help="Default: the model's or the data's.")
     data.add_argument("--max_train_samples", type=int, default=None)

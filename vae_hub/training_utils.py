@@ -238,6 +238,13 @@ def add_data_source_args(group) -> None:
     group.add_argument("--image_column", type=str, default=None, help="Default: the first column of datasets.Image type.")
 
 
+def add_dataset_credit_arg(group) -> None:
+    """``--dataset_credit``: recorded in training_info.json with the dataset card's licence, shown in cards and the Space."""
+    group.add_argument("--dataset_credit", type=str, default=None,
+                       help='Credit the data\'s licence asks for, shown in the model card (e.g. "Twemoji (CC-BY 4.0), '
+                            'Noto (Apache-2.0)"); the licence in the dataset\'s own card is recorded as well.')
+
+
 def add_optimizer_args(group, *, num_train_epochs: int, learning_rate: float, lr_warmup_steps: int,
                        adam_weight_decay: float, max_grad_norm: float) -> None:
     """Batch size, length, AdamW, learning-rate schedule, clipping and mixed precision."""
