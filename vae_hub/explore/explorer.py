@@ -1,7 +1,5 @@
 """``Explorer``: the Space's endpoints, one method each, taking a model id first."""
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +11,7 @@ from ..latent import encode_images
 from ..models import AutoencoderKLWithLikelihood
 from ..pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 from ..pipelines.schedulers import SCHEDULERS
-from ..space_models import MAX_MODEL_BYTES, InputError, ModelLoader, checked_model_id, hub_ids_allowed, public_ids
+from ..space_models import MAX_MODEL_BYTES, InputError, ModelCache, ModelLoader, hub_ids_allowed, public_ids
 from .about import about_markdown, pipeline_about_markdown
 from .checks import (
     ANY_CLASS,
@@ -57,18 +55,16 @@ class Explorer:
 
     Model ids are the offered ones (``model_ids``: shipped names and the owner's configured ids) and, when
     ``allow_hub``, any Hub repo id; ``space_models.ModelLoader`` resolves and loads them within bounds. The
-    ``max_models`` most recently used models stay in memory.
+    ``max_models`` most recently used models stay in memory (``space_models.ModelCache``).
     """
 
     def __init__(self, model_ids: list[str], shipped: dict[str, Path], files: OutputFiles | None = None,
                  max_models: int = 4, allow_hub: bool = False, max_model_bytes: int = MAX_MODEL_BYTES):
         model_ids, configured = public_ids(model_ids, shipped)  # a configured folder by its name, not its path
-        self.model_ids, self.shipped, self.max_models = model_ids, shipped, max_models
+        self.model_ids, self.shipped = model_ids, shipped
         self.files = files or OutputFiles.temporary()
         self.loader = ModelLoader(model_ids, shipped, allow_hub, max_model_bytes, configured)
-        self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
-        self._lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}  # only while a load runs: no state per failing id
+        self.models = ModelCache(self.loader, max_models, ModelEntry)
 
     @classmethod
     def from_space_dir(cls, space_dir: str | Path, env: dict | None = None) -> "Explorer":
@@ -82,35 +78,7 @@ class Explorer:
 
     def entry(self, model_id) -> ModelEntry:
         """The loaded model for ``model_id`` (loading it on first use), or an ``InputError`` saying why not."""
-        model_id = checked_model_id(model_id)
-        with self._lock:
-            if model_id in self._entries:
-                self._entries.move_to_end(model_id)
-                return self._entries[model_id]
-        self.loader.raise_if_failed_recently(model_id)
-        source = self.loader.source(model_id)  # refuses what is not offered before anything is stored
-        with self._lock:
-            loading = self._loading.setdefault(model_id, threading.Lock())
-        try:
-            with loading:  # one load per id, however many requests ask for it at once
-                with self._lock:
-                    if model_id in self._entries:
-                        return self._entries[model_id]
-                self.loader.raise_if_failed_recently(model_id)  # the load this request waited for failed
-                try:
-                    entry = ModelEntry(model_id, self.loader.load(source))
-                except InputError as err:
-                    self.loader.remember_failure(model_id, str(err))
-                    raise
-                with self._lock:
-                    self._entries[model_id] = entry
-                    while len(self._entries) > self.max_models:
-                        self._entries.popitem(last=False)
-                return entry
-        finally:
-            with self._lock:
-                if self._loading.get(model_id) is loading:
-                    del self._loading[model_id]
+        return self.models.get(model_id)
 
     def warm(self, model_id) -> str | None:
         """Load a model and compute what the Space derives from it now, so the first visitor does not wait.
