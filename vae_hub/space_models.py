@@ -34,11 +34,13 @@ from huggingface_hub import constants as hub_constants
 from huggingface_hub.errors import HFValidationError, HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
-from .hub import PIPELINE_CLASS, PIPELINE_COMPONENT_FILES, PIPELINE_INDEX_NAME, PIPELINE_LOADER, is_pipeline_folder
-from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_size, model_size_bytes
+from .loading import (
+    CONFIG_NAME, PIPELINE_COMPONENT_FILES, PIPELINE_INDEX_NAME, WEIGHTS_NAME, check_model_size, is_pipeline_folder,
+    model_size_bytes)
 from .models import MODEL_CLASSES, AnyModel, SpatialVAEModel
 from .models.config_checks import MAX_BLOCKS_PER_STAGE, MAX_STAGES
 from .pipelines import LatentDiffusionPipeline
+from .pipelines.latent_diffusion import LOADER_MODULE as PIPELINE_LOADER
 
 MAX_ID_CHARS = 200  # a Hub repo id has at most 96; shipped names are short
 MAX_SHOWN_CHARS = 60
@@ -49,6 +51,7 @@ FAILURE_TTL = 60.0  # seconds a failed load (or an unreachable Hub) is remembere
 MAX_FAILURES = 256
 HUB_TIMEOUT = 10.0  # seconds per Hub request
 HUB_IDS_ENV = "VAE_HUB_SPACE_HUB_IDS"
+PIPELINE_CLASS = LatentDiffusionPipeline.__name__  # the _class_name of a pipeline folder's model_index.json
 CARD_FILES = ("README.md", "metrics.json", "training_info.json", "latent_map_sample.npz")  # what the About tab and the map read
 # A pipeline's files: the configs (read and checked first) and the rest (its weights), relative to its folder.
 PIPELINE_FILES = (PIPELINE_INDEX_NAME, *(f"{c}/{n}" for c, names in PIPELINE_COMPONENT_FILES.items() for n in names))

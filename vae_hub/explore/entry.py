@@ -9,9 +9,9 @@ from huggingface_hub import ModelCard
 
 from ..data import data_credits
 from ..evaluate_samples import RECORD_KEY as SAMPLE_QUALITY_KEY
-from ..hub import MAP_SAMPLE_NAME
 from ..images import float_to_uint8
 from ..latent import dimensions_by_kl
+from ..loading import MAP_SAMPLE_NAME
 from ..models import SpatialVAEModel, VAEModel
 from ..pipelines import LatentDiffusionPipeline
 from ..space_models import InputError, Loaded

@@ -6,8 +6,8 @@ from pathlib import Path
 import PIL.Image
 import torch
 
-from ..hub import PIPELINE_INDEX_NAME
 from ..latent import encode_images
+from ..loading import PIPELINE_INDEX_NAME
 from ..models import AutoencoderKLWithLikelihood
 from ..pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 from ..pipelines.schedulers import SCHEDULERS

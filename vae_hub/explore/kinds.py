@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from ..hub import PIPELINE_INDEX_NAME
+from ..loading import PIPELINE_INDEX_NAME
 from ..models import AutoencoderKLWithLikelihood, SpatialVAEModel
 
 
