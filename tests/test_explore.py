@@ -415,7 +415,7 @@ def test_least_recently_used_models_are_dropped(folders):
     ex.entry("tiny-2d")
     ex.entry("tiny")
     ex.entry("tiny-rgb")  # evicts tiny-2d, the least recently used
-    assert ex.entry("tiny") is first and set(ex._entries) == {"tiny", "tiny-rgb"}
+    assert ex.entry("tiny") is first and set(ex.models._entries) == {"tiny", "tiny-rgb"}
 
 
 def test_about(ex):

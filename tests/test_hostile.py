@@ -182,7 +182,7 @@ def test_distinct_failing_ids_leave_bounded_state(sample, monkeypatch):
     for i in range(300):
         with pytest.raises(InputError, match="no public model repo"):
             ex.entry(f"nobody/missing-{i}")
-    assert ex._loading == {} and len(ex.loader._failures) == 50
+    assert ex.models._loading == {} and len(ex.loader._failures) == 50
 
 
 def test_long_distinct_ids_through_the_space_do_not_grow_the_server(space, client):

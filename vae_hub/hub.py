@@ -45,7 +45,9 @@ from . import remote_code
 from .evaluate_samples import describe_setting
 from .likelihood import is_discrete
 from .markdown import table_cell
-from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_folder
+from .loading import (
+    CONFIG_NAME, MAP_SAMPLE_NAME, PIPELINE_COMPONENT_FILES, PIPELINE_INDEX_NAME, WEIGHTS_NAME, check_model_folder,
+    is_pipeline_folder)
 from .models.autoencoder_kl import LIKELIHOOD_NAME
 from .models import MODEL_CLASSES, AutoencoderKLWithLikelihood, SpatialVAEModel, model_class, own_decoder_stages
 from .pipelines.latent_diffusion import (
@@ -55,7 +57,6 @@ from .pipelines.latent_diffusion import (
 CARD_NAME = "README.md"
 METRICS_NAME = "metrics.json"
 TRAINING_INFO_NAME = "training_info.json"
-MAP_SAMPLE_NAME = "latent_map_sample.npz"  # held-out images for the Space's latent map (vae_hub.explore.MapSample)
 LICENSE = "apache-2.0"
 PROJECT_TAG = "vae-hub"
 # The files are in diffusers' format, but the Hub's diffusers snippet (a DiffusionPipeline) cannot load them:
@@ -560,7 +561,6 @@ def _read_json(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------- pipeline card
-PIPELINE_INDEX_NAME = "model_index.json"
 PIPELINE_CLASS = LatentDiffusionPipeline.__name__
 PACKAGE = remote_code.PACKAGE
 # DiffusionPipeline.from_pretrained(repo, trust_remote_code=True) loads it: the library the Hub should show.
@@ -821,8 +821,6 @@ def record_comparison(folder, others: list) -> dict:
 
 # ---------------------------------------------------------------------------------------------------- push
 UPLOAD_NAMES = (CONFIG_NAME, WEIGHTS_NAME, LIKELIHOOD_NAME, CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME, MAP_SAMPLE_NAME)
-PIPELINE_COMPONENT_FILES = {"vae": (CONFIG_NAME, WEIGHTS_NAME), "unet": (CONFIG_NAME, WEIGHTS_NAME),
-                            "scheduler": (SCHEDULER_CONFIG_NAME,)}
 PIPELINE_UPLOAD_NAMES = (PIPELINE_INDEX_NAME,
                          *(f"{c}/{n}" for c, names in PIPELINE_COMPONENT_FILES.items() for n in names),
                          CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME)
@@ -856,11 +854,6 @@ def upload_file_list(folder) -> list[str]:
     folder = Path(folder)
     names = PIPELINE_UPLOAD_NAMES if is_pipeline_folder(folder) else UPLOAD_NAMES
     return [n for n in names if (folder / n).is_file()] + [p.name for p in _figures(folder)]
-
-
-def is_pipeline_folder(folder) -> bool:
-    """Whether ``folder`` is a saved pipeline (it has a ``model_index.json``) rather than a single model."""
-    return (Path(folder) / PIPELINE_INDEX_NAME).is_file()
 
 
 def check_pipeline_folder(folder) -> dict:

@@ -7,12 +7,15 @@
   nothing is allocated) must stay under a limit — a config is a lever on the loader's memory.
 * ``StrictLoadingMixin``: diffusers' ``ModelMixin.from_pretrained`` with both checks first, and no missing,
   unexpected or mismatched keys afterwards.
+* The names of a saved folder's files and ``is_pipeline_folder``: what publishing (``vae_hub.hub``) and the Space
+  (``vae_hub.space_models``, ``vae_hub.explore``) both read.
 """
 
 import os
 from pathlib import Path
 
 import torch
+from diffusers.schedulers.scheduling_utils import SCHEDULER_CONFIG_NAME
 from diffusers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME as PICKLE_WEIGHTS_NAME
 from diffusers.utils.hub_utils import _add_variant
 from huggingface_hub import _CACHED_NO_EXIST, HfApi, try_to_load_from_cache
@@ -20,10 +23,19 @@ from huggingface_hub import _CACHED_NO_EXIST, HfApi, try_to_load_from_cache
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = SAFETENSORS_WEIGHTS_NAME
 PICKLE_INDEX_NAME = "diffusion_pytorch_model.bin.index.json"
+MAP_SAMPLE_NAME = "latent_map_sample.npz"  # held-out images for the Space's latent map (vae_hub.explore.MapSample)
+PIPELINE_INDEX_NAME = "model_index.json"
+PIPELINE_COMPONENT_FILES = {"vae": (CONFIG_NAME, WEIGHTS_NAME), "unet": (CONFIG_NAME, WEIGHTS_NAME),
+                            "scheduler": (SCHEDULER_CONFIG_NAME,)}
 # 2 GiB of float32: far above any model of this project (the flagship is 3 MB), far below what hurts a server.
 MAX_MODEL_BYTES = int(os.environ.get("VAE_HUB_MAX_MODEL_BYTES", 2 * 2**30))
 
 _LOAD_CONFIG_KWARGS = ("cache_dir", "force_download", "proxies", "token", "local_files_only", "revision", "subfolder")
+
+
+def is_pipeline_folder(folder) -> bool:
+    """Whether ``folder`` is a saved pipeline (it has a ``model_index.json``) rather than a single model."""
+    return (Path(folder) / PIPELINE_INDEX_NAME).is_file()
 
 
 def check_model_folder(cls, pretrained_model_name_or_path, **kwargs) -> dict:

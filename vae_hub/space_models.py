@@ -11,6 +11,7 @@
   their metadata before any download, and only the files the Space reads are downloaded.
 * Bounded state: ids longer than ``MAX_ID_CHARS`` are refused before anything is stored; a failed load is
   remembered for ``FAILURE_TTL`` seconds in an LRU of at most ``MAX_FAILURES`` ids, an unreachable Hub for as long.
+  ``ModelCache`` keeps the most recently used models in memory and loads each once, however many requests ask.
 * Messages never hold server paths, and user input in them is cut to ``MAX_SHOWN_CHARS`` characters.
 """
 
@@ -20,8 +21,10 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import diffusers
 from diffusers import SchedulerMixin, UNet2DModel
@@ -31,11 +34,13 @@ from huggingface_hub import constants as hub_constants
 from huggingface_hub.errors import HFValidationError, HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
-from .hub import PIPELINE_CLASS, PIPELINE_COMPONENT_FILES, PIPELINE_INDEX_NAME, PIPELINE_LOADER, is_pipeline_folder
-from .loading import CONFIG_NAME, WEIGHTS_NAME, check_model_size, model_size_bytes
+from .loading import (
+    CONFIG_NAME, PIPELINE_COMPONENT_FILES, PIPELINE_INDEX_NAME, WEIGHTS_NAME, check_model_size, is_pipeline_folder,
+    model_size_bytes)
 from .models import MODEL_CLASSES, AnyModel, SpatialVAEModel
 from .models.config_checks import MAX_BLOCKS_PER_STAGE, MAX_STAGES
 from .pipelines import LatentDiffusionPipeline
+from .pipelines.latent_diffusion import LOADER_MODULE as PIPELINE_LOADER
 
 MAX_ID_CHARS = 200  # a Hub repo id has at most 96; shipped names are short
 MAX_SHOWN_CHARS = 60
@@ -46,11 +51,13 @@ FAILURE_TTL = 60.0  # seconds a failed load (or an unreachable Hub) is remembere
 MAX_FAILURES = 256
 HUB_TIMEOUT = 10.0  # seconds per Hub request
 HUB_IDS_ENV = "VAE_HUB_SPACE_HUB_IDS"
+PIPELINE_CLASS = LatentDiffusionPipeline.__name__  # the _class_name of a pipeline folder's model_index.json
 CARD_FILES = ("README.md", "metrics.json", "training_info.json", "latent_map_sample.npz")  # what the About tab and the map read
 # A pipeline's files: the configs (read and checked first) and the rest (its weights), relative to its folder.
 PIPELINE_FILES = (PIPELINE_INDEX_NAME, *(f"{c}/{n}" for c, names in PIPELINE_COMPONENT_FILES.items() for n in names))
 PIPELINE_CONFIGS = tuple(n for n in PIPELINE_FILES if n.endswith(".json"))
 SHARD = re.compile(r"diffusion_pytorch_model-\d{5}-of-\d{5}\.safetensors")
+T = TypeVar("T")
 
 
 class InputError(ValueError):
@@ -325,6 +332,50 @@ class ModelLoader:
         return InputError("Cannot reach the Hub from this Space right now: try again in a minute, "
                           "or choose one of this Space's models.")
 
+
+
+class ModelCache(Generic[T]):
+    """The models in memory: each loaded once by ``loader``, however many requests ask for it at once, and the
+    ``max_models`` most recently used kept. ``wrap(model_id, loaded)`` is what is kept of a model (the Space's
+    ``ModelEntry``, which caches what is derived from it)."""
+
+    def __init__(self, loader: ModelLoader, max_models: int, wrap: Callable[[str, Loaded], T]):
+        self.loader, self.max_models, self.wrap = loader, max_models, wrap
+        self._entries: OrderedDict[str, T] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}  # only while a load runs: no state per failing id
+
+    def get(self, model_id) -> T:
+        """The loaded model for ``model_id`` (loading it on first use), or an ``InputError`` saying why not."""
+        model_id = checked_model_id(model_id)
+        with self._lock:
+            if model_id in self._entries:
+                self._entries.move_to_end(model_id)
+                return self._entries[model_id]
+        self.loader.raise_if_failed_recently(model_id)
+        source = self.loader.source(model_id)  # refuses what is not offered before anything is stored
+        with self._lock:
+            loading = self._loading.setdefault(model_id, threading.Lock())
+        try:
+            with loading:  # one load per id, however many requests ask for it at once
+                with self._lock:
+                    if model_id in self._entries:
+                        return self._entries[model_id]
+                self.loader.raise_if_failed_recently(model_id)  # the load this request waited for failed
+                try:
+                    entry = self.wrap(model_id, self.loader.load(source))
+                except InputError as err:
+                    self.loader.remember_failure(model_id, str(err))
+                    raise
+                with self._lock:
+                    self._entries[model_id] = entry
+                    while len(self._entries) > self.max_models:
+                        self._entries.popitem(last=False)
+                return entry
+        finally:
+            with self._lock:
+                if self._loading.get(model_id) is loading:
+                    del self._loading[model_id]
 
 def _small_json(folder: Path, name: str, where: str = "") -> dict:
     """A small JSON object file of a model folder; a ``ValueError`` naming it (as ``where`` + ``name``) otherwise."""
