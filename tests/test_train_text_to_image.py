@@ -28,7 +28,8 @@ from hub_doubles import TOKEN, FakeHfApi
 from test_train import launch_two_cpu_processes, run_in_process, tree_hash
 from vae_hub import SpatialVAEModel
 from vae_hub.mini_clip import mini_clip_config, save_mini_clip
-from vae_hub.text_to_image_card import data_credits, push_pipeline
+from vae_hub.credits import readme_credits as data_credits
+from vae_hub.text_to_image_card import push_pipeline
 from vae_hub.text_tokenizer import train_caption_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]

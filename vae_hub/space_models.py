@@ -7,7 +7,9 @@
   ``check_model_size``, nothing allocated) must stay under ``MAX_MODEL_SIDE`` and ``VAE_HUB_SPACE_MAX_MODEL_BYTES``
   (256 MiB). A pipeline (``model_index.json``: a ``LatentDiffusionPipeline``) is checked component by component
   (its VAE as above, its UNet's config sized the same way, VAE and UNet together under the limit, a scheduler that
-  diffusers has) before any weights are read, and loaded from safetensors only. A Hub repo is looked up once (fast failure, "cannot reach the Hub"), its files are sized from
+  diffusers has) before any weights are read, and loaded from safetensors only. A ``StableDiffusionPipeline`` folder is
+  loaded with diffusers' and transformers' own classes, once its configs name them and its safetensors files fit the
+  limit together. A Hub repo is looked up once (fast failure, "cannot reach the Hub"), its files are sized from
   their metadata before any download, and only the files the Space reads are downloaded.
 * Bounded state: ids longer than ``MAX_ID_CHARS`` are refused before anything is stored; a failed load is
   remembered for ``FAILURE_TTL`` seconds in an LRU of at most ``MAX_FAILURES`` ids, an unreachable Hub for as long.
@@ -52,6 +54,7 @@ MAX_FAILURES = 256
 HUB_TIMEOUT = 10.0  # seconds per Hub request
 HUB_IDS_ENV = "VAE_HUB_SPACE_HUB_IDS"
 PIPELINE_CLASS = LatentDiffusionPipeline.__name__  # the _class_name of a pipeline folder's model_index.json
+TEXT_TO_IMAGE_CLASS = "StableDiffusionPipeline"  # a text-to-image folder's: loaded with diffusers' own classes
 CARD_FILES = ("README.md", "metrics.json", "training_info.json", "latent_map_sample.npz")  # what the About tab and the map read
 # A pipeline's files: the configs (read and checked first) and the rest (its weights), relative to its folder.
 PIPELINE_FILES = (PIPELINE_INDEX_NAME, *(f"{c}/{n}" for c, names in PIPELINE_COMPONENT_FILES.items() for n in names))
@@ -188,6 +191,9 @@ class ModelLoader:
         """The model of ``source``, checked before anything is allocated; an ``InputError`` says why not."""
         folder = self._download(source.repo_id) if source.repo_id else source.folder
         try:
+            if is_pipeline_folder(folder) and _small_json(Path(folder), PIPELINE_INDEX_NAME).get(
+                    "_class_name") == TEXT_TO_IMAGE_CLASS:
+                return Loaded(self._load_text_to_image(Path(folder)), Path(folder), source)
             if is_pipeline_folder(folder):
                 return Loaded(self._load_pipeline(Path(folder)), Path(folder), source)
             cls = self._checked_class(folder)
@@ -218,6 +224,42 @@ class ModelLoader:
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
+    def _load_text_to_image(self, folder: Path):
+        """A diffusers ``StableDiffusionPipeline`` (no safety checker), each component checked before it is read:
+        the classes its configs name, the image size, and its safetensors weights under the size limit together."""
+        from diffusers import (
+            AutoencoderKL,
+            StableDiffusionPipeline,
+            UNet2DConditionModel,
+        )
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        classes = {"vae": AutoencoderKL, "text_encoder": CLIPTextModel, "unet": UNet2DConditionModel}
+        weights = 0
+        for name, cls in classes.items():
+            config = _small_json(folder / name, CONFIG_NAME, f"{name}/")
+            found = config.get("_class_name") or (config.get("architectures") or [None])[0]
+            if found != cls.__name__:
+                raise ValueError(f"its {name}/ holds a {clip(found)}, not a {cls.__name__}")
+            files = list((folder / name).glob("*.safetensors"))
+            if not files:
+                raise ValueError(f"its {name}/ has no safetensors weights (this Space loads no pickles)")
+            weights += sum(f.stat().st_size for f in files)
+        side = _small_json(folder / "vae", CONFIG_NAME, "vae/").get("sample_size")
+        if not isinstance(side, int) or not 1 <= side <= MAX_MODEL_SIDE:
+            raise ValueError(f"its images are {clip(side)} px; this Space shows models of at most {MAX_MODEL_SIDE} px")
+        if weights > self.max_model_bytes:
+            raise ValueError(f"its weights are {weights / 2**20:,.0f} MiB, above the limit of this Space of "
+                             f"{self.max_model_bytes / 2**20:,.0f} MiB")
+        scheduler = _scheduler_class(folder).from_pretrained(folder / "scheduler")
+        models = {name: cls.from_pretrained(folder / name, use_safetensors=True).eval().requires_grad_(False)
+                  for name, cls in classes.items()}
+        pipe = StableDiffusionPipeline(**models, tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
+                                       scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
     def _checked_pipeline(self, folder: Path) -> tuple[dict, type[SchedulerMixin]]:
         """A pipeline folder's ``model_index.json`` and scheduler class, once every component is what this Space
         loads and VAE and UNet together imply less than the size limit (nothing allocated)."""
@@ -244,11 +286,7 @@ class ModelLoader:
         if size > self.max_model_bytes:
             raise ValueError(f"its vae and unet configs imply {size / 2**20:,.0f} MiB of weights, above the limit of "
                              f"this Space of {self.max_model_bytes / 2**20:,.0f} MiB: refusing to allocate them")
-        name = _small_json(folder / "scheduler", SCHEDULER_CONFIG_NAME, "scheduler/").get("_class_name")
-        scheduler_class = getattr(diffusers, name, None) if isinstance(name, str) else None
-        if not (isinstance(scheduler_class, type) and issubclass(scheduler_class, SchedulerMixin)):
-            raise ValueError(f"its scheduler {clip(name)} is not one of diffusers' schedulers")
-        return index, scheduler_class
+        return index, _scheduler_class(folder)
 
     def _checked_class(self, folder: Path, where: str = "", classes: dict = MODEL_CLASSES):
         """The model class a folder's config names (one of ``classes``), once its image size and implied size are
@@ -376,6 +414,15 @@ class ModelCache(Generic[T]):
             with self._lock:
                 if self._loading.get(model_id) is loading:
                     del self._loading[model_id]
+
+def _scheduler_class(folder: Path) -> type[SchedulerMixin]:
+    """The diffusers scheduler class a pipeline folder's ``scheduler/`` names (a ``ValueError`` for anything else)."""
+    name = _small_json(folder / "scheduler", SCHEDULER_CONFIG_NAME, "scheduler/").get("_class_name")
+    scheduler_class = getattr(diffusers, name, None) if isinstance(name, str) else None
+    if not (isinstance(scheduler_class, type) and issubclass(scheduler_class, SchedulerMixin)):
+        raise ValueError(f"its scheduler {clip(name)} is not one of diffusers' schedulers")
+    return scheduler_class
+
 
 def _small_json(folder: Path, name: str, where: str = "") -> dict:
     """A small JSON object file of a model folder; a ``ValueError`` naming it (as ``where`` + ``name``) otherwise."""

@@ -187,3 +187,29 @@ def pipeline_about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
             lines.append(table_row(r.get("num_inference_steps", "?"), r.get("guidance_scale", "?"),
                                    f"{r['frechet_distance']:.2f}", match, r.get("num_samples", "?")))
     return "\n".join(lines + training_lines(entry) + card_lines(entry, files))
+
+
+def text_to_image_about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
+    """The About tab of a text-to-image pipeline: what the Space uses of it (the settings it recommends, its
+    vocabulary), the credits of its training data, then its card (which has the architecture, numbers and training)."""
+    from ..credits import dataset_readme, training_data_credits
+    from .text_to_image import recommended_setting
+
+    pipe = entry.model
+    info = _read_json(entry.loaded.folder / "training_info.json")
+    credits = training_data_credits(info, dataset_readme(info.get("dataset_name")))
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    lines = [
+        f"## {entry.model_id}",
+        entry.loaded.source.describe(),
+        "",
+        "| | this pipeline |",
+        "|---|---|",
+        table_row("generates", f"RGB {size}×{size} px images from text"),
+        table_row("the Space samples with", recommended_setting(entry).describe()),
+        table_row("vocabulary", f"{len(pipe.tokenizer):,} tokens learned from the training captions; prompts are cut "
+                                f"at {pipe.tokenizer.model_max_length} tokens"),
+        table_row("trained on", f"`{entry.dataset}`" if entry.dataset else "not recorded"),
+        table_row("data credits", "; ".join(credits) if credits else "not recorded: check the data's licence"),
+    ]
+    return "\n".join(lines + card_lines(entry, files))

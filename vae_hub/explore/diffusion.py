@@ -3,9 +3,7 @@ shows."""
 
 import inspect
 import math
-import queue
 import re
-import threading
 from collections.abc import Iterator
 
 import torch
@@ -16,6 +14,7 @@ from ..pipelines.schedulers import SCHEDULERS, build_scheduler
 from ..space_models import InputError, clip
 from .checks import ANY_CLASS, PREVIEWS, check_choice
 from .entry import ModelEntry
+from .streaming import watch
 
 
 def pipeline_defaults(pipe: LatentDiffusionPipeline) -> tuple[int, float]:
@@ -62,45 +61,25 @@ def denoise(pipe: LatentDiffusionPipeline, labels: list[int] | None, n: int, ste
     decoded x0 prediction (B, C, H, W) in [-1, 1] after every ``steps / previews`` steps, then (steps, the final
     images). ``labels``: one class id per image (``class_labels``), or None for ``n`` unconditional images.
 
-    The sampling loop runs in a worker thread and hands its previews over a queue; when the consumer stops early
-    (``close()``: a visitor left), the pipeline is interrupted at its next step, so no abandoned request keeps a core.
+    The sampling runs in a worker thread (``watch``): a consumer that stops early interrupts it at its next step.
     """
     own = private_copy(pipe, scheduler)
     every = math.ceil(steps / previews) if previews else steps + 1
-    handed = queue.Queue()
-    stop = threading.Event()
 
-    def on_step(p, i, t, tensors):
-        if stop.is_set():
-            p._interrupt = True  # the pipeline's documented way to stop (see its __call__)
-        elif (i + 1) % every == 0 and i + 1 < steps:
-            handed.put((i + 1, p.decode_latents(tensors["pred_original_sample"]).clamp(-1, 1)))
-        return {}
+    def sample(hand, stopped) -> tuple[int, torch.Tensor]:
+        def on_step(p, i, t, tensors):
+            if stopped():
+                p._interrupt = True  # the pipeline's documented way to stop (see its __call__)
+            elif (i + 1) % every == 0 and i + 1 < steps:
+                hand((i + 1, p.decode_latents(tensors["pred_original_sample"]).clamp(-1, 1)))
+            return {}
 
-    def run() -> None:
-        try:
-            with torch.inference_mode():
-                latents = own(labels, num_images_per_class=n if labels is None else 1, num_inference_steps=steps,
-                              guidance_scale=guidance, generator=torch.Generator().manual_seed(seed),
-                              output_type="latent", callback_on_step_end=on_step,
-                              callback_on_step_end_tensor_inputs=["pred_original_sample"]).images
-                handed.put((steps, own.decode_latents(latents).clamp(-1, 1)))
-        except BaseException as err:  # handed to the consumer, raised there
-            handed.put(err)
+        latents = own(labels, num_images_per_class=n if labels is None else 1, num_inference_steps=steps,
+                      guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="latent",
+                      callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=["pred_original_sample"]).images
+        return steps, own.decode_latents(latents).clamp(-1, 1)
 
-    worker = threading.Thread(target=run, name="diffuse", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = handed.get()
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            if item[0] == steps:
-                return
-    finally:
-        stop.set()
-        worker.join()
+    yield from watch(sample)
 
 
 def quality_records(entry: "ModelEntry", **setting) -> list[dict]:

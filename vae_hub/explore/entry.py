@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from diffusers import StableDiffusionPipeline
 from huggingface_hub import ModelCard
 
 from ..data import data_credits
@@ -37,9 +38,11 @@ class ModelEntry:
 
     @property
     def kind(self) -> str:
-        """"vector", "spatial" or "pipeline" (``KINDS``): which tabs the model has (``TABS``)."""
+        """"vector", "spatial", "pipeline" or "text-to-image" (``KINDS``): which tabs the model has (``TABS``)."""
         if isinstance(self.model, LatentDiffusionPipeline):
             return "pipeline"
+        if isinstance(self.model, StableDiffusionPipeline):
+            return "text-to-image"
         return "spatial" if isinstance(self.model, MAP_MODELS) else "vector"
 
     @property
@@ -53,7 +56,9 @@ class ModelEntry:
                "spatial": f"its latents are a {'×'.join(map(str, getattr(self.model, 'latent_shape', ())))} map "
                           "with no prior to sample from",
                "pipeline": "it draws images of its classes from noise, step by step, and has no code of its own to "
-                           "encode into or move through"}[self.kind]
+                           "encode into or move through",
+               "text-to-image": "it draws images from a text prompt, step by step, and has no code of its own to "
+                                "move through"}[self.kind]
         *others, last = [t for t in TABS[self.kind] if t != "About"]
         tabs = f"{', '.join(others)} or {last}" if others else last
         return InputError(f"{self.model_id} is {KIND_NAMES[self.kind]}: {why}, so it has no {view}. Try {tabs}, or "
@@ -67,7 +72,7 @@ class ModelEntry:
 
     def require_autoencoder(self, view: str) -> VAEModel | SpatialVAEModel:
         """The model, if it encodes and decodes images (a vector VAE or a spatial autoencoder)."""
-        if self.kind == "pipeline":
+        if self.kind in ("pipeline", "text-to-image"):
             raise self.cannot(view, "a VAE")
         return self.model
 
@@ -75,6 +80,12 @@ class ModelEntry:
         """The model, if it is a latent diffusion pipeline (what ``view`` needs); else an ``InputError`` in words."""
         if self.kind != "pipeline":
             raise self.cannot(view, "a diffusion pipeline")
+        return self.model
+
+    def require_text_to_image(self, view: str) -> StableDiffusionPipeline:
+        """The model, if it is a text-to-image pipeline; else an ``InputError`` in words."""
+        if self.kind != "text-to-image":
+            raise self.cannot(view, "a text-to-image pipeline")
         return self.model
 
     def _once(self, name: str, compute):

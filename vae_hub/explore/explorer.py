@@ -12,7 +12,7 @@ from ..models import AutoencoderKLWithLikelihood
 from ..pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 from ..pipelines.schedulers import SCHEDULERS
 from ..space_models import MAX_MODEL_BYTES, InputError, ModelCache, ModelLoader, hub_ids_allowed, public_ids
-from .about import about_markdown, pipeline_about_markdown
+from .about import about_markdown, pipeline_about_markdown, text_to_image_about_markdown
 from .checks import (
     ANY_CLASS,
     DIFFUSE_IMAGES,
@@ -47,10 +47,11 @@ from .inputs import prepare_image, sketch_to_image
 from .kinds import KIND_NAMES, TABS, _read_json, default_model_ids, folder_kind
 from .latent_map import manifold, mark_point
 from .reconstruction import reconstruct
+from .text_to_image import TextToImageEndpoints, recommended_setting
 from .vector import interpolate, sample_images, traverse
 
 
-class Explorer:
+class Explorer(TextToImageEndpoints):
     """The Space's endpoints: each method takes a model id first and returns the values of its output widgets.
 
     Model ids are the offered ones (``model_ids``: shipped names and the owner's configured ids) and, when
@@ -87,7 +88,7 @@ class Explorer:
             entry = self.entry(model_id)
             if entry.kind == "vector":
                 entry.kl, entry.latent_map  # noqa: B018 (computed and cached on access)
-            if entry.kind != "pipeline":
+            if entry.kind not in ("pipeline", "text-to-image"):
                 entry.dark_background  # noqa: B018
         except InputError as err:
             return str(err)
@@ -175,6 +176,9 @@ class Explorer:
         if entry.kind == "pipeline":
             return None, ("**No latent map for this model**: it is a latent diffusion pipeline, which draws images "
                           "from noise step by step; its Diffuse tab shows how.")
+        if entry.kind == "text-to-image":
+            return None, ("**No latent map for this model**: it is a text-to-image pipeline, which draws images "
+                          "from a prompt step by step; its Text to image tab shows how.")
         m = entry.latent_map
         return (m.image, m.description) if m else (None, f"**No latent map for this model**: {entry.sample_problem}.")
 
@@ -213,6 +217,13 @@ class Explorer:
         """One markdown line describing the loaded model (and loading it, so errors show here first)."""
         entry = self.entry(model_id)
         data = f" of `{entry.dataset}`" if entry.dataset else ""
+        if entry.kind == "text-to-image":
+            pipe = entry.model
+            size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+            return (f"**{entry.model_id}** · text-to-image pipeline (StableDiffusionPipeline) · RGB {size}×{size} "
+                    f"images{data} · {len(pipe.tokenizer):,}-token vocabulary · samples with "
+                    f"{recommended_setting(entry).describe()} · Text to image, Image to image, Inpaint, Prompt walk "
+                    "and About only")
         if entry.kind == "pipeline":
             pipe = entry.model
             vae, unet = pipe.vae.config, pipe.unet.config
@@ -244,6 +255,8 @@ class Explorer:
         entry = self.entry(model_id)
         if entry.kind == "pipeline":
             return pipeline_about_markdown(entry, self.files)
+        if entry.kind == "text-to-image":
+            return text_to_image_about_markdown(entry, self.files)
         return about_markdown(entry, self.files)
 
     def kind(self, model_id) -> str:
@@ -294,8 +307,13 @@ class Explorer:
         seed = check_int(seed, "Seed", 0, MAX_SEED)
         check_choice(scheduler, "Scheduler", tuple(SCHEDULERS))
         labels = class_labels(pipe, label, n, seed)
+        yield from self.streamed_grids(denoise(pipe, labels, n, steps, guidance, seed, scheduler), steps)
+
+    def streamed_grids(self, stream: Iterator[tuple[int, torch.Tensor]], steps: int) -> Iterator[tuple]:
+        """(step, images) of a watched sampling → (preview grid, None, None) until the last step, then (grid, grid,
+        path of the GIF of all the grids)."""
         frames = []
-        for step, images in denoise(pipe, labels, n, steps, guidance, seed, scheduler):
+        for step, images in stream:
             grid = show(images)
             frames.append(show(images, width=GIF_WIDTH))
             if step < steps:

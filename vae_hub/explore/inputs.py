@@ -12,13 +12,14 @@ from ..space_models import InputError
 from .checks import MAX_ASPECT, MAX_SIDE, MAX_SKETCH_SIDE, MIN_SIDE
 
 
-def prepare_image(image: PIL.Image.Image | None, model: VAEModel,
-                  dark_background: bool = True) -> tuple[torch.Tensor, list[str]]:
+def prepare_image(image: PIL.Image.Image | None, model: VAEModel, dark_background: bool = True,
+                  invert: bool = True) -> tuple[torch.Tensor, list[str]]:
     """A user's image → the model's input, uint8 (1, C, S, S), and notes on what was changed.
 
     Colour ↔ grey is converted, transparency flattened onto black, a non-square image centre-cropped, the
     size changed to the model's. If the image's border is light but the model's images have a dark
-    background (``dark_background``; Fashion-MNIST is white-on-black) or the other way round, it is inverted.
+    background (``dark_background``; Fashion-MNIST is white-on-black) or the other way round, it is inverted
+    (unless ``invert`` is false: a text-to-image model takes any picture as it is).
     Refused with an ``InputError``: no image, smaller than 8 px, larger than 4096 px, more than 2:1, fully
     transparent.
     """
@@ -48,7 +49,7 @@ def prepare_image(image: PIL.Image.Image | None, model: VAEModel,
     x = pil_to_uint8([image], cfg.sample_size, cfg.in_channels, background=0 if dark_background else 255)
     border = torch.cat([x[..., :2, :].flatten(), x[..., -2:, :].flatten(),
                         x[..., :, :2].flatten(), x[..., :, -2:].flatten()])
-    if (border.float().mean() < 128) != dark_background:
+    if invert and (border.float().mean() < 128) != dark_background:
         x = 255 - x
         notes.append(f"inverted: the model's images have a {'dark' if dark_background else 'light'} background")
     return x, notes

@@ -23,11 +23,15 @@ def _read_json(path: Path) -> dict:
 
 
 # The kinds of model the Space shows, in the order it offers them, and the tabs (endpoints) of each.
-KINDS = ("vector", "pipeline", "spatial")
+KINDS = ("vector", "pipeline", "text-to-image", "spatial")
 KIND_NAMES = {"vector": "a vector VAE", "pipeline": "a latent diffusion pipeline",
+              "text-to-image": "a text-to-image pipeline (a miniature Stable Diffusion)",
               "spatial": "a spatial autoencoder (the first stage of latent diffusion)"}
 TABS = {"vector": ("Sample", "Reconstruct", "Interpolate", "Traverse", "Latent map", "Compare", "About"),
-        "pipeline": ("Diffuse", "Compare", "About"), "spatial": ("Reconstruct", "Interpolate", "About")}
+        "pipeline": ("Diffuse", "Compare", "About"),
+        "text-to-image": ("Text to image", "Image to image", "Inpaint", "Prompt walk", "About"),
+        "spatial": ("Reconstruct", "Interpolate", "About")}
+TEXT_TO_IMAGE_CLASS = "StableDiffusionPipeline"  # model_index.json _class_name of the "text-to-image" kind
 MAP_MODELS = (SpatialVAEModel, AutoencoderKLWithLikelihood)  # the "spatial" kind: latents are maps, no prior
 FOLDER_KINDS = {"VAEModel": "vector", "SpatialVAEModel": "spatial", "AutoencoderKL": "spatial"}  # config _class_name
 
@@ -35,7 +39,8 @@ FOLDER_KINDS = {"VAEModel": "vector", "SpatialVAEModel": "spatial", "Autoencoder
 def folder_kind(folder: Path) -> str | None:
     """The kind (``KINDS``) of a saved model or pipeline folder, from its config alone; None for anything else."""
     if (folder / PIPELINE_INDEX_NAME).is_file():
-        return "pipeline"
+        text = _read_json(folder / PIPELINE_INDEX_NAME).get("_class_name") == TEXT_TO_IMAGE_CLASS
+        return "text-to-image" if text else "pipeline"
     return FOLDER_KINDS.get(_read_json(folder / "config.json").get("_class_name"))
 
 
@@ -43,7 +48,7 @@ def default_model_ids(space_dir: Path, env: dict | None = None) -> tuple[list[st
     """The models a Space offers, in order: ids from ``VAE_MODEL`` (comma-separated), the ``model_id`` of
     ``space_config.json`` (written by ``vae-hub deploy-space --model-id``), then the folders under
     ``models/`` that hold a ``VAEModel``, a ``LatentDiffusionPipeline`` or a ``SpatialVAEModel`` (shipped, by folder
-    name, in that order; not the sample-quality classifier). Returns (ids, {shipped name: folder})."""
+    name, in that order, text-to-image pipelines after the others; not the sample-quality classifier). Returns (ids, {shipped name: folder})."""
     env = os.environ if env is None else env
     kinds = {p.name: folder_kind(p) for p in (space_dir / "models").glob("*")}
     # vector VAEs first (the Space opens on the first), then pipelines; the spatial autoencoder only reconstructs

@@ -11,7 +11,7 @@ from diffusers import StableDiffusionPipeline
 
 from tiny import SIZE, tiny_stable_diffusion
 from vae_hub.space_models import InputError
-from vae_hub.text_to_image_views import (
+from vae_hub.explore.text_to_image import (
     MAX_PROMPT_CHARS,
     Sampling,
     check_prompt,
@@ -123,3 +123,102 @@ def test_mask_from_editor_reads_painted_layers():
     with pytest.raises(InputError, match="differ in size"):
         mask_from_editor({"background": background, "layers": [PIL.Image.new("RGBA", (8, 8))]}, 16)
     assert np.asarray(mask).dtype == bool
+
+
+# ==================================================================================== the Explorer's endpoints
+@pytest.fixture(scope="module")
+def explorer(pipe, tmp_path_factory):
+    from vae_hub.explore import Explorer, OutputFiles
+
+    folder = tmp_path_factory.mktemp("t2i-space") / "tiny-sd"
+    pipe.save_pretrained(folder)
+    return Explorer(["tiny-sd"], {"tiny-sd": folder}, files=OutputFiles(folder.parent / "out"))
+
+
+def editor(size: int = 40) -> dict:
+    background = PIL.Image.new("RGB", (size, size), "white")
+    layer = PIL.Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    layer.paste((0, 0, 0, 255), (0, 0, size // 2, size // 2))
+    return {"background": background, "layers": [layer], "composite": None}
+
+
+def test_a_text_to_image_folder_is_its_own_kind_with_its_tabs(explorer):
+    assert explorer.kind("tiny-sd") == "text-to-image"
+    assert explorer.tabs("tiny-sd") == ("Text to image", "Image to image", "Inpaint", "Prompt walk", "About")
+    assert explorer.known_kind("tiny-sd") == "text-to-image"
+    assert "text-to-image pipeline" in explorer.status("tiny-sd")
+    with pytest.raises(InputError, match="is a text-to-image pipeline .* has no prior samples. Try Text to image"):
+        explorer.sample("tiny-sd")
+    with pytest.raises(InputError, match="no reconstruction"):
+        explorer.reconstruct("tiny-sd", PIL.Image.new("RGB", (16, 16)))
+
+
+def test_text_to_image_endpoint_streams_then_gives_grid_gif_and_vocabulary_note(explorer):
+    outputs = list(explorer.text_to_image("tiny-sd", "red spaceship", "", 2, 4, 2.0, 0, "DPM-Solver++"))
+    *previews, (grid, final, gif, note) = outputs
+    assert previews and all(p[1] is None and p[2] is None for p in previews)
+    assert final is grid and gif.endswith(".gif") and "'spaceship' is not in this model's vocabulary" in note
+    defaults = explorer.text_to_image_defaults("tiny-sd")  # no recorded recommendation: diffusers' own defaults
+    assert defaults == {"steps": 50, "guidance": 7.5, "scheduler": "DPM-Solver++"}
+
+
+def test_image_to_image_inpaint_and_walk_endpoints(explorer):
+    start, result, note = explorer.image_to_image("tiny-sd", PIL.Image.new("RGBA", (20, 20), (9, 90, 200, 128)), "blue disc", "", 0.5,
+                                                  4, 2.0, 0, "DDIM")
+    assert start.size == result.size and note.startswith("Noised to step")
+    image, summary = explorer.inpaint("tiny-sd", editor(), "green square", "", 4, 2.0, 0, "DPM-Solver++")
+    assert "Redrew 25% of the image" in summary and "autoencoder's own round trip" in summary
+    strip, gif = explorer.prompt_walk("tiny-sd", "red disc", "blue square", 4, 0, "", 3, 2.0, "Euler")
+    assert gif.endswith(".gif") and strip.width > strip.height
+    assert "data credits" in explorer.about("tiny-sd")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda ex: list(ex.text_to_image("tiny-sd", "x" * 301)), "at most 300"),
+    (lambda ex: list(ex.text_to_image("tiny-sd", "red", num_images=17)), "Number of images must be a whole number"),
+    (lambda ex: list(ex.text_to_image("tiny-sd", "red", steps=1, scheduler="PLMS")), "Scheduler must be one of"),
+    (lambda ex: ex.image_to_image("tiny-sd", None, "red"), "No image"),
+    (lambda ex: ex.image_to_image("tiny-sd", PIL.Image.new("RGB", (16, 16)), "red", strength=0), "Strength"),
+    (lambda ex: ex.inpaint("tiny-sd", None, "red"), "No image to inpaint"),
+    (lambda ex: ex.prompt_walk("tiny-sd", "red", "", 4), "Prompt B is empty"),
+    (lambda ex: ex.prompt_walk("tiny-sd", "red", "blue", 40), "Frames must be a whole number from 3 to 16"),
+    (lambda ex: ex.prompt_walk("tiny-sd", "red", "blue", 4, 0, "x"), "Seed B must be a whole number"),
+])
+def test_bad_input_is_refused_in_one_line(explorer, call, message):
+    with pytest.raises(InputError, match=message):
+        call(explorer)
+
+
+def rewrite_json(path, **changes) -> None:
+    import json
+
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+@pytest.mark.parametrize("break_it, message", [
+    (lambda f: rewrite_json(f / "unet" / "config.json", _class_name="UNet2DModel"),
+     "its unet/ holds a 'UNet2DModel', not a UNet2DConditionModel"),
+    (lambda f: rewrite_json(f / "vae" / "config.json", sample_size=4096), "its images are 4096 px"),
+    (lambda f: (f / "text_encoder" / "model.safetensors").rename(f / "text_encoder" / "pytorch_model.bin"),
+     "its text_encoder/ has no safetensors weights"),
+    (lambda f: rewrite_json(f / "scheduler" / "scheduler_config.json", _class_name="os.system"),
+     "its scheduler 'os.system' is not one of diffusers' schedulers"),
+])
+def test_a_bad_text_to_image_folder_is_refused_before_its_weights_are_read(pipe, tmp_path, break_it, message):
+    from vae_hub.explore import Explorer, OutputFiles
+
+    folder = tmp_path / "bad-sd"
+    pipe.save_pretrained(folder)
+    break_it(folder)
+    with pytest.raises(InputError, match=message) as refused:
+        Explorer(["bad-sd"], {"bad-sd": folder}, files=OutputFiles(tmp_path / "out")).entry("bad-sd")
+    assert str(tmp_path) not in str(refused.value)
+
+
+def test_a_text_to_image_folder_over_the_size_limit_is_refused(pipe, tmp_path):
+    from vae_hub.explore import Explorer, OutputFiles
+
+    pipe.save_pretrained(tmp_path / "sd")
+    ex = Explorer(["sd"], {"sd": tmp_path / "sd"}, files=OutputFiles(tmp_path / "out"), max_model_bytes=1000)
+    with pytest.raises(InputError, match="above the limit of this Space of 0 MiB"):
+        ex.entry("sd")

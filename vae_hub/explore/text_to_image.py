@@ -15,10 +15,8 @@ never share sampling state; the weights are shared and read only. Inputs are che
 """
 
 import math
-import queue
 import re
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -27,11 +25,15 @@ import PIL.Image
 import torch
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
-from .images import uint8_to_float
-from .latent import slerp
-from .pipelines.latent_diffusion import predicted_original
-from .pipelines.schedulers import SCHEDULERS, build_scheduler
-from .space_models import InputError, clip
+from ..images import uint8_to_float
+from ..latent import slerp
+from ..pipelines.latent_diffusion import predicted_original
+from ..pipelines.schedulers import SCHEDULERS, build_scheduler
+from ..space_models import InputError, clip
+from .checks import MAX_SEED, check_choice, check_float, check_int
+from .display import show
+from .inputs import prepare_image
+from .streaming import watch
 
 MAX_PROMPT_CHARS = 300  # CLDR names are under 100; the tokenizer truncates far sooner anyway
 T2I_IMAGES = (1, 16)
@@ -119,39 +121,6 @@ def decode(pipe, latents: torch.Tensor) -> torch.Tensor:
     return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample.float().clamp(-1, 1).cpu()
 
 
-def watch(sample: Callable[[Callable[[object], None], Callable[[], bool]], object]) -> Iterator[object]:
-    """Run ``sample(hand, stopped)`` in a worker thread and yield what it hands over, then its result.
-
-    ``hand(item)`` passes a preview to the consumer; ``stopped()`` is true once the consumer has gone (a visitor
-    left), and the sampler then interrupts the pipeline at its next step, so no abandoned request keeps a core.
-    """
-    handed: queue.Queue = queue.Queue()
-    stop = threading.Event()
-    done = object()
-
-    def run() -> None:
-        try:
-            with torch.inference_mode():
-                handed.put((done, sample(handed.put, stop.is_set)))
-        except BaseException as err:  # handed to the consumer, raised there
-            handed.put(err)
-
-    worker = threading.Thread(target=run, name="text-to-image", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = handed.get()
-            if isinstance(item, BaseException):
-                raise item
-            if isinstance(item, tuple) and len(item) == 2 and item[0] is done:
-                yield item[1]
-                return
-            yield item
-    finally:
-        stop.set()
-        worker.join()
-
-
 @dataclass
 class Sampling:
     """The checked settings of one request."""
@@ -162,9 +131,8 @@ class Sampling:
     scheduler: str
 
 
-def check_sampling(steps, guidance, seed, scheduler, max_seed: int) -> Sampling:
-    from .explore import check_choice, check_float, check_int
-
+def check_sampling(steps, guidance, seed, scheduler, max_seed: int = MAX_SEED) -> Sampling:
+    """The request's settings, each checked (``InputError`` naming the first that is wrong)."""
     return Sampling(check_int(steps, "Steps", *T2I_STEPS), check_float(guidance, "Guidance", 0.0, MAX_T2I_GUIDANCE),
                     check_int(seed, "Seed", 0, max_seed), check_choice(scheduler, "Scheduler", tuple(SCHEDULERS)))
 
@@ -303,3 +271,87 @@ def image_config(pipe: StableDiffusionPipeline) -> SimpleNamespace:
     """What ``prepare_image`` needs of a model, for this pipeline's images (RGB at the UNet's size × the VAE's factor)."""
     return SimpleNamespace(config=SimpleNamespace(in_channels=3,
                                                   sample_size=pipe.unet.config.sample_size * pipe.vae_scale_factor))
+
+
+def recommended_setting(entry):
+    """How the Space samples a text-to-image model by default: the setting its folder recommends (measured,
+    ``metrics.json``), else ``StableDiffusionPipeline.__call__``'s own defaults with the folder's scheduler."""
+    from ..text_to_image_evaluation import default_setting, read_recommended
+
+    return read_recommended(str(entry.loaded.folder)) or default_setting(entry.model)
+
+
+class TextToImageEndpoints:
+    """The text-to-image endpoints of ``Explorer`` (a mixin: it provides ``entry(model_id)`` and ``files``). Each
+    takes a model id first; settings left as None are the model's ``recommended_setting``."""
+
+    def text_to_image_defaults(self, model_id) -> dict:
+        """The model's recommended steps, guidance and scheduler, for the widgets."""
+        setting = recommended_setting(self.entry(model_id))
+        return {"steps": setting.num_inference_steps, "guidance": setting.guidance_scale, "scheduler": setting.scheduler}
+
+    def _sampling(self, entry, steps, guidance, seed, scheduler) -> Sampling:
+        default = recommended_setting(entry)
+        return check_sampling(default.num_inference_steps if steps is None else steps,
+                              default.guidance_scale if guidance is None else guidance, seed,
+                              scheduler or default.scheduler, MAX_SEED)
+
+    def _pipeline_image(self, entry, image) -> torch.Tensor:
+        x, _ = prepare_image(image, image_config(entry.model), dark_background=False, invert=False)
+        return x
+
+    def text_to_image(self, model_id, prompt="", negative_prompt="", num_images=4, steps=None, guidance=None, seed=0,
+                      scheduler=None) -> Iterator[tuple]:
+        """/text_to_image, streamed: (preview grid, None, None, note) every few steps, then (grid, grid, GIF of the
+        denoising, note); the note names the prompt's words the model never learned."""
+        entry = self.entry(model_id)
+        pipe = entry.require_text_to_image("text to image")
+        prompt, negative = check_prompt(prompt), check_prompt(negative_prompt, "Negative prompt", allow_empty=True)
+        n = check_int(num_images, "Number of images", *T2I_IMAGES)
+        sampling = self._sampling(entry, steps, guidance, seed, scheduler)
+        note = vocabulary_note(pipe.tokenizer, f"{prompt} {negative}")
+        for grid, final, gif in self.streamed_grids(text_to_image(pipe, prompt, negative, n, sampling), sampling.steps):
+            yield grid, final, gif, note
+
+    def image_to_image(self, model_id, image=None, prompt="", negative_prompt="", strength=0.6, steps=None,
+                       guidance=None, seed=0, scheduler=None) -> tuple:
+        """/image_to_image → (the noised starting point, the result, a line saying what was done)."""
+        entry = self.entry(model_id)
+        pipe = entry.require_text_to_image("image to image")
+        prompt, negative = check_prompt(prompt), check_prompt(negative_prompt, "Negative prompt", allow_empty=True)
+        strength = check_float(strength, "Strength", 0.05, 1.0)
+        sampling = self._sampling(entry, steps, guidance, seed, scheduler)
+        result = image_to_image(pipe, self._pipeline_image(entry, image), prompt, negative, strength, sampling)
+        runs = min(int(sampling.steps * strength), sampling.steps)
+        note = (f"Noised to step {result.start_timestep} of {pipe.scheduler.config.num_train_timesteps}, then "
+                f"{runs} of {sampling.steps} denoising steps. {vocabulary_note(pipe.tokenizer, prompt)}").strip()
+        return show(result.start, nrow=1, width=256), show(result.image, nrow=1, width=256), note
+
+    def inpaint(self, model_id, editor=None, prompt="", negative_prompt="", steps=None, guidance=None, seed=0,
+                scheduler=None) -> tuple:
+        """/inpaint → (the image with its masked part redrawn, a line on how much the rest changed)."""
+        entry = self.entry(model_id)
+        pipe = entry.require_text_to_image("inpainting")
+        prompt, negative = check_prompt(prompt), check_prompt(negative_prompt, "Negative prompt", allow_empty=True)
+        sampling = self._sampling(entry, steps, guidance, seed, scheduler)
+        size = image_config(pipe).config.sample_size
+        background, mask = mask_from_editor(editor, size)
+        result = inpaint(pipe, self._pipeline_image(entry, background), mask, prompt, negative, sampling)
+        share = mask.float().mean().item()
+        note = (f"Redrew {share:.0%} of the image. The rest changed by PSNR {result.unmasked_psnr:.1f} dB, against "
+                f"{result.reconstruction_psnr:.1f} dB for the autoencoder's own round trip of the same pixels (the "
+                "mask works on the 8× smaller latents, so its edges are blocky).")
+        return show(result.image, nrow=1, width=256), note
+
+    def prompt_walk(self, model_id, prompt_a="", prompt_b="", frames=8, seed=0, seed_b=None, steps=None,
+                    guidance=None, scheduler=None) -> tuple:
+        """/prompt_walk → (a strip of the frames, their GIF): one noise, the text embedding slerped from prompt A to
+        prompt B (and the noise from ``seed`` to ``seed_b`` when one is given)."""
+        entry = self.entry(model_id)
+        pipe = entry.require_text_to_image("prompt walk")
+        prompt_a, prompt_b = check_prompt(prompt_a, "Prompt A"), check_prompt(prompt_b, "Prompt B")
+        frames = check_int(frames, "Frames", *WALK_FRAMES)
+        seed_b = None if seed_b in (None, "") else check_int(seed_b, "Seed B", 0, MAX_SEED)
+        images = prompt_walk(pipe, prompt_a, prompt_b, frames, self._sampling(entry, steps, guidance, seed, scheduler),
+                             seed_b)
+        return show(images, nrow=frames, width=768), self.files.gif(images)
