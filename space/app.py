@@ -286,6 +286,122 @@ def fit_tabs(own: tuple[str, ...], open_tab: str, labels: list[str]) -> tuple[st
     return (open_tab if open_tab in own else own[0]), [label in own for label in labels]
 
 
+EXAMPLE_PROMPTS = [  # the first two are test captions the shipped model never saw; their parts it did
+    ["lady beetle, noto style"], ["sailboat, twemoji style"], ["red heart, twemoji style"],
+    ["grinning face, noto style"], ["flag: Japan, twemoji style"], ["woman farmer: medium-light skin tone, noto style"],
+]
+
+
+def sampler_controls(defaults: dict) -> list:
+    """Steps, guidance, seed (with a new-seed button) and scheduler of a text-to-image view, at the model's
+    recommended settings: [steps, guidance, seed, scheduler]."""
+    steps = gr.Slider(*explore.T2I_STEPS, value=defaults["steps"], step=1, label="Steps")
+    guidance = gr.Slider(0.0, explore.MAX_T2I_GUIDANCE, value=defaults["guidance"], step=0.5, label="Guidance scale",
+                         info="above 1: classifier-free guidance towards the prompt (and away from the negative one)")
+    with gr.Row(equal_height=True):
+        seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed", scale=3)
+        gr.Button("🎲 New seed", scale=2).click(explore.new_seed, outputs=seed, queue=False, api_visibility="private")
+    scheduler = gr.Radio(list(explore.SCHEDULERS), value=defaults["scheduler"], label="Scheduler")
+    return [steps, guidance, seed, scheduler]
+
+
+def prompt_boxes(prompt_label: str = "Prompt") -> tuple[gr.Textbox, gr.Textbox]:
+    prompt = gr.Textbox(label=prompt_label, max_length=explore.MAX_PROMPT_CHARS, placeholder="red heart, twemoji style")
+    negative = gr.Textbox(label="Negative prompt", max_length=explore.MAX_PROMPT_CHARS, placeholder="(optional)")
+    return prompt, negative
+
+
+def text_to_image_views(ex: Explorer, view, emoji: list[str]) -> dict:
+    """The four text-to-image tabs' widgets (``view`` opens a top-level tab). Returns their inputs and outputs by
+    endpoint, and the hidden model box the API defaults to."""
+    offered = ex.offered("text-to-image")
+    defaults = {"steps": 50, "guidance": 7.5, "scheduler": "DPM-Solver++"}
+    if offered:
+        with contextlib.suppress(explore.InputError):  # a broken model says so when chosen; the page still opens
+            defaults = ex.text_to_image_defaults(offered[0])
+    # the model box's text-to-image model (these tabs are enabled for such models only); the API's default is one
+    t2i_model = gr.Dropdown(offered, value=offered[0] if offered else None, allow_custom_value=True, label="model_id",
+                            visible=False)
+    views = {}
+    with view("Text to image"):
+        gr.Markdown("Type what to draw. The pipeline starts from noise in its autoencoder's latent space and removes a "
+                    "little at each step, steered by the prompt's text embedding; the left image shows what it "
+                    "currently thinks the result is. It knows only the words of emoji names (the note under the "
+                    "result says which of yours it never learned).", elem_classes=["help"])
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                prompt, negative = prompt_boxes()
+                gr.Examples(EXAMPLE_PROMPTS, inputs=prompt, label="Example prompts (the first two were never trained on)")
+                n = gr.Slider(*explore.T2I_IMAGES, value=4, step=1, label="Images")
+                controls = sampler_controls(defaults)
+                button = gr.Button("Draw", variant="primary", elem_id="t2i-run")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    preview = pixel_image("Denoising: the current guess", height=360, elem_id="t2i-preview")
+                    result = pixel_image("Result", height=360, elem_id="t2i-grid")
+                note = gr.Markdown(elem_id="t2i-note")
+                gif = gr.Image(label="The denoising as an animation (GIF)", type="filepath", interactive=False,
+                               height=260, elem_classes=["pixelated"], buttons=["download"], elem_id="t2i-gif")
+        views["text_to_image"] = (button, [t2i_model, prompt, negative, n, *controls], [preview, result, gif, note])
+    with view("Image to image"):
+        gr.Markdown("SDEdit: your picture is noised part of the way (*strength*: 0 keeps it, 1 starts from pure noise), "
+                    "then denoised towards the prompt. Left: the noised starting point, as the autoencoder decodes it.",
+                    elem_classes=["help"])
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                image = upload_image("Start from")
+                gr.Examples(emoji, inputs=image, examples_per_page=16, label=EMOJI_EXAMPLES_LABEL)
+                prompt, negative = prompt_boxes()
+                strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength")
+                controls = sampler_controls(defaults)
+                button = gr.Button("Redraw", variant="primary", elem_id="i2i-run")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    start = pixel_image("Noised start", height=300, elem_id="i2i-start")
+                    redrawn = pixel_image("Result", height=300, elem_id="i2i-result")
+                i2i_note = gr.Markdown(elem_id="i2i-note")
+        views["image_to_image"] = (button, [t2i_model, image, prompt, negative, strength, *controls],
+                                   [start, redrawn, i2i_note])
+    with view("Inpaint"):
+        gr.Markdown("Upload or pick an image, paint over the part to redraw, and say what should be there. Only the "
+                    "painted part changes (up to the autoencoder's own error: the note says how much).",
+                    elem_classes=["help"])
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                editor = gr.ImageEditor(label="Paint the part to redraw", type="pil", image_mode="RGBA",
+                                        sources=["upload", "clipboard"], transforms=(), layers=False, height=320,
+                                        brush=gr.Brush(default_size=24, colors=["#ff00ff"], color_mode="fixed"),
+                                        elem_id="inpaint-editor")
+                check_before_decoding(editor, explore.MAX_SIDE, "image")
+                gr.Examples(emoji, inputs=editor, examples_per_page=16, label=EMOJI_EXAMPLES_LABEL)
+                prompt, negative = prompt_boxes()
+                controls = sampler_controls(defaults)
+                button = gr.Button("Inpaint", variant="primary", elem_id="inpaint-run")
+            with gr.Column(scale=2):
+                inpainted = pixel_image("Result", height=320, elem_id="inpaint-result")
+                inpaint_note = gr.Markdown(elem_id="inpaint-note")
+        views["inpaint"] = (button, [t2i_model, editor, prompt, negative, *controls], [inpainted, inpaint_note])
+    with view("Prompt walk"):
+        gr.Markdown("One fixed noise, the text embedding moved along a great circle (slerp) from prompt A to prompt B; "
+                    "with a second seed, the noise moves too.", elem_classes=["help"])
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                prompt_a = gr.Textbox(label="Prompt A", max_length=explore.MAX_PROMPT_CHARS, value="red heart, twemoji style")
+                prompt_b = gr.Textbox(label="Prompt B", max_length=explore.MAX_PROMPT_CHARS, value="blue heart, twemoji style")
+                frames = gr.Slider(*explore.WALK_FRAMES, value=8, step=1, label="Frames")
+                steps, guidance, seed, scheduler = sampler_controls(defaults)
+                seed_b = gr.Number(value=None, precision=0, minimum=0, maximum=explore.MAX_SEED,
+                                   label="Seed B (optional: walk the noise too)")
+                button = gr.Button("Walk", variant="primary", elem_id="walk-run")
+            with gr.Column(scale=2):
+                strip = pixel_image("Frames", elem_id="walk-strip")
+                walk_gif = gr.Image(label="The walk as an animation (GIF)", type="filepath", interactive=False,
+                                    height=260, elem_classes=["pixelated"], buttons=["download"], elem_id="walk-gif")
+        views["prompt_walk"] = (button, [t2i_model, prompt_a, prompt_b, frames, seed, seed_b, steps, guidance, scheduler],
+                                [strip, walk_gif])
+    return {"model": t2i_model, "views": views}
+
+
 def build_demo(ex: Explorer | None = None) -> gr.Blocks:
     """The Blocks app for an ``Explorer`` (default: this Space folder's models and data), queue configured."""
     ex = ex or Explorer.from_space_dir(HERE)
@@ -491,6 +607,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                       elem_classes=["pixelated"], elem_id="compare-grid")
                 compared_numbers = gr.Markdown(elem_id="compare-numbers")
 
+            t2i = text_to_image_views(ex, view, emoji)
+
             # ---------------------------------------------------------------- About
             with view("About"):
                 about = gr.Markdown(elem_id="about")
@@ -544,6 +662,9 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         compare_btn.click(run(ex.compare), [compare_vae, compare_pipe, compare_n, compare_seed],
                           [compared, compared_numbers], api_name="compare", **MODEL)
 
+        for api_name, (button, inputs, outputs) in t2i["views"].items():
+            button.click(run(getattr(ex, api_name)), inputs, outputs, api_name=api_name, **MODEL)
+
         # The open tab (by name), kept so that choosing a model leaves it open when the model has it.
         def opened(evt: gr.SelectData) -> str:
             return evt.value  # the tab's label
@@ -561,8 +682,10 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         chosen.failure(ex.problem, model, status, queue=False, api_visibility="private")  # not the last model's text
         chosen.success(run(fit_views), [model, tab], [tabs, tab, *views.values()], api_visibility="private")
         chosen.success(run(lambda m: gr.update(**ex.class_choices(m))), model, label, api_visibility="private")
-        chosen.success(run(lambda m: [m if ex.kind(m) == kind else gr.skip() for kind in ("vector", "pipeline", "pipeline")]),
-                       model, [compare_vae, compare_pipe, diffuse_model], api_visibility="private")  # Compare, Diffuse take it
+        chosen.success(run(lambda m: [m if ex.kind(m) == kind else gr.skip()
+                                      for kind in ("vector", "pipeline", "pipeline", "text-to-image")]),
+                       model, [compare_vae, compare_pipe, diffuse_model, t2i["model"]],
+                       api_visibility="private")  # Compare, Diffuse and the text-to-image views take it
         chosen.success(run(lambda m: [gr.update(**u) for u in ex.slider_updates(m)]), model, [*sliders, sweep],
                        api_visibility="private").success(
             run(lambda m, *rest: ex.traverse(m, *rest) if ex.has_tab(m, "Traverse") else [gr.skip()] * 2),

@@ -21,7 +21,8 @@ from hub_doubles import PIPELINE_CLASSES, tiny_pipeline_folder
 from space_helpers import SPACE, load_app, make_model, running_space, shipped_models
 
 API_NAMES = {"/sample", "/reconstruct", "/reconstruct_sketch", "/interpolate", "/traverse", "/latent_map",
-             "/manifold", "/decode_point", "/about", "/diffuse", "/compare"}
+             "/manifold", "/decode_point", "/about", "/diffuse", "/compare", "/text_to_image", "/image_to_image",
+             "/inpaint", "/prompt_walk"}
 EXAMPLE = str(sorted((SPACE / "examples").glob("*.png"))[0])
 SLIDERS = [0.0] * explore.TRAVERSE_SLIDERS
 

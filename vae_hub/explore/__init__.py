@@ -9,8 +9,11 @@ here and raises ``InputError`` with a message meant for the person using the Spa
   files (``OutputFiles``);
 * the computation, on a model, unit-tested without Gradio: ``vector`` (prior samples, interpolation, traversal),
   ``reconstruction``, ``latent_map`` (a model's held-out sample on a plane, the manifold), ``diffusion``
-  (sampling a pipeline step by step, the measured sample quality), ``about`` (the About tab's markdown);
-* ``kinds``: the three kinds of model (a vector VAE, a spatial autoencoder, a latent diffusion pipeline), the tabs
+  (sampling a pipeline step by step, the measured sample quality), ``text_to_image`` (a ``StableDiffusionPipeline``:
+  prompt to image, image to image, inpainting, prompt walks), ``streaming`` (sampling in a worker thread that hands
+  over previews), ``about`` (the About tab's markdown);
+* ``kinds``: the four kinds of model (a vector VAE, a spatial autoencoder, a latent diffusion pipeline, a
+  text-to-image pipeline), the tabs
   of each (``TABS``) and the models a Space folder offers; ``entry``: ``ModelEntry``, a loaded model and what the
   Space derives from it, computed once;
 * ``explorer``: ``Explorer``, one method per Space endpoint, taking a model id (one the Space offers, see
@@ -56,13 +59,14 @@ from .inputs import check_image_file, prepare_image, sketch_to_image
 from .kinds import TABS, default_model_ids
 from .latent_map import MapSample, manifold
 from .reconstruction import POSTERIOR_RANGE, _posterior_axes, posterior_chart, reconstruct
+from .text_to_image import MAX_PROMPT_CHARS, MAX_T2I_GUIDANCE, T2I_IMAGES, T2I_STEPS, WALK_FRAMES
 from .vector import interpolate, sample_images, traverse
 
 __all__ = [
     "ACTIVE_KL_NATS", "ANY_CLASS", "DIFFUSE_IMAGES", "DIFFUSE_STEPS", "DISPLAY_WIDTH", "GIF_WIDTH", "INTERPOLATIONS",
-    "MANIFOLD_RANGE", "MANIFOLD_WIDTH", "MAX_GUIDANCE", "MAX_SAMPLES", "MAX_SEED", "MAX_SIDE", "MAX_SKETCH_SIDE",
-    "MAX_TEMPERATURE", "POSTERIOR_RANGE", "SCHEDULERS", "SOURCES", "STARTS", "STEPS_RANGE", "TABS", "TRAVERSE_RANGE",
-    "TRAVERSE_SLIDERS", "Explorer", "InputError", "MapSample", "ModelEntry", "OutputFiles", "_posterior_axes",
+    "MANIFOLD_RANGE", "MANIFOLD_WIDTH", "MAX_GUIDANCE", "MAX_PROMPT_CHARS", "MAX_SAMPLES", "MAX_SEED", "MAX_SIDE", "MAX_SKETCH_SIDE",
+    "MAX_T2I_GUIDANCE", "MAX_TEMPERATURE", "POSTERIOR_RANGE", "SCHEDULERS", "SOURCES", "STARTS", "STEPS_RANGE", "T2I_IMAGES", "T2I_STEPS", "TABS",
+    "TRAVERSE_RANGE", "TRAVERSE_SLIDERS", "WALK_FRAMES", "Explorer", "InputError", "MapSample", "ModelEntry", "OutputFiles", "_posterior_axes",
     "check_choice", "check_float", "check_image_file", "check_int", "check_point", "class_labels", "default_model_ids",
     "denoise", "display_scale", "interpolate", "manifold", "new_seed", "pipeline_defaults", "posterior_chart",
     "prepare_image", "private_copy", "reconstruct", "sample_images", "show", "sketch_to_image", "traverse",
