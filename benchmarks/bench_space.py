@@ -405,6 +405,94 @@ def table(model: str, pipeline: str, local: list, diffusion: dict, http: dict, u
     return "\n".join(lines)
 
 
+T2I_BEGIN, T2I_END = "<!-- bench_space_text_to_image -->", "<!-- /bench_space_text_to_image -->"
+T2I_IMAGES = 4
+PROMPT = "red heart, twemoji style"
+
+
+def text_to_image_speed(folder: str, repeats: int, users: int, per_user: int) -> str:
+    """Issue 26's targets for a text-to-image model, as a RESULTS.md section: in-process, the streamed
+    /text_to_image of ``T2I_IMAGES`` images at the model's recommended setting (< 1.5 s) and /image_to_image at
+    strength 0.6 (< 1 s), each beside the bare diffusers call in the same run; over HTTP, ``users`` gradio_client
+    users × ``per_user`` /text_to_image requests at once (0 errors)."""
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+    from gradio_client import Client
+    from space_helpers import running_space
+
+    from vae_hub.explore.text_to_image import request_pipeline
+
+    ex = Explorer([folder], {})
+    model = ex.model_ids[0]  # a folder goes by its name
+    if problem := ex.warm(model):
+        sys.exit(f"cannot use {folder}: {problem}")
+    pipe = ex.entry(model).model
+    d = ex.text_to_image_defaults(model)
+    settings = (d["steps"], d["guidance"])
+    example = PIL.Image.open(sorted((EXAMPLES / "emoji").glob("*.png"))[0])
+    bare = request_pipeline(pipe, StableDiffusionPipeline, d["scheduler"])
+    bare_i2i = request_pipeline(pipe, StableDiffusionImg2ImgPipeline, d["scheduler"])
+    start = ex._pipeline_image(ex.entry(model), example).float() / 255
+
+    @torch.inference_mode()
+    def bare_call(i: int) -> None:
+        bare(PROMPT, num_images_per_prompt=T2I_IMAGES, num_inference_steps=settings[0], guidance_scale=settings[1],
+             generator=torch.Generator().manual_seed(i), output_type="pil")
+
+    @torch.inference_mode()
+    def bare_i2i_call(i: int) -> None:
+        bare_i2i(PROMPT, image=start, strength=0.6, num_inference_steps=settings[0], guidance_scale=settings[1],
+                 generator=torch.Generator().manual_seed(i), output_type="pil")
+
+    cases = [
+        (f"`/text_to_image`, {T2I_IMAGES} images, streamed (previews, grid, GIF)",
+         lambda i: list(ex.text_to_image(model, PROMPT, "", T2I_IMAGES, *settings, i, d["scheduler"])), 1500.0),
+        (f"the bare `StableDiffusionPipeline` call, {T2I_IMAGES} images (reference)", bare_call, None),
+        ("`/image_to_image`, strength 0.6", lambda i: ex.image_to_image(model, example, PROMPT, "", 0.6, *settings,
+                                                                          i, d["scheduler"]), 1000.0),
+        ("the bare `StableDiffusionImg2ImgPipeline` call (reference)", bare_i2i_call, None),
+    ]
+    times = timed_together([fn for _, fn, _ in cases], repeats)
+    latencies, errors = [], 0
+    with tempfile.TemporaryDirectory() as tmp, running_space([folder], Path(tmp) / "space.log") as space:
+        clients = [Client(space.url, verbose=False, analytics_enabled=False, download_files=f"{tmp}/{u}")
+                   for u in range(users)]
+        lock = threading.Lock()
+
+        def user(u: int) -> None:
+            nonlocal errors
+            for k in range(per_user):
+                began = time.perf_counter()
+                try:
+                    clients[u].predict(model, PROMPT, "", T2I_IMAGES, *settings, 100 * u + k, d["scheduler"],
+                                       api_name="/text_to_image")
+                    with lock:
+                        latencies.append((time.perf_counter() - began) * 1000)
+                except Exception as err:  # counted: a benchmark reports failures instead of stopping
+                    with lock:
+                        errors += 1
+                    print(f"error: {err}", file=sys.stderr)
+
+        clients[0].predict(model, PROMPT, "", 1, 1, 1.0, 0, d["scheduler"], api_name="/text_to_image")  # warm
+        with ThreadPoolExecutor(users) as pool:
+            list(pool.map(user, range(users)))
+        for client in clients:
+            client.close()
+    lines = [T2I_BEGIN, "## Space: text-to-image views (`benchmarks/bench_space.py --text_to_image`)", "",
+             f"Model `{name_of(folder)}` at its recommended setting ({d['scheduler']}, {settings[0]} steps, guidance "
+             f"{settings[1]:g}), prompt \"{PROMPT}\"; {platform.processor() or platform.machine()}, "
+             f"{os.cpu_count()} cores, torch {torch.__version__}; medians of {repeats} interleaved calls.", "",
+             "| in-process | median ms | p95 ms | target |", "|---|---:|---:|---:|"]
+    for (name, _, target), ms in zip(cases, times):
+        lines.append(f"| {name} | {statistics.median(ms):.0f} | {percentile(ms, 95):.0f} | "
+                     f"{f'< {target:.0f}' if target else ''} |")
+    lines += ["", f"Over HTTP: {users} gradio_client users × {per_user} `/text_to_image` requests at once: "
+              f"**{errors} errors**, {len(latencies)} answered, p95 {percentile(latencies, 95):.0f} ms "
+              "(the queue runs 4 at a time on 2 cores).", "",
+              f"Command: `python benchmarks/bench_space.py --text_to_image {name_of(folder)} --repeats {repeats}`.",
+              T2I_END]
+    return "\n".join(lines)
+
+
 def write_section(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
     """Replace this benchmark's section of ``path`` (between the markers), or append it; keep everything else."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
@@ -427,7 +515,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"))
     parser.add_argument("--skip_http", action="store_true", help="only the in-process timings")
     parser.add_argument("--hostile", action="store_true", help="only the server's memory across a hostile burst")
+    parser.add_argument("--text_to_image", default=None, metavar="FOLDER",
+                        help="only: a StableDiffusionPipeline folder's views (in-process and 16 HTTP users)")
     args = parser.parse_args(argv)
+    if args.text_to_image:
+        section = text_to_image_speed(args.text_to_image, args.repeats, args.users, 2)
+        print(section)
+        write_section(Path(args.results), section, T2I_BEGIN, T2I_END)
+        return
     for given, shipped in ((args.model, SHIPPED), (args.pipeline, SHIPPED_PIPELINE)):
         if given == str(shipped) and not shipped.is_dir():
             sys.exit(f"{shipped} does not exist yet: train it, or pass --model/--pipeline FOLDER")
