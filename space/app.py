@@ -282,7 +282,8 @@ def tab_id(label: str) -> str:
 
 def fit_tabs(own: tuple[str, ...], open_tab: str, labels: list[str]) -> tuple[str, list[bool]]:
     """(the tab to show, whether each of ``labels`` is enabled) for a model whose tabs are ``own``: the open tab
-    if the model has it, else the model's first; no tab it cannot use is clickable (never an error for a click)."""
+    if the model has it, else the model's first; a tab it cannot use is not shown (never an error for a click, and
+    thirteen views in all would not fit one row)."""
     return (open_tab if open_tab in own else own[0]), [label in own for label in labels]
 
 
@@ -419,12 +420,12 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
             with gr.Column(scale=2, min_width=320):  # on a phone: below the box, not squeezed into a narrow column
                 status = gr.Markdown(elem_classes=["help"], elem_id="model-status")
 
-        # Each view is enabled only for the models that can do its job; the page opens on the first model's first.
+        # Each view is shown only for the models that can do its job; the page opens on the first model's first.
         own = explore.TABS[ex.known_kind(ex.default_model) or "vector"]
         views = {}  # label → gr.Tab
 
         def view(label: str) -> gr.Tab:
-            views[label] = gr.Tab(label, id=tab_id(label), interactive=label in own)
+            views[label] = gr.Tab(label, id=tab_id(label), visible=label in own)
             return views[label]
 
         with gr.Tabs(selected=tab_id(own[0])) as tabs:
@@ -674,7 +675,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
 
         def fit_views(model_id, open_tab):
             selected, enabled = fit_tabs(ex.tabs(model_id), open_tab, list(views))
-            return [gr.Tabs(selected=tab_id(selected)), selected, *(gr.Tab(interactive=e) for e in enabled)]
+            return [gr.Tabs(selected=tab_id(selected)), selected, *(gr.Tab(visible=e) for e in enabled)]
 
         # A model is chosen (or the page opens): describe it, then refresh everything that depends on it.
         # (loading may download from the Hub: it waits on the network, so it stays out of the MODEL group)

@@ -53,7 +53,7 @@ def main(models: list[str]) -> None:
         wait_for_image(page, "#samples")
         shot("1-sample")
 
-        page.get_by_role("tab", name="Reconstruct").click()
+        page.get_by_role("tab", name="Reconstruct").first.click()
         page.wait_for_selector("#sketchpad[data-draw-mode='on']")  # the app selects the brush itself
         box = page.locator("#sketchpad canvas").first.bounding_box()
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -70,28 +70,28 @@ def main(models: list[str]) -> None:
         page.wait_for_function(r"() => !/\d\.\ds/.test(document.querySelector('#sketchpad').innerText)")
         shot("2-reconstruct")
 
-        page.get_by_role("tab", name="Interpolate").click()
+        page.get_by_role("tab", name="Interpolate").first.click()
         page.get_by_role("button", name="Interpolate", exact=True).click()
         time.sleep(4)
         shot("3-interpolate")
 
-        page.get_by_role("tab", name="Traverse").click()
+        page.get_by_role("tab", name="Traverse").first.click()
         shot("4-traverse")
 
-        page.get_by_role("tab", name="Latent map").click()
+        page.get_by_role("tab", name="Latent map").first.click()
         wait_for_image(page, "#latent-map")
         map_box = page.locator("#latent-map img").first.bounding_box()
         page.mouse.click(map_box["x"] + map_box["width"] * 0.45, map_box["y"] + map_box["height"] * 0.4)
         wait_for_image(page, "#decoded-point")
         shot("5-latent-map")
 
-        page.get_by_role("tab", name="About").click()
+        page.get_by_role("tab", name="About").first.click()
         shot("8-about")
 
         page.get_by_label("Model", exact=True).click()
         page.locator(f"[role='option'][aria-label='{PIPELINE}']").click()
         page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('latent diffusion')")
-        page.get_by_role("tab", name="Diffuse").click()
+        page.get_by_role("tab", name="Diffuse").first.click()
         page.get_by_label("Class", exact=True).click()
         page.locator("[role='option'][aria-label='Sneaker']").click()
         page.click("#diffuse-run")
@@ -99,7 +99,7 @@ def main(models: list[str]) -> None:
         wait_for_image(page, "#diffuse-gif")
         shot("6-diffuse")
 
-        page.get_by_role("tab", name="Compare").click()
+        page.get_by_role("tab", name="Compare").first.click()
         page.click("#compare-run")  # the pipeline chosen above, beside the first vector VAE
         page.wait_for_function("() => { const i = [...document.querySelectorAll('#compare-grid img')]; "
                                "return i.length === 3 && i.every(i => i.complete && i.naturalWidth > 0); }")
