@@ -18,16 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import datasets
-import torch
-import torch.nn.functional as F
-from diffusers.optimization import get_scheduler
-from tqdm.auto import tqdm
-
-from vae_hub.classifier import ImageClassifier
-from vae_hub.data import DataError, ImageTensor, decode_images, find_image_column, infer_image_format, load_image_dataset
-from vae_hub.images import uint8_to_float
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
@@ -72,6 +62,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if (output_dir / "config.json").exists() and not args.overwrite_output_dir:
         p.error(f"{output_dir} already holds a model; pass --overwrite_output_dir or choose another --output_dir")
     return args
+
+
+if __name__ == "__main__":  # first, so that --help and a bad flag come back before the imports below load torch
+    arguments = parse_args()
+
+import datasets
+import torch
+import torch.nn.functional as F
+from diffusers.optimization import get_scheduler
+from tqdm.auto import tqdm
+
+from vae_hub.classifier import ImageClassifier
+from vae_hub.data import DataError, ImageTensor, decode_images, find_image_column, infer_image_format, load_image_dataset
+from vae_hub.images import uint8_to_float
 
 
 def load_labelled_splits(args: argparse.Namespace) -> tuple[ImageTensor, ImageTensor, list[str]]:
@@ -216,9 +220,8 @@ Trained in {metrics['wall_time_seconds']:.0f} s on {metrics['device']} with
 
 
 if __name__ == "__main__":
-    arguments = parse_args()
     try:
-        main(arguments)
+        main(arguments)  # parsed above, before the heavy imports
     except DataError as error:
         tqdm.write("error: " + " ".join(str(error).split()), file=sys.stderr)
         raise SystemExit(2)

@@ -34,50 +34,9 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import torch
-from accelerate import Accelerator
-from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
-from diffusers.optimization import get_scheduler
-from tqdm.auto import tqdm
-from transformers import CLIPModel
+from vae_hub.constants import MIN_VOCAB_SIZE, NUM_CANDIDATES
+from vae_hub.training_args import add_data_source_args, add_optimizer_args, add_output_args, check_shared_args
 
-from vae_hub.data import DataError, captioned_rows, decode_images, find_image_column, load_image_dataset, select_splits
-from vae_hub.images import uint8_to_float
-from vae_hub.mini_clip import MiniClip, mini_clip_config, save_mini_clip
-from vae_hub.text_image_metrics import (
-    NUM_CANDIDATES,
-    image_features,
-    retrieval_accuracy,
-    text_features,
-    text_image_alignment,
-)
-from vae_hub.text_tokenizer import MIN_VOCAB_SIZE, tokenize, train_caption_tokenizer
-from vae_hub.training_utils import (
-    LossSums,
-    RunLog,
-    StepCounter,
-    add_data_source_args,
-    add_optimizer_args,
-    add_output_args,
-    check_output_dir,
-    check_shared_args,
-    device_time,
-    epoch_batch_indices,
-    fail,
-    hardware,
-    latest_checkpoint,
-    loggable_config,
-    public_args,
-    redact,
-    resolve_checkpoint,
-    save_checkpoint,
-    save_loss_curve,
-    text_versions,
-    weights_are_finite,
-)
-
-logger = get_logger(__name__)
 FINAL_FILES = ("config.json",)  # a finished run's model
 MAX_LOGIT_SCALE = math.log(100)  # CLIP's clamp of the learned temperature: logits at most 100 × cosine
 
@@ -139,6 +98,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.num_candidates < 2:
         p.error(f"--num_candidates must be at least 2, got {args.num_candidates}")
     return args
+
+
+if __name__ == "__main__":  # first, so that --help and a bad flag come back before the imports below load torch
+    arguments = parse_args()
+
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers.optimization import get_scheduler
+from tqdm.auto import tqdm
+from transformers import CLIPModel
+
+from vae_hub.data import DataError, captioned_rows, decode_images, find_image_column, load_image_dataset, select_splits
+from vae_hub.images import uint8_to_float
+from vae_hub.mini_clip import MiniClip, mini_clip_config, save_mini_clip
+from vae_hub.text_image_metrics import image_features, retrieval_accuracy, text_features, text_image_alignment
+from vae_hub.text_tokenizer import tokenize, train_caption_tokenizer
+from vae_hub.training_utils import (
+    LossSums,
+    RunLog,
+    StepCounter,
+    check_output_dir,
+    device_time,
+    epoch_batch_indices,
+    fail,
+    hardware,
+    latest_checkpoint,
+    loggable_config,
+    public_args,
+    redact,
+    resolve_checkpoint,
+    save_checkpoint,
+    save_loss_curve,
+    text_versions,
+    weights_are_finite,
+)
+
+logger = get_logger(__name__)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -343,8 +341,7 @@ def held_out_metrics(clip: MiniClip, held_out: SimpleNamespace, args: argparse.N
 
 
 if __name__ == "__main__":
-    arguments = parse_args()
     try:
-        main(arguments)
+        main(arguments)  # parsed above, before the heavy imports
     except DataError as error:
         fail(str(error).strip().splitlines()[-1].split("DataError: ", 1)[-1])

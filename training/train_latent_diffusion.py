@@ -33,53 +33,15 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import datasets
-import torch
-from accelerate import Accelerator
-from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
-from diffusers.optimization import get_scheduler
-from diffusers.training_utils import EMAModel
-from tqdm.auto import tqdm
+from vae_hub.pipeline_defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
+from vae_hub.training_args import add_data_source_args, add_optimizer_args, add_output_args, check_shared_args
 
-from vae_hub import LatentDiffusionPipeline, hub
-from vae_hub.data import DataError, decode_images, find_image_column, find_label_column, infer_image_format, load_image_dataset
-from vae_hub.images import make_grid
-from vae_hub.posteriors import encode_posterior, latent_std, probe_latent_shape, sample_latents
-from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
-from vae_hub.training_utils import (
-    LossSums,
-    NoiseGenerator,
-    RunLog,
-    add_data_source_args,
-    add_optimizer_args,
-    add_output_args,
-    check_output_dir,
-    check_shared_args,
-    denoising_mse,
-    device_time,
-    ema_weights,
-    epoch_batch_indices,
-    fail,
-    hardware,
-    latest_checkpoint,
-    loggable_config,
-    public_args,
-    redact,
-    resolve_checkpoint,
-    save_checkpoint,
-    save_loss_curve,
-    versions,
-    weights_are_finite,
-)
-
-logger = get_logger(__name__)
 FINAL_FILES = ("model_index.json",)  # a finished run's pipeline
 MAX_CLASSES = 1000
 MAX_GRID_ROWS = 20  # classes shown in the sample grids
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
-INFERENCE_SCHEDULERS = {"dpmsolver++": DPMSolverMultistepScheduler, "ddim": DDIMScheduler}
+# --inference_scheduler → its diffusers class, by name (diffusers is imported once the flags are parsed)
+INFERENCE_SCHEDULERS = {"dpmsolver++": "DPMSolverMultistepScheduler", "ddim": "DDIMScheduler"}
 SPATIAL_VAE_CLASSES = ("SpatialVAEModel", "AutoencoderKL")
 
 
@@ -157,6 +119,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+if __name__ == "__main__":  # first, so that --help and a bad flag come back before the imports below load torch
+    arguments = parse_args()
+
+import datasets
+import diffusers
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DModel
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from vae_hub import LatentDiffusionPipeline, hub
+from vae_hub.data import DataError, decode_images, find_image_column, find_label_column, infer_image_format, load_image_dataset
+from vae_hub.images import make_grid
+from vae_hub.posteriors import encode_posterior, latent_std, probe_latent_shape, sample_latents
+from vae_hub.training_utils import (
+    LossSums,
+    NoiseGenerator,
+    RunLog,
+    check_output_dir,
+    denoising_mse,
+    device_time,
+    ema_weights,
+    epoch_batch_indices,
+    fail,
+    hardware,
+    latest_checkpoint,
+    loggable_config,
+    public_args,
+    redact,
+    resolve_checkpoint,
+    save_checkpoint,
+    save_loss_curve,
+    versions,
+    weights_are_finite,
+)
+
+logger = get_logger(__name__)
+
+
 def main(args: argparse.Namespace) -> None:
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
@@ -218,7 +223,8 @@ def main(args: argparse.Namespace) -> None:
     # clip_sample=False: latents are not images in [-1, 1] (DDPM's and DDIM's default would clip their x0 there)
     noise_scheduler = DDPMScheduler(num_train_timesteps=args.ddpm_num_steps, beta_schedule=args.ddpm_beta_schedule,
                                     prediction_type=args.prediction_type, clip_sample=False)
-    inference_scheduler = INFERENCE_SCHEDULERS[args.inference_scheduler].from_config(noise_scheduler.config)
+    inference_scheduler_class = getattr(diffusers, INFERENCE_SCHEDULERS[args.inference_scheduler])
+    inference_scheduler = inference_scheduler_class.from_config(noise_scheduler.config)
 
     # ---------------------------------------------------------------- optimisation
     optimizer = torch.optim.AdamW(
@@ -508,8 +514,7 @@ def write_metrics(output_dir: Path, history: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    arguments = parse_args()
     try:
-        main(arguments)
+        main(arguments)  # parsed above, before the heavy imports
     except DataError as error:
         fail(str(error).strip().splitlines()[-1].split("DataError: ", 1)[-1])

@@ -35,55 +35,14 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import torch
-from accelerate import Accelerator
-from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
-from diffusers import (AutoencoderKL, DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
-                       StableDiffusionPipeline, UNet2DConditionModel)
-from diffusers.optimization import get_scheduler
-from diffusers.training_utils import EMAModel
-from tqdm.auto import tqdm
-from transformers import CLIPTextModel, CLIPTokenizer
+from vae_hub.constants import MIN_VOCAB_SIZE
+from vae_hub.training_args import (add_data_source_args, add_dataset_credit_arg, add_optimizer_args, add_output_args,
+                                   check_shared_args)
 
-from vae_hub.data import (DataError, captioned_rows, dataset_license, decode_images, find_image_column,
-                          load_image_dataset)
-from vae_hub.images import make_grid
-from vae_hub.mini_clip import clip_text_config, load_text_encoder
-from vae_hub.posteriors import encode_posterior, latent_std, probe_latent_shape, sample_latents
-from vae_hub.text_to_image_card import push_pipeline, write_card
-from vae_hub.text_tokenizer import MIN_VOCAB_SIZE, tokenize, train_caption_tokenizer, write_vocab_files
-from vae_hub.training_utils import (
-    LossSums,
-    NoiseGenerator,
-    RunLog,
-    add_data_source_args,
-    add_dataset_credit_arg,
-    add_optimizer_args,
-    add_output_args,
-    check_output_dir,
-    check_shared_args,
-    denoising_mse,
-    device_time,
-    ema_weights,
-    epoch_batch_indices,
-    fail,
-    hardware,
-    latest_checkpoint,
-    loggable_config,
-    public_args,
-    redact,
-    resolve_checkpoint,
-    save_checkpoint,
-    save_loss_curve,
-    text_versions,
-    weights_are_finite,
-)
-
-logger = get_logger(__name__)
 FINAL_FILES = ("model_index.json",)  # a finished run's pipeline
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
-INFERENCE_SCHEDULERS = {"dpmsolver++": DPMSolverMultistepScheduler, "ddim": DDIMScheduler}
+# --inference_scheduler → its diffusers class, by name (diffusers is imported once the flags are parsed)
+INFERENCE_SCHEDULERS = {"dpmsolver++": "DPMSolverMultistepScheduler", "ddim": "DDIMScheduler"}
 NUM_DEFAULT_PROMPTS = 4  # validation prompts taken from the captions when --validation_prompts is not given
 
 
@@ -186,6 +145,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+if __name__ == "__main__":  # first, so that --help and a bad flag come back before the imports below load torch
+    arguments = parse_args()
+
+import diffusers
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from vae_hub.data import DataError, captioned_rows, dataset_license, decode_images, find_image_column, load_image_dataset
+from vae_hub.images import make_grid
+from vae_hub.mini_clip import clip_text_config, load_text_encoder
+from vae_hub.posteriors import encode_posterior, latent_std, probe_latent_shape, sample_latents
+from vae_hub.text_to_image_card import push_pipeline, write_card
+from vae_hub.text_tokenizer import tokenize, train_caption_tokenizer, write_vocab_files
+from vae_hub.training_utils import (
+    LossSums,
+    NoiseGenerator,
+    RunLog,
+    check_output_dir,
+    denoising_mse,
+    device_time,
+    ema_weights,
+    epoch_batch_indices,
+    fail,
+    hardware,
+    latest_checkpoint,
+    loggable_config,
+    public_args,
+    redact,
+    resolve_checkpoint,
+    save_checkpoint,
+    save_loss_curve,
+    text_versions,
+    weights_are_finite,
+)
+
+logger = get_logger(__name__)
+
+
 def main(args: argparse.Namespace) -> None:
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
@@ -259,7 +263,8 @@ def main(args: argparse.Namespace) -> None:
     # steps_offset=1: Stable Diffusion's, which StableDiffusionPipeline otherwise warns about and changes on loading
     noise_scheduler = DDPMScheduler(num_train_timesteps=args.ddpm_num_steps, beta_schedule=args.ddpm_beta_schedule,
                                     prediction_type=args.prediction_type, clip_sample=False, steps_offset=1)
-    inference_scheduler = INFERENCE_SCHEDULERS[args.inference_scheduler].from_config(noise_scheduler.config)
+    inference_scheduler_class = getattr(diffusers, INFERENCE_SCHEDULERS[args.inference_scheduler])
+    inference_scheduler = inference_scheduler_class.from_config(noise_scheduler.config)
 
     # ---------------------------------------------------------------- optimisation
     parameters = [*unet.parameters(), *(text_encoder.parameters() if train_text_encoder else [])]
@@ -530,8 +535,7 @@ def save_sample_grid(pipe: StableDiffusionPipeline, prompts: list[str], args: ar
 
 
 if __name__ == "__main__":
-    arguments = parse_args()
     try:
-        main(arguments)
+        main(arguments)  # parsed above, before the heavy imports
     except DataError as error:
         fail(str(error).strip().splitlines()[-1].split("DataError: ", 1)[-1])

@@ -32,61 +32,12 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import torch
-from accelerate import Accelerator
-from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
-from diffusers.optimization import get_scheduler
-from diffusers.training_utils import EMAModel
-from tqdm.auto import tqdm
+from vae_hub.constants import AUTO
+from vae_hub.training_args import (add_data_source_args, add_dataset_credit_arg, add_optimizer_args, add_output_args,
+                                   check_shared_args)
 
-from vae_hub import AutoencoderKLWithLikelihood, SpatialVAEModel, VAEModel
-from vae_hub.models import AnyModel, model_class, own_decoder_stages
-from vae_hub.models.autoencoder_kl import KL_LIKELIHOODS, autoencoder_kl_defaults
-from vae_hub.data import (
-    DataError,
-    dataset_license,
-    StreamingImages,
-    decode_images,
-    find_image_column,
-    find_label_column,
-    infer_image_format,
-    load_image_dataset,
-    select_splits,
-)
-from vae_hub.adversarial import PatchDiscriminator, adaptive_weight, generator_loss, hinge_discriminator_loss
-from vae_hub.images import make_grid, uint8_to_float
-from vae_hub.latent import latent_channel_images
-from vae_hub.losses import kl_weight, negative_elbo
-from vae_hub.training_utils import (
-    LossSums,
-    NoiseGenerator,
-    RunLog,
-    add_data_source_args,
-    add_dataset_credit_arg,
-    add_optimizer_args,
-    add_output_args,
-    check_output_dir,
-    check_shared_args,
-    device_time,
-    ema_weights,
-    epoch_batch_indices,
-    fail,
-    hardware,
-    latest_checkpoint,
-    loggable_config,
-    public_args,
-    redact,
-    resolve_checkpoint,
-    save_checkpoint,
-    save_loss_curve,
-    versions,
-    weights_are_finite,
-)
-from vae_hub.prior import AUTO, CANDIDATES as PRIOR_CANDIDATES
-
-logger = get_logger(__name__)
-MODEL_TYPES = {"vector": VAEModel, "spatial": SpatialVAEModel, "autoencoderkl": AutoencoderKLWithLikelihood}
+# --model_type → its class, by its name in vae_hub.models.MODEL_CLASSES (imported once the flags are parsed)
+MODEL_TYPES = {"vector": "VAEModel", "spatial": "SpatialVAEModel", "autoencoderkl": "AutoencoderKL"}
 MAP_TYPES = ("spatial", "autoencoderkl")  # a map of latents, for latent diffusion
 FLAG_TYPES = {  # the flags that only some model types have
     "latent_dim": ("vector",), "prior_components": ("vector",), "latent_channels": MAP_TYPES,
@@ -224,6 +175,60 @@ def prior_components(value: str) -> int | str:
     if not value.isdigit():
         raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 0, got {value!r}")
     return int(value)
+
+
+if __name__ == "__main__":  # first, so that --help and a bad flag come back before the imports below load torch
+    arguments = parse_args()
+
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from vae_hub import AutoencoderKLWithLikelihood, SpatialVAEModel
+from vae_hub.models import MODEL_CLASSES, AnyModel, model_class, own_decoder_stages
+from vae_hub.models.autoencoder_kl import KL_LIKELIHOODS, autoencoder_kl_defaults
+from vae_hub.data import (
+    DataError,
+    dataset_license,
+    StreamingImages,
+    decode_images,
+    find_image_column,
+    find_label_column,
+    infer_image_format,
+    load_image_dataset,
+    select_splits,
+)
+from vae_hub.adversarial import PatchDiscriminator, adaptive_weight, generator_loss, hinge_discriminator_loss
+from vae_hub.images import make_grid, uint8_to_float
+from vae_hub.latent import latent_channel_images
+from vae_hub.losses import kl_weight, negative_elbo
+from vae_hub.training_utils import (
+    LossSums,
+    NoiseGenerator,
+    RunLog,
+    check_output_dir,
+    device_time,
+    ema_weights,
+    epoch_batch_indices,
+    fail,
+    hardware,
+    latest_checkpoint,
+    loggable_config,
+    public_args,
+    redact,
+    resolve_checkpoint,
+    save_checkpoint,
+    save_loss_curve,
+    versions,
+    weights_are_finite,
+)
+from vae_hub.prior import CANDIDATES as PRIOR_CANDIDATES
+
+logger = get_logger(__name__)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -442,7 +447,7 @@ def resolve_model_type(args: argparse.Namespace) -> None:
             cls = model_class(source, cache_dir=args.cache_dir)
         except (OSError, ValueError) as err:
             fail(f"cannot load --{flag}: {err}")
-        found = next(t for t, c in MODEL_TYPES.items() if c is cls)
+        found = next(t for t, name in MODEL_TYPES.items() if MODEL_CLASSES[name] is cls)
         if args.model_type not in (None, found):
             fail(f"--model_type {args.model_type} does not fit {source}, which holds a {cls.__name__}")
         args.model_type = found
@@ -489,7 +494,7 @@ def settle_prior_components(args: argparse.Namespace, model: AnyModel, max_train
 
 def build_model(args: argparse.Namespace, train_split, image_column: str) -> AnyModel:
     """Fine-tune a pretrained model, or build one from a config file or the model flags (size/channels from data)."""
-    cls = MODEL_TYPES[args.model_type]
+    cls = MODEL_CLASSES[MODEL_TYPES[args.model_type]]
     if args.pretrained_model_name_or_path:
         try:
             model = cls.from_pretrained(args.pretrained_model_name_or_path, cache_dir=args.cache_dir)
@@ -727,8 +732,7 @@ def finish(vae, train_images, val_images, val_name, args, output_dir, history, s
 
 
 if __name__ == "__main__":
-    arguments = parse_args()
     try:
-        main(arguments)
+        main(arguments)  # parsed above, before the heavy imports
     except DataError as error:  # from a DataLoader worker it also holds the worker's traceback: keep our last line
         fail(str(error).strip().splitlines()[-1].split("DataError: ", 1)[-1])

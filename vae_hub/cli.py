@@ -9,7 +9,8 @@ The token comes from ``--token``, else ``HF_TOKEN``, else the login cache (``hf 
 printed. A failure prints one line, ``vae-hub <command>: error: <what happened and what to do>``, and exits 1.
 
 To add a subcommand, write ``add_<name>(parser)`` and ``run_<name>(args)`` and list them in ``COMMANDS``. ``run``
-gets the parsed arguments plus ``args.api``: the ``HfApi`` to use (``None``: a real one; tests pass a double).
+gets the parsed arguments plus ``args.api``: the ``HfApi`` to use (``None``: a real one; tests pass a double). It
+imports ``hub`` and anything else that loads torch itself: ``--help`` and a usage error need none of them.
 """
 
 import argparse
@@ -22,7 +23,7 @@ from typing import NamedTuple
 
 from huggingface_hub import HfApi
 
-from . import hub
+from .constants import SPACE_DIR
 
 
 class Command(NamedTuple):
@@ -51,6 +52,8 @@ def add_push(parser: argparse.ArgumentParser) -> None:
 
 
 def run_push(args: argparse.Namespace) -> None:
+    from . import hub
+
     if args.dry_run:
         names = hub.write_push_files(args.output_dir, args.repo_id, args.dry_run)
         print(f"Dry run: wrote the {len(names)} files a push of {args.output_dir} to {args.repo_id} would upload "
@@ -67,11 +70,13 @@ def add_deploy_space(parser: argparse.ArgumentParser) -> None:
                         help="Make the Space load this Hub model instead of shipping the models under space/models.")
     parser.add_argument("--private", action="store_true",
                         help="Create the Space private; refuse to upload into an existing public Space.")
-    parser.add_argument("--space-dir", default=None, help=f"The Space's source folder (default: {hub.SPACE_DIR}).")
+    parser.add_argument("--space-dir", default=None, help=f"The Space's source folder (default: {SPACE_DIR}).")
     _add_token(parser)
 
 
 def run_deploy_space(args: argparse.Namespace) -> None:
+    from . import hub
+
     url = hub.deploy_space(args.space_id, model_id=args.model_id, private=args.private, token=args.token,
                            api=args.api, space_dir=args.space_dir)
     print(f"Deployed https://huggingface.co/spaces/{args.space_id} "
@@ -89,6 +94,8 @@ def add_card(parser: argparse.ArgumentParser) -> None:
 
 
 def run_card(args: argparse.Namespace) -> None:
+    from . import hub
+
     if args.compare:
         hub.record_comparison(args.output_dir, args.compare)
     hub.write_model_card(args.output_dir, args.repo_id, dataset_id=args.dataset_id)
@@ -112,6 +119,7 @@ def run_prior(args: argparse.Namespace) -> None:
     """Refit a saved model's mixture prior on its training codes, as the training script does at its end."""
     import torch
 
+    from . import hub
     from .data import load_split
     from .latent import encode_images
     from .models import VAEModel
@@ -159,6 +167,8 @@ def main(argv: list[str] | None = None, *, api: HfApi | None = None) -> int:
     """Run ``vae-hub`` with ``argv`` (default: ``sys.argv[1:]``); the exit status: 0, 1 on error, 2 on bad usage."""
     args = build_parser().parse_args(argv)
     args.api = api
+    from . import hub  # for its error type; after parsing, as in each run_*
+
     try:
         COMMANDS[args.command].run(args)
     except (hub.HubError, OSError, ValueError) as err:  # the messages name the problem; a traceback adds nothing

@@ -42,6 +42,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from . import remote_code
+from .constants import SPACE_DIR
 from .evaluate_samples import describe_setting
 from .likelihood import is_discrete
 from .markdown import table_cell
@@ -1088,7 +1089,6 @@ def _hub_errors(repo_id: str, repo_type: str) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------------------------- Space
-SPACE_DIR = Path(__file__).resolve().parents[1] / "space"  # the project's Space, next to the package
 SPACE_CONFIG_NAME = "space_config.json"  # {"model_id": id | null}, read by vae_hub.explore.default_model_ids
 SPACE_APP = "app.py"
 SPACE_REQUIREMENTS = "requirements.txt"

@@ -21,9 +21,9 @@ import torch
 from sklearn.mixture import GaussianMixture
 from tqdm.auto import tqdm
 
+from .constants import AUTO
 from .models import VAEModel
 
-AUTO = "auto"
 CANDIDATES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 HELD_OUT_FRACTION = 0.2
 MIN_CODES_PER_COMPONENT = 10  # a candidate K needs at least this many fitting codes per component

@@ -21,10 +21,9 @@ two agree whenever no pair is negative). R-precision is AttnGAN's (Xu et al. 201
 import torch
 import torch.nn.functional as F
 
+from .constants import NUM_CANDIDATES
 from .mini_clip import MiniClip, pixel_values
 from .text_tokenizer import tokenize
-
-NUM_CANDIDATES = 32  # the own caption and 31 rivals, as AttnGAN's R-precision
 
 
 @torch.no_grad()

@@ -26,11 +26,12 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import CLIPTokenizer
 
+from .constants import MIN_VOCAB_SIZE
+
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"  # also CLIP's padding and "unknown" token
 END_OF_WORD = "</w>"
 MERGES_HEADER = "#version: 0.2"  # the first line of a merges.txt; readers skip it
-MIN_VOCAB_SIZE = 2 * 256 + 2  # the bytes, alone and word-final, and bos and eos
 
 
 def byte_alphabet() -> list[str]:

@@ -34,12 +34,10 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..pipeline_defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
+
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 HUB_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
-# __call__'s defaults. 20 DPM-Solver++ steps (the scheduler the training script saves): Fréchet distance within 0.07
-# of 25 steps on 2,000 samples of the shipped pipeline, 20% less time (benchmarks/RESULTS.md); 4.0 as DiTPipeline.
-DEFAULT_NUM_INFERENCE_STEPS = 20
-DEFAULT_GUIDANCE_SCALE = 4.0
 LOADER_MODULE = "pipeline"  # pipeline.py in a saved folder, for DiffusionPipeline.from_pretrained
 # The import line is kept off the start of a source line: diffusers scans a remote pipeline file's text (strings
 # included) for imports, and would warn that vae_hub is missing when the bundled copy of this module is loaded.
