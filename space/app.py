@@ -320,11 +320,11 @@ def text_to_image_views(ex: Explorer, view, emoji: list[str]) -> dict:
     if offered:
         with contextlib.suppress(explore.InputError):  # a broken model says so when chosen; the page still opens
             defaults = ex.text_to_image_defaults(offered[0])
-    # the model box's text-to-image model (these tabs are enabled for such models only); the API's default is one
-    t2i_model = gr.Dropdown(offered, value=offered[0] if offered else None, allow_custom_value=True, label="model_id",
-                            visible=False)
     views = {}
     with view("Text to image"):
+        # the model box's text-to-image model (these tabs are shown for such models only); the API's default is one
+        t2i_model = gr.Dropdown(offered, value=offered[0] if offered else None, allow_custom_value=True,
+                                label="model_id", visible=False)
         gr.Markdown("Type what to draw. The pipeline starts from noise in its autoencoder's latent space and removes a "
                     "little at each step, steered by the prompt's text embedding; the left image shows what it "
                     "currently thinks the result is. It knows only the words of emoji names (the note under the "
@@ -675,13 +675,19 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
 
         def fit_views(model_id, open_tab):
             selected, enabled = fit_tabs(ex.tabs(model_id), open_tab, list(views))
-            return [gr.Tabs(selected=tab_id(selected)), selected, *(gr.Tab(visible=e) for e in enabled)]
+            # the open tab stays shown until the model's own tab is selected (hidden next, by hide_views)
+            return [*(gr.Tab(visible=e or label == open_tab) for label, e in zip(views, enabled)),
+                    gr.Tabs(selected=tab_id(selected)), selected]
+
+        def hide_views(model_id):
+            return [gr.Tab(visible=label in ex.tabs(model_id)) for label in views]
 
         # A model is chosen (or the page opens): describe it, then refresh everything that depends on it.
         # (loading may download from the Hub: it waits on the network, so it stays out of the MODEL group)
         chosen = gr.on([demo.load, model.change], run(ex.status), model, status, api_visibility="private")
         chosen.failure(ex.problem, model, status, queue=False, api_visibility="private")  # not the last model's text
-        chosen.success(run(fit_views), [model, tab], [tabs, tab, *views.values()], api_visibility="private")
+        chosen.success(run(fit_views), [model, tab], [*views.values(), tabs, tab], api_visibility="private").success(
+            run(hide_views), model, list(views.values()), api_visibility="private")
         chosen.success(run(lambda m: gr.update(**ex.class_choices(m))), model, label, api_visibility="private")
         chosen.success(run(lambda m: [m if ex.kind(m) == kind else gr.skip()
                                       for kind in ("vector", "pipeline", "pipeline", "text-to-image")]),

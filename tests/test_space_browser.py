@@ -322,7 +322,10 @@ def test_text_to_image_streams_previews_before_the_grid_and_names_unknown_words(
     page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('text-to-image')")
     wait_for_tab(page, "Text to image", shown=True)
     wait_for_tab(page, "Sample", shown=False)
-    page.locator("#t2i-run").wait_for(state="visible")  # the open tab follows the model
+    try:
+        page.locator("#t2i-run").wait_for(state="visible", timeout=30_000)  # the open tab follows the model
+    finally:
+        page.screenshot(path=str(shots / "text_to_image_opened.png"), full_page=True)
     page.get_by_label("Prompt", exact=True).first.fill("red spaceship")
     page.get_by_label("Steps", exact=True).first.fill("6")
     page.evaluate(WATCH_JS, ["#t2i-preview", "#t2i-grid"])

@@ -362,3 +362,30 @@ def test_bad_input_one_line_error_and_output_dir_untouched(name, data, tmp_path,
     assert code == 2
     assert re.search(message, error), error
     assert tree_hash(out) == before
+
+
+SHIPPED = REPO / "space" / "models" / "emoji-sd"
+
+
+@pytest.mark.skipif(not (SHIPPED / "model_index.json").is_file(), reason="space/models/emoji-sd is not trained yet")
+def test_the_shipped_emoji_sd_loads_without_vae_hub_and_meets_its_targets(tmp_path):
+    """diffusers alone runs it (text to image, image to image, inpaint); its recorded evaluation at the recommended
+    setting meets issue 25's targets; its card credits both emoji licences."""
+    done = subprocess.run([sys.executable, "-I", "-c", ISOLATED.replace("(16, 16)", "(64, 64)").replace(
+        "height=16, width=16", "height=64, width=64").replace("(4, 4, 12, 12)", "(16, 16, 48, 48)"), str(SHIPPED),
+        str(REPO)], cwd=tmp_path, capture_output=True, text=True,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["shapes"] == [[1, 64, 64, 3]] * 4 and result["finite"] and not result["vae_hub_loaded"]
+    metrics = json.loads((SHIPPED / "metrics.json").read_text())
+    chosen = metrics["recommended_settings"]
+    key = f"{chosen['scheduler'].lower()}_steps_{chosen['num_inference_steps']}_guidance_{chosen['guidance_scale']:g}"
+    record = metrics["sample_quality"][key]
+    assert record["num_samples"] == 756 and record["seed"] == 0
+    assert record["r_precision"] >= 0.5 * record["r_precision_ceiling"]
+    assert record["frechet_distance"] <= 2 * record["reconstruction_frechet_distance"]
+    scheduler = json.loads((SHIPPED / "scheduler" / "scheduler_config.json").read_text())["_class_name"]
+    assert scheduler == "DPMSolverMultistepScheduler" and chosen["scheduler"] == "DPM-Solver++"
+    card = (SHIPPED / "README.md").read_text()
+    assert "Twemoji (CC-BY 4.0" in card and "Apache-2.0" in card and "(recommended)" in card
