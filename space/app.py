@@ -1,10 +1,12 @@
 """The vae-hub Space: explore a variational autoencoder's latent space in the browser or through the API.
 
-Widgets only: every computation and every check of the input is in ``vae_hub.explore``. Models come from
-``VAEModel.from_pretrained``: the folders in ``models/`` beside this file, ``VAE_MODEL`` (comma-separated
-Hub ids or folders), the ``model_id`` of ``space_config.json`` (written by ``vae-hub deploy-space``), and, only
-if ``VAE_HUB_SPACE_HUB_IDS=1``, any Hub repo id typed into the model box (``vae_hub.space_models`` says what
-is checked). Run ``python space/app.py``; ``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT`` choose the address.
+Widgets only: every computation and every check of the input is in ``vae_hub.explore``; how API callers meet the
+Space (one line for a refused call, a fair share of the queue) in ``vae_hub.space_api``.
+Models come from ``VAEModel.from_pretrained``: the folders in ``models/`` beside this file, ``VAE_MODEL``
+(comma-separated Hub ids or folders), the ``model_id`` of ``space_config.json`` (written by ``vae-hub
+deploy-space``), and, only if ``VAE_HUB_SPACE_HUB_IDS=1``, any Hub repo id typed into the model box
+(``vae_hub.space_models`` says what is checked). Run ``python space/app.py``;
+``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT`` choose the address.
 """
 
 import base64
@@ -14,7 +16,6 @@ import inspect
 import io
 import logging
 import os
-import re
 import signal
 import sys
 import traceback
@@ -27,10 +28,10 @@ if not (HERE / "vae_hub").is_dir() and (HERE.parent / "vae_hub").is_dir():
 import gradio as gr  # noqa: E402
 import PIL.Image  # noqa: E402
 
-from vae_hub import explore  # noqa: E402
+from vae_hub import explore, space_api  # noqa: E402
 from vae_hub.explore import Explorer  # noqa: E402
 from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
-from vae_hub.space_models import cut  # noqa: E402
+from vae_hub.space_api import refuse  # noqa: E402
 
 log = logging.getLogger("vae_hub.space")
 EXAMPLES_LABEL = "Examples: Fashion-MNIST test images (converted to the model's format)"
@@ -77,12 +78,8 @@ QUEUE_SIZE = 128  # ≥ 64: sixteen users each with a few pending requests never
 # A fair share of the queue: a browser tab has at most a handful of requests in flight; an address may be a
 # classroom behind one router. Four addresses at their limit fill the queue; one client never does.
 PER_SESSION, PER_ADDRESS = 8, 32
-# X-Forwarded-For is only the visitor's address behind a proxy that appends it (Hugging Face Spaces set SPACE_ID);
-# anywhere else a client could write any address there.
-TRUST_FORWARDED_FOR = bool(os.environ.get("SPACE_ID")) or os.environ.get("VAE_HUB_SPACE_BEHIND_PROXY") == "1"
 MAX_PENDING_SKETCHES = 64  # sketches sent as blobs and not yet used
 MAX_TRACE_FRAMES, MAX_LOG_CHARS = 12, 4000  # an unexpected error's log entry
-MAX_MESSAGE_CHARS = 400  # a refusal's message and log line
 
 INTRO = """
 <div id="header">
@@ -97,35 +94,6 @@ and set its samples beside the VAE's (**Compare**). The description next to the 
 is, what it was trained on and which tabs it has.
 </div>
 """
-
-
-def refuse(where: str, err: Exception) -> gr.Error:
-    """A user's mistake: one log line (no traceback, the input cut short), the message as a ``gr.Error``."""
-    # a long run without spaces is a quoted value (Gradio quotes a radio value whole): cut it, keep the words
-    message = cut(re.sub(r"\S{81,}", lambda m: m.group(0)[:80] + "…", str(err)), MAX_MESSAGE_CHARS)
-    log.info("refused %s: %s", where, message)
-    return gr.Error(message, print_exception=False)
-
-
-def quiet_input_errors(demo: gr.Blocks) -> None:
-    """Gradio's own input checks (a radio value not among the choices, a number above its maximum) raise a
-    ``gr.Error`` that quotes the whole value and prints a traceback: make each of them one short log line and
-    one short message, like ours."""
-    for block in demo.blocks.values():
-        if isinstance(block, gr.components.Component) and callable(getattr(block, "preprocess", None)):
-            block.preprocess = _quiet(block.preprocess, block.get_block_name())
-
-
-def _quiet(preprocess, name: str):
-    def checked(payload):
-        try:
-            return preprocess(payload)
-        except gr.Error as err:
-            if not err.print_exception:  # already one of ours
-                raise
-            raise refuse(f"{name} input", err) from err
-
-    return checked
 
 
 def endpoint(fn, files: explore.OutputFiles):
@@ -219,38 +187,6 @@ def check_before_decoding(component, max_side: int, what: str):
         accept_blobs._is_server_fn = True
         component.accept_blobs = accept_blobs
     return component
-
-
-def visitor_address(request) -> str:
-    """The visitor's IP address: behind the Hugging Face Spaces proxy, the hop it appended to X-Forwarded-For."""
-    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
-    if hops and TRUST_FORWARDED_FOR:
-        return hops[-1]
-    return request.client.host if request.client else "unknown"
-
-
-def share_queue_fairly(queue, per_session: int, per_address: int) -> None:
-    """Refuse a visitor's new request while it already has ``per_session`` requests (per browser tab or API
-    client: Gradio's session hash) or ``per_address`` (per IP address) waiting or running, so that one client
-    cannot fill the queue for everyone. Wraps Gradio's ``Queue.push``, which the /queue/join route calls."""
-    push = queue.push
-
-    async def fair_push(body, request, username):
-        mine = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
-        mine += [e for job in queue.active_jobs if job for e in job]
-        address = visitor_address(request)
-        same_session = sum(e.session_hash == body.session_hash for e in mine)
-        same_address = sum(visitor_address(e.request) == address for e in mine if e.request is not None)
-        if same_session >= per_session:
-            who = f"You already have {per_session} requests"
-        elif same_address >= per_address:
-            who = f"Your network address already has {per_address} requests"
-        else:
-            return await push(body, request, username)
-        log.info("refused a request from %s: %s waiting", address, who.split(" ", 1)[1])
-        return False, f"{who} waiting: wait for them to finish. This Space shares its queue between visitors.", "queue_full"
-
-    queue.push = fair_push
 
 
 def unless_empty(fn, outputs: int):
@@ -576,8 +512,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
     # status_update_rate: queue positions go out once a second, not to every waiting user after every finished job
     demo.queue(status_update_rate=1.0, max_size=QUEUE_SIZE, default_concurrency_limit=4)
-    share_queue_fairly(demo._queue, PER_SESSION, PER_ADDRESS)
-    quiet_input_errors(demo)
+    space_api.share_queue_fairly(demo._queue, PER_SESSION, PER_ADDRESS)
+    space_api.quiet_input_errors(demo)
     return demo
 
 
