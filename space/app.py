@@ -1,7 +1,7 @@
 """The vae-hub Space: explore a variational autoencoder's latent space in the browser or through the API.
 
 Widgets only: every computation and every check of the input is in ``vae_hub.explore``; how API callers meet the
-Space (one line for a refused call, a fair share of the queue) in ``vae_hub.space_api``.
+Space (parameter names, one line for a refused call, a fair share of the queue) in ``vae_hub.space_api``.
 Models come from ``VAEModel.from_pretrained``: the folders in ``models/`` beside this file, ``VAE_MODEL``
 (comma-separated Hub ids or folders), the ``model_id`` of ``space_config.json`` (written by ``vae-hub
 deploy-space``), and, only if ``VAE_HUB_SPACE_HUB_IDS=1``, any Hub repo id typed into the model box
@@ -78,6 +78,7 @@ QUEUE_SIZE = 128  # ≥ 64: sixteen users each with a few pending requests never
 # A fair share of the queue: a browser tab has at most a handful of requests in flight; an address may be a
 # classroom behind one router. Four addresses at their limit fill the queue; one client never does.
 PER_SESSION, PER_ADDRESS = 8, 32
+SLIDER_NAMES = [f"slider_{i + 1}" for i in range(explore.TRAVERSE_SLIDERS)]  # /traverse's offsets, by rank
 MAX_PENDING_SKETCHES = 64  # sketches sent as blobs and not yet used
 MAX_TRACE_FRAMES, MAX_LOG_CHARS = 12, 4000  # an unexpected error's log entry
 
@@ -205,6 +206,12 @@ def pixel_image(label: str, height: int | None = None, **kwargs) -> gr.Image:
                     elem_classes=["pixelated"], buttons=["download", "fullscreen"], **kwargs)
 
 
+def whole_slider(minimum: int, maximum: int, value: int, label: str, **kwargs) -> gr.Slider:
+    """A slider of whole numbers, read and documented by the API as an ``int`` (a float slider's 3.5 would be
+    refused by the endpoint whose API page says it takes a float)."""
+    return gr.Slider(minimum, maximum, value=value, step=1, precision=0, label=label, **kwargs)
+
+
 def upload_image(label: str) -> gr.Image:
     image = gr.Image(label=label, type="pil", image_mode=None, sources=["upload", "clipboard"], height=220,
                      elem_classes=["pixelated"])
@@ -255,7 +262,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                             "samples where the training images' codes actually are.", elem_classes=["help"])
                 with gr.Row():
                     with gr.Column(scale=1, min_width=260):
-                        n = gr.Slider(1, explore.MAX_SAMPLES, value=36, step=1, label="Images")
+                        n = whole_slider(1, explore.MAX_SAMPLES, 36, "Images")
                         with gr.Row(equal_height=True):
                             seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed", scale=3)
                             new_seed = gr.Button("🎲 New seed", scale=2)
@@ -320,7 +327,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                 gr.Examples(examples[1::3], inputs=image_b, label="B", examples_per_page=10)
                                 gr.Examples(emoji[1::2], inputs=image_b, label="B: emoji", examples_per_page=8)
                         method = gr.Radio(list(explore.INTERPOLATIONS), value="slerp", label="Path")
-                        steps = gr.Slider(*explore.STEPS_RANGE, value=10, step=1, label="Frames")
+                        steps = whole_slider(*explore.STEPS_RANGE, 10, "Frames")
                         interp_btn = gr.Button("Interpolate", variant="primary")
                     with gr.Column(scale=2):
                         strip = pixel_image("Frames", height=200)
@@ -362,8 +369,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                     with gr.Column(scale=4):
                         manifold = pixel_image("Decoded grid over the same plane (click a cell)", height=460,
                                                elem_id="latent-map-grid")
-                        grid_n = gr.Slider(*explore.MANIFOLD_RANGE, value=15, step=1, label="Grid points per side",
-                                           elem_id="grid-n")
+                        grid_n = whole_slider(*explore.MANIFOLD_RANGE, 15, "Grid points per side", elem_id="grid-n")
                     with gr.Column(scale=2, min_width=200):
                         point = pixel_image("Decoded point", height=220, elem_id="decoded-point")
                         with gr.Row():
@@ -388,9 +394,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                         label = gr.Dropdown(classes, value=explore.ANY_CLASS, allow_custom_value=True,
                                             label="Class", info="\"any\": each image a random class",
                                             elem_id="diffuse-label")
-                        diffuse_n = gr.Slider(*explore.DIFFUSE_IMAGES, value=16, step=1, label="Images")
-                        diffuse_steps = gr.Slider(*explore.DIFFUSE_STEPS, value=DEFAULT_NUM_INFERENCE_STEPS, step=1,
-                                                  label="Steps")
+                        diffuse_n = whole_slider(*explore.DIFFUSE_IMAGES, 16, "Images")
+                        diffuse_steps = whole_slider(*explore.DIFFUSE_STEPS, DEFAULT_NUM_INFERENCE_STEPS, "Steps")
                         guidance = gr.Slider(0.0, explore.MAX_GUIDANCE, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
                                              label="Guidance scale")
                         with gr.Row(equal_height=True):
@@ -420,7 +425,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                               label="Vector VAE", elem_id="compare-vae")
                     compare_pipe = gr.Dropdown(pipelines, value=pipelines[0] if pipelines else None,
                                                allow_custom_value=True, label="Diffusion pipeline", elem_id="compare-pipeline")
-                    compare_n = gr.Slider(*explore.DIFFUSE_IMAGES, value=16, step=1, label="Images per column")
+                    compare_n = whole_slider(*explore.DIFFUSE_IMAGES, 16, "Images per column")
                     compare_seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed")
                     compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-run")
                 compared = gr.Gallery(label="Side by side", columns=3, object_fit="contain", height=520,
@@ -455,8 +460,10 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                          [strip, gif], api_name="interpolate", **MODEL)
 
         trav_inputs = [model, start, trav_image, sweep, *sliders]
+        # the API names each slider (its value would be documented as param_4 … param_13: ``*offsets``)
+        traverse = space_api.with_parameter_names(run(ex.traverse), SLIDER_NAMES, default=0.0)
         gr.on([s.change for s in sliders] + [start.change, sweep.change, trav_image.change],
-              run(ex.traverse), trav_inputs, [traversed, sweep_row], api_name="traverse", trigger_mode="always_last",
+              traverse, trav_inputs, [traversed, sweep_row], api_name="traverse", trigger_mode="always_last",
               show_progress="hidden", **MODEL)
 
         def map_click(model_id, evt: gr.SelectData):  # evt.index: the clicked pixel (x, y)

@@ -1,14 +1,17 @@
-"""The Space's API as its callers meet it: refusals in one line, and a fair share of the queue for each visitor.
+"""The Space's API as its callers meet it: every endpoint parameter named and typed as it is accepted, refusals in
+one line, and a fair share of the queue for each visitor.
 
-Gradio's own defaults show its internals to API callers; the hooks here replace them, and each says which part of
-Gradio it relies on.
+Gradio's own defaults show its internals to API callers (``param_4`` for a ``*args`` parameter, for one); the hooks
+here replace them, and each says which part of Gradio it relies on.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import re
+from collections.abc import Callable, Sequence
 
 import gradio as gr
 
@@ -29,24 +32,47 @@ def refuse(where: str, err: Exception) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
-# ==================================================================================== input errors
+# ==================================================================================== names and types
+def with_parameter_names(fn: Callable, names: Sequence[str], default=None) -> Callable:
+    """``fn`` with its ``*args`` documented as the positional parameters ``names`` (each defaulting to ``default``).
+    Gradio names an API parameter after the function parameter it fills, and a ``*args`` value only ``param_<i>``;
+    the values still arrive positionally."""
+    parameters = list(inspect.signature(fn).parameters.values())
+    star = next(i for i, p in enumerate(parameters) if p.kind is inspect.Parameter.VAR_POSITIONAL)
+    named = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default) for name in names]
+    fn.__signature__ = inspect.Signature(parameters[:star] + named)
+    return fn
+
+
+def documented_choice(component: gr.components.Component, payload):
+    """The choice a payload stands for: the API page documents every choice as a string (``Literal['1', …]``:
+    ``gradio_client`` quotes each value of the schema's enum), so a numeric choice is also taken as its string."""
+    if isinstance(payload, str):
+        for _, value in getattr(component, "choices", None) or ():
+            if not isinstance(value, str) and str(value) == payload:
+                return value
+    return payload
+
+
 def quiet_input_errors(demo: gr.Blocks) -> None:
-    """Gradio's own input checks (a radio value not among the choices, a number above its maximum) raise a
-    ``gr.Error`` that quotes the whole value and prints a traceback: make each of them one short log line and
-    one short message, like ours."""
+    """Make every input component read the values its API documents. Gradio's own input checks (a radio value not
+    among the choices, a number above its maximum) raise a ``gr.Error`` that quotes the whole value and prints a
+    traceback: make each of them one short log line and one short message, like ours."""
     for block in demo.blocks.values():
         if isinstance(block, gr.components.Component) and callable(getattr(block, "preprocess", None)):
-            block.preprocess = _quiet(block.preprocess, block.get_block_name())
+            block.preprocess = _quiet(block, block.preprocess)
 
 
-def _quiet(preprocess, name: str):
+def _quiet(component: gr.components.Component, preprocess: Callable) -> Callable:
+    where = f"{component.get_block_name()} input"
+
     def checked(payload):
         try:
-            return preprocess(payload)
+            return preprocess(documented_choice(component, payload))
         except gr.Error as err:
             if not err.print_exception:  # already one of ours
                 raise
-            raise refuse(f"{name} input", err) from err
+            raise refuse(where, err) from err
 
     return checked
 
