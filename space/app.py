@@ -1,7 +1,7 @@
 """The vae-hub Space: explore a variational autoencoder's latent space in the browser or through the API.
 
 Widgets only: every computation and every check of the input is in ``vae_hub.explore``; how API callers meet the
-Space (parameter names, one line for a refused call, a fair share of the queue) in ``vae_hub.space_api``.
+Space (parameter names, shares of the queue, one line for a refused call) in ``vae_hub.space_api``.
 Models come from ``VAEModel.from_pretrained``: the folders in ``models/`` beside this file, ``VAE_MODEL``
 (comma-separated Hub ids or folders), the ``model_id`` of ``space_config.json`` (written by ``vae-hub
 deploy-space``), and, only if ``VAE_HUB_SPACE_HUB_IDS=1``, any Hub repo id typed into the model box
@@ -74,7 +74,9 @@ def launch_options() -> dict:
 # for the cores (and the GIL the server itself needs) than can run: it cut the 16-user tail latency
 # (benchmarks/RESULTS.md).
 MODEL = {"concurrency_id": "model", "concurrency_limit": 2}
-QUEUE_SIZE = 128  # ≥ 64: sixteen users each with a few pending requests never see "queue full"
+# Each share of the queue (the MODEL group's requests; the cheap ones: a model's description, its About) holds this
+# many: ≥ 64, so sixteen users each with a few pending requests never see "busy" (space_api.Admission).
+QUEUE_SIZE = 128
 # A fair share of the queue: a browser tab has at most a handful of requests in flight; an address may be a
 # classroom behind one router. Four addresses at their limit fill the queue; one client never does.
 PER_SESSION, PER_ADDRESS = 8, 32
@@ -518,8 +520,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
     # event unless told otherwise, read when the queue is made: several ms of CPU per request. 100 is fresh enough.
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
     # status_update_rate: queue positions go out once a second, not to every waiting user after every finished job
-    demo.queue(status_update_rate=1.0, max_size=QUEUE_SIZE, default_concurrency_limit=4)
-    space_api.share_queue_fairly(demo._queue, PER_SESSION, PER_ADDRESS)
+    demo.queue(status_update_rate=1.0, max_size=2 * QUEUE_SIZE, default_concurrency_limit=4)
+    space_api.Admission(demo._queue, PER_SESSION, PER_ADDRESS, QUEUE_SIZE, heavy=MODEL["concurrency_id"])
     space_api.quiet_input_errors(demo)
     return demo
 
