@@ -1,7 +1,7 @@
 """The vae-hub Space: explore a variational autoencoder's latent space in the browser or through the API.
 
 Widgets only: every computation and every check of the input is in ``vae_hub.explore``; how API callers meet the
-Space (parameter names, shares of the queue, one line for a refused call) in ``vae_hub.space_api``.
+Space (parameter names, shares of the queue, one line for a refused or malformed call) in ``vae_hub.space_api``.
 Models come from ``VAEModel.from_pretrained``: the folders in ``models/`` beside this file, ``VAE_MODEL``
 (comma-separated Hub ids or folders), the ``model_id`` of ``space_config.json`` (written by ``vae-hub
 deploy-space``), and, only if ``VAE_HUB_SPACE_HUB_IDS=1``, any Hub repo id typed into the model box
@@ -67,7 +67,7 @@ MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 2**20  # an upload's form fields and boundar
 def launch_options() -> dict:
     """The keyword arguments of ``Blocks.launch`` (a fresh dict each time: Gradio writes into ``app_kwargs``)."""
     return {"theme": THEME, "css": CSS, "js": DRAW_MODE_JS, "show_error": True, "max_file_size": MAX_UPLOAD_BYTES,
-            "app_kwargs": {"max_body_size": MAX_BODY_BYTES}}
+            "app_kwargs": {"max_body_size": MAX_BODY_BYTES, **space_api.app_options()}}
 
 # Every event that runs the network joins one first-in-first-out group with as many workers as a Space has
 # cores: requests of all kinds wait in arrival order instead of per-endpoint lines, and no more threads fight
@@ -522,7 +522,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
     # status_update_rate: queue positions go out once a second, not to every waiting user after every finished job
     demo.queue(status_update_rate=1.0, max_size=2 * QUEUE_SIZE, default_concurrency_limit=4)
     space_api.Admission(demo._queue, PER_SESSION, PER_ADDRESS, QUEUE_SIZE, heavy=MODEL["concurrency_id"])
-    space_api.quiet_input_errors(demo)
+    space_api.plain_input_errors(demo)
+    space_api.plain_call_errors(demo)
     return demo
 
 

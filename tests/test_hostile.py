@@ -5,13 +5,15 @@
    sketches and uploads are refused from their header, before Gradio decodes them; 5. no local path typed by a
    visitor is loaded, and no answer shows a server path; 6. a 100 kB model id gets a short answer; 7. one client
    cannot fill the queue, every refusal is one line in the Space's words and cheap views keep their own share;
-   8. no spelling of the Hub token reaches a written file; 9. a run never loses its model.
+   8. no spelling of the Hub token reaches a written file; 9. a run never loses its model; 10. a malformed call
+   gets one line in the Space's words, never Gradio's internals.
 The Space runs as ``python space/app.py`` (``space_helpers.running_space``) and is called with gradio_client and
 raw HTTP; its memory is read from ``/proc``.
 """
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -434,6 +436,51 @@ def test_one_client_cannot_fill_the_queue(space, client, models):
     assert set(refusals(greedy_done)) == {f"You already have 8 requests {WAIT}"} and greedy_done[about_id]["success"]
     assert [len(refusals(completions(space.url, f"crowd-{k}"))) for k in range(4)] == [0, 0, 3, 8]
     assert other.result(timeout=120)  # the other visitor was served
+
+
+# ------------------------------------------------------------------------------------ 10. malformed calls
+# What no answer may show: Gradio's component objects, tracebacks, pydantic's errors, server paths, its own wording
+INTERNALS = re.compile(r"object at 0x|Traceback|pydantic|\.py\b|/tmp|/home|/work|site-packages|"
+                       r"Could not preprocess|Wanted inputs|param_\d")
+MALFORMED = [  # (route, body, the answer's words); {tiny} is the tiny model's id
+    ("call/sample", '{"data": ["{tiny}"]}',
+     "/sample takes 5 inputs (model_id, n, seed, temperature, prior); this call sent 1."),
+    ("call/sample", '{"data": ["{tiny}", 4, NaN, 1.0, "standard"]}', "Seed must be a whole number; got nan."),
+    ("call/sample", '{"data": ["{tiny}", NaN, 0, 1.0, "standard"]}', "Images must be a whole number; got nan."),
+    ("call/sample", '{"data": "{tiny}"}', "(data: input should be a valid list). Send JSON like {\"data\": [...]}"),
+    ("call/sample", '{"inputs": ["{tiny}"]}', "(data: field required)"),
+    ("call/sample", '{"data": ["{tiny}"', "(it is not valid JSON)"),
+    ("call/reconstruct", '{"data": ["{tiny}", "a string, not a file"]}', "/reconstruct: image must be a file"),
+    ("call/reconstruct", '{"data": ["{tiny}", {"no": "path"}]}', "Image must be a file"),
+    ("call/reconstruct_sketch", '{"data": ["{tiny}", [1, 2]]}', "/reconstruct_sketch: sketch must be a file"),
+    ("call/no_such_endpoint", '{"data": []}', "This Space has no API endpoint named 'no_such_endpoint'"),
+    ("run/sample", '{"data": ["{tiny}", 4]}',
+     "/sample takes 5 inputs (model_id, n, seed, temperature, prior); this call sent 2."),
+    ("queue/join", '{"data": [], "fn_index": 999, "session_hash": "s"}', "This Space has no event 999"),
+    ("call/v2/sample", '{"not_a_parameter": 1}', "This request could not be handled (it has been logged)"),
+]
+
+
+def answer_to(url: str, route: str, body: str) -> str:
+    """The one message a raw HTTP call gets: a refused request's ``detail``, /run's ``error``, or the error that
+    the event of a /call ends with (its second request, GET /call/<name>/<event id>)."""
+    reply = httpx.post(f"{url}gradio_api/{route}", content=body, headers={"content-type": "application/json"},
+                       timeout=60)
+    if reply.status_code != 200:
+        return reply.json().get("detail") or reply.json()["error"]
+    result = httpx.get(f"{url}gradio_api/{route}/{reply.json()['event_id']}", timeout=60).text
+    assert result.startswith("event: error\ndata: "), result[:300]
+    return json.loads(result.split("data: ", 1)[1])["error"]
+
+
+@pytest.mark.parametrize("route, body, words", MALFORMED, ids=[f"{r}-{i}" for i, (r, _, _) in enumerate(MALFORMED)])
+def test_a_malformed_call_gets_one_line_in_the_spaces_words(space, models, route, body, words):
+    start = space.log.stat().st_size
+    answer = answer_to(space.url, route, body.replace("{tiny}", models["tiny"]))
+    assert words in answer and "\n" not in answer and not INTERNALS.search(answer), answer
+    time.sleep(0.3)  # the server's log is written by another process
+    logged = space.log.read_bytes()[start:].decode()
+    assert len(logged.strip().splitlines()) == 1 and "Traceback" not in logged, logged[-3000:]
 
 
 # ==================================================================================== the scripts
