@@ -1,12 +1,15 @@
 """The Space's API as its page documents it (issue 29, item 5), in process: every parameter of every endpoint has
-a name, and every value of a documented choice is taken. The calls over HTTP (every endpoint with values of the
-documented types, by name) are in test_space.py; refusals and malformed calls in test_hostile.py."""
+a name, and every value of a documented choice is taken; a session's own copy of a component refuses in one line
+too (item 7). The calls over HTTP (every endpoint with values of the documented types, by name) are in
+test_space.py; refusals and malformed calls in test_hostile.py."""
 
 import ast
+import asyncio
 import re
 
 import gradio as gr
 import pytest
+from gradio.state_holder import SessionState
 
 from vae_hub import explore
 from vae_hub.explore import Explorer
@@ -60,3 +63,20 @@ def test_whole_number_parameters_are_documented_as_int(demo):
             assert parameter["python_type"]["type"] == ("int" if whole else "float"), (endpoint, parameter["label"])
             if whole:
                 assert component.preprocess(3.0) == 3 and isinstance(component.preprocess(3.0), int)
+
+
+@pytest.mark.parametrize("value, words", [(float("nan"), "/sample: an input could not be read. Its inputs are model_id"),
+                                          ("c" * 100_000, "is not in the list of choices")])
+def test_a_sessions_own_copy_of_a_component_refuses_in_one_line(demo, value, words):
+    """Gradio gives a session its own copy of a component whose settings an event updated for it (choosing a model
+    updates the sliders), made without the Space's wrapper: what it cannot read is still one short line, logged as
+    one (no traceback), not Gradio's own words with the whole value."""
+    fn = next(f for f in demo.fns.values() if f.api_name == "sample")
+    state = SessionState(demo)
+    for block in fn.inputs:
+        state[block._id] = type(block)(**{**block.constructor_args, "render": False})
+    inputs = ["tiny", 4, value, 1.0, "standard"] if isinstance(value, float) else ["tiny", 4, 0, 1.0, value]
+    with pytest.raises(gr.Error) as refused:
+        asyncio.run(demo.preprocess_data(fn, inputs, state))
+    message = refused.value.message
+    assert words in message and "\n" not in message and len(message) < 500 and not refused.value.print_exception

@@ -144,7 +144,9 @@ def plain_call_errors(demo: gr.Blocks) -> None:
     """Answer a call whose inputs Gradio cannot read with one line that names the endpoint's parameters.
 
     Wraps ``Blocks.preprocess_data`` (every input is read there, before any of the Space's code runs: its count
-    checked, files moved to the cache, file references validated by pydantic, components' ``preprocess``)."""
+    checked, files moved to the cache, file references validated by pydantic, components' ``preprocess``). It
+    also stands in for ``plain_input_errors`` where a session has its own copy of a component (Gradio makes one,
+    without the wrapper, when an event updates the component's settings for that session)."""
     preprocess_data = demo.preprocess_data
 
     async def readable(block_fn: BlockFunction, inputs: list, *args, **kwargs):
@@ -154,8 +156,10 @@ def plain_call_errors(demo: gr.Blocks) -> None:
                                 f"{len(inputs)}.")
         try:
             return await preprocess_data(block_fn, inputs, *args, **kwargs)
-        except gr.Error:
-            raise
+        except gr.Error as err:
+            if not err.print_exception:  # already one of ours
+                raise
+            raise refuse(where, err) from err
         except Exception as err:
             raise refuse(where, f"{where}: {unreadable_input(block_fn, inputs)}. Its inputs are "
                                 f"{', '.join(names)}; {API_PAGE} gives their types.") from err
