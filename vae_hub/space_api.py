@@ -124,13 +124,13 @@ def parameter_names(block_fn: BlockFunction) -> list[str]:
     """The names of an event's inputs as its API documents them (a component's label where a name is missing)."""
     names = list(block_fn.input_parameter_names) + [None] * len(block_fn.inputs)
     return [name or getattr(block, "label", None) or f"input {i + 1}"
-            for i, (name, block) in enumerate(zip(names, block_fn.inputs))]
+            for i, (name, block) in enumerate(zip(names, block_fn.inputs, strict=False))]
 
 
 def unreadable_input(block_fn: BlockFunction, inputs: list) -> str:
     """What is wrong with the first input whose value does not have its component's data shape (a file reference
     that is not one), in words."""
-    for name, block, value in zip(parameter_names(block_fn), block_fn.inputs, inputs):
+    for name, block, value in zip(parameter_names(block_fn), block_fn.inputs, inputs, strict=False):
         model = getattr(block, "data_model", None)
         if model is not None and value is not None:
             try:
