@@ -1,10 +1,12 @@
 """The vae-hub Space: explore a variational autoencoder's latent space in the browser or through the API.
 
-Widgets only: every computation and every check of the input is in ``vae_hub.explore``. Models come from
-``VAEModel.from_pretrained``: the folders in ``models/`` beside this file, ``VAE_MODEL`` (comma-separated
-Hub ids or folders), the ``model_id`` of ``space_config.json`` (written by ``vae-hub deploy-space``), and, only
-if ``VAE_HUB_SPACE_HUB_IDS=1``, any Hub repo id typed into the model box (``vae_hub.space_models`` says what
-is checked). Run ``python space/app.py``; ``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT`` choose the address.
+Widgets only: every computation and every check of the input is in ``vae_hub.explore``; how API callers meet the
+Space (parameter names, shares of the queue, one line for a refused or malformed call) in ``vae_hub.space_api``.
+Models come from ``VAEModel.from_pretrained``: the folders in ``models/`` beside this file, ``VAE_MODEL``
+(comma-separated Hub ids or folders), the ``model_id`` of ``space_config.json`` (written by ``vae-hub
+deploy-space``), and, only if ``VAE_HUB_SPACE_HUB_IDS=1``, any Hub repo id typed into the model box
+(``vae_hub.space_models`` says what is checked). Run ``python space/app.py``;
+``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT`` choose the address.
 """
 
 import base64
@@ -14,7 +16,6 @@ import inspect
 import io
 import logging
 import os
-import re
 import signal
 import sys
 import traceback
@@ -27,10 +28,10 @@ if not (HERE / "vae_hub").is_dir() and (HERE.parent / "vae_hub").is_dir():
 import gradio as gr  # noqa: E402
 import PIL.Image  # noqa: E402
 
-from vae_hub import explore  # noqa: E402
+from vae_hub import explore, space_api  # noqa: E402
 from vae_hub.explore import Explorer  # noqa: E402
 from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
-from vae_hub.space_models import cut  # noqa: E402
+from vae_hub.space_api import refuse  # noqa: E402
 
 log = logging.getLogger("vae_hub.space")
 EXAMPLES_LABEL = "Examples: Fashion-MNIST test images (converted to the model's format)"
@@ -66,23 +67,22 @@ MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 2**20  # an upload's form fields and boundar
 def launch_options() -> dict:
     """The keyword arguments of ``Blocks.launch`` (a fresh dict each time: Gradio writes into ``app_kwargs``)."""
     return {"theme": THEME, "css": CSS, "js": DRAW_MODE_JS, "show_error": True, "max_file_size": MAX_UPLOAD_BYTES,
-            "app_kwargs": {"max_body_size": MAX_BODY_BYTES}}
+            "app_kwargs": {"max_body_size": MAX_BODY_BYTES, **space_api.app_options()}}
 
 # Every event that runs the network joins one first-in-first-out group with as many workers as a Space has
 # cores: requests of all kinds wait in arrival order instead of per-endpoint lines, and no more threads fight
 # for the cores (and the GIL the server itself needs) than can run: it cut the 16-user tail latency
 # (benchmarks/RESULTS.md).
 MODEL = {"concurrency_id": "model", "concurrency_limit": 2}
-QUEUE_SIZE = 128  # ≥ 64: sixteen users each with a few pending requests never see "queue full"
+# Each share of the queue (the MODEL group's requests; the cheap ones: a model's description, its About) holds this
+# many: ≥ 64, so sixteen users each with a few pending requests never see "busy" (space_api.Admission).
+QUEUE_SIZE = 128
 # A fair share of the queue: a browser tab has at most a handful of requests in flight; an address may be a
 # classroom behind one router. Four addresses at their limit fill the queue; one client never does.
 PER_SESSION, PER_ADDRESS = 8, 32
-# X-Forwarded-For is only the visitor's address behind a proxy that appends it (Hugging Face Spaces set SPACE_ID);
-# anywhere else a client could write any address there.
-TRUST_FORWARDED_FOR = bool(os.environ.get("SPACE_ID")) or os.environ.get("VAE_HUB_SPACE_BEHIND_PROXY") == "1"
+SLIDER_NAMES = [f"slider_{i + 1}" for i in range(explore.TRAVERSE_SLIDERS)]  # /traverse's offsets, by rank
 MAX_PENDING_SKETCHES = 64  # sketches sent as blobs and not yet used
 MAX_TRACE_FRAMES, MAX_LOG_CHARS = 12, 4000  # an unexpected error's log entry
-MAX_MESSAGE_CHARS = 400  # a refusal's message and log line
 
 INTRO = """
 <div id="header">
@@ -97,35 +97,6 @@ and set its samples beside the VAE's (**Compare**). The description next to the 
 is, what it was trained on and which tabs it has.
 </div>
 """
-
-
-def refuse(where: str, err: Exception) -> gr.Error:
-    """A user's mistake: one log line (no traceback, the input cut short), the message as a ``gr.Error``."""
-    # a long run without spaces is a quoted value (Gradio quotes a radio value whole): cut it, keep the words
-    message = cut(re.sub(r"\S{81,}", lambda m: m.group(0)[:80] + "…", str(err)), MAX_MESSAGE_CHARS)
-    log.info("refused %s: %s", where, message)
-    return gr.Error(message, print_exception=False)
-
-
-def quiet_input_errors(demo: gr.Blocks) -> None:
-    """Gradio's own input checks (a radio value not among the choices, a number above its maximum) raise a
-    ``gr.Error`` that quotes the whole value and prints a traceback: make each of them one short log line and
-    one short message, like ours."""
-    for block in demo.blocks.values():
-        if isinstance(block, gr.components.Component) and callable(getattr(block, "preprocess", None)):
-            block.preprocess = _quiet(block.preprocess, block.get_block_name())
-
-
-def _quiet(preprocess, name: str):
-    def checked(payload):
-        try:
-            return preprocess(payload)
-        except gr.Error as err:
-            if not err.print_exception:  # already one of ours
-                raise
-            raise refuse(f"{name} input", err) from err
-
-    return checked
 
 
 def endpoint(fn, files: explore.OutputFiles):
@@ -221,38 +192,6 @@ def check_before_decoding(component, max_side: int, what: str):
     return component
 
 
-def visitor_address(request) -> str:
-    """The visitor's IP address: behind the Hugging Face Spaces proxy, the hop it appended to X-Forwarded-For."""
-    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
-    if hops and TRUST_FORWARDED_FOR:
-        return hops[-1]
-    return request.client.host if request.client else "unknown"
-
-
-def share_queue_fairly(queue, per_session: int, per_address: int) -> None:
-    """Refuse a visitor's new request while it already has ``per_session`` requests (per browser tab or API
-    client: Gradio's session hash) or ``per_address`` (per IP address) waiting or running, so that one client
-    cannot fill the queue for everyone. Wraps Gradio's ``Queue.push``, which the /queue/join route calls."""
-    push = queue.push
-
-    async def fair_push(body, request, username):
-        mine = [e for q in queue.event_queue_per_concurrency_id.values() for e in q.queue]
-        mine += [e for job in queue.active_jobs if job for e in job]
-        address = visitor_address(request)
-        same_session = sum(e.session_hash == body.session_hash for e in mine)
-        same_address = sum(visitor_address(e.request) == address for e in mine if e.request is not None)
-        if same_session >= per_session:
-            who = f"You already have {per_session} requests"
-        elif same_address >= per_address:
-            who = f"Your network address already has {per_address} requests"
-        else:
-            return await push(body, request, username)
-        log.info("refused a request from %s: %s waiting", address, who.split(" ", 1)[1])
-        return False, f"{who} waiting: wait for them to finish. This Space shares its queue between visitors.", "queue_full"
-
-    queue.push = fair_push
-
-
 def unless_empty(fn, outputs: int):
     """For automatic triggers (an image changed, a stroke drawn): do nothing while the input is empty."""
 
@@ -267,6 +206,12 @@ def pixel_image(label: str, height: int | None = None, **kwargs) -> gr.Image:
     """An output image shown crisp (nearest-neighbour), saved as PNG, never lossy WebP."""
     return gr.Image(label=label, type="pil", format="png", interactive=False, height=height,
                     elem_classes=["pixelated"], buttons=["download", "fullscreen"], **kwargs)
+
+
+def whole_slider(minimum: int, maximum: int, value: int, label: str, **kwargs) -> gr.Slider:
+    """A slider of whole numbers, read and documented by the API as an ``int`` (a float slider's 3.5 would be
+    refused by the endpoint whose API page says it takes a float)."""
+    return gr.Slider(minimum, maximum, value=value, step=1, precision=0, label=label, **kwargs)
 
 
 def upload_image(label: str) -> gr.Image:
@@ -436,7 +381,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                             "samples where the training images' codes actually are.", elem_classes=["help"])
                 with gr.Row():
                     with gr.Column(scale=1, min_width=260):
-                        n = gr.Slider(1, explore.MAX_SAMPLES, value=36, step=1, label="Images")
+                        n = whole_slider(1, explore.MAX_SAMPLES, 36, "Images")
                         with gr.Row(equal_height=True):
                             seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed", scale=3)
                             new_seed = gr.Button("🎲 New seed", scale=2)
@@ -501,7 +446,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                 gr.Examples(examples[1::3], inputs=image_b, label="B", examples_per_page=10)
                                 gr.Examples(emoji[1::2], inputs=image_b, label="B: emoji", examples_per_page=8)
                         method = gr.Radio(list(explore.INTERPOLATIONS), value="slerp", label="Path")
-                        steps = gr.Slider(*explore.STEPS_RANGE, value=10, step=1, label="Frames")
+                        steps = whole_slider(*explore.STEPS_RANGE, 10, "Frames")
                         interp_btn = gr.Button("Interpolate", variant="primary")
                     with gr.Column(scale=2):
                         strip = pixel_image("Frames", height=200)
@@ -543,8 +488,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                     with gr.Column(scale=4):
                         manifold = pixel_image("Decoded grid over the same plane (click a cell)", height=460,
                                                elem_id="latent-map-grid")
-                        grid_n = gr.Slider(*explore.MANIFOLD_RANGE, value=15, step=1, label="Grid points per side",
-                                           elem_id="grid-n")
+                        grid_n = whole_slider(*explore.MANIFOLD_RANGE, 15, "Grid points per side", elem_id="grid-n")
                     with gr.Column(scale=2, min_width=200):
                         point = pixel_image("Decoded point", height=220, elem_id="decoded-point")
                         with gr.Row():
@@ -569,9 +513,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                         label = gr.Dropdown(classes, value=explore.ANY_CLASS, allow_custom_value=True,
                                             label="Class", info="\"any\": each image a random class",
                                             elem_id="diffuse-label")
-                        diffuse_n = gr.Slider(*explore.DIFFUSE_IMAGES, value=16, step=1, label="Images")
-                        diffuse_steps = gr.Slider(*explore.DIFFUSE_STEPS, value=DEFAULT_NUM_INFERENCE_STEPS, step=1,
-                                                  label="Steps")
+                        diffuse_n = whole_slider(*explore.DIFFUSE_IMAGES, 16, "Images")
+                        diffuse_steps = whole_slider(*explore.DIFFUSE_STEPS, DEFAULT_NUM_INFERENCE_STEPS, "Steps")
                         guidance = gr.Slider(0.0, explore.MAX_GUIDANCE, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
                                              label="Guidance scale")
                         with gr.Row(equal_height=True):
@@ -601,7 +544,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                                               label="Vector VAE", elem_id="compare-vae")
                     compare_pipe = gr.Dropdown(pipelines, value=pipelines[0] if pipelines else None,
                                                allow_custom_value=True, label="Diffusion pipeline", elem_id="compare-pipeline")
-                    compare_n = gr.Slider(*explore.DIFFUSE_IMAGES, value=16, step=1, label="Images per column")
+                    compare_n = whole_slider(*explore.DIFFUSE_IMAGES, 16, "Images per column")
                     compare_seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed")
                     compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-run")
                 compared = gr.Gallery(label="Side by side", columns=3, object_fit="contain", height=520,
@@ -638,8 +581,10 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                          [strip, gif], api_name="interpolate", **MODEL)
 
         trav_inputs = [model, start, trav_image, sweep, *sliders]
+        # the API names each slider (its value would be documented as param_4 … param_13: ``*offsets``)
+        traverse = space_api.with_parameter_names(run(ex.traverse), SLIDER_NAMES, default=0.0)
         gr.on([s.change for s in sliders] + [start.change, sweep.change, trav_image.change],
-              run(ex.traverse), trav_inputs, [traversed, sweep_row], api_name="traverse", trigger_mode="always_last",
+              traverse, trav_inputs, [traversed, sweep_row], api_name="traverse", trigger_mode="always_last",
               show_progress="hidden", **MODEL)
 
         def map_click(model_id, evt: gr.SelectData):  # evt.index: the clicked pixel (x, y)
@@ -705,9 +650,10 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
     # event unless told otherwise, read when the queue is made: several ms of CPU per request. 100 is fresh enough.
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
     # status_update_rate: queue positions go out once a second, not to every waiting user after every finished job
-    demo.queue(status_update_rate=1.0, max_size=QUEUE_SIZE, default_concurrency_limit=4)
-    share_queue_fairly(demo._queue, PER_SESSION, PER_ADDRESS)
-    quiet_input_errors(demo)
+    demo.queue(status_update_rate=1.0, max_size=2 * QUEUE_SIZE, default_concurrency_limit=4)
+    space_api.Admission(demo._queue, PER_SESSION, PER_ADDRESS, QUEUE_SIZE, heavy=MODEL["concurrency_id"])
+    space_api.plain_input_errors(demo)
+    space_api.plain_call_errors(demo)
     return demo
 
 

@@ -4,13 +4,16 @@
    a second copy; 2. failing ids leave no state behind; 3. one short log line per rejected request; 4. huge
    sketches and uploads are refused from their header, before Gradio decodes them; 5. no local path typed by a
    visitor is loaded, and no answer shows a server path; 6. a 100 kB model id gets a short answer; 7. one client
-   cannot fill the queue; 8. no spelling of the Hub token reaches a written file; 9. a run never loses its model.
+   cannot fill the queue, every refusal is one line in the Space's words and cheap views keep their own share;
+   8. no spelling of the Hub token reaches a written file; 9. a run never loses its model; 10. a malformed call
+   gets one line in the Space's words, never Gradio's internals.
 The Space runs as ``python space/app.py`` (``space_helpers.running_space``) and is called with gradio_client and
 raw HTTP; its memory is read from ``/proc``.
 """
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -377,29 +380,107 @@ def test_hub_repo_is_sized_before_download(sample, tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------ 7. fair queue
+def completions(url: str, session: str, enough=lambda done: False) -> dict[str, dict]:
+    """The ``process_completed`` messages of a session's stream (GET /queue/data) by event id, read until
+    ``enough(messages)`` or until the stream closes (every event of the session has finished)."""
+    done = {}
+    with httpx.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session}, timeout=120) as stream:
+        for line in stream.iter_lines():
+            message = json.loads(line.removeprefix("data: ")) if line.startswith("data: ") else {}
+            if message.get("msg") == "process_completed":
+                done[message["event_id"]] = message
+                if enough(done):
+                    break
+    return done
+
+
+def refusals(messages: dict[str, dict]) -> list[str]:
+    return [m["output"]["error"] for m in messages.values() if not m["success"]]
+
+
+WAIT = "waiting: wait for them to finish. This Space shares its queue between visitors."
+
+
 def test_one_client_cannot_fill_the_queue(space, client, models):
     """While two slow requests hold both workers, a client that sends 20 requests at once gets 8 queued and a
-    clear refusal for the rest; another client is served; many sessions from one address get 32 in all."""
-    fn_index = next(i for i, d in enumerate(client.config["dependencies"]) if d.get("api_name") == "sample")
+    clear refusal for the rest; another client is served; many sessions from one address get 32 in all. Every
+    refusal is one line in the Space's words, for raw HTTP (in the session's stream, as any error) and for
+    gradio_client (not "QueueError: Queue is full!"), and cheap views (/about) keep their own share (issue 29, 6)."""
+    fn_index = {d.get("api_name"): i for i, d in enumerate(client.config["dependencies"])}
     join = f"{space.url}gradio_api/queue/join"
 
-    def body(session: str, model: str, n: int) -> dict:
-        return {"data": [model, n, 0, 1.0, "standard"], "fn_index": fn_index, "session_hash": session,
-                "event_data": None, "trigger_id": None}
+    def body(session: str, api_name: str, *values) -> dict:
+        return {"data": list(values), "fn_index": fn_index[api_name], "session_hash": session, "event_data": None,
+                "trigger_id": None}
+
+    def sample(session: str, model: str, n: int) -> dict:
+        return body(session, "sample", model, n, 0, 1.0, "standard")
 
     with httpx.Client(timeout=30) as http:
         for blocker in ("blocker-1", "blocker-2"):
-            assert http.post(join, json=body(blocker, models["slow"], 32)).status_code == 200
+            assert http.post(join, json=sample(blocker, models["slow"], 32)).status_code == 200
         time.sleep(0.5)  # both are running
-        greedy = [http.post(join, json=body("greedy", models["tiny"], 4)) for _ in range(20)]
+        greedy = [http.post(join, json=sample("greedy", models["tiny"], 4)) for _ in range(20)]
+        about = http.post(join, json=body("greedy", "about", models["tiny"]))  # the same session, a cheap view
         other = client.submit(models["tiny"], 4, 0, 1.0, "standard", api_name="/sample")
-        crowd = [http.post(join, json=body(f"crowd-{i // 8}", models["tiny"], 4)) for i in range(32)]
-    assert [a.status_code for a in greedy] == [200] * 8 + [503] * 12
-    assert all("You already have 8 requests waiting" in a.json()["detail"] for a in greedy[8:])
-    # 2 blockers + 8 greedy + the other client + 21 of the crowd = 32 from this address
-    assert [a.status_code for a in crowd] == [200] * 21 + [503] * 11
-    assert "Your network address already has 32 requests waiting" in crowd[-1].json()["detail"]
+        crowd = [http.post(join, json=sample(f"crowd-{i // 8}", models["tiny"], 4)) for i in range(32)]
+    assert all(a.status_code == 200 for a in greedy + crowd + [about])  # refusals come in the stream
+    # 2 blockers + 8 greedy + the other client + 21 of the crowd = 32 from this address: gradio_client is refused
+    # in one line, and the same client's cheap view is served
+    assert refusal(client, models["tiny"], 4, 0, 1.0, "standard", api_name="/sample") == (
+        f"Your network address already has 32 requests {WAIT}")
+    assert "latent" in client.predict(models["tiny"], api_name="/about")
+
+    about_id = about.json()["event_id"]
+    greedy_done = completions(space.url, "greedy", lambda done: len(refusals(done)) == 12 and about_id in done)
+    assert set(refusals(greedy_done)) == {f"You already have 8 requests {WAIT}"} and greedy_done[about_id]["success"]
+    assert [len(refusals(completions(space.url, f"crowd-{k}"))) for k in range(4)] == [0, 0, 3, 8]
     assert other.result(timeout=120)  # the other visitor was served
+
+
+# ------------------------------------------------------------------------------------ 10. malformed calls
+# What no answer may show: Gradio's component objects, tracebacks, pydantic's errors, server paths, its own wording
+INTERNALS = re.compile(r"object at 0x|Traceback|pydantic|\.py\b|/tmp|/home|/work|site-packages|"
+                       r"Could not preprocess|Wanted inputs|param_\d")
+MALFORMED = [  # (route, body, the answer's words); {tiny} is the tiny model's id
+    ("call/sample", '{"data": ["{tiny}"]}',
+     "/sample takes 5 inputs (model_id, n, seed, temperature, prior); this call sent 1."),
+    ("call/sample", '{"data": ["{tiny}", 4, NaN, 1.0, "standard"]}', "Seed must be a whole number; got nan."),
+    ("call/sample", '{"data": ["{tiny}", NaN, 0, 1.0, "standard"]}', "Images must be a whole number; got nan."),
+    ("call/sample", '{"data": "{tiny}"}', "(data: input should be a valid list). Send JSON like {\"data\": [...]}"),
+    ("call/sample", '{"inputs": ["{tiny}"]}', "(data: field required)"),
+    ("call/sample", '{"data": ["{tiny}"', "(it is not valid JSON)"),
+    ("call/reconstruct", '{"data": ["{tiny}", "a string, not a file"]}', "/reconstruct: image must be a file"),
+    ("call/reconstruct", '{"data": ["{tiny}", {"no": "path"}]}', "Image must be a file"),
+    ("call/reconstruct_sketch", '{"data": ["{tiny}", [1, 2]]}', "/reconstruct_sketch: sketch must be a file"),
+    ("call/no_such_endpoint", '{"data": []}', "This Space has no API endpoint named 'no_such_endpoint'"),
+    ("run/sample", '{"data": ["{tiny}", 4]}',
+     "/sample takes 5 inputs (model_id, n, seed, temperature, prior); this call sent 2."),
+    ("queue/join", '{"data": [], "fn_index": 999, "session_hash": "s"}', "This Space has no event 999"),
+    ("call/v2/sample", '{"not_a_parameter": 1}', "This request could not be handled (it has been logged)"),
+]
+
+
+def answer_to(url: str, route: str, body: str) -> str:
+    """The one message a raw HTTP call gets: a refused request's ``detail``, /run's ``error``, or the error that
+    the event of a /call ends with (its second request, GET /call/<name>/<event id>)."""
+    reply = httpx.post(f"{url}gradio_api/{route}", content=body, headers={"content-type": "application/json"},
+                       timeout=60)
+    if reply.status_code != 200:
+        return reply.json().get("detail") or reply.json()["error"]
+    result = httpx.get(f"{url}gradio_api/{route}/{reply.json()['event_id']}", timeout=60).text
+    assert result.startswith("event: error\ndata: "), result[:300]
+    return json.loads(result.split("data: ", 1)[1])["error"]
+
+
+@pytest.mark.parametrize("route, body, words", MALFORMED, ids=[f"{r}-{i}" for i, (r, _, _) in enumerate(MALFORMED)])
+def test_a_malformed_call_gets_one_line_in_the_spaces_words(space, models, route, body, words):
+    start = space.log.stat().st_size
+    answer = answer_to(space.url, route, body.replace("{tiny}", models["tiny"]))
+    assert words in answer and "\n" not in answer and not INTERNALS.search(answer), answer
+    time.sleep(0.3)  # the server's log is written by another process
+    logged = space.log.read_bytes()[start:].decode()
+    assert len(logged.strip().splitlines()) == 1 and "Traceback" not in logged, logged[-3000:]
 
 
 # ==================================================================================== the scripts

@@ -106,6 +106,27 @@ def test_every_api_name_is_served(client):
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == API_NAMES
 
 
+def documented_value(parameter: dict):
+    """A value of the type that the API page documents for a parameter, from its default: a choice as the string
+    the page shows, an int, a float with a fraction."""
+    documented, default = parameter["python_type"]["type"], parameter["parameter_default"]
+    if documented.startswith("Literal["):
+        return str(default)
+    return {"int": int, "float": lambda v: v + 0.25}.get(documented, lambda v: v)(default)
+
+
+def test_every_endpoint_takes_the_names_and_types_its_api_page_documents(client, images):
+    """Issue 29, item 5: each endpoint called with every parameter by its documented name, each value of its
+    documented type (/traverse's sliders were param_4 … param_13, its sweep refused '1', and "Images", documented
+    as a float, refused 36.25)."""
+    files = {"image": handle_file(EXAMPLE),
+             "sketch": {"background": None, "layers": [], "composite": handle_file(images["stroke"])}}
+    for api_name, info in client.view_api(print_info=False, return_format="dict")["named_endpoints"].items():
+        kwargs = {p["parameter_name"]: files.get(p["parameter_name"]) or documented_value(p)
+                  for p in info["parameters"]}
+        assert client.predict(**kwargs, api_name=api_name), api_name
+
+
 SHIPPED = shipped_models() or [pytest.param("shipped", marks=pytest.mark.skip(reason="no trained models in space/models yet"))]
 
 
