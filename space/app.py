@@ -241,7 +241,7 @@ EXAMPLE_PROMPTS = [  # the first two are test captions the shipped model never s
 def sampler_controls(defaults: dict) -> list:
     """Steps, guidance, seed (with a new-seed button) and scheduler of a text-to-image view, at the model's
     recommended settings: [steps, guidance, seed, scheduler]."""
-    steps = gr.Slider(*explore.T2I_STEPS, value=defaults["steps"], step=1, label="Steps")
+    steps = gr.Slider(*explore.T2I_STEPS, value=defaults["steps"], step=1, precision=0, label="Steps")
     guidance = gr.Slider(0.0, explore.MAX_T2I_GUIDANCE, value=defaults["guidance"], step=0.5, label="Guidance scale",
                          info="above 1: classifier-free guidance towards the prompt (and away from the negative one)")
     with gr.Row(equal_height=True):
@@ -278,7 +278,7 @@ def text_to_image_views(ex: Explorer, view, emoji: list[str]) -> dict:
             with gr.Column(scale=1, min_width=280):
                 prompt, negative = prompt_boxes()
                 gr.Examples(EXAMPLE_PROMPTS, inputs=prompt, label="Example prompts (the first two were never trained on)")
-                n = gr.Slider(*explore.T2I_IMAGES, value=4, step=1, label="Images")
+                n = gr.Slider(*explore.T2I_IMAGES, value=4, step=1, precision=0, label="Images")
                 controls = sampler_controls(defaults)
                 button = gr.Button("Draw", variant="primary", elem_id="t2i-run")
             with gr.Column(scale=2):
@@ -334,7 +334,7 @@ def text_to_image_views(ex: Explorer, view, emoji: list[str]) -> dict:
             with gr.Column(scale=1, min_width=280):
                 prompt_a = gr.Textbox(label="Prompt A", max_length=explore.MAX_PROMPT_CHARS, value="red heart, twemoji style")
                 prompt_b = gr.Textbox(label="Prompt B", max_length=explore.MAX_PROMPT_CHARS, value="blue heart, twemoji style")
-                frames = gr.Slider(*explore.WALK_FRAMES, value=8, step=1, label="Frames")
+                frames = gr.Slider(*explore.WALK_FRAMES, value=8, step=1, precision=0, label="Frames")
                 steps, guidance, seed, scheduler = sampler_controls(defaults)
                 seed_b = gr.Number(value=None, precision=0, minimum=0, maximum=explore.MAX_SEED,
                                    label="Seed B (optional: walk the noise too)")
