@@ -315,25 +315,20 @@ def test_diffuse_streams_previews_before_the_grid_and_offers_the_gif(fresh_page,
     page.screenshot(path=str(shots / "diffuse.png"), full_page=True)
 
 
-def test_text_to_image_streams_previews_before_the_grid_and_names_unknown_words(fresh_page, shots):
+def test_text_to_image_streams_previews_before_the_grid_and_offers_the_gif(fresh_page, shots):
     page = fresh_page
     page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('48×48')")
     choose(page, "Model", "tiny-sd")
     page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('text-to-image')")
     wait_for_tab(page, "Text to image", shown=True)
     wait_for_tab(page, "Sample", shown=False)
-    try:
-        page.locator("#t2i-run").wait_for(state="visible", timeout=30_000)  # the open tab follows the model
-    finally:
-        page.screenshot(path=str(shots / "text_to_image_opened.png"), full_page=True)
+    page.locator("#t2i-run").wait_for(state="visible")  # the open tab follows the model
     page.get_by_label("Prompt", exact=True).first.fill("red spaceship")
-    page.get_by_label("Steps", exact=True).first.fill("6")
     page.evaluate(WATCH_JS, ["#t2i-preview", "#t2i-grid"])
     page.click("#t2i-run")
     page.wait_for_function("() => { const i = document.querySelector('#t2i-grid img'); return i && i.complete && i.naturalWidth > 0; }")
     seen = page.evaluate("window.diffuseSeen")
     assert [preview for preview, grid in seen if preview and grid is None], f"no preview before the grid: {seen}"
-    page.wait_for_function("() => document.querySelector('#t2i-note')?.innerText.includes(\"'spaceship' is not\")")
     page.locator("#t2i-gif a[download]").wait_for()
     assert not toasts(page)
     page.screenshot(path=str(shots / "text_to_image.png"), full_page=True)
