@@ -80,7 +80,7 @@ def make_map_sample(path: Path, n: int = 60, size: int = 28, classes: int = 3, s
 def shipped_models() -> list[str]:
     """Names of the trained VAEs shipped in ``space/models`` (empty until they are trained; not the classifier)."""
     return sorted(p.name for p in (SPACE / "models").glob("*")
-                  if (p / "config.json").is_file() and json.loads((p / "config.json").read_text())["_class_name"] == "VAEModel")
+                  if (p / "config.json").is_file() and json.loads((p / "config.json").read_text()).get("_class_name") == "VAEModel")
 
 
 def free_port() -> int:
