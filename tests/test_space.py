@@ -119,8 +119,11 @@ def test_every_endpoint_takes_the_names_and_types_its_api_page_documents(client,
     """Issue 29, item 5: each endpoint called with every parameter by its documented name, each value of its
     documented type (/traverse's sliders were param_4 … param_13, its sweep refused '1', and "Images", documented
     as a float, refused 36.25)."""
-    files = {"image": handle_file(EXAMPLE),
-             "sketch": {"background": None, "layers": [], "composite": handle_file(images["stroke"])}}
+    prompt = "red heart, twemoji style"  # the text-to-image endpoints' prompts default to empty: refused
+    files = {"image": handle_file(EXAMPLE), "prompt": prompt, "prompt_a": prompt, "prompt_b": prompt,
+             "sketch": {"background": None, "layers": [], "composite": handle_file(images["stroke"])},
+             "editor": {"background": handle_file(images["stroke"]), "layers": [handle_file(images["stroke"])],
+                        "composite": None}, "seed_b": 1}
     for api_name, info in client.view_api(print_info=False, return_format="dict")["named_endpoints"].items():
         kwargs = {p["parameter_name"]: files.get(p["parameter_name"]) or documented_value(p)
                   for p in info["parameters"]}

@@ -444,12 +444,9 @@ def load_source(args: argparse.Namespace, parser: argparse.ArgumentParser, class
     if is_pipeline:
         if vae_flags:
             parser.error(f"--{vae_flags[0]} is for a VAE; {args.generator} is a diffusion pipeline")
-        import vae_hub
+        from .pipelines import LatentDiffusionPipeline
 
-        pipeline_class = getattr(vae_hub, "LatentDiffusionPipeline", None)
-        if pipeline_class is None:
-            parser.error("this vae-hub has no LatentDiffusionPipeline: it cannot load a diffusion pipeline")
-        pipe = pipeline_class.from_pretrained(args.generator).to(device)
+        pipe = LatentDiffusionPipeline.from_pretrained(args.generator).to(device)
         pipe.set_progress_bar_config(disable=True)  # one bar, ours
         return pipeline_source(pipe, args.num_inference_steps, args.guidance_scale)
     if pipeline_flags:

@@ -1137,10 +1137,19 @@ def space_upload_files(space_dir=None, *, model_id: str | None = None) -> dict[s
         if not models:
             raise HubError(f"no shipped models under {shipped}: train them first, or pass "
                            "--model-id to make the Space load a model from the Hub.")
+        from .text_to_image_card import upload_files as text_to_image_files  # it imports this module
+
         for model in models:
-            if is_pipeline_folder(model):
-                check_pipeline_folder(model)  # a half-trained pipeline would break the Space at start
-            files.update({f"{SPACE_MODELS}/{model.name}/{name}": model / name for name in upload_file_list(model)})
+            index = _read_json(model / PIPELINE_INDEX_NAME) if is_pipeline_folder(model) else None
+            if index is None and "_class_name" not in _read_json(model / CONFIG_NAME):
+                continue  # not a diffusers model (the measuring mini CLIP): the Space does not show it
+            if index is not None and index.get("_class_name") == "StableDiffusionPipeline":  # a plain diffusers one
+                names = text_to_image_files(model)
+            else:
+                if index is not None:
+                    check_pipeline_folder(model)  # a half-trained pipeline would break the Space at start
+                names = upload_file_list(model)
+            files.update({f"{SPACE_MODELS}/{model.name}/{name}": model / name for name in names})
     package = Path(__file__).resolve().parent
     files.update({f"vae_hub/{p.relative_to(package).as_posix()}": p for p in sorted(package.rglob("*.py"))})
     files[SPACE_REQUIREMENTS] = _space_requirements(space_dir / SPACE_REQUIREMENTS).encode("utf-8")
