@@ -277,7 +277,7 @@ def test_cli_runs_a_pipeline_folder(folders, monkeypatch):
     pipeline_dir = folders.root / "pipeline"
     pipeline_dir.mkdir()
     (pipeline_dir / "model_index.json").write_text("{}")
-    monkeypatch.setattr(vae_hub, "LatentDiffusionPipeline", FakePipelineClass, raising=False)
+    monkeypatch.setattr(vae_hub.pipelines, "LatentDiffusionPipeline", FakePipelineClass)
     result = cli(folders, "--generator", str(pipeline_dir), "--num_inference_steps", "10", "--record")
     assert (result["kind"], result["num_inference_steps"], result["guidance_scale"]) == ("pipeline", 10, 3.0)
     assert result["class_match"] >= 0.9
