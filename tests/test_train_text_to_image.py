@@ -4,6 +4,7 @@ negative prompts, truncation, image to image, inpainting), bit-identical resume 
 card's data credits, and one clear error for each bad input.
 """
 
+import argparse
 import json
 import re
 import runpy
@@ -301,6 +302,28 @@ def test_resume_mid_epoch_is_bit_identical(data, mini_clip, tmp_path, monkeypatc
     assert logs[1]["history"] == logs[0]["history"]
 
 
+@pytest.mark.parametrize("probability, dropped", [(1.0, 32), (0.0, 0)])
+def test_conditioning_dropout_one_trains_without_text(probability, dropped):
+    """--conditioning_dropout_prob 1 is the unconditional baseline: the text encoder sees only the empty caption."""
+    script = runpy.run_path(str(SCRIPT), run_name="train_text_to_image")
+    seen = []
+
+    def text_encoder(input_ids):
+        seen.append(input_ids)
+        return (torch.zeros(*input_ids.shape, 8),)
+
+    def unet(noisy, timesteps, encoder_hidden_states):
+        return argparse.Namespace(sample=torch.zeros_like(noisy))
+
+    latents = argparse.Namespace(mean=torch.randn(32, 4, 2, 2), std=torch.ones(32, 4, 2, 2))
+    text = argparse.Namespace(ids=torch.arange(1, 33)[:, None].repeat(1, 3), empty=torch.zeros(3, dtype=torch.long))
+    args = argparse.Namespace(noise_offset=0.0, conditioning_dropout_prob=probability, prediction_type="epsilon",
+                              snr_gamma=None)
+    script["denoising_loss"](unet, text_encoder, script["DDPMScheduler"](), latents, text, torch.arange(32),
+                             torch.Generator().manual_seed(0), args)
+    assert int((seen[0] == 0).all(dim=1).sum()) == dropped
+
+
 def test_resumed_at_its_last_step_a_run_only_finishes(data, tmp_path, monkeypatch):
     """A long run cut short: its latest checkpoint, resumed with --max_train_steps at that step, is saved as it is."""
     run = tmp_path / "cut"
@@ -341,7 +364,7 @@ BAD_CASES = {
                                        r"text model with a tokenizer/ folder"),
     "heads": (["--text_heads", "3"], r"--text_hidden_size \(32\) must be a multiple of --text_heads \(3\)"),
     "vocab": (["--tokenizer_vocab_size", "100"], r"--tokenizer_vocab_size must be at least 514"),
-    "dropout": (["--conditioning_dropout_prob", "1"], r"--conditioning_dropout_prob must be in \[0, 1\), got 1.0"),
+    "dropout": (["--conditioning_dropout_prob", "1.5"], r"--conditioning_dropout_prob must be in \[0, 1\], got 1.5"),
     "noise offset": (["--noise_offset", "-0.1"], r"--noise_offset must be non-negative"),
     "empty prompt": (["--validation_prompts", " "], r"--validation_prompts must not be empty strings"),
     "latents too small": (["--block_out_channels", "8", "8", "8", "8", "8"], r"the latents are 8×8, not divisible"),

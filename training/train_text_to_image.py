@@ -21,7 +21,7 @@ with checkpoints and validation grids → pipeline ``save_pretrained``, grids, r
 
 Classifier-free guidance: each caption is replaced by the empty caption "" with probability
 ``--conditioning_dropout_prob``, the unconditional input the pipelines give for ``guidance_scale > 1`` (and a
-negative prompt replaces). Exact resume and several processes work as in ``train_latent_diffusion.py``: data order
+negative prompt replaces); ``--conditioning_dropout_prob 1`` trains the unconditional baseline. Exact resume and several processes work as in ``train_latent_diffusion.py``: data order
 is a pure function of (seed, epoch), and a batch's random draws (posterior ε, noise, noise offset, timesteps,
 caption dropout) come from a generator seeded by (seed, process, batch).
 """
@@ -81,7 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--attention_head_dim", type=int, default=8)
     model.add_argument("--norm_num_groups", type=int, default=32)
     model.add_argument("--conditioning_dropout_prob", type=float, default=0.1,
-                       help='Probability of training on the empty caption "" (what classifier-free guidance needs).')
+                       help='Probability of training on the empty caption "" (what classifier-free guidance needs); '
+                            '1 trains the same UNet without text, the unconditional baseline.')
 
     diffusion = p.add_argument_group("diffusion")
     diffusion.add_argument("--prediction_type", type=str, default="epsilon", choices=("epsilon", "v_prediction"))
@@ -126,8 +127,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 f"and bos/eos), got {args.tokenizer_vocab_size}")
     if args.text_hidden_size % args.text_heads:
         p.error(f"--text_hidden_size ({args.text_hidden_size}) must be a multiple of --text_heads ({args.text_heads})")
-    if not 0 <= args.conditioning_dropout_prob < 1:
-        p.error(f"--conditioning_dropout_prob must be in [0, 1), got {args.conditioning_dropout_prob}")
+    if not 0 <= args.conditioning_dropout_prob <= 1:
+        p.error(f"--conditioning_dropout_prob must be in [0, 1], got {args.conditioning_dropout_prob}")
     if args.snr_gamma is not None and args.snr_gamma <= 0:
         p.error(f"--snr_gamma must be positive, got {args.snr_gamma}")
     if args.noise_offset < 0:
