@@ -15,6 +15,8 @@ import vae_hub
 from datasets_util import CLASS_NAMES, make_images, write_hub_dataset
 from vae_hub.classifier import ImageClassifier
 from vae_hub.evaluate_samples import (
+    CLASS_CONDITIONAL_RULE,
+    MIN_CLASS_MATCH,
     MIN_REFERENCE_ACCURACY,
     FeatureStatistics,
     SampleSource,
@@ -23,6 +25,7 @@ from vae_hub.evaluate_samples import (
     images_source,
     main,
     pipeline_source,
+    recommend_class_conditional,
     reconstruction_source,
     vae_source,
 )
@@ -282,7 +285,36 @@ def test_cli_runs_a_pipeline_folder(folders, monkeypatch):
     assert (result["kind"], result["num_inference_steps"], result["guidance_scale"]) == ("pipeline", 10, 3.0)
     assert result["class_match"] >= 0.9
     recorded = json.loads((pipeline_dir / "metrics.json").read_text())
-    assert list(recorded["sample_quality"]) == ["steps_10_guidance_3"]
+    assert list(recorded["sample_quality"]) == ["steps_10_guidance_3_n20"]  # FD depends on N: the key says it
+    cli(folders, "--generator", str(pipeline_dir), "--num_inference_steps", "5", "--record", "--recommend")
+    recorded = json.loads((pipeline_dir / "metrics.json").read_text())
+    assert recorded["recommended_settings"] == recommend_class_conditional(recorded["sample_quality"], 20)
+    assert recorded["recommended_settings"]["chosen_from"] == 2
+
+
+def test_cli_recommend_is_for_pipelines_and_needs_an_eligible_record(folders, capsys):
+    with pytest.raises(SystemExit):
+        cli(folders, "--generator", str(folders.vae), "--record", "--recommend")
+    assert "--recommend chooses a pipeline's sampling setting" in capsys.readouterr().err
+
+
+def record(steps: int, guidance: float, fd: float, class_match: float, num_samples: int = 2000) -> dict:
+    return {"kind": "pipeline", "num_inference_steps": steps, "guidance_scale": guidance, "frechet_distance": fd,
+            "class_match": class_match, "num_samples": num_samples}
+
+
+def test_recommend_class_conditional_takes_the_lowest_fd_above_the_class_match_floor():
+    records = {"a": record(25, 1.5, 0.3, MIN_CLASS_MATCH - 0.01),  # closest to the data, but too often the wrong class
+               "b": record(25, 2.5, 0.6, MIN_CLASS_MATCH),
+               "c": record(10, 2.5, 0.6, 0.97),  # as close as b in fewer steps: chosen
+               "d": record(20, 4.0, 1.4, 0.99),
+               "e": record(20, 2.0, 0.1, 0.99, num_samples=10_000)}  # another N: not comparable
+    chosen = recommend_class_conditional(records, 2000)
+    assert chosen == {"num_inference_steps": 10, "guidance_scale": 2.5, "rule": CLASS_CONDITIONAL_RULE,
+                      "chosen_from": 4, "num_samples": 2000}
+    assert recommend_class_conditional(records, 10_000)["guidance_scale"] == 2.0
+    with pytest.raises(ValueError, match="none of the 1 settings recorded with 2000 samples has a class match"):
+        recommend_class_conditional({"a": records["a"]}, 2000)
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from .classifier import ImageClassifier
 from .evaluate import _one_line
 from .images import float_to_uint8, uint8_to_float
+from .loading import is_pipeline_folder
 from .models import PRIORS
 from .pipelines.schedulers import SCHEDULERS
 from .text_to_image_evaluation import (RECOMMENDED_KEY, default_setting, evaluate_text_to_image, is_text_to_image_folder,
@@ -55,6 +56,12 @@ FIT_A_CLASSIFIER = ("train one on this dataset with training/train_classifier.py
 SHIPPED_CLASSIFIER_PATH = str(Path(__file__).resolve().parents[1] / SHIPPED_CLASSIFIER)
 METRICS_FILE = "metrics.json"
 RECORD_KEY = "sample_quality"
+DEFAULT_NUM_SAMPLES = 10_000  # a record measured on another N says so in its key: FD depends on N
+# The rule that picks a class-conditional pipeline's recommended setting among its recorded ones (the card quotes it):
+# the class match guards against the least varied samples that strong guidance gives, FD picks among the rest.
+MIN_CLASS_MATCH = 0.95
+CLASS_CONDITIONAL_RULE = (f"the lowest Fréchet distance among the settings measured on as many samples whose class "
+                          f"match is at least {MIN_CLASS_MATCH:.0%}; on a tie, fewer steps")
 
 
 @dataclass
@@ -349,9 +356,6 @@ def build_parser() -> argparse.ArgumentParser:
     t2i.add_argument("--caption_column", default="text", help="the captions of --split, one sample each")
     t2i.add_argument("--scheduler", default=None, choices=tuple(SCHEDULERS),
                      help="default: the folder's recommended one, else its own")
-    t2i.add_argument("--recommend", action="store_true",
-                     help="with --record: choose the recommended setting among all recorded ones and write it into "
-                          "metrics.json (the rule: " + TEXT_TO_IMAGE_RULE + ")")
     parser.add_argument("--dataset_name", required=True, help="Hub dataset id or local folder: the reference images")
     parser.add_argument("--dataset_config_name", default=None)
     parser.add_argument("--split", default="test", help="the held-out reference split")
@@ -366,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--record", action="store_true",
                         help=f"merge the result into the generator folder's {METRICS_FILE} under "
                              f"{RECORD_KEY!r} (keyed by the setting: standard_prior, mixture_prior, ...)")
+    parser.add_argument("--recommend", action="store_true",
+                        help=f"pipelines, with --record: choose the recommended setting among the recorded ones and "
+                             f"write it into {METRICS_FILE} (text to image: {TEXT_TO_IMAGE_RULE}; class-conditional: "
+                             f"{CLASS_CONDITIONAL_RULE})")
     parser.add_argument("--cache_dir", default=None)
     return parser
 
@@ -378,7 +386,30 @@ def record_key(setting: dict) -> str:
         return f"reconstructions_{setting['images_split']}"
     parts = [f"{name}_{setting[key]:g}" for name, key in (("steps", "num_inference_steps"), ("guidance", "guidance_scale"))
              if key in setting]
+    if setting.get("num_samples", DEFAULT_NUM_SAMPLES) != DEFAULT_NUM_SAMPLES:
+        parts.append(f"n{setting['num_samples']}")
     return "_".join(parts) or "default"
+
+
+def recommend_class_conditional(records: dict, num_samples: int) -> dict:
+    """The recommended setting of a class-conditional pipeline among its records measured on ``num_samples``
+    samples (``sample_quality``'s values), by ``CLASS_CONDITIONAL_RULE``.
+
+    Returns:
+        {"num_inference_steps", "guidance_scale", "rule", "chosen_from" (the number of settings), "num_samples"}.
+
+    Raises:
+        ValueError: no recorded setting has that many samples and a class match of at least ``MIN_CLASS_MATCH``.
+    """
+    candidates = [r for r in records.values() if r.get("kind") == "pipeline" and r.get("num_samples") == num_samples
+                  and r.get("class_match") is not None]
+    eligible = [r for r in candidates if r["class_match"] >= MIN_CLASS_MATCH]
+    if not eligible:
+        raise ValueError(f"none of the {len(candidates)} settings recorded with {num_samples} samples has a class match "
+                         f"of at least {MIN_CLASS_MATCH:.0%}: record stronger guidance first")
+    chosen = min(eligible, key=lambda r: (r["frechet_distance"], r["num_inference_steps"]))
+    return {"num_inference_steps": chosen["num_inference_steps"], "guidance_scale": chosen["guidance_scale"],
+            "rule": CLASS_CONDITIONAL_RULE, "chosen_from": len(candidates), "num_samples": num_samples}
 
 
 def describe_setting(setting: dict) -> str:
@@ -493,10 +524,12 @@ def main(argv: list[str] | None = None) -> dict:
         wrong = [f for f in ("classifier", "prior", "reconstruct_split") if getattr(args, f) is not None]
         why = f"it is for a VAE or a class-conditional pipeline; {args.generator} is a text-to-image pipeline"
     else:
-        wrong = [f for f in ("clip", "scheduler") if getattr(args, f) is not None] + ["recommend"] * args.recommend
+        wrong = [f for f in ("clip", "scheduler") if getattr(args, f) is not None]
         why = f"it is for a text-to-image pipeline; {args.generator} is not one"
     if wrong:
         parser.error(f"--{wrong[0]}: {why}")
+    if args.recommend and (args.generator_split or not is_pipeline_folder(args.generator)):
+        parser.error(f"--recommend chooses a pipeline's sampling setting; {args.generator} is not a pipeline folder")
     if args.recommend and not args.record:
         parser.error("--recommend chooses among the recorded settings: add --record")
     if text_to_image:
@@ -518,7 +551,11 @@ def main(argv: list[str] | None = None) -> dict:
         records = recorded.setdefault(RECORD_KEY, {})
         records[metrics.pop("record_key", None) or record_key(metrics)] = metrics
         if args.recommend:
-            recorded[RECOMMENDED_KEY] = recommend(records)
+            try:
+                recorded[RECOMMENDED_KEY] = (recommend(records) if text_to_image
+                                             else recommend_class_conditional(records, metrics["num_samples"]))
+            except ValueError as err:
+                parser.error(f"--recommend: {err}")
             print(f"recommended: {json.dumps(recorded[RECOMMENDED_KEY])}")
         write_json_atomically(os.path.join(args.generator, METRICS_FILE), recorded)
     return metrics
