@@ -241,7 +241,7 @@ BAD_CASES = {
                                        r"the latents are 4×4, not divisible by the UNet's downsampling \(8×\)"),
     "bad unet config": ({}, ["--norm_num_groups", "3"], r"bad UNet config"),
     "attention level": ({}, ["--attention_levels", "2"], r"--attention_levels must be in 0..1"),
-    "dropout": ({}, ["--conditioning_dropout_prob", "1"], r"--conditioning_dropout_prob must be in \[0, 1\), got 1.0"),
+    "dropout": ({}, ["--conditioning_dropout_prob", "1.5"], r"--conditioning_dropout_prob must be in \[0, 1\], got 1.5"),
     "snr gamma": ({}, ["--snr_gamma", "0"], r"--snr_gamma must be positive, got 0.0"),
     "guidance": ({}, ["--guidance_scale", "-1"], r"--guidance_scale must be non-negative, got -1.0"),
     "learning rate typo": ({}, ["--learning_rate", "1e3"], r"--learning_rate must be in \(0, 1\], got 1000.0"),

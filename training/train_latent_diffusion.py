@@ -34,14 +34,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from vae_hub.pipeline_defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
-from vae_hub.training_args import add_data_source_args, add_optimizer_args, add_output_args, check_shared_args
+from vae_hub.training_args import (DIFFUSION_COUNTS, DIFFUSION_REALS, INFERENCE_SCHEDULERS, add_data_source_args,
+                                   add_diffusion_args, add_ema_args, add_optimizer_args, add_output_args, add_unet_args,
+                                   check_diffusion_args, check_shared_args)
 
 FINAL_FILES = ("model_index.json",)  # a finished run's pipeline
 MAX_CLASSES = 1000
 MAX_GRID_ROWS = 20  # classes shown in the sample grids
-BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
-# --inference_scheduler → its diffusers class, by name (diffusers is imported once the flags are parsed)
-INFERENCE_SCHEDULERS = {"dpmsolver++": "DPMSolverMultistepScheduler", "ddim": "DDIMScheduler"}
 SPATIAL_VAE_CLASSES = ("SpatialVAEModel", "AutoencoderKL")
 
 
@@ -62,35 +61,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="A spatial VAE (vae_hub SpatialVAEModel or diffusers AutoencoderKL), kept frozen.")
     model.add_argument("--unet_config", type=str, default=None,
                        help="config.json (or its folder) of a UNet2DModel; the shape flags below are then ignored.")
-    model.add_argument("--block_out_channels", type=int, nargs="+", default=[64, 128])
-    model.add_argument("--layers_per_block", type=int, default=2)
-    model.add_argument("--attention_levels", type=int, nargs="*", default=[1],
-                       help="Levels (0 = the first of --block_out_channels) with self-attention blocks.")
-    model.add_argument("--attention_head_dim", type=int, default=8)
-    model.add_argument("--norm_num_groups", type=int, default=32)
-    model.add_argument("--conditioning_dropout_prob", type=float, default=0.1,
-                       help='Probability of training on the "no class" label (what classifier-free guidance needs).')
+    add_unet_args(model, attention_levels=[1], attention_help="self-attention blocks",
+                  dropout_help='the "no class" label')
 
-    diffusion = p.add_argument_group("diffusion")
-    diffusion.add_argument("--prediction_type", type=str, default="epsilon", choices=("epsilon", "v_prediction"))
-    diffusion.add_argument("--ddpm_num_steps", type=int, default=1000)
-    diffusion.add_argument("--ddpm_beta_schedule", type=str, default="linear", choices=BETA_SCHEDULES)
-    diffusion.add_argument("--snr_gamma", type=float, default=None,
-                           help="Min-SNR loss weighting (5.0 is usual; https://arxiv.org/abs/2303.09556). Default: none.")
-    diffusion.add_argument("--inference_scheduler", type=str, default="dpmsolver++", choices=tuple(INFERENCE_SCHEDULERS),
-                           help="The scheduler saved with the pipeline and used for the sample grids.")
-    diffusion.add_argument("--num_inference_steps", type=int, default=DEFAULT_NUM_INFERENCE_STEPS,
-                           help="For the sample grids (the pipeline's default).")
-    diffusion.add_argument("--guidance_scale", type=float, default=DEFAULT_GUIDANCE_SCALE,
-                           help="For the sample grids (the pipeline's default).")
+    add_diffusion_args(p.add_argument_group("diffusion"), grids="sample grids (the pipeline's defaults)",
+                       num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS, guidance_scale=DEFAULT_GUIDANCE_SCALE,
+                       noise_offset=False)
 
     opt = p.add_argument_group("optimisation")
     add_optimizer_args(opt, num_train_epochs=100, learning_rate=1e-4, lr_warmup_steps=500, adam_weight_decay=1e-2,
                        max_grad_norm=1.0)
-    opt.add_argument("--use_ema", action="store_true", help="Keep an EMA of the UNet (diffusers' EMAModel) and ship it.")
-    opt.add_argument("--ema_max_decay", type=float, default=0.9999)
-    opt.add_argument("--ema_inv_gamma", type=float, default=1.0, help="EMA warm-up: decay = 1 − (1 + step/inv_gamma)^−power.")
-    opt.add_argument("--ema_power", type=float, default=3 / 4)
+    add_ema_args(opt, ema_help="Keep an EMA of the UNet (diffusers' EMAModel) and ship it.")
     opt.add_argument("--seed", type=int, default=0)
 
     state = p.add_argument_group("outputs and state")
@@ -98,24 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     state.add_argument("--num_validation_images", type=int, default=8, help="Images per class in the sample grids (a row per class, the first 20).")
 
     args = p.parse_args(argv)
-    check_shared_args(p, args, counts=("num_validation_images", "layers_per_block", "attention_head_dim",
-                                       "norm_num_groups", "ddpm_num_steps", "num_inference_steps", "encode_batch_size"),
-                      reals=("conditioning_dropout_prob", "guidance_scale", "ema_max_decay", "ema_inv_gamma",
-                             "ema_power", "snr_gamma"))
-    if min(args.block_out_channels) < 1:
-        p.error(f"--block_out_channels must be positive, got {args.block_out_channels}")
-    if not 0 <= args.conditioning_dropout_prob < 1:
-        p.error(f"--conditioning_dropout_prob must be in [0, 1), got {args.conditioning_dropout_prob}")
-    if args.snr_gamma is not None and args.snr_gamma <= 0:
-        p.error(f"--snr_gamma must be positive, got {args.snr_gamma}")
-    if args.guidance_scale < 0:
-        p.error(f"--guidance_scale must be non-negative, got {args.guidance_scale}")
-    if not (0 < args.ema_max_decay < 1 and args.ema_inv_gamma > 0 and args.ema_power > 0):
-        p.error("--ema_max_decay must be in (0, 1), --ema_inv_gamma and --ema_power positive")
-    levels = len(args.block_out_channels)
-    if any(not 0 <= level < levels for level in args.attention_levels):
-        p.error(f"--attention_levels must be in 0..{levels - 1} (one level per --block_out_channels), "
-                f"got {args.attention_levels}")
+    check_shared_args(p, args, counts=("num_validation_images", *DIFFUSION_COUNTS), reals=DIFFUSION_REALS)
+    check_diffusion_args(p, args)
     return args
 
 

@@ -36,13 +36,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from vae_hub.constants import MIN_VOCAB_SIZE
-from vae_hub.training_args import (add_data_source_args, add_dataset_credit_arg, add_optimizer_args, add_output_args,
-                                   check_shared_args)
+from vae_hub.training_args import (DIFFUSION_COUNTS, DIFFUSION_REALS, INFERENCE_SCHEDULERS, add_data_source_args,
+                                   add_dataset_credit_arg, add_diffusion_args, add_ema_args, add_optimizer_args,
+                                   add_output_args, add_unet_args, check_diffusion_args, check_shared_args)
 
 FINAL_FILES = ("model_index.json",)  # a finished run's pipeline
-BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
-# --inference_scheduler → its diffusers class, by name (diffusers is imported once the flags are parsed)
-INFERENCE_SCHEDULERS = {"dpmsolver++": "DPMSolverMultistepScheduler", "ddim": "DDIMScheduler"}
 NUM_DEFAULT_PROMPTS = 4  # validation prompts taken from the captions when --validation_prompts is not given
 
 
@@ -74,37 +72,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model = p.add_argument_group("model")
     model.add_argument("--pretrained_vae_model_name_or_path", type=str, required=True,
                        help="A diffusers AutoencoderKL folder or Hub id, kept frozen.")
-    model.add_argument("--block_out_channels", type=int, nargs="+", default=[64, 128])
-    model.add_argument("--layers_per_block", type=int, default=2)
-    model.add_argument("--attention_levels", type=int, nargs="*", default=[0, 1],
-                       help="Levels (0 = the first of --block_out_channels) with cross-attention to the text.")
-    model.add_argument("--attention_head_dim", type=int, default=8)
-    model.add_argument("--norm_num_groups", type=int, default=32)
-    model.add_argument("--conditioning_dropout_prob", type=float, default=0.1,
-                       help='Probability of training on the empty caption "" (what classifier-free guidance needs); '
-                            '1 trains the same UNet without text, the unconditional baseline.')
+    add_unet_args(model, attention_levels=[0, 1], attention_help="cross-attention to the text",
+                  dropout_help='the empty caption ""')
 
-    diffusion = p.add_argument_group("diffusion")
-    diffusion.add_argument("--prediction_type", type=str, default="epsilon", choices=("epsilon", "v_prediction"))
-    diffusion.add_argument("--ddpm_num_steps", type=int, default=1000)
-    diffusion.add_argument("--ddpm_beta_schedule", type=str, default="linear", choices=BETA_SCHEDULES)
-    diffusion.add_argument("--snr_gamma", type=float, default=None,
-                           help="Min-SNR loss weighting (5.0 is usual; https://arxiv.org/abs/2303.09556). Default: none.")
-    diffusion.add_argument("--noise_offset", type=float, default=0.0,
-                           help="Noise offset (https://www.crosslabs.org/blog/diffusion-with-offset-noise); 0.1 is usual.")
-    diffusion.add_argument("--inference_scheduler", type=str, default="dpmsolver++", choices=tuple(INFERENCE_SCHEDULERS),
-                           help="The scheduler saved with the pipeline and used for the validation grids.")
-    diffusion.add_argument("--num_inference_steps", type=int, default=25, help="For the validation grids.")
-    diffusion.add_argument("--guidance_scale", type=float, default=4.0, help="For the validation grids.")
+    add_diffusion_args(p.add_argument_group("diffusion"), grids="validation grids", num_inference_steps=25,
+                       guidance_scale=4.0, noise_offset=True)
 
     opt = p.add_argument_group("optimisation")
     add_optimizer_args(opt, num_train_epochs=100, learning_rate=1e-4, lr_warmup_steps=500, adam_weight_decay=1e-2,
                        max_grad_norm=1.0)
-    opt.add_argument("--use_ema", action="store_true",
-                     help="Keep an EMA (diffusers' EMAModel) of the UNet and of the text encoder, and ship it.")
-    opt.add_argument("--ema_max_decay", type=float, default=0.9999)
-    opt.add_argument("--ema_inv_gamma", type=float, default=1.0, help="EMA warm-up: decay = 1 − (1 + step/inv_gamma)^−power.")
-    opt.add_argument("--ema_power", type=float, default=3 / 4)
+    add_ema_args(opt, ema_help="Keep an EMA (diffusers' EMAModel) of the UNet and of the text encoder, and ship it.")
     opt.add_argument("--seed", type=int, default=0)
 
     state = p.add_argument_group("outputs and state")
@@ -115,32 +92,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     state.add_argument("--num_validation_images", type=int, default=4, help="Images per prompt in the grids.")
 
     args = p.parse_args(argv)
-    check_shared_args(p, args, counts=("num_validation_images", "layers_per_block", "attention_head_dim",
-                                       "norm_num_groups", "ddpm_num_steps", "num_inference_steps", "encode_batch_size",
-                                       "text_hidden_size", "text_layers", "text_heads"),
-                      reals=("conditioning_dropout_prob", "guidance_scale", "ema_max_decay", "ema_inv_gamma",
-                             "ema_power", "snr_gamma", "noise_offset"))
-    if min(args.block_out_channels) < 1:
-        p.error(f"--block_out_channels must be positive, got {args.block_out_channels}")
+    check_shared_args(p, args, counts=("num_validation_images", *DIFFUSION_COUNTS, "text_hidden_size", "text_layers",
+                                       "text_heads"), reals=(*DIFFUSION_REALS, "noise_offset"))
+    check_diffusion_args(p, args)
     if args.tokenizer_vocab_size < MIN_VOCAB_SIZE:
         p.error(f"--tokenizer_vocab_size must be at least {MIN_VOCAB_SIZE} (every byte, alone and at a word's end, "
                 f"and bos/eos), got {args.tokenizer_vocab_size}")
     if args.text_hidden_size % args.text_heads:
         p.error(f"--text_hidden_size ({args.text_hidden_size}) must be a multiple of --text_heads ({args.text_heads})")
-    if not 0 <= args.conditioning_dropout_prob <= 1:
-        p.error(f"--conditioning_dropout_prob must be in [0, 1], got {args.conditioning_dropout_prob}")
-    if args.snr_gamma is not None and args.snr_gamma <= 0:
-        p.error(f"--snr_gamma must be positive, got {args.snr_gamma}")
-    if args.noise_offset < 0:
-        p.error(f"--noise_offset must be non-negative, got {args.noise_offset}")
-    if args.guidance_scale < 0:
-        p.error(f"--guidance_scale must be non-negative, got {args.guidance_scale}")
-    if not (0 < args.ema_max_decay < 1 and args.ema_inv_gamma > 0 and args.ema_power > 0):
-        p.error("--ema_max_decay must be in (0, 1), --ema_inv_gamma and --ema_power positive")
-    levels = len(args.block_out_channels)
-    if any(not 0 <= level < levels for level in args.attention_levels):
-        p.error(f"--attention_levels must be in 0..{levels - 1} (one level per --block_out_channels), "
-                f"got {args.attention_levels}")
     if args.validation_prompts is not None and not all(prompt.strip() for prompt in args.validation_prompts):
         p.error("--validation_prompts must not be empty strings")
     return args

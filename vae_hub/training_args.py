@@ -5,6 +5,15 @@ import argparse
 import math
 
 
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+# --inference_scheduler → its diffusers class, by name (diffusers is imported once the flags are parsed)
+INFERENCE_SCHEDULERS = {"dpmsolver++": "DPMSolverMultistepScheduler", "ddim": "DDIMScheduler"}
+# The diffusion scripts' flags that check_shared_args checks: counts (at least 1) and reals (finite).
+DIFFUSION_COUNTS = ("layers_per_block", "attention_head_dim", "norm_num_groups", "ddpm_num_steps", "num_inference_steps",
+                    "encode_batch_size")
+DIFFUSION_REALS = ("conditioning_dropout_prob", "guidance_scale", "ema_max_decay", "ema_inv_gamma", "ema_power",
+                   "snr_gamma")
+
 # Their names are diffusers' examples' (train_unconditional.py, train_text_to_image.py); the defaults that differ
 # between the scripts are arguments.
 def add_data_source_args(group) -> None:
@@ -83,3 +92,64 @@ def check_shared_args(p: argparse.ArgumentParser, args: argparse.Namespace, *, c
         p.error(f"--max_grad_norm must be non-negative, got {args.max_grad_norm}")
     if args.push_to_hub and not args.hub_model_id:
         p.error("--push_to_hub needs --hub_model_id")
+
+
+def add_unet_args(group, *, attention_levels: list[int], attention_help: str, dropout_help: str) -> None:
+    """The UNet's shape and the conditioning dropout of classifier-free guidance (``--conditioning_dropout_prob``:
+    1 trains the same UNet without its condition, the unconditional baseline)."""
+    group.add_argument("--block_out_channels", type=int, nargs="+", default=[64, 128])
+    group.add_argument("--layers_per_block", type=int, default=2)
+    group.add_argument("--attention_levels", type=int, nargs="*", default=attention_levels,
+                       help=f"Levels (0 = the first of --block_out_channels) with {attention_help}.")
+    group.add_argument("--attention_head_dim", type=int, default=8)
+    group.add_argument("--norm_num_groups", type=int, default=32)
+    group.add_argument("--conditioning_dropout_prob", type=float, default=0.1,
+                       help=f"Probability of training on {dropout_help} (what classifier-free guidance needs); 1 trains "
+                            "the same UNet without its condition, the unconditional baseline.")
+
+
+def add_diffusion_args(group, *, grids: str, num_inference_steps: int, guidance_scale: float,
+                       noise_offset: bool) -> None:
+    """The noise schedule and loss, and the scheduler, steps and guidance of the saved pipeline's ``grids``."""
+    group.add_argument("--prediction_type", type=str, default="epsilon", choices=("epsilon", "v_prediction"))
+    group.add_argument("--ddpm_num_steps", type=int, default=1000)
+    group.add_argument("--ddpm_beta_schedule", type=str, default="linear", choices=BETA_SCHEDULES)
+    group.add_argument("--snr_gamma", type=float, default=None,
+                       help="Min-SNR loss weighting (5.0 is usual; https://arxiv.org/abs/2303.09556). Default: none.")
+    if noise_offset:
+        group.add_argument("--noise_offset", type=float, default=0.0,
+                           help="Noise offset (https://www.crosslabs.org/blog/diffusion-with-offset-noise); 0.1 is usual.")
+    group.add_argument("--inference_scheduler", type=str, default="dpmsolver++", choices=tuple(INFERENCE_SCHEDULERS),
+                       help=f"The scheduler saved with the pipeline and used for the {grids}.")
+    group.add_argument("--num_inference_steps", type=int, default=num_inference_steps, help=f"For the {grids}.")
+    group.add_argument("--guidance_scale", type=float, default=guidance_scale, help=f"For the {grids}.")
+
+
+def add_ema_args(group, *, ema_help: str) -> None:
+    """``--use_ema`` and diffusers' ``EMAModel`` warm-up: decay = min(max_decay, 1 − (1 + step/inv_gamma)^−power)."""
+    group.add_argument("--use_ema", action="store_true", help=ema_help)
+    group.add_argument("--ema_max_decay", type=float, default=0.9999)
+    group.add_argument("--ema_inv_gamma", type=float, default=1.0,
+                       help="EMA warm-up: decay = 1 − (1 + step/inv_gamma)^−power.")
+    group.add_argument("--ema_power", type=float, default=3 / 4)
+
+
+def check_diffusion_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``p.error`` for values of ``add_unet_args``', ``add_diffusion_args``' and ``add_ema_args``' flags that cannot
+    work (after ``check_shared_args`` with ``DIFFUSION_COUNTS`` and ``DIFFUSION_REALS``)."""
+    if min(args.block_out_channels) < 1:
+        p.error(f"--block_out_channels must be positive, got {args.block_out_channels}")
+    if not 0 <= args.conditioning_dropout_prob <= 1:
+        p.error(f"--conditioning_dropout_prob must be in [0, 1], got {args.conditioning_dropout_prob}")
+    if args.snr_gamma is not None and args.snr_gamma <= 0:
+        p.error(f"--snr_gamma must be positive, got {args.snr_gamma}")
+    if getattr(args, "noise_offset", 0) < 0:
+        p.error(f"--noise_offset must be non-negative, got {args.noise_offset}")
+    if args.guidance_scale < 0:
+        p.error(f"--guidance_scale must be non-negative, got {args.guidance_scale}")
+    if not (0 < args.ema_max_decay < 1 and args.ema_inv_gamma > 0 and args.ema_power > 0):
+        p.error("--ema_max_decay must be in (0, 1), --ema_inv_gamma and --ema_power positive")
+    levels = len(args.block_out_channels)
+    if any(not 0 <= level < levels for level in args.attention_levels):
+        p.error(f"--attention_levels must be in 0..{levels - 1} (one level per --block_out_channels), "
+                f"got {args.attention_levels}")
