@@ -112,7 +112,6 @@ import diffusers
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
 from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
@@ -129,7 +128,7 @@ from vae_hub.training_utils import (
     LossSums,
     NoiseGenerator,
     RunLog,
-    check_output_dir,
+    start_run,
     denoising_mse,
     device_time,
     ema_weights,
@@ -152,19 +151,7 @@ logger = get_logger(__name__)
 
 def main(args: argparse.Namespace) -> None:
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        mixed_precision=args.mixed_precision,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
-    )
-    if args.mixed_precision == "fp16" and accelerator.device.type == "cpu":
-        fail("--mixed_precision fp16 needs a GPU (on a CPU it would silently run in fp32); use bf16 or no")
-    if args.resume_from_checkpoint == "latest" and not latest_checkpoint(output_dir):
-        accelerator.print(f"No checkpoint in {output_dir} yet: starting a new run.")
-        args.resume_from_checkpoint = None
-    check_output_dir(output_dir, args, FINAL_FILES)
-    set_seed(args.seed)  # text encoder and UNet initialisation
+    accelerator = start_run(args, FINAL_FILES)  # seeds the text encoder and UNet initialisation
 
     # ---------------------------------------------------------------- VAE (frozen), data, tokenizer
     vae = load_autoencoder_kl(args.pretrained_vae_model_name_or_path, args.cache_dir).to(accelerator.device)

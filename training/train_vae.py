@@ -183,7 +183,6 @@ if __name__ == "__main__":  # first, so that --help and a bad flag come back bef
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
@@ -210,7 +209,7 @@ from vae_hub.training_utils import (
     LossSums,
     NoiseGenerator,
     RunLog,
-    check_output_dir,
+    start_run,
     device_time,
     ema_weights,
     epoch_batch_indices,
@@ -234,20 +233,7 @@ logger = get_logger(__name__)
 def main(args: argparse.Namespace) -> None:
     resolve_model_type(args)  # may read a config from the Hub: here, not in parse_args
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        mixed_precision=args.mixed_precision,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
-    )
-    if args.mixed_precision == "fp16" and accelerator.device.type == "cpu":
-        fail("--mixed_precision fp16 needs a GPU (on a CPU it would silently run in fp32); use bf16 or no")
-    if args.resume_from_checkpoint == "latest" and not latest_checkpoint(output_dir):
-        # as in diffusers' examples: one command line starts a job and, after a preemption, continues it
-        accelerator.print(f"No checkpoint in {output_dir} yet: starting a new run.")
-        args.resume_from_checkpoint = None
-    check_output_dir(output_dir, args, FINAL_FILES)
-    set_seed(args.seed)  # model initialisation
+    accelerator = start_run(args, FINAL_FILES)  # seeds the model initialisation
 
     # ---------------------------------------------------------------- data
     with accelerator.main_process_first():

@@ -75,6 +75,34 @@ class NoiseGenerator(StepCounter):
         return self.generator.manual_seed(hash((self.seed, self.rank, batch)) % 2**63)
 
 
+def start_run(args: argparse.Namespace, final_files: tuple[str, ...]) -> Accelerator:
+    """The run's ``Accelerator`` (mixed precision, accumulation, trackers, logs under --output_dir), once the checks
+    every script makes have passed, and the seed set for the models' initialisation.
+
+    * fp16 needs a GPU: on a CPU it would silently run in fp32;
+    * ``--resume_from_checkpoint latest`` with no checkpoint yet starts a new run, as in diffusers' examples: one
+      command line starts a job and, after a preemption, continues it;
+    * the output folder holds no other run's final model (``check_output_dir``).
+    """
+    from accelerate.utils import ProjectConfiguration, set_seed
+
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    )
+    if args.mixed_precision == "fp16" and accelerator.device.type == "cpu":
+        fail("--mixed_precision fp16 needs a GPU (on a CPU it would silently run in fp32); use bf16 or no")
+    if args.resume_from_checkpoint == "latest" and not latest_checkpoint(output_dir):
+        accelerator.print(f"No checkpoint in {output_dir} yet: starting a new run.")
+        args.resume_from_checkpoint = None
+    check_output_dir(output_dir, args, final_files)
+    set_seed(args.seed)
+    return accelerator
+
+
 def device_time(device: torch.device) -> float:
     """``time.perf_counter()`` once the work queued on ``device`` is done (CUDA runs asynchronously)."""
     if device.type == "cuda":
