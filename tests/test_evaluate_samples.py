@@ -16,6 +16,7 @@ from datasets_util import CLASS_NAMES, make_images, write_hub_dataset
 from vae_hub.classifier import ImageClassifier
 from vae_hub.evaluate_samples import (
     CLASS_CONDITIONAL_RULE,
+    FD_TIE,
     MIN_CLASS_MATCH,
     MIN_REFERENCE_ACCURACY,
     FeatureStatistics,
@@ -305,12 +306,12 @@ def record(steps: int, guidance: float, fd: float, class_match: float, num_sampl
 
 def test_recommend_class_conditional_takes_the_lowest_fd_above_the_class_match_floor():
     records = {"a": record(25, 1.5, 0.3, MIN_CLASS_MATCH - 0.01),  # closest to the data, but too often the wrong class
-               "b": record(25, 2.5, 0.6, MIN_CLASS_MATCH),
-               "c": record(10, 2.5, 0.6, 0.97),  # as close as b in fewer steps: chosen
-               "d": record(20, 4.0, 1.4, 0.99),
+               "b": record(25, 2.5, 0.6, MIN_CLASS_MATCH),  # the lowest FD of the rest
+               "c": record(20, 2.5, 0.6 + FD_TIE, 0.97),  # a tie with b in fewer steps: chosen
+               "d": record(10, 3.0, 0.6 + 2 * FD_TIE, 0.98),  # fewer steps still, but no tie
                "e": record(20, 2.0, 0.1, 0.99, num_samples=10_000)}  # another N: not comparable
     chosen = recommend_class_conditional(records, 2000)
-    assert chosen == {"num_inference_steps": 10, "guidance_scale": 2.5, "rule": CLASS_CONDITIONAL_RULE,
+    assert chosen == {"num_inference_steps": 20, "guidance_scale": 2.5, "rule": CLASS_CONDITIONAL_RULE,
                       "chosen_from": 4, "num_samples": 2000}
     assert recommend_class_conditional(records, 10_000)["guidance_scale"] == 2.0
     with pytest.raises(ValueError, match="none of the 1 settings recorded with 2000 samples has a class match"):

@@ -13,7 +13,7 @@ import torch
 
 from vae_hub import explore, space_models
 from vae_hub.explore import Explorer, InputError
-from vae_hub.pipelines import DEFAULT_NUM_INFERENCE_STEPS
+from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 
 from hub_doubles import PIPELINE_CLASSES, populate_hf_cache, tiny_pipeline_folder
 from space_helpers import load_app, make_model
@@ -21,7 +21,7 @@ from test_hostile import FakeHub
 
 VAE_RECORDS = {"standard_prior": {"kind": "vae", "prior": "standard", "num_samples": 10000, "frechet_distance": 8.6187},
                "mixture_prior": {"kind": "vae", "prior": "mixture", "num_samples": 2000, "frechet_distance": 5.5385}}
-AT_DEFAULTS = {"kind": "pipeline", "num_inference_steps": DEFAULT_NUM_INFERENCE_STEPS, "guidance_scale": 4.0,
+AT_DEFAULTS = {"kind": "pipeline", "num_inference_steps": DEFAULT_NUM_INFERENCE_STEPS, "guidance_scale": DEFAULT_GUIDANCE_SCALE,
                "num_samples": 10000,
                "frechet_distance": 1.4508, "class_match": 0.9177}
 
@@ -227,14 +227,15 @@ def test_compare_captions_come_from_the_models_records(ex):
                                                    "diffusion · FD 1.45 · class match 91.8%"]
     assert "| N(0, I) prior | vae | temperature 1 | 8.62 | – | 10,000 |" in table
     assert "| mixture prior | vae | temperature 1 | 5.54 | – | 2,000 |" in table
-    assert (f"| diffusion | ldm-measured | {DEFAULT_NUM_INFERENCE_STEPS} steps, guidance 4, DPMSolverMultistepScheduler, "
+    assert (f"| diffusion | ldm-measured | {DEFAULT_NUM_INFERENCE_STEPS} steps, guidance {DEFAULT_GUIDANCE_SCALE:g}, "
+            "DPMSolverMultistepScheduler, "
             "random classes | 1.45 | "
             "91.8% | 10,000 |") in table
     grids = [pixels(image) for image, _ in columns]
     assert len(set(grids)) == 3 and all(image.size == columns[0][0].size for image, _ in columns[:2])
     assert [pixels(image) for image, _ in ex.compare("vae", "ldm-measured", 4, 0)[0]] == grids  # seeded
     # the pipeline at these settings is drawn as /diffuse draws "any" with its own scheduler
-    diffused = ex.diffuse("ldm-measured", "any", 4, DEFAULT_NUM_INFERENCE_STEPS, 4.0, 0, "DPM-Solver++")
+    diffused = ex.diffuse("ldm-measured", "any", 4, DEFAULT_NUM_INFERENCE_STEPS, DEFAULT_GUIDANCE_SCALE, 0, "DPM-Solver++")
     assert grids[2] == pixels(final(diffused)[1])
 
 
@@ -320,7 +321,7 @@ def test_a_pipelines_about_shows_its_parts_records_and_card_without_paths(ex, fo
     about = ex.about("ldm-measured")
     assert "| classes | T-shirt/top, Trouser, Sneaker |" in about
     assert "| autoencoder | SpatialVAEModel, latents 4×8×8, scaling factor 0.5 |" in about
-    assert f"| {DEFAULT_NUM_INFERENCE_STEPS} | 4.0 | 1.45 | 91.8% | 10000 |" in about
+    assert f"| {DEFAULT_NUM_INFERENCE_STEPS} | {DEFAULT_GUIDANCE_SCALE} | 1.45 | 91.8% | 10000 |" in about
     assert "| 25 | 3.0 | 12.35 | 87.3% | 10000 |" in about
     assert "### Training" in about and "### Model card" in about and "# A tiny pipeline" in about
     assert "![samples](/gradio_api/file=" in about  # the card's figure, copied among the served files
