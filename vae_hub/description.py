@@ -106,7 +106,7 @@ def metric_rows(metrics: dict) -> list[dict]:
     (the card's model-index), value, text."""
     if not metrics:
         return []
-    like, k = metrics["likelihood"], metrics.get("iw_samples")
+    like, k = metrics.get("likelihood"), metrics.get("iw_samples")
     nll = "NLL" if is_discrete(like) else "NLL (cross-entropy)"
     nats = f"nats/image, {like} likelihood"
     candidates = [  # type, table label, model-index name, value, decimals, unit
@@ -124,7 +124,7 @@ def metric_rows(metrics: dict) -> list[dict]:
     return [
         {"type": t, "label": label, "name": name, "value": round(float(v), d), "text": f"{float(v):.{d}f}{unit}"}
         for t, label, name, v, d, unit in candidates
-        if v is not None
+        if isinstance(v, (int, float)) and not isinstance(v, bool)  # not recorded (None), or not a number
     ]
 
 
