@@ -70,7 +70,6 @@ def check_pipeline_folder(folder) -> dict:
     return index
 
 
-
 def pipeline_code_files(index: dict) -> list[str]:
     """The code files a pushed pipeline carries: ``pipeline.py``, then ``vae/<library>.py`` for a vae-hub VAE
     (diffusers resolves a component ``["<library>", Class]`` to that file; a diffusers VAE needs none)."""

@@ -42,7 +42,6 @@ def resolve_token(token: str | None = None) -> str:
     return token
 
 
-
 def push_files(folder, repo_id: str) -> dict[str, bytes | Path]:
     """The exact file set a push of ``folder`` to ``repo_id`` commits: path in the repo → bytes or local file.
 
@@ -84,7 +83,6 @@ def push_files(folder, repo_id: str) -> dict[str, bytes | Path]:
     if card is not None:
         files[CARD_NAME] = card
     return files
-
 
 
 def _with_remote_code(folder: Path, class_name: str, code_file: str) -> dict[str, bytes]:
