@@ -420,11 +420,11 @@ def test_least_recently_used_models_are_dropped(folders):
 
 def test_about(ex):
     text = ex.about("tiny")
-    assert "4 dimensions" in text and "3-component Gaussian mixture" in text
-    assert "123.5 nats" in text  # metrics.json
+    assert "4-dimensional" in text and "3-component Gaussian mixture" in text
+    assert "| Negative ELBO | 123.46 nats |" in text  # metrics.json, labelled as the card labels it
     assert "# A tiny test model" in text and "license: apache-2.0" not in text  # card without front matter
     assert "60 held-out images (made in a test)" in text  # its own sample
-    assert "| mixture prior | none (standard N(0, I) only) |" in ex.about("tiny-2d")
+    assert "| Prior | N(0, I) |" in ex.about("tiny-2d")
     assert "![web](https://example.org/a.png)" in text
     assert "Shipped with this Space." in text and str(ex.entry("tiny").loaded.folder) not in text  # no server path
 
@@ -452,13 +452,14 @@ def test_about_tables_keep_their_columns_and_say_what_was_evaluated(tmp_path):
     metrics = {"dataset": "some|pipe/data", "split": "train[0.1 held out]", "num_images": 6, "negative_elbo_nats": 10.0,
                "reconstruction_nats": 8.0, "kl_nats": 2.0, "mse": 0.01, "likelihood_note": "a note"}
     (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "training_info.json").write_text(json.dumps({"dataset_name": "some|pipe/data"}))
     text = Explorer([str(folder)], {}).about(folder.name)
     tables = rendered_tables(text)
     assert len(tables) >= 2 and all(len(row) == 2 for table in tables for row in table)  # no row split by a "|"
     cells = {row[0]: row[1] for table in tables for row in table}
-    assert cells["reconstruction −log p(x | z)"] == "8 nats" and cells["KL(q(z | x) ‖ p(z))"] == "2 nats"
-    assert cells["MSE (pixels in [0, 1])"] == "0.01"  # the convention of vae_hub.evaluate and the card
-    assert cells["trained on"] == "<code>some|pipe/data</code>"
+    assert cells["Reconstruction term"] == "8.00 nats" and cells["KL to the prior"] == "2.00 nats"
+    assert cells["MSE of reconstructions, pixels in [0, 1]"] == "0.01000"  # the convention of vae_hub.evaluate
+    assert cells["Dataset"] == "<code>some|pipe/data</code>"
     assert "Numbers on held-out images" in text and "Test-set" not in text  # part of train, not a test split
 
 
@@ -474,7 +475,7 @@ def test_every_view_of_a_coloured_48px_model_comes_from_that_model(tmp_path):
     image, description = ex.latent_map(folder)
     assert image is m.image and "coloured-shapes test split" in description
     about = ex.about(folder)
-    assert "3 channels, 48×48 px" in about and "coloured-shapes test split" in about
+    assert "3×48×48, pixels in [-1, 1]" in about and "coloured-shapes test split" in about
     for text in (status, m.title, description, about.split("The example images")[0]):
         assert "Fashion" not in text and "28×28" not in text and "clothes" not in text
     assert ex.manifold(folder, 3).size[0] == 3 * 48 * explore.display_scale(3 * 48, explore.MANIFOLD_WIDTH)
@@ -557,7 +558,7 @@ def test_a_spatial_autoencoder_reconstructs_shows_its_latents_and_says_what_it_c
     assert image is None and "spatial autoencoder" in words and ex.manifold("spatial") is None
     assert all(not u["visible"] for u in ex.slider_updates("spatial")[:-1])
     about = ex.about("spatial")
-    assert "| latents | a 2×8×8 map" in about and str(tmp_path) not in about
+    assert "| Latents | 2×8×8 diagonal Gaussian posterior" in about and str(tmp_path) not in about
     assert ex.warm("spatial") is None
 
 

@@ -375,7 +375,7 @@ def test_hub_repo_is_sized_before_download(sample, tmp_path, monkeypatch):
     assert "diffusion_pytorch_model.safetensors" not in hub.downloaded  # only the configs were fetched
     assert ex.entry("user/good").model.config.latent_dim == 4
     about = ex.about("user/good")
-    assert "[user/good](https://huggingface.co/user/good)" in about and "123.5 nats" in about
+    assert "[user/good](https://huggingface.co/user/good)" in about and "123.46 nats" in about
     assert str(tmp_path) not in about
 
 

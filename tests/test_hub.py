@@ -25,6 +25,7 @@ from huggingface_hub.errors import OfflineModeIsEnabled
 
 import hub_doubles
 from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, populate_hf_cache, tiny_model_folder
+import vae_hub
 from vae_hub import LatentDiffusionPipeline, VAEModel, hub, remote_code
 from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 
@@ -388,7 +389,7 @@ def space_dir(tmp_path):
 
 
 def package_files() -> set[str]:
-    package = Path(hub.__file__).parent
+    package = Path(vae_hub.__file__).parent
     return {f"vae_hub/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py")}
 
 
@@ -414,7 +415,7 @@ def test_deploy_space_uploads_app_package_and_shipped_models(space_dir):
         f"models/tiny-vae/{n}" for n in ALLOWED if n != "README.md"} | package_files()
     assert files["requirements.txt"].decode() == "torch>=2.13.0\ndiffusers>=0.42.1\n"
     assert json.loads(files["space_config.json"]) == {"model_id": None}
-    assert files["vae_hub/models/vae.py"] == Path(hub.__file__).with_name("models").joinpath("vae.py").read_bytes()
+    assert files["vae_hub/models/vae.py"] == Path(vae_hub.__file__).with_name("models").joinpath("vae.py").read_bytes()
     data = SpaceCard(files["README.md"].decode()).data
     assert (data.sdk, data.sdk_version, data.app_file) == ("gradio", gradio.__version__, "app.py")
     assert data.title and data.emoji and data.colorFrom and data.colorTo and data.license == "apache-2.0"

@@ -195,7 +195,7 @@ def test_diffuse_streams_previews_then_the_grid_and_gif(client, models):
     for other in (("Trouser", 4, 6, 4.0, 0, "Euler"), ("any", 4, 6, 4.0, 0, "DDIM"), ("Trouser", 4, 6, 4.0, 1, "DDIM")):
         assert pixels(client.predict(models["ldm"], *other, api_name="/diffuse")[1]) != pixels(grid)
     about = client.predict(models["ldm"], api_name="/about")
-    assert ", ".join(PIPELINE_CLASSES) in about and "Sample quality" in about
+    assert f"{len(PIPELINE_CLASSES)} classes" in about and "Sample quality" in about
 
 
 def test_compare_side_by_side(client, models):

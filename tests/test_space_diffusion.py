@@ -319,10 +319,10 @@ def test_a_space_serving_a_pipeline_first_opens_on_diffuse_and_its_api_defaults_
 
 def test_a_pipelines_about_shows_its_parts_records_and_card_without_paths(ex, folders):
     about = ex.about("ldm-measured")
-    assert "| classes | T-shirt/top, Trouser, Sneaker |" in about
-    assert "| autoencoder | SpatialVAEModel, latents 4×8×8, scaling factor 0.5 |" in about
-    assert f"| {DEFAULT_NUM_INFERENCE_STEPS} | {DEFAULT_GUIDANCE_SCALE} | 1.45 | 91.8% | 10000 |" in about
-    assert "| 25 | 3.0 | 12.35 | 87.3% | 10000 |" in about
+    assert '| Conditioning | 3 classes + the "no class" label (classifier-free guidance) |' in about  # as in its card
+    assert "SpatialVAEModel`, frozen; latents × scaling factor 0.5 |" in about
+    assert f"| this pipeline, {DEFAULT_NUM_INFERENCE_STEPS} steps, guidance {DEFAULT_GUIDANCE_SCALE:g} | 1.45 | 91.8% | 10,000 |" in about
+    assert "| this pipeline, 25 steps, guidance 3 | 12.35 | 87.3% | 10,000 |" in about
     assert "### Training" in about and "### Model card" in about and "# A tiny pipeline" in about
     assert "![samples](/gradio_api/file=" in about  # the card's figure, copied among the served files
     assert str(folders["ldm-measured"].parent) not in about

@@ -19,7 +19,6 @@ from .markdown import table_cell
 from .pipelines.schedulers import SCHEDULERS
 from .text_to_image_evaluation import RECOMMENDED_KEY, Setting, read_recommended
 
-TEMPLATE = Path(__file__).resolve().parent / "templates" / "text_to_image.md"
 CARD_TAGS = ["text-to-image", "stable-diffusion", "diffusers", hub.PROJECT_TAG]
 COMPONENTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 RECORDS = ("model_index.json", hub.CARD_NAME, hub.METRICS_NAME, hub.TRAINING_INFO_NAME)
@@ -74,7 +73,7 @@ def build_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
     )]
     return ModelCard.from_template(
         card_data,
-        template_path=str(TEMPLATE),
+        template_path=hub.cards.template_path("text_to_image"),
         repo_id=repo_id,
         name=name,
         model_ref=repo_id or f"<your-namespace>/{name}",
@@ -151,9 +150,9 @@ def push_pipeline(folder: str | Path, repo_id: str, *, private: bool = False, to
     folder = Path(folder)
     token = hub.resolve_token(token)
     files = {name: folder / name for name in upload_files(folder)}
-    hub._refuse_tokens(files, token)  # the project's one guard against publishing a token
+    hub.push._refuse_tokens(files, token)  # the project's one guard against publishing a token
     api = api or HfApi()
-    with hub._hub_errors(repo_id, "model"):
+    with hub.push._hub_errors(repo_id, "model"):
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True, token=token)
         commit = api.create_commit(repo_id, [CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(p))
                                              for n, p in files.items()],

@@ -1,11 +1,18 @@
-"""The About tab: a model's or a pipeline's parts, numbers, training and card, in markdown."""
+"""The About tab: where a model comes from and what the Space shows of it, then its description — its card.
+
+A card vae-hub wrote (``CARD_MARKER``) shows the model's description (``vae_hub.description``: architecture,
+evaluation, training) in its tables, so About shows that card below what is specific to the Space and does not
+repeat it. For a folder without such a card, About shows the same description rows, with the card's labels, itself.
+"""
 
 import re
+from collections.abc import Callable
 
+from ..description import CARD_MARKER, QUALITY_COLUMNS, Description, describe_model, describe_pipeline
 from ..markdown import table_row
-from ..models import own_decoder_stages
-from ..space_models import Loaded, hide_paths
-from .diffusion import pipeline_defaults, quality_records
+from ..records import DATASETS_URL, reference
+from ..space_models import Loaded
+from .diffusion import pipeline_defaults
 from .entry import ModelEntry, _model_file
 from .files import OutputFiles
 from .kinds import _read_json, data_name
@@ -46,69 +53,14 @@ def _strip_front_matter(text: str) -> str:
     return text
 
 
-METRIC_ROWS = (
-    ("negative_elbo_nats", "−ELBO", "nats"),
-    ("iw_nll_nats", "importance-weighted NLL", "nats"),
-    ("reconstruction_nats", "reconstruction −log p(x | z)", "nats"),
-    ("kl_nats", "KL(q(z | x) ‖ p(z))", "nats"),
-    ("bits_per_dim", "bits/dim", ""),
-    ("psnr_db", "PSNR", "dB"),
-    ("mse", "MSE (pixels in [0, 1])", ""),  # as vae_hub.evaluate computes it and the card says
-    ("active_units", "active units", ""),
-    ("images_per_second", "evaluation speed", "images/s"),
-)
-
-
 def evaluation_heading(split) -> str:
     """What the evaluated images were: the test split, or another held-out split (e.g. part of train)."""
     return "Test-set numbers" if split == "test" else "Numbers on held-out images"
 
 
 def about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
-    """The About tab: architecture, held-out metrics (``metrics.json``), training (``training_info.json``), the
-    data the tabs show, the card. Every table cell goes through ``table_row`` (a ``|`` would split it)."""
-    cfg, model = entry.model.config, entry.model
-    params = sum(p.numel() for p in model.parameters())
-    if entry.spatial:
-        latent_rows = [table_row("latents", f"a {'×'.join(map(str, model.latent_shape))} map (spatial autoencoder: "
-                                            "the first stage of latent diffusion), no prior to sample from")]
-    else:
-        prior = (f"{cfg.prior_components}-component Gaussian mixture fitted to the training codes"
-                 if cfg.prior_components else "none (standard N(0, I) only)")
-        latent_rows = [table_row("latent", f"{cfg.latent_dim} dimensions, prior N(0, I)"),
-                       table_row("mixture prior", prior)]
-    lines = [
-        f"## {entry.model_id}",
-        entry.loaded.source.describe(),
-        "",
-        "| | this model |",
-        "|---|---|",
-        table_row("images", f"{cfg.in_channels} channel{'s' if cfg.in_channels > 1 else ''}, "
-                            f"{cfg.sample_size}×{cfg.sample_size} px"),
-        table_row("trained on", f"`{entry.dataset}`" if entry.dataset else "not recorded"),
-        *([table_row("data credits", credits)] if (credits := entry.data_credits) else []),
-        *latent_rows,
-        table_row("likelihood", cfg.likelihood),
-        table_row("encoder / decoder", f"conv, channels {tuple(cfg.block_out_channels)}, "
-                                      f"{cfg.layers_per_block} residual block(s) per stage{own_decoder_stages(cfg)}"),
-        table_row("parameters", f"{params / 1e6:.2f} M"),
-        table_row("scaling factor", f"{cfg.scaling_factor:g}"),
-    ]
-    metrics_file = _model_file(entry, "metrics.json")
-    metrics = _read_json(metrics_file) if metrics_file else {}
-    if metrics:
-        split = metrics.get("split", "?")
-        lines += ["", f"### {evaluation_heading(split)} ({data_name(str(metrics.get('dataset', '?')))}, "
-                      f"split {split}, {metrics.get('num_images', '?')} images)",
-                  "", "| metric | value |", "|---|---|"]
-        for key, name, unit in METRIC_ROWS:
-            value = metrics.get(key)
-            if value is not None:
-                shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-                lines.append(table_row(name, f"{shown} {unit}".strip()))
-        if metrics.get("likelihood_note"):
-            lines += ["", f"*{metrics['likelihood_note']}*"]
-    lines += training_lines(entry)
+    """The About tab of a VAE or autoencoder: what the Space shows of it, then its description (its card)."""
+    lines = heading_lines(entry, space_rows(entry))
     sample = entry.sample
     lines += ["", "### Data shown here"]
     if entry.spatial:
@@ -122,25 +74,69 @@ def about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
     lines.append("The example images to pick are Fashion-MNIST test images (MIT license) and emoji test images "
                  "(Twemoji, CC-BY 4.0; Noto, Apache-2.0) shipped with the Space; like any upload, they are converted "
                  "to this model's size and channels.")
-    return "\n".join(lines + card_lines(entry, files))
+    return "\n".join(lines + description_or_card(entry, files, lambda: describe_model(
+        entry.loaded.folder, entry.model, reference(entry.dataset, DATASETS_URL))))
 
 
-def training_lines(entry: ModelEntry) -> list[str]:
-    """The About tab's "Training" section, from the model's ``training_info.json`` (none without one)."""
-    info_file = _model_file(entry, "training_info.json")
-    info = _read_json(info_file) if info_file else {}
-    if not info:
-        return []
-    lines = ["", "### Training", ""]
-    for key, name in (("dataset_name", "dataset"), ("num_train_images", "training images"), ("epochs", "epochs"),
-                      ("steps", "steps"), ("train_batch_size", "batch size"), ("learning_rate", "learning rate"),
-                      ("hardware", "hardware"), ("mixed_precision", "precision"),
-                      ("wall_time_seconds", "wall time (s)")):
-        if info.get(key) is not None:
-            lines.append(f"- **{name}**: {data_name(str(info[key])) if key == 'dataset_name' else info[key]}")
-    if info.get("command"):  # the folders of the machine that trained it are nobody's business
-        lines += ["", f"```\n{hide_paths(info['command'])}\n```"]
+def pipeline_about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
+    """The About tab of a latent diffusion pipeline: the settings the Space samples with, then its description
+    (its card)."""
+    steps, guidance = pipeline_defaults(entry.model)
+    lines = heading_lines(entry, [("the Space samples with", f"{steps} steps, guidance scale {guidance:g}"),
+                                  *space_rows(entry)])
+    return "\n".join(lines + description_or_card(entry, files, lambda: describe_pipeline(
+        entry.loaded.folder, reference(entry.dataset, DATASETS_URL))))
+
+
+def space_rows(entry: ModelEntry) -> list[tuple[str, str]]:
+    """What the Space owes the training data of the images it shows: its credits, where recorded."""
+    return [("data credits", credits)] if (credits := entry.data_credits) else []
+
+
+def heading_lines(entry: ModelEntry, rows: list[tuple[str, str]]) -> list[str]:
+    """The model's id, where it comes from and ``rows`` about it in this Space."""
+    lines = [f"## {entry.model_id}", entry.loaded.source.describe()]
+    if rows:
+        lines += ["", "| | in this Space |", "|---|---|", *(table_row(key, value) for key, value in rows)]
     return lines
+
+
+def description_or_card(entry: ModelEntry, files: OutputFiles, describe: Callable[[], Description]) -> list[str]:
+    """The model's card; before it, unless vae-hub wrote that card (``CARD_MARKER``: its tables are the rows of
+    ``describe()``), the description's tables with the card's labels."""
+    card = _model_file(entry, "README.md")
+    if card is not None and CARD_MARKER.search(card.read_text(encoding="utf-8")):
+        return card_lines(entry, files)
+    try:
+        lines = description_lines(entry, describe())
+    except (ValueError, TypeError, KeyError, AttributeError):  # a record someone else wrote, in another shape
+        lines = ["", "Its records (`metrics.json`, `training_info.json`) could not be read."]
+    return lines + card_lines(entry, files)
+
+
+def description_lines(entry: ModelEntry, description: Description) -> list[str]:
+    """``description`` as tables under the headings its card has (model, evaluation, sample quality, training)."""
+    lines = table_lines("Model", ("", ""), description.architecture)
+    if description.metrics:
+        metrics_file = _model_file(entry, "metrics.json")
+        metrics = _read_json(metrics_file) if metrics_file else {}
+        split = metrics.get("split", "?")
+        lines += table_lines(f"{evaluation_heading(split)} ({data_name(str(metrics.get('dataset', '?')))}, split "
+                             f"{split}, {metrics.get('num_images', '?')} images)", ("Metric", "Value"),
+                             [(row["label"], row["text"]) for row in description.metrics])
+        if metrics.get("likelihood_note"):
+            lines += ["", f"*{metrics['likelihood_note']}*"]
+    lines += table_lines("Sample quality", QUALITY_COLUMNS, [(row["label"], row["fd"], row["match"], row["n"])
+                                                            for row in description.quality["quality_rows"]])
+    return lines + table_lines("Training", ("", ""), description.training)
+
+
+def table_lines(heading: str, columns: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    """A section with one table, or nothing without ``rows``."""
+    if not rows:
+        return []
+    return ["", f"### {heading}", "", table_row(*columns), "|" + "---|" * len(columns),
+            *(table_row(*row) for row in rows)]
 
 
 def card_lines(entry: ModelEntry, files: OutputFiles) -> list[str]:
@@ -150,43 +146,6 @@ def card_lines(entry: ModelEntry, files: OutputFiles) -> list[str]:
         return []
     card = card_with_image_links(_strip_front_matter(card_file.read_text()), entry.loaded, files)
     return ["", "---", "", "### Model card", "", card]
-
-
-def pipeline_about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
-    """The About tab of a latent diffusion pipeline: its parts, its measured sample quality (``metrics.json``),
-    training, the card."""
-    pipe = entry.model
-    vae, unet = pipe.vae.config, pipe.unet.config
-    params = sum(p.numel() for p in pipe.unet.parameters())
-    steps, guidance = pipeline_defaults(pipe)
-    lines = [
-        f"## {entry.model_id}",
-        entry.loaded.source.describe(),
-        "",
-        "| | this pipeline |",
-        "|---|---|",
-        table_row("generates", f"{vae.in_channels} channel{'s' if vae.in_channels > 1 else ''}, {vae.sample_size}×"
-                               f"{vae.sample_size} px images"),
-        table_row("classes", ", ".join(pipe.class_names) if pipe.num_classes else "none (unconditional)"),
-        table_row("trained on", f"`{entry.dataset}`" if entry.dataset else "not recorded"),
-        *([table_row("data credits", credits)] if (credits := entry.data_credits) else []),
-        table_row("autoencoder", f"{type(pipe.vae).__name__}, latents {'×'.join(map(str, pipe.vae.latent_shape))}, "
-                                 f"scaling factor {vae.scaling_factor:.4g}"),
-        table_row("denoiser", f"UNet2DModel, channels {tuple(unet.block_out_channels)}, "
-                              f"{params / 1e6:.2f} M parameters"),
-        table_row("scheduler", f"{type(pipe.scheduler).__name__}, {pipe.scheduler.config.prediction_type} prediction"),
-        table_row("defaults", f"{steps} steps, guidance scale {guidance:g}"),
-    ]
-    rows = sorted(quality_records(entry, kind="pipeline"),
-                  key=lambda r: (r.get("num_inference_steps") or 0, r.get("guidance_scale") or 0))
-    if rows:
-        lines += ["", "### Sample quality (measured by `python -m vae_hub.evaluate_samples`)", "",
-                  "| steps | guidance | Fréchet distance ↓ | class match ↑ | samples |", "|---|---|---|---|---|"]
-        for r in rows:
-            match = f"{r['class_match']:.1%}" if isinstance(r.get("class_match"), (int, float)) else "–"
-            lines.append(table_row(r.get("num_inference_steps", "?"), r.get("guidance_scale", "?"),
-                                   f"{r['frechet_distance']:.2f}", match, r.get("num_samples", "?")))
-    return "\n".join(lines + training_lines(entry) + card_lines(entry, files))
 
 
 def text_to_image_about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
@@ -199,17 +158,12 @@ def text_to_image_about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
     info = _read_json(entry.loaded.folder / "training_info.json")
     credits = training_data_credits(info, dataset_readme(info.get("dataset_name")))
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    lines = [
-        f"## {entry.model_id}",
-        entry.loaded.source.describe(),
-        "",
-        "| | this pipeline |",
-        "|---|---|",
-        table_row("generates", f"RGB {size}×{size} px images from text"),
-        table_row("the Space samples with", recommended_setting(entry).describe()),
-        table_row("vocabulary", f"{len(pipe.tokenizer):,} tokens learned from the training captions; prompts are cut "
-                                f"at {pipe.tokenizer.model_max_length} tokens"),
-        table_row("trained on", f"`{entry.dataset}`" if entry.dataset else "not recorded"),
-        table_row("data credits", "; ".join(credits) if credits else "not recorded: check the data's licence"),
-    ]
+    lines = heading_lines(entry, [
+        ("generates", f"RGB {size}×{size} px images from text"),
+        ("the Space samples with", recommended_setting(entry).describe()),
+        ("vocabulary", f"{len(pipe.tokenizer):,} tokens learned from the training captions; prompts are cut at "
+                       f"{pipe.tokenizer.model_max_length} tokens"),
+        ("trained on", f"`{entry.dataset}`" if entry.dataset else "not recorded"),
+        ("data credits", "; ".join(credits) if credits else "not recorded: check the data's licence"),
+    ])
     return "\n".join(lines + card_lines(entry, files))
