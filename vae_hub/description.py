@@ -259,5 +259,24 @@ def sample_quality(kind: str, metrics: dict, vae_folder: str | None = None) -> d
     classifier = next((r["classifier"] for r in records if r.get("classifier")), None)
     return {"quality_rows": rows,
             "classifier_md": reference(classifier, HUB_URL) or "recorded with each number",
-            "quality_commands": list(dict.fromkeys(shareable_command(r["command"]) for r in records
-                                                   if r.get("command")))}
+            "quality_commands": (commands := sweep_commands([shareable_command(r["command"]) for r in records
+                                                            if r.get("command")])),
+            "quality_swept": any(f"{flag} {letter}" in c for c in commands for flag, letter in SWEPT_FLAGS.items())}
+
+
+# A sweep's commands differ only in these values; the card shows them once, with a letter for each.
+SWEPT_FLAGS = {"--num_inference_steps": "S", "--guidance_scale": "G"}
+
+
+def sweep_commands(commands: list[str]) -> list[str]:
+    """The distinct commands, those that differ only in the values of ``SWEPT_FLAGS`` written once with S and G
+    (and ``--recommend`` left out) when there are several of them; the others as they are, in their order."""
+    def template(command: str) -> str:
+        for flag, letter in SWEPT_FLAGS.items():
+            command = re.sub(rf"{flag} \S+", f"{flag} {letter}", command)
+        return command.replace(" --recommend", "")
+
+    groups: dict[str, list[str]] = {}
+    for command in dict.fromkeys(commands):
+        groups.setdefault(template(command), []).append(command)
+    return [shape if len(members) > 1 else members[0] for shape, members in groups.items()]

@@ -53,11 +53,14 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
     rows = quality["quality_rows"]
     recorded_data = rows[0]["dataset"] if rows else None  # a Hub id, or a local copy: named, not linked
     quality_data = dataset_id or hub_id(recorded_data) or (Path(recorded_data).name if recorded_data else None)
+    # the model-index holds the records on the most samples (a sweep on fewer stays in the card's table)
+    headline_n = max((row["n"] for row in rows if row["own"]), key=lambda n: int(str(n).replace(",", "") or 0)
+                     if str(n).replace(",", "").isdigit() else 0, default=None)
     eval_results = [
         EvalResult(task_type=PIPELINE_PIPELINE_TAG, task_name="Class-conditional image generation",
                    dataset_type=quality_data, dataset_name=quality_data, dataset_split=row["split"],
                    metric_type=kind, metric_name=f"{label} ({row['label']}, {row['n']} samples)", metric_value=value)
-        for row in rows if row["own"]
+        for row in rows if row["own"] and row["n"] == headline_n
         for kind, label, value in (("frechet_distance", "Fréchet distance, classifier features", row["fd_value"]),
                                    ("class_match", "Class match", row["match_value"]))
         if value is not None
@@ -67,6 +70,7 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
         pipeline_tag=PIPELINE_PIPELINE_TAG, datasets=[dataset_id] if dataset_id else None,
         base_model=hub_id(vae_ref), model_name=names["name"] if eval_results else None, eval_results=eval_results or None,
     )
+    recommended = recommended_settings(folder)
     latent = (unet_config.get("in_channels"), unet_config.get("sample_size"), unet_config.get("sample_size"))
     code_files = " and ".join(f"`{name}`" for name in pipeline_code_files(index))
     return ModelCard.from_template(
@@ -80,7 +84,11 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
         dataset_md=reference(dataset_id, DATASETS_URL) or reference(data_ref),
         figures=figure_entries(folder, PIPELINE_FIGURE_CAPTIONS),
         classes=classes,
-        steps=DEFAULT_NUM_INFERENCE_STEPS, guidance=DEFAULT_GUIDANCE_SCALE,
+        recommended=recommended,
+        steps=recommended["num_inference_steps"] if recommended else DEFAULT_NUM_INFERENCE_STEPS,
+        guidance=recommended["guidance_scale"] if recommended else DEFAULT_GUIDANCE_SCALE,
+        at_defaults=not recommended or (recommended["num_inference_steps"], recommended["guidance_scale"])
+        == (DEFAULT_NUM_INFERENCE_STEPS, DEFAULT_GUIDANCE_SCALE),
         label_example=json.dumps(classes[0], ensure_ascii=False) if classes else "None",
         label_comment=f"a class name or label, or a list of them ({json.dumps(classes[0], ensure_ascii=False)} is "
         "label 0)" if classes else "an unconditional pipeline: class_labels=None",
@@ -91,6 +99,18 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
         training_section=render_section("training", kind="pipeline", training_rows=description.training,
                                         command=shareable_command(info.get("command"))),
     )
+
+
+def recommended_settings(folder: Path) -> dict | None:
+    """The steps and guidance that ``evaluate_samples --recommend`` chose for the folder (its ``metrics.json``), with
+    the rule and what it chose among; None when none was chosen or the record is malformed."""
+    try:
+        chosen = read_json(folder / METRICS_NAME).get("recommended_settings")
+        return {**chosen, "num_inference_steps": int(chosen["num_inference_steps"]),
+                "guidance_scale": float(chosen["guidance_scale"]), "rule": str(chosen["rule"]),
+                "chosen_from": int(chosen["chosen_from"]), "num_samples": int(chosen["num_samples"])}
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return None
 
 
 def record_comparison(folder, others: list) -> dict:
