@@ -334,7 +334,7 @@ def text_to_image_views(ex: Explorer, view, emoji: list[str]) -> dict:
             with gr.Column(scale=1, min_width=280):
                 prompt_a = gr.Textbox(label="Prompt A", max_length=explore.MAX_PROMPT_CHARS, value="red heart, twemoji style")
                 prompt_b = gr.Textbox(label="Prompt B", max_length=explore.MAX_PROMPT_CHARS, value="blue heart, twemoji style")
-                frames = gr.Slider(*explore.WALK_FRAMES, value=8, step=1, precision=0, label="Frames")
+                frames = gr.Slider(*explore.WALK_FRAMES, value=8, step=1, precision=0, label="Frames", elem_id="walk-frames")
                 steps, guidance, seed, scheduler = sampler_controls(defaults)
                 seed_b = gr.Number(value=None, precision=0, minimum=0, maximum=explore.MAX_SEED,
                                    label="Seed B (optional: walk the noise too)")
