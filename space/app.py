@@ -214,9 +214,9 @@ def whole_slider(minimum: int, maximum: int, value: int, label: str, **kwargs) -
     return gr.Slider(minimum, maximum, value=value, step=1, precision=0, label=label, **kwargs)
 
 
-def upload_image(label: str) -> gr.Image:
+def upload_image(label: str, **kwargs) -> gr.Image:
     image = gr.Image(label=label, type="pil", image_mode=None, sources=["upload", "clipboard"], height=220,
-                     elem_classes=["pixelated"])
+                     elem_classes=["pixelated"], **kwargs)
     return check_before_decoding(image, explore.MAX_SIDE, "image")
 
 
@@ -295,7 +295,7 @@ def text_to_image_views(ex: Explorer, view, emoji: list[str]) -> dict:
                     elem_classes=["help"])
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                image = upload_image("Start from")
+                image = upload_image("Start from", elem_id="i2i-image")
                 gr.Examples(emoji, inputs=image, examples_per_page=16, label=EMOJI_EXAMPLES_LABEL)
                 prompt, negative = prompt_boxes()
                 strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength")
