@@ -33,6 +33,7 @@ import torch  # noqa: E402
 
 from vae_hub import explore  # noqa: E402
 from vae_hub.explore import Explorer  # noqa: E402
+from vae_hub.space_models import public_ids  # noqa: E402
 
 SHIPPED = REPO / "space" / "models" / "fashion-mnist-vae"
 SHIPPED_PIPELINE = REPO / "space" / "models" / "fashion-mnist-ldm"
@@ -61,13 +62,27 @@ def timed_together(fns: list, repeats: int) -> list[list[float]]:
     return times
 
 
+def local_id(ex: Explorer) -> str:
+    """The id under which an ``Explorer`` of one folder offers it: a configured folder goes by its name, not its
+    path (``space_models.public_ids``)."""
+    return ex.model_ids[0]
+
+
+def served_ids(models: list[str]) -> list[str]:
+    """The ids under which the Space that ``running_space(models)`` starts offers ``models``, worked out as the
+    Space does it: a folder by its name, with ``-2`` when a shipped model has that name already."""
+    ids, shipped = explore.default_model_ids(REPO / "space", {"VAE_MODEL": ",".join(models)})
+    return public_ids(ids, shipped)[0][: len(models)]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def in_process(model: str, repeats: int) -> list[tuple[str, list[float], float | None]]:
-    ex = Explorer([model], {})
+def in_process(folder: str, repeats: int) -> list[tuple[str, list[float], float | None]]:
+    ex = Explorer([folder], {})
+    model = local_id(ex)
     if problem := ex.warm(model):
         sys.exit(f"cannot use {model}: {problem}")
     example = PIL.Image.open(sorted(EXAMPLES.glob("*.png"))[0])
@@ -93,6 +108,7 @@ def in_process_diffusion(pipeline: str, repeats: int) -> dict:
     and one VAE decode of that many latents (what each preview adds). Returns {"cases": [(name, ms list, target)],
     "previews": previews per request, "steps", "guidance"}."""
     ex = Explorer([pipeline], {})
+    pipeline = local_id(ex)
     if problem := ex.warm(pipeline):
         sys.exit(f"cannot use {pipeline}: {problem}")
     pipe = ex.entry(pipeline).model
@@ -170,6 +186,7 @@ def over_http(model: str, pipeline: str, diffusion: tuple[int, float], users: in
     # same certificates and checks as httpx's default).
     tls = httpx.create_ssl_context()
     with running_space([model, pipeline], log) as space, tempfile.TemporaryDirectory() as downloads:
+        model, pipeline = served_ids([model, pipeline])  # the lambdas above read these names when called
         clients = [Client(space.url, verbose=False, analytics_enabled=False, download_files=f"{downloads}/{u}",
                           ssl_verify=tls) for u in range(users)]
 
@@ -252,6 +269,7 @@ def hostile_burst(model: str, log: Path, rounds: int = 2) -> dict:
         huge, text = blank_png(tmp / "huge.png", 10_000, 10_000), tmp / "notes.png"
         text.write_text("not a picture")
         with running_space([model, hostile], log) as space:
+            model, hostile = served_ids([model, hostile])
             client = Client(space.url, verbose=False, analytics_enabled=False, download_files=str(tmp / "dl"))
             example = str(sorted(EXAMPLES.glob("*.png"))[0])
             for n in (16, 64, 64):  # warm: every kind of normal request, the largest sample too
@@ -422,7 +440,7 @@ def text_to_image_speed(folder: str, repeats: int, users: int, per_user: int) ->
     from vae_hub.explore.text_to_image import request_pipeline
 
     ex = Explorer([folder], {})
-    model = ex.model_ids[0]  # a folder goes by its name
+    model = local_id(ex)
     if problem := ex.warm(model):
         sys.exit(f"cannot use {folder}: {problem}")
     pipe = ex.entry(model).model
@@ -454,6 +472,7 @@ def text_to_image_speed(folder: str, repeats: int, users: int, per_user: int) ->
     times = timed_together([fn for _, fn, _ in cases], repeats)
     latencies, errors = [], 0
     with tempfile.TemporaryDirectory() as tmp, running_space([folder], Path(tmp) / "space.log") as space:
+        served = served_ids([folder])[0]  # not ``model``: a shipped model of that name may be served too
         clients = [Client(space.url, verbose=False, analytics_enabled=False, download_files=f"{tmp}/{u}")
                    for u in range(users)]
         lock = threading.Lock()
@@ -463,7 +482,7 @@ def text_to_image_speed(folder: str, repeats: int, users: int, per_user: int) ->
             for k in range(per_user):
                 began = time.perf_counter()
                 try:
-                    clients[u].predict(model, PROMPT, "", T2I_IMAGES, *settings, 100 * u + k, d["scheduler"],
+                    clients[u].predict(served, PROMPT, "", T2I_IMAGES, *settings, 100 * u + k, d["scheduler"],
                                        api_name="/text_to_image")
                     with lock:
                         latencies.append((time.perf_counter() - began) * 1000)
@@ -472,7 +491,7 @@ def text_to_image_speed(folder: str, repeats: int, users: int, per_user: int) ->
                         errors += 1
                     print(f"error: {err}", file=sys.stderr)
 
-        clients[0].predict(model, PROMPT, "", 1, 1, 1.0, 0, d["scheduler"], api_name="/text_to_image")  # warm
+        clients[0].predict(served, PROMPT, "", 1, 1, 1.0, 0, d["scheduler"], api_name="/text_to_image")  # warm
         with ThreadPoolExecutor(users) as pool:
             list(pool.map(user, range(users)))
         for client in clients:

@@ -214,9 +214,9 @@ def whole_slider(minimum: int, maximum: int, value: int, label: str, **kwargs) -
     return gr.Slider(minimum, maximum, value=value, step=1, precision=0, label=label, **kwargs)
 
 
-def upload_image(label: str) -> gr.Image:
+def upload_image(label: str, **kwargs) -> gr.Image:
     image = gr.Image(label=label, type="pil", image_mode=None, sources=["upload", "clipboard"], height=220,
-                     elem_classes=["pixelated"])
+                     elem_classes=["pixelated"], **kwargs)
     return check_before_decoding(image, explore.MAX_SIDE, "image")
 
 
@@ -295,7 +295,7 @@ def text_to_image_views(ex: Explorer, view, emoji: list[str]) -> dict:
                     elem_classes=["help"])
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                image = upload_image("Start from")
+                image = upload_image("Start from", elem_id="i2i-image")
                 gr.Examples(emoji, inputs=image, examples_per_page=16, label=EMOJI_EXAMPLES_LABEL)
                 prompt, negative = prompt_boxes()
                 strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength")
@@ -334,7 +334,7 @@ def text_to_image_views(ex: Explorer, view, emoji: list[str]) -> dict:
             with gr.Column(scale=1, min_width=280):
                 prompt_a = gr.Textbox(label="Prompt A", max_length=explore.MAX_PROMPT_CHARS, value="red heart, twemoji style")
                 prompt_b = gr.Textbox(label="Prompt B", max_length=explore.MAX_PROMPT_CHARS, value="blue heart, twemoji style")
-                frames = gr.Slider(*explore.WALK_FRAMES, value=8, step=1, precision=0, label="Frames")
+                frames = gr.Slider(*explore.WALK_FRAMES, value=8, step=1, precision=0, label="Frames", elem_id="walk-frames")
                 steps, guidance, seed, scheduler = sampler_controls(defaults)
                 seed_b = gr.Number(value=None, precision=0, minimum=0, maximum=explore.MAX_SEED,
                                    label="Seed B (optional: walk the noise too)")
@@ -534,12 +534,13 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
 
             # ---------------------------------------------------------------- Compare
             with view("Compare"):
+                vectors = ex.offered("vector")
+                side_by_side = bool(vectors and pipelines)  # a Space of text-to-image models only has no such pair
                 gr.Markdown("The same number of images from a vector VAE's N(0, I) prior, its mixture prior and a "
                             "latent diffusion pipeline (random classes, its default steps and guidance). Each caption "
                             "gives the quality measured on thousands of samples (the table below says how).",
-                            elem_classes=["help"])
-                vectors = ex.offered("vector")
-                with gr.Row(equal_height=True):
+                            elem_classes=["help"], visible=side_by_side)
+                with gr.Row(equal_height=True, visible=side_by_side):
                     compare_vae = gr.Dropdown(vectors, value=vectors[0] if vectors else None, allow_custom_value=True,
                                               label="Vector VAE", elem_id="compare-vae")
                     compare_pipe = gr.Dropdown(pipelines, value=pipelines[0] if pipelines else None,
@@ -548,8 +549,11 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                     compare_seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed")
                     compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-run")
                 compared = gr.Gallery(label="Side by side", columns=3, object_fit="contain", height=520,
-                                      elem_classes=["pixelated"], elem_id="compare-grid")
+                                      elem_classes=["pixelated"], elem_id="compare-grid", visible=side_by_side)
                 compared_numbers = gr.Markdown(elem_id="compare-numbers")
+                gr.Markdown("### Every model's measured sample quality\n\nOne table per way of measuring and data: "
+                            "numbers measured differently (another classifier or CLIP, other images) are never set "
+                            "side by side.\n\n" + ex.measured_records(), elem_id="compare-records")
 
             t2i = text_to_image_views(ex, view, emoji)
 

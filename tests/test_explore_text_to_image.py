@@ -144,10 +144,12 @@ def editor(size: int = 40) -> dict:
 
 def test_a_text_to_image_folder_is_its_own_kind_with_its_tabs(explorer):
     assert explorer.kind("tiny-sd") == "text-to-image"
-    assert explorer.tabs("tiny-sd") == ("Text to image", "Image to image", "Inpaint", "Prompt walk", "About")
+    # Compare shows its measured records only: not a view it is offered for
+    assert explorer.tabs("tiny-sd") == ("Text to image", "Image to image", "Inpaint", "Prompt walk", "Compare", "About")
     assert explorer.known_kind("tiny-sd") == "text-to-image"
     assert "text-to-image pipeline" in explorer.status("tiny-sd")
-    with pytest.raises(InputError, match="is a text-to-image pipeline .* has no prior samples. Try Text to image"):
+    with pytest.raises(InputError, match="is a text-to-image pipeline .* has no prior samples. Try Text to image, Image to image, "
+                                         "Inpaint or Prompt walk, or choose"):
         explorer.sample("tiny-sd")
     with pytest.raises(InputError, match="no reconstruction"):
         explorer.reconstruct("tiny-sd", PIL.Image.new("RGB", (16, 16)))

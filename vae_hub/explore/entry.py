@@ -59,7 +59,9 @@ class ModelEntry:
                            "encode into or move through",
                "text-to-image": "it draws images from a text prompt, step by step, and has no code of its own to "
                                 "move through"}[self.kind]
-        *others, last = [t for t in TABS[self.kind] if t != "About"]
+        # a text-to-image model's Compare tab only shows its records: not a view that uses it
+        skip = ("About", "Compare") if self.kind == "text-to-image" else ("About",)
+        *others, last = [t for t in TABS[self.kind] if t not in skip]
         tabs = f"{', '.join(others)} or {last}" if others else last
         return InputError(f"{self.model_id} is {KIND_NAMES[self.kind]}: {why}, so it has no {view}. Try {tabs}, or "
                           f"choose {instead}.")

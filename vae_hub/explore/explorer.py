@@ -47,6 +47,7 @@ from .inputs import prepare_image, sketch_to_image
 from .kinds import KIND_NAMES, TABS, _read_json, default_model_ids, folder_kind
 from .latent_map import manifold, mark_point
 from .reconstruction import reconstruct
+from .records import records_markdown
 from .text_to_image import TextToImageEndpoints, recommended_setting
 from .vector import interpolate, sample_images, traverse
 
@@ -222,8 +223,8 @@ class Explorer(TextToImageEndpoints):
             size = pipe.unet.config.sample_size * pipe.vae_scale_factor
             return (f"**{entry.model_id}** · text-to-image pipeline (StableDiffusionPipeline) · RGB {size}×{size} "
                     f"images{data} · {len(pipe.tokenizer):,}-token vocabulary · samples with "
-                    f"{recommended_setting(entry).describe()} · Text to image, Image to image, Inpaint, Prompt walk "
-                    "and About only")
+                    f"{recommended_setting(entry).describe()} · Text to image, Image to image, Inpaint, Prompt walk, "
+                    "its measured records in Compare, and About")
         if entry.kind == "pipeline":
             pipe = entry.model
             vae, unet = pipe.vae.config, pipe.unet.config
@@ -320,6 +321,16 @@ class Explorer(TextToImageEndpoints):
                 yield grid, None, None
         gif = self.files.animation(frames, [200] * (len(frames) - 1) + [1500])  # the result stays a while
         yield grid, grid, gif
+
+    def measured_records(self) -> str:
+        """Markdown for Compare: the sample quality that each offered model on this machine recorded, one table per
+        way of measuring and data (``records.records_markdown``), read from its folder without loading it."""
+        from ..text_to_image_evaluation import read_recommended
+
+        folders = [(i, f) for i in self.model_ids if (f := self.loader.source(i).folder) is not None]
+        recommended = {i: (s.scheduler, s.num_inference_steps, s.guidance_scale)
+                       for i, f in folders if (s := read_recommended(str(f)))}
+        return records_markdown(folders, recommended)
 
     def compare(self, vae_id, pipeline_id, num_images=16, seed=0) -> tuple[list[tuple[PIL.Image.Image, str]], str]:
         """/compare → ([(grid, caption)], markdown table): ``num_images`` samples of the vector VAE's N(0, I) prior,

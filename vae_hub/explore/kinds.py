@@ -29,7 +29,7 @@ KIND_NAMES = {"vector": "a vector VAE", "pipeline": "a latent diffusion pipeline
               "spatial": "a spatial autoencoder (the first stage of latent diffusion)"}
 TABS = {"vector": ("Sample", "Reconstruct", "Interpolate", "Traverse", "Latent map", "Compare", "About"),
         "pipeline": ("Diffuse", "Compare", "About"),
-        "text-to-image": ("Text to image", "Image to image", "Inpaint", "Prompt walk", "About"),
+        "text-to-image": ("Text to image", "Image to image", "Inpaint", "Prompt walk", "Compare", "About"),
         "spatial": ("Reconstruct", "Interpolate", "About")}
 TEXT_TO_IMAGE_CLASS = "StableDiffusionPipeline"  # model_index.json _class_name of the "text-to-image" kind
 MAP_MODELS = (SpatialVAEModel, AutoencoderKLWithLikelihood)  # the "spatial" kind: latents are maps, no prior

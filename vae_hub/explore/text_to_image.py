@@ -340,7 +340,7 @@ class TextToImageEndpoints:
         share = mask.float().mean().item()
         note = (f"Redrew {share:.0%} of the image. The rest changed by PSNR {result.unmasked_psnr:.1f} dB, against "
                 f"{result.reconstruction_psnr:.1f} dB for the autoencoder's own round trip of the same pixels (the "
-                "mask works on the 8× smaller latents, so its edges are blocky).")
+                f"mask works on the {pipe.vae_scale_factor}× smaller latents, so its edges are blocky).")
         return show(result.image, nrow=1, width=256), note
 
     def prompt_walk(self, model_id, prompt_a="", prompt_b="", frames=8, seed=0, seed_b=None, steps=None,
