@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from vae_hub import explore
-from vae_hub.pipelines import DEFAULT_NUM_INFERENCE_STEPS
+from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 
 from hub_doubles import tiny_pipeline_folder
 from space_helpers import make_coloured_model, make_model, running_space
@@ -63,7 +63,8 @@ def browser_space(tmp_path_factory):
                                "mixture_prior": {"kind": "vae", "prior": "mixture", "frechet_distance": 5.54}})
     record_quality(models[2], {"at_the_defaults": {"kind": "pipeline",
                                                    "num_inference_steps": DEFAULT_NUM_INFERENCE_STEPS,
-                                                   "guidance_scale": 4.0, "frechet_distance": 1.45, "class_match": 0.918}})
+                                                   "guidance_scale": DEFAULT_GUIDANCE_SCALE, "frechet_distance": 1.45,
+                                                   "class_match": 0.918}})
     with running_space([str(m) for m in models], root / "space.log") as space, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
         try:
