@@ -195,7 +195,7 @@ def test_mse_and_psnr_of_the_posterior_mean_reconstruction():
 def test_active_units_ignore_dimensions_the_encoder_does_not_use():
     model = tiny_vae(latent_dim=6)
     with torch.no_grad():
-        moments = model.to_moments
+        moments = model.encoder.to_moments
         moments.weight[:2] = 0  # μ_0, μ_1 constant: the same code for every image
         moments.weight[2:6] *= 20  # the other means spread well beyond Var = 0.01
     metrics = evaluate_model(model, tiny_images(n=32), iw_samples=1, progress=False)

@@ -198,9 +198,9 @@ def test_weights_with_missing_or_extra_keys_are_refused(tmp_path, change):
     tiny().save_pretrained(tmp_path)
     state = load_file(tmp_path / WEIGHTS)
     if change == "missing":
-        del state["conv_out.bias"]
+        del state["decoder.conv_out.bias"]
     else:
-        state["conv_out.extra"] = torch.zeros(1)
+        state["decoder.conv_out.extra"] = torch.zeros(1)
     save_file(state, tmp_path / WEIGHTS)
     with pytest.raises(ValueError, match=rf"{change}_keys.*conv_out\.(bias|extra)"):
         VAEModel.from_pretrained(tmp_path)
@@ -209,9 +209,9 @@ def test_weights_with_missing_or_extra_keys_are_refused(tmp_path, change):
 def test_weights_with_a_wrong_shape_are_refused(tmp_path):
     tiny().save_pretrained(tmp_path)
     state = load_file(tmp_path / WEIGHTS)
-    state["conv_in.weight"] = torch.zeros(8, 1, 5, 5)
+    state["encoder.conv_in.weight"] = torch.zeros(8, 1, 5, 5)
     save_file(state, tmp_path / WEIGHTS)
-    with pytest.raises(ValueError, match="conv_in.weight"):
+    with pytest.raises(ValueError, match="encoder.conv_in.weight"):
         VAEModel.from_pretrained(tmp_path)
     # diffusers' escape hatch would re-initialise the weight at random: still refused
     with pytest.raises(ValueError, match="mismatched_keys.*conv_in.weight"):

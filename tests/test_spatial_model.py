@@ -82,7 +82,7 @@ def test_reparameterization_is_seeded_and_differentiable():
     eps = torch.randn(posterior.mean.shape, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(a.latents, posterior.mean + posterior.std * eps, rtol=0, atol=0)
     a.sample.sum().backward()
-    assert model.conv_in.weight.grad is not None and model.conv_in.weight.grad.abs().sum() > 0
+    assert model.encoder.conv_in.weight.grad is not None and model.encoder.conv_in.weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -121,9 +121,9 @@ def test_a_wider_decoder_keeps_the_shapes_and_round_trips(tmp_path):
     """up_block_out_channels / layers_per_up_block (AsymmetricAutoencoderKL's fields): the decoder gets its own width
     and depth; the encoder, the latents' shape and the API stay; save/load is bit-exact."""
     narrow, wide = tiny(), tiny(up_block_out_channels=(16, 16, 32), layers_per_up_block=2)
-    assert {k: v.shape for k, v in narrow.state_dict().items() if k.startswith(SpatialVAEModel.encoder_modules)} == {
-        k: v.shape for k, v in wide.state_dict().items() if k.startswith(SpatialVAEModel.encoder_modules)}
-    assert wide.decoder_out[2].in_channels == 16 and wide.conv_latent.out_channels == 32
+    assert {k: v.shape for k, v in narrow.encoder.state_dict().items()} == {
+        k: v.shape for k, v in wide.encoder.state_dict().items()}
+    assert wide.decoder.conv_out.in_channels == 16 and wide.decoder.conv_in.out_channels == 32
     assert sum(p.numel() for p in wide.parameters()) > sum(p.numel() for p in narrow.parameters())
     x = images(2)
     assert wide.encode(x).latent_dist.mean.shape == (2, 4, 8, 8) and wide(x).sample.shape == x.shape
@@ -208,7 +208,7 @@ def test_sequential_cpu_offload_decodes_like_the_plain_model(kind):
         z = model.encode(x).latent_dist.mode()
         expected = model.decode(z).sample
         cpu_offload(model, execution_device=torch.device("cpu"))
-        assert model.conv_in.weight.device.type == "meta"  # weights live elsewhere between calls
+        assert model.encoder.conv_in.weight.device.type == "meta"  # weights live elsewhere between calls
         torch.testing.assert_close(model.decode(z).sample, expected, rtol=0, atol=1e-6)
         if kind == "vector":
             generator = torch.Generator().manual_seed(0)

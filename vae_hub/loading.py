@@ -137,7 +137,11 @@ def strict_from_pretrained(cls, load, pretrained_model_name_or_path, **kwargs):
     model, info = load(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
     bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
     if bad:
-        raise ValueError(f"{str(pretrained_model_name_or_path)[:200]}: weights do not match {cls.__name__}: {bad}")
+        legacy = getattr(cls, "legacy_keys_in", lambda keys: [])(bad.get("unexpected_keys", ()))
+        hint = (f" (names such as {legacy[0]!r} are those of an older vae-hub, whose single-file checkpoints are "
+                "converted when loaded, sharded ones not: re-save it unsharded with that version, or run "
+                "training/convert_vae_weights.py on a single-file copy)" if legacy else "")
+        raise ValueError(f"{str(pretrained_model_name_or_path)[:200]}: weights do not match {cls.__name__}: {bad}{hint}")
     return (model, info) if want_info else model
 
 

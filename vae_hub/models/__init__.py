@@ -3,8 +3,9 @@ diffusers' own ``AutoencoderKL`` with a likelihood (``AutoencoderKLWithLikelihoo
 
 from ..loading import CONFIG_NAME
 from .autoencoder_kl import AutoencoderKLWithLikelihood
+from .blocks import VAEOutput
 from .spatial_vae import SpatialVAEModel, own_decoder_stages
-from .vae import PRIORS, VAEModel, VAEOutput
+from .vae import PRIORS, VAEModel
 
 # the class a folder's config.json names → the class that loads it
 MODEL_CLASSES = {"VAEModel": VAEModel, "SpatialVAEModel": SpatialVAEModel, "AutoencoderKL": AutoencoderKLWithLikelihood}
