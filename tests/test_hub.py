@@ -327,7 +327,7 @@ def test_push_refuses_a_file_holding_a_token_before_any_hub_call(folder, leak):
 
 def test_push_refuses_a_folder_without_safetensors_weights(folder):
     (folder / "diffusion_pytorch_model.safetensors").unlink()
-    with pytest.raises(OSError, match="has no diffusion_pytorch_model.safetensors"):
+    with pytest.raises(OSError, match="no file named diffusion_pytorch_model.safetensors"):
         hub.push_to_hub(folder, REPO, token=TOKEN, api=FakeHfApi())
 
 

@@ -51,8 +51,8 @@ from .loading import (
     is_pipeline_folder)
 from .models.autoencoder_kl import LIKELIHOOD_NAME
 from .models import MODEL_CLASSES, AutoencoderKLWithLikelihood, SpatialVAEModel, model_class, own_decoder_stages
-from .pipelines.latent_diffusion import (
-    DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, LOADER_MODULE as PIPELINE_LOADER, LatentDiffusionPipeline)
+from .models.pipeline_loading import LOADER_MODULE as PIPELINE_LOADER
+from .pipelines.latent_diffusion import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, LatentDiffusionPipeline
 
 # ---------------------------------------------------------------------------------------------------- model card
 CARD_NAME = "README.md"

@@ -197,10 +197,14 @@ class AutoencoderKLWithLikelihood(nn.Module):
         return {"likelihood": self.likelihood, "scale": self.log_scale.detach().exp().tolist(),
                 "learned": self.log_scale.requires_grad, "calibrated": self.calibrated}
 
-    def save_pretrained(self, save_directory, **kwargs) -> None:
-        """A plain AutoencoderKL folder (``kwargs`` go to its ``save_pretrained``: ``variant``,
-        ``max_shard_size``, ...) and ``likelihood.json``."""
-        self.vae.save_pretrained(save_directory, **kwargs)
+    def save_pretrained(self, save_directory: str | os.PathLike, is_main_process: bool = True,
+                        save_function=None, safe_serialization: bool = True, variant: str | None = None,
+                        max_shard_size: int | str = "10GB", push_to_hub: bool = False, **kwargs) -> None:
+        """A plain AutoencoderKL folder (the arguments are ``ModelMixin.save_pretrained``'s and go to the
+        AutoencoderKL's) and ``likelihood.json``."""
+        self.vae.save_pretrained(save_directory, is_main_process=is_main_process, save_function=save_function,
+                                 safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size,
+                                 push_to_hub=push_to_hub, **kwargs)
         (Path(save_directory) / LIKELIHOOD_NAME).write_text(json.dumps(self.likelihood_record(), indent=2) + "\n")
 
     @classmethod
