@@ -23,9 +23,10 @@ import torch
 from huggingface_hub import CommitInfo, CommitOperationDelete, HfApi
 from huggingface_hub.utils import hf_raise_for_status
 
-from diffusers import DPMSolverMultistepScheduler, UNet2DModel
+from diffusers import DPMSolverMultistepScheduler
 
-from vae_hub import LatentDiffusionPipeline, SpatialVAEModel, VAEModel
+from tiny import tiny_spatial_vae, tiny_unet
+from vae_hub import LatentDiffusionPipeline, VAEModel
 from vae_hub.images import make_grid
 
 TOKEN = "hf_TestTokenDoNotLeak0123456789abcdefXYZ"
@@ -165,14 +166,7 @@ PIPELINE_METRICS = {"final_train_loss": 0.0812, "loss": "denoising MSE (see args
 
 def tiny_pipeline(vae_dir: Path | None = None) -> LatentDiffusionPipeline:
     """A class-conditional pipeline on a tiny SpatialVAEModel: 12×12 grayscale images ↔ 4×8×8 latents."""
-    torch.manual_seed(0)
-    vae = SpatialVAEModel(sample_size=12, block_out_channels=(8, 8), latent_channels=4, norm_num_groups=4,
-                          scaling_factor=0.5, shift_factor=0.1).eval()
-    torch.manual_seed(1)
-    unet = UNet2DModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-                       norm_num_groups=4, attention_head_dim=4, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-                       up_block_types=("AttnUpBlock2D", "UpBlock2D"), num_class_embeds=len(PIPELINE_CLASSES) + 1).eval()
-    pipe = LatentDiffusionPipeline(vae, unet, DPMSolverMultistepScheduler(num_train_timesteps=100),
+    pipe = LatentDiffusionPipeline(tiny_spatial_vae(), tiny_unet(len(PIPELINE_CLASSES), sample_size=8), DPMSolverMultistepScheduler(num_train_timesteps=100),
                                    id2label=dict(enumerate(PIPELINE_CLASSES)))
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
+import tiny
 from vae_hub.evaluate import evaluate_model, importance_samples, main
 from vae_hub.images import tensor_to_pil, uint8_to_float
 from vae_hub.models import VAEModel
@@ -76,9 +77,7 @@ def true_nll(model: LinearGaussianVAE, images: torch.Tensor) -> float:
 
 
 def tiny_vae(likelihood: str = "bernoulli", latent_dim: int = 4) -> VAEModel:
-    torch.manual_seed(0)
-    return VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=latent_dim, sample_size=8,
-                    likelihood=likelihood)
+    return tiny.tiny_vae(latent_dim=latent_dim, sample_size=8, likelihood=likelihood)
 
 
 def tiny_images(n: int = 12, seed: int = 0) -> torch.Tensor:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, load_model, safe_open, save_file
 
+from tiny import tiny_spatial_vae, tiny_vae
 from vae_hub.models import SpatialVAEModel, VAEModel
 from vae_hub.models.blocks import rename_legacy_keys
 
@@ -18,11 +19,7 @@ CLASSES = {"VAEModel": VAEModel, "SpatialVAEModel": SpatialVAEModel}
 
 
 def tiny(cls):
-    torch.manual_seed(0)
-    if cls is VAEModel:
-        return VAEModel(sample_size=12, block_out_channels=(8, 16), norm_num_groups=4, latent_dim=3,
-                        likelihood="gaussian")
-    return SpatialVAEModel(sample_size=12, block_out_channels=(8, 16), norm_num_groups=4, latent_channels=2)
+    return tiny_vae(sample_size=12, likelihood="gaussian") if cls is VAEModel else tiny_spatial_vae()
 
 
 def old_names(cls, state: dict) -> dict:

@@ -12,14 +12,10 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file, save_file
 
+from tiny import tiny_vae as tiny
 from vae_hub.models import VAEModel
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
-
-
-def tiny(**kwargs) -> VAEModel:
-    torch.manual_seed(0)
-    return VAEModel(**{"block_out_channels": (8, 16), "norm_num_groups": 4, "latent_dim": 4, **kwargs})
 
 
 def with_mixture(model: VAEModel) -> VAEModel:
@@ -189,7 +185,7 @@ def test_folder_without_config_is_refused(tmp_path):
 def test_folder_without_weights_is_refused(tmp_path):
     tiny().save_pretrained(tmp_path)
     (tmp_path / WEIGHTS).unlink()
-    with pytest.raises(OSError, match=f"has no {WEIGHTS}"):
+    with pytest.raises(OSError, match=f"^Error no file named {WEIGHTS} found in directory"):
         VAEModel.from_pretrained(tmp_path)
 
 

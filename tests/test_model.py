@@ -5,14 +5,10 @@ import torch
 from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 
+from tiny import tiny_vae as tiny
 from vae_hub.models import VAEModel, VAEOutput
 
 LIKELIHOODS = ("bernoulli", "gaussian", "laplace")
-
-
-def tiny(**kwargs) -> VAEModel:
-    torch.manual_seed(0)
-    return VAEModel(**{"block_out_channels": (8, 16), "norm_num_groups": 4, "latent_dim": 4, **kwargs})
 
 
 def images(model: VAEModel, batch: int = 3, seed: int = 0) -> torch.Tensor:

@@ -21,6 +21,7 @@ from diffusers import (
 )
 from diffusers.callbacks import PipelineCallback
 
+import tiny
 from hub_doubles import populate_hf_cache
 from vae_hub import LatentDiffusionPipeline, SpatialVAEModel
 
@@ -30,25 +31,16 @@ SCHEDULERS = [DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler, EulerDi
 
 def tiny_vae(channels: int = 1, shift_factor: float | None = None) -> AutoencoderKL:
     """8×8 images ↔ 4×4×4 latents."""
-    torch.manual_seed(0)
-    return AutoencoderKL(in_channels=channels, out_channels=channels, down_block_types=("DownEncoderBlock2D",) * 2,
-                         up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 8), latent_channels=4,
-                         norm_num_groups=4, sample_size=8, scaling_factor=0.7, shift_factor=shift_factor).eval()
+    return tiny.tiny_autoencoder_kl(channels, shift_factor=shift_factor)
 
 
 def tiny_spatial_vae(channels: int = 1) -> SpatialVAEModel:
     """12×12 images (padded to 16) ↔ 4×8×8 latents."""
-    torch.manual_seed(0)
-    return SpatialVAEModel(in_channels=channels, sample_size=12, block_out_channels=(8, 8), latent_channels=4,
-                           norm_num_groups=4, scaling_factor=0.5, shift_factor=0.1).eval()
+    return tiny.tiny_spatial_vae(in_channels=channels)
 
 
 def tiny_unet(num_classes: int | None = len(CLASSES), sample_size: int = 4) -> UNet2DModel:
-    torch.manual_seed(1)
-    return UNet2DModel(sample_size=sample_size, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-                       norm_num_groups=4, attention_head_dim=4, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-                       up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-                       num_class_embeds=None if num_classes is None else num_classes + 1).eval()
+    return tiny.tiny_unet(num_classes, sample_size)
 
 
 def tiny_pipe(channels: int = 1, scheduler=DPMSolverMultistepScheduler, **vae_kwargs) -> LatentDiffusionPipeline:

@@ -18,6 +18,7 @@ import pytest
 import torch
 from diffusers.utils.dynamic_modules_utils import get_relative_imports
 
+from tiny import tiny_spatial_vae
 from hub_doubles import PIPELINE_CLASSES, populate_hf_cache, tiny_model_folder, tiny_pipeline_folder
 from vae_hub import LatentDiffusionPipeline, SpatialVAEModel, VAEModel, hub, remote_code
 
@@ -72,9 +73,7 @@ def run_without_vae_hub(script: str, tmp_path: Path, **env_vars) -> None:
 
 
 def tiny_spatial_folder(folder: Path) -> Path:
-    torch.manual_seed(0)
-    SpatialVAEModel(sample_size=12, block_out_channels=(8, 8), latent_channels=4, norm_num_groups=4,
-                    scaling_factor=0.5, shift_factor=0.1).save_pretrained(folder)
+    tiny_spatial_vae().save_pretrained(folder)
     return folder
 
 

@@ -10,6 +10,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, DiTPipeline, DiTTransformer2
 from diffusers.image_processor import VaeImageProcessor
 from safetensors.torch import load_file
 
+from tiny import tiny_spatial_vae, tiny_vae
 from vae_hub import SpatialVAEModel, VAEModel
 from vae_hub.latent import compute_scaling_factor, encode_images, latent_channel_images
 from vae_hub.losses import negative_elbo
@@ -17,15 +18,12 @@ from vae_hub.models import load_model
 
 
 def tiny(channels: int = 1, size: int = 28, **kw) -> SpatialVAEModel:
-    torch.manual_seed(0)
-    return SpatialVAEModel(in_channels=channels, sample_size=size, block_out_channels=(8, 16, 16), norm_num_groups=4,
-                           **kw).eval()
+    return tiny_spatial_vae(**{"in_channels": channels, "sample_size": size, "block_out_channels": (8, 16, 16),
+                               "scaling_factor": 1.0, "shift_factor": None, **kw})
 
 
 def tiny_vector() -> VAEModel:
-    torch.manual_seed(0)
-    return VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=4, sample_size=28,
-                    likelihood="laplace").eval()
+    return tiny_vae(sample_size=28, likelihood="laplace").eval()
 
 
 def images(n: int = 3, channels: int = 1, size: int = 28) -> torch.Tensor:

@@ -28,6 +28,7 @@ from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
 
 from datasets_util import CLASS_NAMES, write_hub_dataset, write_image_folder
+from tiny import tiny_vae
 from vae_hub import SpatialVAEModel, VAEModel
 from vae_hub.explore import MapSample
 
@@ -91,7 +92,7 @@ def assert_same_run_log(reference: Path, resumed: Path, resumed_from: str, last:
 
 
 def tiny_model(sample_size: int = 8) -> VAEModel:
-    return VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=4, sample_size=sample_size)
+    return tiny_vae(sample_size=sample_size)
 
 
 @pytest.fixture(scope="module")
