@@ -25,8 +25,8 @@ from huggingface_hub.utils import hf_raise_for_status
 
 from diffusers import DPMSolverMultistepScheduler
 
-from tiny import tiny_spatial_vae, tiny_unet
-from vae_hub import LatentDiffusionPipeline, VAEModel
+from tiny import tiny_spatial_vae, tiny_unet, tiny_vae
+from vae_hub import LatentDiffusionPipeline
 from vae_hub.images import make_grid
 
 TOKEN = "hf_TestTokenDoNotLeak0123456789abcdefXYZ"
@@ -124,8 +124,7 @@ def populate_hf_cache(cache: Path, repo_id: str, files: dict[str, Path | bytes],
 
 def tiny_model_folder(folder: Path, *, metrics: bool = True, training_info: bool = True, clutter: bool = True) -> Path:
     """Save a tiny VAEModel (with a mixture prior) to ``folder`` with what training writes next to it."""
-    torch.manual_seed(0)
-    model = VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=4, sample_size=12, prior_components=2)
+    model = tiny_vae(sample_size=12, prior_components=2)
     model.save_pretrained(folder)
     generator = torch.Generator().manual_seed(0)
     make_grid(model.generate(4, generator=generator), nrow=2).save(folder / "samples.png")

@@ -217,3 +217,11 @@ def test_the_pipelines_call_has_an_examples_docstring_that_runs(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     exec(code.replace('"space/models/fashion-mnist-ldm"', repr(str(shipped))), {})
     assert (tmp_path / "sneaker.png").is_file()
+
+
+def test_the_pipeline_file_only_samples_and_its_loading_lives_beside_the_models():
+    from vae_hub.models.pipeline_loading import PipelineLoadingMixin
+
+    own = set(vars(LatentDiffusionPipeline))
+    assert not own & {"save_pretrained", "from_pretrained", "download", "to_json_string", "_dict_from_json_file"}
+    assert LatentDiffusionPipeline.__mro__[1] is PipelineLoadingMixin
