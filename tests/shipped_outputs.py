@@ -1,8 +1,11 @@
 """Outputs of the shipped models for fixed seeds, to prove that a change of code or of weight names leaves them
 bit-identical (issue 27): run it with the code before the change (``save``), then after it (``check``).
 
-    PYTHONPATH=<old checkout> python tests/shipped_outputs.py save /tmp/before.pt
-    PYTHONPATH=<new checkout> python tests/shipped_outputs.py check /tmp/before.pt
+    cd <old checkout> && PYTHONPATH=. python tests/shipped_outputs.py save /tmp/before.pt
+    cd <new checkout> && PYTHONPATH=. python tests/shipped_outputs.py check /tmp/before.pt
+
+The models are read from the ``space/models`` beside this file, so each run compares that checkout's code with its
+own shipped weights.
 
 Covered: the vector VAEs' prior samples (standard and mixture), reconstructions, posterior means and a sampled forward
 pass; the spatial VAEs' (and the pipeline's vae's) reconstructions, posterior means and decodes of fixed latents; the
@@ -51,9 +54,10 @@ def spatial_outputs(model) -> dict[str, torch.Tensor]:
 def pipeline_outputs(pipe) -> dict[str, torch.Tensor]:
     out = {}
     for output_type in ("pt", "latent"):
-        out[output_type] = pipe(class_labels=list(range(pipe.num_classes)), num_inference_steps=10,
+        out[output_type] = pipe(class_labels=list(range(pipe.num_classes)), num_inference_steps=10, guidance_scale=4.0,
                                 generator=torch.Generator().manual_seed(0), output_type=output_type).images
-    out["unconditional"] = pipe(num_images_per_class=4, num_inference_steps=5,
+    # every argument explicit: the comparison must not depend on a default that changes on its own
+    out["unconditional"] = pipe(num_images_per_class=4, num_inference_steps=5, guidance_scale=4.0,
                                 generator=torch.Generator().manual_seed(2), output_type="pt").images
     return out
 
