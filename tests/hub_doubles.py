@@ -23,9 +23,10 @@ import torch
 from huggingface_hub import CommitInfo, CommitOperationDelete, HfApi
 from huggingface_hub.utils import hf_raise_for_status
 
-from diffusers import DPMSolverMultistepScheduler, UNet2DModel
+from diffusers import DPMSolverMultistepScheduler
 
-from vae_hub import LatentDiffusionPipeline, SpatialVAEModel, VAEModel
+from tiny import tiny_spatial_vae, tiny_unet, tiny_vae
+from vae_hub import LatentDiffusionPipeline
 from vae_hub.images import make_grid
 
 TOKEN = "hf_TestTokenDoNotLeak0123456789abcdefXYZ"
@@ -123,8 +124,7 @@ def populate_hf_cache(cache: Path, repo_id: str, files: dict[str, Path | bytes],
 
 def tiny_model_folder(folder: Path, *, metrics: bool = True, training_info: bool = True, clutter: bool = True) -> Path:
     """Save a tiny VAEModel (with a mixture prior) to ``folder`` with what training writes next to it."""
-    torch.manual_seed(0)
-    model = VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=4, sample_size=12, prior_components=2)
+    model = tiny_vae(sample_size=12, prior_components=2)
     model.save_pretrained(folder)
     generator = torch.Generator().manual_seed(0)
     make_grid(model.generate(4, generator=generator), nrow=2).save(folder / "samples.png")
@@ -165,14 +165,7 @@ PIPELINE_METRICS = {"final_train_loss": 0.0812, "loss": "denoising MSE (see args
 
 def tiny_pipeline(vae_dir: Path | None = None) -> LatentDiffusionPipeline:
     """A class-conditional pipeline on a tiny SpatialVAEModel: 12×12 grayscale images ↔ 4×8×8 latents."""
-    torch.manual_seed(0)
-    vae = SpatialVAEModel(sample_size=12, block_out_channels=(8, 8), latent_channels=4, norm_num_groups=4,
-                          scaling_factor=0.5, shift_factor=0.1).eval()
-    torch.manual_seed(1)
-    unet = UNet2DModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-                       norm_num_groups=4, attention_head_dim=4, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-                       up_block_types=("AttnUpBlock2D", "UpBlock2D"), num_class_embeds=len(PIPELINE_CLASSES) + 1).eval()
-    pipe = LatentDiffusionPipeline(vae, unet, DPMSolverMultistepScheduler(num_train_timesteps=100),
+    pipe = LatentDiffusionPipeline(tiny_spatial_vae(), tiny_unet(len(PIPELINE_CLASSES), sample_size=8), DPMSolverMultistepScheduler(num_train_timesteps=100),
                                    id2label=dict(enumerate(PIPELINE_CLASSES)))
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -39,7 +39,7 @@ def make_model(path: Path, latent_dim: int = 4, size: int = 28, channels: int = 
     model = VAEModel(in_channels=channels, sample_size=size, block_out_channels=(8, 16), norm_num_groups=4,
                      latent_dim=latent_dim, likelihood=likelihood)
     with torch.no_grad():
-        model.to_moments.weight[:latent_dim] *= code_scale
+        model.encoder.to_moments.weight[:latent_dim] *= code_scale
     if mixture:
         g = torch.Generator().manual_seed(seed)
         model.set_mixture_prior(torch.randn(3, latent_dim, generator=g), torch.full((3, latent_dim), -1.0),

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
+import tiny
 from vae_hub.evaluate import evaluate_model, importance_samples, main
 from vae_hub.images import tensor_to_pil, uint8_to_float
 from vae_hub.models import VAEModel
@@ -76,9 +77,7 @@ def true_nll(model: LinearGaussianVAE, images: torch.Tensor) -> float:
 
 
 def tiny_vae(likelihood: str = "bernoulli", latent_dim: int = 4) -> VAEModel:
-    torch.manual_seed(0)
-    return VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=latent_dim, sample_size=8,
-                    likelihood=likelihood)
+    return tiny.tiny_vae(latent_dim=latent_dim, sample_size=8, likelihood=likelihood)
 
 
 def tiny_images(n: int = 12, seed: int = 0) -> torch.Tensor:
@@ -195,7 +194,7 @@ def test_mse_and_psnr_of_the_posterior_mean_reconstruction():
 def test_active_units_ignore_dimensions_the_encoder_does_not_use():
     model = tiny_vae(latent_dim=6)
     with torch.no_grad():
-        moments = model.to_moments
+        moments = model.encoder.to_moments
         moments.weight[:2] = 0  # μ_0, μ_1 constant: the same code for every image
         moments.weight[2:6] *= 20  # the other means spread well beyond Var = 0.01
     metrics = evaluate_model(model, tiny_images(n=32), iw_samples=1, progress=False)

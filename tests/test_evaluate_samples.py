@@ -11,6 +11,7 @@ import scipy.linalg
 import torch
 from diffusers import ImagePipelineOutput
 
+import tiny
 import vae_hub
 from datasets_util import CLASS_NAMES, make_images, write_hub_dataset
 from vae_hub.classifier import ImageClassifier
@@ -168,10 +169,7 @@ def test_real_images_are_closer_to_the_reference_than_generated_ones(trained_cla
 
 
 def tiny_vae(prior_components: int = 0) -> VAEModel:
-    torch.manual_seed(0)
-    vae = VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=4, sample_size=8,
-                   prior_components=prior_components)
-    return vae.eval()
+    return tiny.tiny_vae(sample_size=8, prior_components=prior_components).eval()
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(trained_classifier):

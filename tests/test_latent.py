@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vae_hub import VAEModel
+from tiny import tiny_vae
 from vae_hub.latent import (
     compute_scaling_factor,
     dimensions_by_kl,
@@ -23,8 +23,7 @@ from vae_hub.images import uint8_to_float
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return VAEModel(sample_size=12, block_out_channels=(8, 16), norm_num_groups=4, latent_dim=5).eval()
+    return tiny_vae(sample_size=12, latent_dim=5).eval()
 
 
 @pytest.fixture(scope="module")

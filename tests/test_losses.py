@@ -105,4 +105,4 @@ def test_elbo_of_a_model_batch_is_finite_and_differentiable():
     terms = negative_elbo(out.decoder_params, x, out.latent_dist, model.config.likelihood, beta=kl_weight(5, 1.0, 10))
     assert torch.isfinite(terms.loss) and terms.beta == 0.5
     terms.loss.backward()
-    assert model.log_scale.grad is not None and model.conv_in.weight.grad.abs().sum() > 0
+    assert model.log_scale.grad is not None and model.encoder.conv_in.weight.grad.abs().sum() > 0

@@ -5,14 +5,10 @@ import torch
 from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
 
+from tiny import tiny_vae as tiny
 from vae_hub.models import VAEModel, VAEOutput
 
 LIKELIHOODS = ("bernoulli", "gaussian", "laplace")
-
-
-def tiny(**kwargs) -> VAEModel:
-    torch.manual_seed(0)
-    return VAEModel(**{"block_out_channels": (8, 16), "norm_num_groups": 4, "latent_dim": 4, **kwargs})
 
 
 def images(model: VAEModel, batch: int = 3, seed: int = 0) -> torch.Tensor:
@@ -74,9 +70,9 @@ def test_return_dict_false_gives_tuples():
 def test_outputs_stay_in_pixel_range(likelihood):
     model = tiny(likelihood=likelihood)
     with torch.no_grad():  # push the decoder far out so that an unbounded mean would leave [-1, 1]
-        model.conv_out.bias.fill_(50.0)
+        model.decoder.conv_out.bias.fill_(50.0)
         high = model.decode(torch.randn(4, 4) * 10).sample
-        model.conv_out.bias.fill_(-50.0)
+        model.decoder.conv_out.bias.fill_(-50.0)
         low = model(images(model)).sample
     assert high.min() >= -1 and high.max() <= 1 and high.max() == 1
     assert low.min() >= -1 and low.max() <= 1 and low.min() == -1
@@ -121,15 +117,15 @@ def test_gradients_reach_the_encoder_through_the_sampled_z():
     x = images(model)
     z = model.reparameterize(model.encode(x).latent_dist, torch.Generator().manual_seed(0))
     model.decode_params(z).square().sum().backward()  # depends on the encoder only through z
-    grad = model.to_moments.weight.grad
+    grad = model.encoder.to_moments.weight.grad
     d = model.config.latent_dim
     assert grad[:d].abs().sum() > 0  # rows producing μ
     assert grad[d:].abs().sum() > 0  # rows producing log σ²: only reachable through σ·ε
-    assert model.conv_in.weight.grad.abs().sum() > 0
+    assert model.encoder.conv_in.weight.grad.abs().sum() > 0
 
     model.zero_grad()
     model(x, sample_posterior=False).decoder_params.square().sum().backward()  # z = μ: σ gets no gradient
-    assert model.to_moments.weight.grad[d:].abs().sum() == 0
+    assert model.encoder.to_moments.weight.grad[d:].abs().sum() == 0
 
 
 # ---------------------------------------------------------------- generation

@@ -21,6 +21,7 @@ from diffusers import (
 )
 from diffusers.callbacks import PipelineCallback
 
+import tiny
 from hub_doubles import populate_hf_cache
 from vae_hub import LatentDiffusionPipeline, SpatialVAEModel
 
@@ -30,25 +31,16 @@ SCHEDULERS = [DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler, EulerDi
 
 def tiny_vae(channels: int = 1, shift_factor: float | None = None) -> AutoencoderKL:
     """8×8 images ↔ 4×4×4 latents."""
-    torch.manual_seed(0)
-    return AutoencoderKL(in_channels=channels, out_channels=channels, down_block_types=("DownEncoderBlock2D",) * 2,
-                         up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 8), latent_channels=4,
-                         norm_num_groups=4, sample_size=8, scaling_factor=0.7, shift_factor=shift_factor).eval()
+    return tiny.tiny_autoencoder_kl(channels, shift_factor=shift_factor)
 
 
 def tiny_spatial_vae(channels: int = 1) -> SpatialVAEModel:
     """12×12 images (padded to 16) ↔ 4×8×8 latents."""
-    torch.manual_seed(0)
-    return SpatialVAEModel(in_channels=channels, sample_size=12, block_out_channels=(8, 8), latent_channels=4,
-                           norm_num_groups=4, scaling_factor=0.5, shift_factor=0.1).eval()
+    return tiny.tiny_spatial_vae(in_channels=channels)
 
 
 def tiny_unet(num_classes: int | None = len(CLASSES), sample_size: int = 4) -> UNet2DModel:
-    torch.manual_seed(1)
-    return UNet2DModel(sample_size=sample_size, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-                       norm_num_groups=4, attention_head_dim=4, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-                       up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-                       num_class_embeds=None if num_classes is None else num_classes + 1).eval()
+    return tiny.tiny_unet(num_classes, sample_size)
 
 
 def tiny_pipe(channels: int = 1, scheduler=DPMSolverMultistepScheduler, **vae_kwargs) -> LatentDiffusionPipeline:
@@ -365,8 +357,8 @@ def test_spatial_vae_model_pipeline_samples_saves_and_loads(channels, tmp_path):
 
     pipe.save_pretrained(tmp_path / "spatial")
     index = json.loads((tmp_path / "spatial" / "model_index.json").read_text())
-    # diffusers records a component from outside diffusers under its module; loading finds it in sys.modules
-    assert index["vae"] == ["vae_hub.models.spatial_vae", "SpatialVAEModel"]
+    # vae-hub is a library diffusers knows (vae_hub.models.register_with_diffusers): its loader imports it
+    assert index["vae"] == ["vae_hub", "SpatialVAEModel"]
     for loaded in (LatentDiffusionPipeline.from_pretrained(tmp_path / "spatial"),
                    DiffusionPipeline.from_pretrained(tmp_path / "spatial", trust_remote_code=True)):
         assert type(loaded.vae) is SpatialVAEModel and loaded.vae.config.shift_factor == 0.1
@@ -374,37 +366,52 @@ def test_spatial_vae_model_pipeline_samples_saves_and_loads(channels, tmp_path):
         assert torch.equal(loaded(generator=seeded(), **kwargs).images, images)
 
 
+@pytest.mark.parametrize("library", ["vae_hub", "vae_hub.models.spatial_vae"])
 @pytest.mark.parametrize("class_name", ["torch", "no_such_class", "__doc__"])
-def test_a_vae_entry_that_is_not_a_model_class_is_named(class_name, tmp_path):
+def test_a_vae_entry_that_is_not_a_model_class_is_named(library, class_name, tmp_path):
     """Issue 29: ``["vae_hub.models.spatial_vae", "torch"]`` (a module imported there) gave an AttributeError."""
     pipe = LatentDiffusionPipeline(tiny_spatial_vae(), tiny_unet(sample_size=8), DDIMScheduler(num_train_timesteps=100))
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
-    (tmp_path / "model_index.json").write_text(json.dumps({**index, "vae": ["vae_hub.models.spatial_vae", class_name]}))
-    with pytest.raises(ValueError, match=rf"^model_index.json: the vae, vae_hub.models.spatial_vae.{class_name}, is not "
-                                         r"a model class \(a diffusers ModelMixin\)$"):
+    (tmp_path / "model_index.json").write_text(json.dumps({**index, "vae": [library, class_name]}))
+    with pytest.raises(ValueError, match=rf"^model_index.json: the vae, {library}.{class_name}, is not a model class "
+                                         r"of vae-hub \(SpatialVAEModel, VAEModel\)$"):
         LatentDiffusionPipeline.from_pretrained(tmp_path)
 
 
+def test_a_folder_naming_its_vae_by_module_loads_through_diffusers_loader(tmp_path):
+    """Folders saved before vae-hub registered itself name the vae ``["vae_hub.models.spatial_vae", ...]``."""
+    pipe = LatentDiffusionPipeline(tiny_spatial_vae(), tiny_unet(sample_size=8), DDIMScheduler(num_train_timesteps=100))
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    (tmp_path / "model_index.json").write_text(json.dumps({**index, "vae": ["vae_hub.models.spatial_vae",
+                                                                            "SpatialVAEModel"]}))
+    loaded = LatentDiffusionPipeline.from_pretrained(tmp_path)
+    assert type(loaded.vae) is SpatialVAEModel
+
+
 def test_hub_repo_with_a_component_from_outside_diffusers(tmp_path, monkeypatch):
-    """diffusers' download refuses a Hub repo whose vae is a SpatialVAEModel; this pipeline's own download loads it."""
+    """A Hub repo whose vae is a SpatialVAEModel: diffusers' download takes it, and the pipeline loads it (without the
+    repo's code files, which would make diffusers' loader run them)."""
     pipe = LatentDiffusionPipeline(tiny_spatial_vae(), tiny_unet(sample_size=8), DDIMScheduler(num_train_timesteps=100))
     pipe.save_pretrained(tmp_path / "saved")
     files = {str(f.relative_to(tmp_path / "saved")): f for f in (tmp_path / "saved").rglob("*") if f.is_file()}
     populate_hf_cache(tmp_path / "hf", "someone/tiny-ldm", files)
     # The Hub as diffusers' download sees it online: the repo's file list, its model_index.json (no network here).
-    from diffusers.pipelines import pipeline_utils
+    from diffusers.pipelines import pipeline_loading_utils, pipeline_utils
 
     monkeypatch.setattr(pipeline_utils, "_resolve_revision", lambda name, revision=None, **kwargs: revision)
     monkeypatch.setattr(pipeline_utils, "model_info", lambda *args, **kwargs: SimpleNamespace(
         siblings=[SimpleNamespace(rfilename=name) for name in files], sha="0" * 40))
     monkeypatch.setattr(pipeline_utils, "hf_hub_download", lambda *args, **kwargs: str(files["model_index.json"]))
-    with pytest.raises(ValueError, match=r"vae/vae_hub.models.spatial_vae.py as defined in `model_index.json` does not"):
-        DiffusionPipeline.from_pretrained("someone/tiny-ldm", cache_dir=tmp_path / "hf", trust_remote_code=True)
-
     real_snapshot_download = huggingface_hub.snapshot_download  # the same call online, answered from the cache
-    monkeypatch.setattr(huggingface_hub, "snapshot_download",
-                        lambda *args, **kwargs: real_snapshot_download(*args, **{**kwargs, "local_files_only": True}))
+
+    def offline(*args, **kwargs):
+        return real_snapshot_download(*args, **{**kwargs, "local_files_only": True})
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    # diffusers' own download refuses a component whose library it does not know and whose code the repo lacks
+    assert json.loads(files["model_index.json"].read_text())["vae"][0] in pipeline_loading_utils.LOADABLE_CLASSES
     loaded = LatentDiffusionPipeline.from_pretrained("someone/tiny-ldm", cache_dir=tmp_path / "hf")
     assert type(loaded.vae) is SpatialVAEModel
     loaded.set_progress_bar_config(disable=True)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tiny import tiny_vae
 from vae_hub.models import VAEModel
 from vae_hub.prior import fit_mixture_prior
 
@@ -15,8 +16,7 @@ WEIGHTS = torch.tensor([0.5, 0.3, 0.2])
 
 
 def tiny(latent_dim: int = 2) -> VAEModel:
-    torch.manual_seed(0)
-    return VAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_dim=latent_dim)
+    return tiny_vae(latent_dim=latent_dim)
 
 
 def clustered_codes(n: int = 1000, seed: int = 0) -> torch.Tensor:

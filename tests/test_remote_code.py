@@ -18,6 +18,7 @@ import pytest
 import torch
 from diffusers.utils.dynamic_modules_utils import get_relative_imports
 
+from tiny import tiny_spatial_vae
 from hub_doubles import PIPELINE_CLASSES, populate_hf_cache, tiny_model_folder, tiny_pipeline_folder
 from vae_hub import LatentDiffusionPipeline, SpatialVAEModel, VAEModel, hub, remote_code
 
@@ -72,9 +73,7 @@ def run_without_vae_hub(script: str, tmp_path: Path, **env_vars) -> None:
 
 
 def tiny_spatial_folder(folder: Path) -> Path:
-    torch.manual_seed(0)
-    SpatialVAEModel(sample_size=12, block_out_channels=(8, 8), latent_channels=4, norm_num_groups=4,
-                    scaling_factor=0.5, shift_factor=0.1).save_pretrained(folder)
+    tiny_spatial_vae().save_pretrained(folder)
     return folder
 
 
@@ -126,7 +125,7 @@ def test_bundle_is_the_package_source(module):
     assert positions == sorted(positions)
     if module.endswith("spatial_vae"):
         assert order == ["vae_hub.likelihood", "vae_hub.loading", "vae_hub.models.blocks",
-                         "vae_hub.models.config_checks", "vae_hub.models.vae", "vae_hub.models.spatial_vae"]
+                         "vae_hub.models.config_checks", "vae_hub.models.spatial_vae"]  # not its sibling vae.py
 
 
 @pytest.fixture
@@ -219,7 +218,7 @@ def test_pipeline_loads_with_diffusion_pipeline_without_vae_hub(tmp_path, hf_cac
     """From the dry-run folder and by repo id from the HF cache (offline, no metadata call needed)."""
     folder = tiny_pipeline_folder(tmp_path / "pipe", clutter=False)
     dry = dry_run_and_cache(folder, PIPELINE_REPO, tmp_path, hf_cache)
-    assert (dry / "vae" / "vae_hub.models.spatial_vae.py").is_file() and (dry / "pipeline.py").is_file()
+    assert (dry / "vae" / "vae_hub.py").is_file() and (dry / "pipeline.py").is_file()
     expected = {}
     for where in (folder, dry):  # the package loads both the training output and what was pushed
         pipe = LatentDiffusionPipeline.from_pretrained(where)

@@ -17,6 +17,7 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DModel
 
+import tiny
 from datasets_util import write_hub_dataset
 from test_loading import add_to_hf_cache
 from test_train import (
@@ -38,10 +39,8 @@ ENCODER = ("encoder.", "quant_conv.")
 
 def tiny_autoencoder_kl(scaling_factor: float = 0.5) -> AutoencoderKL:
     """A randomly initialised AutoencoderKL for 16×16 RGB, standing in for stabilityai/sd-vae-ft-mse."""
-    torch.manual_seed(0)
-    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-                         up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), layers_per_block=1,
-                         latent_channels=2, norm_num_groups=4, sample_size=16, scaling_factor=scaling_factor)
+    return tiny.tiny_autoencoder_kl(3, block_out_channels=(8, 16), layers_per_block=1, latent_channels=2,
+                                    sample_size=16, scaling_factor=scaling_factor)
 
 
 @pytest.fixture(scope="module")

@@ -495,8 +495,7 @@ def build_model(args: argparse.Namespace, train_split, image_column: str) -> Any
         if new_decoder:
             model = with_new_decoder(model, new_decoder)
         if args.train_decoder_only:  # frozen, and never updated by the EMA either: bit-identical latents
-            for name in model.encoder_modules:
-                model.get_submodule(name).requires_grad_(False)
+            model.encoder.requires_grad_(False)
         return model.train()
     data_channels, data_size = infer_image_format(train_split, image_column)
     config = {name: getattr(args, name) for name in MODEL_FLAGS if getattr(args, name) is not None}
@@ -532,8 +531,7 @@ def with_new_decoder(model: SpatialVAEModel, decoder_config: dict) -> SpatialVAE
         new = type(model)(**{**config, **decoder_config})
     except ValueError as err:
         fail(str(err))
-    for name in model.encoder_modules:
-        new.get_submodule(name).load_state_dict(model.get_submodule(name).state_dict())
+    new.encoder.load_state_dict(model.encoder.state_dict())
     return new
 
 
@@ -564,7 +562,7 @@ def adversarial_generator_term(vae: AnyModel, disc: PatchDiscriminator, reconstr
     disc.requires_grad_(False)
     generator = generator_loss(disc(fake))
     disc.requires_grad_(True)
-    last = vae.vae.decoder.conv_out if isinstance(vae, AutoencoderKLWithLikelihood) else vae.decoder_out[-1]
+    last = (vae.vae if isinstance(vae, AutoencoderKLWithLikelihood) else vae).decoder.conv_out
     weight = disc_weight * adaptive_weight(reconstruction, generator, last.weight)
     return SimpleNamespace(generator_loss=generator, adaptive_weight=weight, disc_loss=None)
 

@@ -12,6 +12,7 @@
 """
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -66,14 +67,23 @@ def check_model_folder(cls, pretrained_model_name_or_path, **kwargs) -> dict:
     ):
         pickle = any(_has_file(pretrained_model_name_or_path, _add_variant(name, variant), kwargs, unknown=False)
                      for name in (PICKLE_WEIGHTS_NAME, PICKLE_INDEX_NAME))
-        wanted = _add_variant(WEIGHTS_NAME, variant)
-        raise EnvironmentError(
-            f"{where} has no {wanted} (nor a sharded {_add_variant(SAFE_WEIGHTS_INDEX_NAME, variant)})"
-            + (f"; it only has a pickle checkpoint ({_add_variant(PICKLE_WEIGHTS_NAME, variant)}), which can run "
-               "arbitrary code when loaded. Convert it, or pass use_safetensors=False if you trust its source."
-               if pickle else ".")
-        )
+        raise EnvironmentError(missing_safetensors_message(where, os.path.isdir(pretrained_model_name_or_path),
+                                                           variant, pickle))
     return config
+
+
+def missing_safetensors_message(where: str, local: bool, variant: str | None, pickle: bool) -> str:
+    """diffusers' words for a checkpoint without the weights file asked for, then why vae-hub asks for safetensors:
+    a pickle checkpoint can run arbitrary code when it is loaded."""
+    wanted = _add_variant(WEIGHTS_NAME, variant)
+    message = (f"Error no file named {wanted} found in directory {where}" if local
+               else f"{where} does not appear to have a file named {wanted}")
+    message += (f" (nor a sharded {_add_variant(SAFE_WEIGHTS_INDEX_NAME, variant)}). vae-hub loads safetensors weights "
+                "only, unless told otherwise: a pickle checkpoint (.bin) can run arbitrary code when it is loaded.")
+    if pickle:
+        message += (f" This one only has a pickle checkpoint ({_add_variant(PICKLE_WEIGHTS_NAME, variant)}): "
+                    "convert it to safetensors, or pass use_safetensors=False if you trust its source.")
+    return message
 
 
 def model_size_bytes(cls, config: dict) -> int:
@@ -137,7 +147,11 @@ def strict_from_pretrained(cls, load, pretrained_model_name_or_path, **kwargs):
     model, info = load(pretrained_model_name_or_path, output_loading_info=True, **kwargs)
     bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
     if bad:
-        raise ValueError(f"{str(pretrained_model_name_or_path)[:200]}: weights do not match {cls.__name__}: {bad}")
+        legacy = getattr(cls, "legacy_keys_in", lambda keys: [])(bad.get("unexpected_keys", ()))
+        hint = (f" (names such as {legacy[0]!r} are those of an older vae-hub, whose single-file checkpoints are "
+                "converted when loaded, sharded ones not: re-save it unsharded with that version, or run "
+                "training/convert_vae_weights.py on a single-file copy)" if legacy else "")
+        raise ValueError(f"{str(pretrained_model_name_or_path)[:200]}: weights do not match {cls.__name__}: {bad}{hint}")
     return (model, info) if want_info else model
 
 
@@ -155,15 +169,30 @@ class StrictLoadingMixin:
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         return strict_from_pretrained(cls, super().from_pretrained, pretrained_model_name_or_path, **kwargs)
 
-    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
-        """diffusers' ``save_pretrained``; the weights get the file mode every other output gets (0644 under the
-        usual umask): safetensors writes them through a private temporary file (0600). The config's
-        ``_name_or_path`` (where diffusers loaded the model from) keeps only the last part of an absolute path: a
-        fine-tuned model would otherwise carry a folder of the training machine into every push."""
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        save_function: Callable | None = None,
+        safe_serialization: bool = True,
+        variant: str | None = None,
+        max_shard_size: int | str = "10GB",
+        push_to_hub: bool = False,
+        **kwargs,
+    ) -> None:
+        """diffusers' ``ModelMixin.save_pretrained``, with its signature: a pipeline's ``save_pretrained`` passes
+        ``safe_serialization``, ``variant`` and ``max_shard_size`` only to a component that names them.
+
+        The weights get the file mode every other output gets (0644 under the usual umask): safetensors writes them
+        through a private temporary file (0600). The config's ``_name_or_path`` (where diffusers loaded the model
+        from) keeps only the last part of an absolute path: a fine-tuned model would otherwise carry a folder of the
+        training machine into every push."""
         origin = self.config.get("_name_or_path")
         if isinstance(origin, (str, os.PathLike)) and os.path.isabs(origin):
             self.register_to_config(_name_or_path=Path(origin).name)
-        super().save_pretrained(save_directory, *args, **kwargs)
+        super().save_pretrained(save_directory, is_main_process=is_main_process, save_function=save_function,
+                                safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size,
+                                push_to_hub=push_to_hub, **kwargs)
         umask = os.umask(0)
         os.umask(umask)
         for weights in Path(save_directory).glob("*.safetensors"):

@@ -42,7 +42,7 @@ from .loading import (
 from .models import MODEL_CLASSES, AnyModel, SpatialVAEModel
 from .models.config_checks import MAX_BLOCKS_PER_STAGE, MAX_STAGES
 from .pipelines import LatentDiffusionPipeline
-from .pipelines.latent_diffusion import LOADER_MODULE as PIPELINE_LOADER
+from .models.pipeline_loading import LOADER_MODULE as PIPELINE_LOADER
 
 MAX_ID_CHARS = 200  # a Hub repo id has at most 96; shipped names are short
 MAX_SHOWN_CHARS = 60

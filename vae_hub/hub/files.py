@@ -11,7 +11,8 @@ from ..loading import (
     is_pipeline_folder)
 from ..models import MODEL_CLASSES
 from ..models.autoencoder_kl import LIKELIHOOD_NAME
-from ..pipelines.latent_diffusion import LOADER_MODULE as PIPELINE_LOADER, LatentDiffusionPipeline
+from ..models.pipeline_loading import LOADER_MODULE as PIPELINE_LOADER
+from ..pipelines.latent_diffusion import LatentDiffusionPipeline
 from .cards import CARD_NAME, figures
 
 PIPELINE_CLASS = LatentDiffusionPipeline.__name__

@@ -3,15 +3,36 @@ diffusers' own ``AutoencoderKL`` with a likelihood (``AutoencoderKLWithLikelihoo
 
 from ..loading import CONFIG_NAME
 from .autoencoder_kl import AutoencoderKLWithLikelihood
+from .blocks import VAEOutput
 from .spatial_vae import SpatialVAEModel, own_decoder_stages
-from .vae import PRIORS, VAEModel, VAEOutput
+from .vae import PRIORS, VAEModel
 
 # the class a folder's config.json names → the class that loads it
 MODEL_CLASSES = {"VAEModel": VAEModel, "SpatialVAEModel": SpatialVAEModel, "AutoencoderKL": AutoencoderKLWithLikelihood}
 AnyModel = VAEModel | SpatialVAEModel | AutoencoderKLWithLikelihood
+# the classes a pipeline's model_index.json may name as ["vae_hub", "<class>"] (register_with_diffusers)
+PIPELINE_COMPONENT_CLASSES = ("SpatialVAEModel", "VAEModel")
 
-__all__ = ["MODEL_CLASSES", "PRIORS", "AnyModel", "AutoencoderKLWithLikelihood", "SpatialVAEModel", "VAEModel",
-           "VAEOutput", "load_model", "model_class", "own_decoder_stages"]
+__all__ = ["MODEL_CLASSES", "PIPELINE_COMPONENT_CLASSES", "PRIORS", "AnyModel", "AutoencoderKLWithLikelihood",
+           "SpatialVAEModel", "VAEModel", "VAEOutput", "load_model", "model_class", "own_decoder_stages",
+           "register_with_diffusers"]
+
+
+def register_with_diffusers() -> None:
+    """Make vae-hub a library whose classes a pipeline's ``model_index.json`` may name, as diffusers and transformers
+    are: a pipeline saves a ``SpatialVAEModel`` vae as ``["vae_hub", "SpatialVAEModel"]``, and diffusers' component
+    loader (``DiffusionPipeline.from_pretrained``) imports ``vae_hub`` and loads that class with ``from_pretrained``
+    (variant, safetensors, dtype and its errors as for any diffusers model). Done once, when this package is imported.
+    """
+    from diffusers.pipelines import pipeline_loading_utils
+
+    methods = ["save_pretrained", "from_pretrained"]
+    classes = {name: methods for name in PIPELINE_COMPONENT_CLASSES}
+    pipeline_loading_utils.LOADABLE_CLASSES.setdefault(__name__.split(".")[0], classes)
+    pipeline_loading_utils.ALL_IMPORTABLE_CLASSES.update(classes)  # the loader looks the classes up by these names
+
+
+register_with_diffusers()
 
 
 def model_class(pretrained_model_name_or_path, **config_kwargs) -> type[AnyModel]:

@@ -34,9 +34,8 @@ from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
 from .. import likelihood as lik
 from ..loading import strict_from_pretrained
-from .blocks import likelihood_params
+from .blocks import VAEOutput, autoencode, likelihood_params
 from .config_checks import ConfigChecks
-from .vae import VAEOutput, autoencode
 
 LIKELIHOOD_NAME = "likelihood.json"
 KL_LIKELIHOODS = ("gaussian", "laplace")  # the decoder's output is an image: the location of p(x | z)
@@ -146,10 +145,11 @@ class AutoencoderKLWithLikelihood(nn.Module):
         return self.vae.device
 
     @property
-    def encoder_modules(self) -> tuple[str, ...]:
-        """Names of the submodules that map an image to its posterior (``train_vae.py --train_decoder_only`` freezes
-        them); the rest, and the likelihood scale, decode."""
-        return tuple(f"vae.{name}" for name in ("encoder", "quant_conv") if isinstance(getattr(self.vae, name), nn.Module))
+    def encoder(self) -> nn.ModuleList:
+        """What maps an image to its posterior, as ``VAEModel.encoder`` and ``SpatialVAEModel.encoder`` do: the
+        AutoencoderKL's ``encoder`` and its ``quant_conv`` (``train_vae.py --train_decoder_only`` freezes them); the
+        rest, and the likelihood scale, decode."""
+        return nn.ModuleList(m for m in (self.vae.encoder, self.vae.quant_conv) if isinstance(m, nn.Module))
 
     # ------------------------------------------------------------------ the autoencoder
     def encode(self, x: torch.Tensor, return_dict: bool = True) -> AutoencoderKLOutput | tuple:
@@ -197,10 +197,14 @@ class AutoencoderKLWithLikelihood(nn.Module):
         return {"likelihood": self.likelihood, "scale": self.log_scale.detach().exp().tolist(),
                 "learned": self.log_scale.requires_grad, "calibrated": self.calibrated}
 
-    def save_pretrained(self, save_directory, **kwargs) -> None:
-        """A plain AutoencoderKL folder (``kwargs`` go to its ``save_pretrained``: ``variant``,
-        ``max_shard_size``, ...) and ``likelihood.json``."""
-        self.vae.save_pretrained(save_directory, **kwargs)
+    def save_pretrained(self, save_directory: str | os.PathLike, is_main_process: bool = True,
+                        save_function=None, safe_serialization: bool = True, variant: str | None = None,
+                        max_shard_size: int | str = "10GB", push_to_hub: bool = False, **kwargs) -> None:
+        """A plain AutoencoderKL folder (the arguments are ``ModelMixin.save_pretrained``'s and go to the
+        AutoencoderKL's) and ``likelihood.json``."""
+        self.vae.save_pretrained(save_directory, is_main_process=is_main_process, save_function=save_function,
+                                 safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size,
+                                 push_to_hub=push_to_hub, **kwargs)
         (Path(save_directory) / LIKELIHOOD_NAME).write_text(json.dumps(self.likelihood_record(), indent=2) + "\n")
 
     @classmethod

@@ -1,13 +1,97 @@
-"""Building blocks shared by ``VAEModel`` and ``SpatialVAEModel``: residual blocks and the stacks made of them."""
+"""What ``VAEModel``, ``SpatialVAEModel`` and ``AutoencoderKLWithLikelihood`` share: residual blocks and the stacks
+made of them, the forward pass (``autoencode``) and its output (``VAEOutput``), and the conversion of weight names
+saved before the models were built from ``encoder`` and ``decoder`` parts (``LegacyKeysMixin``)."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from diffusers.models.activations import ACT2CLS
+from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
 from diffusers.models.downsampling import Downsample2D
 from diffusers.models.upsampling import Upsample2D
+
+from .. import likelihood as lik
+
+
+@dataclass
+class VAEOutput(DecoderOutput):
+    """Output of the models' ``forward``: a ``DecoderOutput`` that also carries what the loss needs, tensors only
+    (so that ``torch.export`` and diffusers' output handling take it).
+
+    Args:
+        sample: mean reconstruction in [-1, 1], (B, C, H, W).
+        latents: the z that was decoded — a posterior sample or the posterior mean: (B, latent_dim) for
+            ``VAEModel``, (B, latent_channels, h, h) for the spatial models.
+        decoder_params: likelihood parameters from the decoder, (B, C, H, W) or (B, 2C, H, W).
+        posterior_moments: the parameters of q(z | x), [μ, log σ²] along dim 1: (B, 2 * latent_dim, 1, 1) or
+            (B, 2 * latent_channels, h, h). ``latent_dist`` is the distribution they define (as ``encode`` returns
+            it).
+    """
+
+    latents: torch.Tensor | None = None
+    decoder_params: torch.Tensor | None = None
+    posterior_moments: torch.Tensor | None = None
+
+    @property
+    def latent_dist(self) -> DiagonalGaussianDistribution | None:
+        """The posterior q(z | x) of the encoded images, built from ``posterior_moments``."""
+        return None if self.posterior_moments is None else DiagonalGaussianDistribution(self.posterior_moments)
+
+
+def autoencode(model, sample: torch.Tensor, sample_posterior: bool, return_dict: bool,
+               generator: torch.Generator | None) -> VAEOutput | tuple:
+    """The forward pass every model shares: encode, take z (a posterior sample, or the mean), decode."""
+    posterior = model.encode(sample).latent_dist
+    z = model.reparameterize(posterior, generator) if sample_posterior else posterior.mean.view(-1, *model.latent_shape)
+    params = model.decode_params(z)
+    image = lik.mean(params, model.config.likelihood)
+    if not return_dict:
+        return (image,)
+    return VAEOutput(sample=image, latents=z, decoder_params=params, posterior_moments=posterior.parameters)
+
+
+def rename_legacy_keys(state_dict: dict, renames: Mapping[str, str], prefix: str = "") -> dict:
+    """Rename, in place, the keys of ``state_dict`` under ``prefix`` whose module path starts with an old name of
+    ``renames`` (old → new module path, e.g. ``"conv_in" → "encoder.conv_in"``); new names are left alone.
+    Returns ``state_dict``."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        name = key[len(prefix):]
+        old = next((o for o in renames if name == o or name.startswith(o + ".")), None)
+        if old is not None:
+            state_dict[prefix + renames[old] + name[len(old):]] = state_dict.pop(key)
+    return state_dict
+
+
+class LegacyKeysMixin:
+    """Loads weights saved under the names the model had before it was built from ``encoder`` and ``decoder`` parts.
+
+    ``_legacy_key_renames`` maps each old top-level module path to its new one. The names are converted once, as they
+    are read, the way diffusers converts its deprecated attention blocks: ``from_pretrained`` of a single-file
+    checkpoint (diffusers' ``_fix_state_dict_keys_on_load``) and ``load_state_dict`` (an accelerate checkpoint of a
+    run in progress, resumed) both accept the old names. Saving always writes the new ones.
+    """
+
+    _legacy_key_renames: dict[str, str] = {}
+
+    def _register_legacy_keys_hook(self) -> None:
+        """Call at the end of ``__init__``: ``load_state_dict`` then converts old names first."""
+        self.register_load_state_dict_pre_hook(_legacy_keys_hook)
+
+    def _fix_state_dict_keys_on_load(self, state_dict: dict) -> None:
+        super()._fix_state_dict_keys_on_load(state_dict)
+        rename_legacy_keys(state_dict, self._legacy_key_renames)
+
+    @classmethod
+    def legacy_keys_in(cls, keys) -> list[str]:
+        """The keys among ``keys`` that carry an old name (a checkpoint saved before the encoder/decoder split)."""
+        return [k for k in keys if any(k == o or k.startswith(o + ".") for o in cls._legacy_key_renames)]
+
+
+def _legacy_keys_hook(module, state_dict, prefix, *args) -> None:
+    rename_legacy_keys(state_dict, module._legacy_key_renames, prefix)
 
 
 class ResBlock(nn.Module):

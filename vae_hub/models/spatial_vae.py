@@ -34,12 +34,54 @@ from diffusers.utils.accelerate_utils import apply_forward_hook
 
 from .. import likelihood as lik
 from ..loading import StrictLoadingMixin
-from .blocks import ResBlock, ResStack, crop_to, downsample, likelihood_params, pad_to, res_stack, upsample
+from .blocks import (LegacyKeysMixin, ResBlock, ResStack, VAEOutput, autoencode, crop_to, downsample,
+                     likelihood_params, pad_to, res_stack, upsample)
 from .config_checks import ConfigChecks
-from .vae import VAEOutput, autoencode
 
 
-class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMixin):
+class SpatialEncoder(nn.Module):
+    """Images (B, C, H, W), padded → the posterior's moments (B, 2 · latent_channels, h, h), [μ, log σ²]: ``conv_in``,
+    the stages with one down-sampling between consecutive ones and a middle ``ResBlock`` (``down_blocks``), then
+    GroupNorm, activation and a 3x3 ``conv_out``, as in diffusers' ``Encoder``."""
+
+    def __init__(self, in_channels: int, block_out_channels: tuple[int, ...], layers_per_block: int,
+                 latent_channels: int, norm_num_groups: int, act_fn: str):
+        super().__init__()
+        c_last = block_out_channels[-1]
+        self.conv_in = nn.Conv2d(in_channels, block_out_channels[0], kernel_size=3, padding=1)
+        self.down_blocks = ResStack(*res_stack(block_out_channels, layers_per_block, norm_num_groups, act_fn,
+                                               downsample, False),
+                                    ResBlock(c_last, c_last, norm_num_groups, act_fn))
+        self.conv_norm_out = nn.GroupNorm(norm_num_groups, c_last, eps=1e-6)
+        self.conv_act = ACT2CLS[act_fn]()
+        self.conv_out = nn.Conv2d(c_last, 2 * latent_channels, kernel_size=3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_out(self.conv_act(self.conv_norm_out(self.down_blocks(self.conv_in(x)))))
+
+
+class SpatialDecoder(nn.Module):
+    """Latents (B, latent_channels, h, h) → the decoder's output at the padded size: a 3x3 ``conv_in``, a middle
+    ``ResBlock`` and the stages mirrored with up-sampling between them (``up_blocks``), then GroupNorm, activation and
+    ``conv_out``, as in diffusers' ``Decoder``."""
+
+    def __init__(self, out_channels: int, up_block_out_channels: tuple[int, ...], layers_per_up_block: int,
+                 latent_channels: int, norm_num_groups: int, act_fn: str):
+        super().__init__()
+        c_first, c_last = up_block_out_channels[0], up_block_out_channels[-1]
+        self.conv_in = nn.Conv2d(latent_channels, c_last, kernel_size=3, padding=1)
+        self.up_blocks = ResStack(ResBlock(c_last, c_last, norm_num_groups, act_fn),
+                                  *res_stack(up_block_out_channels[::-1], layers_per_up_block, norm_num_groups,
+                                             act_fn, upsample, False))
+        self.conv_norm_out = nn.GroupNorm(norm_num_groups, c_first, eps=1e-6)
+        self.conv_act = ACT2CLS[act_fn]()
+        self.conv_out = nn.Conv2d(c_first, out_channels, kernel_size=3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.conv_out(self.conv_act(self.conv_norm_out(self.up_blocks(self.conv_in(z)))))
+
+
+class SpatialVAEModel(StrictLoadingMixin, LegacyKeysMixin, ModelMixin, ConfigMixin, AutoencoderMixin):
     r"""A KL autoencoder with spatial latents (B, latent_channels, h, h), a drop-in ``vae`` for diffusers pipelines.
 
     Config fields carry ``AutoencoderKL``'s names and meanings; ``likelihood``, ``likelihood_scale`` and
@@ -72,8 +114,11 @@ class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMi
     """
 
     _supports_gradient_checkpointing = True
-    # the submodules of the encoder (image → posterior); the rest is the decoder
-    encoder_modules = ("conv_in", "down_blocks", "encoder_out")
+    # weight names saved before the model was built from parts (vae-hub ≤ 0.x): converted when loaded
+    _legacy_key_renames = {"conv_in": "encoder.conv_in", "down_blocks": "encoder.down_blocks",
+                           "encoder_out.0": "encoder.conv_norm_out", "encoder_out.2": "encoder.conv_out",
+                           "conv_latent": "decoder.conv_in", "up_blocks": "decoder.up_blocks",
+                           "decoder_out.0": "decoder.conv_norm_out", "decoder_out.2": "decoder.conv_out"}
 
     @register_to_config
     def __init__(
@@ -108,29 +153,14 @@ class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMi
         up_channels = block_out_channels if up_block_out_channels is None else tuple(up_block_out_channels)
         up_layers = layers_per_block if layers_per_up_block is None else layers_per_up_block
 
-        def middle(c: int) -> ResBlock:
-            return ResBlock(c, c, norm_num_groups, act_fn)
-
-        stack = {"groups": norm_num_groups, "act_fn": act_fn, "resample_last": False}
-        c_last = block_out_channels[-1]
-        self.conv_in = nn.Conv2d(in_channels, block_out_channels[0], kernel_size=3, padding=1)
-        self.down_blocks = ResStack(*res_stack(block_out_channels, layers_per_block, resample=downsample, **stack),
-                                    middle(c_last))
-        self.encoder_out = nn.Sequential(
-            nn.GroupNorm(norm_num_groups, c_last, eps=1e-6), ACT2CLS[act_fn](),
-            nn.Conv2d(c_last, 2 * latent_channels, kernel_size=3, padding=1),
-        )
-        self.conv_latent = nn.Conv2d(latent_channels, up_channels[-1], kernel_size=3, padding=1)
-        self.up_blocks = ResStack(middle(up_channels[-1]),
-                                  *res_stack(up_channels[::-1], up_layers, resample=upsample, **stack))
-        self.decoder_out = nn.Sequential(
-            nn.GroupNorm(norm_num_groups, up_channels[0], eps=1e-6), ACT2CLS[act_fn](),
-            nn.Conv2d(up_channels[0], out_channels, kernel_size=3, padding=1),
-        )
+        parts = {"latent_channels": latent_channels, "norm_num_groups": norm_num_groups, "act_fn": act_fn}
+        self.encoder = SpatialEncoder(in_channels, block_out_channels, layers_per_block, **parts)
+        self.decoder = SpatialDecoder(out_channels, up_channels, up_layers, **parts)
         if likelihood != "bernoulli":
             self.log_scale = nn.Parameter(
                 torch.full((out_channels,), math.log(likelihood_scale)), requires_grad=learn_likelihood_scale
             )
+        self._register_legacy_keys_hook()
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -142,7 +172,7 @@ class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMi
         size = self.config.sample_size
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.config.in_channels, size, size):
             raise ValueError(f"expected images (B, {self.config.in_channels}, {size}, {size}), got {tuple(x.shape)}")
-        return self.encoder_out(self.down_blocks(self.conv_in(pad_to(x, self.padded_size))))
+        return self.encoder(pad_to(x, self.padded_size))
 
     @apply_forward_hook
     def encode(self, x: torch.Tensor, return_dict: bool = True) -> AutoencoderKLOutput | tuple:
@@ -170,7 +200,7 @@ class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMi
         (B, 2C, H, W) location and log-scale (see ``vae_hub.likelihood``)."""
         if z.ndim != 4 or tuple(z.shape[1:]) != self.latent_shape:
             raise ValueError(f"expected latents (B, {', '.join(map(str, self.latent_shape))}), got {tuple(z.shape)}")
-        out = self.decoder_out(self.up_blocks(self.conv_latent(z)))
+        out = self.decoder(z)
         return likelihood_params(crop_to(out, self.config.sample_size), getattr(self, "log_scale", None))
 
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -204,8 +234,9 @@ class SpatialVAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin, AutoencoderMi
             generator: source of ε, for reproducible samples.
 
         Returns:
-            ``VAEOutput`` with the reconstruction in ``sample`` and, for the loss, the posterior, the latents
-            (B, latent_channels, h, h) and the likelihood parameters; ``(sample,)`` with ``return_dict=False``.
+            ``VAEOutput`` (tensors only) with the reconstruction in ``sample`` and, for the loss, the latents
+            (B, latent_channels, h, h), the likelihood parameters and the posterior's moments (its distribution:
+            ``latent_dist``); ``(sample,)`` with ``return_dict=False``.
         """
         return autoencode(self, sample, sample_posterior, return_dict, generator)
 

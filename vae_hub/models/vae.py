@@ -17,7 +17,6 @@ a latent is (B, latent_dim, 1, 1); ``decode`` accepts both forms.
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -31,45 +30,56 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .. import likelihood as lik
 from ..loading import StrictLoadingMixin
-from .blocks import crop_to, downsample, execution_device, likelihood_params, pad_to, res_stack, upsample
+from .blocks import (LegacyKeysMixin, VAEOutput, autoencode, crop_to, downsample, execution_device, likelihood_params,
+                     pad_to, res_stack, upsample)
 from .config_checks import ConfigChecks
 
 PRIORS = ("standard", "mixture")
 
 
-@dataclass
-class VAEOutput(DecoderOutput):
-    """Output of ``VAEModel.forward``: a ``DecoderOutput`` that also carries what the loss needs.
+class VectorEncoder(nn.Module):
+    """Images (B, C, H, W), padded to a multiple of 2**stages → the posterior's moments (B, 2 · latent_dim), [μ, log σ²]:
+    ``conv_in``, per stage ``layers_per_block`` ``ResBlock`` and a stride-2 down-sampling, the activation, and a linear
+    map of the flattened features (``to_moments``)."""
 
-    Args:
-        sample: mean reconstruction in [-1, 1], (B, C, H, W).
-        latent_dist: the posterior q(z | x), parameters (B, 2 * latent_dim, 1, 1).
-        latents: the z that was decoded, (B, latent_dim) — a posterior sample or the posterior mean.
-        decoder_params: likelihood parameters from the decoder, (B, C, H, W) or (B, 2C, H, W).
-    """
+    def __init__(self, in_channels: int, block_out_channels: tuple[int, ...], layers_per_block: int, latent_dim: int,
+                 act_fn: str, norm_num_groups: int, bottom_size: int):
+        super().__init__()
+        self.conv_in = nn.Conv2d(in_channels, block_out_channels[0], kernel_size=3, padding=1)
+        self.down_blocks = res_stack(block_out_channels, layers_per_block, norm_num_groups, act_fn, downsample, True)
+        self.act = ACT2CLS[act_fn]()
+        self.to_moments = nn.Linear(block_out_channels[-1] * bottom_size**2, 2 * latent_dim)
 
-    latent_dist: DiagonalGaussianDistribution | None = None
-    latents: torch.Tensor | None = None
-    decoder_params: torch.Tensor | None = None
-
-
-def autoencode(model, sample: torch.Tensor, sample_posterior: bool, return_dict: bool,
-               generator: torch.Generator | None) -> VAEOutput | tuple:
-    """The forward pass both models share: encode, take z (a posterior sample, or the mean), decode."""
-    posterior = model.encode(sample).latent_dist
-    z = model.reparameterize(posterior, generator) if sample_posterior else posterior.mean.view(-1, *model.latent_shape)
-    params = model.decode_params(z)
-    image = lik.mean(params, model.config.likelihood)
-    if not return_dict:
-        return (image,)
-    return VAEOutput(sample=image, latent_dist=posterior, latents=z, decoder_params=params)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_moments(self.act(self.down_blocks(self.conv_in(x))).flatten(1))
 
 
-class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
+class VectorDecoder(nn.Module):
+    """Latents (B, latent_dim) → the decoder's output at the padded size: a linear map to features at the bottleneck
+    (``from_latent``), the stages mirrored with up-sampling, then GroupNorm, activation and ``conv_out``."""
+
+    def __init__(self, out_channels: int, block_out_channels: tuple[int, ...], layers_per_block: int, latent_dim: int,
+                 act_fn: str, norm_num_groups: int, bottom_size: int):
+        super().__init__()
+        self.bottom_shape = (block_out_channels[-1], bottom_size, bottom_size)
+        self.from_latent = nn.Linear(latent_dim, block_out_channels[-1] * bottom_size**2)
+        self.up_blocks = res_stack(block_out_channels[::-1], layers_per_block, norm_num_groups, act_fn, upsample, True)
+        self.conv_norm_out = nn.GroupNorm(norm_num_groups, block_out_channels[0], eps=1e-6)
+        self.conv_act = ACT2CLS[act_fn]()
+        self.conv_out = nn.Conv2d(block_out_channels[0], out_channels, kernel_size=3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.up_blocks(self.from_latent(z).view(len(z), *self.bottom_shape))
+        return self.conv_out(self.conv_act(self.conv_norm_out(h)))
+
+
+class VAEModel(StrictLoadingMixin, LegacyKeysMixin, ModelMixin, ConfigMixin):
     r"""A convolutional VAE with a vector latent z ∈ R^latent_dim and a N(0, I) prior.
 
-    The encoder is ``conv_in`` then, per entry of ``block_out_channels``, ``layers_per_block``
-    ``ResBlock`` and a stride-2 down-sampling, then a linear map to (μ, log σ²). The decoder mirrors it.
+    Built from parts, as diffusers' ``AutoencoderKL``: ``self.encoder`` (``VectorEncoder``: ``conv_in`` then, per
+    entry of ``block_out_channels``, ``layers_per_block`` ``ResBlock`` and a stride-2 down-sampling, then a linear map
+    to (μ, log σ²)) and ``self.decoder`` (``VectorDecoder``, its mirror); the likelihood's ``log_scale`` and the
+    mixture prior's buffers belong to the model.
     Images whose size is not a multiple of 2**len(block_out_channels) are padded at the encoder's input and
     the decoder's output is centre-cropped back, so every ``sample_size`` works.
 
@@ -94,8 +104,11 @@ class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
     """
 
     _supports_gradient_checkpointing = True
-    # the submodules of the encoder (image → posterior); the rest is the decoder
-    encoder_modules = ("conv_in", "down_blocks", "to_moments")
+    # weight names saved before the model was built from parts (vae-hub ≤ 0.x): converted when loaded
+    _legacy_key_renames = {"conv_in": "encoder.conv_in", "down_blocks": "encoder.down_blocks",
+                           "to_moments": "encoder.to_moments", "from_latent": "decoder.from_latent",
+                           "up_blocks": "decoder.up_blocks", "norm_out": "decoder.conv_norm_out",
+                           "conv_out": "decoder.conv_out"}
 
     @register_to_config
     def __init__(
@@ -121,22 +134,12 @@ class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
         factor = 2 ** len(block_out_channels)
         self.padded_size = math.ceil(sample_size / factor) * factor
         self.bottom_size = self.padded_size // factor  # spatial size at the bottleneck
-        bottom_features = block_out_channels[-1] * self.bottom_size**2
 
-        stack = {"layers_per_block": layers_per_block, "groups": norm_num_groups, "act_fn": act_fn, "resample_last": True}
-
-        # Encoder: image → features at bottom_size² → (μ, log σ²)
-        self.conv_in = nn.Conv2d(in_channels, block_out_channels[0], kernel_size=3, padding=1)
-        self.down_blocks = res_stack(block_out_channels, resample=downsample, **stack)
-        self.encoder_act = ACT2CLS[act_fn]()
-        self.to_moments = nn.Linear(bottom_features, 2 * latent_dim)
-
-        # Decoder: z → features at bottom_size² → likelihood parameters
-        self.from_latent = nn.Linear(latent_dim, bottom_features)
-        self.up_blocks = res_stack(block_out_channels[::-1], resample=upsample, **stack)
-        self.norm_out = nn.GroupNorm(norm_num_groups, block_out_channels[0], eps=1e-6)
-        self.decoder_act = ACT2CLS[act_fn]()
-        self.conv_out = nn.Conv2d(block_out_channels[0], out_channels, kernel_size=3, padding=1)
+        parts = {"block_out_channels": block_out_channels, "layers_per_block": layers_per_block,
+                 "latent_dim": latent_dim, "act_fn": act_fn, "norm_num_groups": norm_num_groups,
+                 "bottom_size": self.bottom_size}
+        self.encoder = VectorEncoder(in_channels, **parts)  # image → (μ, log σ²)
+        self.decoder = VectorDecoder(out_channels, **parts)  # z → likelihood parameters
         if likelihood != "bernoulli":
             self.log_scale = nn.Parameter(
                 torch.full((out_channels,), math.log(likelihood_scale)), requires_grad=learn_likelihood_scale
@@ -145,6 +148,7 @@ class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
             self.register_buffer("prior_means", torch.zeros(prior_components, latent_dim))
             self.register_buffer("prior_log_vars", torch.zeros(prior_components, latent_dim))
             self.register_buffer("prior_log_weights", torch.full((prior_components,), -math.log(prior_components)))
+        self._register_legacy_keys_hook()
 
     @property
     def latent_shape(self) -> tuple[int]:
@@ -163,8 +167,7 @@ class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
         size = self.config.sample_size
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.config.in_channels, size, size):
             raise ValueError(f"expected images (B, {self.config.in_channels}, {size}, {size}), got {tuple(x.shape)}")
-        h = self.down_blocks(self.conv_in(pad_to(x, self.padded_size)))
-        moments = self.to_moments(self.encoder_act(h).flatten(1))  # (B, 2D): [μ, log σ²]
+        moments = self.encoder(pad_to(x, self.padded_size))  # (B, 2D): [μ, log σ²]
         posterior = DiagonalGaussianDistribution(moments[:, :, None, None])
         return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
 
@@ -189,10 +192,7 @@ class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
         d = self.config.latent_dim
         if tuple(z.shape[1:]) not in ((d,), (d, 1, 1)):
             raise ValueError(f"expected latents (B, {d}) or (B, {d}, 1, 1), got {tuple(z.shape)}")
-        z = z.flatten(1)
-        c, s = self.config.block_out_channels[-1], self.bottom_size
-        h = self.up_blocks(self.from_latent(z).view(len(z), c, s, s))
-        out = self.conv_out(self.decoder_act(self.norm_out(h)))
+        out = self.decoder(z.flatten(1))
         return likelihood_params(crop_to(out, self.config.sample_size), getattr(self, "log_scale", None))
 
     @apply_forward_hook
@@ -216,9 +216,9 @@ class VAEModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
             generator: source of ε, for reproducible samples.
 
         Returns:
-            ``VAEOutput`` (a ``DecoderOutput``) with the reconstruction in ``sample`` and, for the loss, the
-            posterior, the latents and the decoder's likelihood parameters; with ``return_dict=False``,
-            ``(sample,)`` as ``AutoencoderKL`` does.
+            ``VAEOutput`` (a ``DecoderOutput`` of tensors only) with the reconstruction in ``sample`` and, for the
+            loss, the latents, the decoder's likelihood parameters and the posterior's moments (its distribution:
+            ``latent_dist``); with ``return_dict=False``, ``(sample,)`` as ``AutoencoderKL`` does.
         """
         return autoencode(self, sample, sample_posterior, return_dict, generator)
 

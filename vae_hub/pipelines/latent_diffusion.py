@@ -11,48 +11,40 @@ conditional and the unconditional noise, which classifier-free guidance combines
 Class names are stored in ``model_index.json`` as ``id2label`` ({"0": name, ...}), as ``DiTPipeline`` does: a list
 there would be taken for a ``[library, class]`` component when the pipeline is downloaded from the Hub.
 
-Loading. ``LatentDiffusionPipeline.from_pretrained(folder_or_repo)`` needs nothing else. diffusers'
-``DiffusionPipeline.from_pretrained`` looks a ``_class_name`` up in diffusers only, so a saved folder also holds
-``pipeline.py``, one line importing this class, and ``model_index.json`` names it as diffusers' custom pipelines do
-(``"_class_name": ["pipeline", "LatentDiffusionPipeline"]``): ``DiffusionPipeline.from_pretrained(folder,
-trust_remote_code=True)`` then loads it with vae-hub installed. This class reads that entry as its own name, so it
-never runs the file. From a Hub repo, diffusers' download refuses a component from outside diffusers (a
-``SpatialVAEModel`` vae, not an ``AutoencoderKL`` one); this class downloads the files itself (``download``).
+Saving and loading (``model_index.json``, the ``pipeline.py`` loader, Hub downloads) are
+``vae_hub.models.pipeline_loading.PipelineLoadingMixin``'s; this file only samples.
 """
 
 import inspect
-import json
-import os
-import sys
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from diffusers import DiffusionPipeline, ImagePipelineOutput, ModelMixin, UNet2DModel
+from diffusers import DiffusionPipeline, ImagePipelineOutput, UNet2DModel
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..models.pipeline_loading import PipelineLoadingMixin
 from ..pipeline_defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
-HUB_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision")
-LOADER_MODULE = "pipeline"  # pipeline.py in a saved folder, for DiffusionPipeline.from_pretrained
-# The import line is kept off the start of a source line: diffusers scans a remote pipeline file's text (strings
-# included) for imports, and would warn that vae_hub is missing when the bundled copy of this module is loaded.
-LOADER_SOURCE = (
-    '''"""Lets diffusers' DiffusionPipeline.from_pretrained(..., trust_remote_code=True) load this folder.
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import torch
+        >>> from vae_hub import LatentDiffusionPipeline
 
-The pipeline is vae-hub's (pip install vae-hub); this file only imports it.
+        >>> pipe = LatentDiffusionPipeline.from_pretrained("space/models/fashion-mnist-ldm")
+        >>> generator = torch.Generator().manual_seed(0)
+        >>> images = pipe(class_labels=["Sneaker", "bag", 0], num_images_per_class=2, generator=generator).images
+        >>> images[0].save("sneaker.png")  # PIL images, two of each class, in the order asked
+        ```
 """
 
-'''
-    "from vae_hub.pipelines.latent_diffusion import LatentDiffusionPipeline  # noqa: F401\n"
-)
 
-
-class LatentDiffusionPipeline(DiffusionPipeline):
+class LatentDiffusionPipeline(PipelineLoadingMixin, DiffusionPipeline):
     r"""Class-conditional latent diffusion with classifier-free guidance.
 
     Args:
@@ -93,67 +85,6 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         self.register_modules(vae=vae, unet=unet, scheduler=scheduler)
         self.register_to_config(id2label=id2label)
         self.image_processor = VaeImageProcessor(vae_scale_factor=1)
-
-    # ------------------------------------------------------------------------------------------ saving and loading
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """diffusers' ``save_pretrained`` (model_index.json, vae/, unet/, scheduler/) plus the ``pipeline.py`` loader."""
-        Path(save_directory).mkdir(parents=True, exist_ok=True)
-        (Path(save_directory) / f"{LOADER_MODULE}.py").write_text(LOADER_SOURCE)  # before a push uploads the folder
-        super().save_pretrained(save_directory, *args, **kwargs)
-
-    def to_json_string(self) -> str:
-        """model_index.json, naming the class through the folder's loader file (see the module docstring)."""
-        config = json.loads(super().to_json_string())
-        config["_class_name"] = [LOADER_MODULE, type(self).__name__]
-        config.pop("_name_or_path", None)  # where a loaded pipeline came from (a local path) is not part of it
-        return json.dumps(config, indent=2, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "LatentDiffusionPipeline":
-        """diffusers' ``from_pretrained``, with a vae-hub VAE loaded by the vae-hub that is running.
-
-        A pushed repo also carries the VAE's code, for loading without vae-hub (``vae/<library>.py``, see
-        ``vae_hub.remote_code``); diffusers would insist on running that file (``trust_remote_code``) where the
-        installed class is at hand. ``vae=`` passed explicitly is used as it is.
-        """
-        if "vae" not in kwargs:
-            hub_kwargs = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
-            library, class_name = cls.load_config(pretrained_model_name_or_path, **hub_kwargs)["vae"]
-            if library.split(".")[0] == __name__.split(".")[0] and library in sys.modules:
-                dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
-                dtype = dtype.get("vae", dtype.get("default")) if isinstance(dtype, dict) else dtype
-                options = {k: kwargs[k] for k in ("variant", "use_safetensors") if kwargs.get(k) is not None}
-                vae_class = getattr(sys.modules[library], str(class_name), None)
-                if not (isinstance(vae_class, type) and issubclass(vae_class, ModelMixin)):
-                    raise ValueError(f"model_index.json: the vae, {library}.{class_name}, is not a model class "
-                                     "(a diffusers ModelMixin)")
-                kwargs["vae"] = vae_class.from_pretrained(
-                    pretrained_model_name_or_path, subfolder="vae", dtype=dtype, **hub_kwargs, **options)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-
-    @classmethod
-    def download(cls, pretrained_model_name: str, **kwargs) -> str:
-        """The pipeline's files of a Hub repo (configs and safetensors weights; cached), as a local folder.
-
-        diffusers' own ``download`` refuses a component from outside diffusers, such as ``SpatialVAEModel``
-        (recorded as ``["vae_hub.models.spatial_vae", "SpatialVAEModel"]``): it takes it for remote code that the repo
-        lacks. This class knows its components, so it fetches their files and loads them as for a local folder.
-        """
-        from huggingface_hub import snapshot_download
-
-        return snapshot_download(
-            pretrained_model_name, cache_dir=kwargs.get("cache_dir"), revision=kwargs.get("revision"),
-            token=kwargs.get("token"), force_download=kwargs.get("force_download", False),
-            local_files_only=kwargs.get("local_files_only", False),
-            allow_patterns=["model_index.json", "*/*.json", "*/*.safetensors"],
-        )
-
-    @classmethod
-    def _dict_from_json_file(cls, json_file: str | os.PathLike) -> dict:
-        config = super()._dict_from_json_file(json_file)
-        if config.get("_class_name") == [LOADER_MODULE, cls.__name__]:  # our own folder: no need to run its loader
-            config["_class_name"] = cls.__name__
-        return config
 
     # ------------------------------------------------------------------------------------------ class labels
     @property
@@ -214,6 +145,7 @@ class LatentDiffusionPipeline(DiffusionPipeline):
         return self._interrupt
 
     @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
         class_labels: int | str | list[int | str] | None = None,
@@ -246,6 +178,8 @@ class LatentDiffusionPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs: the tensors passed to it: "latents" (after the step) and
                 "pred_original_sample" (the scheduler's estimate of the final latents x₀ at this step, in the UNet's
                 scale: decode it with ``decode_latents`` to watch the denoising; see ``predicted_original``).
+
+        Examples:
 
         Returns:
             ``ImagePipelineOutput(images=...)``, images of the labels in the order asked.
