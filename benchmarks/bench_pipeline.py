@@ -25,6 +25,7 @@ from vae_hub import LatentDiffusionPipeline
 from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 from vae_hub.pipelines.schedulers import SCHEDULERS, build_scheduler, scheduler_name
 
+
 PROMPTS = ["red heart, twemoji style", "grinning face, noto style", "flag: Japan, twemoji style",
            "lady beetle, noto style", "sailboat, twemoji style", "smiling face with sunglasses, twemoji style",
            "thumbs up, noto style", "rocket, twemoji style", "pizza, noto style", "cat face, twemoji style",

@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
@@ -34,6 +35,7 @@ import torch  # noqa: E402
 from vae_hub import explore  # noqa: E402
 from vae_hub.explore import Explorer  # noqa: E402
 from vae_hub.space_models import public_ids  # noqa: E402
+
 
 SHIPPED = REPO / "space" / "models" / "fashion-mnist-vae"
 SHIPPED_PIPELINE = REPO / "space" / "models" / "fashion-mnist-ldm"

@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 RESULTS = REPO / "benchmarks" / "RESULTS.md"

@@ -21,6 +21,7 @@ import sys
 import traceback
 from pathlib import Path
 
+
 HERE = Path(__file__).resolve().parent
 if not (HERE / "vae_hub").is_dir() and (HERE.parent / "vae_hub").is_dir():
     sys.path.insert(0, str(HERE.parent))  # a checkout (space/ beside vae_hub/), not a deployed Space
@@ -32,6 +33,7 @@ from vae_hub import explore, space_api  # noqa: E402
 from vae_hub.explore import Explorer  # noqa: E402
 from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS  # noqa: E402
 from vae_hub.space_api import refuse  # noqa: E402
+
 
 log = logging.getLogger("vae_hub.space")
 EXAMPLES_LABEL = "Examples: Fashion-MNIST test images (converted to the model's format)"

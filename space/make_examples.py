@@ -13,10 +13,12 @@ from pathlib import Path
 
 import PIL.Image
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vae_hub.data import load_split  # noqa: E402
 from vae_hub.explore import MapSample  # noqa: E402
 from vae_hub.hub import MAP_SAMPLE_NAME  # noqa: E402
+
 
 EXAMPLES_PER_CLASS, MAP_PER_CLASS = 3, 200
 

@@ -17,12 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
+
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 
 from playwright.sync_api import sync_playwright  # noqa: E402
-
 from space_helpers import running_space, shipped_models  # noqa: E402
+
 
 PIPELINE = "fashion-mnist-ldm"
 TEXT_TO_IMAGE = "emoji-sd"

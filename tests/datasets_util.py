@@ -15,6 +15,7 @@ import datasets
 import numpy as np
 import PIL.Image
 
+
 CLASS_NAMES = ("zero", "one", "two", "three")
 README_CONFIGS = """---
 configs:

@@ -20,14 +20,14 @@ from types import SimpleNamespace
 import httpx2
 import pytest
 import torch
+from diffusers import DPMSolverMultistepScheduler
 from huggingface_hub import CommitInfo, CommitOperationDelete, HfApi
 from huggingface_hub.utils import hf_raise_for_status
-
-from diffusers import DPMSolverMultistepScheduler
-
 from tiny import tiny_spatial_vae, tiny_unet, tiny_vae
+
 from vae_hub import LatentDiffusionPipeline
 from vae_hub.images import make_grid
+
 
 TOKEN = "hf_TestTokenDoNotLeak0123456789abcdefXYZ"
 

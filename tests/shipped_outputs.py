@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+
 MODELS = Path(__file__).resolve().parent.parent / "space" / "models"
 
 

@@ -17,6 +17,7 @@ import torch
 
 from vae_hub import VAEModel
 
+
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "space"
 

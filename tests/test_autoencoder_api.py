@@ -10,12 +10,13 @@ import json
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, ModelMixin
+from diffusers import DDIMScheduler, ModelMixin
 from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
-
 from tiny import random_images, tiny_autoencoder_kl, tiny_spatial_vae, tiny_unet, tiny_vae
-from vae_hub import LatentDiffusionPipeline, SpatialVAEModel, VAEModel
+
+from vae_hub import LatentDiffusionPipeline, SpatialVAEModel
+
 
 # name → (factory, image shape (C, H, W), the posterior mean's shape per image)
 MODELS = {

@@ -3,21 +3,22 @@ shipped models' cards re-render from their folders unchanged; the Space's About 
 labels, and does not repeat the card it shows."""
 
 import fnmatch
-import tomllib
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
+from hub_doubles import tiny_model_folder, tiny_pipeline_folder
 from huggingface_hub import ModelCard
 
-from hub_doubles import tiny_model_folder, tiny_pipeline_folder
 from vae_hub import SpatialVAEModel, hub
 from vae_hub.description import CARD_MARKER, describe_model, describe_pipeline
 from vae_hub.explore import Explorer
 from vae_hub.markdown import table_row
 from vae_hub.models import model_class
 from vae_hub.text_to_image_card import build_card as build_text_to_image_card
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "space" / "models"

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from datasets_util import CLASS_NAMES, write_hub_dataset
+
 from vae_hub.classifier import ImageClassifier
 from vae_hub.models import VAEModel
+
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 import train_classifier  # noqa: E402
@@ -17,8 +18,8 @@ import train_classifier  # noqa: E402
 
 def tiny_classifier(**overrides) -> ImageClassifier:
     torch.manual_seed(0)
-    config = dict(sample_size=8, num_classes=4, class_names=list(CLASS_NAMES), channels=(4, 8), layers_per_block=1,
-                  feature_dim=6)
+    config = {"sample_size": 8, "num_classes": 4, "class_names": list(CLASS_NAMES), "channels": (4, 8), "layers_per_block": 1,
+                  "feature_dim": 6}
     return ImageClassifier(**{**config, **overrides}).eval()
 
 

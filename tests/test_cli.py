@@ -4,10 +4,11 @@ import json
 
 import huggingface_hub.constants
 import pytest
+from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, tiny_model_folder
 from huggingface_hub import ModelCard
 
-from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, tiny_model_folder
 from vae_hub import VAEModel, cli
+
 
 REPO = "vae-hub-tests/tiny-vae"
 

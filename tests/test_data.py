@@ -4,8 +4,8 @@ import datasets
 import PIL.Image
 import pytest
 import torch
-
 from datasets_util import CLASS_NAMES, make_images, write_hub_dataset, write_image_folder
+
 from vae_hub.data import (
     DataError,
     StreamingImages,

@@ -6,14 +6,15 @@ from types import SimpleNamespace
 
 import datasets
 import pytest
+import tiny
 import torch
 import torch.nn as nn
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
-import tiny
 from vae_hub.evaluate import evaluate_model, importance_samples, main
 from vae_hub.images import tensor_to_pil, uint8_to_float
 from vae_hub.models import VAEModel
+
 
 METRIC_KEYS = {
     "dataset", "split", "num_images", "likelihood", "likelihood_note", "seed", "iw_samples", "negative_elbo_nats",

@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import scipy.linalg
+import tiny
 import torch
+from datasets_util import CLASS_NAMES, make_images, write_hub_dataset
 from diffusers import ImagePipelineOutput
 
-import tiny
 import vae_hub
-from datasets_util import CLASS_NAMES, make_images, write_hub_dataset
 from vae_hub.classifier import ImageClassifier
 from vae_hub.evaluate_samples import (
     CLASS_CONDITIONAL_RULE,
@@ -121,9 +121,9 @@ class FakePipeline:
 
     def __call__(self, class_labels=None, num_images_per_class=1, num_inference_steps=25, guidance_scale=3.0,
                  generator=None, output_type="pil"):
-        self.calls.append(dict(class_labels=class_labels, num_images_per_class=num_images_per_class,
-                               num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                               output_type=output_type))
+        self.calls.append({"class_labels": class_labels, "num_images_per_class": num_images_per_class,
+                               "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale,
+                               "output_type": output_type})
         picks = []
         for label in class_labels:
             pool = torch.nonzero(self.labels == (label + self.shift) % len(CLASS_NAMES)).flatten()

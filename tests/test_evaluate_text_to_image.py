@@ -11,13 +11,14 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
-
 from datasets_util import png_bytes
+from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 from tiny import SIZE, tiny_mini_clip, tiny_stable_diffusion
+
 from vae_hub import evaluate_samples, prompt_grid
 from vae_hub.text_to_image_card import build_card
 from vae_hub.text_to_image_evaluation import RECOMMENDED_KEY, RULE, Setting, generate, read_recommended, recommend
+
 
 COLOURS = {"red": (200, 30, 30), "green": (30, 160, 30), "blue": (30, 30, 200), "black": (0, 0, 0),
            "orange": (240, 140, 0)}

@@ -11,13 +11,12 @@ import PIL.ImageDraw
 import PIL.ImageOps
 import pytest
 import torch
+from space_helpers import make_coloured_model, make_model
 
 from vae_hub import SpatialVAEModel, VAEModel, explore
 from vae_hub.explore import Explorer, InputError, MapSample
 from vae_hub.images import float_to_uint8, pil_to_uint8, uint8_to_float
 from vae_hub.latent import encode_images
-
-from space_helpers import make_coloured_model, make_model
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from vae_hub.explore.records import RECOMMENDED_MARK, measured_by, records_markdown
 
+
 CLASSIFIER = {"classifier": "space/models/fashion-mnist-classifier", "dataset": "../shared/datasets/fashion_mnist",
               "num_samples": 10000}
 CLIP = {"kind": "text-to-image pipeline", "scheduler": "DPM-Solver++", "clip": "runs/emoji-clip",

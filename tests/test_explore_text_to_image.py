@@ -8,9 +8,8 @@ import PIL.Image
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
-
 from tiny import SIZE, tiny_stable_diffusion
-from vae_hub.space_models import InputError
+
 from vae_hub.explore.text_to_image import (
     MAX_PROMPT_CHARS,
     Sampling,
@@ -24,6 +23,8 @@ from vae_hub.explore.text_to_image import (
     unknown_words,
     vocabulary_note,
 )
+from vae_hub.space_models import InputError
+
 
 CAPTIONS = [f"{c} {s}, {st} style" for c in ("red", "green", "blue") for s in ("disc", "square") for st in ("flat", "noto")]
 

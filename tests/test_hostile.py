@@ -30,12 +30,12 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from space_helpers import REPO, load_app, make_map_sample, make_model, running_space
+from test_train import SCRIPT, SECRET, TINY, data, run_in_process, run_script, script_env  # noqa: F401 (fixture)
 
 from vae_hub import VAEModel, explore, space_models
 from vae_hub.explore import Explorer, InputError, MapSample
 
-from space_helpers import REPO, load_app, make_map_sample, make_model, running_space
-from test_train import SECRET, SCRIPT, TINY, data, run_in_process, run_script, script_env  # noqa: F401 (fixture)
 
 MiB = 2**20
 HOSTILE_COMPONENTS = 20_000_000  # 20 M × (2 × 16 + 1) floats: 2.5 GB of buffers

@@ -8,10 +8,10 @@ import PIL.Image
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-
 from space_helpers import running_space
 from test_hostile import MiB, blank_png, rss
 from tiny import tiny_stable_diffusion
+
 
 CAPTIONS = [f"{c} {s}, {st} style" for c in ("red", "green", "blue") for s in ("disc", "square") for st in ("flat", "noto")]
 SETTINGS = [2, 2.0, 0, "DPM-Solver++"]  # steps, guidance, seed, scheduler

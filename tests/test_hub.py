@@ -16,18 +16,19 @@ from pathlib import Path
 
 import gradio
 import httpx2
+import hub_doubles
 import huggingface_hub.constants
 import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DModel
+from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, populate_hf_cache, tiny_model_folder
 from huggingface_hub import ModelCard, SpaceCard
 from huggingface_hub.errors import OfflineModeIsEnabled
 
-import hub_doubles
-from hub_doubles import TOKEN, FakeHfApi, folder_digest, http_error, populate_hf_cache, tiny_model_folder
 import vae_hub
 from vae_hub import LatentDiffusionPipeline, VAEModel, hub, remote_code
 from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
+
 
 REPO = "vae-hub-tests/tiny-vae"
 ALLOWED = ["config.json", "diffusion_pytorch_model.safetensors", "README.md", "metrics.json", "training_info.json",
@@ -779,7 +780,6 @@ def test_cli_push_dry_run_needs_no_token_and_calls_no_hub(pipeline_folder, tmp_p
 
 def test_a_pipeline_on_a_diffusers_vae_carries_only_the_pipeline_code(tmp_path):
     from diffusers import AutoencoderKL
-
     from hub_doubles import tiny_pipeline
 
     pipe = tiny_pipeline()

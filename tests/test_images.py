@@ -9,6 +9,7 @@ import torch
 
 from vae_hub.images import float_to_uint8, make_grid, pil_to_tensor, pil_to_uint8, tensor_to_pil, uint8_to_float
 
+
 RED = (200, 30, 90)
 RED_AS_GRAY = round(200 * 0.299 + 30 * 0.587 + 90 * 0.114)  # PIL's ITU-R 601-2 luma
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import vae_hub
 
+
 PACKAGE = Path(vae_hub.__file__).parent
 HUB = "vae_hub.hub"
 # Publishing code (the card modules) and the command line: the only modules that may import vae_hub.hub, besides

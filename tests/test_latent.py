@@ -4,8 +4,9 @@ import math
 
 import pytest
 import torch
-
 from tiny import tiny_vae
+
+from vae_hub.images import uint8_to_float
 from vae_hub.latent import (
     compute_scaling_factor,
     dimensions_by_kl,
@@ -18,7 +19,6 @@ from vae_hub.latent import (
     traverse,
 )
 from vae_hub.losses import kl_per_dimension
-from vae_hub.images import uint8_to_float
 
 
 @pytest.fixture(scope="module")

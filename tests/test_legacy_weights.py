@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, load_model, safe_open, save_file
-
 from tiny import tiny_spatial_vae, tiny_vae
+
 from vae_hub.models import SpatialVAEModel, VAEModel
 from vae_hub.models.blocks import rename_legacy_keys
+
 
 SHIPPED = Path(__file__).resolve().parent.parent / "space" / "models"
 WEIGHTS = "diffusion_pytorch_model.safetensors"

@@ -11,6 +11,7 @@ from torch.distributions import Laplace, Normal
 
 from vae_hub import likelihood as lik
 
+
 LEVELS = torch.arange(256, dtype=torch.float32) / 127.5 - 1  # the 256 8-bit values in [-1, 1] pixel units
 BIN = 2 / 255
 FAMILIES = {"gaussian": Normal, "laplace": Laplace}

@@ -11,9 +11,10 @@ import pytest
 import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file, save_file
-
 from tiny import tiny_vae as tiny
+
 from vae_hub.models import VAEModel
+
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 

@@ -4,9 +4,10 @@ import pytest
 import torch
 from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
-
 from tiny import tiny_vae as tiny
+
 from vae_hub.models import VAEModel, VAEOutput
+
 
 LIKELIHOODS = ("bernoulli", "gaussian", "laplace")
 

@@ -9,6 +9,7 @@ import huggingface_hub
 import numpy as np
 import PIL.Image
 import pytest
+import tiny
 import torch
 from diffusers import (
     AutoencoderKL,
@@ -20,10 +21,10 @@ from diffusers import (
     UNet2DModel,
 )
 from diffusers.callbacks import PipelineCallback
-
-import tiny
 from hub_doubles import populate_hf_cache
+
 from vae_hub import LatentDiffusionPipeline, SpatialVAEModel
+
 
 CLASSES = ["Zero", "one", "T-shirt/top"]
 SCHEDULERS = [DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler]

@@ -11,6 +11,7 @@ from vae_hub.evaluate_samples import CLASS_CONDITIONAL_RULE, recommend_class_con
 from vae_hub.pipeline_defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 from vae_hub.pipelines import LatentDiffusionPipeline
 
+
 SHIPPED = Path(__file__).resolve().parents[1] / "space" / "models" / "fashion-mnist-ldm"
 
 

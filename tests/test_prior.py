@@ -5,10 +5,11 @@ import os
 import numpy as np
 import pytest
 import torch
-
 from tiny import tiny_vae
+
 from vae_hub.models import VAEModel
 from vae_hub.prior import fit_mixture_prior
+
 
 CENTRES = torch.tensor([[-6.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
 STDS = torch.tensor([[0.3, 0.3], [0.5, 0.2], [0.2, 0.6]])
@@ -156,6 +157,7 @@ def test_train_vae_settles_prior_components_in_proportion_to_the_run(given, pret
     from types import SimpleNamespace
 
     from test_train import load_script
+
     from vae_hub.prior import CANDIDATES
 
     script = load_script()

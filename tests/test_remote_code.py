@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers.utils.dynamic_modules_utils import get_relative_imports
-
-from tiny import tiny_spatial_vae
 from hub_doubles import PIPELINE_CLASSES, populate_hf_cache, tiny_model_folder, tiny_pipeline_folder
+from tiny import tiny_spatial_vae
+
 from vae_hub import LatentDiffusionPipeline, SpatialVAEModel, VAEModel, hub, remote_code
+
 
 MODEL_REPO = "vae-hub-tests/tiny-vae"
 PIPELINE_REPO = "vae-hub-tests/tiny-ldm"

@@ -14,11 +14,11 @@ import PIL.ImageDraw
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from hub_doubles import PIPELINE_CLASSES, tiny_pipeline_folder
+from space_helpers import SPACE, load_app, make_model, running_space, shipped_models
 
 from vae_hub import VAEModel, explore
 
-from hub_doubles import PIPELINE_CLASSES, tiny_pipeline_folder
-from space_helpers import SPACE, load_app, make_model, running_space, shipped_models
 
 API_NAMES = {"/sample", "/reconstruct", "/reconstruct_sketch", "/interpolate", "/traverse", "/latent_map",
              "/manifold", "/decode_point", "/about", "/diffuse", "/compare", "/text_to_image", "/image_to_image",

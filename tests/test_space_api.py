@@ -10,12 +10,11 @@ import re
 import gradio as gr
 import pytest
 from gradio.state_holder import SessionState
+from hub_doubles import tiny_pipeline_folder
+from space_helpers import load_app, make_model
 
 from vae_hub import explore
 from vae_hub.explore import Explorer
-
-from hub_doubles import tiny_pipeline_folder
-from space_helpers import load_app, make_model
 
 
 @pytest.fixture(scope="module")

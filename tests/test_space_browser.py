@@ -21,13 +21,13 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from hub_doubles import tiny_pipeline_folder
+from space_helpers import make_coloured_model, make_model, running_space
+from tiny import tiny_stable_diffusion
 
 from vae_hub import explore
 from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 
-from hub_doubles import tiny_pipeline_folder
-from space_helpers import make_coloured_model, make_model, running_space
-from tiny import tiny_stable_diffusion
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]

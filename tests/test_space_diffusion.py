@@ -10,14 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 import PIL.Image
 import pytest
 import torch
+from hub_doubles import PIPELINE_CLASSES, populate_hf_cache, tiny_pipeline_folder
+from space_helpers import load_app, make_model
+from test_hostile import FakeHub
 
 from vae_hub import explore, space_models
 from vae_hub.explore import Explorer, InputError
 from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 
-from hub_doubles import PIPELINE_CLASSES, populate_hf_cache, tiny_pipeline_folder
-from space_helpers import load_app, make_model
-from test_hostile import FakeHub
 
 VAE_RECORDS = {"standard_prior": {"kind": "vae", "prior": "standard", "num_samples": 10000, "frechet_distance": 8.6187},
                "mixture_prior": {"kind": "vae", "prior": "mixture", "num_samples": 2000, "frechet_distance": 5.5385}}

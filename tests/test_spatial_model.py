@@ -9,8 +9,8 @@ from accelerate import cpu_offload
 from diffusers import AutoencoderKL, DDIMScheduler, DiTPipeline, DiTTransformer2DModel
 from diffusers.image_processor import VaeImageProcessor
 from safetensors.torch import load_file
-
 from tiny import tiny_spatial_vae, tiny_vae
+
 from vae_hub import SpatialVAEModel, VAEModel
 from vae_hub.latent import compute_scaling_factor, encode_images, latent_channel_images
 from vae_hub.losses import negative_elbo

@@ -24,6 +24,7 @@ from vae_hub.text_image_metrics import (
 )
 from vae_hub.text_tokenizer import train_caption_tokenizer
 
+
 CAPTIONS = [f"{colour} {shape}" for colour in ("red", "green", "blue", "black") for shape in ("square", "disc")]
 SIZE = 16
 

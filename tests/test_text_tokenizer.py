@@ -20,6 +20,7 @@ from vae_hub.text_tokenizer import (
     train_caption_tokenizer,
 )
 
+
 CAPTIONS = [f"{name}, {style} style" for name in ("red heart", "grinning face", "flag: Japan", "smiling face with halo",
                                                   "woman farmer: medium-light skin tone", "man farmer: dark skin tone")
             for style in ("twemoji", "noto")] * 3

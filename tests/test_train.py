@@ -25,12 +25,13 @@ import pytest
 import torch
 import tqdm
 from accelerate.state import AcceleratorState, GradientState
-from safetensors.torch import load_file
-
 from datasets_util import CLASS_NAMES, write_hub_dataset, write_image_folder
+from safetensors.torch import load_file
 from tiny import tiny_vae
+
 from vae_hub import SpatialVAEModel, VAEModel
 from vae_hub.explore import MapSample
+
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training" / "train_vae.py"

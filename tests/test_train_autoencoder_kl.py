@@ -14,21 +14,30 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
-import torch
-from diffusers import AutoencoderKL, UNet2DModel
-
 import tiny
+import torch
 from datasets_util import write_hub_dataset
+from diffusers import AutoencoderKL, UNet2DModel
 from test_loading import add_to_hf_cache
 from test_train import (
-    REPO, TIMEOUT, WEIGHTS, assert_bit_identical, launch_two_cpu_processes, run_in_process, run_script, script_env,
-    tree_hash, weights,
+    REPO,
+    TIMEOUT,
+    WEIGHTS,
+    assert_bit_identical,
+    launch_two_cpu_processes,
+    run_in_process,
+    run_script,
+    script_env,
+    tree_hash,
+    weights,
 )
+
 from vae_hub import AutoencoderKLWithLikelihood, SpatialVAEModel
 from vae_hub.evaluate import main as evaluate_main
 from vae_hub.images import pil_to_uint8, uint8_to_float
 from vae_hub.models import load_model
 from vae_hub.models.autoencoder_kl import LIKELIHOOD_NAME
+
 
 RUN = ["--train_batch_size", "8", "--eval_iw_samples", "2", "--lr_warmup_steps", "2", "--report_to", "none"]
 KL = ["--model_type", "autoencoderkl", "--block_out_channels", "8", "16", "--norm_num_groups", "4",

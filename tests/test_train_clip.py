@@ -14,16 +14,17 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from safetensors.torch import load_file
-from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
-
 from datasets_util import png_bytes
 from hub_doubles import TOKEN
+from safetensors.torch import load_file
 from test_train import run_in_process, tree_hash
 from test_train_text_to_image import train
+from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
+
 from vae_hub.data import decode_images, load_image_dataset
 from vae_hub.mini_clip import MiniClip
 from vae_hub.text_image_metrics import text_image_alignment
+
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training" / "train_clip.py"

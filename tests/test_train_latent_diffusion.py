@@ -19,13 +19,14 @@ import pytest
 import torch
 import tqdm
 from accelerate.state import AcceleratorState, GradientState
-from diffusers import AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler
-from safetensors.torch import load_file
-
 from datasets_util import CLASS_NAMES, make_images, png_bytes, write_hub_dataset, write_image_folder
+from diffusers import AutoencoderKL, DDIMScheduler, DPMSolverMultistepScheduler
 from hub_doubles import TOKEN, FakeHfApi
+from safetensors.torch import load_file
 from test_train import launch_two_cpu_processes, run_in_process, tree_hash
+
 from vae_hub import LatentDiffusionPipeline, SpatialVAEModel, VAEModel, hub
+
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training" / "train_latent_diffusion.py"

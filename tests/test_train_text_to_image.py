@@ -20,18 +20,19 @@ import pytest
 import torch
 import tqdm
 from accelerate.state import AcceleratorState, GradientState
+from datasets_util import png_bytes
 from diffusers import AutoencoderKL
+from hub_doubles import TOKEN, FakeHfApi
 from safetensors.torch import load_file
+from test_train import launch_two_cpu_processes, run_in_process, tree_hash
 from transformers import CLIPModel, CLIPTextModel
 
-from datasets_util import png_bytes
-from hub_doubles import TOKEN, FakeHfApi
-from test_train import launch_two_cpu_processes, run_in_process, tree_hash
 from vae_hub import SpatialVAEModel
-from vae_hub.mini_clip import mini_clip_config, save_mini_clip
 from vae_hub.credits import readme_credits as data_credits
+from vae_hub.mini_clip import mini_clip_config, save_mini_clip
 from vae_hub.text_to_image_card import push_pipeline
 from vae_hub.text_tokenizer import train_caption_tokenizer
+
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training" / "train_text_to_image.py"

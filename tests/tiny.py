@@ -14,13 +14,20 @@ config.
 from pathlib import Path
 
 import torch
-from diffusers import (AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, StableDiffusionPipeline,
-                       UNet2DConditionModel, UNet2DModel)
+from diffusers import (
+    AutoencoderKL,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+    UNet2DModel,
+)
 from transformers import CLIPModel, CLIPTextModel
 
 from vae_hub.mini_clip import clip_text_config, mini_clip_config, save_mini_clip
 from vae_hub.models import SpatialVAEModel, VAEModel
 from vae_hub.text_tokenizer import train_caption_tokenizer
+
 
 SIZE = 16  # pixels of the tiny text-to-image models' images
 

@@ -16,6 +16,7 @@ from vae_hub.loading import CONFIG_NAME, WEIGHTS_NAME
 from vae_hub.models import SpatialVAEModel, VAEModel
 from vae_hub.models.blocks import rename_legacy_keys
 
+
 CLASSES = {"VAEModel": VAEModel, "SpatialVAEModel": SpatialVAEModel}
 
 

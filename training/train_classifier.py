@@ -74,7 +74,14 @@ from diffusers.optimization import get_scheduler
 from tqdm.auto import tqdm
 
 from vae_hub.classifier import ImageClassifier
-from vae_hub.data import DataError, ImageTensor, decode_images, find_image_column, infer_image_format, load_image_dataset
+from vae_hub.data import (
+    DataError,
+    ImageTensor,
+    decode_images,
+    find_image_column,
+    infer_image_format,
+    load_image_dataset,
+)
 from vae_hub.images import uint8_to_float
 
 

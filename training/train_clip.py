@@ -37,6 +37,7 @@ from types import SimpleNamespace
 from vae_hub.constants import MIN_VOCAB_SIZE, NUM_CANDIDATES
 from vae_hub.training_args import add_data_source_args, add_optimizer_args, add_output_args, check_shared_args
 
+
 FINAL_FILES = ("config.json",)  # a finished run's model
 MAX_LOGIT_SCALE = math.log(100)  # CLIP's clamp of the learned temperature: logits at most 100 × cosine
 
@@ -118,7 +119,6 @@ from vae_hub.training_utils import (
     LossSums,
     RunLog,
     StepCounter,
-    start_run,
     device_time,
     epoch_batch_indices,
     fail,
@@ -130,9 +130,11 @@ from vae_hub.training_utils import (
     resolve_checkpoint,
     save_checkpoint,
     save_loss_curve,
+    start_run,
     text_versions,
     weights_are_finite,
 )
+
 
 logger = get_logger(__name__)
 

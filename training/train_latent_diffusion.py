@@ -34,9 +34,20 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from vae_hub.pipeline_defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
-from vae_hub.training_args import (DIFFUSION_COUNTS, DIFFUSION_REALS, INFERENCE_SCHEDULERS, add_data_source_args,
-                                   add_diffusion_args, add_ema_args, add_optimizer_args, add_output_args, add_unet_args,
-                                   check_diffusion_args, check_shared_args)
+from vae_hub.training_args import (
+    DIFFUSION_COUNTS,
+    DIFFUSION_REALS,
+    INFERENCE_SCHEDULERS,
+    add_data_source_args,
+    add_diffusion_args,
+    add_ema_args,
+    add_optimizer_args,
+    add_output_args,
+    add_unet_args,
+    check_diffusion_args,
+    check_shared_args,
+)
+
 
 FINAL_FILES = ("model_index.json",)  # a finished run's pipeline
 MAX_CLASSES = 1000
@@ -98,14 +109,20 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from vae_hub import LatentDiffusionPipeline, hub
-from vae_hub.data import DataError, decode_images, find_image_column, find_label_column, infer_image_format, load_image_dataset
+from vae_hub.data import (
+    DataError,
+    decode_images,
+    find_image_column,
+    find_label_column,
+    infer_image_format,
+    load_image_dataset,
+)
 from vae_hub.images import make_grid
 from vae_hub.posteriors import encode_posterior, latent_std, probe_latent_shape, sample_latents
 from vae_hub.training_utils import (
     LossSums,
     NoiseGenerator,
     RunLog,
-    start_run,
     denoising_mse,
     device_time,
     ema_weights,
@@ -119,9 +136,11 @@ from vae_hub.training_utils import (
     resolve_checkpoint,
     save_checkpoint,
     save_loss_curve,
+    start_run,
     versions,
     weights_are_finite,
 )
+
 
 logger = get_logger(__name__)
 

@@ -36,9 +36,21 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from vae_hub.constants import MIN_VOCAB_SIZE
-from vae_hub.training_args import (DIFFUSION_COUNTS, DIFFUSION_REALS, INFERENCE_SCHEDULERS, add_data_source_args,
-                                   add_dataset_credit_arg, add_diffusion_args, add_ema_args, add_optimizer_args,
-                                   add_output_args, add_unet_args, check_diffusion_args, check_shared_args)
+from vae_hub.training_args import (
+    DIFFUSION_COUNTS,
+    DIFFUSION_REALS,
+    INFERENCE_SCHEDULERS,
+    add_data_source_args,
+    add_dataset_credit_arg,
+    add_diffusion_args,
+    add_ema_args,
+    add_optimizer_args,
+    add_output_args,
+    add_unet_args,
+    check_diffusion_args,
+    check_shared_args,
+)
+
 
 FINAL_FILES = ("model_index.json",)  # a finished run's pipeline
 NUM_DEFAULT_PROMPTS = 4  # validation prompts taken from the captions when --validation_prompts is not given
@@ -118,7 +130,14 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from vae_hub.data import DataError, captioned_rows, dataset_license, decode_images, find_image_column, load_image_dataset
+from vae_hub.data import (
+    DataError,
+    captioned_rows,
+    dataset_license,
+    decode_images,
+    find_image_column,
+    load_image_dataset,
+)
 from vae_hub.images import make_grid
 from vae_hub.mini_clip import clip_text_config, load_text_encoder
 from vae_hub.posteriors import encode_posterior, latent_std, probe_latent_shape, sample_latents
@@ -128,7 +147,6 @@ from vae_hub.training_utils import (
     LossSums,
     NoiseGenerator,
     RunLog,
-    start_run,
     denoising_mse,
     device_time,
     ema_weights,
@@ -142,9 +160,11 @@ from vae_hub.training_utils import (
     resolve_checkpoint,
     save_checkpoint,
     save_loss_curve,
+    start_run,
     text_versions,
     weights_are_finite,
 )
+
 
 logger = get_logger(__name__)
 

@@ -33,8 +33,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from vae_hub.constants import AUTO
-from vae_hub.training_args import (add_data_source_args, add_dataset_credit_arg, add_optimizer_args, add_output_args,
-                                   check_shared_args)
+from vae_hub.training_args import (
+    add_data_source_args,
+    add_dataset_credit_arg,
+    add_optimizer_args,
+    add_output_args,
+    check_shared_args,
+)
+
 
 # --model_type → its class, by its name in vae_hub.models.MODEL_CLASSES (imported once the flags are parsed)
 MODEL_TYPES = {"vector": "VAEModel", "spatial": "SpatialVAEModel", "autoencoderkl": "AutoencoderKL"}
@@ -188,12 +194,11 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from vae_hub import AutoencoderKLWithLikelihood, SpatialVAEModel
-from vae_hub.models import MODEL_CLASSES, AnyModel, model_class, own_decoder_stages
-from vae_hub.models.autoencoder_kl import KL_LIKELIHOODS, autoencoder_kl_defaults
+from vae_hub.adversarial import PatchDiscriminator, adaptive_weight, generator_loss, hinge_discriminator_loss
 from vae_hub.data import (
     DataError,
-    dataset_license,
     StreamingImages,
+    dataset_license,
     decode_images,
     find_image_column,
     find_label_column,
@@ -201,15 +206,16 @@ from vae_hub.data import (
     load_image_dataset,
     select_splits,
 )
-from vae_hub.adversarial import PatchDiscriminator, adaptive_weight, generator_loss, hinge_discriminator_loss
 from vae_hub.images import make_grid, uint8_to_float
 from vae_hub.latent import latent_channel_images
 from vae_hub.losses import kl_weight, negative_elbo
+from vae_hub.models import MODEL_CLASSES, AnyModel, model_class, own_decoder_stages
+from vae_hub.models.autoencoder_kl import KL_LIKELIHOODS, autoencoder_kl_defaults
+from vae_hub.prior import CANDIDATES as PRIOR_CANDIDATES
 from vae_hub.training_utils import (
     LossSums,
     NoiseGenerator,
     RunLog,
-    start_run,
     device_time,
     ema_weights,
     epoch_batch_indices,
@@ -222,10 +228,11 @@ from vae_hub.training_utils import (
     resolve_checkpoint,
     save_checkpoint,
     save_loss_curve,
+    start_run,
     versions,
     weights_are_finite,
 )
-from vae_hub.prior import CANDIDATES as PRIOR_CANDIDATES
+
 
 logger = get_logger(__name__)
 

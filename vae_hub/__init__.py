@@ -6,6 +6,7 @@ command lines do to show ``--help``, does not wait for torch and diffusers.
 
 import importlib
 
+
 __version__ = "0.1.0"
 _SUBMODULES = {"AutoencoderKLWithLikelihood": "models", "LatentDiffusionPipeline": "pipelines",
                "SpatialVAEModel": "models", "VAEModel": "models", "VAEOutput": "models", "fit_mixture_prior": "prior"}

@@ -13,11 +13,20 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .data import data_credits
 from .description import METRICS_NAME, TRAINING_INFO_NAME, describe_model, image_desc
 from .hub.cards import (
-    FIGURE_CAPTIONS, LICENSE, PROJECT_TAG, card_names, evaluation_values, figure_entries, render_section, template_path,
-    training_data)
+    FIGURE_CAPTIONS,
+    LICENSE,
+    PROJECT_TAG,
+    card_names,
+    evaluation_values,
+    figure_entries,
+    render_section,
+    template_path,
+    training_data,
+)
 from .markdown import table_cell
 from .models import AutoencoderKLWithLikelihood
 from .records import HUB_URL, hub_id, read_json, reference, shareable_command
+
 
 NOTES_NAME = "NOTES.md"
 CARD_TAGS = ["vae", "autoencoder-kl", "stable-diffusion", "latent-diffusion", "diffusers", PROJECT_TAG]

@@ -4,6 +4,7 @@ from here."""
 
 from pathlib import Path
 
+
 AUTO = "auto"  # vae_hub.prior: --prior_components auto, K chosen by the held-out log-likelihood of the codes
 MIN_VOCAB_SIZE = 2 * 256 + 2  # vae_hub.text_tokenizer: the bytes, alone and word-final, and bos and eos
 NUM_CANDIDATES = 32  # vae_hub.text_image_metrics: the own caption and 31 rivals, as AttnGAN's R-precision

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .data import data_credits as recorded_credits
 
+
 LICENCE_NAMES = {"apache license 2.0": "Apache-2.0", "apache license, version 2.0": "Apache-2.0", "mit license": "MIT"}
 _HEADING = re.compile(r"^(#+)\s+(.*)$")
 _QUOTED_CREDIT = re.compile(r'credit\s+"([^"]+)"', re.IGNORECASE)

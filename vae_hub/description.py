@@ -21,6 +21,7 @@ from .models import AutoencoderKLWithLikelihood, SpatialVAEModel, VAEModel, own_
 from .pipelines import LatentDiffusionPipeline
 from .records import HUB_URL, public_name, read_json, reference, shareable_command
 
+
 # The first line of every card vae-hub writes: such a card shows the rows of its model's description.
 CARD_MARKER = re.compile(r"<!-- vae-hub card for repo: (\S*) -->")
 METRICS_NAME = "metrics.json"

@@ -37,6 +37,7 @@ from . import likelihood as lik
 from .images import uint8_to_float
 from .losses import kl_per_dimension
 
+
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: unit j is active when Cov_x(E_q[z_j]) > 0.01
 CALIBRATION_IMAGES = 512  # images an uncalibrated likelihood scale is fitted on (see evaluate_model)
 LogLikelihood = Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor]

@@ -41,10 +41,17 @@ from .images import float_to_uint8, uint8_to_float
 from .loading import is_pipeline_folder
 from .models import PRIORS
 from .pipelines.schedulers import SCHEDULERS
-from .text_to_image_evaluation import (RECOMMENDED_KEY, default_setting, evaluate_text_to_image, is_text_to_image_folder,
-                                       read_recommended, recommend)
+from .text_to_image_evaluation import (
+    RECOMMENDED_KEY,
+    default_setting,
+    evaluate_text_to_image,
+    is_text_to_image_folder,
+    read_recommended,
+    recommend,
+)
 from .text_to_image_evaluation import RULE as TEXT_TO_IMAGE_RULE
 from .text_to_image_evaluation import Setting as TextToImageSetting
+
 
 SampleFn = Callable[[int, torch.Tensor | None, torch.Generator], torch.Tensor]
 SHIPPED_CLASSIFIER = "space/models/fashion-mnist-classifier"  # in the repository; recorded by this name

@@ -17,6 +17,7 @@ from .images import uint8_to_float
 from .losses import kl_per_dimension
 from .models import SpatialVAEModel, VAEModel
 
+
 # Below this angle (radians) two directions count as parallel (slerp = lerp), above π minus it as antiparallel.
 _PARALLEL_EPS = 1e-4
 

@@ -22,6 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+
 LIKELIHOODS = ("bernoulli", "gaussian", "laplace")
 NUM_LEVELS = 256
 _HALF_BIN = 1.0 / (NUM_LEVELS - 1)  # half of a bin's width in [-1, 1] pixel units

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import torch
 from diffusers.schedulers.scheduling_utils import SCHEDULER_CONFIG_NAME
-from diffusers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFETENSORS_WEIGHTS_NAME, WEIGHTS_NAME as PICKLE_WEIGHTS_NAME
+from diffusers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFETENSORS_WEIGHTS_NAME
+from diffusers.utils import WEIGHTS_NAME as PICKLE_WEIGHTS_NAME
 from diffusers.utils.hub_utils import _add_variant
 from huggingface_hub import _CACHED_NO_EXIST, HfApi, try_to_load_from_cache
+
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = SAFETENSORS_WEIGHTS_NAME

@@ -26,6 +26,7 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTextConf
 from .images import uint8_to_float
 from .text_tokenizer import save_caption_tokenizer
 
+
 TOKENIZER_FOLDER = "tokenizer"
 
 
@@ -48,9 +49,9 @@ def mini_clip_config(tokenizer: CLIPTokenizer, *, text_hidden_size: int, text_la
     """A ``CLIPConfig``: ``clip_text_config`` and a ViT over ``image_size``² RGB images in ``patch_size``² patches,
     both projected to ``projection_dim``."""
     text = clip_text_config(tokenizer, text_hidden_size, text_layers, text_heads).to_dict()
-    vision = dict(hidden_size=vision_hidden_size, intermediate_size=4 * vision_hidden_size,
-                  num_hidden_layers=vision_layers, num_attention_heads=vision_heads, image_size=image_size,
-                  patch_size=patch_size, num_channels=3, projection_dim=projection_dim)
+    vision = {"hidden_size": vision_hidden_size, "intermediate_size": 4 * vision_hidden_size,
+                  "num_hidden_layers": vision_layers, "num_attention_heads": vision_heads, "image_size": image_size,
+                  "patch_size": patch_size, "num_channels": 3, "projection_dim": projection_dim}
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
 
 

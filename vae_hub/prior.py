@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from .constants import AUTO
 from .models import VAEModel
 
+
 CANDIDATES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 HELD_OUT_FRACTION = 0.2
 MIN_CODES_PER_COMPONENT = 10  # a candidate K needs at least this many fitting codes per component

@@ -14,6 +14,7 @@ from pathlib import Path
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
+
 HUB_URL = "https://huggingface.co/"
 DATASETS_URL = "https://huggingface.co/datasets/"
 

@@ -20,6 +20,7 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
+
 PACKAGE = "vae_hub"
 PACKAGE_DIR = Path(__file__).resolve().parent
 AUTO_CLASS = "AutoModel"  # the auto_map key diffusers' AutoModel looks up

@@ -32,6 +32,7 @@ from starlette.middleware import Middleware
 
 from .space_models import clip, cut
 
+
 log = logging.getLogger("vae_hub.space")
 MAX_MESSAGE_CHARS = 400  # a refusal's message and log line
 # X-Forwarded-For is only the visitor's address behind a proxy that appends it (Hugging Face Spaces set SPACE_ID);

@@ -33,16 +33,23 @@ from diffusers import SchedulerMixin, UNet2DModel
 from diffusers.schedulers.scheduling_utils import SCHEDULER_CONFIG_NAME
 from diffusers.utils import SAFE_WEIGHTS_INDEX_NAME
 from huggingface_hub import constants as hub_constants
-from huggingface_hub.errors import HFValidationError, HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError
 from huggingface_hub.utils import validate_repo_id
 
 from .loading import (
-    CONFIG_NAME, PIPELINE_COMPONENT_FILES, PIPELINE_INDEX_NAME, WEIGHTS_NAME, check_model_size, is_pipeline_folder,
-    model_size_bytes)
+    CONFIG_NAME,
+    PIPELINE_COMPONENT_FILES,
+    PIPELINE_INDEX_NAME,
+    WEIGHTS_NAME,
+    check_model_size,
+    is_pipeline_folder,
+    model_size_bytes,
+)
 from .models import MODEL_CLASSES, AnyModel, SpatialVAEModel
 from .models.config_checks import MAX_BLOCKS_PER_STAGE, MAX_STAGES
-from .pipelines import LatentDiffusionPipeline
 from .models.pipeline_loading import LOADER_MODULE as PIPELINE_LOADER
+from .pipelines import LatentDiffusionPipeline
+
 
 MAX_ID_CHARS = 200  # a Hub repo id has at most 96; shipped names are short
 MAX_SHOWN_CHARS = 60

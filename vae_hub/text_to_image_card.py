@@ -19,6 +19,7 @@ from .markdown import table_cell
 from .pipelines.schedulers import SCHEDULERS
 from .text_to_image_evaluation import RECOMMENDED_KEY, Setting, read_recommended
 
+
 CARD_TAGS = ["text-to-image", "stable-diffusion", "diffusers", hub.PROJECT_TAG]
 COMPONENTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 RECORDS = ("model_index.json", hub.CARD_NAME, hub.METRICS_NAME, hub.TRAINING_INFO_NAME)

@@ -32,6 +32,7 @@ from .mini_clip import MiniClip
 from .pipelines.schedulers import SCHEDULERS, build_scheduler, scheduler_name
 from .text_image_metrics import features_frechet_distance, image_features, text_image_alignment
 
+
 PIPELINE_CLASSES = ("StableDiffusionPipeline",)  # model_index.json _class_name of a text-to-image folder
 RECOMMENDED_KEY = "recommended_settings"  # in the folder's metrics.json
 # The rule that picks the recommended setting among the recorded ones, in words (the card quotes it).

@@ -28,6 +28,7 @@ from transformers import CLIPTokenizer
 
 from .constants import MIN_VOCAB_SIZE
 
+
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"  # also CLIP's padding and "unknown" token
 END_OF_WORD = "</w>"

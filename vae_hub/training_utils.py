@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 import torch.nn.functional as F
+from accelerate import Accelerator
 from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
+
 
 SECRET_ARGS = ("hub_token",)
 

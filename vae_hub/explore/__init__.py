@@ -62,6 +62,7 @@ from .reconstruction import POSTERIOR_RANGE, _posterior_axes, posterior_chart, r
 from .text_to_image import MAX_PROMPT_CHARS, MAX_T2I_GUIDANCE, T2I_IMAGES, T2I_STEPS, WALK_FRAMES
 from .vector import interpolate, sample_images, traverse
 
+
 __all__ = [
     "ACTIVE_KL_NATS", "ANY_CLASS", "DIFFUSE_IMAGES", "DIFFUSE_STEPS", "DISPLAY_WIDTH", "GIF_WIDTH", "INTERPOLATIONS",
     "MANIFOLD_RANGE", "MANIFOLD_WIDTH", "MAX_GUIDANCE", "MAX_PROMPT_CHARS", "MAX_SAMPLES", "MAX_SEED", "MAX_SIDE", "MAX_SKETCH_SIDE",

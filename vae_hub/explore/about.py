@@ -17,6 +17,7 @@ from .entry import ModelEntry, _model_file
 from .files import OutputFiles
 from .kinds import _read_json, data_name
 
+
 CARD_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 MAX_CARD_IMAGE_BYTES = 5 * 2**20
 

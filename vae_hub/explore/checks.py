@@ -6,6 +6,7 @@ import random
 
 from ..space_models import InputError, clip
 
+
 MAX_SAMPLES = 64
 MAX_SEED = 2**31 - 1
 MAX_TEMPERATURE = 2.0

@@ -15,6 +15,7 @@ from ..models import VAEModel
 from .checks import MANIFOLD_RANGE, MANIFOLD_WIDTH, check_int
 from .display import _figure, _figure_to_pil, show
 
+
 MAP_SAMPLE_MAX_IMAGES = 5000
 MAP_SAMPLE_MAX_BYTES = 32 * 2**20  # of the file: a Hub repo's sample is read by a public Space
 MAP_SAMPLE_MAX_CLASSES = 20

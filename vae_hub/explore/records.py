@@ -15,6 +15,7 @@ from ..markdown import table_row
 from .diffusion import COMPARE_NOTE
 from .kinds import _read_json, data_name
 
+
 TEXT_TO_IMAGE_RECORD = "text-to-image pipeline"  # a record's "kind" for a StableDiffusionPipeline folder
 CLASSIFIER_KINDS = {"vae": "samples", "pipeline": "samples", "vae reconstructions": "reconstructions"}
 RECOMMENDED_MARK = "★"

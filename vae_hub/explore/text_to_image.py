@@ -35,6 +35,7 @@ from .display import show
 from .inputs import prepare_image
 from .streaming import watch
 
+
 MAX_PROMPT_CHARS = 300  # CLDR names are under 100; the tokenizer truncates far sooner anyway
 T2I_IMAGES = (1, 16)
 T2I_STEPS = (1, 60)

@@ -24,6 +24,7 @@ from .pipeline_card import build_pipeline_card, record_comparison
 from .push import HubError, push_files, push_to_hub, resolve_token, write_push_files
 from .space import SPACE_CONFIG_NAME, deploy_space, space_upload_files
 
+
 __all__ = [
     "CARD_NAME", "FIGURE_CAPTIONS", "LICENSE", "MAP_SAMPLE_NAME", "METRICS_NAME", "PIPELINE_CLASS", "PROJECT_TAG",
     "SPACE_CONFIG_NAME", "SPACE_DIR", "TRAINING_INFO_NAME", "HubError", "build_card", "build_model_card",

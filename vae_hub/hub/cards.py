@@ -15,6 +15,7 @@ from ..description import QUALITY_COLUMNS, count
 from ..markdown import table_cell
 from ..records import DATASETS_URL, hub_id, reference, shareable_command
 
+
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 CARD_NAME = "README.md"
 LICENSE = "apache-2.0"

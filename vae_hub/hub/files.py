@@ -7,13 +7,20 @@ from pathlib import Path
 from .. import remote_code
 from ..description import METRICS_NAME, TRAINING_INFO_NAME
 from ..loading import (
-    CONFIG_NAME, MAP_SAMPLE_NAME, PIPELINE_COMPONENT_FILES, PIPELINE_INDEX_NAME, WEIGHTS_NAME, check_model_folder,
-    is_pipeline_folder)
+    CONFIG_NAME,
+    MAP_SAMPLE_NAME,
+    PIPELINE_COMPONENT_FILES,
+    PIPELINE_INDEX_NAME,
+    WEIGHTS_NAME,
+    check_model_folder,
+    is_pipeline_folder,
+)
 from ..models import MODEL_CLASSES
 from ..models.autoencoder_kl import LIKELIHOOD_NAME
 from ..models.pipeline_loading import LOADER_MODULE as PIPELINE_LOADER
 from ..pipelines.latent_diffusion import LatentDiffusionPipeline
 from .cards import CARD_NAME, figures
+
 
 PIPELINE_CLASS = LatentDiffusionPipeline.__name__
 PACKAGE = remote_code.PACKAGE

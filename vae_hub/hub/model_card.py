@@ -13,9 +13,19 @@ from ..markdown import table_cell
 from ..models import AutoencoderKLWithLikelihood, SpatialVAEModel, model_class
 from ..records import HUB_URL, hub_id, read_json, reference, shareable_command
 from .cards import (
-    CARD_NAME, FIGURE_CAPTIONS, LICENSE, PROJECT_TAG, card_names, evaluation_values, figure_entries, render_section,
-    template_path, training_data)
+    CARD_NAME,
+    FIGURE_CAPTIONS,
+    LICENSE,
+    PROJECT_TAG,
+    card_names,
+    evaluation_values,
+    figure_entries,
+    render_section,
+    template_path,
+    training_data,
+)
 from .pipeline_card import build_pipeline_card
+
 
 # The files are in diffusers' format, but the Hub's diffusers snippet (a DiffusionPipeline) cannot load them:
 # the honest library is the package that can.

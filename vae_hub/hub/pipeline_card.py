@@ -14,6 +14,7 @@ from ..records import DATASETS_URL, HUB_URL, hub_id, read_json, reference, share
 from .cards import LICENSE, PROJECT_TAG, card_names, figure_entries, render_section, template_path
 from .files import check_pipeline_folder, pipeline_code_files
 
+
 # DiffusionPipeline.from_pretrained(repo, trust_remote_code=True) loads it: the library the Hub should show.
 PIPELINE_LIBRARY = "diffusers"
 # The Hub's tasks (huggingface.js, packages/tasks/src/pipelines.ts) are named by their input: none

@@ -25,6 +25,7 @@ from .cards import CARD_NAME
 from .files import PIPELINE_CLASS, PIPELINE_LOADER, check_pipeline_folder, pipeline_code_files, upload_file_list
 from .model_card import build_card
 
+
 # What a Hugging Face token looks like, to refuse uploading a file that holds one (whoever's it is).
 _TOKEN_PATTERN = re.compile(rb"\bhf_[A-Za-z0-9]{30,}")
 _TEXT_SUFFIXES = (".json", ".md", ".txt", ".py", ".yaml", ".yml", ".cfg", ".toml")

@@ -17,6 +17,7 @@ from .cards import CARD_NAME, LICENSE, PROJECT_TAG, template_path
 from .files import check_pipeline_folder, upload_file_list
 from .push import HubError, _add_operations, _check_repo_id, _hub_errors, _refuse_public, _refuse_tokens, resolve_token
 
+
 SPACE_CONFIG_NAME = "space_config.json"  # {"model_id": id | null}, read by vae_hub.explore.default_model_ids
 SPACE_APP = "app.py"
 SPACE_REQUIREMENTS = "requirements.txt"

@@ -7,6 +7,7 @@ from .blocks import VAEOutput
 from .spatial_vae import SpatialVAEModel, own_decoder_stages
 from .vae import PRIORS, VAEModel
 
+
 # the class a folder's config.json names → the class that loads it
 MODEL_CLASSES = {"VAEModel": VAEModel, "SpatialVAEModel": SpatialVAEModel, "AutoencoderKL": AutoencoderKLWithLikelihood}
 AnyModel = VAEModel | SpatialVAEModel | AutoencoderKLWithLikelihood
@@ -27,7 +28,7 @@ def register_with_diffusers() -> None:
     from diffusers.pipelines import pipeline_loading_utils
 
     methods = ["save_pretrained", "from_pretrained"]
-    classes = {name: methods for name in PIPELINE_COMPONENT_CLASSES}
+    classes = dict.fromkeys(PIPELINE_COMPONENT_CLASSES, methods)
     pipeline_loading_utils.LOADABLE_CLASSES.setdefault(__name__.split(".")[0], classes)
     pipeline_loading_utils.ALL_IMPORTABLE_CLASSES.update(classes)  # the loader looks the classes up by these names
 

@@ -37,6 +37,7 @@ from ..loading import strict_from_pretrained
 from .blocks import VAEOutput, autoencode, likelihood_params
 from .config_checks import ConfigChecks
 
+
 LIKELIHOOD_NAME = "likelihood.json"
 KL_LIKELIHOODS = ("gaussian", "laplace")  # the decoder's output is an image: the location of p(x | z)
 DEFAULT_LIKELIHOOD = "laplace"

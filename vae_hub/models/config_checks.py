@@ -6,6 +6,7 @@ from diffusers.models.activations import ACT2CLS
 
 from .. import likelihood as lik
 
+
 # Python builds one module per residual block, even on the meta device where ``check_model_size`` sizes a config
 # before any weights: bounding the count keeps a hostile config (layers_per_block=10**6) from taking minutes and GBs.
 MAX_STAGES = 8  # a 2**7 down-sampling

@@ -22,6 +22,7 @@ from pathlib import Path
 from diffusers.pipelines.pipeline_loading_utils import LOADABLE_CLASSES
 from huggingface_hub import snapshot_download
 
+
 _LIBRARY = "vae_hub"  # the name model_index.json gives vae-hub, registered by vae_hub.models
 _INSTALLED = "vae_hub.models"  # where diffusers' loader finds the installed classes (in sys.modules, no code file)
 LOADER_MODULE = "pipeline"  # pipeline.py in a saved folder, for DiffusionPipeline.from_pretrained

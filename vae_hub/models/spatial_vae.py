@@ -34,8 +34,19 @@ from diffusers.utils.accelerate_utils import apply_forward_hook
 
 from .. import likelihood as lik
 from ..loading import StrictLoadingMixin
-from .blocks import (LegacyKeysMixin, ResBlock, ResStack, VAEOutput, autoencode, crop_to, downsample,
-                     likelihood_params, pad_to, res_stack, upsample)
+from .blocks import (
+    LegacyKeysMixin,
+    ResBlock,
+    ResStack,
+    VAEOutput,
+    autoencode,
+    crop_to,
+    downsample,
+    likelihood_params,
+    pad_to,
+    res_stack,
+    upsample,
+)
 from .config_checks import ConfigChecks
 
 

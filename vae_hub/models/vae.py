@@ -30,9 +30,20 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .. import likelihood as lik
 from ..loading import StrictLoadingMixin
-from .blocks import (LegacyKeysMixin, VAEOutput, autoencode, crop_to, downsample, execution_device, likelihood_params,
-                     pad_to, res_stack, upsample)
+from .blocks import (
+    LegacyKeysMixin,
+    VAEOutput,
+    autoencode,
+    crop_to,
+    downsample,
+    execution_device,
+    likelihood_params,
+    pad_to,
+    res_stack,
+    upsample,
+)
 from .config_checks import ConfigChecks
+
 
 PRIORS = ("standard", "mixture")
 

@@ -2,4 +2,5 @@
 
 from .latent_diffusion import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS, LatentDiffusionPipeline
 
+
 __all__ = ["DEFAULT_GUIDANCE_SCALE", "DEFAULT_NUM_INFERENCE_STEPS", "LatentDiffusionPipeline"]

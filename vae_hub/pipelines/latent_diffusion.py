@@ -29,6 +29,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from ..models.pipeline_loading import PipelineLoadingMixin
 from ..pipeline_defaults import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 
+
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 EXAMPLE_DOC_STRING = """
     Examples:

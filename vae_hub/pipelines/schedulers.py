@@ -5,6 +5,7 @@ scheduler config (its noise schedule and prediction type), as diffusers users sw
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
+
 SCHEDULERS = {"DDIM": (DDIMScheduler, {}), "DPM-Solver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
               "Euler": (EulerDiscreteScheduler, {})}
 
