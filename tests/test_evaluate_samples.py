@@ -175,8 +175,10 @@ def tiny_vae(prior_components: int = 0) -> VAEModel:
 def test_same_seed_same_numbers_other_seed_other_numbers(trained_classifier):
     reference, labels = labelled_images(32, seed=3)
     vae = tiny_vae(prior_components=3)
-    run = lambda source, seed: evaluate_samples(source, trained_classifier, reference, labels, num_samples=24,  # noqa: E731
-                                                batch_size=10, seed=seed, progress=False)
+    def run(source, seed):
+        return evaluate_samples(source, trained_classifier, reference, labels, num_samples=24, batch_size=10, seed=seed,
+                                progress=False)
+
     for make in (lambda: vae_source(vae, "standard"), lambda: vae_source(vae, "mixture"), lambda: images_source(reference),
                  lambda: reconstruction_source(vae, reference), lambda: pipeline_source(FakePipeline())):
         first, second, other = run(make(), 5), run(make(), 5), run(make(), 6)

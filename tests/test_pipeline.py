@@ -139,8 +139,9 @@ def test_class_labels_guidance_and_unconditional_batches():
 
 def test_guidance_changes_samples_and_same_class_by_name_or_id():
     pipe = tiny_pipe()
-    run = lambda labels, w: pipe(labels, guidance_scale=w, num_inference_steps=2, generator=seeded(),  # noqa: E731
-                                 output_type="pt").images
+    def run(labels, w):
+        return pipe(labels, guidance_scale=w, num_inference_steps=2, generator=seeded(), output_type="pt").images
+
     assert torch.equal(run("ZERO", 3.0), run(0, 3.0)) and torch.equal(run(["zero"], 3.0), run([0], 3.0))
     assert not torch.equal(run(0, 3.0), run(0, 1.0))
     assert not torch.equal(run(0, 1.0), run(1, 1.0))
