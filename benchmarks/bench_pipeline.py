@@ -26,11 +26,24 @@ from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEP
 from vae_hub.pipelines.schedulers import SCHEDULERS, build_scheduler, scheduler_name
 
 
-PROMPTS = ["red heart, twemoji style", "grinning face, noto style", "flag: Japan, twemoji style",
-           "lady beetle, noto style", "sailboat, twemoji style", "smiling face with sunglasses, twemoji style",
-           "thumbs up, noto style", "rocket, twemoji style", "pizza, noto style", "cat face, twemoji style",
-           "sun, noto style", "four leaf clover, twemoji style", "teacup without handle, noto style",
-           "guitar, twemoji style", "snowman, noto style", "red apple, twemoji style"]
+PROMPTS = [
+    "red heart, twemoji style",
+    "grinning face, noto style",
+    "flag: Japan, twemoji style",
+    "lady beetle, noto style",
+    "sailboat, twemoji style",
+    "smiling face with sunglasses, twemoji style",
+    "thumbs up, noto style",
+    "rocket, twemoji style",
+    "pizza, noto style",
+    "cat face, twemoji style",
+    "sun, noto style",
+    "four leaf clover, twemoji style",
+    "teacup without handle, noto style",
+    "guitar, twemoji style",
+    "snowman, noto style",
+    "red apple, twemoji style",
+]
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -51,11 +64,20 @@ def class_conditional(folder: str, num_images: int):
     batch_labels = torch.tensor(labels * 2 if labels else [0] * len(batch))
 
     def call(steps: int, guidance: float) -> None:
-        pipe(labels, num_inference_steps=steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(0),
-             output_type="pt")
+        pipe(
+            labels,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=torch.Generator().manual_seed(0),
+            output_type="pt",
+        )
 
-    return pipe, call, lambda: pipe.unet(batch, torch.tensor(500), class_labels=batch_labels), (
-        DEFAULT_NUM_INFERENCE_STEPS, DEFAULT_GUIDANCE_SCALE)
+    return (
+        pipe,
+        call,
+        lambda: pipe.unet(batch, torch.tensor(500), class_labels=batch_labels),
+        (DEFAULT_NUM_INFERENCE_STEPS, DEFAULT_GUIDANCE_SCALE),
+    )
 
 
 def text_to_image(folder: str, num_images: int):
@@ -74,16 +96,27 @@ def text_to_image(folder: str, num_images: int):
     hidden = torch.cat([states[1], states[0]])
 
     def call(steps: int, guidance: float) -> None:
-        pipe(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(0),
-             output_type="pt")
+        pipe(
+            prompts,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=torch.Generator().manual_seed(0),
+            output_type="pt",
+        )
 
-    return pipe, call, lambda: pipe.unet(batch, torch.tensor(500), encoder_hidden_states=hidden), (
-        setting.num_inference_steps, setting.guidance_scale)
+    return (
+        pipe,
+        call,
+        lambda: pipe.unet(batch, torch.tensor(500), encoder_hidden_states=hidden),
+        (setting.num_inference_steps, setting.guidance_scale),
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
-    parser.add_argument("--pipeline", required=True, help="a saved LatentDiffusionPipeline or StableDiffusionPipeline folder")
+    parser.add_argument(
+        "--pipeline", required=True, help="a saved LatentDiffusionPipeline or StableDiffusionPipeline folder"
+    )
     parser.add_argument("--num_images", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
@@ -109,8 +142,10 @@ def main() -> None:
     if build is text_to_image:  # what StableDiffusionPipeline.__call__ does when given no settings
         rows.append((f"{own}, diffusers' defaults", 50, 7.5, median_seconds(lambda: call(50, 7.5), args.repeats)))
 
-    print(f"{args.num_images} images (UNet on a guided batch of {2 * args.num_images}), {args.threads} threads; "
-          f"medians of {args.repeats}")
+    print(
+        f"{args.num_images} images (UNet on a guided batch of {2 * args.num_images}), {args.threads} threads; "
+        f"medians of {args.repeats}"
+    )
     print(f"one UNet call: {unet_seconds * 1000:.1f} ms · one VAE decode of {args.num_images}: {decode * 1000:.1f} ms")
     print("| scheduler | steps | guidance | seconds | steps × UNet call + decode | ratio |")
     print("|---|---:|---:|---:|---:|---:|")

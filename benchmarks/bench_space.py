@@ -91,13 +91,23 @@ def in_process(folder: str, repeats: int) -> list[tuple[str, list[float], float 
     entry = ex.entry(model)
     cases = [
         ("64 prior samples (`/sample`)", lambda i: ex.sample(model, 64, i, 1.0, "standard"), 150.0),
-        ("10-frame interpolation, seeds (`/interpolate`, with the GIF)",
-         lambda i: ex.interpolate(model, "seeds", None, None, i, i + 1, "slerp", 10), 100.0),
+        (
+            "10-frame interpolation, seeds (`/interpolate`, with the GIF)",
+            lambda i: ex.interpolate(model, "seeds", None, None, i, i + 1, "slerp", 10),
+            100.0,
+        ),
         # the endpoint caches its grid per model and size; time the computation, not the cache
-        ("15×15 manifold (`/manifold`, uncached)", lambda i: explore.manifold(entry.model, entry.latent_map, 15), 300.0),
+        (
+            "15×15 manifold (`/manifold`, uncached)",
+            lambda i: explore.manifold(entry.model, entry.latent_map, 15),
+            300.0,
+        ),
         ("reconstruction with posterior chart (`/reconstruct`)", lambda i: ex.reconstruct(model, example), None),
-        ("traversal: decode + 11-image sweep (`/traverse`)",
-         lambda i: ex.traverse(model, "origin", None, 1, (i % 8) / 2, *SLIDERS[1:]), None),
+        (
+            "traversal: decode + 11-image sweep (`/traverse`)",
+            lambda i: ex.traverse(model, "origin", None, 1, (i % 8) / 2, *SLIDERS[1:]),
+            None,
+        ),
         ("decode a map point (`/decode_point`)", lambda i: ex.decode_point(model, i / repeats, -i / repeats), None),
     ]
     return [(name, timed(fn, repeats), target) for name, fn, target in cases]
@@ -117,7 +127,9 @@ def in_process_diffusion(pipeline: str, repeats: int) -> dict:
     steps, guidance = explore.pipeline_defaults(pipe)
     scheduler = "DPM-Solver++"  # the Space's default
     bare = explore.private_copy(pipe, scheduler)
-    x0 = torch.randn(DIFFUSE_IMAGES, pipe.unet.config.in_channels, pipe.unet.config.sample_size, pipe.unet.config.sample_size)
+    x0 = torch.randn(
+        DIFFUSE_IMAGES, pipe.unet.config.in_channels, pipe.unet.config.sample_size, pipe.unet.config.sample_size
+    )
 
     def labels(i: int) -> list[int] | None:
         return explore.class_labels(pipe, explore.ANY_CLASS, DIFFUSE_IMAGES, i)
@@ -131,8 +143,13 @@ def in_process_diffusion(pipeline: str, repeats: int) -> dict:
 
     @torch.inference_mode()
     def pipeline_call(i: int) -> None:
-        bare(labels(i), num_inference_steps=steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(i),
-             output_type="pt")
+        bare(
+            labels(i),
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=torch.Generator().manual_seed(i),
+            output_type="pt",
+        )
 
     @torch.inference_mode()
     def decode(i: int) -> None:
@@ -147,8 +164,12 @@ def in_process_diffusion(pipeline: str, repeats: int) -> dict:
     ]
     previews = sum(grid is None for _, grid, _ in streamed(0))
     times = timed_together([fn for _, fn, _ in cases], repeats)
-    return {"cases": [(name, ms, target) for (name, _, target), ms in zip(cases, times)], "previews": previews,
-            "steps": steps, "guidance": guidance}
+    return {
+        "cases": [(name, ms, target) for (name, _, target), ms in zip(cases, times)],
+        "previews": previews,
+        "steps": steps,
+        "guidance": guidance,
+    }
 
 
 SCENARIOS = ("mixed", "paced", "same", "diffuse")
@@ -157,12 +178,23 @@ SCENARIOS = ("mixed", "paced", "same", "diffuse")
 def no_results(endpoints: tuple[str, ...] = ()) -> dict:
     """Latencies (ms) and error counts per HTTP scenario, the mixed scenario's latencies per endpoint, and the
     number of previews each /diffuse answer streamed."""
-    return {**{kind: [] for kind in SCENARIOS}, "errors": dict.fromkeys(SCENARIOS, 0),
-            "endpoints": {name: [] for name in endpoints}, "previews": []}
+    return {
+        **{kind: [] for kind in SCENARIOS},
+        "errors": dict.fromkeys(SCENARIOS, 0),
+        "endpoints": {name: [] for name in endpoints},
+        "previews": [],
+    }
 
 
-def over_http(model: str, pipeline: str, diffusion: tuple[int, float], users: int, per_user: int, diffuse_per_user: int,
-              log: Path) -> dict:
+def over_http(
+    model: str,
+    pipeline: str,
+    diffusion: tuple[int, float],
+    users: int,
+    per_user: int,
+    diffuse_per_user: int,
+    log: Path,
+) -> dict:
     """The HTTP scenarios against a Space serving ``model`` and ``pipeline`` (/diffuse with ``diffusion`` = (steps,
     guidance)): latencies in ms per scenario (``no_results``)."""
     import httpx
@@ -171,14 +203,22 @@ def over_http(model: str, pipeline: str, diffusion: tuple[int, float], users: in
 
     example = str(sorted(EXAMPLES.glob("*.png"))[0])
     mixed = [  # (endpoint, call)
-        ("sample", lambda c, r: c.predict(model, r.randint(16, 64), r.randint(0, 10**6), 1.0, "standard",
-                                          api_name="/sample")),
-        ("interpolate", lambda c, r: c.predict(model, "seeds", None, None, r.randint(0, 99), r.randint(100, 199),
-                                               "slerp", 10, api_name="/interpolate")),
+        (
+            "sample",
+            lambda c, r: c.predict(model, r.randint(16, 64), r.randint(0, 10**6), 1.0, "standard", api_name="/sample"),
+        ),
+        (
+            "interpolate",
+            lambda c, r: c.predict(
+                model, "seeds", None, None, r.randint(0, 99), r.randint(100, 199), "slerp", 10, api_name="/interpolate"
+            ),
+        ),
         ("manifold", lambda c, r: c.predict(model, 15, api_name="/manifold")),
         ("reconstruct", lambda c, r: c.predict(model, handle_file(example), api_name="/reconstruct")),
-        ("traverse", lambda c, r: c.predict(model, "origin", None, 1, r.uniform(-3, 3), *SLIDERS[1:],
-                                            api_name="/traverse")),
+        (
+            "traverse",
+            lambda c, r: c.predict(model, "origin", None, 1, r.uniform(-3, 3), *SLIDERS[1:], api_name="/traverse"),
+        ),
     ]
     results = no_results(tuple(name for name, _ in mixed))
     lock = threading.Lock()
@@ -189,8 +229,12 @@ def over_http(model: str, pipeline: str, diffusion: tuple[int, float], users: in
     tls = httpx.create_ssl_context()
     with running_space([model, pipeline], log) as space, tempfile.TemporaryDirectory() as downloads:
         model, pipeline = served_ids([model, pipeline])  # the lambdas above read these names when called
-        clients = [Client(space.url, verbose=False, analytics_enabled=False, download_files=f"{downloads}/{u}",
-                          ssl_verify=tls) for u in range(users)]
+        clients = [
+            Client(
+                space.url, verbose=False, analytics_enabled=False, download_files=f"{downloads}/{u}", ssl_verify=tls
+            )
+            for u in range(users)
+        ]
 
         def run(kind: str, call, client, endpoint: str = "") -> None:
             start = time.perf_counter()
@@ -215,8 +259,9 @@ def over_http(model: str, pipeline: str, diffusion: tuple[int, float], users: in
                 run(kind, lambda c: call(c, rng), clients[u], endpoint)
 
         def diffuse(client, rng) -> None:  # the whole streamed answer; it must have streamed previews
-            job = client.submit(pipeline, "any", DIFFUSE_IMAGES, *diffusion, rng.randint(0, 10**6), "DPM-Solver++",
-                                api_name="/diffuse")
+            job = client.submit(
+                pipeline, "any", DIFFUSE_IMAGES, *diffusion, rng.randint(0, 10**6), "DPM-Solver++", api_name="/diffuse"
+            )
             job.result()
             previews = len(job.outputs()) - 1
             with lock:
@@ -230,8 +275,10 @@ def over_http(model: str, pipeline: str, diffusion: tuple[int, float], users: in
             server, client = space.cpu_seconds(), time.process_time()
             list(pool.map(user, range(users)))
             count = len(results["mixed"]) + results["errors"]["mixed"]
-            results["cpu_ms"] = {"server": (space.cpu_seconds() - server) * 1000 / count,
-                                 "clients": (time.process_time() - client) * 1000 / count}
+            results["cpu_ms"] = {
+                "server": (space.cpu_seconds() - server) * 1000 / count,
+                "clients": (time.process_time() - client) * 1000 / count,
+            }
             list(pool.map(lambda u: user(u, "paced"), range(users)))
             barrier = threading.Barrier(users)
 
@@ -279,20 +326,44 @@ def hostile_burst(model: str, log: Path, rounds: int = 2) -> dict:
                 client.predict(model, handle_file(example), api_name="/reconstruct")
             sketch = {"background": None, "layers": [], "composite": handle_file(str(huge))}
             kinds = {
-                "config implying 2.5 GB": [lambda: client.predict(hostile, 4, 0, 1.0, "standard", api_name="/sample")] * 3,
-                "300 distinct failing ids": [lambda i=i: client.predict(f"nobody/missing-{i}", api_name="/about")
-                                             for i in range(300)],
-                "20 ids of 1 MB": [lambda i=i: client.predict(f"{i}/" + "x" * 2**20, api_name="/about") for i in range(20)],
-                "20 sketches of 10000² px": [lambda: client.predict(model, sketch, api_name="/reconstruct_sketch")] * 20,
-                "20 uploads of 10000² px": [lambda: client.predict(model, handle_file(str(huge)), api_name="/reconstruct")] * 20,
-                "20 files that are not images": [lambda: client.predict(model, handle_file(str(text)), api_name="/reconstruct")] * 20,
-                "20 typed server paths": [lambda p=p: client.predict(p, api_name="/about")
-                                          for p in ("~", "/proc/self/cwd", "/etc", "..")] * 5,
+                "config implying 2.5 GB": [lambda: client.predict(hostile, 4, 0, 1.0, "standard", api_name="/sample")]
+                * 3,
+                "300 distinct failing ids": [
+                    lambda i=i: client.predict(f"nobody/missing-{i}", api_name="/about") for i in range(300)
+                ],
+                "20 ids of 1 MB": [
+                    lambda i=i: client.predict(f"{i}/" + "x" * 2**20, api_name="/about") for i in range(20)
+                ],
+                "20 sketches of 10000² px": [lambda: client.predict(model, sketch, api_name="/reconstruct_sketch")]
+                * 20,
+                "20 uploads of 10000² px": [
+                    lambda: client.predict(model, handle_file(str(huge)), api_name="/reconstruct")
+                ]
+                * 20,
+                "20 files that are not images": [
+                    lambda: client.predict(model, handle_file(str(text)), api_name="/reconstruct")
+                ]
+                * 20,
+                "20 typed server paths": [
+                    lambda p=p: client.predict(p, api_name="/about") for p in ("~", "/proc/self/cwd", "/etc", "..")
+                ]
+                * 5,
             }
             fn_index = next(i for i, d in enumerate(client.config["dependencies"]) if d.get("api_name") == "sample")
-            body = {"data": [model, 64, 0, 1.0, "standard"], "fn_index": fn_index, "session_hash": "greedy",
-                    "event_data": None, "trigger_id": None}
-            result = {"requests": 0, "refused": 0, "client_errors": 0, "rss": [rss(space.pid) / 2**20], "after_kind": {}}
+            body = {
+                "data": [model, 64, 0, 1.0, "standard"],
+                "fn_index": fn_index,
+                "session_hash": "greedy",
+                "event_data": None,
+                "trigger_id": None,
+            }
+            result = {
+                "requests": 0,
+                "refused": 0,
+                "client_errors": 0,
+                "rss": [rss(space.pid) / 2**20],
+                "after_kind": {},
+            }
             log_start = log.stat().st_size
 
             def call(fn) -> int:
@@ -330,31 +401,43 @@ def hostile_table(result: dict) -> str:
     rounds = len(result["rss"]) - 1
     last_kind = list(result["after_kind"].values())[-1]
     hostile_growth = ", ".join(f"{last_kind[r] - result['rss'][r]:+.0f}" for r in range(rounds))
-    return "\n".join([
-        HOSTILE_BEGIN,
-        "### The Space under hostile bursts (`python benchmarks/bench_space.py --hostile`)",
-        "",
-        "| server RSS, MB | " + " | ".join(["before"] + [f"after burst {r + 1}" for r in range(rounds)] + ["peak"]) + " |",
-        "|---|" + "---:|" * (rounds + 2),
-        "| | " + " | ".join(f"{v:.0f}" for v in [*result["rss"], result["peak"]]) + " |",
-        "",
-        f"{result['requests']} requests in {rounds} bursts, {result['refused']} refused"
-        + (f" ({result['client_errors']} by the fair share: 8 threads share one session)" if result["client_errors"] else "")
-        + f", {result['log_kb']:.0f} kB of "
-        "log. Each burst, from 8 threads: " + "; ".join(
-            f"{kind} (RSS after: {', '.join(f'{v:.0f}' for v in values)} MB)" for kind, values in result["after_kind"].items())
-        + "; then 40 queue joins of 64 samples from one session (8 accepted). The refused requests changed the RSS by "
-        f"{hostile_growth} MB in the successive bursts; the rest is the 8 accepted 64-sample requests, run two at a "
-        "time: normal traffic of that kind takes a fresh server from about 640 to 800 MB, where it stays. Before "
-        "issue 14, three requests of the first kind alone took the server from 1.4 GB to 11.4 GB, and 300 long ids "
-        "added 260 MB.",
-        HOSTILE_END,
-    ])
+    return "\n".join(
+        [
+            HOSTILE_BEGIN,
+            "### The Space under hostile bursts (`python benchmarks/bench_space.py --hostile`)",
+            "",
+            "| server RSS, MB | "
+            + " | ".join(["before"] + [f"after burst {r + 1}" for r in range(rounds)] + ["peak"])
+            + " |",
+            "|---|" + "---:|" * (rounds + 2),
+            "| | " + " | ".join(f"{v:.0f}" for v in [*result["rss"], result["peak"]]) + " |",
+            "",
+            f"{result['requests']} requests in {rounds} bursts, {result['refused']} refused"
+            + (
+                f" ({result['client_errors']} by the fair share: 8 threads share one session)"
+                if result["client_errors"]
+                else ""
+            )
+            + f", {result['log_kb']:.0f} kB of "
+            "log. Each burst, from 8 threads: "
+            + "; ".join(
+                f"{kind} (RSS after: {', '.join(f'{v:.0f}' for v in values)} MB)"
+                for kind, values in result["after_kind"].items()
+            )
+            + "; then 40 queue joins of 64 samples from one session (8 accepted). The refused requests changed the RSS by "
+            f"{hostile_growth} MB in the successive bursts; the rest is the 8 accepted 64-sample requests, run two at a "
+            "time: normal traffic of that kind takes a fresh server from about 640 to 800 MB, where it stays. Before "
+            "issue 14, three requests of the first kind alone took the server from 1.4 GB to 11.4 GB, and 300 long ids "
+            "added 260 MB.",
+            HOSTILE_END,
+        ]
+    )
 
 
 def command(model: str, pipeline: str) -> str:
     options = ("" if Path(model) == SHIPPED else f" --model {model}") + (
-        "" if Path(pipeline) == SHIPPED_PIPELINE else f" --pipeline {pipeline}")
+        "" if Path(pipeline) == SHIPPED_PIPELINE else f" --pipeline {pipeline}"
+    )
     return f"python benchmarks/bench_space.py{options}"
 
 
@@ -362,8 +445,16 @@ def name_of(model: str) -> str:
     return Path(model).name if Path(model).exists() else model
 
 
-def table(model: str, pipeline: str, local: list, diffusion: dict, http: dict, users: int, per_user: int,
-          diffuse_per_user: int) -> str:
+def table(
+    model: str,
+    pipeline: str,
+    local: list,
+    diffusion: dict,
+    http: dict,
+    users: int,
+    per_user: int,
+    diffuse_per_user: int,
+) -> str:
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
     lines = [
         BEGIN,
@@ -382,46 +473,79 @@ def table(model: str, pipeline: str, local: list, diffusion: dict, http: dict, u
         verdict = "" if target is None else ("✅" if statistics.median(times) < target else "❌")
         lines.append(f"| {name} | {statistics.median(times):.1f} | {p95:.1f} | {target or '–'} | {verdict} |")
     streamed, final_grid, bare, decode = (statistics.median(times) for _, times, _ in diffusion["cases"])
-    lines += ["", f"/diffuse: {diffusion['steps']} DPM-Solver++ steps (the pipeline's default), guidance "
-                  f"{diffusion['guidance']:g}, random classes. The streamed request takes **{streamed / bare:.2f}×** the "
-                  f"bare pipeline call and the final grid alone {final_grid / bare:.2f}×, in the same run. The difference "
-                  f"is its {diffusion['previews']} previews: each decodes the {DIFFUSE_IMAGES} x0 predictions with the VAE "
-                  f"({decode:.1f} ms; {diffusion['previews']} × that = {diffusion['previews'] * decode:.0f} ms of the "
-                  f"{streamed - final_grid:.0f} ms between the two), the grids and the GIF cost the rest."]
-    lines += ["", f"| HTTP, {users} concurrent gradio_client users | requests | errors | median ms | p95 ms | max ms | target p95 ms | |",
-              "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        f"/diffuse: {diffusion['steps']} DPM-Solver++ steps (the pipeline's default), guidance "
+        f"{diffusion['guidance']:g}, random classes. The streamed request takes **{streamed / bare:.2f}×** the "
+        f"bare pipeline call and the final grid alone {final_grid / bare:.2f}×, in the same run. The difference "
+        f"is its {diffusion['previews']} previews: each decodes the {DIFFUSE_IMAGES} x0 predictions with the VAE "
+        f"({decode:.1f} ms; {diffusion['previews']} × that = {diffusion['previews'] * decode:.0f} ms of the "
+        f"{streamed - final_grid:.0f} ms between the two), the grids and the GIF cost the rest.",
+    ]
+    lines += [
+        "",
+        f"| HTTP, {users} concurrent gradio_client users | requests | errors | median ms | p95 ms | max ms | target p95 ms | |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for kind, name, target in (
-            ("mixed", f"mixed requests back to back ({per_user} per user: sample, interpolate, manifold, reconstruct, "
-                      "traverse)", 1000),
-            ("paced", "the same mix, each user pausing 0.5–1.5 s between requests", 1000),
-            ("same", "everyone presses Sample (36 images) with the default seed at once", 1000),
-            ("diffuse", f"everyone presses Diffuse ({DIFFUSE_IMAGES} images, {diffusion['steps']} steps, previews "
-                        f"streamed), {diffuse_per_user} per user back to back", None)):
+        (
+            "mixed",
+            f"mixed requests back to back ({per_user} per user: sample, interpolate, manifold, reconstruct, traverse)",
+            1000,
+        ),
+        ("paced", "the same mix, each user pausing 0.5–1.5 s between requests", 1000),
+        ("same", "everyone presses Sample (36 images) with the default seed at once", 1000),
+        (
+            "diffuse",
+            f"everyone presses Diffuse ({DIFFUSE_IMAGES} images, {diffusion['steps']} steps, previews "
+            f"streamed), {diffuse_per_user} per user back to back",
+            None,
+        ),
+    ):
         times = http[kind]
         if times:
             p95 = percentile(times, 95)
             errors = http["errors"][kind]
             ok = not errors and (target is None or p95 < target)
-            lines.append(f"| {name} | {len(times) + errors} | {errors} | {statistics.median(times):.0f} | "
-                         f"{p95:.0f} | {max(times):.0f} | {target or '–'} | {'✅' if ok else '❌'} |")
+            lines.append(
+                f"| {name} | {len(times) + errors} | {errors} | {statistics.median(times):.0f} | "
+                f"{p95:.0f} | {max(times):.0f} | {target or '–'} | {'✅' if ok else '❌'} |"
+            )
     if any(http["endpoints"].values()):
-        lines += ["", "Mixed requests back to back, per endpoint (median / p95 ms): " + ", ".join(
-            f"`/{name}` {statistics.median(times):.0f} / {percentile(times, 95):.0f}"
-            for name, times in http["endpoints"].items() if times) + "."]
+        lines += [
+            "",
+            "Mixed requests back to back, per endpoint (median / p95 ms): "
+            + ", ".join(
+                f"`/{name}` {statistics.median(times):.0f} / {percentile(times, 95):.0f}"
+                for name, times in http["endpoints"].items()
+                if times
+            )
+            + ".",
+        ]
     if http["previews"]:
         fewest, most = min(http["previews"]), max(http["previews"])
-        lines += ["", f"Each /diffuse answer streamed {fewest if fewest == most else f'{fewest}–{most}'} previews before its "
-                      f"final grid and GIF, and took {http['cpu_ms']['diffuse_server']:.0f} ms of the server's CPU time "
-                      f"(both cores, PNG files and Gradio included). {users} users at once wait in the Space's single "
-                      "line of 2 workers: a request's latency is mostly the requests ahead of it."]
+        lines += [
+            "",
+            f"Each /diffuse answer streamed {fewest if fewest == most else f'{fewest}–{most}'} previews before its "
+            f"final grid and GIF, and took {http['cpu_ms']['diffuse_server']:.0f} ms of the server's CPU time "
+            f"(both cores, PNG files and Gradio included). {users} users at once wait in the Space's single "
+            "line of 2 workers: a request's latency is mostly the requests ahead of it.",
+        ]
     if "cpu_ms" in http:
-        lines += ["", f"CPU per mixed request: server {http['cpu_ms']['server']:.0f} ms, the {users} gradio_client users "
-                      f"{http['cpu_ms']['clients']:.0f} ms. Clients and server share the same {os.cpu_count()} cores here, "
-                      "so the clients' own work is part of every latency above; remote users would not add it."]
-    lines += ["", "Latency over HTTP is the client's wall time per `predict` (queue, compute, PNG/GIF files, download). "
-                  "The clients share one TLS context made once: by default gradio_client rebuilds one (about 30 ms of "
-                  "CPU to load the CA bundle) for each of the three HTTP calls of a `predict`, which on these shared "
-                  "cores would be taken from the server; a remote user's machine pays that, not the Space.", END]
+        lines += [
+            "",
+            f"CPU per mixed request: server {http['cpu_ms']['server']:.0f} ms, the {users} gradio_client users "
+            f"{http['cpu_ms']['clients']:.0f} ms. Clients and server share the same {os.cpu_count()} cores here, "
+            "so the clients' own work is part of every latency above; remote users would not add it.",
+        ]
+    lines += [
+        "",
+        "Latency over HTTP is the client's wall time per `predict` (queue, compute, PNG/GIF files, download). "
+        "The clients share one TLS context made once: by default gradio_client rebuilds one (about 30 ms of "
+        "CPU to load the CA bundle) for each of the three HTTP calls of a `predict`, which on these shared "
+        "cores would be taken from the server; a remote user's machine pays that, not the Space.",
+        END,
+    ]
     return "\n".join(lines)
 
 
@@ -455,28 +579,49 @@ def text_to_image_speed(folder: str, repeats: int, users: int, per_user: int) ->
 
     @torch.inference_mode()
     def bare_call(i: int) -> None:
-        bare(PROMPT, num_images_per_prompt=T2I_IMAGES, num_inference_steps=settings[0], guidance_scale=settings[1],
-             generator=torch.Generator().manual_seed(i), output_type="pil")
+        bare(
+            PROMPT,
+            num_images_per_prompt=T2I_IMAGES,
+            num_inference_steps=settings[0],
+            guidance_scale=settings[1],
+            generator=torch.Generator().manual_seed(i),
+            output_type="pil",
+        )
 
     @torch.inference_mode()
     def bare_i2i_call(i: int) -> None:
-        bare_i2i(PROMPT, image=start, strength=0.6, num_inference_steps=settings[0], guidance_scale=settings[1],
-                 generator=torch.Generator().manual_seed(i), output_type="pil")
+        bare_i2i(
+            PROMPT,
+            image=start,
+            strength=0.6,
+            num_inference_steps=settings[0],
+            guidance_scale=settings[1],
+            generator=torch.Generator().manual_seed(i),
+            output_type="pil",
+        )
 
     cases = [
-        (f"`/text_to_image`, {T2I_IMAGES} images, streamed (previews, grid, GIF)",
-         lambda i: list(ex.text_to_image(model, PROMPT, "", T2I_IMAGES, *settings, i, d["scheduler"])), 1500.0),
+        (
+            f"`/text_to_image`, {T2I_IMAGES} images, streamed (previews, grid, GIF)",
+            lambda i: list(ex.text_to_image(model, PROMPT, "", T2I_IMAGES, *settings, i, d["scheduler"])),
+            1500.0,
+        ),
         (f"the bare `StableDiffusionPipeline` call, {T2I_IMAGES} images (reference)", bare_call, None),
-        ("`/image_to_image`, strength 0.6", lambda i: ex.image_to_image(model, example, PROMPT, "", 0.6, *settings,
-                                                                          i, d["scheduler"]), 1000.0),
+        (
+            "`/image_to_image`, strength 0.6",
+            lambda i: ex.image_to_image(model, example, PROMPT, "", 0.6, *settings, i, d["scheduler"]),
+            1000.0,
+        ),
         ("the bare `StableDiffusionImg2ImgPipeline` call (reference)", bare_i2i_call, None),
     ]
     times = timed_together([fn for _, fn, _ in cases], repeats)
     latencies, errors = [], 0
     with tempfile.TemporaryDirectory() as tmp, running_space([folder], Path(tmp) / "space.log") as space:
         served = served_ids([folder])[0]  # not ``model``: a shipped model of that name may be served too
-        clients = [Client(space.url, verbose=False, analytics_enabled=False, download_files=f"{tmp}/{u}")
-                   for u in range(users)]
+        clients = [
+            Client(space.url, verbose=False, analytics_enabled=False, download_files=f"{tmp}/{u}")
+            for u in range(users)
+        ]
         lock = threading.Lock()
 
         def user(u: int) -> None:
@@ -484,8 +629,16 @@ def text_to_image_speed(folder: str, repeats: int, users: int, per_user: int) ->
             for k in range(per_user):
                 began = time.perf_counter()
                 try:
-                    clients[u].predict(served, PROMPT, "", T2I_IMAGES, *settings, 100 * u + k, d["scheduler"],
-                                       api_name="/text_to_image")
+                    clients[u].predict(
+                        served,
+                        PROMPT,
+                        "",
+                        T2I_IMAGES,
+                        *settings,
+                        100 * u + k,
+                        d["scheduler"],
+                        api_name="/text_to_image",
+                    )
                     with lock:
                         latencies.append((time.perf_counter() - began) * 1000)
                 except Exception as err:  # counted: a benchmark reports failures instead of stopping
@@ -498,19 +651,31 @@ def text_to_image_speed(folder: str, repeats: int, users: int, per_user: int) ->
             list(pool.map(user, range(users)))
         for client in clients:
             client.close()
-    lines = [T2I_BEGIN, "## Space: text-to-image views (`benchmarks/bench_space.py --text_to_image`)", "",
-             f"Model `{name_of(folder)}` at its recommended setting ({d['scheduler']}, {settings[0]} steps, guidance "
-             f"{settings[1]:g}), prompt \"{PROMPT}\"; {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} cores, torch {torch.__version__}; medians of {repeats} interleaved calls.", "",
-             "| in-process | median ms | p95 ms | target |", "|---|---:|---:|---:|"]
+    lines = [
+        T2I_BEGIN,
+        "## Space: text-to-image views (`benchmarks/bench_space.py --text_to_image`)",
+        "",
+        f"Model `{name_of(folder)}` at its recommended setting ({d['scheduler']}, {settings[0]} steps, guidance "
+        f'{settings[1]:g}), prompt "{PROMPT}"; {platform.processor() or platform.machine()}, '
+        f"{os.cpu_count()} cores, torch {torch.__version__}; medians of {repeats} interleaved calls.",
+        "",
+        "| in-process | median ms | p95 ms | target |",
+        "|---|---:|---:|---:|",
+    ]
     for (name, _, target), ms in zip(cases, times):
-        lines.append(f"| {name} | {statistics.median(ms):.0f} | {percentile(ms, 95):.0f} | "
-                     f"{f'< {target:.0f}' if target else ''} |")
-    lines += ["", f"Over HTTP: {users} gradio_client users × {per_user} `/text_to_image` requests at once: "
-              f"**{errors} errors**, {len(latencies)} answered, p95 {percentile(latencies, 95):.0f} ms "
-              "(the queue runs 4 at a time on 2 cores).", "",
-              f"Command: `python benchmarks/bench_space.py --text_to_image {name_of(folder)} --repeats {repeats}`.",
-              T2I_END]
+        lines.append(
+            f"| {name} | {statistics.median(ms):.0f} | {percentile(ms, 95):.0f} | "
+            f"{f'< {target:.0f}' if target else ''} |"
+        )
+    lines += [
+        "",
+        f"Over HTTP: {users} gradio_client users × {per_user} `/text_to_image` requests at once: "
+        f"**{errors} errors**, {len(latencies)} answered, p95 {percentile(latencies, 95):.0f} ms "
+        "(the queue runs 4 at a time on 2 cores).",
+        "",
+        f"Command: `python benchmarks/bench_space.py --text_to_image {name_of(folder)} --repeats {repeats}`.",
+        T2I_END,
+    ]
     return "\n".join(lines)
 
 
@@ -527,8 +692,11 @@ def write_section(path: Path, section: str, begin: str = BEGIN, end: str = END) 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--model", default=str(SHIPPED), help="VAEModel folder or Hub id (default: the shipped model)")
-    parser.add_argument("--pipeline", default=str(SHIPPED_PIPELINE),
-                        help="LatentDiffusionPipeline folder or Hub id for /diffuse (default: the shipped pipeline)")
+    parser.add_argument(
+        "--pipeline",
+        default=str(SHIPPED_PIPELINE),
+        help="LatentDiffusionPipeline folder or Hub id for /diffuse (default: the shipped pipeline)",
+    )
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per in-process endpoint")
     parser.add_argument("--users", type=int, default=16, help="concurrent HTTP clients")
     parser.add_argument("--requests_per_user", type=int, default=10)
@@ -536,8 +704,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "RESULTS.md"))
     parser.add_argument("--skip_http", action="store_true", help="only the in-process timings")
     parser.add_argument("--hostile", action="store_true", help="only the server's memory across a hostile burst")
-    parser.add_argument("--text_to_image", default=None, metavar="FOLDER",
-                        help="only: a StableDiffusionPipeline folder's views (in-process and 16 HTTP users)")
+    parser.add_argument(
+        "--text_to_image",
+        default=None,
+        metavar="FOLDER",
+        help="only: a StableDiffusionPipeline folder's views (in-process and 16 HTTP users)",
+    )
     args = parser.parse_args(argv)
     if args.text_to_image:
         section = text_to_image_speed(args.text_to_image, args.repeats, args.users, 2)
@@ -556,18 +728,38 @@ def main(argv: list[str] | None = None) -> None:
     local = in_process(args.model, args.repeats)
     diffusion = in_process_diffusion(args.pipeline, args.repeats)
     for name, times, target in local + diffusion["cases"]:
-        print(f"{name}: median {statistics.median(times):.1f} ms, p95 {percentile(times, 95):.1f} ms (target {target})")
+        print(
+            f"{name}: median {statistics.median(times):.1f} ms, p95 {percentile(times, 95):.1f} ms (target {target})"
+        )
     http = no_results()
     if not args.skip_http:
         with tempfile.TemporaryDirectory() as tmp:
-            http = over_http(args.model, args.pipeline, (diffusion["steps"], diffusion["guidance"]), args.users,
-                             args.requests_per_user, args.diffuse_per_user, Path(tmp) / "space.log")
+            http = over_http(
+                args.model,
+                args.pipeline,
+                (diffusion["steps"], diffusion["guidance"]),
+                args.users,
+                args.requests_per_user,
+                args.diffuse_per_user,
+                Path(tmp) / "space.log",
+            )
         for kind in SCENARIOS:
             if http[kind]:
                 print(f"HTTP {kind}: {len(http[kind])} ok, p95 {percentile(http[kind], 95):.0f} ms")
         print(f"HTTP errors: {http['errors']}; CPU ms per mixed request: {http.get('cpu_ms')}")
-    write_section(Path(args.results), table(args.model, args.pipeline, local, diffusion, http, args.users,
-                                            args.requests_per_user, args.diffuse_per_user))
+    write_section(
+        Path(args.results),
+        table(
+            args.model,
+            args.pipeline,
+            local,
+            diffusion,
+            http,
+            args.users,
+            args.requests_per_user,
+            args.diffuse_per_user,
+        ),
+    )
     print(f"wrote the bench_space section of {args.results}")
 
 

@@ -42,18 +42,65 @@ EMOJI_VAE = REPO / "space" / "models" / "emoji-vae"
 CAPTION_COLUMN = "text"
 VAE_RUN_FLAGS = ["--max_grad_norm", str(MAX_GRAD_NORM), "--eval_iw_samples", "1", "--eval_max_samples", "16"]
 CASES = {  # the script, its model flags and run flags, the images, the batch
-    "vector": {"script": "train_vae.py", "flags": ["--block_out_channels", "16", "32", "--latent_dim", "32",
-                                                   "--norm_num_groups", "8", "--prior_components", "0"],
-               "run_flags": VAE_RUN_FLAGS, "size": 28, "channels": 1, "batch_size": 128},
-    "autoencoderkl": {"script": "train_vae.py", "flags": ["--model_type", "autoencoderkl", "--block_out_channels", "16",
-                                                          "32", "64", "128", "--norm_num_groups", "8",
-                                                          "--latent_channels", "4"],
-                      "run_flags": VAE_RUN_FLAGS, "size": 64, "channels": 3, "batch_size": 32},
-    "texttoimage": {"script": "train_text_to_image.py",
-                    "flags": ["--pretrained_vae_model_name_or_path", str(EMOJI_VAE), "--caption_column", CAPTION_COLUMN,
-                              "--block_out_channels", "64", "128", "--attention_levels", "0", "1", "--text_layers", "3"],
-                    "run_flags": ["--num_validation_images", "1", "--num_inference_steps", "1"],
-                    "size": 64, "channels": 3, "batch_size": 64},
+    "vector": {
+        "script": "train_vae.py",
+        "flags": [
+            "--block_out_channels",
+            "16",
+            "32",
+            "--latent_dim",
+            "32",
+            "--norm_num_groups",
+            "8",
+            "--prior_components",
+            "0",
+        ],
+        "run_flags": VAE_RUN_FLAGS,
+        "size": 28,
+        "channels": 1,
+        "batch_size": 128,
+    },
+    "autoencoderkl": {
+        "script": "train_vae.py",
+        "flags": [
+            "--model_type",
+            "autoencoderkl",
+            "--block_out_channels",
+            "16",
+            "32",
+            "64",
+            "128",
+            "--norm_num_groups",
+            "8",
+            "--latent_channels",
+            "4",
+        ],
+        "run_flags": VAE_RUN_FLAGS,
+        "size": 64,
+        "channels": 3,
+        "batch_size": 32,
+    },
+    "texttoimage": {
+        "script": "train_text_to_image.py",
+        "flags": [
+            "--pretrained_vae_model_name_or_path",
+            str(EMOJI_VAE),
+            "--caption_column",
+            CAPTION_COLUMN,
+            "--block_out_channels",
+            "64",
+            "128",
+            "--attention_levels",
+            "0",
+            "1",
+            "--text_layers",
+            "3",
+        ],
+        "run_flags": ["--num_validation_images", "1", "--num_inference_steps", "1"],
+        "size": 64,
+        "channels": 3,
+        "batch_size": 64,
+    },
 }
 
 
@@ -63,12 +110,26 @@ def build_model(case: str):
 
     spec = CASES[case]
     if case == "vector":
-        return VAEModel(in_channels=1, sample_size=spec["size"], block_out_channels=(16, 32), latent_dim=32,
-                        norm_num_groups=8, layers_per_block=1)
-    return AutoencoderKLWithLikelihood.from_config({
-        "in_channels": 3, "out_channels": 3, "sample_size": spec["size"], "block_out_channels": (16, 32, 64, 128),
-        "norm_num_groups": 8, "latent_channels": 4, "down_block_types": ("DownEncoderBlock2D",) * 4,
-        "up_block_types": ("UpDecoderBlock2D",) * 4})
+        return VAEModel(
+            in_channels=1,
+            sample_size=spec["size"],
+            block_out_channels=(16, 32),
+            latent_dim=32,
+            norm_num_groups=8,
+            layers_per_block=1,
+        )
+    return AutoencoderKLWithLikelihood.from_config(
+        {
+            "in_channels": 3,
+            "out_channels": 3,
+            "sample_size": spec["size"],
+            "block_out_channels": (16, 32, 64, 128),
+            "norm_num_groups": 8,
+            "latent_channels": 4,
+            "down_block_types": ("DownEncoderBlock2D",) * 4,
+            "up_block_types": ("UpDecoderBlock2D",) * 4,
+        }
+    )
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -140,14 +201,40 @@ def plain_text_to_image_loop(args: argparse.Namespace) -> float:
         mean, std = posterior.mean * vae.config.scaling_factor, posterior.std * vae.config.scaling_factor
     tokenizer = train_caption_tokenizer(captions, vocab_size=2048)
     ids, empty = tokenize(tokenizer, captions).to(device), tokenize(tokenizer, [""]).to(device)  # as the pipeline pads
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=4,
-        projection_dim=128, max_position_embeddings=tokenizer.model_max_length, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)).to(device).train()
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(64, 128), layers_per_block=2,
-        norm_num_groups=32, attention_head_dim=8, cross_attention_dim=128,
-        down_block_types=("CrossAttnDownBlock2D",) * 2, up_block_types=("CrossAttnUpBlock2D",) * 2).to(device).train()
+    text_encoder = (
+        CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=128,
+                intermediate_size=512,
+                num_hidden_layers=3,
+                num_attention_heads=4,
+                projection_dim=128,
+                max_position_embeddings=tokenizer.model_max_length,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
+        .to(device)
+        .train()
+    )
+    unet = (
+        UNet2DConditionModel(
+            sample_size=8,
+            in_channels=4,
+            out_channels=4,
+            block_out_channels=(64, 128),
+            layers_per_block=2,
+            norm_num_groups=32,
+            attention_head_dim=8,
+            cross_attention_dim=128,
+            down_block_types=("CrossAttnDownBlock2D",) * 2,
+            up_block_types=("CrossAttnUpBlock2D",) * 2,
+        )
+        .to(device)
+        .train()
+    )
     scheduler = DDPMScheduler(num_train_timesteps=1000, clip_sample=False)
     parameters = [*unet.parameters(), *text_encoder.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=1e-4, weight_decay=1e-2)  # the script's defaults
@@ -182,8 +269,9 @@ def plain_loop(args: argparse.Namespace) -> float:
     device = torch.device(args.device)
     spec = CASES[args.case]
     batch_size = spec["batch_size"]
-    images = load_split(args.dataset, "train", resolution=spec["size"], channels=spec["channels"],
-                        progress=False).images.to(device)
+    images = load_split(
+        args.dataset, "train", resolution=spec["size"], channels=spec["channels"], progress=False
+    ).images.to(device)
     model = build_model(args.case).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)  # the script's defaults
     generator = torch.Generator(device=device).manual_seed(0)
@@ -202,8 +290,14 @@ def plain_loop(args: argparse.Namespace) -> float:
 
 # ------------------------------------------------------------------------------------------ measurements
 def environment(device: str, threads: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": str(threads),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TQDM_DISABLE": "1",
+    }
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # the script then runs on the CPU too
     return env
@@ -213,21 +307,52 @@ def measure_script(args, case: str, dataset: Path, device: str, work: Path, repe
     out = work / f"script-{case}-{device}-{repeat}"
     spec = CASES[case]
     command = [
-        sys.executable, str(REPO / "training" / spec["script"]), "--dataset_name", str(dataset), "--output_dir",
-        str(out), "--cache_dir", str(work / "cache"), "--train_batch_size", str(spec["batch_size"]),
-        "--max_train_steps", str(WARMUP + args.steps), *spec["flags"], *spec["run_flags"], "--lr_warmup_steps", "0",
-        "--report_to", "none", "--checkpointing_steps", "1000000", "--validation_epochs", "1000000",
-        "--logging_steps", "10",
+        sys.executable,
+        str(REPO / "training" / spec["script"]),
+        "--dataset_name",
+        str(dataset),
+        "--output_dir",
+        str(out),
+        "--cache_dir",
+        str(work / "cache"),
+        "--train_batch_size",
+        str(spec["batch_size"]),
+        "--max_train_steps",
+        str(WARMUP + args.steps),
+        *spec["flags"],
+        *spec["run_flags"],
+        "--lr_warmup_steps",
+        "0",
+        "--report_to",
+        "none",
+        "--checkpointing_steps",
+        "1000000",
+        "--validation_epochs",
+        "1000000",
+        "--logging_steps",
+        "10",
     ]
     subprocess.run(command, env=environment(device, args.threads), check=True, capture_output=True, timeout=1800)
     return json.loads((out / "training_info.json").read_text())["train_images_per_second"]
 
 
 def measure_plain(args, case: str, dataset: Path, device: str) -> float:
-    command = [sys.executable, __file__, "--plain", "--dataset", str(dataset), "--device", device, "--steps",
-               str(args.steps), "--case", case]
-    done = subprocess.run(command, env=environment(device, args.threads), check=True, capture_output=True, text=True,
-                          timeout=1800)
+    command = [
+        sys.executable,
+        __file__,
+        "--plain",
+        "--dataset",
+        str(dataset),
+        "--device",
+        device,
+        "--steps",
+        str(args.steps),
+        "--case",
+        case,
+    ]
+    done = subprocess.run(
+        command, env=environment(device, args.threads), check=True, capture_output=True, text=True, timeout=1800
+    )
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -236,8 +361,11 @@ def machine(devices: list[str], threads: int) -> str:
 
     cpu = platform.processor() or platform.machine()
     if Path("/proc/cpuinfo").exists():
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     text = f"{cpu}, {os.cpu_count()} cores ({threads} torch thread{'s' * (threads > 1)} per side), torch {torch.__version__}"
     if "cuda" in devices:
@@ -273,16 +401,23 @@ def main(args: argparse.Namespace) -> None:
         work = Path(tmp)
         for case in args.cases:
             spec = CASES[case]
-            dataset = write_hub_dataset(work / f"data-{case}", n_train=args.num_images, n_test=16, size=spec["size"],
-                                        channels=spec["channels"],
-                                        caption_column=CAPTION_COLUMN if case == "texttoimage" else None)
+            dataset = write_hub_dataset(
+                work / f"data-{case}",
+                n_train=args.num_images,
+                n_test=16,
+                size=spec["size"],
+                channels=spec["channels"],
+                caption_column=CAPTION_COLUMN if case == "texttoimage" else None,
+            )
             for device in devices:
                 script, plain = [], []
                 for repeat in range(args.repeats):  # interleaved: script, plain, script, plain, ...
                     script.append(measure_script(args, case, dataset, device, work, repeat))
                     plain.append(measure_plain(args, case, dataset, device))
-                    print(f"{case} {device} repeat {repeat}: script {script[-1]:.0f} img/s, plain {plain[-1]:.0f} "
-                          "img/s", flush=True)
+                    print(
+                        f"{case} {device} repeat {repeat}: script {script[-1]:.0f} img/s, plain {plain[-1]:.0f} img/s",
+                        flush=True,
+                    )
                 ratios = [s / p for s, p in zip(script, plain)]
                 rows.append((case, device, script, plain, ratios))
 
@@ -290,9 +425,12 @@ def main(args: argparse.Namespace) -> None:
         "## Training loops: `training/train_vae.py` and `train_text_to_image.py` vs a plain PyTorch loop "
         "(`benchmarks/bench_train.py`)",
         "",
-        f"Machine: {machine(devices, args.threads)}. Cases: " + "; ".join(
+        f"Machine: {machine(devices, args.threads)}. Cases: "
+        + "; ".join(
             f"`{case}`: `{' '.join(CASES[case]['flags']).replace(f'{REPO}/', '')}`, batch {CASES[case]['batch_size']} of "
-            f"{CASES[case]['size']}×{CASES[case]['size']}×{CASES[case]['channels']}" for case in args.cases)
+            f"{CASES[case]['size']}×{CASES[case]['size']}×{CASES[case]['channels']}"
+            for case in args.cases
+        )
         + f". In-memory data; the loss and optimiser as the module's doc says. {args.repeats} interleaved "
         f"repeats of {args.steps} timed steps after {WARMUP} warm-up steps; medians. Load average (1/5/15 min) before: "
         f"{load_before}, after: {load()}.",
@@ -302,12 +440,16 @@ def main(args: argparse.Namespace) -> None:
     ]
     for case, device, script, plain, ratios in rows:
         ratio = statistics.median(script) / statistics.median(plain)
-        lines.append(f"| {case} | {device} | {statistics.median(script):.0f} ({', '.join(f'{v:.0f}' for v in script)}) | "
-                     f"{statistics.median(plain):.0f} ({', '.join(f'{v:.0f}' for v in plain)}) | **{ratio:.2f}** | "
-                     f"{min(ratios):.2f}–{max(ratios):.2f} |")
+        lines.append(
+            f"| {case} | {device} | {statistics.median(script):.0f} ({', '.join(f'{v:.0f}' for v in script)}) | "
+            f"{statistics.median(plain):.0f} ({', '.join(f'{v:.0f}' for v in plain)}) | **{ratio:.2f}** | "
+            f"{min(ratios):.2f}–{max(ratios):.2f} |"
+        )
     lines.append("")
-    lines.append(f"Command: `python benchmarks/bench_train.py --repeats {args.repeats} --steps {args.steps} "
-                 f"--threads {args.threads} --cases {' '.join(args.cases)}`. Target: ratio ≥ 0.95.")
+    lines.append(
+        f"Command: `python benchmarks/bench_train.py --repeats {args.repeats} --steps {args.steps} "
+        f"--threads {args.threads} --cases {' '.join(args.cases)}`. Target: ratio ≥ 0.95."
+    )
     section = "\n".join(lines)
     write_results(args.results, section)
     print(section)

@@ -68,8 +68,15 @@ MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 2**20  # an upload's form fields and boundar
 
 def launch_options() -> dict:
     """The keyword arguments of ``Blocks.launch`` (a fresh dict each time: Gradio writes into ``app_kwargs``)."""
-    return {"theme": THEME, "css": CSS, "js": DRAW_MODE_JS, "show_error": True, "max_file_size": MAX_UPLOAD_BYTES,
-            "app_kwargs": {"max_body_size": MAX_BODY_BYTES, **space_api.app_options()}}
+    return {
+        "theme": THEME,
+        "css": CSS,
+        "js": DRAW_MODE_JS,
+        "show_error": True,
+        "max_file_size": MAX_UPLOAD_BYTES,
+        "app_kwargs": {"max_body_size": MAX_BODY_BYTES, **space_api.app_options()},
+    }
+
 
 # Every event that runs the network joins one first-in-first-out group with as many workers as a Space has
 # cores: requests of all kinds wait in arrival order instead of per-endpoint lines, and no more threads fight
@@ -123,10 +130,13 @@ def endpoint(fn, files: explore.OutputFiles):
         except Exception as err:  # a bug: log it, tell the user, keep serving
             trace = "".join(traceback.format_exception(type(err), err, err.__traceback__, limit=MAX_TRACE_FRAMES))
             log.error("%s failed:\n%s", fn.__name__, trace[-MAX_LOG_CHARS:])
-            raise gr.Error("Something went wrong on the server (it has been logged). Please try other inputs.",
-                           print_exception=False) from err
+            raise gr.Error(
+                "Something went wrong on the server (it has been logged). Please try other inputs.",
+                print_exception=False,
+            ) from err
 
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def streamed(*args, **kwargs):
             with answered(), contextlib.closing(fn(*args, **kwargs)) as values:
@@ -206,8 +216,16 @@ def unless_empty(fn, outputs: int):
 
 def pixel_image(label: str, height: int | None = None, **kwargs) -> gr.Image:
     """An output image shown crisp (nearest-neighbour), saved as PNG, never lossy WebP."""
-    return gr.Image(label=label, type="pil", format="png", interactive=False, height=height,
-                    elem_classes=["pixelated"], buttons=["download", "fullscreen"], **kwargs)
+    return gr.Image(
+        label=label,
+        type="pil",
+        format="png",
+        interactive=False,
+        height=height,
+        elem_classes=["pixelated"],
+        buttons=["download", "fullscreen"],
+        **kwargs,
+    )
 
 
 def whole_slider(minimum: int, maximum: int, value: int, label: str, **kwargs) -> gr.Slider:
@@ -217,8 +235,15 @@ def whole_slider(minimum: int, maximum: int, value: int, label: str, **kwargs) -
 
 
 def upload_image(label: str, **kwargs) -> gr.Image:
-    image = gr.Image(label=label, type="pil", image_mode=None, sources=["upload", "clipboard"], height=220,
-                     elem_classes=["pixelated"], **kwargs)
+    image = gr.Image(
+        label=label,
+        type="pil",
+        image_mode=None,
+        sources=["upload", "clipboard"],
+        height=220,
+        elem_classes=["pixelated"],
+        **kwargs,
+    )
     return check_before_decoding(image, explore.MAX_SIDE, "image")
 
 
@@ -235,8 +260,12 @@ def fit_tabs(own: tuple[str, ...], open_tab: str, labels: list[str]) -> tuple[st
 
 
 EXAMPLE_PROMPTS = [  # the first two are test captions the shipped model never saw; their parts it did
-    ["lady beetle, noto style"], ["sailboat, twemoji style"], ["red heart, twemoji style"],
-    ["grinning face, noto style"], ["flag: Japan, twemoji style"], ["woman farmer: medium-light skin tone, noto style"],
+    ["lady beetle, noto style"],
+    ["sailboat, twemoji style"],
+    ["red heart, twemoji style"],
+    ["grinning face, noto style"],
+    ["flag: Japan, twemoji style"],
+    ["woman farmer: medium-light skin tone, noto style"],
 ]
 
 
@@ -244,8 +273,14 @@ def sampler_controls(defaults: dict) -> list:
     """Steps, guidance, seed (with a new-seed button) and scheduler of a text-to-image view, at the model's
     recommended settings: [steps, guidance, seed, scheduler]."""
     steps = gr.Slider(*explore.T2I_STEPS, value=defaults["steps"], step=1, precision=0, label="Steps")
-    guidance = gr.Slider(0.0, explore.MAX_T2I_GUIDANCE, value=defaults["guidance"], step=0.5, label="Guidance scale",
-                         info="above 1: classifier-free guidance towards the prompt (and away from the negative one)")
+    guidance = gr.Slider(
+        0.0,
+        explore.MAX_T2I_GUIDANCE,
+        value=defaults["guidance"],
+        step=0.5,
+        label="Guidance scale",
+        info="above 1: classifier-free guidance towards the prompt (and away from the negative one)",
+    )
     with gr.Row(equal_height=True):
         seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed", scale=3)
         gr.Button("🎲 New seed", scale=2).click(explore.new_seed, outputs=seed, queue=False, api_visibility="private")
@@ -254,7 +289,9 @@ def sampler_controls(defaults: dict) -> list:
 
 
 def prompt_boxes(prompt_label: str = "Prompt") -> tuple[gr.Textbox, gr.Textbox]:
-    prompt = gr.Textbox(label=prompt_label, max_length=explore.MAX_PROMPT_CHARS, placeholder="red heart, twemoji style")
+    prompt = gr.Textbox(
+        label=prompt_label, max_length=explore.MAX_PROMPT_CHARS, placeholder="red heart, twemoji style"
+    )
     negative = gr.Textbox(label="Negative prompt", max_length=explore.MAX_PROMPT_CHARS, placeholder="(optional)")
     return prompt, negative
 
@@ -270,16 +307,22 @@ def text_to_image_views(ex: Explorer, view, emoji: list[str]) -> dict:
     views = {}
     with view("Text to image"):
         # the model box's text-to-image model (these tabs are shown for such models only); the API's default is one
-        t2i_model = gr.Dropdown(offered, value=offered[0] if offered else None, allow_custom_value=True,
-                                label="model_id", visible=False)
-        gr.Markdown("Type what to draw. The pipeline starts from noise in its autoencoder's latent space and removes a "
-                    "little at each step, steered by the prompt's text embedding; the left image shows what it "
-                    "currently thinks the result is. It knows only the words of emoji names (the note under the "
-                    "result says which of yours it never learned).", elem_classes=["help"])
+        t2i_model = gr.Dropdown(
+            offered, value=offered[0] if offered else None, allow_custom_value=True, label="model_id", visible=False
+        )
+        gr.Markdown(
+            "Type what to draw. The pipeline starts from noise in its autoencoder's latent space and removes a "
+            "little at each step, steered by the prompt's text embedding; the left image shows what it "
+            "currently thinks the result is. It knows only the words of emoji names (the note under the "
+            "result says which of yours it never learned).",
+            elem_classes=["help"],
+        )
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 prompt, negative = prompt_boxes()
-                gr.Examples(EXAMPLE_PROMPTS, inputs=prompt, label="Example prompts (the first two were never trained on)")
+                gr.Examples(
+                    EXAMPLE_PROMPTS, inputs=prompt, label="Example prompts (the first two were never trained on)"
+                )
                 n = gr.Slider(*explore.T2I_IMAGES, value=4, step=1, precision=0, label="Images")
                 controls = sampler_controls(defaults)
                 button = gr.Button("Draw", variant="primary", elem_id="t2i-run")
@@ -288,13 +331,22 @@ def text_to_image_views(ex: Explorer, view, emoji: list[str]) -> dict:
                     preview = pixel_image("Denoising: the current guess", height=360, elem_id="t2i-preview")
                     result = pixel_image("Result", height=360, elem_id="t2i-grid")
                 note = gr.Markdown(elem_id="t2i-note")
-                gif = gr.Image(label="The denoising as an animation (GIF)", type="filepath", interactive=False,
-                               height=260, elem_classes=["pixelated"], buttons=["download"], elem_id="t2i-gif")
+                gif = gr.Image(
+                    label="The denoising as an animation (GIF)",
+                    type="filepath",
+                    interactive=False,
+                    height=260,
+                    elem_classes=["pixelated"],
+                    buttons=["download"],
+                    elem_id="t2i-gif",
+                )
         views["text_to_image"] = (button, [t2i_model, prompt, negative, n, *controls], [preview, result, gif, note])
     with view("Image to image"):
-        gr.Markdown("SDEdit: your picture is noised part of the way (*strength*: 0 keeps it, 1 starts from pure noise), "
-                    "then denoised towards the prompt. Left: the noised starting point, as the autoencoder decodes it.",
-                    elem_classes=["help"])
+        gr.Markdown(
+            "SDEdit: your picture is noised part of the way (*strength*: 0 keeps it, 1 starts from pure noise), "
+            "then denoised towards the prompt. Left: the noised starting point, as the autoencoder decodes it.",
+            elem_classes=["help"],
+        )
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 image = upload_image("Start from", elem_id="i2i-image")
@@ -308,18 +360,30 @@ def text_to_image_views(ex: Explorer, view, emoji: list[str]) -> dict:
                     start = pixel_image("Noised start", height=300, elem_id="i2i-start")
                     redrawn = pixel_image("Result", height=300, elem_id="i2i-result")
                 i2i_note = gr.Markdown(elem_id="i2i-note")
-        views["image_to_image"] = (button, [t2i_model, image, prompt, negative, strength, *controls],
-                                   [start, redrawn, i2i_note])
+        views["image_to_image"] = (
+            button,
+            [t2i_model, image, prompt, negative, strength, *controls],
+            [start, redrawn, i2i_note],
+        )
     with view("Inpaint"):
-        gr.Markdown("Upload or pick an image, paint over the part to redraw, and say what should be there. Only the "
-                    "painted part changes (up to the autoencoder's own error: the note says how much).",
-                    elem_classes=["help"])
+        gr.Markdown(
+            "Upload or pick an image, paint over the part to redraw, and say what should be there. Only the "
+            "painted part changes (up to the autoencoder's own error: the note says how much).",
+            elem_classes=["help"],
+        )
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                editor = gr.ImageEditor(label="Paint the part to redraw", type="pil", image_mode="RGBA",
-                                        sources=["upload", "clipboard"], transforms=(), layers=False, height=320,
-                                        brush=gr.Brush(default_size=24, colors=["#ff00ff"], color_mode="fixed"),
-                                        elem_id="inpaint-editor")
+                editor = gr.ImageEditor(
+                    label="Paint the part to redraw",
+                    type="pil",
+                    image_mode="RGBA",
+                    sources=["upload", "clipboard"],
+                    transforms=(),
+                    layers=False,
+                    height=320,
+                    brush=gr.Brush(default_size=24, colors=["#ff00ff"], color_mode="fixed"),
+                    elem_id="inpaint-editor",
+                )
                 check_before_decoding(editor, explore.MAX_SIDE, "image")
                 gr.Examples(emoji, inputs=editor, examples_per_page=16, label=EMOJI_EXAMPLES_LABEL)
                 prompt, negative = prompt_boxes()
@@ -330,23 +394,47 @@ def text_to_image_views(ex: Explorer, view, emoji: list[str]) -> dict:
                 inpaint_note = gr.Markdown(elem_id="inpaint-note")
         views["inpaint"] = (button, [t2i_model, editor, prompt, negative, *controls], [inpainted, inpaint_note])
     with view("Prompt walk"):
-        gr.Markdown("One fixed noise, the text embedding moved along a great circle (slerp) from prompt A to prompt B; "
-                    "with a second seed, the noise moves too.", elem_classes=["help"])
+        gr.Markdown(
+            "One fixed noise, the text embedding moved along a great circle (slerp) from prompt A to prompt B; "
+            "with a second seed, the noise moves too.",
+            elem_classes=["help"],
+        )
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                prompt_a = gr.Textbox(label="Prompt A", max_length=explore.MAX_PROMPT_CHARS, value="red heart, twemoji style")
-                prompt_b = gr.Textbox(label="Prompt B", max_length=explore.MAX_PROMPT_CHARS, value="blue heart, twemoji style")
-                frames = gr.Slider(*explore.WALK_FRAMES, value=8, step=1, precision=0, label="Frames", elem_id="walk-frames")
+                prompt_a = gr.Textbox(
+                    label="Prompt A", max_length=explore.MAX_PROMPT_CHARS, value="red heart, twemoji style"
+                )
+                prompt_b = gr.Textbox(
+                    label="Prompt B", max_length=explore.MAX_PROMPT_CHARS, value="blue heart, twemoji style"
+                )
+                frames = gr.Slider(
+                    *explore.WALK_FRAMES, value=8, step=1, precision=0, label="Frames", elem_id="walk-frames"
+                )
                 steps, guidance, seed, scheduler = sampler_controls(defaults)
-                seed_b = gr.Number(value=None, precision=0, minimum=0, maximum=explore.MAX_SEED,
-                                   label="Seed B (optional: walk the noise too)")
+                seed_b = gr.Number(
+                    value=None,
+                    precision=0,
+                    minimum=0,
+                    maximum=explore.MAX_SEED,
+                    label="Seed B (optional: walk the noise too)",
+                )
                 button = gr.Button("Walk", variant="primary", elem_id="walk-run")
             with gr.Column(scale=2):
                 strip = pixel_image("Frames", elem_id="walk-strip")
-                walk_gif = gr.Image(label="The walk as an animation (GIF)", type="filepath", interactive=False,
-                                    height=260, elem_classes=["pixelated"], buttons=["download"], elem_id="walk-gif")
-        views["prompt_walk"] = (button, [t2i_model, prompt_a, prompt_b, frames, seed, seed_b, steps, guidance, scheduler],
-                                [strip, walk_gif])
+                walk_gif = gr.Image(
+                    label="The walk as an animation (GIF)",
+                    type="filepath",
+                    interactive=False,
+                    height=260,
+                    elem_classes=["pixelated"],
+                    buttons=["download"],
+                    elem_id="walk-gif",
+                )
+        views["prompt_walk"] = (
+            button,
+            [t2i_model, prompt_a, prompt_b, frames, seed, seed_b, steps, guidance, scheduler],
+            [strip, walk_gif],
+        )
     return {"model": t2i_model, "views": views}
 
 
@@ -360,9 +448,13 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row(equal_height=True):
             model = gr.Dropdown(
-                choices=ex.model_ids, value=ex.default_model, allow_custom_value=True, scale=3, label="Model",
-                info="One of this Space's models" + (", or type a Hub repo id (user/name) and press Enter."
-                                                      if ex.loader.allow_hub else "."),
+                choices=ex.model_ids,
+                value=ex.default_model,
+                allow_custom_value=True,
+                scale=3,
+                label="Model",
+                info="One of this Space's models"
+                + (", or type a Hub repo id (user/name) and press Enter." if ex.loader.allow_hub else "."),
             )
             with gr.Column(scale=2, min_width=320):  # on a phone: below the box, not squeezed into a narrow column
                 status = gr.Markdown(elem_classes=["help"], elem_id="model-status")
@@ -378,35 +470,55 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         with gr.Tabs(selected=tab_id(own[0])) as tabs:
             # ---------------------------------------------------------------- Sample
             with view("Sample"):
-                gr.Markdown("Draw codes from the prior and decode them. *Temperature* scales the spread around "
-                            "the prior's centre: low is safe and blurry, high is varied and odd. The *mixture* prior "
-                            "samples where the training images' codes actually are.", elem_classes=["help"])
+                gr.Markdown(
+                    "Draw codes from the prior and decode them. *Temperature* scales the spread around "
+                    "the prior's centre: low is safe and blurry, high is varied and odd. The *mixture* prior "
+                    "samples where the training images' codes actually are.",
+                    elem_classes=["help"],
+                )
                 with gr.Row():
                     with gr.Column(scale=1, min_width=260):
                         n = whole_slider(1, explore.MAX_SAMPLES, 36, "Images")
                         with gr.Row(equal_height=True):
-                            seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed", scale=3)
+                            seed = gr.Number(
+                                value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed", scale=3
+                            )
                             new_seed = gr.Button("🎲 New seed", scale=2)
-                        temperature = gr.Slider(0.0, explore.MAX_TEMPERATURE, value=1.0, step=0.05, label="Temperature")
-                        prior = gr.Radio(["standard", "mixture"], value="standard", label="Prior",
-                                         info="standard N(0, I), or the Gaussian mixture fitted to the training codes")
+                        temperature = gr.Slider(
+                            0.0, explore.MAX_TEMPERATURE, value=1.0, step=0.05, label="Temperature"
+                        )
+                        prior = gr.Radio(
+                            ["standard", "mixture"],
+                            value="standard",
+                            label="Prior",
+                            info="standard N(0, I), or the Gaussian mixture fitted to the training codes",
+                        )
                         sample_btn = gr.Button("Sample", variant="primary", elem_id="sample-button")
                     with gr.Column(scale=2):
                         samples = pixel_image("Samples", height=560, elem_id="samples")
 
             # ---------------------------------------------------------------- Reconstruct
             with view("Reconstruct"):
-                gr.Markdown("Encode an image to its posterior q(z | x), decode the mean code. Draw one (any colour; "
-                            "strokes become the model's foreground), upload a picture or pick an example: it is "
-                            "converted to the model's size and channels, shown left.", elem_classes=["help"])
+                gr.Markdown(
+                    "Encode an image to its posterior q(z | x), decode the mean code. Draw one (any colour; "
+                    "strokes become the model's foreground), upload a picture or pick an example: it is "
+                    "converted to the model's size and channels, shown left.",
+                    elem_classes=["help"],
+                )
                 with gr.Row():
                     with gr.Column(scale=1, min_width=300):
                         with gr.Tabs():
                             with gr.Tab("Draw"):
                                 sketch = gr.Sketchpad(
-                                    label="Draw here", type="pil", image_mode="RGBA",
-                                    format="png", canvas_size=(280, 280), brush=gr.Brush(default_size=10, colors=["#000000"], color_mode="fixed"),
-                                    layers=False, transforms=(), elem_id="sketchpad",
+                                    label="Draw here",
+                                    type="pil",
+                                    image_mode="RGBA",
+                                    format="png",
+                                    canvas_size=(280, 280),
+                                    brush=gr.Brush(default_size=10, colors=["#000000"], color_mode="fixed"),
+                                    layers=False,
+                                    transforms=(),
+                                    elem_id="sketchpad",
                                 )
                                 check_before_decoding(sketch, explore.MAX_SKETCH_SIDE, "sketch")
                                 sketch_btn = gr.Button("Reconstruct drawing", variant="primary")
@@ -420,29 +532,45 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                             seen = pixel_image("Input as the model sees it", height=300)
                             recon = pixel_image("Reconstruction", height=300, elem_id="reconstruction")
                         rec_summary = gr.Markdown()
-                        posterior = gr.Image(label="Posterior q(z | x)", type="pil", format="png", interactive=False,
-                                             buttons=["download"])
+                        posterior = gr.Image(
+                            label="Posterior q(z | x)",
+                            type="pil",
+                            format="png",
+                            interactive=False,
+                            buttons=["download"],
+                        )
                         with gr.Accordion("Posterior code (JSON)", open=False):
                             code = gr.JSON(label="mean, std and KL (nats) per dimension")
                 rec_outputs = [seen, recon, posterior, code, rec_summary]
 
             # ---------------------------------------------------------------- Interpolate
             with view("Interpolate"):
-                gr.Markdown("Walk in a straight line (**lerp**) or along the sphere where prior samples live (**slerp**) "
-                            "between the codes of two images or two prior samples (a spatial autoencoder has no "
-                            "prior: between two images' latent maps).", elem_classes=["help"])
+                gr.Markdown(
+                    "Walk in a straight line (**lerp**) or along the sphere where prior samples live (**slerp**) "
+                    "between the codes of two images or two prior samples (a spatial autoencoder has no "
+                    "prior: between two images' latent maps).",
+                    elem_classes=["help"],
+                )
                 with gr.Row():
                     with gr.Column(scale=1, min_width=300):
                         source = gr.Radio(list(explore.SOURCES), value="seeds", label="Between")
                         with gr.Row() as seed_row:
-                            seed_a = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed A")
-                            seed_b = gr.Number(value=1, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed B")
+                            seed_a = gr.Number(
+                                value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed A"
+                            )
+                            seed_b = gr.Number(
+                                value=1, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed B"
+                            )
                         with gr.Row(visible=False) as image_row:
                             with gr.Column(min_width=120):
                                 image_a = upload_image("Image A")
                                 gr.Examples(examples[::3], inputs=image_a, label="A", examples_per_page=10)
-                                gr.Examples(emoji[::2], inputs=image_a, label="A: emoji (Twemoji CC-BY 4.0, Noto "
-                                            "Apache-2.0)", examples_per_page=8)
+                                gr.Examples(
+                                    emoji[::2],
+                                    inputs=image_a,
+                                    label="A: emoji (Twemoji CC-BY 4.0, Noto Apache-2.0)",
+                                    examples_per_page=8,
+                                )
                             with gr.Column(min_width=120):
                                 image_b = upload_image("Image B")
                                 gr.Examples(examples[1::3], inputs=image_b, label="B", examples_per_page=10)
@@ -452,15 +580,24 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                         interp_btn = gr.Button("Interpolate", variant="primary")
                     with gr.Column(scale=2):
                         strip = pixel_image("Frames", height=200)
-                        gif = gr.Image(label="Animation (GIF, download with ⬇)", type="filepath", interactive=False,
-                                       height=300, elem_classes=["pixelated"], buttons=["download"])
+                        gif = gr.Image(
+                            label="Animation (GIF, download with ⬇)",
+                            type="filepath",
+                            interactive=False,
+                            height=300,
+                            elem_classes=["pixelated"],
+                            buttons=["download"],
+                        )
 
             # ---------------------------------------------------------------- Traverse
             with view("Traverse"):
-                gr.Markdown("Each slider moves one latent dimension (z4 is dimension 4) away from the start code, in "
-                            "prior standard deviations. Sliders are bound to the most informative dimensions (largest "
-                            "KL on the model's own held-out sample, or on its prior samples when it ships none); "
-                            "dimensions the model does not use are hidden.", elem_classes=["help"])
+                gr.Markdown(
+                    "Each slider moves one latent dimension (z4 is dimension 4) away from the start code, in "
+                    "prior standard deviations. Sliders are bound to the most informative dimensions (largest "
+                    "KL on the model's own held-out sample, or on its prior samples when it ships none); "
+                    "dimensions the model does not use are hidden.",
+                    elem_classes=["help"],
+                )
                 with gr.Row():
                     with gr.Column(scale=1, min_width=280):
                         start = gr.Radio(list(explore.STARTS), value="origin", label="Start from")
@@ -472,10 +609,19 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                             for column in range(2):  # ranks 1, 3, 5, … left; 2, 4, 6, … right
                                 with gr.Column(min_width=200):
                                     for i in range(column, explore.TRAVERSE_SLIDERS, 2):
-                                        sliders[i] = gr.Slider(-explore.TRAVERSE_RANGE, explore.TRAVERSE_RANGE, value=0.0,
-                                                               step=0.1, label=f"slider {i + 1}")
-                        sweep = gr.Dropdown([(f"slider {i + 1}", i + 1) for i in range(explore.TRAVERSE_SLIDERS)], value=1,
-                                            label="Dimension to sweep", elem_id="sweep")
+                                        sliders[i] = gr.Slider(
+                                            -explore.TRAVERSE_RANGE,
+                                            explore.TRAVERSE_RANGE,
+                                            value=0.0,
+                                            step=0.1,
+                                            label=f"slider {i + 1}",
+                                        )
+                        sweep = gr.Dropdown(
+                            [(f"slider {i + 1}", i + 1) for i in range(explore.TRAVERSE_SLIDERS)],
+                            value=1,
+                            label="Dimension to sweep",
+                            elem_id="sweep",
+                        )
                     with gr.Column(scale=1, min_width=220):
                         traversed = pixel_image("Decoded", height=300)
                 sweep_row = pixel_image("Sweep of one dimension (−4 … +4 std, other sliders as set)", height=140)
@@ -485,11 +631,19 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                 map_desc = gr.Markdown(elem_classes=["help"])
                 with gr.Row():
                     with gr.Column(scale=5):
-                        scatter = gr.Image(label="Codes of held-out images", show_label=False, type="pil", format="png",
-                                           interactive=False, buttons=["download", "fullscreen"], elem_id="latent-map")
+                        scatter = gr.Image(
+                            label="Codes of held-out images",
+                            show_label=False,
+                            type="pil",
+                            format="png",
+                            interactive=False,
+                            buttons=["download", "fullscreen"],
+                            elem_id="latent-map",
+                        )
                     with gr.Column(scale=4):
-                        manifold = pixel_image("Decoded grid over the same plane (click a cell)", height=460,
-                                               elem_id="latent-map-grid")
+                        manifold = pixel_image(
+                            "Decoded grid over the same plane (click a cell)", height=460, elem_id="latent-map-grid"
+                        )
                         grid_n = whole_slider(*explore.MANIFOLD_RANGE, 15, "Grid points per side", elem_id="grid-n")
                     with gr.Column(scale=2, min_width=200):
                         point = pixel_image("Decoded point", height=220, elem_id="decoded-point")
@@ -500,62 +654,108 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
 
             # ---------------------------------------------------------------- Diffuse
             with view("Diffuse"):
-                gr.Markdown("A latent diffusion pipeline starts from noise in its autoencoder's latent space and removes "
-                            "a little of it at each step, guided towards the class you choose (its *text prompt*). The "
-                            "left image shows, every few steps, what the model currently thinks the final images are "
-                            "(its x₀ prediction, decoded). *Guidance* above 1 pushes harder towards the class.",
-                            elem_classes=["help"])
+                gr.Markdown(
+                    "A latent diffusion pipeline starts from noise in its autoencoder's latent space and removes "
+                    "a little of it at each step, guided towards the class you choose (its *text prompt*). The "
+                    "left image shows, every few steps, what the model currently thinks the final images are "
+                    "(its x₀ prediction, decoded). *Guidance* above 1 pushes harder towards the class.",
+                    elem_classes=["help"],
+                )
                 with gr.Row():
                     with gr.Column(scale=1, min_width=260):
                         pipelines = ex.offered("pipeline")
                         # the model box's pipeline (this tab is enabled for pipelines only); the API's default is one
-                        diffuse_model = gr.Dropdown(pipelines, value=pipelines[0] if pipelines else None,
-                                                    allow_custom_value=True, label="model_id", visible=False)
+                        diffuse_model = gr.Dropdown(
+                            pipelines,
+                            value=pipelines[0] if pipelines else None,
+                            allow_custom_value=True,
+                            label="model_id",
+                            visible=False,
+                        )
                         classes = [explore.ANY_CLASS, *(ex.known_class_names(pipelines[0]) if pipelines else [])]
-                        label = gr.Dropdown(classes, value=explore.ANY_CLASS, allow_custom_value=True,
-                                            label="Class", info="\"any\": each image a random class",
-                                            elem_id="diffuse-label")
+                        label = gr.Dropdown(
+                            classes,
+                            value=explore.ANY_CLASS,
+                            allow_custom_value=True,
+                            label="Class",
+                            info='"any": each image a random class',
+                            elem_id="diffuse-label",
+                        )
                         diffuse_n = whole_slider(*explore.DIFFUSE_IMAGES, 16, "Images")
                         diffuse_steps = whole_slider(*explore.DIFFUSE_STEPS, DEFAULT_NUM_INFERENCE_STEPS, "Steps")
-                        guidance = gr.Slider(0.0, explore.MAX_GUIDANCE, value=DEFAULT_GUIDANCE_SCALE, step=0.5,
-                                             label="Guidance scale")
+                        guidance = gr.Slider(
+                            0.0, explore.MAX_GUIDANCE, value=DEFAULT_GUIDANCE_SCALE, step=0.5, label="Guidance scale"
+                        )
                         with gr.Row(equal_height=True):
-                            diffuse_seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED,
-                                                     label="Seed", scale=3)
+                            diffuse_seed = gr.Number(
+                                value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed", scale=3
+                            )
                             diffuse_new_seed = gr.Button("🎲 New seed", scale=2)
                         scheduler = gr.Radio(list(explore.SCHEDULERS), value="DPM-Solver++", label="Scheduler")
                         diffuse_btn = gr.Button("Diffuse", variant="primary", elem_id="diffuse-run")
                     with gr.Column(scale=2):
                         with gr.Row():
-                            preview = pixel_image("Denoising: the current guess of the final images", height=400,
-                                                  elem_id="diffuse-preview")
+                            preview = pixel_image(
+                                "Denoising: the current guess of the final images",
+                                height=400,
+                                elem_id="diffuse-preview",
+                            )
                             diffused = pixel_image("Result", height=400, elem_id="diffuse-grid")
-                        diffuse_gif = gr.Image(label="The denoising as an animation (GIF, download with ⬇)",
-                                               type="filepath", interactive=False, height=300, elem_classes=["pixelated"],
-                                               buttons=["download"], elem_id="diffuse-gif")
+                        diffuse_gif = gr.Image(
+                            label="The denoising as an animation (GIF, download with ⬇)",
+                            type="filepath",
+                            interactive=False,
+                            height=300,
+                            elem_classes=["pixelated"],
+                            buttons=["download"],
+                            elem_id="diffuse-gif",
+                        )
 
             # ---------------------------------------------------------------- Compare
             with view("Compare"):
                 vectors = ex.offered("vector")
                 side_by_side = bool(vectors and pipelines)  # a Space of text-to-image models only has no such pair
-                gr.Markdown("The same number of images from a vector VAE's N(0, I) prior, its mixture prior and a "
-                            "latent diffusion pipeline (random classes, its default steps and guidance). Each caption "
-                            "gives the quality measured on thousands of samples (the table below says how).",
-                            elem_classes=["help"], visible=side_by_side)
+                gr.Markdown(
+                    "The same number of images from a vector VAE's N(0, I) prior, its mixture prior and a "
+                    "latent diffusion pipeline (random classes, its default steps and guidance). Each caption "
+                    "gives the quality measured on thousands of samples (the table below says how).",
+                    elem_classes=["help"],
+                    visible=side_by_side,
+                )
                 with gr.Row(equal_height=True, visible=side_by_side):
-                    compare_vae = gr.Dropdown(vectors, value=vectors[0] if vectors else None, allow_custom_value=True,
-                                              label="Vector VAE", elem_id="compare-vae")
-                    compare_pipe = gr.Dropdown(pipelines, value=pipelines[0] if pipelines else None,
-                                               allow_custom_value=True, label="Diffusion pipeline", elem_id="compare-pipeline")
+                    compare_vae = gr.Dropdown(
+                        vectors,
+                        value=vectors[0] if vectors else None,
+                        allow_custom_value=True,
+                        label="Vector VAE",
+                        elem_id="compare-vae",
+                    )
+                    compare_pipe = gr.Dropdown(
+                        pipelines,
+                        value=pipelines[0] if pipelines else None,
+                        allow_custom_value=True,
+                        label="Diffusion pipeline",
+                        elem_id="compare-pipeline",
+                    )
                     compare_n = whole_slider(*explore.DIFFUSE_IMAGES, 16, "Images per column")
                     compare_seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed")
                     compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-run")
-                compared = gr.Gallery(label="Side by side", columns=3, object_fit="contain", height=520,
-                                      elem_classes=["pixelated"], elem_id="compare-grid", visible=side_by_side)
+                compared = gr.Gallery(
+                    label="Side by side",
+                    columns=3,
+                    object_fit="contain",
+                    height=520,
+                    elem_classes=["pixelated"],
+                    elem_id="compare-grid",
+                    visible=side_by_side,
+                )
                 compared_numbers = gr.Markdown(elem_id="compare-numbers")
-                gr.Markdown("### Every model's measured sample quality\n\nOne table per way of measuring and data: "
-                            "numbers measured differently (another classifier or CLIP, other images) are never set "
-                            "side by side.\n\n" + ex.measured_records(), elem_id="compare-records")
+                gr.Markdown(
+                    "### Every model's measured sample quality\n\nOne table per way of measuring and data: "
+                    "numbers measured differently (another classifier or CLIP, other images) are never set "
+                    "side by side.\n\n" + ex.measured_records(),
+                    elem_id="compare-records",
+                )
 
             t2i = text_to_image_views(ex, view, emoji)
 
@@ -567,31 +767,78 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         run = functools.partial(endpoint, files=ex.files)
         new_seed.click(explore.new_seed, outputs=seed, queue=False, api_visibility="private")
         diffuse_new_seed.click(explore.new_seed, outputs=diffuse_seed, queue=False, api_visibility="private")
-        gr.on([sample_btn.click, seed.submit], run(ex.sample), [model, n, seed, temperature, prior], samples,
-              api_name="sample", **MODEL)
+        gr.on(
+            [sample_btn.click, seed.submit],
+            run(ex.sample),
+            [model, n, seed, temperature, prior],
+            samples,
+            api_name="sample",
+            **MODEL,
+        )
 
         # progress, and an error, show on the input: a refused image leaves the last reconstruction as it was
-        rec_btn.click(run(ex.reconstruct), [model, rec_image], rec_outputs, api_name="reconstruct",
-                      show_progress_on=rec_image, **MODEL)
-        rec_image.change(run(unless_empty(ex.reconstruct, 5)), [model, rec_image], rec_outputs, api_visibility="private",
-                         show_progress_on=rec_image,
-                         **MODEL)
-        sketch_btn.click(run(ex.reconstruct_sketch), [model, sketch], rec_outputs, api_name="reconstruct_sketch",
-                         show_progress_on=sketch, **MODEL)
-        sketch.input(run(unless_empty(ex.reconstruct_sketch, 5)), [model, sketch], rec_outputs,
-                      api_visibility="private", trigger_mode="always_last", show_progress="hidden", **MODEL)
+        rec_btn.click(
+            run(ex.reconstruct),
+            [model, rec_image],
+            rec_outputs,
+            api_name="reconstruct",
+            show_progress_on=rec_image,
+            **MODEL,
+        )
+        rec_image.change(
+            run(unless_empty(ex.reconstruct, 5)),
+            [model, rec_image],
+            rec_outputs,
+            api_visibility="private",
+            show_progress_on=rec_image,
+            **MODEL,
+        )
+        sketch_btn.click(
+            run(ex.reconstruct_sketch),
+            [model, sketch],
+            rec_outputs,
+            api_name="reconstruct_sketch",
+            show_progress_on=sketch,
+            **MODEL,
+        )
+        sketch.input(
+            run(unless_empty(ex.reconstruct_sketch, 5)),
+            [model, sketch],
+            rec_outputs,
+            api_visibility="private",
+            trigger_mode="always_last",
+            show_progress="hidden",
+            **MODEL,
+        )
 
-        source.change(lambda s: (gr.update(visible=s == "seeds"), gr.update(visible=s == "images")), source,
-                      [seed_row, image_row], queue=False, api_visibility="private")
-        interp_btn.click(run(ex.interpolate), [model, source, image_a, image_b, seed_a, seed_b, method, steps],
-                         [strip, gif], api_name="interpolate", **MODEL)
+        source.change(
+            lambda s: (gr.update(visible=s == "seeds"), gr.update(visible=s == "images")),
+            source,
+            [seed_row, image_row],
+            queue=False,
+            api_visibility="private",
+        )
+        interp_btn.click(
+            run(ex.interpolate),
+            [model, source, image_a, image_b, seed_a, seed_b, method, steps],
+            [strip, gif],
+            api_name="interpolate",
+            **MODEL,
+        )
 
         trav_inputs = [model, start, trav_image, sweep, *sliders]
         # the API names each slider (its value would be documented as param_4 … param_13: ``*offsets``)
         traverse = space_api.with_parameter_names(run(ex.traverse), SLIDER_NAMES, default=0.0)
-        gr.on([s.change for s in sliders] + [start.change, sweep.change, trav_image.change],
-              traverse, trav_inputs, [traversed, sweep_row], api_name="traverse", trigger_mode="always_last",
-              show_progress="hidden", **MODEL)
+        gr.on(
+            [s.change for s in sliders] + [start.change, sweep.change, trav_image.change],
+            traverse,
+            trav_inputs,
+            [traversed, sweep_row],
+            api_name="traverse",
+            trigger_mode="always_last",
+            show_progress="hidden",
+            **MODEL,
+        )
 
         def map_click(model_id, evt: gr.SelectData):  # evt.index: the clicked pixel (x, y)
             return ex.map_click(model_id, *evt.index)
@@ -600,19 +847,39 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
             return ex.manifold_click(model_id, *evt.index, n)
 
         # progress, and an error, show on the coordinates: a wrong one leaves the map and the last decoded point as they were
-        point_btn.click(run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_name="decode_point",
-                        show_progress_on=[point_x, point_y], **MODEL)
+        point_btn.click(
+            run(ex.decode_point),
+            [model, point_x, point_y],
+            [point, scatter],
+            api_name="decode_point",
+            show_progress_on=[point_x, point_y],
+            **MODEL,
+        )
         scatter.select(run(map_click), [model], [point_x, point_y], api_visibility="private").success(
-            run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private", **MODEL)
+            run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private", **MODEL
+        )
         manifold.select(run(manifold_click), [model, grid_n], [point_x, point_y], api_visibility="private").success(
-            run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private", **MODEL)
+            run(ex.decode_point), [model, point_x, point_y], [point, scatter], api_visibility="private", **MODEL
+        )
         # change: a drag, and a number typed into the box (Enter or leaving it); release alone missed the typing
-        grid_n.change(run(ex.manifold), [model, grid_n], manifold, api_name="manifold", trigger_mode="always_last", **MODEL)
+        grid_n.change(
+            run(ex.manifold), [model, grid_n], manifold, api_name="manifold", trigger_mode="always_last", **MODEL
+        )
 
-        diffuse_btn.click(run(ex.diffuse), [diffuse_model, label, diffuse_n, diffuse_steps, guidance, diffuse_seed, scheduler],
-                          [preview, diffused, diffuse_gif], api_name="diffuse", **MODEL)
-        compare_btn.click(run(ex.compare), [compare_vae, compare_pipe, compare_n, compare_seed],
-                          [compared, compared_numbers], api_name="compare", **MODEL)
+        diffuse_btn.click(
+            run(ex.diffuse),
+            [diffuse_model, label, diffuse_n, diffuse_steps, guidance, diffuse_seed, scheduler],
+            [preview, diffused, diffuse_gif],
+            api_name="diffuse",
+            **MODEL,
+        )
+        compare_btn.click(
+            run(ex.compare),
+            [compare_vae, compare_pipe, compare_n, compare_seed],
+            [compared, compared_numbers],
+            api_name="compare",
+            **MODEL,
+        )
 
         for api_name, (button, inputs, outputs) in t2i["views"].items():
             button.click(run(getattr(ex, api_name)), inputs, outputs, api_name=api_name, **MODEL)
@@ -627,8 +894,11 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         def fit_views(model_id, open_tab):
             selected, enabled = fit_tabs(ex.tabs(model_id), open_tab, list(views))
             # the open tab stays shown until the model's own tab is selected (hidden next, by hide_views)
-            return [*(gr.Tab(visible=e or label == open_tab) for label, e in zip(views, enabled)),
-                    gr.Tabs(selected=tab_id(selected)), selected]
+            return [
+                *(gr.Tab(visible=e or label == open_tab) for label, e in zip(views, enabled)),
+                gr.Tabs(selected=tab_id(selected)),
+                selected,
+            ]
 
         def hide_views(model_id):
             return [gr.Tab(visible=label in ex.tabs(model_id)) for label in views]
@@ -638,18 +908,35 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         chosen = gr.on([demo.load, model.change], run(ex.status), model, status, api_visibility="private")
         chosen.failure(ex.problem, model, status, queue=False, api_visibility="private")  # not the last model's text
         chosen.success(run(fit_views), [model, tab], [*views.values(), tabs, tab], api_visibility="private").success(
-            run(hide_views), model, list(views.values()), api_visibility="private")
+            run(hide_views), model, list(views.values()), api_visibility="private"
+        )
         chosen.success(run(lambda m: gr.update(**ex.class_choices(m))), model, label, api_visibility="private")
-        chosen.success(run(lambda m: [m if ex.kind(m) == kind else gr.skip()
-                                      for kind in ("vector", "pipeline", "pipeline", "text-to-image")]),
-                       model, [compare_vae, compare_pipe, diffuse_model, t2i["model"]],
-                       api_visibility="private")  # Compare, Diffuse and the text-to-image views take it
-        chosen.success(run(lambda m: [gr.update(**u) for u in ex.slider_updates(m)]), model, [*sliders, sweep],
-                       api_visibility="private").success(
+        chosen.success(
+            run(
+                lambda m: [
+                    m if ex.kind(m) == kind else gr.skip()
+                    for kind in ("vector", "pipeline", "pipeline", "text-to-image")
+                ]
+            ),
+            model,
+            [compare_vae, compare_pipe, diffuse_model, t2i["model"]],
+            api_visibility="private",
+        )  # Compare, Diffuse and the text-to-image views take it
+        chosen.success(
+            run(lambda m: [gr.update(**u) for u in ex.slider_updates(m)]),
+            model,
+            [*sliders, sweep],
+            api_visibility="private",
+        ).success(
             run(lambda m, *rest: ex.traverse(m, *rest) if ex.has_tab(m, "Traverse") else [gr.skip()] * 2),
-            trav_inputs, [traversed, sweep_row], api_visibility="private", **MODEL)
+            trav_inputs,
+            [traversed, sweep_row],
+            api_visibility="private",
+            **MODEL,
+        )
         chosen.success(run(ex.latent_map), model, [scatter, map_desc], api_name="latent_map", **MODEL).success(
-            run(ex.manifold), [model, grid_n], manifold, api_visibility="private", **MODEL)
+            run(ex.manifold), [model, grid_n], manifold, api_visibility="private", **MODEL
+        )
         chosen.success(run(ex.about), model, about, api_name="about")
 
     # Gradio recomputes its monitoring summary (a pandas group-by over up to 10 000 past events) after every

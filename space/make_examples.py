@@ -32,8 +32,9 @@ def main(dataset: str = "../shared/datasets/fashion_mnist") -> None:
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
         for row in (test.labels == k).nonzero().flatten()[:EXAMPLES_PER_CLASS].tolist():
             PIL.Image.fromarray(test.images[row, 0].numpy()).save(out / f"{slug}_{row}.png")
-    sample = MapSample.from_images(test.images, test.labels, test.label_names, "Fashion-MNIST test split",
-                                   per_class=MAP_PER_CLASS, seed=0)
+    sample = MapSample.from_images(
+        test.images, test.labels, test.label_names, "Fashion-MNIST test split", per_class=MAP_PER_CLASS, seed=0
+    )
     for model in sorted(p.parent for p in (here / "models").glob("*/config.json")):
         sample.save(model / MAP_SAMPLE_NAME)
         print(f"wrote {model / MAP_SAMPLE_NAME} ({len(sample.labels)} images)")

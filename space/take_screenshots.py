@@ -28,13 +28,23 @@ from space_helpers import running_space, shipped_models  # noqa: E402
 PIPELINE = "fashion-mnist-ldm"
 TEXT_TO_IMAGE = "emoji-sd"
 EMOJI = HERE / "examples" / "emoji"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def wait_for_image(page, selector: str) -> None:
-    page.wait_for_function(f"() => {{ const i = document.querySelector('{selector} img'); "
-                           "return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        f"() => {{ const i = document.querySelector('{selector} img'); "
+        "return i && i.complete && i.naturalWidth > 0; }"
+    )
 
 
 def choose_model(page, name: str, status: str, own_tab: str) -> None:
@@ -43,7 +53,9 @@ def choose_model(page, name: str, status: str, own_tab: str) -> None:
     page.get_by_label("Model", exact=True).click()
     page.locator(f"[role='option'][aria-label='{name}']").click()
     page.wait_for_function(f"() => document.querySelector('#model-status')?.innerText.includes('{status}')")
-    page.wait_for_function(f"() => [...document.querySelectorAll('[role=tab]')].some(t => t.innerText.trim() === '{own_tab}')")
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('[role=tab]')].some(t => t.innerText.trim() === '{own_tab}')"
+    )
 
 
 def open_tab(page, name: str, shown: str) -> None:
@@ -83,8 +95,10 @@ def text_to_image_shots(page, shot) -> None:
     with page.expect_file_chooser() as chooser:
         upload.click()
     chooser.value.set_files(str(EMOJI / "grinning-cat-twemoji-style.png"))
-    page.wait_for_function("() => { const t = document.querySelector('#inpaint-editor').innerText; "
-                           "return /\\d+%/.test(t) && !t.includes('Upload an image'); }")
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#inpaint-editor').innerText; "
+        "return /\\d+%/.test(t) && !t.includes('Upload an image'); }"
+    )
     box = page.locator("#inpaint-editor canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx - 25, cy + 45)  # paint over the cat's mouth (the brush is a third of a 72-px emoji wide)
@@ -111,11 +125,19 @@ def text_to_image_shots(page, shot) -> None:
 def main(models: list[str], text_to_image_only: bool = False) -> None:
     out = HERE / "screenshots"
     out.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, running_space(models, Path(tmp) / "space.log") as space, \
-            sync_playwright() as playwright:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_space(models, Path(tmp) / "space.log") as space,
+        sync_playwright() as playwright,
+    ):
         context = playwright.chromium.launch_persistent_context(
-            f"{tmp}/profile", executable_path=shutil.which("chromium"), args=FLAGS, headless=True,
-            viewport={"width": 1440, "height": 1000}, device_scale_factor=1)
+            f"{tmp}/profile",
+            executable_path=shutil.which("chromium"),
+            args=FLAGS,
+            headless=True,
+            viewport={"width": 1440, "height": 1000},
+            device_scale_factor=1,
+        )
         page = context.new_page()
         page.set_default_timeout(180_000)
         page.goto(space.url)
@@ -149,8 +171,22 @@ def vae_and_pipeline_shots(page, shot) -> None:
     page.wait_for_selector("#sketchpad[data-draw-mode='on']")  # the app selects the brush itself
     box = page.locator("#sketchpad canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    outline = [(-25, -75), (-60, -60), (-90, -10), (-65, 0), (-45, -25), (-45, 80), (45, 80), (45, -25),
-               (65, 0), (90, -10), (60, -60), (25, -75), (0, -60), (-25, -75)]  # a T-shirt
+    outline = [
+        (-25, -75),
+        (-60, -60),
+        (-90, -10),
+        (-65, 0),
+        (-45, -25),
+        (-45, 80),
+        (45, 80),
+        (45, -25),
+        (65, 0),
+        (90, -10),
+        (60, -60),
+        (25, -75),
+        (0, -60),
+        (-25, -75),
+    ]  # a T-shirt
     page.mouse.move(cx + outline[0][0], cy + outline[0][1])
     page.mouse.down()
     for dx, dy in outline[1:]:
@@ -191,8 +227,10 @@ def vae_and_pipeline_shots(page, shot) -> None:
 
     open_tab(page, "Compare", "#compare-run")
     page.click("#compare-run")  # the pipeline chosen above, beside the first vector VAE
-    page.wait_for_function("() => { const i = [...document.querySelectorAll('#compare-grid img')]; "
-                           "return i.length === 3 && i.every(i => i.complete && i.naturalWidth > 0); }")
+    page.wait_for_function(
+        "() => { const i = [...document.querySelectorAll('#compare-grid img')]; "
+        "return i.length === 3 && i.every(i => i.complete && i.naturalWidth > 0); }"
+    )
     shot("7-compare")
 
 

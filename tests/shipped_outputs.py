@@ -55,11 +55,21 @@ def spatial_outputs(model) -> dict[str, torch.Tensor]:
 def pipeline_outputs(pipe) -> dict[str, torch.Tensor]:
     out = {}
     for output_type in ("pt", "latent"):
-        out[output_type] = pipe(class_labels=list(range(pipe.num_classes)), num_inference_steps=10, guidance_scale=4.0,
-                                generator=torch.Generator().manual_seed(0), output_type=output_type).images
+        out[output_type] = pipe(
+            class_labels=list(range(pipe.num_classes)),
+            num_inference_steps=10,
+            guidance_scale=4.0,
+            generator=torch.Generator().manual_seed(0),
+            output_type=output_type,
+        ).images
     # every argument explicit: the comparison must not depend on a default that changes on its own
-    out["unconditional"] = pipe(num_images_per_class=4, num_inference_steps=5, guidance_scale=4.0,
-                                generator=torch.Generator().manual_seed(2), output_type="pt").images
+    out["unconditional"] = pipe(
+        num_images_per_class=4,
+        num_inference_steps=5,
+        guidance_scale=4.0,
+        generator=torch.Generator().manual_seed(2),
+        output_type="pt",
+    ).images
     return out
 
 
@@ -72,8 +82,12 @@ def shipped_outputs() -> dict[str, torch.Tensor]:
     found = {}
     for name in ("fashion-mnist-vae", "fashion-mnist-vae-2d"):
         found.update({f"{name}/{k}": v for k, v in vector_outputs(load_model(MODELS / name)).items()})
-    found.update({f"fashion-mnist-spatial-vae/{k}": v
-                  for k, v in spatial_outputs(load_model(MODELS / "fashion-mnist-spatial-vae")).items()})
+    found.update(
+        {
+            f"fashion-mnist-spatial-vae/{k}": v
+            for k, v in spatial_outputs(load_model(MODELS / "fashion-mnist-spatial-vae")).items()
+        }
+    )
     pipe = LatentDiffusionPipeline.from_pretrained(MODELS / "fashion-mnist-ldm")
     pipe.set_progress_bar_config(disable=True)
     found.update({f"fashion-mnist-ldm/vae/{k}": v for k, v in spatial_outputs(pipe.vae).items()})
@@ -91,8 +105,11 @@ def main(argv: list[str]) -> int:
         print(f"saved {len(outputs)} tensors to {argv[1]}")
         return 0
     before = torch.load(argv[1])
-    differ = sorted(k for k in before.keys() | outputs.keys()
-                    if k not in before or k not in outputs or not torch.equal(before[k], outputs[k]))
+    differ = sorted(
+        k
+        for k in before.keys() | outputs.keys()
+        if k not in before or k not in outputs or not torch.equal(before[k], outputs[k])
+    )
     for key in sorted(outputs):
         print(f"{'equal ' if key not in differ else 'DIFFER'} {key} {tuple(outputs[key].shape)}")
     print(f"{len(outputs) - len(differ)} of {len(before.keys() | outputs.keys())} tensors torch.equal to {argv[1]}")

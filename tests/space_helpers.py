@@ -30,43 +30,94 @@ def load_app(path: Path = SPACE / "app.py"):
     return app
 
 
-def make_model(path: Path, latent_dim: int = 4, size: int = 28, channels: int = 1, mixture: bool = True, seed: int = 0,
-               likelihood: str = "bernoulli", map_sample: bool = True, dataset: str = "made-up",
-               code_scale: float = 1.0) -> Path:
+def make_model(
+    path: Path,
+    latent_dim: int = 4,
+    size: int = 28,
+    channels: int = 1,
+    mixture: bool = True,
+    seed: int = 0,
+    likelihood: str = "bernoulli",
+    map_sample: bool = True,
+    dataset: str = "made-up",
+    code_scale: float = 1.0,
+) -> Path:
     """Save a small random ``VAEModel`` (with a 3-component mixture prior if ``mixture``) plus an About's files and
     (if ``map_sample``) its own latent-map sample, in its format. ``code_scale`` > 1 spreads its posterior means,
     so that (unlike a fresh model's) its dimensions carry information (KL) and the Space shows several sliders."""
     torch.manual_seed(seed)
-    model = VAEModel(in_channels=channels, sample_size=size, block_out_channels=(8, 16), norm_num_groups=4,
-                     latent_dim=latent_dim, likelihood=likelihood)
+    model = VAEModel(
+        in_channels=channels,
+        sample_size=size,
+        block_out_channels=(8, 16),
+        norm_num_groups=4,
+        latent_dim=latent_dim,
+        likelihood=likelihood,
+    )
     with torch.no_grad():
         model.encoder.to_moments.weight[:latent_dim] *= code_scale
     if mixture:
         g = torch.Generator().manual_seed(seed)
-        model.set_mixture_prior(torch.randn(3, latent_dim, generator=g), torch.full((3, latent_dim), -1.0),
-                                torch.log(torch.tensor([0.2, 0.3, 0.5])))
+        model.set_mixture_prior(
+            torch.randn(3, latent_dim, generator=g),
+            torch.full((3, latent_dim), -1.0),
+            torch.log(torch.tensor([0.2, 0.3, 0.5])),
+        )
     model.save_pretrained(path)
     if map_sample:
         make_map_sample(path / "latent_map_sample.npz", size=size, channels=channels)
-    (path / "metrics.json").write_text(json.dumps({"dataset": dataset, "split": "test", "num_images": 3,
-                                                   "negative_elbo_nats": 123.456, "reconstruction_nats": 100.0,
-                                                   "kl_nats": 23.456, "active_units": latent_dim}))
-    (path / "README.md").write_text("---\nlicense: apache-2.0\n---\n# A tiny test model\n\nMade in a test.\n\n"
-                                    "![samples](samples.png) ![web](https://example.org/a.png)\n")
+    (path / "metrics.json").write_text(
+        json.dumps(
+            {
+                "dataset": dataset,
+                "split": "test",
+                "num_images": 3,
+                "negative_elbo_nats": 123.456,
+                "reconstruction_nats": 100.0,
+                "kl_nats": 23.456,
+                "active_units": latent_dim,
+            }
+        )
+    )
+    (path / "README.md").write_text(
+        "---\nlicense: apache-2.0\n---\n# A tiny test model\n\nMade in a test.\n\n"
+        "![samples](samples.png) ![web](https://example.org/a.png)\n"
+    )
     return path
 
 
 def make_coloured_model(path: Path, latent_dim: int = 3) -> Path:
     """A tiny RGB 48×48 model "trained on coloured shapes": its own labelled sample, its dataset in its records."""
-    folder = make_model(path, latent_dim=latent_dim, size=48, channels=3, mixture=False, dataset="someone/coloured-shapes",
-                        code_scale=30.0)
-    make_map_sample(folder / "latent_map_sample.npz", n=30, size=48, channels=3,
-                    class_names=["red circle", "green square", "blue triangle"], source="coloured-shapes test split")
+    folder = make_model(
+        path,
+        latent_dim=latent_dim,
+        size=48,
+        channels=3,
+        mixture=False,
+        dataset="someone/coloured-shapes",
+        code_scale=30.0,
+    )
+    make_map_sample(
+        folder / "latent_map_sample.npz",
+        n=30,
+        size=48,
+        channels=3,
+        class_names=["red circle", "green square", "blue triangle"],
+        source="coloured-shapes test split",
+    )
     return folder
 
 
-def make_map_sample(path: Path, n: int = 60, size: int = 28, classes: int = 3, seed: int = 0, channels: int = 1,
-                    class_names: list[str] | None = None, source: str = "made in a test") -> Path:
+def make_map_sample(
+    path: Path,
+    n: int = 60,
+    size: int = 28,
+    classes: int = 3,
+    seed: int = 0,
+    channels: int = 1,
+    class_names: list[str] | None = None,
+    source: str = "made in a test",
+) -> Path:
     """A labelled sample file in the layout of a model's ``latent_map_sample.npz`` (``vae_hub.explore.MapSample``)."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % classes
@@ -80,8 +131,12 @@ def make_map_sample(path: Path, n: int = 60, size: int = 28, classes: int = 3, s
 
 def shipped_models() -> list[str]:
     """Names of the trained VAEs shipped in ``space/models`` (empty until they are trained; not the classifier)."""
-    return sorted(p.name for p in (SPACE / "models").glob("*")
-                  if (p / "config.json").is_file() and json.loads((p / "config.json").read_text()).get("_class_name") == "VAEModel")
+    return sorted(
+        p.name
+        for p in (SPACE / "models").glob("*")
+        if (p / "config.json").is_file()
+        and json.loads((p / "config.json").read_text()).get("_class_name") == "VAEModel"
+    )
 
 
 def free_port() -> int:
@@ -112,8 +167,14 @@ def running_space(model_ids: list[str], log_path: Path, startup_timeout: float |
     """
     startup_timeout = startup_timeout or float(os.environ.get("VAE_HUB_TEST_SPACE_STARTUP_S", 300))
     port = free_port()
-    env = {**os.environ, "VAE_MODEL": ",".join(model_ids), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "VAE_MODEL": ",".join(model_ids),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+    }
     url = f"http://127.0.0.1:{port}/"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, str(SPACE / "app.py")], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -121,7 +182,9 @@ def running_space(model_ids: list[str], log_path: Path, startup_timeout: float |
             deadline = time.monotonic() + startup_timeout
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"the Space exited with code {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+                    raise RuntimeError(
+                        f"the Space exited with code {proc.returncode}:\n{log_path.read_text()[-3000:]}"
+                    )
                 try:
                     with urllib.request.urlopen(url, timeout=5) as response:
                         if response.status == 200:
@@ -129,7 +192,9 @@ def running_space(model_ids: list[str], log_path: Path, startup_timeout: float |
                 except OSError:
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the Space did not start in {startup_timeout:.0f} s:\n{log_path.read_text()[-3000:]}")
+                    raise RuntimeError(
+                        f"the Space did not start in {startup_timeout:.0f} s:\n{log_path.read_text()[-3000:]}"
+                    )
                 time.sleep(0.5)
             yield RunningSpace(url, proc.pid)
         finally:

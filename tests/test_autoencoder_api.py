@@ -119,8 +119,11 @@ def test_forward_exports_with_torch_export(name):
 def test_save_pretrained_has_model_mixins_signature(name):
     """A pipeline passes safe_serialization, variant and max_shard_size only to a component whose save_pretrained
     names them."""
-    expected = {k: p.default for k, p in inspect.signature(ModelMixin.save_pretrained).parameters.items()
-                if k not in ("self", "use_flashpack", "kwargs")}
+    expected = {
+        k: p.default
+        for k, p in inspect.signature(ModelMixin.save_pretrained).parameters.items()
+        if k not in ("self", "use_flashpack", "kwargs")
+    }
     found = inspect.signature(type(build(name)[0]).save_pretrained).parameters
     assert {k: found[k].default for k in expected if k in found} == expected
 
@@ -163,8 +166,11 @@ def test_a_saved_dtype_loads_as_saved(name, tmp_path):
 def test_a_pickle_only_folder_is_refused_in_diffusers_words_with_the_reason(ours, tmp_path):
     model, x = build(ours)
     model.save_pretrained(tmp_path, safe_serialization=False)
-    with pytest.raises(OSError, match=r"^Error no file named diffusion_pytorch_model\.safetensors found in directory "
-                                      r".*arbitrary code.*only has a pickle checkpoint"):
+    with pytest.raises(
+        OSError,
+        match=r"^Error no file named diffusion_pytorch_model\.safetensors found in directory "
+        r".*arbitrary code.*only has a pickle checkpoint",
+    ):
         type(model).from_pretrained(tmp_path)
     assert same_weights(model, type(model).from_pretrained(tmp_path, use_safetensors=False))
 
@@ -176,11 +182,14 @@ PIPELINE_VAES = {"SpatialVAEModel": (tiny_spatial_vae, 8), "AutoencoderKL": (tin
 @pytest.mark.parametrize("vae_name", list(PIPELINE_VAES))
 def test_a_pipeline_saved_with_a_variant_writes_its_vae_with_it(vae_name, tmp_path):
     factory, latent_size = PIPELINE_VAES[vae_name]
-    pipe = LatentDiffusionPipeline(factory(), tiny_unet(sample_size=latent_size), DDIMScheduler(num_train_timesteps=50))
+    pipe = LatentDiffusionPipeline(
+        factory(), tiny_unet(sample_size=latent_size), DDIMScheduler(num_train_timesteps=50)
+    )
     pipe.save_pretrained(tmp_path, variant="fp16")
     for component in ("vae", "unet"):
         assert sorted(p.name for p in (tmp_path / component).glob("*.safetensors")) == [
-            "diffusion_pytorch_model.fp16.safetensors"], component
+            "diffusion_pytorch_model.fp16.safetensors"
+        ], component
     loaded = LatentDiffusionPipeline.from_pretrained(tmp_path, variant="fp16")
     assert type(loaded.vae).__name__ == vae_name and same_weights(pipe.vae, loaded.vae)
     with pytest.raises(ValueError, match="variant=bf16"):  # diffusers' loader, for the vae as for the rest
@@ -199,8 +208,9 @@ def test_a_pipelines_vae_loads_through_diffusers_component_loader(tmp_path, capl
     logging.set_verbosity_info()
     try:
         with caplog.at_level(std_logging.INFO, logger="diffusers"):
-            loaded = LatentDiffusionPipeline.from_pretrained(tmp_path, torch_dtype={"vae": torch.float16,
-                                                                                    "default": torch.float32})
+            loaded = LatentDiffusionPipeline.from_pretrained(
+                tmp_path, torch_dtype={"vae": torch.float16, "default": torch.float32}
+            )
     finally:
         logging.set_verbosity(verbosity)
     assert "Loaded vae as SpatialVAEModel from `vae` subfolder" in caplog.text

@@ -67,8 +67,9 @@ def test_shipped_cards_cover_every_kind_of_template():
 
 def spatial_folder(folder: Path) -> Path:
     torch.manual_seed(0)
-    SpatialVAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_channels=2, sample_size=12,
-                    scaling_factor=0.5).save_pretrained(folder)
+    SpatialVAEModel(
+        block_out_channels=(8, 16), norm_num_groups=4, latent_channels=2, sample_size=12, scaling_factor=0.5
+    ).save_pretrained(folder)
     return folder
 
 
@@ -78,8 +79,11 @@ def test_a_card_rendered_from_its_template_shows_the_descriptions_rows(tmp_path,
     folder = make(tmp_path / "model")
     text = str(hub.build_card(folder, "org/model"))
     model = model_class(folder).from_pretrained(folder)
-    description = describe_model(folder, model, "[zalando-datasets/fashion_mnist](https://huggingface.co/datasets/"
-                                                "zalando-datasets/fashion_mnist)")
+    description = describe_model(
+        folder,
+        model,
+        "[zalando-datasets/fashion_mnist](https://huggingface.co/datasets/zalando-datasets/fashion_mnist)",
+    )
     rows = description.architecture + description.training + [(r["label"], r["text"]) for r in description.metrics]
     assert len(rows) >= 7
     for label, value in rows:
@@ -96,12 +100,19 @@ def description_rows(folder: Path) -> list[tuple]:
     else:
         description = describe_model(folder, model_class(folder).from_pretrained(folder), None)
     quality = [(r["label"], r["fd"], r["match"], r["n"]) for r in description.quality["quality_rows"]]
-    return (description.architecture + description.training + quality
-            + [(r["label"], r["text"]) for r in description.metrics])
+    return (
+        description.architecture
+        + description.training
+        + quality
+        + [(r["label"], r["text"]) for r in description.metrics]
+    )
 
 
-FOLDERS = {"vector": lambda p: tiny_model_folder(p, clutter=False), "spatial": spatial_folder,
-           "pipeline": lambda p: tiny_pipeline_folder(p, clutter=False)}
+FOLDERS = {
+    "vector": lambda p: tiny_model_folder(p, clutter=False),
+    "spatial": spatial_folder,
+    "pipeline": lambda p: tiny_pipeline_folder(p, clutter=False),
+}
 
 
 @pytest.mark.parametrize("kind", FOLDERS)

@@ -18,8 +18,14 @@ import train_classifier  # noqa: E402
 
 def tiny_classifier(**overrides) -> ImageClassifier:
     torch.manual_seed(0)
-    config = {"sample_size": 8, "num_classes": 4, "class_names": list(CLASS_NAMES), "channels": (4, 8), "layers_per_block": 1,
-                  "feature_dim": 6}
+    config = {
+        "sample_size": 8,
+        "num_classes": 4,
+        "class_names": list(CLASS_NAMES),
+        "channels": (4, 8),
+        "layers_per_block": 1,
+        "feature_dim": 6,
+    }
     return ImageClassifier(**{**config, **overrides}).eval()
 
 
@@ -75,9 +81,32 @@ def test_save_and_load_round_trip_is_strict(tmp_path):
 
 # ---------------------------------------------------------------- the training script
 def train_argv(data, output, *extra) -> list[str]:
-    return ["--dataset_name", str(data), "--output_dir", str(output), "--cache_dir", str(output.parent / "cache"), "--channels", "4", "8", "--layers_per_block", "1",
-            "--feature_dim", "8", "--train_batch_size", "16", "--num_train_epochs", "20", "--lr_warmup_steps", "2",
-            "--learning_rate", "1e-2", "--seed", "1", *extra]
+    return [
+        "--dataset_name",
+        str(data),
+        "--output_dir",
+        str(output),
+        "--cache_dir",
+        str(output.parent / "cache"),
+        "--channels",
+        "4",
+        "8",
+        "--layers_per_block",
+        "1",
+        "--feature_dim",
+        "8",
+        "--train_batch_size",
+        "16",
+        "--num_train_epochs",
+        "20",
+        "--lr_warmup_steps",
+        "2",
+        "--learning_rate",
+        "1e-2",
+        "--seed",
+        "1",
+        *extra,
+    ]
 
 
 def test_training_learns_the_classes_and_writes_model_metrics_and_card(tmp_path, capsys):
@@ -99,7 +128,9 @@ def test_training_learns_the_classes_and_writes_model_metrics_and_card(tmp_path,
 def test_same_seed_gives_the_same_weights(tmp_path):
     data = write_hub_dataset(tmp_path / "data", n_train=48, n_test=8)
     for name in ("a", "b"):
-        train_classifier.main(train_classifier.parse_args(train_argv(data, tmp_path / name, "--num_train_epochs", "1")))
+        train_classifier.main(
+            train_classifier.parse_args(train_argv(data, tmp_path / name, "--num_train_epochs", "1"))
+        )
     a, b = (ImageClassifier.from_pretrained(tmp_path / name) for name in ("a", "b"))
     for (key, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(p, q), key
@@ -110,13 +141,18 @@ def test_a_dataset_without_class_labels_is_refused(tmp_path):
     with pytest.raises(train_classifier.DataError, match="no ClassLabel column"):
         train_classifier.main(train_classifier.parse_args(train_argv(data, tmp_path / "out")))
     with pytest.raises(train_classifier.DataError, match="no split 'validation'"):
-        train_classifier.main(train_classifier.parse_args(train_argv(data, tmp_path / "out", "--test_split", "validation")))
+        train_classifier.main(
+            train_classifier.parse_args(train_argv(data, tmp_path / "out", "--test_split", "validation"))
+        )
 
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--learning_rate", "1e3"], "--learning_rate"), (["--num_train_epochs", "0"], "--num_train_epochs"),
-     (["--num_train_epoch", "3"], "unrecognized arguments")],  # no abbreviations
+    [
+        (["--learning_rate", "1e3"], "--learning_rate"),
+        (["--num_train_epochs", "0"], "--num_train_epochs"),
+        (["--num_train_epoch", "3"], "unrecognized arguments"),
+    ],  # no abbreviations
 )
 def test_bad_flags_are_one_line_errors(tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as exit_info:

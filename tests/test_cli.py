@@ -22,7 +22,9 @@ def only_the_test_token(monkeypatch, tmp_path):
 
 def test_push_reports_the_commit_and_never_prints_the_token(folder, capsys):
     api = FakeHfApi()
-    code = cli.main(["push", str(folder), "--repo-id", REPO, "--private", "--revision", "v1", "--token", TOKEN], api=api)
+    code = cli.main(
+        ["push", str(folder), "--repo-id", REPO, "--private", "--revision", "v1", "--token", TOKEN], api=api
+    )
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
     assert f"https://huggingface.co/{REPO}" in out and f"{REPO}/commit/" in out
@@ -39,10 +41,13 @@ def test_push_takes_the_token_from_hf_token(folder, monkeypatch, capsys):
     assert api.commits[0]["token"] == TOKEN and TOKEN not in "".join(capsys.readouterr())
 
 
-@pytest.mark.parametrize("fail, message", [
-    ({"create_repo": http_error(401, "Invalid credentials")}, "unauthorised"),
-    ({"create_commit": http_error(409, "conflict")}, "name clash"),
-])
+@pytest.mark.parametrize(
+    "fail, message",
+    [
+        ({"create_repo": http_error(401, "Invalid credentials")}, "unauthorised"),
+        ({"create_commit": http_error(409, "conflict")}, "name clash"),
+    ],
+)
 def test_push_failure_is_one_line_on_stderr_with_exit_1_and_the_folder_intact(folder, capsys, fail, message):
     before = folder_digest(folder)
     code = cli.main(["push", str(folder), "--repo-id", REPO, "--token", TOKEN], api=FakeHfApi(fail=fail))
@@ -76,8 +81,20 @@ def test_deploy_space_with_a_model_id(tmp_path, capsys):
     (space / "app.py").write_text("import vae_hub\n")
     (space / "requirements.txt").write_text("torch\n")
     api = FakeHfApi()
-    code = cli.main(["deploy-space", "--space-id", "vae-hub-tests/space", "--model-id", REPO, "--space-dir", str(space),
-                     "--token", TOKEN], api=api)
+    code = cli.main(
+        [
+            "deploy-space",
+            "--space-id",
+            "vae-hub-tests/space",
+            "--model-id",
+            REPO,
+            "--space-dir",
+            str(space),
+            "--token",
+            TOKEN,
+        ],
+        api=api,
+    )
     out = capsys.readouterr().out
     assert code == 0 and "https://huggingface.co/spaces/vae-hub-tests/space" in out and f"loads {REPO}" in out
     assert api.commits[0]["repo_type"] == "space"
@@ -85,8 +102,10 @@ def test_deploy_space_with_a_model_id(tmp_path, capsys):
 
 
 def test_deploy_space_from_a_folder_without_an_app_fails_cleanly(tmp_path, capsys):
-    code = cli.main(["deploy-space", "--space-id", "vae-hub-tests/space", "--space-dir", str(tmp_path),
-                     "--token", TOKEN], api=FakeHfApi())
+    code = cli.main(
+        ["deploy-space", "--space-id", "vae-hub-tests/space", "--space-dir", str(tmp_path), "--token", TOKEN],
+        api=FakeHfApi(),
+    )
     assert code == 1 and "has no app.py" in capsys.readouterr().err
 
 
@@ -107,14 +126,31 @@ def test_prior_refits_a_saved_models_mixture_on_its_training_codes(tmp_path, cap
     changed = ("config.json", "diffusion_pytorch_model.safetensors", "README.md", "training_info.json")
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.name not in changed}
     data = write_hub_dataset(tmp_path / "data", n_train=300, n_test=4, size=12)
-    assert cli.main(["prior", str(folder), "--dataset-name", str(data), "--components", "auto", "--max-codes", "200",
-                     "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert (
+        cli.main(
+            [
+                "prior",
+                str(folder),
+                "--dataset-name",
+                str(data),
+                "--components",
+                "auto",
+                "--max-codes",
+                "200",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     model = VAEModel.from_pretrained(folder)
     record = json.loads((folder / "training_info.json").read_text())["mixture_prior"]
     assert model.config.prior_components == record["num_components"] and record["num_codes"] == 200
     assert list(record["held_out_log_likelihood_nats_per_code"]) == ["1", "2", "5", "10"]  # 160 fitting codes
-    assert record["command"].startswith(f"vae-hub prior {folder} --dataset-name {data} --split train --components auto")
+    assert record["command"].startswith(
+        f"vae-hub prior {folder} --dataset-name {data} --split train --components auto"
+    )
     assert f"Saved the {record['num_components']}-component mixture prior" in out
     assert "chosen from the data" in (folder / "README.md").read_text()
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name in before} == before  # the other files kept

@@ -90,8 +90,10 @@ def test_no_image_column_lists_the_columns(tmp_path):
 
 def test_find_label_column():
     assert find_label_column(in_memory(4)) == "label"
-    ints = datasets.Dataset.from_dict({"image": [PIL.Image.new("L", (4, 4))] * 2, "target": [0, 1]},
-                                      features=datasets.Features({"image": datasets.Image(), "target": datasets.Value("int64")}))
+    ints = datasets.Dataset.from_dict(
+        {"image": [PIL.Image.new("L", (4, 4))] * 2, "target": [0, 1]},
+        features=datasets.Features({"image": datasets.Image(), "target": datasets.Value("int64")}),
+    )
     assert find_label_column(ints) == "target"
     assert find_label_column(in_memory(4).remove_columns("label")) is None
 
@@ -156,8 +158,9 @@ def test_decode_converts_between_grayscale_and_rgb():
 def test_infer_image_format_channels_and_shorter_side():
     assert infer_image_format(in_memory(2, size=12, channels=1), "image") == (1, 12)
     assert infer_image_format(in_memory(2, size=8, channels=3), "image") == (3, 8)
-    wide = datasets.Dataset.from_dict({"image": [PIL.Image.new("RGBA", (20, 14))]},
-                                      features=datasets.Features({"image": datasets.Image()}))
+    wide = datasets.Dataset.from_dict(
+        {"image": [PIL.Image.new("RGBA", (20, 14))]}, features=datasets.Features({"image": datasets.Image()})
+    )
     assert infer_image_format(wide, "image") == (3, 14)
 
 
@@ -188,10 +191,10 @@ def test_streaming_equals_in_memory_decode_also_through_a_worker():
 
 def test_load_split_decodes_one_split(tmp_path):
     root = write_hub_dataset(tmp_path / "ds", n_train=8, n_test=6, size=12, channels=3)
-    split = load_split(str(root), "test", resolution=8, channels=1, max_samples=4, progress=False,
-                       cache_dir=str(tmp_path / "cache"))
+    split = load_split(
+        str(root), "test", resolution=8, channels=1, max_samples=4, progress=False, cache_dir=str(tmp_path / "cache")
+    )
     images, labels = make_images(6, 12, 3, seed=1)  # write_hub_dataset seeds the test split with seed + 1
     assert torch.equal(split.images, pil_to_uint8(images[:4], 8, 1)) and split.labels.tolist() == labels[:4]
     with pytest.raises(DataError, match=r"no split 'validation'; its splits are \['train', 'test'\]"):
         load_split(str(root), "validation", resolution=8, channels=1, cache_dir=str(tmp_path / "cache"))
-

@@ -17,9 +17,23 @@ from vae_hub.models import VAEModel
 
 
 METRIC_KEYS = {
-    "dataset", "split", "num_images", "likelihood", "likelihood_note", "seed", "iw_samples", "negative_elbo_nats",
-    "reconstruction_nats", "kl_nats", "iw_nll_nats", "bits_per_dim", "mse", "psnr_db", "active_units",
-    "latent_dim", "images_per_second",
+    "dataset",
+    "split",
+    "num_images",
+    "likelihood",
+    "likelihood_note",
+    "seed",
+    "iw_samples",
+    "negative_elbo_nats",
+    "reconstruction_nats",
+    "kl_nats",
+    "iw_nll_nats",
+    "bits_per_dim",
+    "mse",
+    "psnr_db",
+    "active_units",
+    "latent_dim",
+    "images_per_second",
 }
 
 
@@ -86,8 +100,15 @@ def tiny_images(n: int = 12, seed: int = 0) -> torch.Tensor:
 
 
 def evaluate_linear(model, images, iw_samples, seed=0, batch_size=8192):  # the linear decoder is cheap: few, big calls
-    return evaluate_model(model, images, iw_samples=iw_samples, seed=seed, batch_size=batch_size, progress=False,
-                          log_likelihood=continuous_gaussian)
+    return evaluate_model(
+        model,
+        images,
+        iw_samples=iw_samples,
+        seed=seed,
+        batch_size=batch_size,
+        progress=False,
+        log_likelihood=continuous_gaussian,
+    )
 
 
 # ---------------------------------------------------------------- the bound against a known log p(x)
@@ -95,8 +116,9 @@ def test_exact_posterior_makes_every_importance_weight_the_marginal():
     """With q = p(z | x), log p(x|z) + log p(z) − log q(z|x) = log p(x) for every z: checks all three densities."""
     model, images = LinearGaussianVAE(), linear_data()
     x = uint8_to_float(images).double()
-    samples = importance_samples(model, x, model.encode(x).latent_dist, 7, torch.Generator().manual_seed(0),
-                                 log_likelihood=continuous_gaussian)
+    samples = importance_samples(
+        model, x, model.encode(x).latent_dist, 7, torch.Generator().manual_seed(0), log_likelihood=continuous_gaussian
+    )
     log_w = samples.log_px_z + samples.log_pz - samples.log_qz
     assert log_w.shape == (len(images), 7)
     torch.testing.assert_close(log_w, model.log_marginal(x)[:, None].expand(-1, 7), rtol=0, atol=1e-9)
@@ -137,8 +159,15 @@ def test_sampled_kl_agrees_with_the_analytic_kl():
     model, images = LinearGaussianVAE(mean_shift=0.8, var_factor=2.5), linear_data(n=8)
     metrics = evaluate_linear(model, images, 1)  # the reported KL is analytic, whatever k is
     x = uint8_to_float(images).double()
-    samples = importance_samples(model, x, model.encode(x).latent_dist, 4000, torch.Generator().manual_seed(0),
-                                 decode_batch_size=32000, log_likelihood=continuous_gaussian)
+    samples = importance_samples(
+        model,
+        x,
+        model.encode(x).latent_dist,
+        4000,
+        torch.Generator().manual_seed(0),
+        decode_batch_size=32000,
+        log_likelihood=continuous_gaussian,
+    )
     per_sample_kl = (samples.log_qz - samples.log_pz).mean(0)  # (k,): batch-mean KL of each sample index
     standard_error = per_sample_kl.std().item() / math.sqrt(4000)
     assert abs(per_sample_kl.mean().item() - metrics["kl_nats"]) < 4 * standard_error
@@ -235,9 +264,24 @@ def model_and_dataset(tmp_path):
 def test_cli_end_to_end(model_and_dataset, tmp_path, capsys):
     model_dir, dataset_dir, images = model_and_dataset
     output = tmp_path / "metrics.json"
-    printed = main(["--model", str(model_dir), "--dataset_name", str(dataset_dir), "--max_samples", "4",
-                    "--iw_samples", "8", "--seed", "2", "--output", str(output),
-                    "--cache_dir", str(tmp_path / "cache")])
+    printed = main(
+        [
+            "--model",
+            str(model_dir),
+            "--dataset_name",
+            str(dataset_dir),
+            "--max_samples",
+            "4",
+            "--iw_samples",
+            "8",
+            "--seed",
+            "2",
+            "--output",
+            str(output),
+            "--cache_dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     written = json.loads(output.read_text())
     assert json.loads(capsys.readouterr().out) == written
     assert written == pytest.approx(printed)  # the JSON file round-trips the returned dict
@@ -252,8 +296,20 @@ def test_cli_end_to_end(model_and_dataset, tmp_path, capsys):
 def test_compiled_decoder_gives_the_eager_numbers(model_and_dataset, tmp_path, monkeypatch):
     """--compile changes how the decoder runs, not what it computes: the same ε give the same numbers."""
     model_dir, dataset_dir, _ = model_and_dataset
-    argv = ["--model", str(model_dir), "--dataset_name", str(dataset_dir), "--max_samples", "4", "--iw_samples", "8",
-            "--batch_size", "16", "--cache_dir", str(tmp_path / "cache")]
+    argv = [
+        "--model",
+        str(model_dir),
+        "--dataset_name",
+        str(dataset_dir),
+        "--max_samples",
+        "4",
+        "--iw_samples",
+        "8",
+        "--batch_size",
+        "16",
+        "--cache_dir",
+        str(tmp_path / "cache"),
+    ]
     eager = main(argv)
     compiled_functions = []
     real_compile = torch.compile
@@ -287,6 +343,9 @@ def test_help_shows_defaults_and_the_cost():
     from vae_hub.evaluate import build_parser
 
     text = " ".join(build_parser().format_help().split())
-    for shown in ("--iw_samples IW_SAMPLES k, posterior samples per image (default: 1000)", "--split SPLIT (default: test)",
-                  "over an hour on 2 CPU cores"):
+    for shown in (
+        "--iw_samples IW_SAMPLES k, posterior samples per image (default: 1000)",
+        "--split SPLIT (default: test)",
+        "over an hour on 2 CPU cores",
+    ):
         assert shown in text, shown

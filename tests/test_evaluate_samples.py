@@ -36,8 +36,9 @@ from vae_hub.models import SpatialVAEModel, VAEModel
 
 
 def gaussian(mean, covariance) -> FeatureStatistics:
-    return FeatureStatistics(torch.as_tensor(mean, dtype=torch.float64),
-                             torch.as_tensor(covariance, dtype=torch.float64), 0)
+    return FeatureStatistics(
+        torch.as_tensor(mean, dtype=torch.float64), torch.as_tensor(covariance, dtype=torch.float64), 0
+    )
 
 
 def random_covariance(dim: int, rank: int, seed: int) -> torch.Tensor:
@@ -74,7 +75,8 @@ def test_frechet_distance_matches_scipy_sqrtm_for_general_covariances(rank):
     # symmetric to the same precision as scipy's: for singular covariances the square root of the product is
     # ill-conditioned, and the two orders round differently (seen: 1.8e-9 relative with scipy 1.17 / numpy 2.4)
     assert frechet_distance(gaussian(m1, s1), gaussian(m2, s2)) == pytest.approx(
-        frechet_distance(gaussian(m2, s2), gaussian(m1, s1)), rel=1e-7)
+        frechet_distance(gaussian(m2, s2), gaussian(m1, s1)), rel=1e-7
+    )
 
 
 def test_statistics_of_samples_estimate_the_distance_between_their_gaussians():
@@ -94,11 +96,35 @@ def trained_classifier(tmp_path_factory) -> ImageClassifier:
 
     root = tmp_path_factory.mktemp("classifier")
     data = write_hub_dataset(root / "data", n_train=96, n_test=32)
-    train_classifier.main(train_classifier.parse_args([
-        "--dataset_name", str(data), "--output_dir", str(root / "model"), "--cache_dir", str(root / "cache"),
-        "--channels", "4", "8", "--layers_per_block", "1", "--feature_dim", "8", "--train_batch_size", "16",
-        "--num_train_epochs", "20", "--lr_warmup_steps", "2", "--learning_rate", "1e-2", "--seed", "1",
-    ]))
+    train_classifier.main(
+        train_classifier.parse_args(
+            [
+                "--dataset_name",
+                str(data),
+                "--output_dir",
+                str(root / "model"),
+                "--cache_dir",
+                str(root / "cache"),
+                "--channels",
+                "4",
+                "8",
+                "--layers_per_block",
+                "1",
+                "--feature_dim",
+                "8",
+                "--train_batch_size",
+                "16",
+                "--num_train_epochs",
+                "20",
+                "--lr_warmup_steps",
+                "2",
+                "--learning_rate",
+                "1e-2",
+                "--seed",
+                "1",
+            ]
+        )
+    )
     return ImageClassifier.from_pretrained(root / "model").eval()
 
 
@@ -119,11 +145,24 @@ class FakePipeline:
         self.images, self.labels = labelled_images(400, seed=7)
         self.shift, self.size, self.calls = shift, size, []
 
-    def __call__(self, class_labels=None, num_images_per_class=1, num_inference_steps=25, guidance_scale=3.0,
-                 generator=None, output_type="pil"):
-        self.calls.append({"class_labels": class_labels, "num_images_per_class": num_images_per_class,
-                               "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale,
-                               "output_type": output_type})
+    def __call__(
+        self,
+        class_labels=None,
+        num_images_per_class=1,
+        num_inference_steps=25,
+        guidance_scale=3.0,
+        generator=None,
+        output_type="pil",
+    ):
+        self.calls.append(
+            {
+                "class_labels": class_labels,
+                "num_images_per_class": num_images_per_class,
+                "num_inference_steps": num_inference_steps,
+                "guidance_scale": guidance_scale,
+                "output_type": output_type,
+            }
+        )
         picks = []
         for label in class_labels:
             pool = torch.nonzero(self.labels == (label + self.shift) % len(CLASS_NAMES)).flatten()
@@ -135,10 +174,18 @@ class FakePipeline:
 def test_a_pipeline_that_draws_the_asked_class_matches_it_and_one_that_does_not_fails(trained_classifier):
     reference, labels = labelled_images(64, seed=3)
     pipe = FakePipeline()
-    good = evaluate_samples(pipeline_source(pipe), trained_classifier, reference, labels, num_samples=40,
-                            batch_size=16, progress=False)
-    bad = evaluate_samples(pipeline_source(FakePipeline(shift=1)), trained_classifier, reference, labels,
-                           num_samples=40, batch_size=16, progress=False)
+    good = evaluate_samples(
+        pipeline_source(pipe), trained_classifier, reference, labels, num_samples=40, batch_size=16, progress=False
+    )
+    bad = evaluate_samples(
+        pipeline_source(FakePipeline(shift=1)),
+        trained_classifier,
+        reference,
+        labels,
+        num_samples=40,
+        batch_size=16,
+        progress=False,
+    )
     assert good["classifier_accuracy_on_reference"] >= 0.9
     assert good["class_match"] >= 0.9 and bad["class_match"] <= 0.1
     assert set(good["class_match_per_class"]) == set(CLASS_NAMES)
@@ -157,12 +204,15 @@ def test_real_images_are_closer_to_the_reference_than_generated_ones(trained_cla
     """The floor: held-out real images of the same distribution beat a VAE that never trained."""
     reference, labels = labelled_images(64, seed=3)
     real, _ = labelled_images(64, seed=4)
-    floor = evaluate_samples(images_source(real), trained_classifier, reference, labels, num_samples=64,
-                             batch_size=16, progress=False)
-    same = evaluate_samples(images_source(reference), trained_classifier, reference, labels, num_samples=64,
-                            batch_size=16, progress=False)
-    untrained = evaluate_samples(vae_source(tiny_vae()), trained_classifier, reference, labels, num_samples=64,
-                                 batch_size=16, progress=False)
+    floor = evaluate_samples(
+        images_source(real), trained_classifier, reference, labels, num_samples=64, batch_size=16, progress=False
+    )
+    same = evaluate_samples(
+        images_source(reference), trained_classifier, reference, labels, num_samples=64, batch_size=16, progress=False
+    )
+    untrained = evaluate_samples(
+        vae_source(tiny_vae()), trained_classifier, reference, labels, num_samples=64, batch_size=16, progress=False
+    )
     assert same["frechet_distance"] == pytest.approx(0, abs=1e-9)  # the same 64 images, in another order
     assert 0 < floor["frechet_distance"] < untrained["frechet_distance"] / 3
     assert floor["class_match"] is None and floor["kind"] == "real images"
@@ -175,12 +225,19 @@ def tiny_vae(prior_components: int = 0) -> VAEModel:
 def test_same_seed_same_numbers_other_seed_other_numbers(trained_classifier):
     reference, labels = labelled_images(32, seed=3)
     vae = tiny_vae(prior_components=3)
-    def run(source, seed):
-        return evaluate_samples(source, trained_classifier, reference, labels, num_samples=24, batch_size=10, seed=seed,
-                                progress=False)
 
-    for make in (lambda: vae_source(vae, "standard"), lambda: vae_source(vae, "mixture"), lambda: images_source(reference),
-                 lambda: reconstruction_source(vae, reference), lambda: pipeline_source(FakePipeline())):
+    def run(source, seed):
+        return evaluate_samples(
+            source, trained_classifier, reference, labels, num_samples=24, batch_size=10, seed=seed, progress=False
+        )
+
+    for make in (
+        lambda: vae_source(vae, "standard"),
+        lambda: vae_source(vae, "mixture"),
+        lambda: images_source(reference),
+        lambda: reconstruction_source(vae, reference),
+        lambda: pipeline_source(FakePipeline()),
+    ):
         first, second, other = run(make(), 5), run(make(), 5), run(make(), 6)
         for result in (first, second, other):
             result.pop("samples_per_second")
@@ -205,8 +262,11 @@ def test_generators_must_fit_the_classifier(trained_classifier):
     with pytest.raises(ValueError, match="no mixture prior"):
         vae_source(tiny_vae(), "mixture")
     pipe.class_names = ["0", "1", "2", "3"]  # MNIST's digits are names too: not the classifier's classes
-    with pytest.raises(ValueError, match=r"classes \['0', '1', '2', '3'\] are not the classifier's .* does not fit; "
-                                         r"train one .* training/train_classifier.py .* --classifier"):
+    with pytest.raises(
+        ValueError,
+        match=r"classes \['0', '1', '2', '3'\] are not the classifier's .* does not fit; "
+        r"train one .* training/train_classifier.py .* --classifier",
+    ):
         evaluate_samples(pipeline_source(pipe), trained_classifier, reference, progress=False)
     with pytest.raises(ValueError, match="reference images must be uint8"):
         evaluate_samples(images_source(reference), trained_classifier, reference.float(), progress=False)
@@ -216,10 +276,14 @@ def test_a_classifier_that_does_not_know_the_reference_images_is_refused(trained
     """Its accuracy on the labelled reference below the stated threshold: no numbers, the fix named."""
     reference, labels = labelled_images(32, seed=3)
     wrong = (labels + 1) % len(CLASS_NAMES)  # the same images under other labels: ~0 % right
-    with pytest.raises(ValueError, match=rf"does not fit the reference images: it classifies \d+.\d% of them right, "
-                                         rf"below {MIN_REFERENCE_ACCURACY:.0%}; train one .*train_classifier.py"):
-        evaluate_samples(pipeline_source(FakePipeline()), trained_classifier, reference, wrong, num_samples=8,
-                         progress=False)
+    with pytest.raises(
+        ValueError,
+        match=rf"does not fit the reference images: it classifies \d+.\d% of them right, "
+        rf"below {MIN_REFERENCE_ACCURACY:.0%}; train one .*train_classifier.py",
+    ):
+        evaluate_samples(
+            pipeline_source(FakePipeline()), trained_classifier, reference, wrong, num_samples=8, progress=False
+        )
 
 
 # ---------------------------------------------------------------- command line
@@ -233,8 +297,21 @@ def folders(tmp_path, trained_classifier):
 
 
 def cli(folders, *extra) -> dict:
-    return main(["--classifier", str(folders.classifier), "--dataset_name", str(folders.data), "--num_samples", "20",
-                 "--batch_size", "8", "--cache_dir", str(folders.root / "cache"), *extra])
+    return main(
+        [
+            "--classifier",
+            str(folders.classifier),
+            "--dataset_name",
+            str(folders.data),
+            "--num_samples",
+            "20",
+            "--batch_size",
+            "8",
+            "--cache_dir",
+            str(folders.root / "cache"),
+            *extra,
+        ]
+    )
 
 
 def test_cli_writes_and_records_both_priors_keeping_the_rest_of_metrics_json(folders, capsys):
@@ -261,7 +338,9 @@ def test_cli_measures_the_floor_and_reconstructions(folders):
 
 def test_cli_measures_a_spatial_vae_by_its_reconstructions_only(folders, capsys):
     spatial = folders.root / "spatial"
-    SpatialVAEModel(sample_size=8, block_out_channels=(8, 16), norm_num_groups=4, latent_channels=2).save_pretrained(spatial)
+    SpatialVAEModel(sample_size=8, block_out_channels=(8, 16), norm_num_groups=4, latent_channels=2).save_pretrained(
+        spatial
+    )
     result = cli(folders, "--generator", str(spatial), "--reconstruct_split", "train")
     assert result["kind"] == "vae reconstructions" and result["frechet_distance"] > 0
     with pytest.raises(SystemExit):
@@ -300,19 +379,32 @@ def test_cli_recommend_is_for_pipelines_and_needs_an_eligible_record(folders, ca
 
 
 def record(steps: int, guidance: float, fd: float, class_match: float, num_samples: int = 2000) -> dict:
-    return {"kind": "pipeline", "num_inference_steps": steps, "guidance_scale": guidance, "frechet_distance": fd,
-            "class_match": class_match, "num_samples": num_samples}
+    return {
+        "kind": "pipeline",
+        "num_inference_steps": steps,
+        "guidance_scale": guidance,
+        "frechet_distance": fd,
+        "class_match": class_match,
+        "num_samples": num_samples,
+    }
 
 
 def test_recommend_class_conditional_takes_the_lowest_fd_above_the_class_match_floor():
-    records = {"a": record(25, 1.5, 0.3, MIN_CLASS_MATCH - 0.01),  # closest to the data, but too often the wrong class
-               "b": record(25, 2.5, 0.6, MIN_CLASS_MATCH),  # the lowest FD of the rest
-               "c": record(20, 2.5, 0.6 + FD_TIE, 0.97),  # a tie with b in fewer steps: chosen
-               "d": record(10, 3.0, 0.6 + 2 * FD_TIE, 0.98),  # fewer steps still, but no tie
-               "e": record(20, 2.0, 0.1, 0.99, num_samples=10_000)}  # another N: not comparable
+    records = {
+        "a": record(25, 1.5, 0.3, MIN_CLASS_MATCH - 0.01),  # closest to the data, but too often the wrong class
+        "b": record(25, 2.5, 0.6, MIN_CLASS_MATCH),  # the lowest FD of the rest
+        "c": record(20, 2.5, 0.6 + FD_TIE, 0.97),  # a tie with b in fewer steps: chosen
+        "d": record(10, 3.0, 0.6 + 2 * FD_TIE, 0.98),  # fewer steps still, but no tie
+        "e": record(20, 2.0, 0.1, 0.99, num_samples=10_000),
+    }  # another N: not comparable
     chosen = recommend_class_conditional(records, 2000)
-    assert chosen == {"num_inference_steps": 20, "guidance_scale": 2.5, "rule": CLASS_CONDITIONAL_RULE,
-                      "chosen_from": 4, "num_samples": 2000}
+    assert chosen == {
+        "num_inference_steps": 20,
+        "guidance_scale": 2.5,
+        "rule": CLASS_CONDITIONAL_RULE,
+        "chosen_from": 4,
+        "num_samples": 2000,
+    }
     assert recommend_class_conditional(records, 10_000)["guidance_scale"] == 2.0
     with pytest.raises(ValueError, match="none of the 1 settings recorded with 2000 samples has a class match"):
         recommend_class_conditional({"a": records["a"]}, 2000)
@@ -342,8 +434,20 @@ def test_cli_refuses_a_classifier_of_other_data(folders, capsys):
     """Issue 29: an MNIST-like dataset ("0"…"3") measured with a classifier of other classes exits 2, in one line."""
     digits = write_hub_dataset(folders.root / "digits", n_train=24, n_test=24, class_names=("0", "1", "2", "3"))
     with pytest.raises(SystemExit) as exit_info:
-        main(["--classifier", str(folders.classifier), "--dataset_name", str(digits), "--num_samples", "8",
-              "--cache_dir", str(folders.root / "cache"), "--generator", str(folders.vae)])
+        main(
+            [
+                "--classifier",
+                str(folders.classifier),
+                "--dataset_name",
+                str(digits),
+                "--num_samples",
+                "8",
+                "--cache_dir",
+                str(folders.root / "cache"),
+                "--generator",
+                str(folders.vae),
+            ]
+        )
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"--dataset_name {digits}'s classes ['0', '1', '2', '3'] are not the classifier's" in error

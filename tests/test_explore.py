@@ -25,7 +25,9 @@ def folders(tmp_path_factory):
     return {
         "tiny": make_model(root / "tiny", latent_dim=4),
         "tiny-2d": make_model(root / "tiny-2d", latent_dim=2, mixture=False, seed=1),
-        "tiny-rgb": make_model(root / "tiny-rgb", latent_dim=3, size=20, channels=3, mixture=False, seed=2, likelihood="gaussian"),
+        "tiny-rgb": make_model(
+            root / "tiny-rgb", latent_dim=3, size=20, channels=3, mixture=False, seed=2, likelihood="gaussian"
+        ),
     }
 
 
@@ -71,10 +73,16 @@ def test_sample_images(model):
     assert explore.sample_images(model, n=1).size[0] <= explore.DISPLAY_WIDTH
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"n": 0}, "Number of images"), ({"n": 65}, "Number of images"), ({"seed": -1}, "Seed"),
-    ({"temperature": 2.5}, "Temperature"), ({"prior": "uniform"}, "Prior"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n": 0}, "Number of images"),
+        ({"n": 65}, "Number of images"),
+        ({"seed": -1}, "Seed"),
+        ({"temperature": 2.5}, "Temperature"),
+        ({"prior": "uniform"}, "Prior"),
+    ],
+)
 def test_sample_images_rejects_out_of_range(model, kwargs, match):
     with pytest.raises(InputError, match=match):
         explore.sample_images(model, **kwargs)
@@ -110,14 +118,17 @@ def test_prepare_image_converts_what_it_can(model):
     assert notes == [] and x[0, 0, 0, 0] == 255
 
 
-@pytest.mark.parametrize("image, match", [
-    (None, "No image"),
-    (PIL.Image.new("L", (5, 5)), "too small"),
-    (PIL.Image.new("L", (4100, 100)), "too large"),
-    (PIL.Image.new("L", (90, 30)), "far from square"),
-    (PIL.Image.new("RGBA", (30, 30)), "fully transparent"),
-    ("not an image", "Expected an image"),
-])
+@pytest.mark.parametrize(
+    "image, match",
+    [
+        (None, "No image"),
+        (PIL.Image.new("L", (5, 5)), "too small"),
+        (PIL.Image.new("L", (4100, 100)), "too large"),
+        (PIL.Image.new("L", (90, 30)), "far from square"),
+        (PIL.Image.new("RGBA", (30, 30)), "fully transparent"),
+        ("not an image", "Expected an image"),
+    ],
+)
 def test_prepare_image_refuses_bad_images(model, image, match):
     with pytest.raises(InputError, match=match):
         explore.prepare_image(image, model)
@@ -133,7 +144,9 @@ def test_sketch_alpha_becomes_white_on_black():
     assert framed[0, 0] == 0 and framed[framed.shape[0] // 2, framed.shape[1] // 2] == 255
     white = PIL.Image.new("RGBA", (200, 100), (255, 255, 255, 255))  # Gradio 6 paints the canvas white
     PIL.ImageDraw.Draw(white).rectangle((50, 20, 89, 59), fill=(0, 0, 0, 255))
-    assert np.array_equal(np.asarray(explore.sketch_to_image({"composite": white}, margin=0.0)), np.full((40, 40), 255))
+    assert np.array_equal(
+        np.asarray(explore.sketch_to_image({"composite": white}, margin=0.0)), np.full((40, 40), 255)
+    )
 
 
 def test_opaque_sketch_is_cropped_to_the_strokes_by_brightness():
@@ -144,8 +157,16 @@ def test_opaque_sketch_is_cropped_to_the_strokes_by_brightness():
     assert image[0, 0] == 0 and image[image.shape[0] // 2, image.shape[1] // 2] == 255
 
 
-@pytest.mark.parametrize("sketch", [None, {}, {"composite": None}, {"composite": PIL.Image.new("RGBA", (50, 50))},
-                                    {"composite": PIL.Image.new("RGBA", (50, 50), (255, 255, 255, 255))}])
+@pytest.mark.parametrize(
+    "sketch",
+    [
+        None,
+        {},
+        {"composite": None},
+        {"composite": PIL.Image.new("RGBA", (50, 50))},
+        {"composite": PIL.Image.new("RGBA", (50, 50), (255, 255, 255, 255))},
+    ],
+)
 def test_empty_sketch_is_refused(sketch):
     with pytest.raises(InputError, match="sketchpad is empty"):
         explore.sketch_to_image(sketch)
@@ -172,9 +193,16 @@ def test_posterior_chart_draws_each_dimension_where_it_is():
     assert chart.size == base.size == (720, 300)
 
     def at(j, v):  # data → pixel, as the chart's axes map them
-        return round(left + (j + 0.7) / 3 * (right - left)), round(top + (explore.POSTERIOR_RANGE - v) / 10 * (bottom - top))
+        return round(left + (j + 0.7) / 3 * (right - left)), round(
+            top + (explore.POSTERIOR_RANGE - v) / 10 * (bottom - top)
+        )
 
-    for j, v in ((0, 0.0), (1, 2.0), (1, 2.5), (2, -explore.POSTERIOR_RANGE)):  # means, an error bar's end, a clipped mean
+    for j, v in (
+        (0, 0.0),
+        (1, 2.0),
+        (1, 2.5),
+        (2, -explore.POSTERIOR_RANGE),
+    ):  # means, an error bar's end, a clipped mean
         assert chart.getpixel(at(j, v)) != base.getpixel(at(j, v))
     assert chart.getpixel(at(1, 0.0)) == base.getpixel(at(1, 0.0))  # nothing drawn away from the points
 
@@ -219,7 +247,9 @@ def test_output_files_are_named_by_content_and_bounded(tmp_path):
 def test_traverse_moves_one_dimension(model):
     base = torch.randn(4)
     image, row = explore.traverse(model, base, [2, 0], [0.0, 0.0], sweep=0)
-    assert np.array_equal(np.asarray(image), np.asarray(explore.show(model.decode(base[None]).sample, nrow=1, width=336)))
+    assert np.array_equal(
+        np.asarray(image), np.asarray(explore.show(model.decode(base[None]).sample, nrow=1, width=336))
+    )
     assert row.size[0] > 5 * row.size[1]
     moved, moved_row = explore.traverse(model, base, [2, 0], [1.5, 0.0], sweep=0)
     z = base.clone()
@@ -227,7 +257,9 @@ def test_traverse_moves_one_dimension(model):
     assert np.array_equal(np.asarray(moved), np.asarray(explore.show(model.decode(z[None]).sample, nrow=1, width=336)))
     # the sweep covers the swept dimension's whole range, so moving that slider leaves the row as it is
     assert np.array_equal(np.asarray(moved_row), np.asarray(row))
-    assert not np.array_equal(np.asarray(explore.traverse(model, base, [2, 0], [1.5, 0.0], sweep=1)[1]), np.asarray(row))
+    assert not np.array_equal(
+        np.asarray(explore.traverse(model, base, [2, 0], [1.5, 0.0], sweep=1)[1]), np.asarray(row)
+    )
 
 
 def test_latent_map_2d_is_the_latent_itself(ex, sample):
@@ -288,7 +320,10 @@ def test_decode_point(ex):
     assert image.size == (320, 320) and marked.size == (820, 620)
     changed = np.argwhere(np.any(np.asarray(marked) != np.asarray(m.image), axis=-1))
     left, top, right, bottom = m.axes_px
-    centre = (top + (m.box[3] - y) / (m.box[3] - m.box[2]) * (bottom - top), left + (x - m.box[0]) / (m.box[1] - m.box[0]) * (right - left))
+    centre = (
+        top + (m.box[3] - y) / (m.box[3] - m.box[2]) * (bottom - top),
+        left + (x - m.box[0]) / (m.box[1] - m.box[0]) * (right - left),
+    )
     assert len(changed) and np.abs(changed.mean(0) - centre).max() < 2  # a crosshair centred on the point
     assert ex.decode_point("tiny-2d", -x, -y)[0].tobytes() != image.tobytes()
     with pytest.raises(InputError, match="x must be"):
@@ -309,8 +344,10 @@ def test_sliders_follow_the_kl_order(ex):
     assert f"z{dims[0][0]}" in updates[0]["label"]
     # the sweep selector names each choice as its slider's label starts, and its value is the slider's rank
     assert updates[-1]["choices"] == [(f"z{d}", rank + 1) for rank, (d, _) in enumerate(dims)]
-    assert all(updates[rank]["label"].startswith(name + " ") for name, rank in
-               ((name, value - 1) for name, value in updates[-1]["choices"]))
+    assert all(
+        updates[rank]["label"].startswith(name + " ")
+        for name, rank in ((name, value - 1) for name, value in updates[-1]["choices"])
+    )
 
 
 def test_explorer_traverse(ex):
@@ -386,14 +423,17 @@ def test_a_configured_folder_goes_by_its_base_name_never_its_path(tmp_path):
     assert "## mnist-vae\n" in shown and str(tmp_path) not in shown and "/home/me" not in shown
 
 
-@pytest.mark.parametrize("model_id, match", [
-    ("", "Choose a model"),
-    (None, "Choose a model"),
-    ("/no/such/folder", "not one of this Space's models"),
-    ("a/b/c", "not one of this Space's models"),
-    ("not a repo id!", "not one of this Space's models"),
-    ("nobody/nothing-here", "not one of this Space's models"),  # Hub ids are the owner's opt-in
-])
+@pytest.mark.parametrize(
+    "model_id, match",
+    [
+        ("", "Choose a model"),
+        (None, "Choose a model"),
+        ("/no/such/folder", "not one of this Space's models"),
+        ("a/b/c", "not one of this Space's models"),
+        ("not a repo id!", "not one of this Space's models"),
+        ("nobody/nothing-here", "not one of this Space's models"),  # Hub ids are the owner's opt-in
+    ],
+)
 def test_bad_model_ids(ex, model_id, match):
     with pytest.raises(InputError, match=match):
         ex.entry(model_id)
@@ -402,8 +442,10 @@ def test_bad_model_ids(ex, model_id, match):
 def test_folder_that_is_not_ours(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel"}))
     ex = Explorer(["kl"], {"kl": tmp_path})
-    with pytest.raises(InputError, match="Cannot load model 'kl': it holds a UNet2DModel, not a VAEModel or "
-                                         "SpatialVAEModel or AutoencoderKL") as refused:
+    with pytest.raises(
+        InputError,
+        match="Cannot load model 'kl': it holds a UNet2DModel, not a VAEModel or SpatialVAEModel or AutoencoderKL",
+    ) as refused:
         ex.entry("kl")
     assert str(tmp_path) not in str(refused.value)  # the model is named, its folder is not shown
 
@@ -448,8 +490,16 @@ def rendered_tables(markdown: str) -> list[list[list[str]]]:
 
 def test_about_tables_keep_their_columns_and_say_what_was_evaluated(tmp_path):
     folder = make_model(tmp_path / "m", latent_dim=2, mixture=False, dataset="some|pipe/data")
-    metrics = {"dataset": "some|pipe/data", "split": "train[0.1 held out]", "num_images": 6, "negative_elbo_nats": 10.0,
-               "reconstruction_nats": 8.0, "kl_nats": 2.0, "mse": 0.01, "likelihood_note": "a note"}
+    metrics = {
+        "dataset": "some|pipe/data",
+        "split": "train[0.1 held out]",
+        "num_images": 6,
+        "negative_elbo_nats": 10.0,
+        "reconstruction_nats": 8.0,
+        "kl_nats": 2.0,
+        "mse": 0.01,
+        "likelihood_note": "a note",
+    }
     (folder / "metrics.json").write_text(json.dumps(metrics))
     (folder / "training_info.json").write_text(json.dumps({"dataset_name": "some|pipe/data"}))
     text = Explorer([str(folder)], {}).about(folder.name)
@@ -493,15 +543,20 @@ def test_a_model_without_its_own_map_sample_says_the_map_is_not_available(tmp_pa
     assert "No latent map" in ex.about(folder) and ex.warm(folder) is None
 
 
-@pytest.mark.parametrize("arrays, match", [
-    ({"images": np.zeros((4, 1, 8, 8), np.float32), "labels": np.zeros(4, np.int64)}, "must be uint8"),
-    ({"images": np.zeros((4, 2, 8, 8), np.uint8), "labels": np.zeros(4, np.int64)}, "must be uint8"),
-    ({"images": np.zeros((4, 1, 8, 8), np.uint8), "labels": np.zeros(3, np.int64)}, "one class index per image"),
-    ({"images": np.zeros((4, 1, 8, 8), np.uint8), "labels": np.full(4, 2), "class_names": np.array(["a", "b"])},
-     "below its 2 class names"),
-    ({"images": np.zeros((4, 1, 8, 8), np.uint8)}, "not a readable .npz"),
-    ({"images": np.zeros((4, 1, 8, 8), np.uint8), "labels": np.array([None] * 4, dtype=object)}, "not a readable"),
-])
+@pytest.mark.parametrize(
+    "arrays, match",
+    [
+        ({"images": np.zeros((4, 1, 8, 8), np.float32), "labels": np.zeros(4, np.int64)}, "must be uint8"),
+        ({"images": np.zeros((4, 2, 8, 8), np.uint8), "labels": np.zeros(4, np.int64)}, "must be uint8"),
+        ({"images": np.zeros((4, 1, 8, 8), np.uint8), "labels": np.zeros(3, np.int64)}, "one class index per image"),
+        (
+            {"images": np.zeros((4, 1, 8, 8), np.uint8), "labels": np.full(4, 2), "class_names": np.array(["a", "b"])},
+            "below its 2 class names",
+        ),
+        ({"images": np.zeros((4, 1, 8, 8), np.uint8)}, "not a readable .npz"),
+        ({"images": np.zeros((4, 1, 8, 8), np.uint8), "labels": np.array([None] * 4, dtype=object)}, "not a readable"),
+    ],
+)
 def test_a_bad_map_sample_is_refused_and_the_space_says_why(tmp_path, arrays, match):
     np.savez(tmp_path / "s.npz", **arrays)
     with pytest.raises(ValueError, match=match):
@@ -534,8 +589,9 @@ def test_the_dataset_shown_is_the_cards_or_a_folder_name_never_a_path(tmp_path):
 
 def test_a_spatial_autoencoder_reconstructs_shows_its_latents_and_says_what_it_cannot_do(tmp_path):
     torch.manual_seed(0)
-    SpatialVAEModel(block_out_channels=(8, 16), norm_num_groups=4, latent_channels=2, sample_size=12,
-                    scaling_factor=0.5).save_pretrained(tmp_path / "spatial")
+    SpatialVAEModel(
+        block_out_channels=(8, 16), norm_num_groups=4, latent_channels=2, sample_size=12, scaling_factor=0.5
+    ).save_pretrained(tmp_path / "spatial")
     ex = Explorer(["spatial"], {"spatial": tmp_path / "spatial"}, explore.OutputFiles(tmp_path / "files"))
     assert "spatial autoencoder, latents 2×8×8" in ex.status("spatial")
     seen, recon, latents, code, summary = ex.reconstruct("spatial", _gradient((12, 12)))
@@ -543,15 +599,18 @@ def test_a_spatial_autoencoder_reconstructs_shows_its_latents_and_says_what_it_c
     assert latents.width > latents.height  # the channels side by side
     assert code["shape"] == [2, 8, 8] and len(code["channel_std"]) == 2
     assert "what a diffusion model sees" in summary
-    for call in (lambda: ex.sample("spatial"),
-                 lambda: ex.traverse("spatial", "origin", None, 1, *[0.0] * explore.TRAVERSE_SLIDERS),
-                 lambda: ex.decode_point("spatial", 0.0, 0.0)):
+    for call in (
+        lambda: ex.sample("spatial"),
+        lambda: ex.traverse("spatial", "origin", None, 1, *[0.0] * explore.TRAVERSE_SLIDERS),
+        lambda: ex.decode_point("spatial", 0.0, 0.0),
+    ):
         with pytest.raises(InputError, match="spatial is a spatial autoencoder .* Try Reconstruct or Interpolate"):
             call()
     with pytest.raises(InputError, match="no prior to draw codes from seeds, .* choose images"):
         ex.interpolate("spatial", "seeds")
-    strip, gif = ex.interpolate("spatial", "images", _gradient((12, 12)), _gradient((12, 12)).rotate(90), method="lerp",
-                                steps=4)
+    strip, gif = ex.interpolate(
+        "spatial", "images", _gradient((12, 12)), _gradient((12, 12)).rotate(90), method="lerp", steps=4
+    )
     assert strip.width > 3 * strip.height and Path(gif).suffix == ".gif"
     image, words = ex.latent_map("spatial")
     assert image is None and "spatial autoencoder" in words and ex.manifold("spatial") is None
@@ -579,15 +638,23 @@ def test_an_autoencoder_kl_reconstructs_rgb_interpolates_and_credits_its_data(tm
     from vae_hub import AutoencoderKLWithLikelihood
 
     torch.manual_seed(0)
-    vae = AutoencoderKL(block_out_channels=(8, 16), norm_num_groups=4, latent_channels=4, sample_size=16,
-                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16),
+        norm_num_groups=4,
+        latent_channels=4,
+        sample_size=16,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+    )
     with torch.no_grad():
         vae.decoder.conv_out.bias.fill_(5.0)  # decodes white, like emoji on a white background
     folder = tmp_path / "models" / "emoji-vae"
     AutoencoderKLWithLikelihood(vae).save_pretrained(folder)
-    (folder / "training_info.json").write_text(json.dumps({"dataset_name": "/data/emoji",
-                                                           "dataset_credit": "Twemoji (CC-BY 4.0)",
-                                                           "dataset_license": "cc-by-4.0"}))
+    (folder / "training_info.json").write_text(
+        json.dumps(
+            {"dataset_name": "/data/emoji", "dataset_credit": "Twemoji (CC-BY 4.0)", "dataset_license": "cc-by-4.0"}
+        )
+    )
     ids, shipped = explore.default_model_ids(tmp_path, env={})
     assert ids == ["emoji-vae"]  # its folder's config names AutoencoderKL: offered as a spatial autoencoder
     ex = Explorer(ids, shipped, explore.OutputFiles(tmp_path / "files"))

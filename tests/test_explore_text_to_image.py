@@ -26,7 +26,9 @@ from vae_hub.explore.text_to_image import (
 from vae_hub.space_models import InputError
 
 
-CAPTIONS = [f"{c} {s}, {st} style" for c in ("red", "green", "blue") for s in ("disc", "square") for st in ("flat", "noto")]
+CAPTIONS = [
+    f"{c} {s}, {st} style" for c in ("red", "green", "blue") for s in ("disc", "square") for st in ("flat", "noto")
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +51,15 @@ def test_previews_come_before_the_final_images_which_are_diffusers_own(pipe):
     assert all(p.shape == final.shape == (2, 3, SIZE, SIZE) for p in previews)
     assert not torch.equal(previews[0], final) and final.abs().max() <= 1
     own = request_pipeline(pipe, StableDiffusionPipeline, "DPM-Solver++")
-    expected = own("red disc, flat style", negative_prompt="blue", num_images_per_prompt=2, num_inference_steps=6,
-                   guidance_scale=3.0, generator=torch.Generator().manual_seed(7), output_type="pt").images
+    expected = own(
+        "red disc, flat style",
+        negative_prompt="blue",
+        num_images_per_prompt=2,
+        num_inference_steps=6,
+        guidance_scale=3.0,
+        generator=torch.Generator().manual_seed(7),
+        output_type="pt",
+    ).images
     assert torch.allclose(final, expected * 2 - 1, atol=1e-5)
 
 
@@ -87,8 +96,11 @@ def test_prompt_walk_ends_at_each_prompt_and_moves_smoothly(pipe):
     assert frames.shape == (5, 3, SIZE, SIZE)
     own = request_pipeline(pipe, StableDiffusionPipeline, "DPM-Solver++")
     noise = torch.randn((1, 4, SIZE // 2, SIZE // 2), generator=torch.Generator().manual_seed(3))
-    first = own("red disc, flat style", latents=noise, num_inference_steps=6, guidance_scale=3.0,
-                output_type="pt").images * 2 - 1
+    first = (
+        own("red disc, flat style", latents=noise, num_inference_steps=6, guidance_scale=3.0, output_type="pt").images
+        * 2
+        - 1
+    )
     assert torch.allclose(frames[:1], first, atol=1e-4)
     steps = (frames[1:] - frames[:-1]).abs().mean(dim=(1, 2, 3))
     assert steps.max() < (frames[-1] - frames[0]).abs().mean()  # no jump larger than the whole walk
@@ -100,13 +112,20 @@ def test_vocabulary_note(pipe):
     assert unknown_words(pipe.tokenizer, "Red disc, flat style") == []
     assert unknown_words(pipe.tokenizer, "red spaceship, spaceship") == ["spaceship"]
     assert vocabulary_note(pipe.tokenizer, "red disc") == ""
-    assert vocabulary_note(pipe.tokenizer, "a red spaceship, rocket").startswith("'spaceship', 'rocket' are not in this")
+    assert vocabulary_note(pipe.tokenizer, "a red spaceship, rocket").startswith(
+        "'spaceship', 'rocket' are not in this"
+    )
 
 
-@pytest.mark.parametrize("prompt, message", [
-    (None, "Prompt is empty"), ("   ", "Prompt is empty"), (3, "Prompt must be text"),
-    ("x" * (MAX_PROMPT_CHARS + 1), f"at most {MAX_PROMPT_CHARS}"),
-])
+@pytest.mark.parametrize(
+    "prompt, message",
+    [
+        (None, "Prompt is empty"),
+        ("   ", "Prompt is empty"),
+        (3, "Prompt must be text"),
+        ("x" * (MAX_PROMPT_CHARS + 1), f"at most {MAX_PROMPT_CHARS}"),
+    ],
+)
 def test_bad_prompts(prompt, message):
     with pytest.raises(InputError, match=message):
         check_prompt(prompt)
@@ -146,11 +165,21 @@ def editor(size: int = 40) -> dict:
 def test_a_text_to_image_folder_is_its_own_kind_with_its_tabs(explorer):
     assert explorer.kind("tiny-sd") == "text-to-image"
     # Compare shows its measured records only: not a view it is offered for
-    assert explorer.tabs("tiny-sd") == ("Text to image", "Image to image", "Inpaint", "Prompt walk", "Compare", "About")
+    assert explorer.tabs("tiny-sd") == (
+        "Text to image",
+        "Image to image",
+        "Inpaint",
+        "Prompt walk",
+        "Compare",
+        "About",
+    )
     assert explorer.known_kind("tiny-sd") == "text-to-image"
     assert "text-to-image pipeline" in explorer.status("tiny-sd")
-    with pytest.raises(InputError, match="is a text-to-image pipeline .* has no prior samples. Try Text to image, Image to image, "
-                                         "Inpaint or Prompt walk, or choose"):
+    with pytest.raises(
+        InputError,
+        match="is a text-to-image pipeline .* has no prior samples. Try Text to image, Image to image, "
+        "Inpaint or Prompt walk, or choose",
+    ):
         explorer.sample("tiny-sd")
     with pytest.raises(InputError, match="no reconstruction"):
         explorer.reconstruct("tiny-sd", PIL.Image.new("RGB", (16, 16)))
@@ -166,8 +195,9 @@ def test_text_to_image_endpoint_streams_then_gives_grid_gif_and_vocabulary_note(
 
 
 def test_image_to_image_inpaint_and_walk_endpoints(explorer):
-    start, result, note = explorer.image_to_image("tiny-sd", PIL.Image.new("RGBA", (20, 20), (9, 90, 200, 128)), "blue disc", "", 0.5,
-                                                  4, 2.0, 0, "DDIM")
+    start, result, note = explorer.image_to_image(
+        "tiny-sd", PIL.Image.new("RGBA", (20, 20), (9, 90, 200, 128)), "blue disc", "", 0.5, 4, 2.0, 0, "DDIM"
+    )
     assert start.size == result.size and note.startswith("Noised to step")
     image, summary = explorer.inpaint("tiny-sd", editor(), "green square", "", 4, 2.0, 0, "DPM-Solver++")
     assert "Redrew 25% of the image" in summary and "autoencoder's own round trip" in summary
@@ -176,17 +206,23 @@ def test_image_to_image_inpaint_and_walk_endpoints(explorer):
     assert "data credits" in explorer.about("tiny-sd")
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda ex: list(ex.text_to_image("tiny-sd", "x" * 301)), "at most 300"),
-    (lambda ex: list(ex.text_to_image("tiny-sd", "red", num_images=17)), "Number of images must be a whole number"),
-    (lambda ex: list(ex.text_to_image("tiny-sd", "red", steps=1, scheduler="PLMS")), "Scheduler must be one of"),
-    (lambda ex: ex.image_to_image("tiny-sd", None, "red"), "No image"),
-    (lambda ex: ex.image_to_image("tiny-sd", PIL.Image.new("RGB", (16, 16)), "red", strength=0), "Strength"),
-    (lambda ex: ex.inpaint("tiny-sd", None, "red"), "No image to inpaint"),
-    (lambda ex: ex.prompt_walk("tiny-sd", "red", "", 4), "Prompt B is empty"),
-    (lambda ex: ex.prompt_walk("tiny-sd", "red", "blue", 40), "Frames must be a whole number from 3 to 16"),
-    (lambda ex: ex.prompt_walk("tiny-sd", "red", "blue", 4, 0, "x"), "Seed B must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda ex: list(ex.text_to_image("tiny-sd", "x" * 301)), "at most 300"),
+        (
+            lambda ex: list(ex.text_to_image("tiny-sd", "red", num_images=17)),
+            "Number of images must be a whole number",
+        ),
+        (lambda ex: list(ex.text_to_image("tiny-sd", "red", steps=1, scheduler="PLMS")), "Scheduler must be one of"),
+        (lambda ex: ex.image_to_image("tiny-sd", None, "red"), "No image"),
+        (lambda ex: ex.image_to_image("tiny-sd", PIL.Image.new("RGB", (16, 16)), "red", strength=0), "Strength"),
+        (lambda ex: ex.inpaint("tiny-sd", None, "red"), "No image to inpaint"),
+        (lambda ex: ex.prompt_walk("tiny-sd", "red", "", 4), "Prompt B is empty"),
+        (lambda ex: ex.prompt_walk("tiny-sd", "red", "blue", 40), "Frames must be a whole number from 3 to 16"),
+        (lambda ex: ex.prompt_walk("tiny-sd", "red", "blue", 4, 0, "x"), "Seed B must be a whole number"),
+    ],
+)
 def test_bad_input_is_refused_in_one_line(explorer, call, message):
     with pytest.raises(InputError, match=message):
         call(explorer)
@@ -198,15 +234,24 @@ def rewrite_json(path, **changes) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
 
 
-@pytest.mark.parametrize("break_it, message", [
-    (lambda f: rewrite_json(f / "unet" / "config.json", _class_name="UNet2DModel"),
-     "its unet/ holds a 'UNet2DModel', not a UNet2DConditionModel"),
-    (lambda f: rewrite_json(f / "vae" / "config.json", sample_size=4096), "its images are 4096 px"),
-    (lambda f: (f / "text_encoder" / "model.safetensors").rename(f / "text_encoder" / "pytorch_model.bin"),
-     "its text_encoder/ has no safetensors weights"),
-    (lambda f: rewrite_json(f / "scheduler" / "scheduler_config.json", _class_name="os.system"),
-     "its scheduler 'os.system' is not one of diffusers' schedulers"),
-])
+@pytest.mark.parametrize(
+    "break_it, message",
+    [
+        (
+            lambda f: rewrite_json(f / "unet" / "config.json", _class_name="UNet2DModel"),
+            "its unet/ holds a 'UNet2DModel', not a UNet2DConditionModel",
+        ),
+        (lambda f: rewrite_json(f / "vae" / "config.json", sample_size=4096), "its images are 4096 px"),
+        (
+            lambda f: (f / "text_encoder" / "model.safetensors").rename(f / "text_encoder" / "pytorch_model.bin"),
+            "its text_encoder/ has no safetensors weights",
+        ),
+        (
+            lambda f: rewrite_json(f / "scheduler" / "scheduler_config.json", _class_name="os.system"),
+            "its scheduler 'os.system' is not one of diffusers' schedulers",
+        ),
+    ],
+)
 def test_a_bad_text_to_image_folder_is_refused_before_its_weights_are_read(pipe, tmp_path, break_it, message):
     from vae_hub.explore import Explorer, OutputFiles
 

@@ -57,6 +57,7 @@ def hostile_folder(path: Path) -> Path:
 
 def blank_png(path: Path, width: int, height: int) -> Path:
     """A black greyscale PNG of any size, written row by row (a 10000×10000 file is ~100 kB, 100 MB decoded)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -96,8 +97,9 @@ def space(folders, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(space, tmp_path_factory):
-    client = Client(space.url, verbose=False, analytics_enabled=False,
-                    download_files=str(tmp_path_factory.mktemp("downloads")))
+    client = Client(
+        space.url, verbose=False, analytics_enabled=False, download_files=str(tmp_path_factory.mktemp("downloads"))
+    )
     yield client
     client.close()
 
@@ -121,8 +123,13 @@ def test_config_implying_gigabytes_is_refused_before_allocating(folders):
         "except ValueError as err:\n"
         "    print(hwm() - before); print(err)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(folders["hostile"])], capture_output=True, text=True,
-                          env=script_env(), timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(folders["hostile"])],
+        capture_output=True,
+        text=True,
+        env=script_env(),
+        timeout=300,
+    )
     growth, message = done.stdout.splitlines()[:2]
     assert "above the limit of 256 MiB" in message and "2,518 MiB" in message
     assert int(growth) < 16 * MiB
@@ -140,8 +147,13 @@ def test_weights_are_checked_without_a_second_copy(tmp_path):
         "hwm = lambda: int(Path('/proc/self/status').read_text().split('VmHWM:')[1].split()[0]) * 1024\n"
         "before = hwm(); VAEModel.from_pretrained(sys.argv[1]); print(hwm() - before)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "big")], capture_output=True, text=True,
-                          env=script_env(), timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "big")],
+        capture_output=True,
+        text=True,
+        env=script_env(),
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.split()[-1]) < 1.4 * weights
 
@@ -149,8 +161,14 @@ def test_weights_are_checked_without_a_second_copy(tmp_path):
 def test_hostile_config_through_the_space_costs_no_memory(space, client, models):
     before = rss(space.pid)
     answers = []
-    threads = [threading.Thread(target=lambda: answers.append(
-        refusal(client, models["hostile"], 4, 0, 1.0, "standard", api_name="/sample"))) for _ in range(3)]
+    threads = [
+        threading.Thread(
+            target=lambda: answers.append(
+                refusal(client, models["hostile"], 4, 0, 1.0, "standard", api_name="/sample")
+            )
+        )
+        for _ in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -179,7 +197,9 @@ def test_distinct_failing_ids_leave_bounded_state(sample, monkeypatch):
     ex = Explorer([], {}, allow_hub=True)
 
     def missing(self, repo_id, **kwargs):
-        raise space_models.RepositoryNotFoundError(f"404: {repo_id}", response=httpx.Response(404, request=httpx.Request("GET", "https://hub.invalid")))
+        raise space_models.RepositoryNotFoundError(
+            f"404: {repo_id}", response=httpx.Response(404, request=httpx.Request("GET", "https://hub.invalid"))
+        )
 
     monkeypatch.setattr("huggingface_hub.HfApi.model_info", missing)
     for i in range(300):
@@ -191,8 +211,9 @@ def test_distinct_failing_ids_leave_bounded_state(sample, monkeypatch):
 def test_long_distinct_ids_through_the_space_do_not_grow_the_server(space, client):
     before = rss(space.pid)
     for i in range(40):
-        assert "at most 200 characters" in refusal(client, f"{i}/" + "x" * 1_000_000, 4, 0, 1.0, "standard",
-                                                   api_name="/sample")
+        assert "at most 200 characters" in refusal(
+            client, f"{i}/" + "x" * 1_000_000, 4, 0, 1.0, "standard", api_name="/sample"
+        )
     for i in range(300):
         refusal(client, f"nobody/missing-{i}", 4, 0, 1.0, "standard", api_name="/sample")
     assert rss(space.pid) - before < 64 * MiB
@@ -235,10 +256,12 @@ def test_huge_sketch_and_upload_are_refused_from_their_header(space, client, mod
     normal_cpu = space.cpu_seconds() - before_cpu
     before_cpu = space.cpu_seconds()
     for _ in range(3):
-        assert "sketch is too large (10000×10000 px)" in refusal(client, models["tiny"], sketch(huge),
-                                                                 api_name="/reconstruct_sketch")
-        assert "image is too large (10000×10000 px)" in refusal(client, models["tiny"], handle_file(str(huge)),
-                                                                api_name="/reconstruct")
+        assert "sketch is too large (10000×10000 px)" in refusal(
+            client, models["tiny"], sketch(huge), api_name="/reconstruct_sketch"
+        )
+        assert "image is too large (10000×10000 px)" in refusal(
+            client, models["tiny"], handle_file(str(huge)), api_name="/reconstruct"
+        )
     refused_cpu = space.cpu_seconds() - before_cpu
     # a decoded 10000² image costs seconds of CPU and 100-400 MB; the header costs less than a normal request
     assert refused_cpu < 2 * normal_cpu + 0.3 and rss(space.pid) - before_rss < 64 * MiB
@@ -265,7 +288,9 @@ def test_request_body_over_the_limit_is_refused_before_it_is_read(space):
     before = rss(space.pid)
     for _ in range(4):
         declared = httpx.post(url, content=body, headers=headers, timeout=60)
-        chunked = httpx.post(url, content=(body[i:i + MiB] for i in range(0, len(body), MiB)), headers=headers, timeout=60)
+        chunked = httpx.post(
+            url, content=(body[i : i + MiB] for i in range(0, len(body), MiB)), headers=headers, timeout=60
+        )
         for answer in declared, chunked:
             assert answer.status_code == 413 and len(answer.text.splitlines()) == 1 and "Too Large" in answer.text
     assert rss(space.pid) - before < 32 * MiB
@@ -289,12 +314,22 @@ def test_map_point_error_names_every_wrong_coordinate():
 
 # ------------------------------------------------------------------------------------ 5. paths
 def test_typed_paths_are_never_loaded_and_answers_do_not_depend_on_the_server(client, models, folders):
-    typed = ["~", "/proc/self/cwd", "/tmp", models["tiny"] + "-typo", str(REPO / "space" / "models" / "fashion-mnist-vae"),
-             str(folders["tiny"]),  # a configured model's own path: it goes by its name only
-             "space/models/fashion-mnist-vae", "../..", "/etc/passwd"]
+    typed = [
+        "~",
+        "/proc/self/cwd",
+        "/tmp",
+        models["tiny"] + "-typo",
+        str(REPO / "space" / "models" / "fashion-mnist-vae"),
+        str(folders["tiny"]),  # a configured model's own path: it goes by its name only
+        "space/models/fashion-mnist-vae",
+        "../..",
+        "/etc/passwd",
+    ]
     for model_id in typed:
         answer = refusal(client, model_id, 4, 0, 1.0, "standard", api_name="/sample")
-        assert answer.endswith(f"{space_models.clip(model_id)} is not one of this Space's models: choose one from the list.")
+        assert answer.endswith(
+            f"{space_models.clip(model_id)} is not one of this Space's models: choose one from the list."
+        )
         assert str(Path.home()) not in answer.replace(model_id, "") and str(REPO) not in answer.replace(model_id, "")
 
 
@@ -343,8 +378,11 @@ class FakeHub:
 
     def model_info(self, repo_id, **kwargs):
         repo = self.repos[repo_id]
-        files = [SimpleNamespace(rfilename=p.relative_to(repo).as_posix(), size=p.stat().st_size)
-                 for p in repo.rglob("*") if p.is_file()]
+        files = [
+            SimpleNamespace(rfilename=p.relative_to(repo).as_posix(), size=p.stat().st_size)
+            for p in repo.rglob("*")
+            if p.is_file()
+        ]
         return SimpleNamespace(sha="0" * 40, siblings=files)
 
     def snapshot_download(self, repo_id, revision, allow_patterns, **kwargs):
@@ -363,8 +401,10 @@ def test_hub_repo_is_sized_before_download(sample, tmp_path, monkeypatch):
     huge = make_model(tmp_path / "huge")
     with open(huge / "diffusion_pytorch_model.safetensors", "ab") as f:  # metadata says far above the config
         f.truncate(300 * MiB)
-    hub = FakeHub({"user/good": good, "user/huge": huge, "user/hostile": hostile_folder(tmp_path / "hostile")},
-                  tmp_path / "cache")
+    hub = FakeHub(
+        {"user/good": good, "user/huge": huge, "user/hostile": hostile_folder(tmp_path / "hostile")},
+        tmp_path / "cache",
+    )
     monkeypatch.setattr("huggingface_hub.HfApi.model_info", hub.model_info)
     monkeypatch.setattr("huggingface_hub.snapshot_download", hub.snapshot_download)
     ex = Explorer([], {}, explore.OutputFiles(tmp_path / "out"), allow_hub=True)
@@ -410,8 +450,13 @@ def test_one_client_cannot_fill_the_queue(space, client, models):
     join = f"{space.url}gradio_api/queue/join"
 
     def body(session: str, api_name: str, *values) -> dict:
-        return {"data": list(values), "fn_index": fn_index[api_name], "session_hash": session, "event_data": None,
-                "trigger_id": None}
+        return {
+            "data": list(values),
+            "fn_index": fn_index[api_name],
+            "session_hash": session,
+            "event_data": None,
+            "trigger_id": None,
+        }
 
     def sample(session: str, model: str, n: int) -> dict:
         return body(session, "sample", model, n, 0, 1.0, "standard")
@@ -428,7 +473,8 @@ def test_one_client_cannot_fill_the_queue(space, client, models):
     # 2 blockers + 8 greedy + the other client + 21 of the crowd = 32 from this address: gradio_client is refused
     # in one line, and the same client's cheap view is served
     assert refusal(client, models["tiny"], 4, 0, 1.0, "standard", api_name="/sample") == (
-        f"Your network address already has 32 requests {WAIT}")
+        f"Your network address already has 32 requests {WAIT}"
+    )
     assert "latent" in client.predict(models["tiny"], api_name="/about")
 
     about_id = about.json()["event_id"]
@@ -440,22 +486,30 @@ def test_one_client_cannot_fill_the_queue(space, client, models):
 
 # ------------------------------------------------------------------------------------ 10. malformed calls
 # What no answer may show: Gradio's component objects, tracebacks, pydantic's errors, server paths, its own wording
-INTERNALS = re.compile(r"object at 0x|Traceback|pydantic|\.py\b|/tmp|/home|/work|site-packages|"
-                       r"Could not preprocess|Wanted inputs|param_\d")
+INTERNALS = re.compile(
+    r"object at 0x|Traceback|pydantic|\.py\b|/tmp|/home|/work|site-packages|"
+    r"Could not preprocess|Wanted inputs|param_\d"
+)
 MALFORMED = [  # (route, body, the answer's words); {tiny} is the tiny model's id
-    ("call/sample", '{"data": ["{tiny}"]}',
-     "/sample takes 5 inputs (model_id, n, seed, temperature, prior); this call sent 1."),
+    (
+        "call/sample",
+        '{"data": ["{tiny}"]}',
+        "/sample takes 5 inputs (model_id, n, seed, temperature, prior); this call sent 1.",
+    ),
     ("call/sample", '{"data": ["{tiny}", 4, NaN, 1.0, "standard"]}', "Seed must be a whole number; got nan."),
     ("call/sample", '{"data": ["{tiny}", NaN, 0, 1.0, "standard"]}', "Images must be a whole number; got nan."),
-    ("call/sample", '{"data": "{tiny}"}', "(data: input should be a valid list). Send JSON like {\"data\": [...]}"),
+    ("call/sample", '{"data": "{tiny}"}', '(data: input should be a valid list). Send JSON like {"data": [...]}'),
     ("call/sample", '{"inputs": ["{tiny}"]}', "(data: field required)"),
     ("call/sample", '{"data": ["{tiny}"', "(it is not valid JSON)"),
     ("call/reconstruct", '{"data": ["{tiny}", "a string, not a file"]}', "/reconstruct: image must be a file"),
     ("call/reconstruct", '{"data": ["{tiny}", {"no": "path"}]}', "Image must be a file"),
     ("call/reconstruct_sketch", '{"data": ["{tiny}", [1, 2]]}', "/reconstruct_sketch: sketch must be a file"),
     ("call/no_such_endpoint", '{"data": []}', "This Space has no API endpoint named 'no_such_endpoint'"),
-    ("run/sample", '{"data": ["{tiny}", 4]}',
-     "/sample takes 5 inputs (model_id, n, seed, temperature, prior); this call sent 2."),
+    (
+        "run/sample",
+        '{"data": ["{tiny}", 4]}',
+        "/sample takes 5 inputs (model_id, n, seed, temperature, prior); this call sent 2.",
+    ),
     ("queue/join", '{"data": [], "fn_index": 999, "session_hash": "s"}', "This Space has no event 999"),
     ("call/v2/sample", '{"not_a_parameter": 1}', "This request could not be handled (it has been logged)"),
 ]
@@ -464,8 +518,9 @@ MALFORMED = [  # (route, body, the answer's words); {tiny} is the tiny model's i
 def answer_to(url: str, route: str, body: str) -> str:
     """The one message a raw HTTP call gets: a refused request's ``detail``, /run's ``error``, or the error that
     the event of a /call ends with (its second request, GET /call/<name>/<event id>)."""
-    reply = httpx.post(f"{url}gradio_api/{route}", content=body, headers={"content-type": "application/json"},
-                       timeout=60)
+    reply = httpx.post(
+        f"{url}gradio_api/{route}", content=body, headers={"content-type": "application/json"}, timeout=60
+    )
     if reply.status_code != 200:
         return reply.json().get("detail") or reply.json()["error"]
     result = httpx.get(f"{url}gradio_api/{route}/{reply.json()['event_id']}", timeout=60).text
@@ -485,13 +540,16 @@ def test_a_malformed_call_gets_one_line_in_the_spaces_words(space, models, route
 
 # ==================================================================================== the scripts
 # ------------------------------------------------------------------------------------ 8. the token
-@pytest.mark.parametrize("argv", [
-    [sys.executable, str(SCRIPT), "--dataset_name", "d", "--output_dir", "o", "--hub_tok", SECRET],
-    [sys.executable, str(SCRIPT), "--dataset_name", "d", "--output_dir", "o", "--hub_to=" + SECRET],
-    [sys.executable, "-m", "vae_hub.cli", "push", "o", "--repo-id", "a/b", "--tok", SECRET],
-    [sys.executable, "-m", "vae_hub.cli", "push", "o", "--repo-id", "a/b", "--hub_tok", SECRET],
-    [sys.executable, "-m", "vae_hub.evaluate", "--model", "m", "--dataset_name", "d", "--max_samp", "3"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [sys.executable, str(SCRIPT), "--dataset_name", "d", "--output_dir", "o", "--hub_tok", SECRET],
+        [sys.executable, str(SCRIPT), "--dataset_name", "d", "--output_dir", "o", "--hub_to=" + SECRET],
+        [sys.executable, "-m", "vae_hub.cli", "push", "o", "--repo-id", "a/b", "--tok", SECRET],
+        [sys.executable, "-m", "vae_hub.cli", "push", "o", "--repo-id", "a/b", "--hub_tok", SECRET],
+        [sys.executable, "-m", "vae_hub.evaluate", "--model", "m", "--dataset_name", "d", "--max_samp", "3"],
+    ],
+)
 def test_every_parser_refuses_abbreviations(argv, tmp_path):
     done = subprocess.run(argv, cwd=tmp_path, env=script_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "unrecognized arguments" in done.stderr
@@ -503,7 +561,11 @@ def test_redact_hides_the_token_however_it_is_spelled():
 
     redact = load_script().redact
     assert redact(["--hub_token", SECRET, "--seed", "1"]) == ["--hub_token", "***", "--seed", "1"]
-    assert redact([f"--hub_token={SECRET}", "--hub_model_id", f"me/{SECRET}"]) == ["--hub_token=***", "--hub_model_id", "me/***"]
+    assert redact([f"--hub_token={SECRET}", "--hub_model_id", f"me/{SECRET}"]) == [
+        "--hub_token=***",
+        "--hub_model_id",
+        "me/***",
+    ]
 
 
 # ------------------------------------------------------------------------------------ 9. the model is kept
@@ -511,8 +573,19 @@ def test_too_many_mixture_components_for_the_data_stop_before_training(data, tmp
     from datasets_util import write_hub_dataset
 
     few = write_hub_dataset(tmp_path / "few", n_train=6, n_test=4, size=8)
-    argv = ["--dataset_name", str(few), "--output_dir", str(tmp_path / "out"), "--cache_dir", str(data["cache"]),
-            *TINY, "--train_batch_size", "2", "--prior_components", "10"]
+    argv = [
+        "--dataset_name",
+        str(few),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--cache_dir",
+        str(data["cache"]),
+        *TINY,
+        "--train_batch_size",
+        "2",
+        "--prior_components",
+        "10",
+    ]
     code, error = run_in_process(argv, monkeypatch, capsys)
     assert code == 2 and "--prior_components 10 needs at least as many images" in error and "there are 6" in error
     assert not (tmp_path / "out").exists()
@@ -523,13 +596,29 @@ def test_weights_are_saved_before_a_failing_post_processing_step_and_no_token_is
     given as --hub_token=..., is in no file."""
     out = tmp_path / "out"
     patch = tmp_path / "sitecustomize.py"  # loaded by the script's interpreter at start-up
-    patch.write_text("import vae_hub.prior as p\n"
-                     "def broken(*a, **k):\n    raise ValueError('the fit did not converge')\n"
-                     "p.fit_mixture_prior = broken\n")
+    patch.write_text(
+        "import vae_hub.prior as p\n"
+        "def broken(*a, **k):\n    raise ValueError('the fit did not converge')\n"
+        "p.fit_mixture_prior = broken\n"
+    )
     env = script_env(PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
-    done = run_script([*data["gray"], "--output_dir", str(out), "--cache_dir", str(data["cache"]), *TINY,
-                       "--max_train_steps", "4", "--report_to", "tensorboard", f"--hub_token={SECRET}"], env=env,
-                      check=False)
+    done = run_script(
+        [
+            *data["gray"],
+            "--output_dir",
+            str(out),
+            "--cache_dir",
+            str(data["cache"]),
+            *TINY,
+            "--max_train_steps",
+            "4",
+            "--report_to",
+            "tensorboard",
+            f"--hub_token={SECRET}",
+        ],
+        env=env,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "warning: no mixture prior (the fit did not converge)" in done.stderr
     model = VAEModel.from_pretrained(out)

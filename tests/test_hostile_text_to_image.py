@@ -13,7 +13,9 @@ from test_hostile import MiB, blank_png, rss
 from tiny import tiny_stable_diffusion
 
 
-CAPTIONS = [f"{c} {s}, {st} style" for c in ("red", "green", "blue") for s in ("disc", "square") for st in ("flat", "noto")]
+CAPTIONS = [
+    f"{c} {s}, {st} style" for c in ("red", "green", "blue") for s in ("disc", "square") for st in ("flat", "noto")
+]
 SETTINGS = [2, 2.0, 0, "DPM-Solver++"]  # steps, guidance, seed, scheduler
 OUT_OF_RANGE = r"Value -?\d+(\.\d+)? is (greater|less) than (maximum|minimum) value"  # a slider's own words
 
@@ -28,8 +30,9 @@ def space(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(space, tmp_path_factory):
-    client = Client(space.url, verbose=False, analytics_enabled=False,
-                    download_files=str(tmp_path_factory.mktemp("downloads")))
+    client = Client(
+        space.url, verbose=False, analytics_enabled=False, download_files=str(tmp_path_factory.mktemp("downloads"))
+    )
     yield client
     client.close()
 
@@ -58,23 +61,48 @@ def test_each_endpoint_works_then_refuses_hostile_input_in_words(space, client, 
     cases = [
         (("/etc/passwd", "red disc", "", 2, *SETTINGS), "/text_to_image", "is not one of this Space's models"),
         (("tiny-sd", "x" * 10_000, "", 2, *SETTINGS), "/text_to_image", "at most 300"),
-        (("tiny-sd", "red disc", "", 10**9, *SETTINGS), "/text_to_image",
-         f"Number of images must be a whole number|{OUT_OF_RANGE}"),
-        (("tiny-sd", "red disc", "", 2, 10**6, 2.0, 0, "DDIM"), "/text_to_image",
-         f"Steps must be a whole number|{OUT_OF_RANGE}"),
-        (("tiny-sd", "red disc", "", 2, 2, 1e9, 0, "DDIM"), "/text_to_image", f"Guidance must be a number|{OUT_OF_RANGE}"),
-        (("tiny-sd", "red disc", "", 2, 2, 2.0, -1, "DDIM"), "/text_to_image",
-         f"Seed must be a whole number|{OUT_OF_RANGE}"),
-        (("tiny-sd", handle_file(str(huge)), "red", "", 0.6, *SETTINGS), "/image_to_image",
-         r"image is too large \(10000×10000 px\)"),
-        (("tiny-sd", handle_file(str(text)), "red", "", 0.6, *SETTINGS), "/image_to_image",
-         "not an image this Space can read"),
-        (("tiny-sd", handle_file(str(image)), "red", "", 7.0, *SETTINGS), "/image_to_image",
-         f"Strength must be|{OUT_OF_RANGE}"),
+        (
+            ("tiny-sd", "red disc", "", 10**9, *SETTINGS),
+            "/text_to_image",
+            f"Number of images must be a whole number|{OUT_OF_RANGE}",
+        ),
+        (
+            ("tiny-sd", "red disc", "", 2, 10**6, 2.0, 0, "DDIM"),
+            "/text_to_image",
+            f"Steps must be a whole number|{OUT_OF_RANGE}",
+        ),
+        (
+            ("tiny-sd", "red disc", "", 2, 2, 1e9, 0, "DDIM"),
+            "/text_to_image",
+            f"Guidance must be a number|{OUT_OF_RANGE}",
+        ),
+        (
+            ("tiny-sd", "red disc", "", 2, 2, 2.0, -1, "DDIM"),
+            "/text_to_image",
+            f"Seed must be a whole number|{OUT_OF_RANGE}",
+        ),
+        (
+            ("tiny-sd", handle_file(str(huge)), "red", "", 0.6, *SETTINGS),
+            "/image_to_image",
+            r"image is too large \(10000×10000 px\)",
+        ),
+        (
+            ("tiny-sd", handle_file(str(text)), "red", "", 0.6, *SETTINGS),
+            "/image_to_image",
+            "not an image this Space can read",
+        ),
+        (
+            ("tiny-sd", handle_file(str(image)), "red", "", 7.0, *SETTINGS),
+            "/image_to_image",
+            f"Strength must be|{OUT_OF_RANGE}",
+        ),
         (("tiny-sd", editor(huge), "red", "", *SETTINGS), "/inpaint", r"image is too large \(10000×10000 px\)"),
         (("tiny-sd", editor(image), "red", "", *SETTINGS), "/inpaint", "The mask is empty"),
-        (("tiny-sd", "red", "blue", 10**6, 0, None, 2, 2.0, "DDIM"), "/prompt_walk",
-         f"Frames must be a whole number|{OUT_OF_RANGE}"),
+        (
+            ("tiny-sd", "red", "blue", 10**6, 0, None, 2, 2.0, "DDIM"),
+            "/prompt_walk",
+            f"Frames must be a whole number|{OUT_OF_RANGE}",
+        ),
     ]
     for _ in range(2):
         for args, api_name, message in cases:

@@ -31,8 +31,15 @@ from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEP
 
 
 REPO = "vae-hub-tests/tiny-vae"
-ALLOWED = ["config.json", "diffusion_pytorch_model.safetensors", "README.md", "metrics.json", "training_info.json",
-           "samples.png", "reconstructions.png"]
+ALLOWED = [
+    "config.json",
+    "diffusion_pytorch_model.safetensors",
+    "README.md",
+    "metrics.json",
+    "training_info.json",
+    "samples.png",
+    "reconstructions.png",
+]
 
 
 @pytest.fixture
@@ -85,7 +92,9 @@ def test_card_metadata_round_trips_and_carries_the_evaluation(folder):
     assert set(results) == {"nll", "negative_elbo", "reconstruction", "kl", "mse", "psnr"}  # no bits/dim: Bernoulli
     assert results["nll"].metric_value == 236.81 and results["negative_elbo"].metric_value == 241.37
     assert results["psnr"].metric_value == 19.08 and results["mse"].metric_value == 0.01234
-    assert {(r.dataset_type, r.dataset_split) for r in data.eval_results} == {("zalando-datasets/fashion_mnist", "test")}
+    assert {(r.dataset_type, r.dataset_split) for r in data.eval_results} == {
+        ("zalando-datasets/fashion_mnist", "test")
+    }
     assert "nats/image, bernoulli likelihood" in results["nll"].metric_name
 
 
@@ -93,13 +102,28 @@ def test_card_body_describes_model_figures_training_and_citation(folder):
     text = str(hub.build_model_card(folder, REPO))
     n_params = sum(p.numel() for p in VAEModel.from_pretrained(folder).parameters())
     for expected in (
-        "![samples](samples.png)", "![reconstructions](reconstructions.png)",  # embedded, uploaded with the model
-        f"{n_params:,}", "4-dimensional", "12×12 grayscale", "2-component Gaussian mixture", "Bernoulli",
-        "| 236.81 nats |", "| 19.08 dB |", "Active latent units: 3 of 4",
-        "| Epochs | 30 |", "| Batch size | 64 per process × 2 processes |", "| Precision | bf16 |",
-        "| Wall time | 30 min 34 s |", "1× NVIDIA H100 80GB HBM3", "| Training images | 54,000 |",
-        f'VAEModel.from_pretrained("{REPO}")', f"--pretrained_model_name_or_path {REPO}", "accelerate launch",
-        "## Intended use and limitations", "Auto-Encoding Variational {B}ayes", "Kingma",
+        "![samples](samples.png)",
+        "![reconstructions](reconstructions.png)",  # embedded, uploaded with the model
+        f"{n_params:,}",
+        "4-dimensional",
+        "12×12 grayscale",
+        "2-component Gaussian mixture",
+        "Bernoulli",
+        "| 236.81 nats |",
+        "| 19.08 dB |",
+        "Active latent units: 3 of 4",
+        "| Epochs | 30 |",
+        "| Batch size | 64 per process × 2 processes |",
+        "| Precision | bf16 |",
+        "| Wall time | 30 min 34 s |",
+        "1× NVIDIA H100 80GB HBM3",
+        "| Training images | 54,000 |",
+        f'VAEModel.from_pretrained("{REPO}")',
+        f"--pretrained_model_name_or_path {REPO}",
+        "accelerate launch",
+        "## Intended use and limitations",
+        "Auto-Encoding Variational {B}ayes",
+        "Kingma",
     ):
         assert expected in text, expected
     assert "| Negative ELBO | 241.37 nats |" in text
@@ -109,17 +133,26 @@ def test_card_tables_keep_their_columns_and_say_how_the_prior_was_chosen(folder)
     from markdown_it import MarkdownIt
 
     info = json.loads((folder / "training_info.json").read_text())
-    info.update(dataset_name="data|with|pipes", hardware="CPU | 2 cores\nshared", mixture_prior={
-        "num_components": 2, "method": "held-out log-likelihood", "num_codes": 500, "seed": 0,
-        "held_out_log_likelihood_nats_per_code": {"1": -3.5, "2": -2.25, "5": -2.2}})
+    info.update(
+        dataset_name="data|with|pipes",
+        hardware="CPU | 2 cores\nshared",
+        mixture_prior={
+            "num_components": 2,
+            "method": "held-out log-likelihood",
+            "num_codes": 500,
+            "seed": 0,
+            "held_out_log_likelihood_nats_per_code": {"1": -3.5, "2": -2.25, "5": -2.2},
+        },
+    )
     (folder / "training_info.json").write_text(json.dumps(info))
     text = str(hub.build_model_card(folder, REPO))
     html = MarkdownIt("commonmark").enable("table").render(text.split("---", 2)[2])
     rows = [row.split("</tr>")[0] for table in html.split("<table>")[1:] for row in table.split("<tr>")[1:]]
     assert rows and all(row.count("<td>") + row.count("<th>") == 2 for row in rows)  # no row split by a "|"
     assert "<td><code>data|with|pipes</code></td>" in html and "<td>CPU | 2 cores shared</td>" in html
-    assert ("Mixture prior: K = 2 components, chosen from the data: each candidate was fitted to 80% of 500 training "
-            "codes") in text and "K=2: -2.25" in text
+    assert (
+        "Mixture prior: K = 2 components, chosen from the data: each candidate was fitted to 80% of 500 training codes"
+    ) in text and "K=2: -2.25" in text
 
 
 def test_card_shows_the_evaluation_command_when_metrics_record_one(folder):
@@ -134,16 +167,20 @@ def test_card_shows_the_evaluation_command_when_metrics_record_one(folder):
 def test_card_names_no_folder_of_the_training_machine(folder, tmp_path):
     """Recorded commands keep relative paths and lose the absolute ones' folders (the Space shows the card)."""
     info = json.loads((folder / "training_info.json").read_text())
-    info["command"] = (f"accelerate launch training/train_vae.py --dataset_name ../data/fashion --output_dir "
-                       f"{tmp_path}/runs/fashion-vae --cache_dir={tmp_path}/cache --seed 0")
+    info["command"] = (
+        f"accelerate launch training/train_vae.py --dataset_name ../data/fashion --output_dir "
+        f"{tmp_path}/runs/fashion-vae --cache_dir={tmp_path}/cache --seed 0"
+    )
     (folder / "training_info.json").write_text(json.dumps(info))
     metrics = json.loads((folder / "metrics.json").read_text())
     metrics["command"] = f"python -m vae_hub.evaluate --model {tmp_path}/runs/fashion-vae --split test"
     (folder / "metrics.json").write_text(json.dumps(metrics))
     text = str(hub.build_card(folder, REPO))
     assert str(tmp_path) not in text
-    assert ("accelerate launch training/train_vae.py --dataset_name ../data/fashion --output_dir fashion-vae "
-            "--cache_dir=cache --seed 0") in text
+    assert (
+        "accelerate launch training/train_vae.py --dataset_name ../data/fashion --output_dir fashion-vae "
+        "--cache_dir=cache --seed 0"
+    ) in text
     assert "python -m vae_hub.evaluate --model fashion-vae --split test" in text
 
 
@@ -199,8 +236,14 @@ def test_card_links_hub_ids_only(tmp_path):
 
 
 def test_card_refuses_a_folder_that_is_not_an_autoencoder(tmp_path):
-    UNet2DModel(sample_size=8, block_out_channels=(8, 16), norm_num_groups=4, layers_per_block=1,
-                down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2).save_pretrained(tmp_path / "u")
+    UNet2DModel(
+        sample_size=8,
+        block_out_channels=(8, 16),
+        norm_num_groups=4,
+        layers_per_block=1,
+        down_block_types=("DownBlock2D",) * 2,
+        up_block_types=("UpBlock2D",) * 2,
+    ).save_pretrained(tmp_path / "u")
     with pytest.raises(ValueError, match="UNet2DModel, not one of VAEModel"):
         hub.write_model_card(tmp_path / "u")
     assert not (tmp_path / "u" / "README.md").exists()
@@ -229,9 +272,12 @@ def test_card_snippet_runs_as_pasted_from_the_hf_cache(folder, offline_cache, tm
 # ------------------------------------------------------------------------------------------------ load back
 def test_load_refuses_a_pythae_style_repo(offline_cache):
     config = {"name": "VAEConfig", "input_dim": [1, 28, 28], "latent_dim": 16, "reconstruction_loss": "bce"}
-    populate_hf_cache(offline_cache, "someone/pythae-vae",
-                      {"config.json": json.dumps(config).encode(), "model.pt": b"pickle", "environment.json": b"{}"},
-                      "v2")
+    populate_hf_cache(
+        offline_cache,
+        "someone/pythae-vae",
+        {"config.json": json.dumps(config).encode(), "model.pt": b"pickle", "environment.json": b"{}"},
+        "v2",
+    )
     with pytest.raises(ValueError, match=r"someone/pythae-vae.*config without _class_name.*not (a )?VAEModel"):
         VAEModel.from_pretrained("someone/pythae-vae", revision="v2")
 
@@ -259,9 +305,20 @@ def test_push_uploads_exactly_the_allow_list_in_one_commit(folder):
     url = hub.push_to_hub(folder, REPO, token=TOKEN, api=api)
     assert url == f"https://huggingface.co/{REPO}/commit/{'0' * 40}"
     assert api.methods_called() == ["create_repo", "create_commit"]
-    assert api.calls[0][1] == {"repo_id": REPO, "repo_type": "model", "private": False, "exist_ok": True, "token": TOKEN}
+    assert api.calls[0][1] == {
+        "repo_id": REPO,
+        "repo_type": "model",
+        "private": False,
+        "exist_ok": True,
+        "token": TOKEN,
+    }
     (commit,) = api.commits
-    assert (commit["repo_id"], commit["repo_type"], commit["revision"], commit["token"]) == (REPO, "model", None, TOKEN)
+    assert (commit["repo_id"], commit["repo_type"], commit["revision"], commit["token"]) == (
+        REPO,
+        "model",
+        None,
+        TOKEN,
+    )
     assert sorted(commit["files"]) == sorted(ALLOWED + ["modeling_vae_hub.py"])  # + the code, for remote loading
     for name, data in commit["files"].items():
         assert TOKEN.encode() not in data
@@ -339,13 +396,20 @@ def test_push_refuses_a_malformed_repo_id(folder, repo_id):
         hub.push_to_hub(folder, repo_id, token=TOKEN, api=FakeHfApi())
 
 
-@pytest.mark.parametrize("method, error, message", [
-    ("create_repo", OfflineModeIsEnabled("offline mode is enabled"), "cannot reach the Hugging Face Hub"),
-    ("create_repo", httpx2.ConnectError("[Errno 111] Connection refused"), "cannot reach the Hugging Face Hub"),
-    ("create_repo", http_error(401, "Invalid credentials"), "unauthorised: the Hub rejected the token"),
-    ("create_commit", http_error(403, "You don't have the rights"), f"forbidden: the token may not write to {REPO}"),
-    ("create_commit", http_error(409, "A repo with this name already exists"), f"name clash: {REPO}"),
-])
+@pytest.mark.parametrize(
+    "method, error, message",
+    [
+        ("create_repo", OfflineModeIsEnabled("offline mode is enabled"), "cannot reach the Hugging Face Hub"),
+        ("create_repo", httpx2.ConnectError("[Errno 111] Connection refused"), "cannot reach the Hugging Face Hub"),
+        ("create_repo", http_error(401, "Invalid credentials"), "unauthorised: the Hub rejected the token"),
+        (
+            "create_commit",
+            http_error(403, "You don't have the rights"),
+            f"forbidden: the token may not write to {REPO}",
+        ),
+        ("create_commit", http_error(409, "A repo with this name already exists"), f"name clash: {REPO}"),
+    ],
+)
 def test_push_hub_failures_give_one_clear_message_and_leave_the_folder_intact(folder, method, error, message):
     before = folder_digest(folder)
     with pytest.raises(hub.HubError, match=message) as err:
@@ -407,13 +471,23 @@ def test_deploy_space_uploads_app_package_and_shipped_models(space_dir):
     api = FakeHfApi()
     hub.deploy_space("vae-hub-tests/space", token=TOKEN, api=api, space_dir=space_dir)
     assert api.methods_called() == ["create_repo", "list_repo_files", "create_commit"]
-    assert api.calls[0][1] == {"repo_id": "vae-hub-tests/space", "repo_type": "space", "space_sdk": "gradio",
-                               "private": False, "exist_ok": True, "token": TOKEN}
+    assert api.calls[0][1] == {
+        "repo_id": "vae-hub-tests/space",
+        "repo_type": "space",
+        "space_sdk": "gradio",
+        "private": False,
+        "exist_ok": True,
+        "token": TOKEN,
+    }
     (commit,) = api.commits
     assert commit["repo_type"] == "space"
     files = commit["files"]
-    assert set(files) == {"README.md", "app.py", "requirements.txt", "space_config.json", "examples/bag_0.png"} | {
-        f"models/tiny-vae/{n}" for n in ALLOWED if n != "README.md"} | package_files()
+    assert (
+        set(files)
+        == {"README.md", "app.py", "requirements.txt", "space_config.json", "examples/bag_0.png"}
+        | {f"models/tiny-vae/{n}" for n in ALLOWED if n != "README.md"}
+        | package_files()
+    )
     assert files["requirements.txt"].decode() == "torch>=2.13.0\ndiffusers>=0.42.1\n"
     assert json.loads(files["space_config.json"]) == {"model_id": None}
     assert files["vae_hub/models/vae.py"] == Path(vae_hub.__file__).with_name("models").joinpath("vae.py").read_bytes()
@@ -470,14 +544,22 @@ def run_deployed(files: dict[str, bytes], folder: Path, script: str, **env_vars)
     for name, content in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(content)
-    prologue = ("import sys; sys.path.insert(0, '.')\n"
-                "import app, vae_hub\n"
-                f"assert vae_hub.__file__.startswith({str(folder)!r}), vae_hub.__file__\n")
+    prologue = (
+        "import sys; sys.path.insert(0, '.')\n"
+        "import app, vae_hub\n"
+        f"assert vae_hub.__file__.startswith({str(folder)!r}), vae_hub.__file__\n"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VAE_MODEL", "HF_TOKEN")}
-    env.update(HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1",
-               GRADIO_SERVER_NAME="127.0.0.1", **env_vars)
-    result = subprocess.run([sys.executable, "-c", prologue + script], cwd=folder, env=env, capture_output=True,
-                            text=True)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        GRADIO_SERVER_NAME="127.0.0.1",
+        **env_vars,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", prologue + script], cwd=folder, env=env, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result.stdout
 
@@ -487,20 +569,24 @@ def test_deployed_space_with_its_shipped_models_serves_samples_offline(tmp_path)
     """The uploaded file set alone runs the app: launched on 127.0.0.1, /sample answers from a shipped model."""
     api = FakeHfApi()
     hub.deploy_space("vae-hub-tests/space", token=TOKEN, api=api)
-    out = run_deployed(api.commits[0]["files"], tmp_path / "deployed", (
-        "from pathlib import Path\n"
-        "from gradio_client import Client\n"
-        "from vae_hub.explore import Explorer\n"
-        "explorer = Explorer.from_space_dir('.')\n"
-        "assert explorer.model_ids and all(m in explorer.shipped for m in explorer.model_ids), explorer.model_ids\n"
-        "demo = app.build_demo(explorer)\n"
-        "demo.launch(prevent_thread_lock=True, quiet=True)\n"
-        "grid = Client(demo.local_url, verbose=False).predict(explorer.default_model, 4, 0, 1.0, 'standard', "
-        "api_name='/sample')\n"
-        "assert Path(grid).is_file(), grid\n"
-        "demo.close()\n"
-        "print('served', explorer.model_ids)\n"
-    ))
+    out = run_deployed(
+        api.commits[0]["files"],
+        tmp_path / "deployed",
+        (
+            "from pathlib import Path\n"
+            "from gradio_client import Client\n"
+            "from vae_hub.explore import Explorer\n"
+            "explorer = Explorer.from_space_dir('.')\n"
+            "assert explorer.model_ids and all(m in explorer.shipped for m in explorer.model_ids), explorer.model_ids\n"
+            "demo = app.build_demo(explorer)\n"
+            "demo.launch(prevent_thread_lock=True, quiet=True)\n"
+            "grid = Client(demo.local_url, verbose=False).predict(explorer.default_model, 4, 0, 1.0, 'standard', "
+            "api_name='/sample')\n"
+            "assert Path(grid).is_file(), grid\n"
+            "demo.close()\n"
+            "print('served', explorer.model_ids)\n"
+        ),
+    )
     assert "served" in out
 
 
@@ -513,23 +599,39 @@ def test_deployed_space_with_a_model_id_loads_it_from_the_hub_cache_offline(tmp_
     populate_hf_cache(offline_cache, REPO, {p.name: p for p in model.iterdir()})
     api = FakeHfApi()
     hub.deploy_space("vae-hub-tests/space", model_id=REPO, token=TOKEN, api=api)
-    out = run_deployed(api.commits[0]["files"], tmp_path / "deployed", (
-        "import gradio as gr\n"
-        "from vae_hub.explore import Explorer\n"
-        "explorer = Explorer.from_space_dir('.')\n"
-        f"assert explorer.model_ids == [{REPO!r}], explorer.model_ids\n"
-        "assert isinstance(app.build_demo(explorer), gr.Blocks)\n"
-        f"print('sampled', explorer.sample({REPO!r}, 4, 0, 1.0, 'standard').size)\n"
-    ), HF_HUB_CACHE=str(offline_cache))
+    out = run_deployed(
+        api.commits[0]["files"],
+        tmp_path / "deployed",
+        (
+            "import gradio as gr\n"
+            "from vae_hub.explore import Explorer\n"
+            "explorer = Explorer.from_space_dir('.')\n"
+            f"assert explorer.model_ids == [{REPO!r}], explorer.model_ids\n"
+            "assert isinstance(app.build_demo(explorer), gr.Blocks)\n"
+            f"print('sampled', explorer.sample({REPO!r}, 4, 0, 1.0, 'standard').size)\n"
+        ),
+        HF_HUB_CACHE=str(offline_cache),
+    )
     assert "sampled" in out
 
 
 # ------------------------------------------------------------------------------------------------ pipelines
 PIPELINE_REPO = "vae-hub-tests/tiny-ldm"
-PIPELINE_FILES = ["model_index.json", "vae/config.json", "vae/diffusion_pytorch_model.safetensors", "unet/config.json",
-                  "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json", "metrics.json",
-                  "training_info.json", "samples.png", "pipeline.py", "vae/vae_hub.py", "vae/modeling_vae_hub.py",
-                  "README.md"]
+PIPELINE_FILES = [
+    "model_index.json",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "scheduler/scheduler_config.json",
+    "metrics.json",
+    "training_info.json",
+    "samples.png",
+    "pipeline.py",
+    "vae/vae_hub.py",
+    "vae/modeling_vae_hub.py",
+    "README.md",
+]
 
 
 def test_pipeline_push_uploads_the_pipeline_and_its_code_in_one_commit(pipeline_folder):
@@ -541,8 +643,13 @@ def test_pipeline_push_uploads_the_pipeline_and_its_code_in_one_commit(pipeline_
     assert commit["revision"] == "v1" and api.repos[("model", PIPELINE_REPO)] is True
     files = commit["files"]
     assert list(files) == PIPELINE_FILES  # no checkpoints, logs, pickles, latent caches or notes
-    for name in ("vae/diffusion_pytorch_model.safetensors", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
-                 "scheduler/scheduler_config.json", "samples.png"):
+    for name in (
+        "vae/diffusion_pytorch_model.safetensors",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "scheduler/scheduler_config.json",
+        "samples.png",
+    ):
         assert files[name] == (pipeline_folder / name).read_bytes(), name
     for name in ("metrics.json", "training_info.json"):  # the records, as a push shares them
         assert json.loads(files[name]) == hub.public_record(json.loads((pipeline_folder / name).read_text())), name
@@ -557,15 +664,23 @@ def test_pipeline_push_uploads_the_pipeline_and_its_code_in_one_commit(pipeline_
     assert folder_digest(pipeline_folder) == before
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda f: shutil.rmtree(f / "unet"), "not a complete LatentDiffusionPipeline folder: unet/ is missing"),
-    (lambda f: (f / "unet" / "diffusion_pytorch_model.safetensors").unlink(),
-     "unet/diffusion_pytorch_model.safetensors missing"),
-    (lambda f: (f / "scheduler" / "scheduler_config.json").unlink(), "scheduler/scheduler_config.json missing"),
-    (lambda f: (f / "vae" / "diffusion_pytorch_model.safetensors").unlink(), "vae/diffusion_pytorch_model.safetensors"),
-    (lambda f: (f / "model_index.json").write_text("{not json"), "cannot read model_index.json"),
-    (lambda f: (f / "model_index.json").write_text('{"_class_name": "DiTPipeline"}'), "holds a DiTPipeline"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: shutil.rmtree(f / "unet"), "not a complete LatentDiffusionPipeline folder: unet/ is missing"),
+        (
+            lambda f: (f / "unet" / "diffusion_pytorch_model.safetensors").unlink(),
+            "unet/diffusion_pytorch_model.safetensors missing",
+        ),
+        (lambda f: (f / "scheduler" / "scheduler_config.json").unlink(), "scheduler/scheduler_config.json missing"),
+        (
+            lambda f: (f / "vae" / "diffusion_pytorch_model.safetensors").unlink(),
+            "vae/diffusion_pytorch_model.safetensors",
+        ),
+        (lambda f: (f / "model_index.json").write_text("{not json"), "cannot read model_index.json"),
+        (lambda f: (f / "model_index.json").write_text('{"_class_name": "DiTPipeline"}'), "holds a DiTPipeline"),
+    ],
+)
 def test_a_half_trained_pipeline_is_refused_before_any_hub_call(pipeline_folder, tmp_path, damage, message):
     damage(pipeline_folder)
     before = folder_digest(pipeline_folder)
@@ -595,15 +710,28 @@ def test_a_push_names_no_local_path_of_the_machine_that_trained_it(kind, saved_f
     source = Path(shutil.copytree(saved_folder if kind == "model" else saved_pipeline, home / "runs" / "mnist-model"))
     data, vae = str(home / "data" / "mnist"), str(home / "runs" / "mnist-spatial-vae")
     info = json.loads((source / "training_info.json").read_text())
-    info.update(dataset_name=data, vae=vae, args={**info.get("args", {}), "output_dir": str(source),
-                                                   "pretrained_vae_model_name_or_path": vae},
-                command=f"accelerate launch training/train.py --dataset_name {data} --output_dir={source}")
+    info.update(
+        dataset_name=data,
+        vae=vae,
+        args={**info.get("args", {}), "output_dir": str(source), "pretrained_vae_model_name_or_path": vae},
+        command=f"accelerate launch training/train.py --dataset_name {data} --output_dir={source}",
+    )
     (source / "training_info.json").write_text(json.dumps(info))
     metrics = json.loads((source / "metrics.json").read_text())
-    metrics["sample_quality"] = {"standard_prior": {
-        "kind": "vae", "prior": "standard", "generator": str(source), "classifier": str(home / "clf"),
-        "dataset": data, "split": "test", "num_samples": 100, "frechet_distance": 1.0, "class_match": None,
-        "command": f"python -m vae_hub.evaluate_samples --generator {source} --dataset_name {data}"}}
+    metrics["sample_quality"] = {
+        "standard_prior": {
+            "kind": "vae",
+            "prior": "standard",
+            "generator": str(source),
+            "classifier": str(home / "clf"),
+            "dataset": data,
+            "split": "test",
+            "num_samples": 100,
+            "frechet_distance": 1.0,
+            "class_match": None,
+            "command": f"python -m vae_hub.evaluate_samples --generator {source} --dataset_name {data}",
+        }
+    }
     (source / "metrics.json").write_text(json.dumps(metrics))
     (source / "README.md").unlink(missing_ok=True)
     names = hub.write_push_files(source, REPO if kind == "model" else PIPELINE_REPO, tmp_path / "dry")
@@ -611,7 +739,10 @@ def test_a_push_names_no_local_path_of_the_machine_that_trained_it(kind, saved_f
         text = (tmp_path / "dry" / name).read_bytes().decode("utf-8", errors="replace")
         assert "alice-smith" not in text and str(tmp_path) not in text, name
     card = (tmp_path / "dry" / "README.md").read_text()
-    assert "`mnist`" in card and "--dataset_name mnist" in json.loads((tmp_path / "dry" / "training_info.json").read_text())["command"]
+    assert (
+        "`mnist`" in card
+        and "--dataset_name mnist" in json.loads((tmp_path / "dry" / "training_info.json").read_text())["command"]
+    )
 
 
 def folder_digest_of(files: dict[str, bytes]) -> dict[str, str]:
@@ -635,9 +766,22 @@ def test_dry_run_refuses_a_folder_that_is_not_empty_and_a_token_in_a_file(folder
 def test_pipeline_card_metadata_results_and_body(pipeline_folder, tmp_path):
     vae = tmp_path / "fashion-spatial-vae"  # the VAE's folder, with its own prior-sample numbers: the comparison
     vae.mkdir()
-    (vae / "metrics.json").write_text(json.dumps({"sample_quality": {"standard_prior": {
-        "kind": "vae", "prior": "standard", "frechet_distance": 88.5, "class_match": 0.41, "num_samples": 10000,
-        "split": "test"}}}))
+    (vae / "metrics.json").write_text(
+        json.dumps(
+            {
+                "sample_quality": {
+                    "standard_prior": {
+                        "kind": "vae",
+                        "prior": "standard",
+                        "frechet_distance": 88.5,
+                        "class_match": 0.41,
+                        "num_samples": 10000,
+                        "split": "test",
+                    }
+                }
+            }
+        )
+    )
     info = json.loads((pipeline_folder / "training_info.json").read_text())
     (pipeline_folder / "training_info.json").write_text(json.dumps({**info, "vae": str(vae)}))
     card = hub.write_model_card(pipeline_folder, PIPELINE_REPO)
@@ -652,13 +796,21 @@ def test_pipeline_card_metadata_results_and_body(pipeline_folder, tmp_path):
     assert results["frechet_distance"].metric_value == 12.346 and results["class_match"].metric_value == 0.8734
     assert results["frechet_distance"].dataset_split == "test"
     text = str(card)
-    for expected in ("| 0 | T-shirt/top |", "| 2 | Sneaker |", "![samples](samples.png)",
-                     "| this pipeline, 25 steps, guidance 3 | 12.35 | 87.3% | 10,000 |",
-                     "| VAE, N(0, I) prior | 88.50 | 41.0% | 10,000 |",
-                     "python -m vae_hub.evaluate_samples --generator out --record",
-                     "accelerate launch training/train_latent_diffusion.py", "`UNet2DModel`", "4×8×8",
-                     "`DPMSolverMultistepScheduler`", "pin the commit you read", "Rombach",
-                     f"num_inference_steps={DEFAULT_NUM_INFERENCE_STEPS}, guidance_scale={DEFAULT_GUIDANCE_SCALE},"):
+    for expected in (
+        "| 0 | T-shirt/top |",
+        "| 2 | Sneaker |",
+        "![samples](samples.png)",
+        "| this pipeline, 25 steps, guidance 3 | 12.35 | 87.3% | 10,000 |",
+        "| VAE, N(0, I) prior | 88.50 | 41.0% | 10,000 |",
+        "python -m vae_hub.evaluate_samples --generator out --record",
+        "accelerate launch training/train_latent_diffusion.py",
+        "`UNet2DModel`",
+        "4×8×8",
+        "`DPMSolverMultistepScheduler`",
+        "pin the commit you read",
+        "Rombach",
+        f"num_inference_steps={DEFAULT_NUM_INFERENCE_STEPS}, guidance_scale={DEFAULT_GUIDANCE_SCALE},",
+    ):
         assert expected in text, expected
 
     (pipeline_folder / "training_info.json").write_text(json.dumps(info))  # trained on a Hub VAE
@@ -676,11 +828,23 @@ def test_pipeline_card_without_records_still_builds(tmp_path):
 
 
 VAE_QUALITY = {  # as `python -m vae_hub.evaluate_samples --record` writes them (the fields the card reads)
-    "standard_prior": {"kind": "vae", "prior": "standard", "num_samples": 10000, "frechet_distance": 9.1234,
-                       "classifier": "vae-hub/fashion-classifier", "dataset": "zalando-datasets/fashion_mnist",
-                       "split": "test", "command": "python -m vae_hub.evaluate_samples --generator vae --record"},
-    "reconstructions_train": {"kind": "vae reconstructions", "images_split": "train", "num_samples": 2000,
-                              "frechet_distance": 4.5, "split": "test"},
+    "standard_prior": {
+        "kind": "vae",
+        "prior": "standard",
+        "num_samples": 10000,
+        "frechet_distance": 9.1234,
+        "classifier": "vae-hub/fashion-classifier",
+        "dataset": "zalando-datasets/fashion_mnist",
+        "split": "test",
+        "command": "python -m vae_hub.evaluate_samples --generator vae --record",
+    },
+    "reconstructions_train": {
+        "kind": "vae reconstructions",
+        "images_split": "train",
+        "num_samples": 2000,
+        "frechet_distance": 4.5,
+        "split": "test",
+    },
 }
 
 
@@ -689,10 +853,12 @@ def test_model_card_shows_its_sample_quality(folder):
     (folder / "metrics.json").write_text(json.dumps({**metrics, "sample_quality": VAE_QUALITY}))
     card = hub.build_card(folder, REPO)
     text = str(card)
-    for expected in ("| this model, N(0, I) prior | 9.12 | — | 10,000 |",
-                     "| this model, reconstructions of train images | 4.50 | — | 2,000 |",
-                     "[vae-hub/fashion-classifier](https://huggingface.co/vae-hub/fashion-classifier)",
-                     "python -m vae_hub.evaluate_samples --generator vae --record"):
+    for expected in (
+        "| this model, N(0, I) prior | 9.12 | — | 10,000 |",
+        "| this model, reconstructions of train images | 4.50 | — | 2,000 |",
+        "[vae-hub/fashion-classifier](https://huggingface.co/vae-hub/fashion-classifier)",
+        "python -m vae_hub.evaluate_samples --generator vae --record",
+    ):
         assert expected in text, expected
     quality = [r for r in card.data.eval_results if r.metric_type == "frechet_distance"]
     assert [r.metric_value for r in quality] == [9.123, 4.5]
@@ -704,11 +870,16 @@ def test_model_card_shows_its_sample_quality(folder):
 def test_a_pipelines_guidance_sweep_reads_in_order(pipeline_folder):
     metrics = json.loads((pipeline_folder / "metrics.json").read_text())
     first = metrics["sample_quality"]["steps_25_guidance_3"]
-    sweep = {f"steps_{steps}_guidance_{g}": {**first, "num_inference_steps": steps, "guidance_scale": g}
-             for steps, g in ((25, 4.0), (25, 1.0), (10, 4.0), (25, 2.0))}  # recorded out of order, as sweeps are
+    sweep = {
+        f"steps_{steps}_guidance_{g}": {**first, "num_inference_steps": steps, "guidance_scale": g}
+        for steps, g in ((25, 4.0), (25, 1.0), (10, 4.0), (25, 2.0))
+    }  # recorded out of order, as sweeps are
     (pipeline_folder / "metrics.json").write_text(json.dumps({**metrics, "sample_quality": sweep}))
     text = str(hub.build_card(pipeline_folder, PIPELINE_REPO))
-    rows = [text.index(f"| this pipeline, {steps} steps, guidance {g} |") for steps, g in ((10, 4), (25, 1), (25, 2), (25, 4))]
+    rows = [
+        text.index(f"| this pipeline, {steps} steps, guidance {g} |")
+        for steps, g in ((10, 4), (25, 1), (25, 2), (25, 4))
+    ]
     assert rows == sorted(rows)
 
 
@@ -755,8 +926,7 @@ def test_deploy_space_carries_a_shipped_pipeline_and_refuses_a_half_trained_one(
     tiny_pipeline_folder(space_dir / "models" / "tiny-ldm")
     files = hub.space_upload_files(space_dir)
     shipped = {name.removeprefix("models/tiny-ldm/") for name in files if name.startswith("models/tiny-ldm/")}
-    assert shipped == set(PIPELINE_FILES) - {"README.md", "pipeline.py", "vae/vae_hub.py",
-                                             "vae/modeling_vae_hub.py"}
+    assert shipped == set(PIPELINE_FILES) - {"README.md", "pipeline.py", "vae/vae_hub.py", "vae/modeling_vae_hub.py"}
     assert {name for name in files if name.startswith("models/tiny-vae/")}  # the model still ships beside it
     shutil.rmtree(space_dir / "models" / "tiny-ldm" / "unet")
     with pytest.raises(ValueError, match="unet/ is missing"):
@@ -767,14 +937,16 @@ def test_cli_push_dry_run_needs_no_token_and_calls_no_hub(pipeline_folder, tmp_p
     from vae_hub import cli
 
     api = FakeHfApi()
-    code = cli.main(["push", str(pipeline_folder), "--repo-id", PIPELINE_REPO, "--dry-run", str(tmp_path / "dry")],
-                    api=api)
+    code = cli.main(
+        ["push", str(pipeline_folder), "--repo-id", PIPELINE_REPO, "--dry-run", str(tmp_path / "dry")], api=api
+    )
     out, err = capsys.readouterr()
     assert code == 0 and err == "" and api.calls == []
     assert "nothing was uploaded" in out and all(f"  {name}\n" in out + "\n" for name in PIPELINE_FILES)
     assert sorted(folder_digest(tmp_path / "dry")) == sorted(PIPELINE_FILES)
-    code = cli.main(["push", str(pipeline_folder), "--repo-id", PIPELINE_REPO, "--dry-run", str(tmp_path / "dry")],
-                    api=api)
+    code = cli.main(
+        ["push", str(pipeline_folder), "--repo-id", PIPELINE_REPO, "--dry-run", str(tmp_path / "dry")], api=api
+    )
     assert code == 1 and "not an empty folder" in capsys.readouterr().err
 
 
@@ -784,8 +956,14 @@ def test_a_pipeline_on_a_diffusers_vae_carries_only_the_pipeline_code(tmp_path):
 
     pipe = tiny_pipeline()
     torch.manual_seed(0)
-    kl = AutoencoderKL(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
-                       up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4, sample_size=16)
+    kl = AutoencoderKL(
+        block_out_channels=(8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=16,
+    )
     kl_pipe = LatentDiffusionPipeline(kl, pipe.unet, pipe.scheduler, id2label=pipe.config.id2label)
     kl_pipe.save_pretrained(tmp_path / "kl")
     files = hub.push_files(tmp_path / "kl", PIPELINE_REPO)

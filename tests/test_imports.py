@@ -44,19 +44,31 @@ def imported_modules(path: Path, root: Path = PACKAGE) -> set[str]:
 def test_imported_modules_resolves_relative_imports(tmp_path):
     root = tmp_path / "vae_hub"
     (root / "explore").mkdir(parents=True)
-    files = {"explore/kinds.py": "from ..hub import X\n", "explore/__init__.py": "from .. import hub\n",
-             "cli.py": "def main():\n    from . import hub\n", "other.py": "import vae_hub.hub\n",
-             "hubs.py": "from .hubs2 import hub\nfrom .explore import hub as h\n"}
+    files = {
+        "explore/kinds.py": "from ..hub import X\n",
+        "explore/__init__.py": "from .. import hub\n",
+        "cli.py": "def main():\n    from . import hub\n",
+        "other.py": "import vae_hub.hub\n",
+        "hubs.py": "from .hubs2 import hub\nfrom .explore import hub as h\n",
+    }
     for name, text in files.items():
         (root / name).write_text(text)
     seen = {name: HUB in imported_modules(root / name, root) for name in files}
-    assert seen == {"explore/kinds.py": True, "explore/__init__.py": True, "cli.py": True, "other.py": True,
-                    "hubs.py": False}
+    assert seen == {
+        "explore/kinds.py": True,
+        "explore/__init__.py": True,
+        "cli.py": True,
+        "other.py": True,
+        "hubs.py": False,
+    }
     assert module_name(root / "explore/__init__.py", root) == "vae_hub.explore"
 
 
 def test_only_publishing_code_and_the_cli_import_hub():
-    importers = {module_name(p) for p in PACKAGE.rglob("*.py")
-                 if HUB in imported_modules(p) and not module_name(p).startswith(HUB)}
+    importers = {
+        module_name(p)
+        for p in PACKAGE.rglob("*.py")
+        if HUB in imported_modules(p) and not module_name(p).startswith(HUB)
+    }
     assert "vae_hub.cli" in importers  # the scan sees imports at all
     assert importers <= HUB_IMPORTERS, f"only publishing code and the CLI import {HUB}: {importers - HUB_IMPORTERS}"

@@ -75,8 +75,9 @@ def test_a_sharded_checkpoint_under_the_old_names_is_refused_with_the_reason(tmp
         SpatialVAEModel.from_pretrained(tmp_path)
 
 
-@pytest.mark.parametrize("folder", ["fashion-mnist-vae", "fashion-mnist-vae-2d", "fashion-mnist-spatial-vae",
-                                    "fashion-mnist-ldm/vae"])
+@pytest.mark.parametrize(
+    "folder", ["fashion-mnist-vae", "fashion-mnist-vae-2d", "fashion-mnist-spatial-vae", "fashion-mnist-ldm/vae"]
+)
 def test_the_shipped_checkpoints_carry_the_new_names(folder):
     cls = CLASSES[json.loads((SHIPPED / folder / "config.json").read_text())["_class_name"]]
     with safe_open(SHIPPED / folder / WEIGHTS, "pt") as f:

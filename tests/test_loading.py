@@ -21,8 +21,9 @@ WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 def with_mixture(model: VAEModel) -> VAEModel:
     gen = torch.Generator().manual_seed(1)
-    model.set_mixture_prior(torch.randn(3, 4, generator=gen), torch.randn(3, 4, generator=gen) - 2,
-                            torch.tensor([0.2, 0.3, 0.5]).log())
+    model.set_mixture_prior(
+        torch.randn(3, 4, generator=gen), torch.randn(3, 4, generator=gen) - 2, torch.tensor([0.2, 0.3, 0.5]).log()
+    )
     return model
 
 
@@ -35,8 +36,13 @@ def outputs(model: VAEModel) -> list[torch.Tensor]:
     c, s = model.config.in_channels, model.config.sample_size
     x = images(channels=c, size=s).to(model.dtype)
     out = model(x, sample_posterior=True, generator=torch.Generator().manual_seed(2))
-    result = [out.sample, out.decoder_params, out.latent_dist.parameters, out.latents,
-              model.generate(3, torch.Generator().manual_seed(3))]
+    result = [
+        out.sample,
+        out.decoder_params,
+        out.latent_dist.parameters,
+        out.latents,
+        model.generate(3, torch.Generator().manual_seed(3)),
+    ]
     if model.config.prior_components:
         result.append(model.generate(3, torch.Generator().manual_seed(3), prior="mixture"))
     return result
@@ -54,6 +60,7 @@ def assert_identical(a: VAEModel, b: VAEModel) -> None:
 
 
 # ---------------------------------------------------------------- round trips
+
 
 @pytest.mark.parametrize(
     "kwargs",
@@ -92,7 +99,9 @@ def test_a_saved_fine_tune_names_no_folder_of_this_machine(tmp_path):
     assert json.loads((tmp_path / "tuned" / "config.json").read_text())["_name_or_path"] == "base"
     relative = VAEModel.from_pretrained(os.path.relpath(tmp_path / "tuned"))
     relative.save_pretrained(tmp_path / "again")  # a relative path names no folder outside the project: kept
-    assert json.loads((tmp_path / "again" / "config.json").read_text())["_name_or_path"] == os.path.relpath(tmp_path / "tuned")
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["_name_or_path"] == os.path.relpath(
+        tmp_path / "tuned"
+    )
 
 
 @pytest.mark.parametrize("field, value", [("layers_per_block", 10**6), ("block_out_channels", [8] * 10**6)])
@@ -155,6 +164,7 @@ def test_torch_dtype_float64(tmp_path):
 
 
 # ---------------------------------------------------------------- refusals
+
 
 def test_pickle_only_folder_is_refused(tmp_path):
     model = tiny()
@@ -225,6 +235,7 @@ def test_a_mixture_prior_missing_from_the_weights_is_refused(tmp_path):
 
 
 # ---------------------------------------------------------------- repo ids from the Hugging Face cache, offline
+
 
 def add_to_hf_cache(cache: Path, repo_id: str, commit: str, folder: Path, prefix: str = "", ref: str | None = "main"):
     """Lay out ``folder``'s files as huggingface_hub's cache does after a download of ``repo_id`` at ``commit``:

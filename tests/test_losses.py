@@ -52,8 +52,12 @@ def test_terms_are_nats_per_image():
     for t in (terms.loss, terms.reconstruction, terms.kl, terms.negative_elbo):
         assert t.shape == ()
     # doubling the batch with the same images leaves every per-image term unchanged
-    twice = negative_elbo(params.repeat(2, 1, 1, 1), x.repeat(2, 1, 1, 1),
-                          DiagonalGaussianDistribution(q.parameters.repeat(2, 1, 1, 1)), "gaussian")
+    twice = negative_elbo(
+        params.repeat(2, 1, 1, 1),
+        x.repeat(2, 1, 1, 1),
+        DiagonalGaussianDistribution(q.parameters.repeat(2, 1, 1, 1)),
+        "gaussian",
+    )
     torch.testing.assert_close(twice.negative_elbo, terms.negative_elbo)
 
 

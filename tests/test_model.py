@@ -19,6 +19,7 @@ def images(model: VAEModel, batch: int = 3, seed: int = 0) -> torch.Tensor:
 
 # ---------------------------------------------------------------- shapes and types
 
+
 @pytest.mark.parametrize(
     "channels, size, blocks, likelihood",
     [
@@ -91,6 +92,7 @@ def test_wrong_input_shapes_are_refused_clearly():
 
 # ---------------------------------------------------------------- reparameterization and seeds
 
+
 def test_posterior_sample_is_mu_plus_sigma_eps():
     model = tiny()
     posterior = model.encode(images(model)).latent_dist
@@ -131,6 +133,7 @@ def test_gradients_reach_the_encoder_through_the_sampled_z():
 
 # ---------------------------------------------------------------- generation
 
+
 @pytest.mark.parametrize("likelihood", LIKELIHOODS)
 def test_generate_shape_range_and_seeds(likelihood):
     model = tiny(in_channels=3, sample_size=30, likelihood=likelihood)
@@ -150,7 +153,9 @@ def test_temperature_scales_the_standard_prior():
     torch.testing.assert_close(z_half, 0.5 * z1)
     cold = model.generate(6, torch.Generator().manual_seed(3), temperature=0.0)
     expected = model.decode(torch.zeros(1, 4)).sample
-    torch.testing.assert_close(cold, expected.expand_as(cold))  # float32 tolerances: a batch of 6 may convolve differently
+    torch.testing.assert_close(
+        cold, expected.expand_as(cold)
+    )  # float32 tolerances: a batch of 6 may convolve differently
     assert not torch.equal(model.generate(6, torch.Generator().manual_seed(3)), cold)
 
 
@@ -190,22 +195,31 @@ def test_mixture_prior_errors():
 
 # ---------------------------------------------------------------- config validation
 
+
 @pytest.mark.parametrize(
     "field, value",
     [
-        ("in_channels", 0), ("in_channels", 2.0), ("in_channels", True),
+        ("in_channels", 0),
+        ("in_channels", 2.0),
+        ("in_channels", True),
         ("out_channels", 3),
-        ("sample_size", 0), ("sample_size", -28),
+        ("sample_size", 0),
+        ("sample_size", -28),
         ("layers_per_block", 0),
-        ("latent_dim", 0), ("latent_dim", "16"),
+        ("latent_dim", 0),
+        ("latent_dim", "16"),
         ("norm_num_groups", 0),
-        ("block_out_channels", ()), ("block_out_channels", (8, -16)), ("block_out_channels", (8, 10)),
+        ("block_out_channels", ()),
+        ("block_out_channels", (8, -16)),
+        ("block_out_channels", (8, 10)),
         ("act_fn", "sigmoidish"),
         ("likelihood", "poisson"),
-        ("likelihood_scale", 0.0), ("likelihood_scale", "0.1"),
+        ("likelihood_scale", 0.0),
+        ("likelihood_scale", "0.1"),
         ("learn_likelihood_scale", "no"),
         ("scaling_factor", -1.0),
-        ("prior_components", -1), ("prior_components", 1.5),
+        ("prior_components", -1),
+        ("prior_components", 1.5),
     ],
 )
 def test_invalid_config_names_the_field(field, value):

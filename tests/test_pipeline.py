@@ -45,8 +45,12 @@ def tiny_unet(num_classes: int | None = len(CLASSES), sample_size: int = 4) -> U
 
 
 def tiny_pipe(channels: int = 1, scheduler=DPMSolverMultistepScheduler, **vae_kwargs) -> LatentDiffusionPipeline:
-    pipe = LatentDiffusionPipeline(tiny_vae(channels, **vae_kwargs), tiny_unet(), scheduler(num_train_timesteps=100),
-                                   id2label=dict(enumerate(CLASSES)))
+    pipe = LatentDiffusionPipeline(
+        tiny_vae(channels, **vae_kwargs),
+        tiny_unet(),
+        scheduler(num_train_timesteps=100),
+        id2label=dict(enumerate(CLASSES)),
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -79,7 +83,9 @@ def test_output_types_and_shapes(channels, mode):
     pipe = tiny_pipe(channels)
     kwargs = {"num_images_per_class": 2, "num_inference_steps": 2}
     pil = pipe(["zero", 1], generator=seeded(), **kwargs).images
-    assert len(pil) == 4 and all(isinstance(im, PIL.Image.Image) and im.mode == mode and im.size == (8, 8) for im in pil)
+    assert len(pil) == 4 and all(
+        isinstance(im, PIL.Image.Image) and im.mode == mode and im.size == (8, 8) for im in pil
+    )
     array = pipe(["zero", 1], generator=seeded(), output_type="np", **kwargs).images
     assert array.shape == (4, 8, 8, channels) and array.dtype == np.float32 and 0 <= array.min() <= array.max() <= 1
     tensor = pipe(["zero", 1], generator=seeded(), output_type="pt", **kwargs).images
@@ -139,6 +145,7 @@ def test_class_labels_guidance_and_unconditional_batches():
 
 def test_guidance_changes_samples_and_same_class_by_name_or_id():
     pipe = tiny_pipe()
+
     def run(labels, w):
         return pipe(labels, guidance_scale=w, num_inference_steps=2, generator=seeded(), output_type="pt").images
 
@@ -165,23 +172,29 @@ def test_unconditional_unet():
         pipe(0)
 
 
-@pytest.mark.parametrize("call, message", [
-    ({"class_labels": "two"}, r"unknown class 'two'; the classes are \['Zero', 'one', 'T-shirt/top'\]"),
-    ({"class_labels": 3}, r"class label 3 is out of range: this pipeline has 3 classes \(0..2\)"),
-    ({"class_labels": [0, -1]}, r"class label -1 is out of range"),
-    ({"class_labels": True}, r"a class label is an int or a class name, got True"),
-    ({"class_labels": 1.0}, r"a class label is an int or a class name"),
-    ({"class_labels": []}, r"empty list; pass None"),
-    ({"guidance_scale": -1.0}, r"guidance_scale must be a finite number >= 0, got -1.0"),
-    ({"guidance_scale": float("nan")}, r"guidance_scale must be a finite number"),
-    ({"num_images_per_class": 0}, r"num_images_per_class must be a positive int, got 0"),
-    ({"num_inference_steps": 0}, r"num_inference_steps must be a positive int, got 0"),
-    ({"output_type": "jpeg"}, r"output_type must be one of \('pil', 'np', 'pt', 'latent'\), got 'jpeg'"),
-    ({"callback_on_step_end": lambda *a: {}, "callback_on_step_end_tensor_inputs": ["noise_pred"]},
-     r"callback_on_step_end_tensor_inputs must be in \['latents', 'pred_original_sample'\], got \['noise_pred'\]"),
-    ({"generator": [seeded(), seeded()]}, r"got 2 generators for 1 images"),
-    ({"latents": torch.zeros(1, 4, 8, 8)}, r"latents must have shape \(1, 4, 4, 4\), got \(1, 4, 8, 8\)"),
-], ids=lambda v: str(v)[:40] if isinstance(v, dict) else "")
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        ({"class_labels": "two"}, r"unknown class 'two'; the classes are \['Zero', 'one', 'T-shirt/top'\]"),
+        ({"class_labels": 3}, r"class label 3 is out of range: this pipeline has 3 classes \(0..2\)"),
+        ({"class_labels": [0, -1]}, r"class label -1 is out of range"),
+        ({"class_labels": True}, r"a class label is an int or a class name, got True"),
+        ({"class_labels": 1.0}, r"a class label is an int or a class name"),
+        ({"class_labels": []}, r"empty list; pass None"),
+        ({"guidance_scale": -1.0}, r"guidance_scale must be a finite number >= 0, got -1.0"),
+        ({"guidance_scale": float("nan")}, r"guidance_scale must be a finite number"),
+        ({"num_images_per_class": 0}, r"num_images_per_class must be a positive int, got 0"),
+        ({"num_inference_steps": 0}, r"num_inference_steps must be a positive int, got 0"),
+        ({"output_type": "jpeg"}, r"output_type must be one of \('pil', 'np', 'pt', 'latent'\), got 'jpeg'"),
+        (
+            {"callback_on_step_end": lambda *a: {}, "callback_on_step_end_tensor_inputs": ["noise_pred"]},
+            r"callback_on_step_end_tensor_inputs must be in \['latents', 'pred_original_sample'\], got \['noise_pred'\]",
+        ),
+        ({"generator": [seeded(), seeded()]}, r"got 2 generators for 1 images"),
+        ({"latents": torch.zeros(1, 4, 8, 8)}, r"latents must have shape \(1, 4, 4, 4\), got \(1, 4, 8, 8\)"),
+    ],
+    ids=lambda v: str(v)[:40] if isinstance(v, dict) else "",
+)
 def test_bad_arguments_raise_one_clear_error(pipe, call, message):
     call = {"class_labels": 0, "num_inference_steps": 1, **call}
     with pytest.raises(ValueError, match=message):
@@ -191,7 +204,9 @@ def test_bad_arguments_raise_one_clear_error(pipe, call, message):
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match=r"id2label must name the classes 0..2 of the UNet, got ids \['0', '1'\]"):
         LatentDiffusionPipeline(tiny_vae(), tiny_unet(), DDIMScheduler(), id2label={0: "a", 1: "b"})
-    with pytest.raises(ValueError, match=r"id2label must name the classes 0..2 of the UNet, got ids \['a', '0', '1'\]"):
+    with pytest.raises(
+        ValueError, match=r"id2label must name the classes 0..2 of the UNet, got ids \['a', '0', '1'\]"
+    ):
         LatentDiffusionPipeline(tiny_vae(), tiny_unet(), DDIMScheduler(), id2label={"a": "x", 0: "a", 1: "b"})
     unordered = LatentDiffusionPipeline(tiny_vae(), tiny_unet(), DDIMScheduler(), id2label={2: "c", "0": "a", 1: "b"})
     assert unordered.class_names == ["a", "b", "c"]
@@ -248,8 +263,15 @@ def test_callback_gets_the_schedulers_x0_prediction_which_ends_at_the_sample(sch
         predictions.append(tensors["pred_original_sample"].clone())
         return {}
 
-    out = pipe("one", num_images_per_class=2, num_inference_steps=4, generator=seeded(), output_type="latent",
-               callback_on_step_end=record, callback_on_step_end_tensor_inputs=["pred_original_sample"]).images
+    out = pipe(
+        "one",
+        num_images_per_class=2,
+        num_inference_steps=4,
+        generator=seeded(),
+        output_type="latent",
+        callback_on_step_end=record,
+        callback_on_step_end_tensor_inputs=["pred_original_sample"],
+    ).images
     assert len(predictions) == 4 and all(x.shape == out.shape for x in predictions)
     torch.testing.assert_close(predictions[-1], out)  # every scheduler's last step lands on its x0 estimate
     assert not torch.allclose(predictions[0], out)
@@ -257,11 +279,16 @@ def test_callback_gets_the_schedulers_x0_prediction_which_ends_at_the_sample(sch
 
 def test_a_scheduler_without_an_x0_prediction_is_named():
     pipe = tiny_pipe()
-    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver",
-                                                            final_sigmas_type="sigma_min")
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(
+        pipe.scheduler.config, algorithm_type="dpmsolver", final_sigmas_type="sigma_min"
+    )
     with pytest.raises(ValueError, match="DPMSolverMultistepScheduler does not expose its prediction of x0"):
-        pipe(0, num_inference_steps=2, callback_on_step_end=lambda *args: {},
-             callback_on_step_end_tensor_inputs=["pred_original_sample"])
+        pipe(
+            0,
+            num_inference_steps=2,
+            callback_on_step_end=lambda *args: {},
+            callback_on_step_end_tensor_inputs=["pred_original_sample"],
+        )
 
 
 def test_to_dtype_samples_in_that_dtype():
@@ -302,9 +329,15 @@ def saved(tmp_path_factory) -> tuple:
 def test_save_pretrained_writes_the_diffusers_layout_in_safetensors(saved):
     _, folder = saved
     names = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
-    assert names == {"model_index.json", "pipeline.py", "scheduler/scheduler_config.json", "unet/config.json",
-                     "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
-                     "vae/diffusion_pytorch_model.safetensors"}
+    assert names == {
+        "model_index.json",
+        "pipeline.py",
+        "scheduler/scheduler_config.json",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "vae/config.json",
+        "vae/diffusion_pytorch_model.safetensors",
+    }
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == ["pipeline", "LatentDiffusionPipeline"]
     assert index["id2label"] == {"0": "Zero", "1": "one", "2": "T-shirt/top"}
@@ -348,8 +381,12 @@ def test_swapping_in_another_scheduler_after_loading(saved):
 # ==================================================================================== with vae-hub's SpatialVAEModel
 @pytest.mark.parametrize("channels", [1, 3])
 def test_spatial_vae_model_pipeline_samples_saves_and_loads(channels, tmp_path):
-    pipe = LatentDiffusionPipeline(tiny_spatial_vae(channels), tiny_unet(sample_size=8), DDIMScheduler(num_train_timesteps=100),
-                                   id2label=dict(enumerate(CLASSES)))
+    pipe = LatentDiffusionPipeline(
+        tiny_spatial_vae(channels),
+        tiny_unet(sample_size=8),
+        DDIMScheduler(num_train_timesteps=100),
+        id2label=dict(enumerate(CLASSES)),
+    )
     pipe.set_progress_bar_config(disable=True)
     kwargs = {"class_labels": ["one", "zero"], "num_inference_steps": 2, "output_type": "pt"}
     images = pipe(generator=seeded(), **kwargs).images
@@ -361,8 +398,10 @@ def test_spatial_vae_model_pipeline_samples_saves_and_loads(channels, tmp_path):
     index = json.loads((tmp_path / "spatial" / "model_index.json").read_text())
     # vae-hub is a library diffusers knows (vae_hub.models.register_with_diffusers): its loader imports it
     assert index["vae"] == ["vae_hub", "SpatialVAEModel"]
-    for loaded in (LatentDiffusionPipeline.from_pretrained(tmp_path / "spatial"),
-                   DiffusionPipeline.from_pretrained(tmp_path / "spatial", trust_remote_code=True)):
+    for loaded in (
+        LatentDiffusionPipeline.from_pretrained(tmp_path / "spatial"),
+        DiffusionPipeline.from_pretrained(tmp_path / "spatial", trust_remote_code=True),
+    ):
         assert type(loaded.vae) is SpatialVAEModel and loaded.vae.config.shift_factor == 0.1
         loaded.set_progress_bar_config(disable=True)
         assert torch.equal(loaded(generator=seeded(), **kwargs).images, images)
@@ -372,22 +411,30 @@ def test_spatial_vae_model_pipeline_samples_saves_and_loads(channels, tmp_path):
 @pytest.mark.parametrize("class_name", ["torch", "no_such_class", "__doc__"])
 def test_a_vae_entry_that_is_not_a_model_class_is_named(library, class_name, tmp_path):
     """Issue 29: ``["vae_hub.models.spatial_vae", "torch"]`` (a module imported there) gave an AttributeError."""
-    pipe = LatentDiffusionPipeline(tiny_spatial_vae(), tiny_unet(sample_size=8), DDIMScheduler(num_train_timesteps=100))
+    pipe = LatentDiffusionPipeline(
+        tiny_spatial_vae(), tiny_unet(sample_size=8), DDIMScheduler(num_train_timesteps=100)
+    )
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
     (tmp_path / "model_index.json").write_text(json.dumps({**index, "vae": [library, class_name]}))
-    with pytest.raises(ValueError, match=rf"^model_index.json: the vae, {library}.{class_name}, is not a model class "
-                                         r"of vae-hub \(SpatialVAEModel, VAEModel\)$"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^model_index.json: the vae, {library}.{class_name}, is not a model class "
+        r"of vae-hub \(SpatialVAEModel, VAEModel\)$",
+    ):
         LatentDiffusionPipeline.from_pretrained(tmp_path)
 
 
 def test_a_folder_naming_its_vae_by_module_loads_through_diffusers_loader(tmp_path):
     """Folders saved before vae-hub registered itself name the vae ``["vae_hub.models.spatial_vae", ...]``."""
-    pipe = LatentDiffusionPipeline(tiny_spatial_vae(), tiny_unet(sample_size=8), DDIMScheduler(num_train_timesteps=100))
+    pipe = LatentDiffusionPipeline(
+        tiny_spatial_vae(), tiny_unet(sample_size=8), DDIMScheduler(num_train_timesteps=100)
+    )
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
-    (tmp_path / "model_index.json").write_text(json.dumps({**index, "vae": ["vae_hub.models.spatial_vae",
-                                                                            "SpatialVAEModel"]}))
+    (tmp_path / "model_index.json").write_text(
+        json.dumps({**index, "vae": ["vae_hub.models.spatial_vae", "SpatialVAEModel"]})
+    )
     loaded = LatentDiffusionPipeline.from_pretrained(tmp_path)
     assert type(loaded.vae) is SpatialVAEModel
 
@@ -395,7 +442,9 @@ def test_a_folder_naming_its_vae_by_module_loads_through_diffusers_loader(tmp_pa
 def test_hub_repo_with_a_component_from_outside_diffusers(tmp_path, monkeypatch):
     """A Hub repo whose vae is a SpatialVAEModel: diffusers' download takes it, and the pipeline loads it (without the
     repo's code files, which would make diffusers' loader run them)."""
-    pipe = LatentDiffusionPipeline(tiny_spatial_vae(), tiny_unet(sample_size=8), DDIMScheduler(num_train_timesteps=100))
+    pipe = LatentDiffusionPipeline(
+        tiny_spatial_vae(), tiny_unet(sample_size=8), DDIMScheduler(num_train_timesteps=100)
+    )
     pipe.save_pretrained(tmp_path / "saved")
     files = {str(f.relative_to(tmp_path / "saved")): f for f in (tmp_path / "saved").rglob("*") if f.is_file()}
     populate_hf_cache(tmp_path / "hf", "someone/tiny-ldm", files)
@@ -403,8 +452,13 @@ def test_hub_repo_with_a_component_from_outside_diffusers(tmp_path, monkeypatch)
     from diffusers.pipelines import pipeline_loading_utils, pipeline_utils
 
     monkeypatch.setattr(pipeline_utils, "_resolve_revision", lambda name, revision=None, **kwargs: revision)
-    monkeypatch.setattr(pipeline_utils, "model_info", lambda *args, **kwargs: SimpleNamespace(
-        siblings=[SimpleNamespace(rfilename=name) for name in files], sha="0" * 40))
+    monkeypatch.setattr(
+        pipeline_utils,
+        "model_info",
+        lambda *args, **kwargs: SimpleNamespace(
+            siblings=[SimpleNamespace(rfilename=name) for name in files], sha="0" * 40
+        ),
+    )
     monkeypatch.setattr(pipeline_utils, "hf_hub_download", lambda *args, **kwargs: str(files["model_index.json"]))
     real_snapshot_download = huggingface_hub.snapshot_download  # the same call online, answered from the cache
 

@@ -20,10 +20,15 @@ def test_the_defaults_are_what_the_shipped_sweep_recommends():
     recommended = metrics["recommended_settings"]
     assert recommended == recommend_class_conditional(metrics["sample_quality"], recommended["num_samples"])
     assert recommended["rule"] == CLASS_CONDITIONAL_RULE and recommended["chosen_from"] >= 12
-    assert (recommended["num_inference_steps"], recommended["guidance_scale"]) == (DEFAULT_NUM_INFERENCE_STEPS,
-                                                                                   DEFAULT_GUIDANCE_SCALE)
-    swept = {r["guidance_scale"] for r in metrics["sample_quality"].values()
-             if r.get("num_samples") == recommended["num_samples"]}
+    assert (recommended["num_inference_steps"], recommended["guidance_scale"]) == (
+        DEFAULT_NUM_INFERENCE_STEPS,
+        DEFAULT_GUIDANCE_SCALE,
+    )
+    swept = {
+        r["guidance_scale"]
+        for r in metrics["sample_quality"].values()
+        if r.get("num_samples") == recommended["num_samples"]
+    }
     assert {1.5, 2.0, 2.5, 3.0, 3.5, 4.0} <= swept
 
 
@@ -36,7 +41,7 @@ def test_the_pipeline_samples_at_those_defaults():
 def test_the_shipped_card_states_the_rule_and_samples_at_the_chosen_setting():
     card = (SHIPPED / "README.md").read_text()
     assert CLASS_CONDITIONAL_RULE in " ".join(card.split())
-    assert (f"num_inference_steps={DEFAULT_NUM_INFERENCE_STEPS}, guidance_scale={DEFAULT_GUIDANCE_SCALE}," in card)
+    assert f"num_inference_steps={DEFAULT_NUM_INFERENCE_STEPS}, guidance_scale={DEFAULT_GUIDANCE_SCALE}," in card
     assert "`LatentDiffusionPipeline.__call__`'s defaults" in card
 
 

@@ -80,10 +80,14 @@ def test_saved_and_loaded_model_samples_identically(tmp_path):
     loaded = VAEModel.from_pretrained(tmp_path)
     assert loaded.config.prior_components == 4
     for seed in (0, 1):
-        assert torch.equal(loaded.sample_prior(8, torch.Generator().manual_seed(seed), 0.7, "mixture"),
-                           model.sample_prior(8, torch.Generator().manual_seed(seed), 0.7, "mixture"))
-        assert torch.equal(loaded.generate(3, torch.Generator().manual_seed(seed), prior="mixture"),
-                           model.generate(3, torch.Generator().manual_seed(seed), prior="mixture"))
+        assert torch.equal(
+            loaded.sample_prior(8, torch.Generator().manual_seed(seed), 0.7, "mixture"),
+            model.sample_prior(8, torch.Generator().manual_seed(seed), 0.7, "mixture"),
+        )
+        assert torch.equal(
+            loaded.generate(3, torch.Generator().manual_seed(seed), prior="mixture"),
+            model.generate(3, torch.Generator().manual_seed(seed), prior="mixture"),
+        )
 
 
 @pytest.mark.parametrize(
@@ -114,7 +118,9 @@ def test_auto_chooses_the_number_of_clusters_by_held_out_likelihood():
     assert choice.num_components == 3 == model.config.prior_components and choice.method == "held-out log-likelihood"
     scores = choice.held_out_nats
     assert scores[1] < scores[2] - 1 < scores[3] - 2 and max(scores.values()) - scores[3] < 0.05
-    assert "K = 3 components, chosen from the data" in choice.describe() and "2,000 training codes" in choice.describe()
+    assert (
+        "K = 3 components, chosen from the data" in choice.describe() and "2,000 training codes" in choice.describe()
+    )
     again = tiny()
     assert fit_mixture_prior(again, clustered_codes(2000), "auto", seed=3, candidates=(1, 2, 3, 4, 6, 8)) == choice
     assert torch.equal(again.prior_means, model.prior_means)  # same codes and seed, same mixture
@@ -144,16 +150,20 @@ def test_auto_shows_its_progress_over_the_candidates(capsys):
     assert capsys.readouterr().err == ""  # quiet unless asked
 
 
-@pytest.mark.parametrize("given, pretrained_k, steps, expected_k, candidates, says", [
-    (None, 7, 1000, 7, None, "K = 7, the pretrained model's"),  # a fine-tune keeps its K: no search
-    (None, 0, 30, "auto", [1, 2, 5, 10, 20], "at most the run's 30 steps"),  # a short new run: a short search
-    (None, 0, 5, "auto", [1, 2, 5, 10], "at most the run's 5 steps"),  # at least up to 10
-    (None, 0, 5000, "auto", None, None),  # a long run tries them all
-    ("auto", 7, 10, "auto", None, None),  # asked for: the full search
-    (3, 7, 10, 3, None, None),  # a number: as given
-])
-def test_train_vae_settles_prior_components_in_proportion_to_the_run(given, pretrained_k, steps, expected_k,
-                                                                        candidates, says):
+@pytest.mark.parametrize(
+    "given, pretrained_k, steps, expected_k, candidates, says",
+    [
+        (None, 7, 1000, 7, None, "K = 7, the pretrained model's"),  # a fine-tune keeps its K: no search
+        (None, 0, 30, "auto", [1, 2, 5, 10, 20], "at most the run's 30 steps"),  # a short new run: a short search
+        (None, 0, 5, "auto", [1, 2, 5, 10], "at most the run's 5 steps"),  # at least up to 10
+        (None, 0, 5000, "auto", None, None),  # a long run tries them all
+        ("auto", 7, 10, "auto", None, None),  # asked for: the full search
+        (3, 7, 10, 3, None, None),  # a number: as given
+    ],
+)
+def test_train_vae_settles_prior_components_in_proportion_to_the_run(
+    given, pretrained_k, steps, expected_k, candidates, says
+):
     from types import SimpleNamespace
 
     from test_train import load_script

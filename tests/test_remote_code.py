@@ -27,7 +27,7 @@ MODEL_REPO = "vae-hub-tests/tiny-vae"
 PIPELINE_REPO = "vae-hub-tests/tiny-ldm"
 
 # The interpreter's first lines: vae_hub cannot be imported (the editable install is on the path otherwise).
-NO_VAE_HUB = '''
+NO_VAE_HUB = """
 import importlib.abc, sys
 
 class NoVaeHub(importlib.abc.MetaPathFinder):
@@ -42,12 +42,12 @@ except ImportError:
     pass
 else:
     raise AssertionError("vae_hub is importable")
-'''
+"""
 
 # diffusers 0.42 asks the Hub for a repo's commit (model_info) before it runs a model's remote code from a repo id,
 # even when every file is cached (transformers stopped doing so in 2023, huggingface/transformers#22661). Offline,
 # that one metadata call is answered here with the cached commit; every file still comes from the cache.
-CACHED_MODEL_INFO = '''
+CACHED_MODEL_INFO = """
 import types
 from pathlib import Path
 import diffusers.utils.dynamic_modules_utils as dynamic_modules
@@ -59,17 +59,27 @@ def cached_model_info(repo_id, revision=None, token=None):
     return types.SimpleNamespace(sha=commit)
 
 dynamic_modules.model_info = cached_model_info
-'''
+"""
 
 
 def run_without_vae_hub(script: str, tmp_path: Path, **env_vars) -> None:
     """Run ``script`` in an isolated interpreter without vae_hub, offline, with its own HF home (module cache)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PYTHON"))}
-    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
-               OMP_NUM_THREADS="1", **env_vars)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        HF_HOME=str(tmp_path / "hf-home"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        OMP_NUM_THREADS="1",
+        **env_vars,
+    )
     prologue = NO_VAE_HUB + "import os\n" + (CACHED_MODEL_INFO if "HF_HUB_CACHE" in env_vars else "")
-    result = subprocess.run([sys.executable, "-I", "-c", prologue + textwrap.dedent(script)], cwd=tmp_path, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", prologue + textwrap.dedent(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 
 
@@ -92,10 +102,15 @@ def dry_run_and_cache(folder: Path, repo_id: str, tmp_path: Path, cache: Path) -
 
 
 # ------------------------------------------------------------------------------------------------ the bundle
-@pytest.mark.parametrize("code", [
-    lambda: remote_code.model_code("VAEModel"), lambda: remote_code.model_code("SpatialVAEModel"),
-    lambda: remote_code.pipeline_code("LatentDiffusionPipeline"),
-], ids=["VAEModel", "SpatialVAEModel", "LatentDiffusionPipeline"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        lambda: remote_code.model_code("VAEModel"),
+        lambda: remote_code.model_code("SpatialVAEModel"),
+        lambda: remote_code.pipeline_code("LatentDiffusionPipeline"),
+    ],
+    ids=["VAEModel", "SpatialVAEModel", "LatentDiffusionPipeline"],
+)
 def test_bundles_need_only_installed_libraries(code, tmp_path):
     """diffusers' own scan finds no relative import to fetch and no import of vae_hub (strings included)."""
     path = tmp_path / "bundle.py"
@@ -125,8 +140,13 @@ def test_bundle_is_the_package_source(module):
                 positions.append(bundle.index(segment))
     assert positions == sorted(positions)
     if module.endswith("spatial_vae"):
-        assert order == ["vae_hub.likelihood", "vae_hub.loading", "vae_hub.models.blocks",
-                         "vae_hub.models.config_checks", "vae_hub.models.spatial_vae"]  # not its sibling vae.py
+        assert order == [
+            "vae_hub.likelihood",
+            "vae_hub.loading",
+            "vae_hub.models.blocks",
+            "vae_hub.models.config_checks",
+            "vae_hub.models.spatial_vae",
+        ]  # not its sibling vae.py
 
 
 @pytest.fixture
@@ -139,16 +159,29 @@ def fake_package(tmp_path, monkeypatch):
     return package
 
 
-@pytest.mark.parametrize("modules, message", [
-    ({"a.py": "def _check():\n    pass\n", "b.py": "from .a import _check as check\n\ndef _check():\n    pass\n"},
-     r"vae_hub.b and vae_hub.a both define `_check`"),
-    ({"a.py": "def double(x):\n    return 2 * x\n\ndef twice(x):\n    return x\n",
-      "b.py": "from .a import double as twice\n"}, r"vae_hub.b and vae_hub.a both define `twice`"),
-    ({"a.py": "import numpy as np\n", "b.py": "from .a import *\n"}, r"import \*` cannot be bundled"),
-    ({"a.py": "X = 1\n", "b.py": "def f():\n    from .a import X\n    return X\n"}, "inside a function"),
-    ({"b.py": "from vae_hub.a import X\n", "a.py": "X = 1\n"}, "imports vae_hub absolutely"),
-    ({"a.py": "from .b import Y\nX = 1\n", "b.py": "from .a import X\nY = 2\n"}, "import cycle"),
-])
+@pytest.mark.parametrize(
+    "modules, message",
+    [
+        (
+            {
+                "a.py": "def _check():\n    pass\n",
+                "b.py": "from .a import _check as check\n\ndef _check():\n    pass\n",
+            },
+            r"vae_hub.b and vae_hub.a both define `_check`",
+        ),
+        (
+            {
+                "a.py": "def double(x):\n    return 2 * x\n\ndef twice(x):\n    return x\n",
+                "b.py": "from .a import double as twice\n",
+            },
+            r"vae_hub.b and vae_hub.a both define `twice`",
+        ),
+        ({"a.py": "import numpy as np\n", "b.py": "from .a import *\n"}, r"import \*` cannot be bundled"),
+        ({"a.py": "X = 1\n", "b.py": "def f():\n    from .a import X\n    return X\n"}, "inside a function"),
+        ({"b.py": "from vae_hub.a import X\n", "a.py": "X = 1\n"}, "imports vae_hub absolutely"),
+        ({"a.py": "from .b import Y\nX = 1\n", "b.py": "from .a import X\nY = 2\n"}, "import cycle"),
+    ],
+)
 def test_bundle_refuses_what_one_namespace_cannot_hold(fake_package, modules, message):
     for name, source in modules.items():
         (fake_package / name).write_text(source)
@@ -158,8 +191,9 @@ def test_bundle_refuses_what_one_namespace_cannot_hold(fake_package, modules, me
 
 def test_bundle_binds_module_imports_and_aliases(fake_package):
     (fake_package / "a.py").write_text("def double(x):\n    return 2 * x\n")
-    (fake_package / "b.py").write_text("from . import a as amod\nfrom .a import double as twice\n\n"
-                                       "def f(x):\n    return amod.double(x) + twice(x)\n")
+    (fake_package / "b.py").write_text(
+        "from . import a as amod\nfrom .a import double as twice\n\ndef f(x):\n    return amod.double(x) + twice(x)\n"
+    )
     module = type(sys)("bundled_for_test")
     sys.modules["bundled_for_test"] = module
     try:
@@ -182,12 +216,15 @@ def test_model_loads_with_automodel_without_vae_hub(kind, tmp_path, hf_cache):
     x = torch.rand(3, 1, 12, 12, generator=torch.Generator().manual_seed(1)) * 2 - 1
     torch.save(x, tmp_path / "x.pt")
     with torch.no_grad():
-        expected = {"mean": model.encode(x).latent_dist.mean,
-                    "reconstruction": model(x, True, generator=torch.Generator().manual_seed(2)).sample}
+        expected = {
+            "mean": model.encode(x).latent_dist.mean,
+            "reconstruction": model(x, True, generator=torch.Generator().manual_seed(2)).sample,
+        }
         if kind == "VAEModel":
             expected["samples"] = model.generate(4, generator=torch.Generator().manual_seed(3), prior="mixture")
     for source, env in ((str(dry), {}), (MODEL_REPO, {"HF_HUB_CACHE": str(hf_cache)})):
-        run_without_vae_hub(f"""
+        run_without_vae_hub(
+            f"""
             import torch
             from diffusers import AutoModel
             model = AutoModel.from_pretrained({source!r}, trust_remote_code=True)
@@ -199,7 +236,10 @@ def test_model_loads_with_automodel_without_vae_hub(kind, tmp_path, hf_cache):
                 if {kind!r} == "VAEModel":
                     out["samples"] = model.generate(4, generator=torch.Generator().manual_seed(3), prior="mixture")
             torch.save(out, "remote.pt")
-        """, tmp_path, **env)
+        """,
+            tmp_path,
+            **env,
+        )
         got = torch.load(tmp_path / "remote.pt")
         assert got.keys() == expected.keys()
         for key in expected:
@@ -210,8 +250,9 @@ def test_model_card_remote_snippet_runs_without_vae_hub(tmp_path, hf_cache):
     folder = tiny_model_folder(tmp_path / "model", clutter=False)
     dry_run_and_cache(folder, MODEL_REPO, tmp_path, hf_cache)
     _, remote = re.findall(r"```python\n(.*?)```", str(hub.build_card(folder, MODEL_REPO)), flags=re.S)
-    run_without_vae_hub(remote + "assert model.generate(2).shape == (2, 1, 12, 12)\n", tmp_path,
-                        HF_HUB_CACHE=str(hf_cache))
+    run_without_vae_hub(
+        remote + "assert model.generate(2).shape == (2, 1, 12, 12)\n", tmp_path, HF_HUB_CACHE=str(hf_cache)
+    )
 
 
 # ------------------------------------------------------------------------------------------------ pipelines
@@ -225,11 +266,18 @@ def test_pipeline_loads_with_diffusion_pipeline_without_vae_hub(tmp_path, hf_cac
         pipe = LatentDiffusionPipeline.from_pretrained(where)
         assert type(pipe.vae) is SpatialVAEModel
         pipe.set_progress_bar_config(disable=True)
-        expected[where] = pipe(["Sneaker", 0], num_images_per_class=2, num_inference_steps=4, guidance_scale=2.0,
-                               generator=torch.Generator().manual_seed(0), output_type="pt").images
+        expected[where] = pipe(
+            ["Sneaker", 0],
+            num_images_per_class=2,
+            num_inference_steps=4,
+            guidance_scale=2.0,
+            generator=torch.Generator().manual_seed(0),
+            output_type="pt",
+        ).images
     assert torch.equal(expected[folder], expected[dry])
     for source, env in ((str(dry), {}), (PIPELINE_REPO, {"HF_HUB_CACHE": str(hf_cache)})):
-        run_without_vae_hub(f"""
+        run_without_vae_hub(
+            f"""
             import torch
             from diffusers import DiffusionPipeline
             pipe = DiffusionPipeline.from_pretrained({source!r}, trust_remote_code=True)
@@ -239,7 +287,10 @@ def test_pipeline_loads_with_diffusion_pipeline_without_vae_hub(tmp_path, hf_cac
             images = pipe(["Sneaker", 0], num_images_per_class=2, num_inference_steps=4, guidance_scale=2.0,
                           generator=torch.Generator().manual_seed(0), output_type="pt").images
             torch.save(images, "remote.pt")
-        """, tmp_path, **env)
+        """,
+            tmp_path,
+            **env,
+        )
         assert torch.equal(torch.load(tmp_path / "remote.pt"), expected[folder]), source
 
 
@@ -247,19 +298,24 @@ def test_a_pushed_pipelines_vae_loads_on_its_own_with_automodel_without_vae_hub(
     """Issue 29: ``AutoModel.from_pretrained(repo, subfolder="vae", trust_remote_code=True)``, as for a pushed VAE."""
     folder = tiny_pipeline_folder(tmp_path / "pipe", clutter=False)
     dry = dry_run_and_cache(folder, PIPELINE_REPO, tmp_path, hf_cache)
-    assert json.loads((dry / "vae" / "config.json").read_text())["auto_map"] == {"AutoModel": "modeling_vae_hub.SpatialVAEModel"}
+    assert json.loads((dry / "vae" / "config.json").read_text())["auto_map"] == {
+        "AutoModel": "modeling_vae_hub.SpatialVAEModel"
+    }
     x = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(1)) * 2 - 1
     torch.save(x, tmp_path / "x.pt")
     with torch.no_grad():
         expected = SpatialVAEModel.from_pretrained(folder / "vae").eval().encode(x).latent_dist.mean
-    run_without_vae_hub(f"""
+    run_without_vae_hub(
+        f"""
         import torch
         from diffusers import AutoModel
         vae = AutoModel.from_pretrained({str(dry)!r}, subfolder="vae", trust_remote_code=True).eval()
         assert type(vae).__name__ == "SpatialVAEModel" and type(vae).__module__.startswith("diffusers_modules")
         with torch.no_grad():
             torch.save(vae.encode(torch.load("x.pt")).latent_dist.mean, "remote.pt")
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert torch.equal(torch.load(tmp_path / "remote.pt"), expected)
 
 

@@ -20,9 +20,23 @@ from space_helpers import SPACE, load_app, make_model, running_space, shipped_mo
 from vae_hub import VAEModel, explore
 
 
-API_NAMES = {"/sample", "/reconstruct", "/reconstruct_sketch", "/interpolate", "/traverse", "/latent_map",
-             "/manifold", "/decode_point", "/about", "/diffuse", "/compare", "/text_to_image", "/image_to_image",
-             "/inpaint", "/prompt_walk"}
+API_NAMES = {
+    "/sample",
+    "/reconstruct",
+    "/reconstruct_sketch",
+    "/interpolate",
+    "/traverse",
+    "/latent_map",
+    "/manifold",
+    "/decode_point",
+    "/about",
+    "/diffuse",
+    "/compare",
+    "/text_to_image",
+    "/image_to_image",
+    "/inpaint",
+    "/prompt_walk",
+}
 EXAMPLE = str(sorted((SPACE / "examples").glob("*.png"))[0])
 SLIDERS = [0.0] * explore.TRAVERSE_SLIDERS
 
@@ -30,9 +44,11 @@ SLIDERS = [0.0] * explore.TRAVERSE_SLIDERS
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("space_models")
-    return {"tiny": make_model(root / "tiny", latent_dim=4),
-            "tiny-2d": make_model(root / "tiny-2d", latent_dim=2, mixture=False, seed=1),
-            "ldm": tiny_pipeline_folder(root / "ldm", clutter=False)}
+    return {
+        "tiny": make_model(root / "tiny", latent_dim=4),
+        "tiny-2d": make_model(root / "tiny-2d", latent_dim=2, mixture=False, seed=1),
+        "ldm": tiny_pipeline_folder(root / "ldm", clutter=False),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +67,9 @@ def not_ours(tmp_path_factory):
 @pytest.fixture(scope="module")
 def url(folders, not_ours, tmp_path_factory):
     """The Space with the tiny models and a folder that holds another class, all configured by its owner."""
-    with running_space([str(f) for f in (*folders.values(), not_ours)], tmp_path_factory.mktemp("log") / "space.log") as space:
+    with running_space(
+        [str(f) for f in (*folders.values(), not_ours)], tmp_path_factory.mktemp("log") / "space.log"
+    ) as space:
         yield space.url
 
 
@@ -120,17 +138,29 @@ def test_every_endpoint_takes_the_names_and_types_its_api_page_documents(client,
     documented type (/traverse's sliders were param_4 … param_13, its sweep refused '1', and "Images", documented
     as a float, refused 36.25)."""
     prompt = "red heart, twemoji style"  # the text-to-image endpoints' prompts default to empty: refused
-    files = {"image": handle_file(EXAMPLE), "prompt": prompt, "prompt_a": prompt, "prompt_b": prompt,
-             "sketch": {"background": None, "layers": [], "composite": handle_file(images["stroke"])},
-             "editor": {"background": handle_file(images["stroke"]), "layers": [handle_file(images["stroke"])],
-                        "composite": None}, "seed_b": 1}
+    files = {
+        "image": handle_file(EXAMPLE),
+        "prompt": prompt,
+        "prompt_a": prompt,
+        "prompt_b": prompt,
+        "sketch": {"background": None, "layers": [], "composite": handle_file(images["stroke"])},
+        "editor": {
+            "background": handle_file(images["stroke"]),
+            "layers": [handle_file(images["stroke"])],
+            "composite": None,
+        },
+        "seed_b": 1,
+    }
     for api_name, info in client.view_api(print_info=False, return_format="dict")["named_endpoints"].items():
-        kwargs = {p["parameter_name"]: files.get(p["parameter_name"]) or documented_value(p)
-                  for p in info["parameters"]}
+        kwargs = {
+            p["parameter_name"]: files.get(p["parameter_name"]) or documented_value(p) for p in info["parameters"]
+        }
         assert client.predict(**kwargs, api_name=api_name), api_name
 
 
-SHIPPED = shipped_models() or [pytest.param("shipped", marks=pytest.mark.skip(reason="no trained models in space/models yet"))]
+SHIPPED = shipped_models() or [
+    pytest.param("shipped", marks=pytest.mark.skip(reason="no trained models in space/models yet"))
+]
 
 
 @pytest.mark.parametrize("which", ["tiny", "tiny-2d", *SHIPPED])
@@ -159,8 +189,9 @@ def test_every_endpoint(client, models, images, which):
     with PIL.Image.open(gif) as animation:
         assert animation.n_frames == 2 * 6 - 2
     assert size_of(strip)[0] > 5 * size_of(strip)[1]
-    from_images = client.predict(model, "images", handle_file(EXAMPLE), handle_file(images["rgb"]), 0, 0, "lerp", 6,
-                                 api_name="/interpolate")
+    from_images = client.predict(
+        model, "images", handle_file(EXAMPLE), handle_file(images["rgb"]), 0, 0, "lerp", 6, api_name="/interpolate"
+    )
     assert pixels(from_images[0]) != pixels(strip)
 
     decoded, row = client.predict(model, "origin", None, 1, *SLIDERS, api_name="/traverse")
@@ -186,13 +217,19 @@ def test_diffuse_streams_previews_then_the_grid_and_gif(client, models):
     job = client.submit(models["ldm"], "Trouser", 4, 6, 4.0, 0, "DDIM", api_name="/diffuse")
     preview, grid, gif = job.result(timeout=120)
     streamed = job.outputs()
-    assert len(streamed) == 3 and all(out[1] is None and out[2] is None for out in streamed[:-1])  # after 2, 4; the end
+    assert len(streamed) == 3 and all(
+        out[1] is None and out[2] is None for out in streamed[:-1]
+    )  # after 2, 4; the end
     assert pixels(streamed[0][0]) != pixels(grid) and pixels(preview) == pixels(grid)
     with PIL.Image.open(gif) as animation:
         assert animation.n_frames == 3
     again = client.predict(models["ldm"], "Trouser", 4, 6, 4.0, 0, "DDIM", api_name="/diffuse")
     assert pixels(again[1]) == pixels(grid)  # seeded
-    for other in (("Trouser", 4, 6, 4.0, 0, "Euler"), ("any", 4, 6, 4.0, 0, "DDIM"), ("Trouser", 4, 6, 4.0, 1, "DDIM")):
+    for other in (
+        ("Trouser", 4, 6, 4.0, 0, "Euler"),
+        ("any", 4, 6, 4.0, 0, "DDIM"),
+        ("Trouser", 4, 6, 4.0, 1, "DDIM"),
+    ):
         assert pixels(client.predict(models["ldm"], *other, api_name="/diffuse")[1]) != pixels(grid)
     about = client.predict(models["ldm"], api_name="/about")
     assert f"{len(PIPELINE_CLASSES)} classes" in about and "Sample quality" in about
@@ -200,8 +237,11 @@ def test_diffuse_streams_previews_then_the_grid_and_gif(client, models):
 
 def test_compare_side_by_side(client, models):
     columns, table = client.predict(models["tiny"], models["ldm"], 4, 0, api_name="/compare")
-    assert [c["caption"] for c in columns] == ["N(0, I) prior · not measured", "mixture prior · not measured",
-                                               "diffusion · not measured"]  # the tiny pipeline: guidance 3 only
+    assert [c["caption"] for c in columns] == [
+        "N(0, I) prior · not measured",
+        "mixture prior · not measured",
+        "diffusion · not measured",
+    ]  # the tiny pipeline: guidance 3 only
     assert len({pixels(c["image"]) for c in columns}) == 3 and "| diffusion |" in table
 
 
@@ -213,7 +253,11 @@ def test_mixture_prior(client, models):
 
 
 # Gradio checks sliders, bounded numbers and radio choices itself before our code runs; either message is clear.
-LOW, HIGH, CHOICE = r"Value -?[\d.e+]+ is less than minimum value", r"Value [\d.e+]+ is greater than maximum value", "not in the list of choices"
+LOW, HIGH, CHOICE = (
+    r"Value -?[\d.e+]+ is less than minimum value",
+    r"Value [\d.e+]+ is greater than maximum value",
+    "not in the list of choices",
+)
 BAD_INPUTS = [
     ("/sample", ("{m}", 0, 0, 1.0, "standard"), LOW),
     ("/sample", ("{m}", 65, 0, 1.0, "standard"), HIGH),
@@ -227,7 +271,11 @@ BAD_INPUTS = [
     ("/reconstruct", ("{m}", "@transparent"), "fully transparent"),
     ("/reconstruct_sketch", ("{m}", None), "sketchpad is empty"),
     ("/reconstruct_sketch", ("{m}", {"background": None, "layers": [], "composite": None}), "sketchpad is empty"),
-    ("/reconstruct_sketch", ("{m}", {"background": None, "layers": [], "composite": "@blank_sketch"}), "sketchpad is empty"),
+    (
+        "/reconstruct_sketch",
+        ("{m}", {"background": None, "layers": [], "composite": "@blank_sketch"}),
+        "sketchpad is empty",
+    ),
     ("/interpolate", ("{m}", "images", None, None, 0, 1, "slerp", 5), "Image A is missing"),
     ("/interpolate", ("{m}", "seeds", None, None, 0, 1, "slerp", 1), LOW),
     ("/interpolate", ("{m}", "seeds", None, None, 0, 1, "spline", 5), CHOICE),
@@ -242,7 +290,11 @@ BAD_INPUTS = [
     ("/sample", ("nobody/no-such-vae", 4, 0, 1.0, "standard"), "not one of this Space's models"),
     ("/about", ("{notours}",), "holds a UNet2DModel, not a VAEModel"),
     ("/latent_map", ("",), "Choose a model"),
-    ("/diffuse", ("{ldm}", "Cardigan", 4, 5, 4.0, 0, "DDIM"), "Class must be one of any, T-shirt/top, Trouser, Sneaker"),
+    (
+        "/diffuse",
+        ("{ldm}", "Cardigan", 4, 5, 4.0, 0, "DDIM"),
+        "Class must be one of any, T-shirt/top, Trouser, Sneaker",
+    ),
     ("/diffuse", ("{ldm}", "any", 4, 0, 4.0, 0, "DDIM"), LOW),
     ("/diffuse", ("{ldm}", "any", 4, 101, 4.0, 0, "DDIM"), HIGH),
     ("/diffuse", ("{ldm}", "any", 4, 5, 15.5, 0, "DDIM"), HIGH),
@@ -254,13 +306,19 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("api_name, args, message", BAD_INPUTS, ids=[f"{a}-{i}" for i, (a, _, _) in enumerate(BAD_INPUTS)])
-def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(client, models, images, not_ours, api_name, args, message):
+@pytest.mark.parametrize(
+    "api_name, args, message", BAD_INPUTS, ids=[f"{a}-{i}" for i, (a, _, _) in enumerate(BAD_INPUTS)]
+)
+def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(
+    client, models, images, not_ours, api_name, args, message
+):
     def resolve(value):
         if isinstance(value, str) and value.startswith("@"):
             return handle_file(images[value[1:]])
         if isinstance(value, str):
-            return value.replace("{m-2d}", models["tiny-2d"]).format(m=models["tiny"], notours=not_ours.name, ldm=models["ldm"])
+            return value.replace("{m-2d}", models["tiny-2d"]).format(
+                m=models["tiny"], notours=not_ours.name, ldm=models["ldm"]
+            )
         if isinstance(value, dict):
             return {k: resolve(v) for k, v in value.items()}
         return value
@@ -274,12 +332,15 @@ def test_concurrent_clients_varied_requests(url, models, tmp_path):
     """8 users at once, 5 different requests each (of 6 kinds): no errors, and each answer matches its request."""
     requests = [
         lambda c, i: c.predict(models["tiny"], 1 + i % 16, i, 1.0, "standard", api_name="/sample"),
-        lambda c, i: c.predict(models["tiny-2d"], "seeds", None, None, i, i + 1, "lerp", 4, api_name="/interpolate")[0],
+        lambda c, i: c.predict(models["tiny-2d"], "seeds", None, None, i, i + 1, "lerp", 4, api_name="/interpolate")[
+            0
+        ],
         lambda c, i: c.predict(models["tiny"], "origin", None, 1, (i % 8) / 2, *SLIDERS[1:], api_name="/traverse")[0],
         lambda c, i: c.predict(models["tiny-2d"], i / 40, -i / 40, api_name="/decode_point")[0],
         lambda c, i: c.predict(models["tiny"], 3 + i % 5, api_name="/manifold"),
-        lambda c, i: c.predict(models["ldm"], "any", 1 + i % 4, 3, 4.0, i, list(explore.SCHEDULERS)[i % 3],
-                               api_name="/diffuse")[1],
+        lambda c, i: c.predict(
+            models["ldm"], "any", 1 + i % 4, 3, 4.0, i, list(explore.SCHEDULERS)[i % 3], api_name="/diffuse"
+        )[1],
     ]
 
     def user(u: int) -> list[str]:
@@ -331,9 +392,21 @@ def test_deployed_layout_finds_its_files_beside_app_py(tmp_path, models, folders
     assert dropdown.value == models["tiny-2d"]
     assert demo._queue.max_size >= 64
     # every endpoint that runs the network waits in one first-in-first-out line with two workers
-    runs_model = {"sample", "reconstruct", "reconstruct_sketch", "interpolate", "traverse", "decode_point", "manifold",
-                  "latent_map", "diffuse", "compare"}
-    lines = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values() if fn.api_name in runs_model}
+    runs_model = {
+        "sample",
+        "reconstruct",
+        "reconstruct_sketch",
+        "interpolate",
+        "traverse",
+        "decode_point",
+        "manifold",
+        "latent_map",
+        "diffuse",
+        "compare",
+    }
+    lines = {
+        fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values() if fn.api_name in runs_model
+    }
     assert lines == dict.fromkeys(runs_model, ("model", 2))
 
 

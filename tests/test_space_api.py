@@ -20,8 +20,10 @@ from vae_hub.explore import Explorer
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> gr.Blocks:
     root = tmp_path_factory.mktemp("api_models")
-    folders = {"tiny": make_model(root / "tiny", latent_dim=4),
-               "ldm": tiny_pipeline_folder(root / "ldm", clutter=False)}
+    folders = {
+        "tiny": make_model(root / "tiny", latent_dim=4),
+        "ldm": tiny_pipeline_folder(root / "ldm", clutter=False),
+    }
     return load_app().build_demo(Explorer(list(folders), folders, explore.OutputFiles(root / "files")))
 
 
@@ -29,8 +31,11 @@ def documented_parameters(demo: gr.Blocks) -> list[tuple[str, dict, gr.component
     """(endpoint, its API page's entry, the component that reads it) for every parameter of every endpoint."""
     api = demo.get_api_info()["named_endpoints"]
     fns = {f"/{fn.api_name}": fn for fn in demo.fns.values() if f"/{fn.api_name}" in api}
-    return [(name, parameter, component) for name, info in api.items()
-            for parameter, component in zip(info["parameters"], fns[name].inputs, strict=True)]
+    return [
+        (name, parameter, component)
+        for name, info in api.items()
+        for parameter, component in zip(info["parameters"], fns[name].inputs, strict=True)
+    ]
 
 
 def test_every_parameter_of_every_endpoint_has_a_name(demo):
@@ -64,8 +69,13 @@ def test_whole_number_parameters_are_documented_as_int(demo):
                 assert component.preprocess(3.0) == 3 and isinstance(component.preprocess(3.0), int)
 
 
-@pytest.mark.parametrize("value, words", [(float("nan"), "/sample: an input could not be read. Its inputs are"),
-                                          ("c" * 100_000, "is not in the list of choices")])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        (float("nan"), "/sample: an input could not be read. Its inputs are"),
+        ("c" * 100_000, "is not in the list of choices"),
+    ],
+)
 def test_a_sessions_own_copy_of_a_component_refuses_in_one_line(demo, value, words):
     """Gradio gives a session its own copy of a component whose settings an event updated for it (choosing a model
     updates the sliders), made without the Space's wrapper: what it cannot read is still one short line, logged as

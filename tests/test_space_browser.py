@@ -29,8 +29,16 @@ from vae_hub import explore
 from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 120_000  # generous: a loaded 2-core machine renders slowly; a broken page still fails
 
 
@@ -56,15 +64,31 @@ def browser_space(tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     root = tmp_path_factory.mktemp("browser")
-    models = [make_coloured_model(root / "shapes"), make_model(root / "tiny", latent_dim=4),
-              tiny_pipeline_folder(root / "ldm", clutter=False),
-              tiny_stable_diffusion(root / "tiny-sd", ["red disc, flat style", "blue square, noto style"])]
-    record_quality(models[1], {"standard_prior": {"kind": "vae", "prior": "standard", "frechet_distance": 8.62},
-                               "mixture_prior": {"kind": "vae", "prior": "mixture", "frechet_distance": 5.54}})
-    record_quality(models[2], {"at_the_defaults": {"kind": "pipeline",
-                                                   "num_inference_steps": DEFAULT_NUM_INFERENCE_STEPS,
-                                                   "guidance_scale": DEFAULT_GUIDANCE_SCALE, "frechet_distance": 1.45,
-                                                   "class_match": 0.918}})
+    models = [
+        make_coloured_model(root / "shapes"),
+        make_model(root / "tiny", latent_dim=4),
+        tiny_pipeline_folder(root / "ldm", clutter=False),
+        tiny_stable_diffusion(root / "tiny-sd", ["red disc, flat style", "blue square, noto style"]),
+    ]
+    record_quality(
+        models[1],
+        {
+            "standard_prior": {"kind": "vae", "prior": "standard", "frechet_distance": 8.62},
+            "mixture_prior": {"kind": "vae", "prior": "mixture", "frechet_distance": 5.54},
+        },
+    )
+    record_quality(
+        models[2],
+        {
+            "at_the_defaults": {
+                "kind": "pipeline",
+                "num_inference_steps": DEFAULT_NUM_INFERENCE_STEPS,
+                "guidance_scale": DEFAULT_GUIDANCE_SCALE,
+                "frechet_distance": 1.45,
+                "class_match": 0.918,
+            }
+        },
+    )
     with running_space([str(m) for m in models], root / "space.log") as space, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
         try:
@@ -142,7 +166,9 @@ def test_drawing_is_reconstructed(page, shots):
         page.mouse.move(cx + dx, cy + dy, steps=8)
     page.mouse.up()
     page.get_by_role("button", name="Reconstruct drawing").click()
-    page.wait_for_function("() => { const i = document.querySelector('#reconstruction img'); return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#reconstruction img'); return i && i.complete && i.naturalWidth > 0; }"
+    )
     assert page.eval_on_selector("#reconstruction img", "i => i.naturalWidth") == 312  # 48 px + padding, ×6
     page.screenshot(path=str(shots / "reconstruct.png"), full_page=True)
     assert (shots / "reconstruct.png").stat().st_size > 10_000
@@ -150,10 +176,14 @@ def test_drawing_is_reconstructed(page, shots):
 
 def test_clicking_the_latent_map_decodes_that_point(page, shots):
     page.get_by_role("tab", name="Latent map").first.click()
-    page.wait_for_function("() => { const i = document.querySelector('#latent-map img'); return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#latent-map img'); return i && i.complete && i.naturalWidth > 0; }"
+    )
     box = page.locator("#latent-map img").first.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5)
-    page.wait_for_function("() => { const i = document.querySelector('#decoded-point img'); return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#decoded-point img'); return i && i.complete && i.naturalWidth > 0; }"
+    )
     x = page.locator("#point-x input").input_value()
     assert float(x) != 0.0  # the click's plane coordinate
     assert len(x.split(".")[-1]) <= 6, x  # rounded, not 16 digits
@@ -164,7 +194,9 @@ def test_a_wrong_map_coordinate_keeps_the_map_and_says_what_was_wrong(page, shot
     """Issue 15: the error is said in words (a toast naming both coordinates) and shown on the coordinates; the
     scatter plot and the last decoded point stay as they were, with no error badge over them."""
     page.get_by_role("tab", name="Latent map").first.click()
-    page.wait_for_function("() => { const i = document.querySelector('#latent-map img'); return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#latent-map img'); return i && i.complete && i.naturalWidth > 0; }"
+    )
     scatter, point = _image_source(page, "#latent-map"), _image_source(page, "#decoded-point")
     page.locator("#point-x input").fill("1000")
     page.locator("#point-y input").fill("")
@@ -183,7 +215,9 @@ def test_a_refused_upload_keeps_the_last_reconstruction(page, shots, tmp_path):
     import PIL.Image
 
     page.get_by_role("tab", name="Reconstruct").first.click()
-    page.wait_for_function("() => { const i = document.querySelector('#reconstruction img'); return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#reconstruction img'); return i && i.complete && i.naturalWidth > 0; }"
+    )
     before = _image_source(page, "#reconstruction")
     page.get_by_role("tab", name="Upload or pick").click()
     PIL.Image.new("L", (5, 5), 128).save(tmp_path / "tiny.png")
@@ -256,8 +290,10 @@ def fresh_page(browser_space):
 def wait_for_tab(page, name: str, shown: bool) -> None:
     """Wait until the top-level tab ``name`` is shown (or hidden): the model's tabs arrive in an update after its
     status, so they are waited for, never read at once."""
-    page.wait_for_function(f"() => [...document.querySelectorAll('[role=tab]')].some(t => t.innerText.trim() === "
-                           f"{json.dumps(name)}) === {'true' if shown else 'false'}")
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('[role=tab]')].some(t => t.innerText.trim() === "
+        f"{json.dumps(name)}) === {'true' if shown else 'false'}"
+    )
 
 
 def test_the_tabs_the_chosen_model_cannot_do_are_hidden_and_no_error_shows(fresh_page, shots):
@@ -268,7 +304,9 @@ def test_the_tabs_the_chosen_model_cannot_do_are_hidden_and_no_error_shows(fresh
     wait_for_tab(page, "Text to image", shown=False)
     wait_for_tab(page, "Sample", shown=True)
     tabs = page.eval_on_selector_all("[role=tab]", "ts => ts.map(t => t.innerText.trim())")
-    assert list(dict.fromkeys(tabs)) == list(explore.TABS["vector"])  # (Gradio may list a tab twice: its overflow menu)
+    assert list(dict.fromkeys(tabs)) == list(
+        explore.TABS["vector"]
+    )  # (Gradio may list a tab twice: its overflow menu)
     assert not toasts(page)
     page.screenshot(path=str(shots / "vector_tabs.png"), full_page=True)
 
@@ -290,7 +328,9 @@ def test_diffuse_streams_previews_before_the_grid_and_offers_the_gif(fresh_page,
     page = fresh_page
     page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('48×48')")
     choose(page, "Model", "ldm")  # a pipeline: its Diffuse tab opens
-    page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('latent diffusion pipeline')")
+    page.wait_for_function(
+        "() => document.querySelector('#model-status')?.innerText.includes('latent diffusion pipeline')"
+    )
     wait_for_tab(page, "Diffuse", shown=True)
     page.locator("#diffuse-run").wait_for(state="visible")  # the open tab follows the model: Diffuse
     from playwright.sync_api import expect  # installed: the fixture skipped otherwise
@@ -300,7 +340,9 @@ def test_diffuse_streams_previews_before_the_grid_and_offers_the_gif(fresh_page,
     expect(page.get_by_label("Class", exact=True)).to_have_value("Sneaker")
     page.evaluate(WATCH_JS, ["#diffuse-preview", "#diffuse-grid"])
     page.click("#diffuse-run")
-    page.wait_for_function("() => { const i = document.querySelector('#diffuse-grid img'); return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#diffuse-grid img'); return i && i.complete && i.naturalWidth > 0; }"
+    )
     seen = page.evaluate("window.diffuseSeen")
     assert seen[0] == [None, None]  # nothing shown before the run
     before_grid = [preview for preview, grid in seen if preview and grid is None]
@@ -329,7 +371,9 @@ def test_text_to_image_streams_previews_before_the_grid_and_offers_the_gif(fresh
     page.get_by_label("Prompt", exact=True).first.fill("red spaceship")
     page.evaluate(WATCH_JS, ["#t2i-preview", "#t2i-grid"])
     page.click("#t2i-run")
-    page.wait_for_function("() => { const i = document.querySelector('#t2i-grid img'); return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#t2i-grid img'); return i && i.complete && i.naturalWidth > 0; }"
+    )
     seen = page.evaluate("window.diffuseSeen")
     assert [preview for preview, grid in seen if preview and grid is None], f"no preview before the grid: {seen}"
     page.locator("#t2i-gif a[download]").wait_for()
@@ -344,8 +388,14 @@ def test_compare_shows_three_captioned_columns(page, shots):
     page.click("#compare-run")
     page.wait_for_function("() => document.querySelectorAll('#compare-grid .caption-label').length === 3")
     captions = page.locator("#compare-grid .caption-label").all_inner_texts()
-    assert captions == ["N(0, I) prior · FD 8.62", "mixture prior · FD 5.54", "diffusion · FD 1.45 · class match 91.8%"]
-    page.wait_for_function("() => [...document.querySelectorAll('#compare-grid img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert captions == [
+        "N(0, I) prior · FD 8.62",
+        "mixture prior · FD 5.54",
+        "diffusion · FD 1.45 · class match 91.8%",
+    ]
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#compare-grid img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
     rows = page.eval_on_selector_all("#compare-numbers table tr", "rs => rs.map(r => r.children[0].innerText)")
     assert rows[1:] == ["N(0, I) prior", "mixture prior", "diffusion"]
     page.screenshot(path=str(shots / "compare.png"), full_page=True)
@@ -381,8 +431,10 @@ def shown_images(page, selector: str, count: int, size: int = 16, padding: int =
     png = page.request.get(page.eval_on_selector(f"{selector} img", "i => i.src")).body()
     grid = torch.from_numpy(np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGB"))).permute(2, 0, 1)
     scale = grid.shape[-1] // (count * (size + padding) + padding)
-    cells = [grid[:, padding * scale::scale, (padding + k * (size + padding)) * scale::scale][:, :size, :size]
-             for k in range(count)]
+    cells = [
+        grid[:, padding * scale :: scale, (padding + k * (size + padding)) * scale :: scale][:, :size, :size]
+        for k in range(count)
+    ]
     return torch.stack(cells)
 
 
@@ -413,8 +465,10 @@ def test_a_mask_drawn_in_the_editor_redraws_only_that_part(fresh_page, shots, tm
         upload.click()
     chooser.value.set_files(str(tmp_path / "quadrants.png"))
     # the editor shows the picture (its zoom level) in place of its "Upload an image …" prompt
-    page.wait_for_function("() => { const t = document.querySelector('#inpaint-editor').innerText; "
-                           "return /\\d+%/.test(t) && !t.includes('Upload an image'); }")
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#inpaint-editor').innerText; "
+        "return /\\d+%/.test(t) && !t.includes('Upload an image'); }"
+    )
     box = page.locator("#inpaint-editor canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2  # the picture's centre
     page.mouse.move(cx - 60, cy - 100)  # a band down the left half (the brush is selected with the picture)
@@ -429,16 +483,21 @@ def test_a_mask_drawn_in_the_editor_redraws_only_that_part(fresh_page, shots, tm
     assert 0 < int(share) < 50, note  # the drawn band, not nothing and not everything
     # the issue's criterion, as the unit test allows for: the latent mask's blocky edges aside
     assert float(unmasked) >= float(reconstruction) - 1.0, note
-    page.wait_for_function("() => { const i = document.querySelector('#inpaint-result img'); "
-                           "return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#inpaint-result img'); "
+        "return i && i.complete && i.naturalWidth > 0; }"
+    )
     first = shown_images(page, "#inpaint-result", 1)[0].float()
     # the same picture, mask and seed with another prompt: what changes is the band (the random tiny autoencoder
     # is too poor for the rest to look like the picture, but it must stay the same)
     before = _image_source(page, "#inpaint-result")
     page.get_by_label("Prompt", exact=True).locator("visible=true").first.fill("red disc, flat style")
     page.click("#inpaint-run")
-    page.wait_for_function("b => { const i = document.querySelector('#inpaint-result img'); "
-                           "return i && i.src !== b && i.complete && i.naturalWidth > 0; }", arg=before)
+    page.wait_for_function(
+        "b => { const i = document.querySelector('#inpaint-result img'); "
+        "return i && i.src !== b && i.complete && i.naturalWidth > 0; }",
+        arg=before,
+    )
     change = (shown_images(page, "#inpaint-result", 1)[0].float() - first).abs()
     far, band = change[:, :, 11:].mean(), change[:, 4:12, 3:5].mean()
     # the right third, 4+ px from the band, is kept (the decoder mixes a little of the band into it: ~1.7 of 255 with
@@ -457,8 +516,9 @@ def test_prompt_walk_frames_arrive_and_differ_smoothly(fresh_page, shots):
     frames.fill("5")
     frames.press("Enter")
     page.click("#walk-run")
-    page.wait_for_function("() => { const i = document.querySelector('#walk-strip img'); "
-                           "return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#walk-strip img'); return i && i.complete && i.naturalWidth > 0; }"
+    )
     walk = shown_images(page, "#walk-strip", 5).float()
     steps = (walk[1:] - walk[:-1]).abs().mean(dim=(1, 2, 3))
     assert (steps > 0).all(), steps  # every frame moved on

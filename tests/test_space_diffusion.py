@@ -19,11 +19,18 @@ from vae_hub.explore import Explorer, InputError
 from vae_hub.pipelines import DEFAULT_GUIDANCE_SCALE, DEFAULT_NUM_INFERENCE_STEPS
 
 
-VAE_RECORDS = {"standard_prior": {"kind": "vae", "prior": "standard", "num_samples": 10000, "frechet_distance": 8.6187},
-               "mixture_prior": {"kind": "vae", "prior": "mixture", "num_samples": 2000, "frechet_distance": 5.5385}}
-AT_DEFAULTS = {"kind": "pipeline", "num_inference_steps": DEFAULT_NUM_INFERENCE_STEPS, "guidance_scale": DEFAULT_GUIDANCE_SCALE,
-               "num_samples": 10000,
-               "frechet_distance": 1.4508, "class_match": 0.9177}
+VAE_RECORDS = {
+    "standard_prior": {"kind": "vae", "prior": "standard", "num_samples": 10000, "frechet_distance": 8.6187},
+    "mixture_prior": {"kind": "vae", "prior": "mixture", "num_samples": 2000, "frechet_distance": 5.5385},
+}
+AT_DEFAULTS = {
+    "kind": "pipeline",
+    "num_inference_steps": DEFAULT_NUM_INFERENCE_STEPS,
+    "guidance_scale": DEFAULT_GUIDANCE_SCALE,
+    "num_samples": 10000,
+    "frechet_distance": 1.4508,
+    "class_match": 0.9177,
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +44,15 @@ def folders(tmp_path_factory):
     metrics = json.loads((ldm_measured / "metrics.json").read_text())
     metrics["sample_quality"]["at_the_defaults"] = AT_DEFAULTS
     (ldm_measured / "metrics.json").write_text(json.dumps(metrics))
-    (ldm_measured / "README.md").write_text("---\nlibrary_name: diffusers\n---\n# A tiny pipeline\n\n![samples](samples.png)\n")
-    return {"vae": vae, "vae-2d": make_model(root / "vae-2d", latent_dim=2, mixture=False, seed=1), "ldm": ldm,
-            "ldm-measured": ldm_measured}
+    (ldm_measured / "README.md").write_text(
+        "---\nlibrary_name: diffusers\n---\n# A tiny pipeline\n\n![samples](samples.png)\n"
+    )
+    return {
+        "vae": vae,
+        "vae-2d": make_model(root / "vae-2d", latent_dim=2, mixture=False, seed=1),
+        "ldm": ldm,
+        "ldm-measured": ldm_measured,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -65,24 +78,44 @@ def test_a_pipeline_folder_loads_from_safetensors_with_its_classes(ex):
     assert ex.warm("ldm") is None
 
 
-@pytest.mark.parametrize("break_it, message", [
-    (lambda f: (f / "unet" / "diffusion_pytorch_model.safetensors").unlink(),
-     "the pipeline is incomplete: unet/diffusion_pytorch_model.safetensors missing"),
-    (lambda f: patch_json(f / "unet" / "config.json", block_out_channels=[2048, 4096], norm_num_groups=32),
-     r"its vae and unet configs imply [\d,]+ MiB of weights, above the limit of this Space of 256 MiB"),
-    (lambda f: patch_json(f / "unet" / "config.json", sample_size=1024), "its latents are 1024 px"),
-    (lambda f: patch_json(f / "unet" / "config.json", layers_per_block=10**6),
-     "its unet has more than 8 stages or 16 blocks per stage"),
-    (lambda f: patch_json(f / "unet" / "config.json", block_out_channels=[8] * 9, down_block_types=["DownBlock2D"] * 9),
-     "its unet has more than 8 stages or 16 blocks per stage"),
-    (lambda f: patch_json(f / "vae" / "config.json", sample_size=4096), "its vae/images are 4096 px"),
-    (lambda f: patch_json(f / "vae" / "config.json", _class_name="AutoencoderKL"), "its vae/ holds a AutoencoderKL, not a"),
-    (lambda f: patch_json(f / "scheduler" / "scheduler_config.json", _class_name="os.system"),
-     "its scheduler 'os.system' is not one of diffusers' schedulers"),
-    (lambda f: patch_json(f / "model_index.json", _class_name="StableDiffusionPipeline"),  # checked as one
-     "its vae/ holds a 'SpatialVAEModel', not a AutoencoderKL"),
-    (lambda f: (f / "unet" / "config.json").write_text("{not json"), "its unet/config.json is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "break_it, message",
+    [
+        (
+            lambda f: (f / "unet" / "diffusion_pytorch_model.safetensors").unlink(),
+            "the pipeline is incomplete: unet/diffusion_pytorch_model.safetensors missing",
+        ),
+        (
+            lambda f: patch_json(f / "unet" / "config.json", block_out_channels=[2048, 4096], norm_num_groups=32),
+            r"its vae and unet configs imply [\d,]+ MiB of weights, above the limit of this Space of 256 MiB",
+        ),
+        (lambda f: patch_json(f / "unet" / "config.json", sample_size=1024), "its latents are 1024 px"),
+        (
+            lambda f: patch_json(f / "unet" / "config.json", layers_per_block=10**6),
+            "its unet has more than 8 stages or 16 blocks per stage",
+        ),
+        (
+            lambda f: patch_json(
+                f / "unet" / "config.json", block_out_channels=[8] * 9, down_block_types=["DownBlock2D"] * 9
+            ),
+            "its unet has more than 8 stages or 16 blocks per stage",
+        ),
+        (lambda f: patch_json(f / "vae" / "config.json", sample_size=4096), "its vae/images are 4096 px"),
+        (
+            lambda f: patch_json(f / "vae" / "config.json", _class_name="AutoencoderKL"),
+            "its vae/ holds a AutoencoderKL, not a",
+        ),
+        (
+            lambda f: patch_json(f / "scheduler" / "scheduler_config.json", _class_name="os.system"),
+            "its scheduler 'os.system' is not one of diffusers' schedulers",
+        ),
+        (
+            lambda f: patch_json(f / "model_index.json", _class_name="StableDiffusionPipeline"),  # checked as one
+            "its vae/ holds a 'SpatialVAEModel', not a AutoencoderKL",
+        ),
+        (lambda f: (f / "unet" / "config.json").write_text("{not json"), "its unet/config.json is not valid JSON"),
+    ],
+)
 def test_a_bad_pipeline_is_refused_in_words_before_anything_is_allocated(tmp_path, break_it, message):
     folder = tiny_pipeline_folder(tmp_path / "bad", clutter=False)
     break_it(folder)
@@ -143,23 +176,34 @@ def test_diffuse_streams_decoded_previews_before_the_final_grid_and_its_gif(ex):
     assert last_preview is grid and pixels(previews[0][0]) != pixels(grid)  # the first guess is not the result
     assert grid.size == previews[0][0].size == explore.show(torch.zeros(4, 1, 12, 12)).size
     with PIL.Image.open(gif) as animation:
-        assert animation.n_frames == len(stream) and animation.width == explore.show(
-            torch.zeros(4, 1, 12, 12), width=explore.GIF_WIDTH).width
+        assert (
+            animation.n_frames == len(stream)
+            and animation.width == explore.show(torch.zeros(4, 1, 12, 12), width=explore.GIF_WIDTH).width
+        )
 
 
 def test_diffuse_previews_every_few_steps(ex):
-    assert len(list(ex.diffuse("ldm", "any", 2, 25, 4.0, 0, "Euler"))) == 5  # after steps 5, 10, 15, 20; then the final
+    assert (
+        len(list(ex.diffuse("ldm", "any", 2, 25, 4.0, 0, "Euler"))) == 5
+    )  # after steps 5, 10, 15, 20; then the final
 
 
 def test_diffuse_is_seeded(ex):
     first = final(ex.diffuse("ldm", "Sneaker", 4, 3, 4.0, 7, "DPM-Solver++"))[1]
     assert pixels(final(ex.diffuse("ldm", "Sneaker", 4, 3, 4.0, 7, "DPM-Solver++"))[1]) == pixels(first)
-    for other in (("Sneaker", 4, 3, 4.0, 8), ("Trouser", 4, 3, 4.0, 7), ("Sneaker", 4, 3, 1.0, 7), ("Sneaker", 4, 4, 4.0, 7)):
+    for other in (
+        ("Sneaker", 4, 3, 4.0, 8),
+        ("Trouser", 4, 3, 4.0, 7),
+        ("Sneaker", 4, 3, 1.0, 7),
+        ("Sneaker", 4, 4, 4.0, 7),
+    ):
         assert pixels(final(ex.diffuse("ldm", *other, "DPM-Solver++"))[1]) != pixels(first), other
 
 
-@pytest.mark.parametrize("scheduler, cls", [("DDIM", "DDIMScheduler"), ("DPM-Solver++", "DPMSolverMultistepScheduler"),
-                                            ("Euler", "EulerDiscreteScheduler")])
+@pytest.mark.parametrize(
+    "scheduler, cls",
+    [("DDIM", "DDIMScheduler"), ("DPM-Solver++", "DPMSolverMultistepScheduler"), ("Euler", "EulerDiscreteScheduler")],
+)
 def test_each_scheduler_runs_on_its_own_copy_of_the_pipelines_config(ex, scheduler, cls):
     pipe = ex.entry("ldm").model
     shared = (type(pipe.scheduler), dict(pipe.scheduler.config))
@@ -202,19 +246,28 @@ def test_a_visitor_who_leaves_stops_the_sampling(ex):
     assert not any(t.name == "diffuse" for t in threading.enumerate())
 
 
-@pytest.mark.parametrize("args, message", [
-    (("ldm", "Cardigan", 4, 5, 4.0, 0, "DDIM"), "Class must be one of any, T-shirt/top, Trouser, Sneaker; got 'Cardigan'"),
-    (("ldm", None, 4, 5, 4.0, 0, "DDIM"), "Class must be one of any"),
-    (("ldm", "any", 37, 5, 4.0, 0, "DDIM"), "Number of images must be a whole number from 1 to 36, got 37"),
-    (("ldm", "any", 4, 0, 4.0, 0, "DDIM"), "Steps must be a whole number from 1 to 100, got 0"),
-    (("ldm", "any", 4, 101, 4.0, 0, "DDIM"), "Steps must be a whole number from 1 to 100, got 101"),
-    (("ldm", "any", 4, 5, 15.5, 0, "DDIM"), "Guidance scale must be a number from 0 to 15, got 15.5"),
-    (("ldm", "any", 4, 5, float("nan"), 0, "DDIM"), "Guidance scale must be a number from 0 to 15"),
-    (("ldm", "any", 4, 5, 4.0, -1, "DDIM"), "Seed must be a whole number"),
-    (("ldm", "any", 4, 5, 4.0, 0, "PNDM"), "Scheduler must be one of DDIM, DPM-Solver\\+\\+, Euler; got 'PNDM'"),
-    (("vae", "any", 4, 5, 4.0, 0, "DDIM"), "vae is a vector VAE: it has a code and a prior, not a denoiser, so it has no "
-                                           "diffusion sampling. Try Sample, .*, Latent map or Compare, or choose a diffusion pipeline"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ("ldm", "Cardigan", 4, 5, 4.0, 0, "DDIM"),
+            "Class must be one of any, T-shirt/top, Trouser, Sneaker; got 'Cardigan'",
+        ),
+        (("ldm", None, 4, 5, 4.0, 0, "DDIM"), "Class must be one of any"),
+        (("ldm", "any", 37, 5, 4.0, 0, "DDIM"), "Number of images must be a whole number from 1 to 36, got 37"),
+        (("ldm", "any", 4, 0, 4.0, 0, "DDIM"), "Steps must be a whole number from 1 to 100, got 0"),
+        (("ldm", "any", 4, 101, 4.0, 0, "DDIM"), "Steps must be a whole number from 1 to 100, got 101"),
+        (("ldm", "any", 4, 5, 15.5, 0, "DDIM"), "Guidance scale must be a number from 0 to 15, got 15.5"),
+        (("ldm", "any", 4, 5, float("nan"), 0, "DDIM"), "Guidance scale must be a number from 0 to 15"),
+        (("ldm", "any", 4, 5, 4.0, -1, "DDIM"), "Seed must be a whole number"),
+        (("ldm", "any", 4, 5, 4.0, 0, "PNDM"), "Scheduler must be one of DDIM, DPM-Solver\\+\\+, Euler; got 'PNDM'"),
+        (
+            ("vae", "any", 4, 5, 4.0, 0, "DDIM"),
+            "vae is a vector VAE: it has a code and a prior, not a denoiser, so it has no "
+            "diffusion sampling. Try Sample, .*, Latent map or Compare, or choose a diffusion pipeline",
+        ),
+    ],
+)
 def test_bad_diffuse_input_is_one_clear_error(ex, args, message):
     with pytest.raises(InputError, match=message):
         next(ex.diffuse(*args))
@@ -223,19 +276,26 @@ def test_bad_diffuse_input_is_one_clear_error(ex, args, message):
 # ==================================================================================== /compare
 def test_compare_captions_come_from_the_models_records(ex):
     columns, table = ex.compare("vae", "ldm-measured", 4, 0)
-    assert [caption for _, caption in columns] == ["N(0, I) prior · FD 8.62", "mixture prior · FD 5.54",
-                                                   "diffusion · FD 1.45 · class match 91.8%"]
+    assert [caption for _, caption in columns] == [
+        "N(0, I) prior · FD 8.62",
+        "mixture prior · FD 5.54",
+        "diffusion · FD 1.45 · class match 91.8%",
+    ]
     assert "| N(0, I) prior | vae | temperature 1 | 8.62 | – | 10,000 |" in table
     assert "| mixture prior | vae | temperature 1 | 5.54 | – | 2,000 |" in table
-    assert (f"| diffusion | ldm-measured | {DEFAULT_NUM_INFERENCE_STEPS} steps, guidance {DEFAULT_GUIDANCE_SCALE:g}, "
-            "DPMSolverMultistepScheduler, "
-            "random classes | 1.45 | "
-            "91.8% | 10,000 |") in table
+    assert (
+        f"| diffusion | ldm-measured | {DEFAULT_NUM_INFERENCE_STEPS} steps, guidance {DEFAULT_GUIDANCE_SCALE:g}, "
+        "DPMSolverMultistepScheduler, "
+        "random classes | 1.45 | "
+        "91.8% | 10,000 |"
+    ) in table
     grids = [pixels(image) for image, _ in columns]
     assert len(set(grids)) == 3 and all(image.size == columns[0][0].size for image, _ in columns[:2])
     assert [pixels(image) for image, _ in ex.compare("vae", "ldm-measured", 4, 0)[0]] == grids  # seeded
     # the pipeline at these settings is drawn as /diffuse draws "any" with its own scheduler
-    diffused = ex.diffuse("ldm-measured", "any", 4, DEFAULT_NUM_INFERENCE_STEPS, DEFAULT_GUIDANCE_SCALE, 0, "DPM-Solver++")
+    diffused = ex.diffuse(
+        "ldm-measured", "any", 4, DEFAULT_NUM_INFERENCE_STEPS, DEFAULT_GUIDANCE_SCALE, 0, "DPM-Solver++"
+    )
     assert grids[2] == pixels(final(diffused)[1])
 
 
@@ -248,20 +308,28 @@ def test_compare_says_not_measured_and_skips_a_missing_mixture(ex):
 def test_compare_says_when_the_vae_and_the_pipeline_were_trained_on_different_data(folders, tmp_path):
     """Issue 29: a VAE of other data beside the pipeline is said; a local copy of the pipeline's Hub dataset is not."""
     same = make_model(tmp_path / "vae-same", dataset="../datasets/fashion-mnist")  # the pipeline's, as a local folder
-    ex = Explorer(["vae", "vae-same", "ldm"], {"vae": folders["vae"], "vae-same": same, "ldm": folders["ldm"]},
-                  explore.OutputFiles(tmp_path / "files"))
+    ex = Explorer(
+        ["vae", "vae-same", "ldm"],
+        {"vae": folders["vae"], "vae-same": same, "ldm": folders["ldm"]},
+        explore.OutputFiles(tmp_path / "files"),
+    )
     _, table = ex.compare("vae", "ldm", 2, 0)
-    assert table.startswith("**Different training data:** vae was trained on made-up, ldm on "
-                            "zalando-datasets/fashion_mnist: their samples and numbers do not compare like for like.")
+    assert table.startswith(
+        "**Different training data:** vae was trained on made-up, ldm on "
+        "zalando-datasets/fashion_mnist: their samples and numbers do not compare like for like."
+    )
     _, table = ex.compare("vae-same", "ldm", 2, 0)
     assert "Different training data" not in table and table.startswith("| |")
 
 
-@pytest.mark.parametrize("args, message", [
-    (("ldm", "ldm", 4, 0), "ldm is a latent diffusion pipeline: .* so it has no prior samples to compare"),
-    (("vae", "vae-2d", 4, 0), "vae-2d is a vector VAE: .* so it has no diffusion samples to compare"),
-    (("vae", "ldm", 0, 0), "Number of images must be a whole number from 1 to 36"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("ldm", "ldm", 4, 0), "ldm is a latent diffusion pipeline: .* so it has no prior samples to compare"),
+        (("vae", "vae-2d", 4, 0), "vae-2d is a vector VAE: .* so it has no diffusion samples to compare"),
+        (("vae", "ldm", 0, 0), "Number of images must be a whole number from 1 to 36"),
+    ],
+)
 def test_bad_compare_input_is_one_clear_error(ex, args, message):
     with pytest.raises(InputError, match=message):
         ex.compare(*args)
@@ -272,8 +340,12 @@ def test_a_pipeline_has_diffuse_compare_and_about_and_says_so_elsewhere(ex):
     assert "latent diffusion pipeline · 3 classes · 1×12×12 images" in ex.status("ldm")
     assert "Diffuse, Compare and About only" in ex.status("ldm")
     refusal = "ldm is a latent diffusion pipeline: .* Try Diffuse or Compare, or choose a (vector )?VAE"
-    for call in (lambda: ex.sample("ldm"), lambda: ex.interpolate("ldm"), lambda: ex.decode_point("ldm", 0.0, 0.0),
-                 lambda: ex.traverse("ldm", "origin", None, 1, *[0.0] * explore.TRAVERSE_SLIDERS)):
+    for call in (
+        lambda: ex.sample("ldm"),
+        lambda: ex.interpolate("ldm"),
+        lambda: ex.decode_point("ldm", 0.0, 0.0),
+        lambda: ex.traverse("ldm", "origin", None, 1, *[0.0] * explore.TRAVERSE_SLIDERS),
+    ):
         with pytest.raises(InputError, match=refusal):
             call()
     with pytest.raises(InputError, match="ldm is a latent diffusion pipeline: .* no reconstruction. .* choose a VAE"):
@@ -321,7 +393,10 @@ def test_a_pipelines_about_shows_its_parts_records_and_card_without_paths(ex, fo
     about = ex.about("ldm-measured")
     assert '| Conditioning | 3 classes + the "no class" label (classifier-free guidance) |' in about  # as in its card
     assert "SpatialVAEModel`, frozen; latents × scaling factor 0.5 |" in about
-    assert f"| this pipeline, {DEFAULT_NUM_INFERENCE_STEPS} steps, guidance {DEFAULT_GUIDANCE_SCALE:g} | 1.45 | 91.8% | 10,000 |" in about
+    assert (
+        f"| this pipeline, {DEFAULT_NUM_INFERENCE_STEPS} steps, guidance {DEFAULT_GUIDANCE_SCALE:g} | 1.45 | 91.8% | 10,000 |"
+        in about
+    )
     assert "| this pipeline, 25 steps, guidance 3 | 12.35 | 87.3% | 10,000 |" in about
     assert "### Training" in about and "### Model card" in about and "# A tiny pipeline" in about
     assert "![samples](/gradio_api/file=" in about  # the card's figure, copied among the served files

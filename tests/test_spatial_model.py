@@ -18,8 +18,16 @@ from vae_hub.models import load_model
 
 
 def tiny(channels: int = 1, size: int = 28, **kw) -> SpatialVAEModel:
-    return tiny_spatial_vae(**{"in_channels": channels, "sample_size": size, "block_out_channels": (8, 16, 16),
-                               "scaling_factor": 1.0, "shift_factor": None, **kw})
+    return tiny_spatial_vae(
+        **{
+            "in_channels": channels,
+            "sample_size": size,
+            "block_out_channels": (8, 16, 16),
+            "scaling_factor": 1.0,
+            "shift_factor": None,
+            **kw,
+        }
+    )
 
 
 def tiny_vector() -> VAEModel:
@@ -40,8 +48,9 @@ def test_default_28px_images_give_8x8_latents_a_unet_can_halve_twice():
     assert 2 ** (len(model.config.block_out_channels) - 1) == model.factor  # what diffusers pipelines compute
 
 
-@pytest.mark.parametrize("channels, size, latent", [(1, 28, (4, 8, 8)), (3, 32, (4, 8, 8)), (3, 33, (4, 12, 12)),
-                                                    (1, 12, (4, 4, 4))])
+@pytest.mark.parametrize(
+    "channels, size, latent", [(1, 28, (4, 8, 8)), (3, 32, (4, 8, 8)), (3, 33, (4, 12, 12)), (1, 12, (4, 4, 4))]
+)
 def test_encode_decode_shapes_any_size(channels, size, latent):
     model = tiny(channels, size)
     x = images(2, channels, size)
@@ -83,22 +92,25 @@ def test_reparameterization_is_seeded_and_differentiable():
     assert model.encoder.conv_in.weight.grad is not None and model.encoder.conv_in.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("block_out_channels", (8, 10), "divisible by norm_num_groups"),
-    ("block_out_channels", (0, 8), "positive integers"),
-    ("latent_channels", 0, "`latent_channels` must be a positive integer"),
-    ("latent_multiple", -1, "`latent_multiple` must be a positive integer"),
-    ("shift_factor", float("nan"), "`shift_factor` must be None or a finite number"),
-    ("scaling_factor", 0.0, "`scaling_factor` must be a positive number"),
-    ("out_channels", 3, "must equal in_channels"),
-    ("likelihood", "poisson", "`likelihood` must be one of"),
-    ("up_block_out_channels", (8, 16, 16), "`up_block_out_channels` must have one entry per encoder stage"),
-    ("up_block_out_channels", (8, 6), "`up_block_out_channels` must all be divisible by norm_num_groups"),
-    ("layers_per_up_block", 0, "`layers_per_up_block` must be a positive integer"),
-    ("layers_per_up_block", 17, "`layers_per_up_block` must be at most 16"),
-    ("layers_per_block", 10**6, "`layers_per_block` must be at most 16"),
-    ("block_out_channels", (8,) * 9, "`block_out_channels` must be a sequence of 1 to 8 positive integers"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("block_out_channels", (8, 10), "divisible by norm_num_groups"),
+        ("block_out_channels", (0, 8), "positive integers"),
+        ("latent_channels", 0, "`latent_channels` must be a positive integer"),
+        ("latent_multiple", -1, "`latent_multiple` must be a positive integer"),
+        ("shift_factor", float("nan"), "`shift_factor` must be None or a finite number"),
+        ("scaling_factor", 0.0, "`scaling_factor` must be a positive number"),
+        ("out_channels", 3, "must equal in_channels"),
+        ("likelihood", "poisson", "`likelihood` must be one of"),
+        ("up_block_out_channels", (8, 16, 16), "`up_block_out_channels` must have one entry per encoder stage"),
+        ("up_block_out_channels", (8, 6), "`up_block_out_channels` must all be divisible by norm_num_groups"),
+        ("layers_per_up_block", 0, "`layers_per_up_block` must be a positive integer"),
+        ("layers_per_up_block", 17, "`layers_per_up_block` must be at most 16"),
+        ("layers_per_block", 10**6, "`layers_per_block` must be at most 16"),
+        ("block_out_channels", (8,) * 9, "`block_out_channels` must be a sequence of 1 to 8 positive integers"),
+    ],
+)
 def test_bad_config_names_the_field(field, value, message):
     kw = {"block_out_channels": (8, 16), "norm_num_groups": 4, field: value}
     with pytest.raises(ValueError, match=f"SpatialVAEModel config: .*{message}"):
@@ -120,7 +132,8 @@ def test_a_wider_decoder_keeps_the_shapes_and_round_trips(tmp_path):
     and depth; the encoder, the latents' shape and the API stay; save/load is bit-exact."""
     narrow, wide = tiny(), tiny(up_block_out_channels=(16, 16, 32), layers_per_up_block=2)
     assert {k: v.shape for k, v in narrow.encoder.state_dict().items()} == {
-        k: v.shape for k, v in wide.encoder.state_dict().items()}
+        k: v.shape for k, v in wide.encoder.state_dict().items()
+    }
     assert wide.decoder.conv_out.in_channels == 16 and wide.decoder.conv_in.out_channels == 32
     assert sum(p.numel() for p in wide.parameters()) > sum(p.numel() for p in narrow.parameters())
     x = images(2)
@@ -263,17 +276,31 @@ def test_half_precision_decode_on_gpu_without_nan():
 def test_drop_in_vae_for_diffusers_dit_pipeline(channels):
     vae = tiny(channels, 28)
     torch.manual_seed(0)
-    transformer = DiTTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8,
-                                        num_layers=1, sample_size=8, patch_size=2, norm_num_groups=4,
-                                        num_embeds_ada_norm=1000)
+    transformer = DiTTransformer2DModel(
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=8,
+        num_layers=1,
+        sample_size=8,
+        patch_size=2,
+        norm_num_groups=4,
+        num_embeds_ada_norm=1000,
+    )
     pipe = DiTPipeline(transformer=transformer, vae=vae, scheduler=DDIMScheduler())
     pipe.set_progress_bar_config(disable=True)
-    out = pipe(class_labels=[1, 7], num_inference_steps=2, guidance_scale=2.0,
-               generator=torch.Generator().manual_seed(0))
+    out = pipe(
+        class_labels=[1, 7], num_inference_steps=2, guidance_scale=2.0, generator=torch.Generator().manual_seed(0)
+    )
     assert len(out.images) == 2
     assert out.images[0].size == (28, 28) and out.images[0].mode == ("L" if channels == 1 else "RGB")
-    again = pipe(class_labels=[1, 7], num_inference_steps=2, guidance_scale=2.0,
-                 generator=torch.Generator().manual_seed(0), output_type="np").images
+    again = pipe(
+        class_labels=[1, 7],
+        num_inference_steps=2,
+        guidance_scale=2.0,
+        generator=torch.Generator().manual_seed(0),
+        output_type="np",
+    ).images
     assert again.shape == (2, 28, 28, channels)
     np.testing.assert_array_equal(np.asarray(out.images[1]).reshape(28, 28, channels), (again[1] * 255).round())
 

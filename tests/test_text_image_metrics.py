@@ -34,9 +34,20 @@ def folder(tmp_path_factory):
     """A tiny random mini CLIP (a few thousand parameters besides the token embeddings), saved."""
     torch.manual_seed(0)
     tokenizer = train_caption_tokenizer(CAPTIONS * 2, vocab_size=520)
-    model = CLIPModel(mini_clip_config(tokenizer, text_hidden_size=16, text_layers=1, text_heads=2,
-                                       vision_hidden_size=16, vision_layers=1, vision_heads=2, image_size=SIZE,
-                                       patch_size=8, projection_dim=8))
+    model = CLIPModel(
+        mini_clip_config(
+            tokenizer,
+            text_hidden_size=16,
+            text_layers=1,
+            text_heads=2,
+            vision_hidden_size=16,
+            vision_layers=1,
+            vision_heads=2,
+            image_size=SIZE,
+            patch_size=8,
+            projection_dim=8,
+        )
+    )
     out = tmp_path_factory.mktemp("mini-clip") / "clip"
     save_mini_clip(model, tokenizer, out)
     return out
@@ -53,9 +64,12 @@ def images(n: int, seed: int = 0) -> torch.Tensor:
 
 def test_transformers_alone_reads_the_folder(folder, clip):
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "tokenizer"} <= {
-        p.name for p in folder.iterdir()}
+        p.name for p in folder.iterdir()
+    }
     tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
-    ids = tokenizer(CAPTIONS, padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
+    ids = tokenizer(
+        CAPTIONS, padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt"
+    ).input_ids
     # the text tower alone, as a Stable Diffusion text encoder: the same pooled states as inside the CLIPModel
     text = CLIPTextModel.from_pretrained(folder).eval()
     with torch.no_grad():
@@ -65,8 +79,10 @@ def test_transformers_alone_reads_the_folder(folder, clip):
         assert torch.equal(clip.model.text_projection(alone.pooler_output), text_features(clip, CAPTIONS))
         vision = CLIPVisionModel.from_pretrained(folder).eval()
         x = images(3)
-        assert torch.equal(clip.model.visual_projection(vision(pixel_values=pixel_values(x, SIZE)).pooler_output),
-                           image_features(clip, x))
+        assert torch.equal(
+            clip.model.visual_projection(vision(pixel_values=pixel_values(x, SIZE)).pooler_output),
+            image_features(clip, x),
+        )
     # transformers' image processor from the folder gives exactly the pixels the project feeds the vision tower
     processed = CLIPImageProcessor.from_pretrained(folder)(list(images(4)), return_tensors="pt").pixel_values
     assert torch.allclose(processed, pixel_values(images(4), SIZE), atol=1e-6)

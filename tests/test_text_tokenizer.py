@@ -21,12 +21,30 @@ from vae_hub.text_tokenizer import (
 )
 
 
-CAPTIONS = [f"{name}, {style} style" for name in ("red heart", "grinning face", "flag: Japan", "smiling face with halo",
-                                                  "woman farmer: medium-light skin tone", "man farmer: dark skin tone")
-            for style in ("twemoji", "noto")] * 3
-PROBES = ["red heart, twemoji style", "  Grinning\tFACE,   noto style ", "xylophone über 日本 ❤️ zzz",
-          "flag: Japan's, noto style!!", "a" * 40, "", "farmers 12 tones"]
-WORD = regex.compile(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""")
+CAPTIONS = [
+    f"{name}, {style} style"
+    for name in (
+        "red heart",
+        "grinning face",
+        "flag: Japan",
+        "smiling face with halo",
+        "woman farmer: medium-light skin tone",
+        "man farmer: dark skin tone",
+    )
+    for style in ("twemoji", "noto")
+] * 3
+PROBES = [
+    "red heart, twemoji style",
+    "  Grinning\tFACE,   noto style ",
+    "xylophone über 日本 ❤️ zzz",
+    "flag: Japan's, noto style!!",
+    "a" * 40,
+    "",
+    "farmers 12 tones",
+]
+WORD = regex.compile(
+    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +81,22 @@ def test_saved_files_load_with_from_pretrained_and_say_what_clip_needs(saved):
     files = {p.name for p in (folder / "tokenizer").iterdir()}
     assert {"vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"} <= files
     loaded = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
-    assert (loaded.bos_token, loaded.eos_token, loaded.pad_token, loaded.unk_token) == (BOS_TOKEN, EOS_TOKEN, EOS_TOKEN,
-                                                                                         EOS_TOKEN)
+    assert (loaded.bos_token, loaded.eos_token, loaded.pad_token, loaded.unk_token) == (
+        BOS_TOKEN,
+        EOS_TOKEN,
+        EOS_TOKEN,
+        EOS_TOKEN,
+    )
     assert len(loaded) == len(tokenizer) <= 600 and loaded.model_max_length == tokenizer.model_max_length
     assert loaded.convert_ids_to_tokens(loaded("red heart, twemoji style").input_ids) == [
-        BOS_TOKEN, "red</w>", "heart</w>", ",</w>", "twemoji</w>", "style</w>", EOS_TOKEN]  # learned whole words
+        BOS_TOKEN,
+        "red</w>",
+        "heart</w>",
+        ",</w>",
+        "twemoji</w>",
+        "style</w>",
+        EOS_TOKEN,
+    ]  # learned whole words
 
 
 def test_every_reader_gives_the_same_ids(saved, tmp_path):
@@ -90,7 +119,9 @@ def test_unseen_text_falls_into_known_pieces(saved):
         ids = tokenizer(text).input_ids
         assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id
         assert tokenizer.eos_token_id not in ids[1:-1], f"a piece of {text!r} became unknown"
-    assert tokenizer.decode(tokenizer("xylophone über 日本").input_ids, skip_special_tokens=True) == "xylophone über 日本"
+    assert (
+        tokenizer.decode(tokenizer("xylophone über 日本").input_ids, skip_special_tokens=True) == "xylophone über 日本"
+    )
 
 
 def test_model_max_length_is_the_longest_caption_rounded_up(saved):
@@ -112,8 +143,9 @@ def test_vocab_is_every_byte_twice_then_merges_then_bos_eos(saved):
     assert len(small) == MIN_VOCAB_SIZE + 3  # the size is a bound on the merges
 
 
-@pytest.mark.parametrize("captions, vocab_size, message", [([], 600, "no captions"),
-                                                           (CAPTIONS, 100, "vocab_size must be at least 514")])
+@pytest.mark.parametrize(
+    "captions, vocab_size, message", [([], 600, "no captions"), (CAPTIONS, 100, "vocab_size must be at least 514")]
+)
 def test_bad_arguments(captions, vocab_size, message):
     with pytest.raises(ValueError, match=message):
         train_caption_tokenizer(captions, vocab_size=vocab_size)

@@ -39,8 +39,23 @@ TIMEOUT = 300  # seconds; only there to turn a hang into a failure
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 SECRET = "hf_THIS_IS_NOT_A_REAL_TOKEN_123"
 TINY = [
-    "--block_out_channels", "8", "16", "--norm_num_groups", "4", "--latent_dim", "4", "--train_batch_size", "8",
-    "--eval_iw_samples", "2", "--prior_components", "2", "--lr_warmup_steps", "2", "--kl_warmup_steps", "5",
+    "--block_out_channels",
+    "8",
+    "16",
+    "--norm_num_groups",
+    "4",
+    "--latent_dim",
+    "4",
+    "--train_batch_size",
+    "8",
+    "--eval_iw_samples",
+    "2",
+    "--prior_components",
+    "2",
+    "--lr_warmup_steps",
+    "2",
+    "--kl_warmup_steps",
+    "5",
 ]
 
 
@@ -54,8 +69,14 @@ def load_script():
 
 def script_env(**extra) -> dict:
     python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-            "HF_DATASETS_OFFLINE": "1", **extra}
+    return {
+        **os.environ,
+        "PYTHONPATH": python_path,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        **extra,
+    }
 
 
 def train_command(out: Path, data: list[str], *args: str, cache: Path) -> list[str]:
@@ -103,8 +124,14 @@ def data(tmp_path_factory) -> dict:
     return {
         "gray": ["--dataset_name", str(write_hub_dataset(root / "gray", n_train=64, n_test=16, size=8))],
         "rgb_folder": ["--train_data_dir", str(write_image_folder(root / "rgb_folder", n=64, size=12, channels=3))],
-        "img_rgb_no_test": ["--dataset_name", str(write_hub_dataset(
-            root / "img", n_train=72, n_test=None, size=10, channels=3, image_column="img", readme=False))],
+        "img_rgb_no_test": [
+            "--dataset_name",
+            str(
+                write_hub_dataset(
+                    root / "img", n_train=72, n_test=None, size=10, channels=3, image_column="img", readme=False
+                )
+            ),
+        ],
         "cache": root / "cache",
     }
 
@@ -114,14 +141,34 @@ def data(tmp_path_factory) -> dict:
 def gray_run(data, tmp_path_factory) -> Path:
     """One run on the Hub-layout grayscale dataset, logging to tensorboard, with a token on the command line."""
     out = tmp_path_factory.mktemp("runs") / "gray"
-    run_script(train_command(out, data["gray"], "--num_train_epochs", "2", "--report_to", "tensorboard",
-                             "--hub_token", SECRET, cache=data["cache"]))
+    run_script(
+        train_command(
+            out,
+            data["gray"],
+            "--num_train_epochs",
+            "2",
+            "--report_to",
+            "tensorboard",
+            "--hub_token",
+            SECRET,
+            cache=data["cache"],
+        )
+    )
     return out
 
 
 def test_run_writes_a_complete_model_folder(gray_run):
-    for name in ("config.json", WEIGHTS, "README.md", "metrics.json", "training_info.json", "samples.png",
-                 "reconstructions.png", "loss_curve.png", "latent_map_sample.npz"):
+    for name in (
+        "config.json",
+        WEIGHTS,
+        "README.md",
+        "metrics.json",
+        "training_info.json",
+        "samples.png",
+        "reconstructions.png",
+        "loss_curve.png",
+        "latent_map_sample.npz",
+    ):
         assert (gray_run / name).is_file(), name
     modes = {p.name: p.stat().st_mode & 0o777 for p in gray_run.iterdir() if p.is_file()}
     assert len(set(modes.values())) == 1, modes  # the weights too (safetensors writes them 0600)
@@ -153,9 +200,25 @@ def test_fine_tune_from_the_produced_folder(gray_run, data, tmp_path):
     the default mixture prior (the pretrained model's K, refitted: no search): the record, the messages and the card
     say what really happened."""
     out = tmp_path / "tuned"
-    done = run_script([*data["gray"], "--output_dir", str(out), "--cache_dir", str(data["cache"]),
-                       "--pretrained_model_name_or_path", str(gray_run), "--train_batch_size", "8",
-                       "--eval_iw_samples", "2", "--max_train_steps", "30", "--report_to", "none"])
+    done = run_script(
+        [
+            *data["gray"],
+            "--output_dir",
+            str(out),
+            "--cache_dir",
+            str(data["cache"]),
+            "--pretrained_model_name_or_path",
+            str(gray_run),
+            "--train_batch_size",
+            "8",
+            "--eval_iw_samples",
+            "2",
+            "--max_train_steps",
+            "30",
+            "--report_to",
+            "none",
+        ]
+    )
     info = json.loads((out / "training_info.json").read_text())
     assert info["base_model"] == str(gray_run) and info["steps"] == 30
     base, tuned = VAEModel.from_pretrained(gray_run), VAEModel.from_pretrained(out)
@@ -165,7 +228,9 @@ def test_fine_tune_from_the_produced_folder(gray_run, data, tmp_path):
     assert (info["args"]["latent_dim"], info["args"]["block_out_channels"]) == (4, [8, 16])
     assert info["architecture"]["latent_dim"] == 4 and info["architecture"]["block_out_channels"] == [8, 16]
     # the default warm-up (200 steps) is longer than the 30-step run: said, and shortened to a tenth of the run
-    assert "warning: --lr_warmup_steps 200 is not shorter than the run (30 steps): warming up over 3 steps" in done.stdout
+    assert (
+        "warning: --lr_warmup_steps 200 is not shorter than the run (30 steps): warming up over 3 steps" in done.stdout
+    )
     assert info["args"]["lr_warmup_steps"] == 3
     # the start-of-run summary and the last line
     for start in ("data: ", "model: fine-tuning ", "steps: 30 (", "then: mixture prior (2)", "writes: "):
@@ -181,22 +246,57 @@ def test_fine_tune_from_the_produced_folder(gray_run, data, tmp_path):
     assert 0 < info["training_loop_seconds"] <= info["wall_time_seconds"]
 
 
-SPATIAL = ["--model_type", "spatial", "--block_out_channels", "8", "16", "--norm_num_groups", "4", "--latent_channels",
-           "2", "--train_batch_size", "8", "--eval_iw_samples", "2", "--lr_warmup_steps", "2"]
+SPATIAL = [
+    "--model_type",
+    "spatial",
+    "--block_out_channels",
+    "8",
+    "16",
+    "--norm_num_groups",
+    "4",
+    "--latent_channels",
+    "2",
+    "--train_batch_size",
+    "8",
+    "--eval_iw_samples",
+    "2",
+    "--lr_warmup_steps",
+    "2",
+]
 
 
 @pytest.fixture(scope="module")
 def spatial_run(data, tmp_path_factory) -> Path:
     """A SpatialVAEModel trained on the RGB image folder (12×12 → padded to 16×16 → 2×8×8 latents)."""
     out = tmp_path_factory.mktemp("runs") / "spatial"
-    run_script([*data["rgb_folder"], "--output_dir", str(out), "--cache_dir", str(data["cache"]), *SPATIAL,
-                "--num_train_epochs", "2", "--report_to", "none"])
+    run_script(
+        [
+            *data["rgb_folder"],
+            "--output_dir",
+            str(out),
+            "--cache_dir",
+            str(data["cache"]),
+            *SPATIAL,
+            "--num_train_epochs",
+            "2",
+            "--report_to",
+            "none",
+        ]
+    )
     return out
 
 
 def test_spatial_run_writes_a_spatial_model_folder(spatial_run):
-    for name in ("config.json", WEIGHTS, "README.md", "metrics.json", "training_info.json", "reconstructions.png",
-                 "latents.png", "loss_curve.png"):
+    for name in (
+        "config.json",
+        WEIGHTS,
+        "README.md",
+        "metrics.json",
+        "training_info.json",
+        "reconstructions.png",
+        "latents.png",
+        "loss_curve.png",
+    ):
         assert (spatial_run / name).is_file(), name
     assert not (spatial_run / "samples.png").exists()  # decoded noise is no sample of a spatial autoencoder
     model = SpatialVAEModel.from_pretrained(spatial_run)
@@ -215,9 +315,25 @@ def test_spatial_run_writes_a_spatial_model_folder(spatial_run):
 
 def test_fine_tune_takes_the_model_type_from_the_folder(spatial_run, data, tmp_path):
     out = tmp_path / "tuned"
-    run_script([*data["rgb_folder"], "--output_dir", str(out), "--cache_dir", str(data["cache"]),
-                "--pretrained_model_name_or_path", str(spatial_run), "--max_train_steps", "2", "--report_to", "none",
-                "--train_batch_size", "8", "--eval_iw_samples", "2"])
+    run_script(
+        [
+            *data["rgb_folder"],
+            "--output_dir",
+            str(out),
+            "--cache_dir",
+            str(data["cache"]),
+            "--pretrained_model_name_or_path",
+            str(spatial_run),
+            "--max_train_steps",
+            "2",
+            "--report_to",
+            "none",
+            "--train_batch_size",
+            "8",
+            "--eval_iw_samples",
+            "2",
+        ]
+    )
     assert json.loads((out / "training_info.json").read_text())["args"]["model_type"] == "spatial"
     assert SpatialVAEModel.from_pretrained(out).latent_shape == (2, 8, 8)
 
@@ -226,10 +342,31 @@ def test_decoder_only_fine_tune_keeps_the_encoder_its_latents_and_scale_bit_exac
     """--train_decoder_only (with EMA): the encoder's weights, so the latents a diffusion model learned, and the
     scaling factor are the pretrained model's, bit for bit; the decoder is trained."""
     out = tmp_path / "decoder"
-    done = run_script([*data["rgb_folder"], "--output_dir", str(out), "--cache_dir", str(data["cache"]),
-                       "--pretrained_model_name_or_path", str(spatial_run), "--train_decoder_only", "--use_ema",
-                       "--ema_decay", "0.5", "--max_train_steps", "4", "--lr_warmup_steps", "1", "--report_to", "none",
-                       "--train_batch_size", "8", "--eval_iw_samples", "2"])
+    done = run_script(
+        [
+            *data["rgb_folder"],
+            "--output_dir",
+            str(out),
+            "--cache_dir",
+            str(data["cache"]),
+            "--pretrained_model_name_or_path",
+            str(spatial_run),
+            "--train_decoder_only",
+            "--use_ema",
+            "--ema_decay",
+            "0.5",
+            "--max_train_steps",
+            "4",
+            "--lr_warmup_steps",
+            "1",
+            "--report_to",
+            "none",
+            "--train_batch_size",
+            "8",
+            "--eval_iw_samples",
+            "2",
+        ]
+    )
     assert "(its decoder only: the encoder is frozen)" in done.stdout
     base, tuned = SpatialVAEModel.from_pretrained(spatial_run), SpatialVAEModel.from_pretrained(out)
     encoder = "encoder."
@@ -247,10 +384,33 @@ def test_a_new_wider_decoder_learns_on_the_pretrained_encoder_and_its_latents(sp
     """--train_decoder_only --up_block_out_channels: the encoder and scaling factor copied bit for bit, a new decoder
     of the asked width trained (AsymmetricAutoencoderKL's idea), so a pipeline on these latents keeps working."""
     out = tmp_path / "wide"
-    done = run_script([*data["rgb_folder"], "--output_dir", str(out), "--cache_dir", str(data["cache"]),
-                       "--pretrained_model_name_or_path", str(spatial_run), "--train_decoder_only",
-                       "--up_block_out_channels", "16", "16", "--layers_per_up_block", "2", "--max_train_steps", "3",
-                       "--lr_warmup_steps", "1", "--report_to", "none", "--train_batch_size", "8", "--eval_iw_samples", "2"])
+    done = run_script(
+        [
+            *data["rgb_folder"],
+            "--output_dir",
+            str(out),
+            "--cache_dir",
+            str(data["cache"]),
+            "--pretrained_model_name_or_path",
+            str(spatial_run),
+            "--train_decoder_only",
+            "--up_block_out_channels",
+            "16",
+            "16",
+            "--layers_per_up_block",
+            "2",
+            "--max_train_steps",
+            "3",
+            "--lr_warmup_steps",
+            "1",
+            "--report_to",
+            "none",
+            "--train_batch_size",
+            "8",
+            "--eval_iw_samples",
+            "2",
+        ]
+    )
     assert "decoder [16, 16] × 2 block(s)" in done.stdout
     base, wide = SpatialVAEModel.from_pretrained(spatial_run), SpatialVAEModel.from_pretrained(out)
     assert base.config.block_out_channels == wide.config.block_out_channels == [8, 16]
@@ -272,16 +432,51 @@ def test_a_new_wider_decoder_learns_on_the_pretrained_encoder_and_its_latents(sp
 
 def test_decoder_only_fine_tune_of_a_vector_model_keeps_its_prior(gray_run, data, tmp_path, monkeypatch, capsys):
     out = tmp_path / "decoder"
-    run_script([*data["gray"], "--output_dir", str(out), "--cache_dir", str(data["cache"]), "--train_batch_size", "8",
-                "--pretrained_model_name_or_path", str(gray_run), "--train_decoder_only", "--max_train_steps", "3",
-                "--lr_warmup_steps", "1", "--eval_iw_samples", "2", "--report_to", "none"])
+    run_script(
+        [
+            *data["gray"],
+            "--output_dir",
+            str(out),
+            "--cache_dir",
+            str(data["cache"]),
+            "--train_batch_size",
+            "8",
+            "--pretrained_model_name_or_path",
+            str(gray_run),
+            "--train_decoder_only",
+            "--max_train_steps",
+            "3",
+            "--lr_warmup_steps",
+            "1",
+            "--eval_iw_samples",
+            "2",
+            "--report_to",
+            "none",
+        ]
+    )
     before, after = weights(gray_run), weights(out)
     assert [k for k in before if k.startswith("prior")] and all(
-        torch.equal(before[k], after[k]) for k in before if k.startswith(("prior", "encoder.to_moments", "encoder.down_blocks")))
+        torch.equal(before[k], after[k])
+        for k in before
+        if k.startswith(("prior", "encoder.to_moments", "encoder.down_blocks"))
+    )
     assert not torch.equal(before["decoder.conv_out.weight"], after["decoder.conv_out.weight"])
-    code, error = run_in_process([*data["gray"], "--output_dir", str(tmp_path / "refit"), "--cache_dir",
-                                  str(data["cache"]), "--pretrained_model_name_or_path", str(gray_run),
-                                  "--train_decoder_only", "--prior_components", "3"], monkeypatch, capsys)
+    code, error = run_in_process(
+        [
+            *data["gray"],
+            "--output_dir",
+            str(tmp_path / "refit"),
+            "--cache_dir",
+            str(data["cache"]),
+            "--pretrained_model_name_or_path",
+            str(gray_run),
+            "--train_decoder_only",
+            "--prior_components",
+            "3",
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert code == 2 and "with --train_decoder_only the codes do not change" in error
     assert not (tmp_path / "refit").exists()
 
@@ -291,9 +486,24 @@ def test_image_folder_rgb_resized_bf16_over_an_old_run(data, tmp_path):
     out = tmp_path / "folder"
     tiny_model(sample_size=12).save_pretrained(out)
     (out / "checkpoint-99").mkdir()
-    run_script(train_command(out, data["rgb_folder"], "--resolution", "8", "--max_train_steps", "4",
-                             "--validation_split", "0.25", "--mixed_precision", "bf16", "--overwrite_output_dir",
-                             "--report_to", "none", cache=data["cache"]))
+    run_script(
+        train_command(
+            out,
+            data["rgb_folder"],
+            "--resolution",
+            "8",
+            "--max_train_steps",
+            "4",
+            "--validation_split",
+            "0.25",
+            "--mixed_precision",
+            "bf16",
+            "--overwrite_output_dir",
+            "--report_to",
+            "none",
+            cache=data["cache"],
+        )
+    )
     assert not (out / "checkpoint-99").exists(), "the old run's checkpoint would be resumed by 'latest'"
     model = VAEModel.from_pretrained(out)
     assert (model.config.in_channels, model.config.sample_size) == (3, 8)
@@ -306,8 +516,21 @@ def test_image_folder_rgb_resized_bf16_over_an_old_run(data, tmp_path):
 def test_other_image_column_no_test_split_streamed(data, tmp_path):
     """Image column ``img``, default layout without README, no test split, and the streaming (not in-memory) path."""
     out = tmp_path / "streamed"
-    run_script(train_command(out, data["img_rgb_no_test"], "--max_in_memory_mb", "0", "--dataloader_num_workers", "1",
-                             "--max_train_steps", "9", "--report_to", "none", cache=data["cache"]))
+    run_script(
+        train_command(
+            out,
+            data["img_rgb_no_test"],
+            "--max_in_memory_mb",
+            "0",
+            "--dataloader_num_workers",
+            "1",
+            "--max_train_steps",
+            "9",
+            "--report_to",
+            "none",
+            cache=data["cache"],
+        )
+    )
     info = json.loads((out / "training_info.json").read_text())
     assert (info["image_column"], info["num_train_images"], info["steps"]) == ("img", 64, 9)
     model = VAEModel.from_pretrained(out)
@@ -323,8 +546,9 @@ def test_killed_run_resumes_to_bit_identical_weights(data, tmp_path):
     args = [*RESUME_ARGS, "--max_train_steps", "40", "--checkpointing_steps", "4"]
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     # "latest" with nothing to resume is a new run (a job script can always pass it): the reference itself
-    started = run_script(train_command(reference, data["gray"], *args, "--resume_from_checkpoint", "latest",
-                                       cache=data["cache"]))
+    started = run_script(
+        train_command(reference, data["gray"], *args, "--resume_from_checkpoint", "latest", cache=data["cache"])
+    )
     assert "No checkpoint in" in started.stdout and "Resuming from" not in started.stdout
 
     # Start the same run, SIGKILL it as soon as its first checkpoint is complete.
@@ -347,8 +571,9 @@ def test_killed_run_resumes_to_bit_identical_weights(data, tmp_path):
     (interrupted / "checkpoint-36.partial").mkdir(exist_ok=True)
     (interrupted / "checkpoint-36.partial" / "model.safetensors").write_bytes(b"half")
 
-    resumed = run_script(train_command(interrupted, data["gray"], *args, "--resume_from_checkpoint", "latest",
-                                       cache=data["cache"]))
+    resumed = run_script(
+        train_command(interrupted, data["gray"], *args, "--resume_from_checkpoint", "latest", cache=data["cache"])
+    )
     assert "Resuming from" in resumed.stdout and "checkpoint-36.partial" not in resumed.stdout
     assert load_script().latest_checkpoint(interrupted).name == "checkpoint-40"
     assert_bit_identical(reference, interrupted)
@@ -372,9 +597,26 @@ def test_resume_mid_epoch_is_bit_identical(data, tmp_path, extra, checkpoint):
 
 def test_adversarial_term_resumes_bit_identical_and_stays_out_of_the_model(data, tmp_path):
     """The PatchGAN and its optimizer are training state (checkpoints), never part of the saved model."""
-    args = [*data["rgb_folder"], "--cache_dir", str(data["cache"]), *SPATIAL, "--disc_weight", "0.5", "--disc_start", "2",
-            "--max_train_steps", "8", "--checkpointing_steps", "4", "--logging_steps", "2", "--report_to", "none",
-            "--eval_iw_samples", "1"]
+    args = [
+        *data["rgb_folder"],
+        "--cache_dir",
+        str(data["cache"]),
+        *SPATIAL,
+        "--disc_weight",
+        "0.5",
+        "--disc_start",
+        "2",
+        "--max_train_steps",
+        "8",
+        "--checkpointing_steps",
+        "4",
+        "--logging_steps",
+        "2",
+        "--report_to",
+        "none",
+        "--eval_iw_samples",
+        "1",
+    ]
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     run_script([*args, "--output_dir", str(reference)])
     shutil.copytree(reference / "checkpoint-4", resumed / "checkpoint-4")
@@ -412,15 +654,24 @@ def test_help_shows_the_defaults(capsys):
     with pytest.raises(SystemExit):
         load_script().parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for shown in ("--train_batch_size TRAIN_BATCH_SIZE Per process. (default: 128)", "--lr_warmup_steps LR_WARMUP_STEPS (default: 200)",
-                  "Left out: a fine-tuned model's own K, else auto", "--learning_rate LEARNING_RATE (default: 0.001)"):
+    for shown in (
+        "--train_batch_size TRAIN_BATCH_SIZE Per process. (default: 128)",
+        "--lr_warmup_steps LR_WARMUP_STEPS (default: 200)",
+        "Left out: a fine-tuned model's own K, else auto",
+        "--learning_rate LEARNING_RATE (default: 0.001)",
+    ):
         assert shown in text, shown
 
 
 def test_redact_hides_secret_values():
     redact = load_script().redact
-    assert redact(["--hub_token", "abc", "--seed", "1", "--hub_token=xyz"]) == ["--hub_token", "***", "--seed", "1",
-                                                                             "--hub_token=***"]
+    assert redact(["--hub_token", "abc", "--seed", "1", "--hub_token=xyz"]) == [
+        "--hub_token",
+        "***",
+        "--seed",
+        "1",
+        "--hub_token=***",
+    ]
 
 
 # ==================================================================================== two CPU processes
@@ -431,35 +682,72 @@ def free_port() -> int:
 
 
 def launch_two_cpu_processes(argv: list[str], script: Path = SCRIPT, check: bool = True):
-    prefix = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-                str(script)]
+    prefix = [
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        str(script),
+    ]
     return run_script(argv, prefix=prefix, env=script_env(ACCELERATE_USE_CPU="1"), check=check)
 
 
 def test_two_cpu_processes_train_and_resume_bit_identical(data, tmp_path):
     out, resumed = tmp_path / "two", tmp_path / "two-resumed"
-    args = ["--max_train_steps", "6", "--checkpointing_steps", "2", "--report_to", "tensorboard", "--logging_steps", "1"]
+    args = [
+        "--max_train_steps",
+        "6",
+        "--checkpointing_steps",
+        "2",
+        "--report_to",
+        "tensorboard",
+        "--logging_steps",
+        "1",
+    ]
     launch_two_cpu_processes(train_command(out, data["gray"], *args, cache=data["cache"]))
 
     info = json.loads((out / "training_info.json").read_text())
     assert info["num_processes"] == 2 and info["steps"] == 6
     # Each process saved its RNG state in the checkpoint (proof of two ranks) ...
-    assert sorted(p.name for p in (out / "checkpoint-2").glob("random_states_*")) == ["random_states_0.pkl",
-                                                                                    "random_states_1.pkl"]
+    assert sorted(p.name for p in (out / "checkpoint-2").glob("random_states_*")) == [
+        "random_states_0.pkl",
+        "random_states_1.pkl",
+    ]
     # ... but only the main process wrote logs (tensorboard names its files after the writing process id).
     writers = {p.name.split(".")[-2] for p in (out / "logs").rglob("events.out.tfevents.*")}
     assert len(writers) == 1, f"tensorboard files from several processes: {writers}"
-    expected = {"config.json", WEIGHTS, "README.md", "metrics.json", "training_info.json", "samples.png",
-                "reconstructions.png", "loss_curve.png", "latent_map_sample.npz", "logs", "checkpoint-2", "checkpoint-4",
-                "checkpoint-6"}
+    expected = {
+        "config.json",
+        WEIGHTS,
+        "README.md",
+        "metrics.json",
+        "training_info.json",
+        "samples.png",
+        "reconstructions.png",
+        "loss_curve.png",
+        "latent_map_sample.npz",
+        "logs",
+        "checkpoint-2",
+        "checkpoint-4",
+        "checkpoint-6",
+    }
     assert {p.name for p in out.iterdir()} == expected
     VAEModel.from_pretrained(out)
 
     # Both processes continue their own ε streams after a resume.
     shutil.copytree(out / "checkpoint-2", resumed / "checkpoint-2")
-    launch_two_cpu_processes(train_command(resumed, data["gray"], *args, "--resume_from_checkpoint", "latest",
-                                           cache=data["cache"]))
+    launch_two_cpu_processes(
+        train_command(resumed, data["gray"], *args, "--resume_from_checkpoint", "latest", cache=data["cache"])
+    )
     assert_bit_identical(out, resumed)
 
 
@@ -488,9 +776,23 @@ def test_nan_on_one_rank_stops_every_rank_and_keeps_the_last_good_checkpoint(dat
     wrapper = tmp_path / "nan_on_rank_1.py"
     wrapper.write_text(NAN_ON_RANK_1.format(script=str(SCRIPT)))
     out = tmp_path / "nan"
-    done = launch_two_cpu_processes(train_command(out, data["gray"], "--max_train_steps", "12", "--checkpointing_steps",
-                                                  "2", "--logging_steps", "3", "--report_to", "none",
-                                                  cache=data["cache"]), script=wrapper, check=False)
+    done = launch_two_cpu_processes(
+        train_command(
+            out,
+            data["gray"],
+            "--max_train_steps",
+            "12",
+            "--checkpointing_steps",
+            "2",
+            "--logging_steps",
+            "3",
+            "--report_to",
+            "none",
+            cache=data["cache"],
+        ),
+        script=wrapper,
+        check=False,
+    )
     assert done.returncode != 0
     # The NaN is on rank 1 only; the check is collective, so both processes report it and stop.
     # (Two processes share stderr, so one's message may follow the other's progress bar on the same line.)
@@ -550,29 +852,49 @@ def run_in_process(argv: list[str], monkeypatch, capsys, script: Path = SCRIPT) 
 
 # Bad flags on good data: name -> (arguments, expected message).
 FLAG_CASES = {
-    "missing checkpoint folder": (["--resume_from_checkpoint", "no-such-checkpoint"], r"'no-such-checkpoint' is not a folder"),
+    "missing checkpoint folder": (
+        ["--resume_from_checkpoint", "no-such-checkpoint"],
+        r"'no-such-checkpoint' is not a folder",
+    ),
     "fp16 on cpu": (["--mixed_precision", "fp16"], r"fp16 needs a GPU"),
     "batch size 0": (["--train_batch_size", "0"], r"--train_batch_size must be at least 1, got 0"),
     "evaluation batch 0": (["--eval_batch_size", "0"], r"--eval_batch_size must be at least 1, got 0"),
     "learning rate 0": (["--learning_rate", "0"], r"--learning_rate must be in \(0, 1\], got 0.0"),
     "learning rate typo": (["--learning_rate", "1e3"], r"--learning_rate must be in \(0, 1\], got 1000.0"),
-    "learning rate nan": (["--learning_rate", "nan"], r"--learning_rate, .*--beta, --free_bits must be finite numbers"),
+    "learning rate nan": (
+        ["--learning_rate", "nan"],
+        r"--learning_rate, .*--beta, --free_bits must be finite numbers",
+    ),
     "adam beta 1": (["--adam_beta1", "1"], r"--adam_beta1 and --adam_beta2 must be in \[0, 1\)"),
     "negative kl weight": (["--beta", "-1"], r"--beta and --free_bits must be non-negative"),
     "negative prior components": (["--prior_components", "-1"], r"expected auto or a whole number >= 0, got '-1'"),
     "batch larger than the data": (["--train_batch_size", "100"], r"fewer than one optimisation step"),
     "bad model config": (["--norm_num_groups", "3"], r"VAEModel config"),
-    "vector flag on a spatial model": (["--model_type", "spatial"], r"--latent_dim is for --model_type vector models only"),
-    "spatial flag on a vector model": (["--latent_channels", "4"], r"--latent_channels is for --model_type spatial and autoencoderkl models only, not vector"),
-    "adversarial term on a vector model": (["--disc_weight", "0.1"], r"--disc_weight is for --model_type spatial and autoencoderkl"),
+    "vector flag on a spatial model": (
+        ["--model_type", "spatial"],
+        r"--latent_dim is for --model_type vector models only",
+    ),
+    "spatial flag on a vector model": (
+        ["--latent_channels", "4"],
+        r"--latent_channels is for --model_type spatial and autoencoderkl models only, not vector",
+    ),
+    "adversarial term on a vector model": (
+        ["--disc_weight", "0.1"],
+        r"--disc_weight is for --model_type spatial and autoencoderkl",
+    ),
     "adversarial weight nan": (["--disc_weight", "nan"], r"--disc_weight must be a finite number"),
-    "decoder width on a vector model": (["--up_block_out_channels", "8", "16"],
-                                        r"--up_block_out_channels is for --model_type spatial models only"),
+    "decoder width on a vector model": (
+        ["--up_block_out_channels", "8", "16"],
+        r"--up_block_out_channels is for --model_type spatial models only",
+    ),
     "new decoder without --train_decoder_only": (
         ["--pretrained_model_name_or_path", "a-model", "--up_block_out_channels", "8", "32"],
-        r"--up_block_out_channels with --pretrained_model_name_or_path builds a new decoder .*add --train_decoder_only"),
-    "decoder only without a model": (["--train_decoder_only"],
-                                     r"--train_decoder_only fine-tunes a trained model's decoder: give --pretrained"),
+        r"--up_block_out_channels with --pretrained_model_name_or_path builds a new decoder .*add --train_decoder_only",
+    ),
+    "decoder only without a model": (
+        ["--train_decoder_only"],
+        r"--train_decoder_only fine-tunes a trained model's decoder: give --pretrained",
+    ),
 }
 
 
@@ -598,12 +920,18 @@ def bad_case(name: str, tmp: Path, data: dict) -> tuple[list[str], list[str], st
         return ["--dataset_name", str(root)], [], r"^error: row 5: unreadable image"
     if name == "resolution of a pretrained model":
         tiny_model(8).save_pretrained(tmp / "pretrained")
-        return gray, ["--pretrained_model_name_or_path", str(tmp / "pretrained"), "--resolution", "16"], \
-            r"--resolution 16 does not fit the pretrained model \(sample_size=8\)"
+        return (
+            gray,
+            ["--pretrained_model_name_or_path", str(tmp / "pretrained"), "--resolution", "16"],
+            r"--resolution 16 does not fit the pretrained model \(sample_size=8\)",
+        )
     if name == "model type of a pretrained model":
         SpatialVAEModel(block_out_channels=(8, 16), norm_num_groups=4, sample_size=8).save_pretrained(tmp / "spatial")
-        return gray, ["--pretrained_model_name_or_path", str(tmp / "spatial"), "--model_type", "vector"], \
-            r"--model_type vector does not fit .*SpatialVAEModel"
+        return (
+            gray,
+            ["--pretrained_model_name_or_path", str(tmp / "spatial"), "--model_type", "vector"],
+            r"--model_type vector does not fit .*SpatialVAEModel",
+        )
     if name == "unknown pretrained model":
         return gray, ["--pretrained_model_name_or_path", str(tmp / "nothing")], r"cannot load --pretrained_model"
     if name == "another run's model":
@@ -622,9 +950,20 @@ def bad_case(name: str, tmp: Path, data: dict) -> tuple[list[str], list[str], st
 
 
 BAD_CASES = [
-    "unknown path", "missing column", "non-image column", "no image column", "empty split", "unreadable image",
-    "resolution of a pretrained model", "model type of a pretrained model", "unknown pretrained model", "another run's model",
-    "latest over a finished model", "another run's checkpoints", "hold-out fraction", *FLAG_CASES,
+    "unknown path",
+    "missing column",
+    "non-image column",
+    "no image column",
+    "empty split",
+    "unreadable image",
+    "resolution of a pretrained model",
+    "model type of a pretrained model",
+    "unknown pretrained model",
+    "another run's model",
+    "latest over a finished model",
+    "another run's checkpoints",
+    "hold-out fraction",
+    *FLAG_CASES,
 ]
 
 
@@ -636,8 +975,17 @@ def test_bad_input_one_line_error_before_training_and_output_dir_untouched(name,
     (out / "notes.txt").write_text("the user's own file")
     before = tree_hash(out)
     # The case's own flags come last, so they win over TINY's.
-    argv = [*data_args, "--output_dir", str(out), "--cache_dir", str(data["cache"]), *TINY, "--max_train_steps", "2",
-            *args]
+    argv = [
+        *data_args,
+        "--output_dir",
+        str(out),
+        "--cache_dir",
+        str(data["cache"]),
+        *TINY,
+        "--max_train_steps",
+        "2",
+        *args,
+    ]
     code, error = run_in_process(argv, monkeypatch, capsys)
     assert code != 0
     assert re.search(message, error), error
@@ -647,16 +995,38 @@ def test_bad_input_one_line_error_before_training_and_output_dir_untouched(name,
 def test_unreadable_image_met_while_streaming_names_the_row(data, tmp_path, monkeypatch, capsys):
     """A streamed split is only read during training; a broken image there still gives the one-line error."""
     root = write_hub_dataset(tmp_path / "broken", n_train=16, n_test=4, corrupt_rows=(5,))
-    argv = ["--dataset_name", str(root), "--output_dir", str(tmp_path / "out"), "--cache_dir", str(data["cache"]),
-            *TINY, "--max_in_memory_mb", "0", "--dataloader_num_workers", "1", "--report_to", "none"]
+    argv = [
+        "--dataset_name",
+        str(root),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--cache_dir",
+        str(data["cache"]),
+        *TINY,
+        "--max_in_memory_mb",
+        "0",
+        "--dataloader_num_workers",
+        "1",
+        "--report_to",
+        "none",
+    ]
     code, error = run_in_process(argv, monkeypatch, capsys)
     assert code == 2 and error.startswith("error: row 5: unreadable image (UnidentifiedImageError")
 
 
 def test_unknown_hub_dataset_from_the_command_line(tmp_path):
     """The real entry point, offline: one line on stderr, exit status 2."""
-    done = run_script(["--dataset_name", "nobody/no-such-dataset", "--output_dir", str(tmp_path / "out"),
-                       "--cache_dir", str(tmp_path / "cache")], check=False)
+    done = run_script(
+        [
+            "--dataset_name",
+            "nobody/no-such-dataset",
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--cache_dir",
+            str(tmp_path / "cache"),
+        ],
+        check=False,
+    )
     assert done.returncode == 2
     assert error_lines(done.stderr) == [done.stderr.strip()]
     assert done.stderr.startswith("error: cannot load dataset 'nobody/no-such-dataset'")
@@ -668,9 +1038,30 @@ def test_under_accelerate_launch_quiet_a_bad_input_is_one_line(tmp_path):
     launcher = shutil.which("accelerate")
     if launcher is None:
         pytest.skip("the accelerate command is not on PATH")
-    done = subprocess.run([launcher, "launch", "--quiet", "--num_processes", "1", "--num_machines", "1",
-                           "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT),
-                           "--dataset_name", str(tmp_path / "no-such-dataset"), "--output_dir", str(tmp_path / "out")],
-                          env=script_env(), cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT)
+    done = subprocess.run(
+        [
+            launcher,
+            "launch",
+            "--quiet",
+            "--num_processes",
+            "1",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            str(SCRIPT),
+            "--dataset_name",
+            str(tmp_path / "no-such-dataset"),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+        env=script_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert done.returncode != 0
     assert len(error_lines(done.stderr)) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]

@@ -40,16 +40,32 @@ from vae_hub.models.autoencoder_kl import LIKELIHOOD_NAME
 
 
 RUN = ["--train_batch_size", "8", "--eval_iw_samples", "2", "--lr_warmup_steps", "2", "--report_to", "none"]
-KL = ["--model_type", "autoencoderkl", "--block_out_channels", "8", "16", "--norm_num_groups", "4",
-      "--latent_channels", "2", *RUN]
+KL = [
+    "--model_type",
+    "autoencoderkl",
+    "--block_out_channels",
+    "8",
+    "16",
+    "--norm_num_groups",
+    "4",
+    "--latent_channels",
+    "2",
+    *RUN,
+]
 CREDIT = "Test Emoji (CC-BY 4.0)"
 ENCODER = ("encoder.", "quant_conv.")
 
 
 def tiny_autoencoder_kl(scaling_factor: float = 0.5) -> AutoencoderKL:
     """A randomly initialised AutoencoderKL for 16×16 RGB, standing in for stabilityai/sd-vae-ft-mse."""
-    return tiny.tiny_autoencoder_kl(3, block_out_channels=(8, 16), layers_per_block=1, latent_channels=2,
-                                    sample_size=16, scaling_factor=scaling_factor)
+    return tiny.tiny_autoencoder_kl(
+        3,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        latent_channels=2,
+        sample_size=16,
+        scaling_factor=scaling_factor,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +79,35 @@ def data(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def kl_run(data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("kl-runs") / "kl"
-    run_script([*data["rgb"], "--output_dir", str(out), "--cache_dir", str(data["cache"]), *KL,
-                "--num_train_epochs", "2", "--dataset_credit", CREDIT])
+    run_script(
+        [
+            *data["rgb"],
+            "--output_dir",
+            str(out),
+            "--cache_dir",
+            str(data["cache"]),
+            *KL,
+            "--num_train_epochs",
+            "2",
+            "--dataset_credit",
+            CREDIT,
+        ]
+    )
     return out
 
 
 def test_a_new_autoencoder_kl_is_a_plain_folder_that_diffusers_alone_loads(kl_run):
-    for name in ("config.json", WEIGHTS, LIKELIHOOD_NAME, "README.md", "metrics.json", "training_info.json",
-                 "reconstructions.png", "latents.png", "loss_curve.png"):
+    for name in (
+        "config.json",
+        WEIGHTS,
+        LIKELIHOOD_NAME,
+        "README.md",
+        "metrics.json",
+        "training_info.json",
+        "reconstructions.png",
+        "latents.png",
+        "loss_curve.png",
+    ):
         assert (kl_run / name).is_file(), name
     assert not (kl_run / "samples.png").exists()
     config = json.loads((kl_run / "config.json").read_text())
@@ -92,8 +129,9 @@ vae = AutoencoderKL.from_pretrained({str(kl_run)!r})
 z = vae.encode(torch.zeros(1, 3, 16, 16)).latent_dist.mode()
 print(tuple(z.shape), tuple(vae.decode(z).sample.shape), vae.config.scaling_factor)
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT,
-                          env=script_env(), cwd="/")
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT, env=script_env(), cwd="/"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[:8] == ["(1,", "2,", "8,", "8)", "(1,", "3,", "16,", "16)"]
     assert float(done.stdout.split()[-1]) == config["scaling_factor"]
@@ -102,7 +140,9 @@ print(tuple(z.shape), tuple(vae.decode(z).sample.shape), vae.config.scaling_fact
 def test_the_record_metrics_and_card_of_an_autoencoder_kl_run(kl_run):
     info = json.loads((kl_run / "training_info.json").read_text())
     assert info["args"]["model_type"] == "autoencoderkl" and info["args"]["beta"] == 1e-4
-    assert info["image_column"] == "img" and info["dataset_credit"] == CREDIT and info["dataset_license"] == "cc-by-4.0"
+    assert (
+        info["image_column"] == "img" and info["dataset_credit"] == CREDIT and info["dataset_license"] == "cc-by-4.0"
+    )
     assert info["scaling_factor"]["kept_from_base_model"] is False
     metrics = json.loads((kl_run / "metrics.json").read_text())
     assert metrics["likelihood"] == "laplace" and metrics["latents"]["shape"] == [2, 8, 8]
@@ -122,9 +162,26 @@ def test_fine_tune_from_the_hf_cache_offline_decoder_only_keeps_encoder_and_scal
     hub_cache = tmp_path / "hub"
     add_to_hf_cache(hub_cache, "stabilityai/sd-vae-ft-mse", "a" * 40, folder)
     out = tmp_path / "tuned"
-    done = run_script([*data["rgb"], "--output_dir", str(out), "--cache_dir", str(hub_cache), *RUN,
-                       "--pretrained_model_name_or_path", "stabilityai/sd-vae-ft-mse", "--train_decoder_only",
-                       "--use_ema", "--ema_decay", "0.5", "--max_train_steps", "3", "--lr_warmup_steps", "1"])
+    done = run_script(
+        [
+            *data["rgb"],
+            "--output_dir",
+            str(out),
+            "--cache_dir",
+            str(hub_cache),
+            *RUN,
+            "--pretrained_model_name_or_path",
+            "stabilityai/sd-vae-ft-mse",
+            "--train_decoder_only",
+            "--use_ema",
+            "--ema_decay",
+            "0.5",
+            "--max_train_steps",
+            "3",
+            "--lr_warmup_steps",
+            "1",
+        ]
+    )
     assert "kept the pretrained model's 0.5" in done.stdout
     before, after = weights(folder), weights(out)
     assert before.keys() == after.keys() and any(k.startswith(ENCODER) for k in before)
@@ -139,9 +196,23 @@ def test_recompute_scaling_factor_measures_it_anew(data, tmp_path):
     folder = tmp_path / "base"
     AutoencoderKLWithLikelihood(tiny_autoencoder_kl(scaling_factor=0.5)).save_pretrained(folder)
     out = tmp_path / "tuned"
-    run_script([*data["rgb"], "--output_dir", str(out), "--cache_dir", str(data["cache"]), *RUN,
-                "--pretrained_model_name_or_path", str(folder), "--recompute_scaling_factor", "--max_train_steps", "2",
-                "--lr_warmup_steps", "1"])
+    run_script(
+        [
+            *data["rgb"],
+            "--output_dir",
+            str(out),
+            "--cache_dir",
+            str(data["cache"]),
+            *RUN,
+            "--pretrained_model_name_or_path",
+            str(folder),
+            "--recompute_scaling_factor",
+            "--max_train_steps",
+            "2",
+            "--lr_warmup_steps",
+            "1",
+        ]
+    )
     info = json.loads((out / "training_info.json").read_text())
     assert info["args"]["model_type"] == "autoencoderkl"  # from the folder's config
     assert info["scaling_factor"]["value"] == info["scaling_factor"]["measured"] != 0.5
@@ -149,8 +220,25 @@ def test_recompute_scaling_factor_measures_it_anew(data, tmp_path):
 
 def test_two_cpu_processes_with_the_adversarial_term_resume_bit_identical(data, tmp_path):
     out, resumed = tmp_path / "two", tmp_path / "two-resumed"
-    args = [*data["rgb"], "--cache_dir", str(data["cache"]), *KL, "--max_train_steps", "4", "--checkpointing_steps", "2",
-            "--use_ema", "--disc_weight", "0.5", "--disc_start", "1", "--logging_steps", "1", "--train_batch_size", "4"]
+    args = [
+        *data["rgb"],
+        "--cache_dir",
+        str(data["cache"]),
+        *KL,
+        "--max_train_steps",
+        "4",
+        "--checkpointing_steps",
+        "2",
+        "--use_ema",
+        "--disc_weight",
+        "0.5",
+        "--disc_start",
+        "1",
+        "--logging_steps",
+        "1",
+        "--train_batch_size",
+        "4",
+    ]
     launch_two_cpu_processes([*args, "--output_dir", str(out)])
     assert json.loads((out / "training_info.json").read_text())["num_processes"] == 2
     shutil.copytree(out / "checkpoint-2", resumed / "checkpoint-2")
@@ -159,16 +247,44 @@ def test_two_cpu_processes_with_the_adversarial_term_resume_bit_identical(data, 
 
 
 def test_evaluate_reads_the_likelihood_or_fits_it(kl_run, data, tmp_path, capsys):
-    metrics = evaluate_main(["--model", str(kl_run), "--dataset_name", data["rgb"][1], "--split", "test",
-                             "--image_column", "img", "--iw_samples", "2", "--cache_dir", str(data["cache"])])
+    metrics = evaluate_main(
+        [
+            "--model",
+            str(kl_run),
+            "--dataset_name",
+            data["rgb"][1],
+            "--split",
+            "test",
+            "--image_column",
+            "img",
+            "--iw_samples",
+            "2",
+            "--cache_dir",
+            str(data["cache"]),
+        ]
+    )
     trained = json.loads((kl_run / "metrics.json").read_text())
     assert metrics["psnr_db"] == pytest.approx(trained["psnr_db"], abs=1e-6)
     assert "likelihood_scale_fitted_on" not in metrics
     # an AutoencoderKL from elsewhere has no likelihood.json: its scale is fitted to the images first
     foreign = tmp_path / "foreign"
     tiny_autoencoder_kl().save_pretrained(foreign)
-    fitted = evaluate_main(["--model", str(foreign), "--dataset_name", data["rgb"][1], "--split", "test",
-                            "--image_column", "img", "--iw_samples", "2", "--cache_dir", str(data["cache"])])
+    fitted = evaluate_main(
+        [
+            "--model",
+            str(foreign),
+            "--dataset_name",
+            data["rgb"][1],
+            "--split",
+            "test",
+            "--image_column",
+            "img",
+            "--iw_samples",
+            "2",
+            "--cache_dir",
+            str(data["cache"]),
+        ]
+    )
     assert fitted["likelihood_scale_fitted_on"] == 16
     model = load_model(foreign)
     assert not model.calibrated
@@ -204,50 +320,97 @@ def test_loading_refuses_other_classes_and_pickles(tmp_path):
         AutoencoderKLWithLikelihood.from_pretrained(tmp_path / "pickle")
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"block_out_channels": (8, 16, 16), "sample_size": 10, "down_block_types": ("DownEncoderBlock2D",) * 3,
-      "up_block_types": ("UpDecoderBlock2D",) * 3}, r"`sample_size` 10 is not a multiple of the down-sampling "
-                                                             r"factor 4 .* use 8 or 12 \(--resolution\)"),
-    ({"block_out_channels": (8, 12), "norm_num_groups": 8}, r"`block_out_channels` must all be divisible by "
-                                                            r"norm_num_groups=8"),
-    ({"down_block_types": ("DownEncoderBlock2D",)}, r"`down_block_types` must have one entry per stage"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (
+            {
+                "block_out_channels": (8, 16, 16),
+                "sample_size": 10,
+                "down_block_types": ("DownEncoderBlock2D",) * 3,
+                "up_block_types": ("UpDecoderBlock2D",) * 3,
+            },
+            r"`sample_size` 10 is not a multiple of the down-sampling "
+            r"factor 4 .* use 8 or 12 \(--resolution\)",
+        ),
+        (
+            {"block_out_channels": (8, 12), "norm_num_groups": 8},
+            r"`block_out_channels` must all be divisible by "
+            r"norm_num_groups=8",
+        ),
+        ({"down_block_types": ("DownEncoderBlock2D",)}, r"`down_block_types` must have one entry per stage"),
+    ],
+)
 def test_a_config_that_cannot_work_is_one_value_error(config, message):
-    base = {"in_channels": 3, "out_channels": 3, "block_out_channels": (8, 16), "norm_num_groups": 4, "sample_size": 16,
-            "down_block_types": ("DownEncoderBlock2D",) * 2, "up_block_types": ("UpDecoderBlock2D",) * 2}
+    base = {
+        "in_channels": 3,
+        "out_channels": 3,
+        "block_out_channels": (8, 16),
+        "norm_num_groups": 4,
+        "sample_size": 16,
+        "down_block_types": ("DownEncoderBlock2D",) * 2,
+        "up_block_types": ("UpDecoderBlock2D",) * 2,
+    }
     with pytest.raises(ValueError, match=message):
         AutoencoderKLWithLikelihood.from_config({**base, **config})
 
 
 # ==================================================================================== bad input
-@pytest.mark.parametrize("name", ["resolution", "vector-only flag", "spatial-only flag", "bernoulli", "spatial folder",
-                                  "unet folder"])
+@pytest.mark.parametrize(
+    "name", ["resolution", "vector-only flag", "spatial-only flag", "bernoulli", "spatial folder", "unet folder"]
+)
 def test_bad_input_is_one_line_and_the_output_dir_is_untouched(name, data, tmp_path, monkeypatch, capsys):
     root = tmp_path
     cases = {
-        "resolution": (["--block_out_channels", "8", "16", "16", "--resolution", "10"],
-                       r"`sample_size` 10 is not a multiple of the down-sampling factor 4 .*use 8 or 12"),
+        "resolution": (
+            ["--block_out_channels", "8", "16", "16", "--resolution", "10"],
+            r"`sample_size` 10 is not a multiple of the down-sampling factor 4 .*use 8 or 12",
+        ),
         "vector-only flag": (["--latent_dim", "8"], r"--latent_dim is for --model_type vector models only"),
         "spatial-only flag": (["--layers_per_up_block", "2"], r"--layers_per_up_block is for --model_type spatial"),
         "bernoulli": (["--likelihood", "bernoulli"], r"--likelihood bernoulli: an AutoencoderKL decodes an image"),
-        "spatial folder": (["--pretrained_model_name_or_path", str(root / "spatial")],
-                           r"--model_type autoencoderkl does not fit .*SpatialVAEModel"),
-        "unet folder": (["--pretrained_model_name_or_path", str(root / "unet")],
-                        r"holds a UNet2DModel, not one of VAEModel, SpatialVAEModel, AutoencoderKL"),
+        "spatial folder": (
+            ["--pretrained_model_name_or_path", str(root / "spatial")],
+            r"--model_type autoencoderkl does not fit .*SpatialVAEModel",
+        ),
+        "unet folder": (
+            ["--pretrained_model_name_or_path", str(root / "unet")],
+            r"holds a UNet2DModel, not one of VAEModel, SpatialVAEModel, AutoencoderKL",
+        ),
     }
     if name == "spatial folder":
         SpatialVAEModel(block_out_channels=(8, 16), norm_num_groups=4, sample_size=16, in_channels=3).save_pretrained(
-            root / "spatial")
+            root / "spatial"
+        )
     if name == "unet folder":
-        UNet2DModel(sample_size=8, block_out_channels=(8, 16), norm_num_groups=4, layers_per_block=1,
-                    down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2).save_pretrained(root / "unet")
+        UNet2DModel(
+            sample_size=8,
+            block_out_channels=(8, 16),
+            norm_num_groups=4,
+            layers_per_block=1,
+            down_block_types=("DownBlock2D",) * 2,
+            up_block_types=("UpBlock2D",) * 2,
+        ).save_pretrained(root / "unet")
     args, message = cases[name]
     out = root / "out"
     out.mkdir()
     (out / "notes.txt").write_text("the user's own file")
     before = tree_hash(out)
-    code, error = run_in_process([*data["rgb"], "--output_dir", str(out), "--cache_dir", str(data["cache"]), *KL,
-                                  "--max_train_steps", "2", *args], monkeypatch, capsys)
+    code, error = run_in_process(
+        [
+            *data["rgb"],
+            "--output_dir",
+            str(out),
+            "--cache_dir",
+            str(data["cache"]),
+            *KL,
+            "--max_train_steps",
+            "2",
+            *args,
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert code != 0 and re.search(message, error), error
     assert len([line for line in error.splitlines() if line.startswith("error:")]) == 1
     assert tree_hash(out) == before
@@ -273,8 +436,9 @@ with torch.no_grad():
     y = vae.decode(vae.encode(x.float()).latent_dist.mode()).sample.clamp(-1, 1)
 np.save({str(tmp_path / "alone.npy")!r}, y.numpy())
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT,
-                          env=script_env(), cwd="/")
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT, env=script_env(), cwd="/"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     alone = torch.from_numpy(np.load(tmp_path / "alone.npy"))
     x = uint8_to_float(pil_to_uint8([PIL.Image.open(example)], 64, 3))

@@ -28,21 +28,65 @@ from vae_hub.text_image_metrics import text_image_alignment
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training" / "train_clip.py"
-COLOURS = {"red": (220, 30, 30), "green": (30, 170, 30), "blue": (30, 30, 220), "yellow": (230, 220, 30),
-           "black": (10, 10, 10), "white": (245, 245, 245), "purple": (140, 30, 160), "orange": (250, 140, 20)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 170, 30),
+    "blue": (30, 30, 220),
+    "yellow": (230, 220, 30),
+    "black": (10, 10, 10),
+    "white": (245, 245, 245),
+    "purple": (140, 30, 160),
+    "orange": (250, 140, 20),
+}
 CAPTION_COLUMN = "caption"
-TINY = ["--caption_column", CAPTION_COLUMN, "--resolution", "16", "--patch_size", "8", "--text_hidden_size", "16",
-        "--text_layers", "1", "--text_heads", "2", "--vision_hidden_size", "16", "--vision_layers", "1",
-        "--vision_heads", "2", "--projection_dim", "8", "--tokenizer_vocab_size", "520", "--train_batch_size", "16",
-        "--learning_rate", "1e-2", "--lr_warmup_steps", "3", "--num_candidates", "4", "--report_to", "none"]
+TINY = [
+    "--caption_column",
+    CAPTION_COLUMN,
+    "--resolution",
+    "16",
+    "--patch_size",
+    "8",
+    "--text_hidden_size",
+    "16",
+    "--text_layers",
+    "1",
+    "--text_heads",
+    "2",
+    "--vision_hidden_size",
+    "16",
+    "--vision_layers",
+    "1",
+    "--vision_heads",
+    "2",
+    "--projection_dim",
+    "8",
+    "--tokenizer_vocab_size",
+    "520",
+    "--train_batch_size",
+    "16",
+    "--learning_rate",
+    "1e-2",
+    "--lr_warmup_steps",
+    "3",
+    "--num_candidates",
+    "4",
+    "--report_to",
+    "none",
+]
 
 
 def colour_split(n: int, seed: int) -> dict:
     """n 16×16 solid-colour images (each pixel jittered), colour i % 8, captioned "<colour> square"."""
     rng = np.random.default_rng(seed)
     names = [list(COLOURS)[i % len(COLOURS)] for i in range(n)]
-    cells = [png_bytes(PIL.Image.fromarray(np.clip(np.array(COLOURS[c]) + rng.integers(-20, 21, (16, 16, 3)), 0, 255)
-                                           .astype(np.uint8))) for c in names]
+    cells = [
+        png_bytes(
+            PIL.Image.fromarray(
+                np.clip(np.array(COLOURS[c]) + rng.integers(-20, 21, (16, 16, 3)), 0, 255).astype(np.uint8)
+            )
+        )
+        for c in names
+    ]
     return {"image": cells, CAPTION_COLUMN: [f"{c} square" for c in names]}
 
 
@@ -65,15 +109,35 @@ def command(data: dict, out: Path, *args: str) -> list[str]:
 def run(data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("clip-runs") / "run"
     with pytest.MonkeyPatch.context() as monkeypatch:
-        train(command(data, out, "--max_train_steps", "40", "--lr_scheduler", "constant_with_warmup", "--validation_epochs", "3",
-                      "--hub_token", TOKEN),
-              monkeypatch, script=SCRIPT)
+        train(
+            command(
+                data,
+                out,
+                "--max_train_steps",
+                "40",
+                "--lr_scheduler",
+                "constant_with_warmup",
+                "--validation_epochs",
+                "3",
+                "--hub_token",
+                TOKEN,
+            ),
+            monkeypatch,
+            script=SCRIPT,
+        )
     return out
 
 
 def test_run_writes_a_folder_transformers_reads(run):
-    assert {p.name for p in run.iterdir()} == {"config.json", "model.safetensors", "preprocessor_config.json",
-                                               "tokenizer", "loss_curve.png", "training_info.json", "metrics.json"}
+    assert {p.name for p in run.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "tokenizer",
+        "loss_curve.png",
+        "training_info.json",
+        "metrics.json",
+    }
     model = CLIPModel.from_pretrained(run).eval()
     text = CLIPTextModel.from_pretrained(run).eval()  # the text tower alone, what train_text_to_image.py takes
     tokenizer = CLIPTokenizer.from_pretrained(run, subfolder="tokenizer")
@@ -88,7 +152,12 @@ def test_run_writes_a_folder_transformers_reads(run):
 def test_record_and_held_out_retrieval_well_above_chance(run):
     info = json.loads((run / "training_info.json").read_text())
     assert info["command"].startswith("accelerate launch training/train_clip.py --dataset_name")
-    assert (info["steps"], info["num_train_images"], info["num_test_images"], info["test_split"]) == (40, 64, 16, "test")
+    assert (info["steps"], info["num_train_images"], info["num_test_images"], info["test_split"]) == (
+        40,
+        64,
+        16,
+        "test",
+    )
     assert {"transformers", "tokenizers", "torch"} <= set(info["versions"])
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["group_size"] == metrics["num_candidates"] == 4 and metrics["r_precision_chance"] == 0.25
@@ -135,8 +204,10 @@ def test_resume_mid_epoch_is_bit_identical(data, tmp_path, monkeypatch):
 
 # ==================================================================================== bad input
 BAD_CASES = {
-    "missing caption column": (["--caption_column", "text"],
-                               r"--caption_column 'text' is not a column; the columns are \['image', 'caption'\]"),
+    "missing caption column": (
+        ["--caption_column", "text"],
+        r"--caption_column 'text' is not a column; the columns are \['image', 'caption'\]",
+    ),
     "image as caption column": (["--caption_column", "image"], r"column 'image' holds Image.*not captions"),
     "heads": (["--vision_heads", "3"], r"--vision_hidden_size \(16\) must be a multiple of --vision_heads \(3\)"),
     "patch": (["--patch_size", "5"], r"--resolution \(16\) must be a multiple of --patch_size \(5\)"),
@@ -154,8 +225,9 @@ def test_bad_input_one_line_error_and_output_dir_untouched(name, data, tmp_path,
     (out / "notes.txt").write_text("the user's own file")
     args, message = BAD_CASES[name]
     before = tree_hash(out)
-    code, error = run_in_process([*command(data, out, "--max_train_steps", "2"), *args], monkeypatch, capsys,
-                                 script=SCRIPT)
+    code, error = run_in_process(
+        [*command(data, out, "--max_train_steps", "2"), *args], monkeypatch, capsys, script=SCRIPT
+    )
     assert code == 2
     assert re.search(message, error), error
     assert tree_hash(out) == before

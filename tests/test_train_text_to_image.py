@@ -54,11 +54,39 @@ license: other
 ## Other notes
 """
 TINY = [
-    "--caption_column", CAPTION_COLUMN, "--block_out_channels", "16", "32", "--layers_per_block", "1",
-    "--norm_num_groups", "8", "--attention_head_dim", "4", "--text_hidden_size", "32", "--text_layers", "1",
-    "--text_heads", "2", "--tokenizer_vocab_size", "560", "--train_batch_size", "8", "--lr_warmup_steps", "2",
-    "--num_validation_images", "2", "--num_inference_steps", "2", "--ddpm_num_steps", "100", "--report_to", "none",
-    "--learning_rate", "1e-3",
+    "--caption_column",
+    CAPTION_COLUMN,
+    "--block_out_channels",
+    "16",
+    "32",
+    "--layers_per_block",
+    "1",
+    "--norm_num_groups",
+    "8",
+    "--attention_head_dim",
+    "4",
+    "--text_hidden_size",
+    "32",
+    "--text_layers",
+    "1",
+    "--text_heads",
+    "2",
+    "--tokenizer_vocab_size",
+    "560",
+    "--train_batch_size",
+    "8",
+    "--lr_warmup_steps",
+    "2",
+    "--num_validation_images",
+    "2",
+    "--num_inference_steps",
+    "2",
+    "--ddpm_num_steps",
+    "100",
+    "--report_to",
+    "none",
+    "--learning_rate",
+    "1e-3",
 ]
 PROMPTS = ["red circle, twemoji style", "blue square, noto style"]
 WEIGHTS = ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors")
@@ -87,19 +115,34 @@ def data(tmp_path_factory) -> dict:
     folder = root / "captioned"
     (folder / "data").mkdir(parents=True)
     features = datasets.Features({"image": datasets.Image(), CAPTION_COLUMN: datasets.Value("string")})
-    table = datasets.Dataset.from_dict({"image": [png_bytes(image(i)) for i in range(48)],
-                                        CAPTION_COLUMN: [caption(i) for i in range(48)]}, features=features)
+    table = datasets.Dataset.from_dict(
+        {"image": [png_bytes(image(i)) for i in range(48)], CAPTION_COLUMN: [caption(i) for i in range(48)]},
+        features=features,
+    )
     table.to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
     (folder / "README.md").write_text(README)
     torch.manual_seed(0)
-    kl = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-                       up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 8), latent_channels=4,
-                       norm_num_groups=4, sample_size=16, scaling_factor=1.5)  # 16×16 images ↔ 4×8×8 latents
+    kl = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 8),
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=16,
+        scaling_factor=1.5,
+    )  # 16×16 images ↔ 4×8×8 latents
     kl.save_pretrained(root / "autoencoder-kl")
-    SpatialVAEModel(in_channels=3, sample_size=16, block_out_channels=(8, 8), latent_channels=4,
-                    norm_num_groups=4).save_pretrained(root / "spatial-vae")
-    return {"captioned": str(folder), "kl": str(root / "autoencoder-kl"), "spatial": str(root / "spatial-vae"),
-            "cache": str(root / "cache")}
+    SpatialVAEModel(
+        in_channels=3, sample_size=16, block_out_channels=(8, 8), latent_channels=4, norm_num_groups=4
+    ).save_pretrained(root / "spatial-vae")
+    return {
+        "captioned": str(folder),
+        "kl": str(root / "autoencoder-kl"),
+        "spatial": str(root / "spatial-vae"),
+        "cache": str(root / "cache"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -108,17 +151,38 @@ def mini_clip(tmp_path_factory) -> Path:
     its tokenizer learned from other captions than the data's."""
     torch.manual_seed(1)
     tokenizer = train_caption_tokenizer(["a red circle", "a blue square", "green circles"] * 2, vocab_size=530)
-    model = CLIPModel(mini_clip_config(tokenizer, text_hidden_size=24, text_layers=1, text_heads=2,
-                                       vision_hidden_size=8, vision_layers=1, vision_heads=2, image_size=16,
-                                       patch_size=8, projection_dim=8))
+    model = CLIPModel(
+        mini_clip_config(
+            tokenizer,
+            text_hidden_size=24,
+            text_layers=1,
+            text_heads=2,
+            vision_hidden_size=8,
+            vision_layers=1,
+            vision_heads=2,
+            image_size=16,
+            patch_size=8,
+            projection_dim=8,
+        )
+    )
     folder = tmp_path_factory.mktemp("t2i-clip") / "clip"
     save_mini_clip(model, tokenizer, folder)
     return folder
 
 
 def command(data: dict, out: Path, *args: str, vae: str = "kl") -> list[str]:
-    return ["--dataset_name", data["captioned"], "--pretrained_vae_model_name_or_path", data[vae], "--output_dir",
-            str(out), "--cache_dir", data["cache"], *TINY, *args]
+    return [
+        "--dataset_name",
+        data["captioned"],
+        "--pretrained_vae_model_name_or_path",
+        data[vae],
+        "--output_dir",
+        str(out),
+        "--cache_dir",
+        data["cache"],
+        *TINY,
+        *args,
+    ]
 
 
 def train(argv: list[str], monkeypatch, script: Path = SCRIPT) -> None:
@@ -148,24 +212,52 @@ def assert_bit_identical(a: Path, b: Path) -> None:
 def run(data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("t2i-runs") / "run"
     with pytest.MonkeyPatch.context() as monkeypatch:
-        train(command(data, out, "--max_train_steps", "6", "--use_ema", "--validation_epochs", "1",
-                      "--validation_prompts", *PROMPTS, "--hub_token", TOKEN), monkeypatch)
+        train(
+            command(
+                data,
+                out,
+                "--max_train_steps",
+                "6",
+                "--use_ema",
+                "--validation_epochs",
+                "1",
+                "--validation_prompts",
+                *PROMPTS,
+                "--hub_token",
+                TOKEN,
+            ),
+            monkeypatch,
+        )
     return out
 
 
 def test_run_writes_a_stable_diffusion_pipeline_folder(run):
-    assert {p.name for p in run.iterdir()} == {"model_index.json", "vae", "text_encoder", "tokenizer", "unet",
-                                               "scheduler", "samples.png", "loss_curve.png", "training_info.json",
-                                               "metrics.json", "README.md"}
+    assert {p.name for p in run.iterdir()} == {
+        "model_index.json",
+        "vae",
+        "text_encoder",
+        "tokenizer",
+        "unet",
+        "scheduler",
+        "samples.png",
+        "loss_curve.png",
+        "training_info.json",
+        "metrics.json",
+        "README.md",
+    }
     index = json.loads((run / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusionPipeline"
     assert (index["vae"], index["text_encoder"], index["tokenizer"], index["unet"]) == (
-        ["diffusers", "AutoencoderKL"], ["transformers", "CLIPTextModel"], ["transformers", "CLIPTokenizer"],
-        ["diffusers", "UNet2DConditionModel"])
+        ["diffusers", "AutoencoderKL"],
+        ["transformers", "CLIPTextModel"],
+        ["transformers", "CLIPTokenizer"],
+        ["diffusers", "UNet2DConditionModel"],
+    )
     assert index["safety_checker"] == [None, None] and index["feature_extractor"] == [None, None]
     assert index["requires_safety_checker"] is False
     assert {"vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json"} <= {
-        p.name for p in (run / "tokenizer").iterdir()}
+        p.name for p in (run / "tokenizer").iterdir()
+    }
     unet = json.loads((run / "unet" / "config.json").read_text())
     text = json.loads((run / "text_encoder" / "config.json").read_text())
     tokenizer = json.loads((run / "tokenizer" / "tokenizer_config.json").read_text())
@@ -210,8 +302,14 @@ def test_push_uploads_the_pipeline_only(run, tmp_path):
     api = FakeHfApi()
     push_pipeline(folder, "someone/tiny-sd", private=True, token=TOKEN, api=api)
     (commit,) = api.commits
-    assert {"model_index.json", "unet/diffusion_pytorch_model.safetensors", "tokenizer/vocab.json",
-            "text_encoder/config.json", "README.md", "samples.png"} <= set(commit["files"])
+    assert {
+        "model_index.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "tokenizer/vocab.json",
+        "text_encoder/config.json",
+        "README.md",
+        "samples.png",
+    } <= set(commit["files"])
     assert not [name for name in commit["files"] if name.startswith("checkpoint-")]
 
 
@@ -256,22 +354,41 @@ print(json.dumps({"shapes": [list(a.shape) for a in (plain, long, i2i, inp)],
 
 
 def test_diffusers_alone_loads_and_runs_it(run, tmp_path):
-    done = subprocess.run([sys.executable, "-I", "-c", ISOLATED, str(run), str(REPO)], cwd=tmp_path,
-                          capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
-                                                               "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", ISOLATED, str(run), str(REPO)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["shapes"] == [[1, 16, 16, 3]] * 4 and result["finite"] and not result["vae_hub_loaded"]
     assert result["negative_changes"] > 0, "the negative prompt did not change the image"
     # diffusers' own warning for a prompt longer than the tokenizer's limit
-    assert re.search(r"The following part of your input was truncated because CLIP can only handle sequences up to "
-                     r"\d+ tokens: .*circle", done.stderr), done.stderr[-2000:]
+    assert re.search(
+        r"The following part of your input was truncated because CLIP can only handle sequences up to "
+        r"\d+ tokens: .*circle",
+        done.stderr,
+    ), done.stderr[-2000:]
 
 
 def test_pretrained_text_encoder_is_taken_frozen_with_its_tokenizer(data, mini_clip, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    train(command(data, out, "--max_train_steps", "3", "--use_ema", "--validation_epochs", "100",
-                  "--pretrained_text_encoder_model_name_or_path", str(mini_clip)), monkeypatch)
+    train(
+        command(
+            data,
+            out,
+            "--max_train_steps",
+            "3",
+            "--use_ema",
+            "--validation_epochs",
+            "100",
+            "--pretrained_text_encoder_model_name_or_path",
+            str(mini_clip),
+        ),
+        monkeypatch,
+    )
     shipped, tower = CLIPTextModel.from_pretrained(out / "text_encoder"), CLIPTextModel.from_pretrained(mini_clip)
     a, b = shipped.state_dict(), tower.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "the text encoder changed"
@@ -287,10 +404,25 @@ def test_pretrained_text_encoder_is_taken_frozen_with_its_tokenizer(data, mini_c
 RESUME = ["--validation_epochs", "100", "--logging_steps", "1", "--max_train_steps", "7", "--checkpointing_steps", "3"]
 
 
-@pytest.mark.parametrize("extra", [[], ["--use_ema", "--gradient_accumulation_steps", "2", "--snr_gamma", "5",
-                                        "--noise_offset", "0.1", "--conditioning_dropout_prob", "0.5"],
-                                   ["--use_ema", "--pretrained_text_encoder_model_name_or_path", "CLIP"]],
-                         ids=["plain", "ema-accumulation-snr-offset", "frozen-pretrained-text-encoder"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        [
+            "--use_ema",
+            "--gradient_accumulation_steps",
+            "2",
+            "--snr_gamma",
+            "5",
+            "--noise_offset",
+            "0.1",
+            "--conditioning_dropout_prob",
+            "0.5",
+        ],
+        ["--use_ema", "--pretrained_text_encoder_model_name_or_path", "CLIP"],
+    ],
+    ids=["plain", "ema-accumulation-snr-offset", "frozen-pretrained-text-encoder"],
+)
 def test_resume_mid_epoch_is_bit_identical(data, mini_clip, tmp_path, monkeypatch, extra):
     extra = [str(mini_clip) if a == "CLIP" else a for a in extra]
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
@@ -318,10 +450,19 @@ def test_conditioning_dropout_one_trains_without_text(probability, dropped):
 
     latents = argparse.Namespace(mean=torch.randn(32, 4, 2, 2), std=torch.ones(32, 4, 2, 2))
     text = argparse.Namespace(ids=torch.arange(1, 33)[:, None].repeat(1, 3), empty=torch.zeros(3, dtype=torch.long))
-    args = argparse.Namespace(noise_offset=0.0, conditioning_dropout_prob=probability, prediction_type="epsilon",
-                              snr_gamma=None)
-    script["denoising_loss"](unet, text_encoder, script["DDPMScheduler"](), latents, text, torch.arange(32),
-                             torch.Generator().manual_seed(0), args)
+    args = argparse.Namespace(
+        noise_offset=0.0, conditioning_dropout_prob=probability, prediction_type="epsilon", snr_gamma=None
+    )
+    script["denoising_loss"](
+        unet,
+        text_encoder,
+        script["DDPMScheduler"](),
+        latents,
+        text,
+        torch.arange(32),
+        torch.Generator().manual_seed(0),
+        args,
+    )
     assert int((seen[0] == 0).all(dim=1).sum()) == dropped
 
 
@@ -330,8 +471,10 @@ def test_resumed_at_its_last_step_a_run_only_finishes(data, tmp_path, monkeypatc
     run = tmp_path / "cut"
     train(command(data, run, *RESUME), monkeypatch)
     shutil.rmtree(run / "unet")
-    train(command(data, run, *RESUME, "--max_train_steps", "6", "--resume_from_checkpoint", str(run / "checkpoint-6")),
-          monkeypatch)
+    train(
+        command(data, run, *RESUME, "--max_train_steps", "6", "--resume_from_checkpoint", str(run / "checkpoint-6")),
+        monkeypatch,
+    )
     assert json.loads((run / "training_info.json").read_text())["steps"] == 6
     saved = load_file(run / "unet" / "diffusion_pytorch_model.safetensors")
     at_six = load_file(run / "checkpoint-6" / "model.safetensors")  # accelerate's save of the first prepared model
@@ -340,12 +483,23 @@ def test_resumed_at_its_last_step_a_run_only_finishes(data, tmp_path, monkeypatc
 
 def test_two_cpu_processes_train_and_resume_bit_identical(data, tmp_path):
     out, resumed = tmp_path / "two", tmp_path / "two-resumed"
-    args = ["--max_train_steps", "4", "--checkpointing_steps", "2", "--logging_steps", "1", "--train_batch_size", "4",
-            "--use_ema"]
+    args = [
+        "--max_train_steps",
+        "4",
+        "--checkpointing_steps",
+        "2",
+        "--logging_steps",
+        "1",
+        "--train_batch_size",
+        "4",
+        "--use_ema",
+    ]
     launch_two_cpu_processes(command(data, out, *args), script=SCRIPT)
     assert json.loads((out / "training_info.json").read_text())["num_processes"] == 2
-    assert sorted(p.name for p in (out / "checkpoint-2").glob("random_states_*")) == ["random_states_0.pkl",
-                                                                                    "random_states_1.pkl"]
+    assert sorted(p.name for p in (out / "checkpoint-2").glob("random_states_*")) == [
+        "random_states_0.pkl",
+        "random_states_1.pkl",
+    ]
     shutil.copytree(out / "checkpoint-2", resumed / "checkpoint-2")
     launch_two_cpu_processes(command(data, resumed, *args, "--resume_from_checkpoint", "latest"), script=SCRIPT)
     assert_bit_identical(out, resumed)
@@ -353,16 +507,24 @@ def test_two_cpu_processes_train_and_resume_bit_identical(data, tmp_path):
 
 # ==================================================================================== bad input
 BAD_CASES = {
-    "missing caption column": (["--caption_column", "text"],
-                               r"--caption_column 'text' is not a column; the columns are \['image', 'prompt_text'\]"),
+    "missing caption column": (
+        ["--caption_column", "text"],
+        r"--caption_column 'text' is not a column; the columns are \['image', 'prompt_text'\]",
+    ),
     "image as caption column": (["--caption_column", "image"], r"column 'image' holds Image.*not captions"),
-    "vae of another class": (["--pretrained_vae_model_name_or_path", "SPATIAL"],
-                             r"is a SpatialVAEModel, not an AutoencoderKL"),
-    "missing vae": (["--pretrained_vae_model_name_or_path", "no/such/vae-folder"],
-                    r"cannot load --pretrained_vae_model_name_or_path 'no/such/vae-folder'"),
-    "text encoder not a CLIP folder": (["--pretrained_text_encoder_model_name_or_path", "no/such/clip"],
-                                       r"--pretrained_text_encoder_model_name_or_path: 'no/such/clip' holds no CLIP "
-                                       r"text model with a tokenizer/ folder"),
+    "vae of another class": (
+        ["--pretrained_vae_model_name_or_path", "SPATIAL"],
+        r"is a SpatialVAEModel, not an AutoencoderKL",
+    ),
+    "missing vae": (
+        ["--pretrained_vae_model_name_or_path", "no/such/vae-folder"],
+        r"cannot load --pretrained_vae_model_name_or_path 'no/such/vae-folder'",
+    ),
+    "text encoder not a CLIP folder": (
+        ["--pretrained_text_encoder_model_name_or_path", "no/such/clip"],
+        r"--pretrained_text_encoder_model_name_or_path: 'no/such/clip' holds no CLIP "
+        r"text model with a tokenizer/ folder",
+    ),
     "heads": (["--text_heads", "3"], r"--text_hidden_size \(32\) must be a multiple of --text_heads \(3\)"),
     "vocab": (["--tokenizer_vocab_size", "100"], r"--tokenizer_vocab_size must be at least 514"),
     "dropout": (["--conditioning_dropout_prob", "1.5"], r"--conditioning_dropout_prob must be in \[0, 1\], got 1.5"),
@@ -381,8 +543,9 @@ def test_bad_input_one_line_error_and_output_dir_untouched(name, data, tmp_path,
     args, message = BAD_CASES[name]
     args = [data["spatial"] if a == "SPATIAL" else a for a in args]
     before = tree_hash(out)
-    code, error = run_in_process([*command(data, out, "--max_train_steps", "2"), *args], monkeypatch, capsys,
-                                 script=SCRIPT)
+    code, error = run_in_process(
+        [*command(data, out, "--max_train_steps", "2"), *args], monkeypatch, capsys, script=SCRIPT
+    )
     assert code == 2
     assert re.search(message, error), error
     assert tree_hash(out) == before
@@ -395,10 +558,22 @@ SHIPPED = REPO / "space" / "models" / "emoji-sd"
 def test_the_shipped_emoji_sd_loads_without_vae_hub_and_meets_its_targets(tmp_path):
     """diffusers alone runs it (text to image, image to image, inpaint); its recorded evaluation at the recommended
     setting meets issue 25's targets; its card credits both emoji licences."""
-    done = subprocess.run([sys.executable, "-I", "-c", ISOLATED.replace("(16, 16)", "(64, 64)").replace(
-        "height=16, width=16", "height=64, width=64").replace("(4, 4, 12, 12)", "(16, 16, 48, 48)"), str(SHIPPED),
-        str(REPO)], cwd=tmp_path, capture_output=True, text=True,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            ISOLATED.replace("(16, 16)", "(64, 64)")
+            .replace("height=16, width=16", "height=64, width=64")
+            .replace("(4, 4, 12, 12)", "(16, 16, 48, 48)"),
+            str(SHIPPED),
+            str(REPO),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["shapes"] == [[1, 64, 64, 3]] * 4 and result["finite"] and not result["vae_hub_loaded"]

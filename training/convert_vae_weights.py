@@ -33,8 +33,9 @@ def convert_folder(folder: Path) -> bool:
     rename_legacy_keys(state, cls._legacy_key_renames)
     expected = cls.from_config({k: v for k, v in config.items() if not k.startswith("_")}).state_dict().keys()
     if set(state) != set(expected):
-        raise SystemExit(f"{folder}: converted names do not match {cls.__name__}: "
-                         f"{sorted(set(state) ^ set(expected))[:10]}")
+        raise SystemExit(
+            f"{folder}: converted names do not match {cls.__name__}: {sorted(set(state) ^ set(expected))[:10]}"
+        )
     save_file(dict(sorted(state.items())), path, metadata={"format": "pt"})
     return True
 

@@ -96,18 +96,24 @@ def load_labelled_splits(args: argparse.Namespace) -> tuple[ImageTensor, ImageTe
         train = train.shuffle(seed=args.seed).select(range(min(args.max_train_samples, len(train))))
     image_column = find_image_column(train, args.image_column)
     label_column = args.label_column or next(
-        (name for name, feature in train.features.items() if isinstance(feature, datasets.ClassLabel)), None)
+        (name for name, feature in train.features.items() if isinstance(feature, datasets.ClassLabel)), None
+    )
     if label_column is None:
-        raise DataError(f"no ClassLabel column in the dataset (the classifier needs class names); its columns are "
-                        f"{list(train.features)}")
+        raise DataError(
+            f"no ClassLabel column in the dataset (the classifier needs class names); its columns are "
+            f"{list(train.features)}"
+        )
     feature = train.features.get(label_column)
     if not isinstance(feature, datasets.ClassLabel):
-        raise DataError(f"--label_column {label_column!r} is not a ClassLabel column; the columns are "
-                        f"{dict(train.features)}")
+        raise DataError(
+            f"--label_column {label_column!r} is not a ClassLabel column; the columns are {dict(train.features)}"
+        )
     data_channels, data_size = infer_image_format(train, image_column)
     size, channels = args.resolution or data_size, args.num_channels or data_channels
-    decoded = [decode_images(split, image_column, size, channels, label_column, f"decoding {name}")
-               for split, name in ((train, args.train_split), (test, args.test_split))]
+    decoded = [
+        decode_images(split, image_column, size, channels, label_column, f"decoding {name}")
+        for split, name in ((train, args.train_split), (test, args.test_split))
+    ]
     return decoded[0], decoded[1], list(feature.names)
 
 
@@ -121,10 +127,17 @@ def evaluate(model: ImageClassifier, data: ImageTensor, batch_size: int, device:
         loss += F.cross_entropy(logits, labels.to(device), reduction="sum").item()
         predictions.append(logits.argmax(1).cpu())
     correct = torch.cat(predictions) == data.labels
-    per_class = {name: correct[data.labels == k].double().mean().item()
-                 for k, name in enumerate(model.label_names) if (data.labels == k).any()}
-    return {"accuracy": correct.double().mean().item(), "cross_entropy_nats": loss / len(correct),
-            "per_class_accuracy": per_class, "num_images": len(correct)}
+    per_class = {
+        name: correct[data.labels == k].double().mean().item()
+        for k, name in enumerate(model.label_names)
+        if (data.labels == k).any()
+    }
+    return {
+        "accuracy": correct.double().mean().item(),
+        "cross_entropy_nats": loss / len(correct),
+        "per_class_accuracy": per_class,
+        "num_images": len(correct),
+    }
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -133,18 +146,27 @@ def main(args: argparse.Namespace) -> dict:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     train, test, class_names = load_labelled_splits(args)
     _, channels, size, _ = train.images.shape
-    model = ImageClassifier(in_channels=channels, sample_size=size, num_classes=len(class_names),
-                            class_names=class_names, channels=tuple(args.channels),
-                            layers_per_block=args.layers_per_block, feature_dim=args.feature_dim,
-                            dropout=args.dropout).to(device)
+    model = ImageClassifier(
+        in_channels=channels,
+        sample_size=size,
+        num_classes=len(class_names),
+        class_names=class_names,
+        channels=tuple(args.channels),
+        layers_per_block=args.layers_per_block,
+        feature_dim=args.feature_dim,
+        dropout=args.dropout,
+    ).to(device)
     steps_per_epoch = len(train.images) // args.train_batch_size
     if steps_per_epoch == 0:
-        raise DataError(f"the train split has {len(train.images)} images, fewer than one batch of "
-                        f"--train_batch_size {args.train_batch_size}")
+        raise DataError(
+            f"the train split has {len(train.images)} images, fewer than one batch of "
+            f"--train_batch_size {args.train_batch_size}"
+        )
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     total_steps = steps_per_epoch * args.num_train_epochs
-    lr_scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=args.lr_warmup_steps,
-                                 num_training_steps=total_steps)
+    lr_scheduler = get_scheduler(
+        "cosine", optimizer, num_warmup_steps=args.lr_warmup_steps, num_training_steps=total_steps
+    )
     images, labels = train.images.to(device), train.labels.to(device)
     order_generator = torch.Generator().manual_seed(args.seed)
     progress = tqdm(total=total_steps, desc="steps")
@@ -199,14 +221,14 @@ tags: [image-classification, vae-hub, sample-quality]
 ---
 # Feature network for sample quality
 
-A small CNN (`vae_hub.classifier.ImageClassifier`, {metrics['num_parameters']:,} parameters) trained on the
-`{metrics['train_split']}` split of `{metrics['dataset']}` ({metrics['num_train_images']:,} images, {len(class_names)}
+A small CNN (`vae_hub.classifier.ImageClassifier`, {metrics["num_parameters"]:,} parameters) trained on the
+`{metrics["train_split"]}` split of `{metrics["dataset"]}` ({metrics["num_train_images"]:,} images, {len(class_names)}
 classes). It is the project's own "Inception": `python -m vae_hub.evaluate_samples` measures generated images by a
 Fréchet distance in its penultimate-layer features (`model.features(x)`, x in [-1, 1]) and by the share of
 class-conditional samples it assigns to the asked class.
 
-**Test accuracy: {metrics['test_accuracy']:.2%}** on the {metrics['num_test_images']:,} images of the
-`{metrics['test_split']}` split (mean cross-entropy {metrics['test_cross_entropy_nats']:.3f} nats), measured once after
+**Test accuracy: {metrics["test_accuracy"]:.2%}** on the {metrics["num_test_images"]:,} images of the
+`{metrics["test_split"]}` split (mean cross-entropy {metrics["test_cross_entropy_nats"]:.3f} nats), measured once after
 training; the test split played no part in training.
 
 | class | test accuracy |
@@ -218,10 +240,10 @@ from vae_hub.classifier import ImageClassifier
 classifier = ImageClassifier.from_pretrained("space/models/fashion-mnist-classifier")
 ```
 
-Trained in {metrics['wall_time_seconds']:.0f} s on {metrics['device']} with
+Trained in {metrics["wall_time_seconds"]:.0f} s on {metrics["device"]} with
 
 ```bash
-{metrics['command']}
+{metrics["command"]}
 ```
 """
 

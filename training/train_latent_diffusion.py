@@ -60,34 +60,59 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     data = p.add_argument_group("data")
     add_data_source_args(data)
-    data.add_argument("--class_column", type=str, default=None,
-                      help='Integer class labels. Default: the ClassLabel column, if any; "none": unconditional.')
+    data.add_argument(
+        "--class_column",
+        type=str,
+        default=None,
+        help='Integer class labels. Default: the ClassLabel column, if any; "none": unconditional.',
+    )
     data.add_argument("--resolution", type=int, default=None, help="Image size; default: the VAE's sample_size.")
     data.add_argument("--max_train_samples", type=int, default=None)
     data.add_argument("--cache_dir", type=str, default=None)
-    data.add_argument("--encode_batch_size", type=int, default=256, help="Images per VAE call when encoding the data once.")
+    data.add_argument(
+        "--encode_batch_size", type=int, default=256, help="Images per VAE call when encoding the data once."
+    )
 
     model = p.add_argument_group("model")
-    model.add_argument("--pretrained_vae_model_name_or_path", type=str, required=True,
-                       help="A spatial VAE (vae_hub SpatialVAEModel or diffusers AutoencoderKL), kept frozen.")
-    model.add_argument("--unet_config", type=str, default=None,
-                       help="config.json (or its folder) of a UNet2DModel; the shape flags below are then ignored.")
-    add_unet_args(model, attention_levels=[1], attention_help="self-attention blocks",
-                  dropout_help='the "no class" label')
+    model.add_argument(
+        "--pretrained_vae_model_name_or_path",
+        type=str,
+        required=True,
+        help="A spatial VAE (vae_hub SpatialVAEModel or diffusers AutoencoderKL), kept frozen.",
+    )
+    model.add_argument(
+        "--unet_config",
+        type=str,
+        default=None,
+        help="config.json (or its folder) of a UNet2DModel; the shape flags below are then ignored.",
+    )
+    add_unet_args(
+        model, attention_levels=[1], attention_help="self-attention blocks", dropout_help='the "no class" label'
+    )
 
-    add_diffusion_args(p.add_argument_group("diffusion"), grids="sample grids (the pipeline's defaults)",
-                       num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS, guidance_scale=DEFAULT_GUIDANCE_SCALE,
-                       noise_offset=False)
+    add_diffusion_args(
+        p.add_argument_group("diffusion"),
+        grids="sample grids (the pipeline's defaults)",
+        num_inference_steps=DEFAULT_NUM_INFERENCE_STEPS,
+        guidance_scale=DEFAULT_GUIDANCE_SCALE,
+        noise_offset=False,
+    )
 
     opt = p.add_argument_group("optimisation")
-    add_optimizer_args(opt, num_train_epochs=100, learning_rate=1e-4, lr_warmup_steps=500, adam_weight_decay=1e-2,
-                       max_grad_norm=1.0)
+    add_optimizer_args(
+        opt, num_train_epochs=100, learning_rate=1e-4, lr_warmup_steps=500, adam_weight_decay=1e-2, max_grad_norm=1.0
+    )
     add_ema_args(opt, ema_help="Keep an EMA of the UNet (diffusers' EMAModel) and ship it.")
     opt.add_argument("--seed", type=int, default=0)
 
     state = p.add_argument_group("outputs and state")
     add_output_args(state, validation_epochs=5, validation_help="Save a sample grid (a row per class) every N epochs.")
-    state.add_argument("--num_validation_images", type=int, default=8, help="Images per class in the sample grids (a row per class, the first 20).")
+    state.add_argument(
+        "--num_validation_images",
+        type=int,
+        default=8,
+        help="Images per class in the sample grids (a row per class, the first 20).",
+    )
 
     args = p.parse_args(argv)
     check_shared_args(p, args, counts=("num_validation_images", *DIFFUSION_COUNTS), reals=DIFFUSION_REALS)
@@ -164,8 +189,10 @@ def main(args: argparse.Namespace) -> None:
     data_channels = infer_image_format(train_split, image_column)[0]
     if data_channels != vae.config.in_channels:
         kinds = {1: "grayscale", 3: "RGB"}
-        fail(f"the dataset's images are {kinds[data_channels]} ({data_channels} channel(s)) but the VAE takes "
-             f"{vae.config.in_channels}-channel images: use a VAE trained on this kind of image")
+        fail(
+            f"the dataset's images are {kinds[data_channels]} ({data_channels} channel(s)) but the VAE takes "
+            f"{vae.config.in_channels}-channel images: use a VAE trained on this kind of image"
+        )
     class_column, class_names = find_classes(train_split, args.class_column)
     num_classes = len(class_names)
     unet = build_unet(args, latent_shape, num_classes)
@@ -175,8 +202,10 @@ def main(args: argparse.Namespace) -> None:
     batches_per_epoch = len(train_split) // global_batch
     steps_per_epoch = batches_per_epoch // args.gradient_accumulation_steps
     if steps_per_epoch == 0:
-        fail(f"the train split has {len(train_split)} images, fewer than one optimisation step needs "
-             f"({global_batch} per batch × {args.gradient_accumulation_steps} accumulation): lower --train_batch_size")
+        fail(
+            f"the train split has {len(train_split)} images, fewer than one optimisation step needs "
+            f"({global_batch} per batch × {args.gradient_accumulation_steps} accumulation): lower --train_batch_size"
+        )
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
 
@@ -187,32 +216,50 @@ def main(args: argparse.Namespace) -> None:
     del images
     scaled_std = latent_std(latents, args.seed)
     if not 0.5 < scaled_std < 2:
-        logger.warning(f"the scaled latents have std {scaled_std:.3g}, far from 1: the VAE's scaling_factor "
-                       f"({vae.config.scaling_factor}) does not fit it; diffusion trains best on unit-variance latents",
-                       main_process_only=True)
+        logger.warning(
+            f"the scaled latents have std {scaled_std:.3g}, far from 1: the VAE's scaling_factor "
+            f"({vae.config.scaling_factor}) does not fit it; diffusion trains best on unit-variance latents",
+            main_process_only=True,
+        )
 
     # clip_sample=False: latents are not images in [-1, 1] (DDPM's and DDIM's default would clip their x0 there)
-    noise_scheduler = DDPMScheduler(num_train_timesteps=args.ddpm_num_steps, beta_schedule=args.ddpm_beta_schedule,
-                                    prediction_type=args.prediction_type, clip_sample=False)
+    noise_scheduler = DDPMScheduler(
+        num_train_timesteps=args.ddpm_num_steps,
+        beta_schedule=args.ddpm_beta_schedule,
+        prediction_type=args.prediction_type,
+        clip_sample=False,
+    )
     inference_scheduler_class = getattr(diffusers, INFERENCE_SCHEDULERS[args.inference_scheduler])
     inference_scheduler = inference_scheduler_class.from_config(noise_scheduler.config)
 
     # ---------------------------------------------------------------- optimisation
     optimizer = torch.optim.AdamW(
-        unet.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
-        weight_decay=args.adam_weight_decay, eps=args.adam_epsilon,
+        unet.parameters(),
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.adam_weight_decay,
+        eps=args.adam_epsilon,
     )
     # Stepped by us once per optimisation step, so warm-up and length are in optimisation steps on any world size.
-    lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
-                                 num_training_steps=max_train_steps)
+    lr_scheduler = get_scheduler(
+        args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps, num_training_steps=max_train_steps
+    )
     unet, optimizer = accelerator.prepare(unet, optimizer)
     noise = NoiseGenerator(accelerator.device, args.seed, rank)  # all random draws of a batch, per process
     accelerator.register_for_checkpointing(lr_scheduler, noise)
     ema = None
     if args.use_ema:
         unwrapped = accelerator.unwrap_model(unet)
-        ema = EMAModel(unwrapped.parameters(), decay=args.ema_max_decay, use_ema_warmup=True, inv_gamma=args.ema_inv_gamma,
-                       power=args.ema_power, foreach=True, model_cls=UNet2DModel, model_config=unwrapped.config)
+        ema = EMAModel(
+            unwrapped.parameters(),
+            decay=args.ema_max_decay,
+            use_ema_warmup=True,
+            inv_gamma=args.ema_inv_gamma,
+            power=args.ema_power,
+            foreach=True,
+            model_cls=UNet2DModel,
+            model_config=unwrapped.config,
+        )
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
 
@@ -248,12 +295,24 @@ def main(args: argparse.Namespace) -> None:
     first_epoch = global_step // steps_per_epoch
     for epoch in range(first_epoch, num_epochs):
         unet.train()
-        skip = (global_step - epoch * steps_per_epoch) * args.gradient_accumulation_steps if epoch == first_epoch else 0
-        for idx in epoch_batch_indices(len(latents.mean), epoch, args.seed, args.train_batch_size, rank, world,
-                                       usable_batches, skip, accelerator.device):
+        skip = (
+            (global_step - epoch * steps_per_epoch) * args.gradient_accumulation_steps if epoch == first_epoch else 0
+        )
+        for idx in epoch_batch_indices(
+            len(latents.mean),
+            epoch,
+            args.seed,
+            args.train_batch_size,
+            rank,
+            world,
+            usable_batches,
+            skip,
+            accelerator.device,
+        ):
             with accelerator.accumulate(unet):
-                loss = denoising_loss(unet, noise_scheduler, latents, labels, idx, noise.for_batch(batches_done),
-                                      num_classes, args)
+                loss = denoising_loss(
+                    unet, noise_scheduler, latents, labels, idx, noise.for_batch(batches_done), num_classes, args
+                )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(unet.parameters(), args.max_grad_norm)
@@ -282,8 +341,10 @@ def main(args: argparse.Namespace) -> None:
                 logs = sums.reduce(accelerator)  # across processes; also the NaN check, before any checkpoint
                 if not (math.isfinite(logs["loss"]) and weights_are_finite(unet)):
                     last = latest_checkpoint(output_dir)
-                    fail(f"non-finite loss or weights at step {global_step} ({logs}); stopped on every process. "
-                         f"Last good checkpoint: {last or 'none'}. Try a lower --learning_rate or --max_grad_norm.")
+                    fail(
+                        f"non-finite loss or weights at step {global_step} ({logs}); stopped on every process. "
+                        f"Last good checkpoint: {last or 'none'}. Try a lower --learning_rate or --max_grad_norm."
+                    )
                 logs.update(lr=lr_scheduler.get_last_lr()[0], epoch=epoch)
                 accelerator.log(logs, step=global_step)
                 run_log.append(global_step, logs)
@@ -310,14 +371,17 @@ def main(args: argparse.Namespace) -> None:
         pipe = make_pipeline(vae, model, inference_scheduler, class_names)
         pipe.save_pretrained(output_dir)
         save_sample_grid(pipe, args, output_dir / "samples.png", accelerator, global_step)
-        save_loss_curve(run_log.history, output_dir / "loss_curve.png", ("loss",), f"{args.prediction_type} MSE",
-                        log_scale=True)
+        save_loss_curve(
+            run_log.history, output_dir / "loss_curve.png", ("loss",), f"{args.prediction_type} MSE", log_scale=True
+        )
         info = {
             "command": "accelerate launch training/train_latent_diffusion.py " + shlex.join(redact(sys.argv[1:])),
             "args": public_args(args),
             "wall_time_seconds": round(run_log.wall_time, 1),
             "train_images_per_second": round(throughput, 1) if throughput else None,
-            "steps_per_second": round(throughput / global_batch / args.gradient_accumulation_steps, 2) if throughput else None,
+            "steps_per_second": round(throughput / global_batch / args.gradient_accumulation_steps, 2)
+            if throughput
+            else None,
             "hardware": hardware(),
             "num_processes": world,
             "mixed_precision": args.mixed_precision,
@@ -354,8 +418,10 @@ def load_spatial_vae(name_or_path: str, cache_dir: str | None):
     class_name = config.get("_class_name")
     if class_name not in SPATIAL_VAE_CLASSES:
         hint = " (a vector-latent VAE: diffusion needs a map of latents)" if class_name == "VAEModel" else ""
-        fail(f"--pretrained_vae_model_name_or_path {name_or_path!r} is a {class_name}{hint}, not a spatial VAE; "
-             f"give a {' or '.join(SPATIAL_VAE_CLASSES)}")
+        fail(
+            f"--pretrained_vae_model_name_or_path {name_or_path!r} is a {class_name}{hint}, not a spatial VAE; "
+            f"give a {' or '.join(SPATIAL_VAE_CLASSES)}"
+        )
     import vae_hub
 
     cls = AutoencoderKL if class_name == "AutoencoderKL" else getattr(vae_hub, class_name, None)
@@ -397,7 +463,9 @@ def find_classes(split: datasets.Dataset, class_column: str | None) -> tuple[str
     bad = ((values < 0) | (values >= len(names))).nonzero()
     if len(bad):
         row = int(bad[0])
-        raise DataError(f"row {row} of column {column!r} has label {int(values[row])}, not a class in 0..{len(names) - 1}")
+        raise DataError(
+            f"row {row} of column {column!r} has label {int(values[row])}, not a class in 0..{len(names) - 1}"
+        )
     return column, names
 
 
@@ -416,23 +484,42 @@ def build_unet(args: argparse.Namespace, latent_shape: tuple[int, int, int], num
             "layers_per_block": args.layers_per_block,
             "norm_num_groups": args.norm_num_groups,
             "attention_head_dim": args.attention_head_dim,
-            "down_block_types": tuple("AttnDownBlock2D" if i in args.attention_levels else "DownBlock2D" for i in levels),
-            "up_block_types": tuple("AttnUpBlock2D" if i in args.attention_levels else "UpBlock2D" for i in reversed(levels)),
+            "down_block_types": tuple(
+                "AttnDownBlock2D" if i in args.attention_levels else "DownBlock2D" for i in levels
+            ),
+            "up_block_types": tuple(
+                "AttnUpBlock2D" if i in args.attention_levels else "UpBlock2D" for i in reversed(levels)
+            ),
         }
-    config.update(sample_size=size, in_channels=channels, out_channels=channels,
-                  num_class_embeds=num_classes + 1 if num_classes else None, class_embed_type=None)
+    config.update(
+        sample_size=size,
+        in_channels=channels,
+        out_channels=channels,
+        num_class_embeds=num_classes + 1 if num_classes else None,
+        class_embed_type=None,
+    )
     factor = 2 ** (len(config.get("block_out_channels", (0,))) - 1)
     if size % factor:
-        fail(f"the latents are {size}×{size}, not divisible by the UNet's downsampling ({factor}×): "
-             "use fewer --block_out_channels levels or another --resolution")
+        fail(
+            f"the latents are {size}×{size}, not divisible by the UNet's downsampling ({factor}×): "
+            "use fewer --block_out_channels levels or another --resolution"
+        )
     try:
         return UNet2DModel(**config)
     except (ValueError, TypeError) as err:
         fail(f"bad UNet config: {err}")
 
 
-def denoising_loss(unet, noise_scheduler: DDPMScheduler, latents: SimpleNamespace, labels: torch.Tensor | None,
-                   idx: torch.Tensor, generator: torch.Generator, num_classes: int, args: argparse.Namespace) -> torch.Tensor:
+def denoising_loss(
+    unet,
+    noise_scheduler: DDPMScheduler,
+    latents: SimpleNamespace,
+    labels: torch.Tensor | None,
+    idx: torch.Tensor,
+    generator: torch.Generator,
+    num_classes: int,
+    args: argparse.Namespace,
+) -> torch.Tensor:
     """The diffusion loss of one batch: MSE of the predicted ε (or v) at random timesteps, Min-SNR weighted if asked.
 
     Every random draw (posterior ε, diffusion noise, timesteps, label dropout) comes from ``generator``, in this order.
@@ -440,7 +527,9 @@ def denoising_loss(unet, noise_scheduler: DDPMScheduler, latents: SimpleNamespac
     z = sample_latents(latents, idx, generator)
     device = z.device
     noise = torch.randn(z.shape, generator=generator, device=device)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z),), generator=generator, device=device)
+    timesteps = torch.randint(
+        0, noise_scheduler.config.num_train_timesteps, (len(z),), generator=generator, device=device
+    )
     class_labels = None
     if num_classes:
         dropped = torch.rand(len(z), generator=generator, device=device) < args.conditioning_dropout_prob
@@ -452,22 +541,29 @@ def denoising_loss(unet, noise_scheduler: DDPMScheduler, latents: SimpleNamespac
 
 
 def make_pipeline(vae, unet: UNet2DModel, scheduler, class_names: list[str]) -> LatentDiffusionPipeline:
-    pipe = LatentDiffusionPipeline(vae=vae, unet=unet, scheduler=scheduler,
-                                   id2label=dict(enumerate(class_names)) if class_names else None)
+    pipe = LatentDiffusionPipeline(
+        vae=vae, unet=unet, scheduler=scheduler, id2label=dict(enumerate(class_names)) if class_names else None
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
 @torch.no_grad()
-def save_sample_grid(pipe: LatentDiffusionPipeline, args: argparse.Namespace, path: Path, accelerator: Accelerator,
-                     step: int) -> None:
+def save_sample_grid(
+    pipe: LatentDiffusionPipeline, args: argparse.Namespace, path: Path, accelerator: Accelerator, step: int
+) -> None:
     """``num_validation_images`` samples of every class, a row per class (of the first ``MAX_GRID_ROWS`` classes; 8 rows
     of unconditional samples for an unconditional model), seeded with --seed; saved as PNG and logged to tensorboard."""
     generator = torch.Generator(device=pipe.unet.device).manual_seed(args.seed)
     rows = list(range(min(pipe.num_classes, MAX_GRID_ROWS))) or None
-    images = pipe(rows, num_images_per_class=args.num_validation_images if rows else 8 * args.num_validation_images,
-                  num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
-                  generator=generator, output_type="pt").images
+    images = pipe(
+        rows,
+        num_images_per_class=args.num_validation_images if rows else 8 * args.num_validation_images,
+        num_inference_steps=args.num_inference_steps,
+        guidance_scale=args.guidance_scale,
+        generator=generator,
+        output_type="pt",
+    ).images
     grid = make_grid(images * 2 - 1, nrow=args.num_validation_images, scale=2)
     grid.save(path)
     for tracker in accelerator.trackers:

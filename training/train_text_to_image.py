@@ -58,8 +58,11 @@ NUM_DEFAULT_PROMPTS = 4  # validation prompts taken from the captions when --val
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # allow_abbrev=False: an abbreviated --hub_tok would slip past the redaction of --hub_token
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        allow_abbrev=False,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     data = p.add_argument_group("data")
     add_data_source_args(data)
     data.add_argument("--caption_column", type=str, default="text", help="The column of captions.")
@@ -67,49 +70,84 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--resolution", type=int, default=None, help="Image size; default: the VAE's sample_size.")
     data.add_argument("--max_train_samples", type=int, default=None)
     data.add_argument("--cache_dir", type=str, default=None)
-    data.add_argument("--encode_batch_size", type=int, default=256, help="Images per VAE call when encoding the data once.")
+    data.add_argument(
+        "--encode_batch_size", type=int, default=256, help="Images per VAE call when encoding the data once."
+    )
 
     text = p.add_argument_group("tokenizer and text encoder (a CLIPTextModel, trained with the UNet)")
-    text.add_argument("--pretrained_text_encoder_model_name_or_path", type=str, default=None,
-                      help="A mini CLIP folder (training/train_clip.py; or any CLIPTextModel folder with a tokenizer/): "
-                           "its text tower and tokenizer, kept frozen as Stable Diffusion keeps CLIP's, instead of a "
-                           "new text encoder trained with the UNet. The --tokenizer_vocab_size and --text_* flags are "
-                           "then unused.")
-    text.add_argument("--tokenizer_vocab_size", type=int, default=2048,
-                      help=f"BPE learned from the training captions: at most this many tokens (≥ {MIN_VOCAB_SIZE}).")
+    text.add_argument(
+        "--pretrained_text_encoder_model_name_or_path",
+        type=str,
+        default=None,
+        help="A mini CLIP folder (training/train_clip.py; or any CLIPTextModel folder with a tokenizer/): "
+        "its text tower and tokenizer, kept frozen as Stable Diffusion keeps CLIP's, instead of a "
+        "new text encoder trained with the UNet. The --tokenizer_vocab_size and --text_* flags are "
+        "then unused.",
+    )
+    text.add_argument(
+        "--tokenizer_vocab_size",
+        type=int,
+        default=2048,
+        help=f"BPE learned from the training captions: at most this many tokens (≥ {MIN_VOCAB_SIZE}).",
+    )
     text.add_argument("--text_hidden_size", type=int, default=128, help="Also the UNet's cross_attention_dim.")
     text.add_argument("--text_layers", type=int, default=2)
     text.add_argument("--text_heads", type=int, default=4)
 
     model = p.add_argument_group("model")
-    model.add_argument("--pretrained_vae_model_name_or_path", type=str, required=True,
-                       help="A diffusers AutoencoderKL folder or Hub id, kept frozen.")
-    add_unet_args(model, attention_levels=[0, 1], attention_help="cross-attention to the text",
-                  dropout_help='the empty caption ""')
+    model.add_argument(
+        "--pretrained_vae_model_name_or_path",
+        type=str,
+        required=True,
+        help="A diffusers AutoencoderKL folder or Hub id, kept frozen.",
+    )
+    add_unet_args(
+        model,
+        attention_levels=[0, 1],
+        attention_help="cross-attention to the text",
+        dropout_help='the empty caption ""',
+    )
 
-    add_diffusion_args(p.add_argument_group("diffusion"), grids="validation grids", num_inference_steps=25,
-                       guidance_scale=4.0, noise_offset=True)
+    add_diffusion_args(
+        p.add_argument_group("diffusion"),
+        grids="validation grids",
+        num_inference_steps=25,
+        guidance_scale=4.0,
+        noise_offset=True,
+    )
 
     opt = p.add_argument_group("optimisation")
-    add_optimizer_args(opt, num_train_epochs=100, learning_rate=1e-4, lr_warmup_steps=500, adam_weight_decay=1e-2,
-                       max_grad_norm=1.0)
+    add_optimizer_args(
+        opt, num_train_epochs=100, learning_rate=1e-4, lr_warmup_steps=500, adam_weight_decay=1e-2, max_grad_norm=1.0
+    )
     add_ema_args(opt, ema_help="Keep an EMA (diffusers' EMAModel) of the UNet and of the text encoder, and ship it.")
     opt.add_argument("--seed", type=int, default=0)
 
     state = p.add_argument_group("outputs and state")
     add_output_args(state, validation_epochs=5, validation_help="Save a grid for --validation_prompts every N epochs.")
-    state.add_argument("--validation_prompts", type=str, nargs="+", default=None,
-                       help=f"Prompts of the validation grid, a row each; default: the first {NUM_DEFAULT_PROMPTS} "
-                            "distinct training captions.")
+    state.add_argument(
+        "--validation_prompts",
+        type=str,
+        nargs="+",
+        default=None,
+        help=f"Prompts of the validation grid, a row each; default: the first {NUM_DEFAULT_PROMPTS} "
+        "distinct training captions.",
+    )
     state.add_argument("--num_validation_images", type=int, default=4, help="Images per prompt in the grids.")
 
     args = p.parse_args(argv)
-    check_shared_args(p, args, counts=("num_validation_images", *DIFFUSION_COUNTS, "text_hidden_size", "text_layers",
-                                       "text_heads"), reals=(*DIFFUSION_REALS, "noise_offset"))
+    check_shared_args(
+        p,
+        args,
+        counts=("num_validation_images", *DIFFUSION_COUNTS, "text_hidden_size", "text_layers", "text_heads"),
+        reals=(*DIFFUSION_REALS, "noise_offset"),
+    )
     check_diffusion_args(p, args)
     if args.tokenizer_vocab_size < MIN_VOCAB_SIZE:
-        p.error(f"--tokenizer_vocab_size must be at least {MIN_VOCAB_SIZE} (every byte, alone and at a word's end, "
-                f"and bos/eos), got {args.tokenizer_vocab_size}")
+        p.error(
+            f"--tokenizer_vocab_size must be at least {MIN_VOCAB_SIZE} (every byte, alone and at a word's end, "
+            f"and bos/eos), got {args.tokenizer_vocab_size}"
+        )
     if args.text_hidden_size % args.text_heads:
         p.error(f"--text_hidden_size ({args.text_hidden_size}) must be a multiple of --text_heads ({args.text_heads})")
     if args.validation_prompts is not None and not all(prompt.strip() for prompt in args.validation_prompts):
@@ -187,8 +225,11 @@ def main(args: argparse.Namespace) -> None:
     image_column = find_image_column(train_split, args.image_column)
     train_split, captions, dropped = captioned_rows(train_split, args.caption_column)
     if dropped:
-        logger.warning(f"dropped {dropped} of {dropped + len(captions)} rows with an empty or missing caption "
-                       f"(column {args.caption_column!r})", main_process_only=True)
+        logger.warning(
+            f"dropped {dropped} of {dropped + len(captions)} rows with an empty or missing caption "
+            f"(column {args.caption_column!r})",
+            main_process_only=True,
+        )
     if args.pretrained_text_encoder_model_name_or_path:  # frozen: its hidden states never change
         try:
             text_encoder, tokenizer = load_text_encoder(args.pretrained_text_encoder_model_name_or_path)
@@ -207,8 +248,10 @@ def main(args: argparse.Namespace) -> None:
     batches_per_epoch = len(train_split) // global_batch
     steps_per_epoch = batches_per_epoch // args.gradient_accumulation_steps
     if steps_per_epoch == 0:
-        fail(f"the train split has {len(train_split)} captioned images, fewer than one optimisation step needs "
-             f"({global_batch} per batch × {args.gradient_accumulation_steps} accumulation): lower --train_batch_size")
+        fail(
+            f"the train split has {len(train_split)} captioned images, fewer than one optimisation step needs "
+            f"({global_batch} per batch × {args.gradient_accumulation_steps} accumulation): lower --train_batch_size"
+        )
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
     prompts = args.validation_prompts or list(dict.fromkeys(captions))[:NUM_DEFAULT_PROMPTS]
@@ -222,24 +265,37 @@ def main(args: argparse.Namespace) -> None:
     empty_ids = tokenize(tokenizer, [""]).to(accelerator.device)  # (1, model_max_length): the unconditional input
     scaled_std = latent_std(latents, args.seed)
     if not 0.5 < scaled_std < 2:
-        logger.warning(f"the scaled latents have std {scaled_std:.3g}, far from 1: the VAE's scaling_factor "
-                       f"({vae.config.scaling_factor}) does not fit it; diffusion trains best on unit-variance latents",
-                       main_process_only=True)
+        logger.warning(
+            f"the scaled latents have std {scaled_std:.3g}, far from 1: the VAE's scaling_factor "
+            f"({vae.config.scaling_factor}) does not fit it; diffusion trains best on unit-variance latents",
+            main_process_only=True,
+        )
 
     # clip_sample=False: latents are not images in [-1, 1] (DDPM's and DDIM's default would clip their x0 there);
     # steps_offset=1: Stable Diffusion's, which StableDiffusionPipeline otherwise warns about and changes on loading
-    noise_scheduler = DDPMScheduler(num_train_timesteps=args.ddpm_num_steps, beta_schedule=args.ddpm_beta_schedule,
-                                    prediction_type=args.prediction_type, clip_sample=False, steps_offset=1)
+    noise_scheduler = DDPMScheduler(
+        num_train_timesteps=args.ddpm_num_steps,
+        beta_schedule=args.ddpm_beta_schedule,
+        prediction_type=args.prediction_type,
+        clip_sample=False,
+        steps_offset=1,
+    )
     inference_scheduler_class = getattr(diffusers, INFERENCE_SCHEDULERS[args.inference_scheduler])
     inference_scheduler = inference_scheduler_class.from_config(noise_scheduler.config)
 
     # ---------------------------------------------------------------- optimisation
     parameters = [*unet.parameters(), *(text_encoder.parameters() if train_text_encoder else [])]
-    optimizer = torch.optim.AdamW(parameters, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
-                                  weight_decay=args.adam_weight_decay, eps=args.adam_epsilon)
+    optimizer = torch.optim.AdamW(
+        parameters,
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        weight_decay=args.adam_weight_decay,
+        eps=args.adam_epsilon,
+    )
     # Stepped by us once per optimisation step, so warm-up and length are in optimisation steps on any world size.
-    lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
-                                 num_training_steps=max_train_steps)
+    lr_scheduler = get_scheduler(
+        args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps, num_training_steps=max_train_steps
+    )
     if train_text_encoder:
         unet, text_encoder, optimizer = accelerator.prepare(unet, text_encoder, optimizer)
     else:
@@ -251,9 +307,16 @@ def main(args: argparse.Namespace) -> None:
     if args.use_ema:
         for name, model in trained.items():
             unwrapped = accelerator.unwrap_model(model)
-            emas[name] = EMAModel(unwrapped.parameters(), decay=args.ema_max_decay, use_ema_warmup=True,
-                                  inv_gamma=args.ema_inv_gamma, power=args.ema_power, foreach=True,
-                                  model_cls=type(unwrapped), model_config=unwrapped.config)
+            emas[name] = EMAModel(
+                unwrapped.parameters(),
+                decay=args.ema_max_decay,
+                use_ema_warmup=True,
+                inv_gamma=args.ema_inv_gamma,
+                power=args.ema_power,
+                foreach=True,
+                model_cls=type(unwrapped),
+                model_config=unwrapped.config,
+            )
             emas[name].to(accelerator.device)
             accelerator.register_for_checkpointing(emas[name])
 
@@ -272,8 +335,13 @@ def main(args: argparse.Namespace) -> None:
 
     def pipeline() -> StableDiffusionPipeline:
         """The pipeline of the models as they are now (unwrapped, in eval mode)."""
-        return make_pipeline(vae, accelerator.unwrap_model(text_encoder).eval(), tokenizer,
-                             accelerator.unwrap_model(unet).eval(), inference_scheduler)
+        return make_pipeline(
+            vae,
+            accelerator.unwrap_model(text_encoder).eval(),
+            tokenizer,
+            accelerator.unwrap_model(unet).eval(),
+            inference_scheduler,
+        )
 
     def sample_grid(step: int) -> None:
         """The validation grid, a row per prompt (main process; the EMA weights when kept)."""
@@ -297,12 +365,24 @@ def main(args: argparse.Namespace) -> None:
     for epoch in range(first_epoch, num_epochs):
         for model in trained.values():
             model.train()
-        skip = (global_step - epoch * steps_per_epoch) * args.gradient_accumulation_steps if epoch == first_epoch else 0
-        for idx in epoch_batch_indices(len(latents.mean), epoch, args.seed, args.train_batch_size, rank, world,
-                                       usable_batches, skip, accelerator.device):
+        skip = (
+            (global_step - epoch * steps_per_epoch) * args.gradient_accumulation_steps if epoch == first_epoch else 0
+        )
+        for idx in epoch_batch_indices(
+            len(latents.mean),
+            epoch,
+            args.seed,
+            args.train_batch_size,
+            rank,
+            world,
+            usable_batches,
+            skip,
+            accelerator.device,
+        ):
             with accelerator.accumulate(*trained.values()):
-                loss = denoising_loss(unet, text_encoder, noise_scheduler, latents, text, idx,
-                                      noise.for_batch(batches_done), args)
+                loss = denoising_loss(
+                    unet, text_encoder, noise_scheduler, latents, text, idx, noise.for_batch(batches_done), args
+                )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(parameters, args.max_grad_norm)
@@ -332,8 +412,10 @@ def main(args: argparse.Namespace) -> None:
                 logs = sums.reduce(accelerator)  # across processes; also the NaN check, before any checkpoint
                 if not (math.isfinite(logs["loss"]) and weights_are_finite(unet) and weights_are_finite(text_encoder)):
                     last = latest_checkpoint(output_dir)
-                    fail(f"non-finite loss or weights at step {global_step} ({logs}); stopped on every process. "
-                         f"Last good checkpoint: {last or 'none'}. Try a lower --learning_rate or --max_grad_norm.")
+                    fail(
+                        f"non-finite loss or weights at step {global_step} ({logs}); stopped on every process. "
+                        f"Last good checkpoint: {last or 'none'}. Try a lower --learning_rate or --max_grad_norm."
+                    )
                 logs.update(lr=lr_scheduler.get_last_lr()[0], epoch=epoch)
                 accelerator.log(logs, step=global_step)
                 run_log.append(global_step, logs)
@@ -360,14 +442,17 @@ def main(args: argparse.Namespace) -> None:
         pipe.save_pretrained(output_dir)
         write_vocab_files(tokenizer, output_dir / "tokenizer")  # vocab.json, merges.txt: what older readers need
         save_sample_grid(pipe, prompts, args, output_dir / "samples.png", accelerator, global_step)
-        save_loss_curve(run_log.history, output_dir / "loss_curve.png", ("loss",), f"{args.prediction_type} MSE",
-                        log_scale=True)
+        save_loss_curve(
+            run_log.history, output_dir / "loss_curve.png", ("loss",), f"{args.prediction_type} MSE", log_scale=True
+        )
         info = {
             "command": "accelerate launch training/train_text_to_image.py " + shlex.join(redact(sys.argv[1:])),
             "args": public_args(args),
             "wall_time_seconds": round(run_log.wall_time, 1),
             "train_images_per_second": round(throughput, 1) if throughput else None,
-            "steps_per_second": round(throughput / global_batch / args.gradient_accumulation_steps, 2) if throughput else None,
+            "steps_per_second": round(throughput / global_batch / args.gradient_accumulation_steps, 2)
+            if throughput
+            else None,
             "hardware": hardware(),
             "num_processes": world,
             "mixed_precision": args.mixed_precision,
@@ -395,8 +480,10 @@ def main(args: argparse.Namespace) -> None:
             "versions": text_versions(),
         }
         (output_dir / "training_info.json").write_text(json.dumps(info, indent=2))
-        metrics = {"final_train_loss": run_log.history[-1]["loss"] if run_log.history else None,
-                   "loss": "denoising MSE (see args)"}
+        metrics = {
+            "final_train_loss": run_log.history[-1]["loss"] if run_log.history else None,
+            "loss": "denoising MSE (see args)",
+        }
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         write_card(output_dir, repo_id=args.hub_model_id)
         if args.push_to_hub:
@@ -413,9 +500,11 @@ def load_autoencoder_kl(name_or_path: str, cache_dir: str | None) -> Autoencoder
         fail(f"cannot load --pretrained_vae_model_name_or_path {name_or_path!r}: {err}")
     class_name = config.get("_class_name")
     if class_name != "AutoencoderKL":
-        fail(f"--pretrained_vae_model_name_or_path {name_or_path!r} is a {class_name}, not an AutoencoderKL: a "
-             "StableDiffusionPipeline folder must load without vae-hub; train one with train_vae.py "
-             "--model_type autoencoderkl or take a diffusers AutoencoderKL")
+        fail(
+            f"--pretrained_vae_model_name_or_path {name_or_path!r} is a {class_name}, not an AutoencoderKL: a "
+            "StableDiffusionPipeline folder must load without vae-hub; train one with train_vae.py "
+            "--model_type autoencoderkl or take a diffusers AutoencoderKL"
+        )
     try:
         vae = AutoencoderKL.from_pretrained(name_or_path, cache_dir=cache_dir)
     except (OSError, ValueError) as err:
@@ -430,31 +519,50 @@ def build_text_encoder(args: argparse.Namespace, tokenizer: CLIPTokenizer) -> CL
     return CLIPTextModel(clip_text_config(tokenizer, args.text_hidden_size, args.text_layers, args.text_heads))
 
 
-def build_unet(args: argparse.Namespace, latent_shape: tuple[int, int, int],
-               cross_attention_dim: int) -> UNet2DConditionModel:
+def build_unet(
+    args: argparse.Namespace, latent_shape: tuple[int, int, int], cross_attention_dim: int
+) -> UNet2DConditionModel:
     """A ``UNet2DConditionModel`` on the latents, cross-attending at --attention_levels to the text encoder's hidden
     states (``cross_attention_dim`` wide: its hidden_size)."""
     channels, size, _ = latent_shape
     levels = range(len(args.block_out_channels))
     factor = 2 ** (len(args.block_out_channels) - 1)
     if size % factor:
-        fail(f"the latents are {size}×{size}, not divisible by the UNet's downsampling ({factor}×): "
-             "use fewer --block_out_channels levels or another --resolution")
+        fail(
+            f"the latents are {size}×{size}, not divisible by the UNet's downsampling ({factor}×): "
+            "use fewer --block_out_channels levels or another --resolution"
+        )
     try:
         return UNet2DConditionModel(
-            sample_size=size, in_channels=channels, out_channels=channels,
-            block_out_channels=tuple(args.block_out_channels), layers_per_block=args.layers_per_block,
-            norm_num_groups=args.norm_num_groups, attention_head_dim=args.attention_head_dim,
+            sample_size=size,
+            in_channels=channels,
+            out_channels=channels,
+            block_out_channels=tuple(args.block_out_channels),
+            layers_per_block=args.layers_per_block,
+            norm_num_groups=args.norm_num_groups,
+            attention_head_dim=args.attention_head_dim,
             cross_attention_dim=cross_attention_dim,
-            down_block_types=tuple("CrossAttnDownBlock2D" if i in args.attention_levels else "DownBlock2D" for i in levels),
-            up_block_types=tuple("CrossAttnUpBlock2D" if i in args.attention_levels else "UpBlock2D" for i in reversed(levels)),
+            down_block_types=tuple(
+                "CrossAttnDownBlock2D" if i in args.attention_levels else "DownBlock2D" for i in levels
+            ),
+            up_block_types=tuple(
+                "CrossAttnUpBlock2D" if i in args.attention_levels else "UpBlock2D" for i in reversed(levels)
+            ),
         )
     except (ValueError, TypeError) as err:
         fail(f"bad UNet config: {err}")
 
 
-def denoising_loss(unet, text_encoder, noise_scheduler: DDPMScheduler, latents: SimpleNamespace, text: SimpleNamespace,
-                   idx: torch.Tensor, generator: torch.Generator, args: argparse.Namespace) -> torch.Tensor:
+def denoising_loss(
+    unet,
+    text_encoder,
+    noise_scheduler: DDPMScheduler,
+    latents: SimpleNamespace,
+    text: SimpleNamespace,
+    idx: torch.Tensor,
+    generator: torch.Generator,
+    args: argparse.Namespace,
+) -> torch.Tensor:
     """The diffusion loss of one batch, text encoder included: MSE of the predicted ε (or v) at random timesteps.
 
     Every random draw (posterior ε, diffusion noise, noise offset, timesteps, caption dropout) comes from
@@ -465,7 +573,9 @@ def denoising_loss(unet, text_encoder, noise_scheduler: DDPMScheduler, latents: 
     noise = torch.randn(z.shape, generator=generator, device=device)
     if args.noise_offset:
         noise = noise + args.noise_offset * torch.randn((*z.shape[:2], 1, 1), generator=generator, device=device)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z),), generator=generator, device=device)
+    timesteps = torch.randint(
+        0, noise_scheduler.config.num_train_timesteps, (len(z),), generator=generator, device=device
+    )
     dropped = torch.rand(len(z), generator=generator, device=device) < args.conditioning_dropout_prob
     input_ids = torch.where(dropped[:, None], text.empty, text.ids[idx])
     encoder_hidden_states = text_encoder(input_ids)[0]  # last_hidden_state, what the pipeline gives the UNet
@@ -475,23 +585,43 @@ def denoising_loss(unet, text_encoder, noise_scheduler: DDPMScheduler, latents: 
     return denoising_mse(prediction, target, noise_scheduler, timesteps, args.snr_gamma)
 
 
-def make_pipeline(vae: AutoencoderKL, text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer,
-                  unet: UNet2DConditionModel, scheduler) -> StableDiffusionPipeline:
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+def make_pipeline(
+    vae: AutoencoderKL, text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, unet: UNet2DConditionModel, scheduler
+) -> StableDiffusionPipeline:
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
 @torch.no_grad()
-def save_sample_grid(pipe: StableDiffusionPipeline, prompts: list[str], args: argparse.Namespace, path: Path,
-                     accelerator: Accelerator, step: int) -> None:
+def save_sample_grid(
+    pipe: StableDiffusionPipeline,
+    prompts: list[str],
+    args: argparse.Namespace,
+    path: Path,
+    accelerator: Accelerator,
+    step: int,
+) -> None:
     """``num_validation_images`` samples of every prompt, a row per prompt, seeded with --seed; saved as PNG and
     logged to tensorboard."""
     generator = torch.Generator(device=pipe.unet.device).manual_seed(args.seed)
-    images = pipe(prompts, num_images_per_prompt=args.num_validation_images, num_inference_steps=args.num_inference_steps,
-                  guidance_scale=args.guidance_scale, generator=generator, output_type="pt").images
+    images = pipe(
+        prompts,
+        num_images_per_prompt=args.num_validation_images,
+        num_inference_steps=args.num_inference_steps,
+        guidance_scale=args.guidance_scale,
+        generator=generator,
+        output_type="pt",
+    ).images
     grid = make_grid(images * 2 - 1, nrow=args.num_validation_images, scale=2)
     grid.save(path)
     for tracker in accelerator.trackers:

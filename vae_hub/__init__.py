@@ -8,8 +8,14 @@ import importlib
 
 
 __version__ = "0.1.0"
-_SUBMODULES = {"AutoencoderKLWithLikelihood": "models", "LatentDiffusionPipeline": "pipelines",
-               "SpatialVAEModel": "models", "VAEModel": "models", "VAEOutput": "models", "fit_mixture_prior": "prior"}
+_SUBMODULES = {
+    "AutoencoderKLWithLikelihood": "models",
+    "LatentDiffusionPipeline": "pipelines",
+    "SpatialVAEModel": "models",
+    "VAEModel": "models",
+    "VAEOutput": "models",
+    "fit_mixture_prior": "prior",
+}
 __all__ = list(_SUBMODULES)
 
 

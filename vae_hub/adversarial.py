@@ -28,8 +28,11 @@ class PatchDiscriminator(nn.Module):
         layers, c = [nn.Conv2d(in_channels, channels, 4, stride=2, padding=1), nn.LeakyReLU(0.2)], channels
         for i in range(1, num_layers):
             c_out = channels * min(2**i, 8)
-            layers += [nn.Conv2d(c, c_out, 4, stride=2, padding=1), nn.GroupNorm(min(groups, c_out), c_out),
-                       nn.LeakyReLU(0.2)]
+            layers += [
+                nn.Conv2d(c, c_out, 4, stride=2, padding=1),
+                nn.GroupNorm(min(groups, c_out), c_out),
+                nn.LeakyReLU(0.2),
+            ]
             c = c_out
         layers.append(nn.Conv2d(c, 1, 3, padding=1))
         self.net = nn.Sequential(*layers)
@@ -48,12 +51,13 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
-def adaptive_weight(reconstruction: torch.Tensor, adversarial: torch.Tensor, last_layer: torch.Tensor,
-                    max_weight: float = 1e4) -> torch.Tensor:
+def adaptive_weight(
+    reconstruction: torch.Tensor, adversarial: torch.Tensor, last_layer: torch.Tensor, max_weight: float = 1e4
+) -> torch.Tensor:
     """‖∇ reconstruction‖ / (‖∇ adversarial‖ + 1e-4) at ``last_layer``, clamped to [0, max_weight], detached.
 
     Both losses must still have their graphs (the gradients are taken with ``retain_graph=True``).
     """
-    rec_grad, = torch.autograd.grad(reconstruction, last_layer, retain_graph=True)
-    adv_grad, = torch.autograd.grad(adversarial, last_layer, retain_graph=True)
+    (rec_grad,) = torch.autograd.grad(reconstruction, last_layer, retain_graph=True)
+    (adv_grad,) = torch.autograd.grad(adversarial, last_layer, retain_graph=True)
     return (rec_grad.norm() / (adv_grad.norm() + 1e-4)).clamp(0.0, max_weight).detach()

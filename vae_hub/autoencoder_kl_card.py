@@ -44,16 +44,32 @@ def build_autoencoder_kl_card(folder, repo_id: str | None = None, *, dataset_id:
     names = card_names(folder, repo_id)
     description = describe_model(folder, model, dataset_md)
     rows = description.metrics
-    eval_results = [
-        EvalResult(task_type=PIPELINE_TAG, task_name="Image reconstruction", dataset_type=dataset_label,
-                   dataset_name=dataset_label, dataset_split=metrics.get("split"), metric_type=row["type"],
-                   metric_name=row["name"], metric_value=row["value"])
-        for row in rows
-    ] if rows and dataset_label else None
+    eval_results = (
+        [
+            EvalResult(
+                task_type=PIPELINE_TAG,
+                task_name="Image reconstruction",
+                dataset_type=dataset_label,
+                dataset_name=dataset_label,
+                dataset_split=metrics.get("split"),
+                metric_type=row["type"],
+                metric_name=row["name"],
+                metric_value=row["value"],
+            )
+            for row in rows
+        ]
+        if rows and dataset_label
+        else None
+    )
     card_data = ModelCardData(
-        library_name="diffusers", license=LICENSE, tags=list(CARD_TAGS), pipeline_tag=PIPELINE_TAG,
-        datasets=[dataset_id] if dataset_id else None, base_model=hub_id(info.get("base_model")),
-        model_name=names["name"] if eval_results else None, eval_results=eval_results,
+        library_name="diffusers",
+        license=LICENSE,
+        tags=list(CARD_TAGS),
+        pipeline_tag=PIPELINE_TAG,
+        datasets=[dataset_id] if dataset_id else None,
+        base_model=hub_id(info.get("base_model")),
+        model_name=names["name"] if eval_results else None,
+        eval_results=eval_results,
     )
     notes = folder / NOTES_NAME
     return ModelCard.from_template(
@@ -75,8 +91,12 @@ def build_autoencoder_kl_card(folder, repo_id: str | None = None, *, dataset_id:
         latents=metrics.get("latents"),
         architecture=description.architecture,
         scaling_note=scaling_note(info.get("scaling_factor")),
-        training_section=render_section("training", kind="model", training_rows=description.training,
-                                        command=shareable_command(info.get("command"))),
+        training_section=render_section(
+            "training",
+            kind="model",
+            training_rows=description.training,
+            command=shareable_command(info.get("command")),
+        ),
         cell=table_cell,
     )
 
@@ -86,7 +106,8 @@ def scaling_note(record) -> str | None:
     if not isinstance(record, dict):
         return None
     if record.get("kept_from_base_model"):
-        return (f"`scaling_factor` {record['value']:.5g} is the base model's, kept on purpose (a diffusion model trained "
-                f"on its latents depends on it); this model's own latents measure {record['measured']:.5g}.")
+        return (
+            f"`scaling_factor` {record['value']:.5g} is the base model's, kept on purpose (a diffusion model trained "
+            f"on its latents depends on it); this model's own latents measure {record['measured']:.5g}."
+        )
     return f"`scaling_factor` {record['value']:.5g} was measured as 1 / std of this model's training latents."
-

@@ -92,13 +92,26 @@ def _validate_config(cfg: dict) -> None:
         need(positive_int(cfg[field]), field, "must be a positive integer")
     need(positive_int(cfg["num_classes"]) and cfg["num_classes"] >= 2, "num_classes", "must be an integer >= 2")
     names = cfg["class_names"]
-    need(names is None or (isinstance(names, (list, tuple)) and len(names) == cfg["num_classes"]
-                           and all(isinstance(n, str) for n in names)),
-         "class_names", f"must be None or {cfg['num_classes']} strings (one per class)")
+    need(
+        names is None
+        or (
+            isinstance(names, (list, tuple))
+            and len(names) == cfg["num_classes"]
+            and all(isinstance(n, str) for n in names)
+        ),
+        "class_names",
+        f"must be None or {cfg['num_classes']} strings (one per class)",
+    )
     stages = cfg["channels"]
-    need(isinstance(stages, (list, tuple)) and len(stages) > 0 and all(positive_int(c) for c in stages), "channels",
-         "must be a non-empty sequence of positive integers")
-    need(isinstance(stages, (list, tuple)) and cfg["sample_size"] >= 2 ** (len(stages) - 1), "sample_size",
-         "must be at least 2**(len(channels) - 1) (one 2x2 pooling between stages)")
+    need(
+        isinstance(stages, (list, tuple)) and len(stages) > 0 and all(positive_int(c) for c in stages),
+        "channels",
+        "must be a non-empty sequence of positive integers",
+    )
+    need(
+        isinstance(stages, (list, tuple)) and cfg["sample_size"] >= 2 ** (len(stages) - 1),
+        "sample_size",
+        "must be at least 2**(len(channels) - 1) (one 2x2 pooling between stages)",
+    )
     need(cfg["act_fn"] in ACT2CLS, "act_fn", f"must be one of {sorted(ACT2CLS)}")
     need(isinstance(cfg["dropout"], (int, float)) and 0 <= cfg["dropout"] < 1, "dropout", "must be in [0, 1)")

@@ -1,9 +1,9 @@
 """The credits a model's training data asks for, read from the run's record or from the dataset's README.
 
-    training_data_credits(info, readme)   what the run recorded (``--dataset_credit`` and the dataset card's licence,
-                                          ``vae_hub.data.data_credits``), else ``readme_credits(readme)``
-    readme_credits(readme)                the sources and licences a dataset README's licence section lists
-    dataset_readme(name)                  the README of a dataset folder (or a reachable Hub dataset)
+training_data_credits(info, readme)   what the run recorded (``--dataset_credit`` and the dataset card's licence,
+                                      ``vae_hub.data.data_credits``), else ``readme_credits(readme)``
+readme_credits(readme)                the sources and licences a dataset README's licence section lists
+dataset_readme(name)                  the README of a dataset folder (or a reachable Hub dataset)
 """
 
 import re

@@ -99,7 +99,9 @@ def find_image_column(dataset: datasets.Dataset, image_column: str | None = None
     if image_column not in features:
         raise DataError(f"--image_column {image_column!r} is not a column; the columns are {list(features)}")
     if image_column not in image_columns:
-        raise DataError(f"column {image_column!r} holds {features[image_column]!r}, not images; image columns: {image_columns}")
+        raise DataError(
+            f"column {image_column!r} holds {features[image_column]!r}, not images; image columns: {image_columns}"
+        )
     return image_column
 
 
@@ -129,7 +131,9 @@ def select_splits(
         if name in dataset and len(dataset[name]) > 0:
             return train, dataset[name], name
     if not 0 < validation_split < 1:
-        raise DataError(f"the dataset has no test/validation split and --validation_split={validation_split} is not in (0, 1)")
+        raise DataError(
+            f"the dataset has no test/validation split and --validation_split={validation_split} is not in (0, 1)"
+        )
     try:
         parts = train.train_test_split(test_size=validation_split, seed=seed)
     except ValueError as err:  # datasets refuses a split that would leave one side empty
@@ -208,7 +212,9 @@ def load_split(
     if max_samples is not None:
         dataset = dataset.select(range(min(max_samples, len(dataset))))
     column = find_image_column(dataset, image_column)
-    return decode_images(dataset, column, resolution, channels, find_label_column(dataset), f"decoding {split}", progress)
+    return decode_images(
+        dataset, column, resolution, channels, find_label_column(dataset), f"decoding {split}", progress
+    )
 
 
 class StreamingImages(torch.utils.data.Dataset):

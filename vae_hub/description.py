@@ -48,8 +48,9 @@ class Description:
     quality: dict = field(default_factory=lambda: sample_quality("model", {}))
 
 
-def describe_model(folder, model: VAEModel | SpatialVAEModel | AutoencoderKLWithLikelihood,
-                   dataset_md: str | None) -> Description:
+def describe_model(
+    folder, model: VAEModel | SpatialVAEModel | AutoencoderKLWithLikelihood, dataset_md: str | None
+) -> Description:
     """The description of a saved model ``folder`` (its ``metrics.json`` and ``training_info.json``, both optional)
     and of ``model``, built from that folder; ``dataset_md`` is how the training table names the data's Hub page."""
     folder = Path(folder)
@@ -58,8 +59,12 @@ def describe_model(folder, model: VAEModel | SpatialVAEModel | AutoencoderKLWith
         architecture = autoencoder_kl_architecture_rows(model, sum(p.numel() for p in model.vae.parameters()))
     else:
         architecture = architecture_rows(model, sum(p.numel() for p in model.parameters()))
-    return Description(architecture=architecture, training=training_rows(info, dataset_md),
-                       metrics=metric_rows(metrics), quality=sample_quality("model", metrics))
+    return Description(
+        architecture=architecture,
+        training=training_rows(info, dataset_md),
+        metrics=metric_rows(metrics),
+        quality=sample_quality("model", metrics),
+    )
 
 
 def describe_pipeline(folder, dataset_md: str | None, vae_folder: str | None = None) -> Description:
@@ -70,9 +75,11 @@ def describe_pipeline(folder, dataset_md: str | None, vae_folder: str | None = N
     folder = Path(folder)
     index = read_json(folder / PIPELINE_INDEX_NAME)
     metrics, info = read_json(folder / METRICS_NAME), read_json(folder / TRAINING_INFO_NAME)
-    return Description(architecture=pipeline_architecture_rows(folder, index, info),
-                       training=training_rows(info, dataset_md),
-                       quality=sample_quality("pipeline", metrics, vae_folder))
+    return Description(
+        architecture=pipeline_architecture_rows(folder, index, info),
+        training=training_rows(info, dataset_md),
+        quality=sample_quality("pipeline", metrics, vae_folder),
+    )
 
 
 def pipeline_vae_ref(info: dict) -> str | None:
@@ -81,7 +88,7 @@ def pipeline_vae_ref(info: dict) -> str | None:
 
 
 def image_desc(config: dict) -> str:
-    """"28×28 grayscale", "32×32 RGB", ...: the images a model's config says it takes."""
+    """ "28×28 grayscale", "32×32 RGB", ...: the images a model's config says it takes."""
     c, s = config["in_channels"], config["sample_size"]
     return f"{s}×{s} {'grayscale' if c == 1 else 'RGB' if c == 3 else f'{c}-channel'}"
 
@@ -111,15 +118,33 @@ def metric_rows(metrics: dict) -> list[dict]:
     nll = "NLL" if is_discrete(like) else "NLL (cross-entropy)"
     nats = f"nats/image, {like} likelihood"
     candidates = [  # type, table label, model-index name, value, decimals, unit
-        ("nll", f"{nll}, importance-weighted bound (k={k})", f"{nll}, IW bound k={k} ({nats})",
-         metrics.get("iw_nll_nats"), 2, " nats"),
+        (
+            "nll",
+            f"{nll}, importance-weighted bound (k={k})",
+            f"{nll}, IW bound k={k} ({nats})",
+            metrics.get("iw_nll_nats"),
+            2,
+            " nats",
+        ),
         ("negative_elbo", "Negative ELBO", f"Negative ELBO ({nats})", metrics.get("negative_elbo_nats"), 2, " nats"),
-        ("reconstruction", "Reconstruction term", f"Reconstruction term ({nats})", metrics.get("reconstruction_nats"),
-         2, " nats"),
+        (
+            "reconstruction",
+            "Reconstruction term",
+            f"Reconstruction term ({nats})",
+            metrics.get("reconstruction_nats"),
+            2,
+            " nats",
+        ),
         ("kl", "KL to the prior", "KL to the prior N(0, I) (nats/image)", metrics.get("kl_nats"), 2, " nats"),
         ("bits_per_dim", "Bits/dim", "Bits/dim (from the IW NLL)", metrics.get("bits_per_dim"), 4, ""),
-        ("mse", "MSE of reconstructions, pixels in [0, 1]", "MSE of reconstructions (pixels in [0, 1])",
-         metrics.get("mse"), 5, ""),
+        (
+            "mse",
+            "MSE of reconstructions, pixels in [0, 1]",
+            "MSE of reconstructions (pixels in [0, 1])",
+            metrics.get("mse"),
+            5,
+            "",
+        ),
         ("psnr", "PSNR of reconstructions", "PSNR of reconstructions (dB)", metrics.get("psnr_db"), 2, " dB"),
     ]
     return [
@@ -137,25 +162,42 @@ def architecture_rows(model: VAEModel | SpatialVAEModel, num_params: int) -> Row
         return [
             ("Class", "`vae_hub.SpatialVAEModel` (a diffusers `ModelMixin` with `AutoencoderKL`'s API)"),
             ("Input", f"{config['in_channels']}×{config['sample_size']}×{config['sample_size']}, pixels in [-1, 1]"),
-            ("Encoder / decoder", f"convolutional, stages of {blocks} channels (one down-sampling between stages), "
-                                  f"{config['layers_per_block']} residual block(s) per stage + a middle block"
-                                  f"{own_decoder_stages(config)}, {config['act_fn']}, "
-                                  f"GroupNorm({config['norm_num_groups']})"),
+            (
+                "Encoder / decoder",
+                f"convolutional, stages of {blocks} channels (one down-sampling between stages), "
+                f"{config['layers_per_block']} residual block(s) per stage + a middle block"
+                f"{own_decoder_stages(config)}, {config['act_fn']}, "
+                f"GroupNorm({config['norm_num_groups']})",
+            ),
             ("Latents", f"{'×'.join(map(str, model.latent_shape))} diagonal Gaussian posterior (a map, not a vector)"),
             ("Likelihood", LIKELIHOOD_WORDS[config["likelihood"]]),
-            ("Latent scaling factor", f"{config['scaling_factor']:.4g}"
-             + (f", shift {config['shift_factor']:.4g}" if config.get("shift_factor") is not None else "")),
+            (
+                "Latent scaling factor",
+                f"{config['scaling_factor']:.4g}"
+                + (f", shift {config['shift_factor']:.4g}" if config.get("shift_factor") is not None else ""),
+            ),
             ("Parameters", f"{num_params:,} ({human(num_params)})"),
         ]
     k = config["prior_components"]
     return [
         ("Class", "`vae_hub.VAEModel` (a diffusers `ModelMixin`)"),
         ("Input", f"{config['in_channels']}×{config['sample_size']}×{config['sample_size']}, pixels in [-1, 1]"),
-        ("Encoder / decoder", f"convolutional, stages of {blocks} channels, {config['layers_per_block']} residual "
-                              f"block(s) per stage, {config['act_fn']}, GroupNorm({config['norm_num_groups']})"),
+        (
+            "Encoder / decoder",
+            f"convolutional, stages of {blocks} channels, {config['layers_per_block']} residual "
+            f"block(s) per stage, {config['act_fn']}, GroupNorm({config['norm_num_groups']})",
+        ),
         ("Latent", f"{config['latent_dim']}-dimensional diagonal Gaussian posterior"),
-        ("Prior", "N(0, I)" + (f"; also a {k}-component Gaussian mixture fitted to the training codes, for "
-                               f'sampling (`prior="mixture"`)' if k else "")),
+        (
+            "Prior",
+            "N(0, I)"
+            + (
+                f"; also a {k}-component Gaussian mixture fitted to the training codes, for "
+                f'sampling (`prior="mixture"`)'
+                if k
+                else ""
+            ),
+        ),
         ("Likelihood", LIKELIHOOD_WORDS[config["likelihood"]]),
         ("Latent scaling factor", f"{config['scaling_factor']:.4g}"),
         ("Parameters", f"{num_params:,} ({human(num_params)})"),
@@ -169,14 +211,22 @@ def autoencoder_kl_architecture_rows(model: AutoencoderKLWithLikelihood, num_par
     return [
         ("Class", "`diffusers.AutoencoderKL`"),
         ("Input", f"{config['in_channels']}×{config['sample_size']}×{config['sample_size']}, pixels in [-1, 1]"),
-        ("Encoder / decoder", f"stages of {list(config['block_out_channels'])} channels (f = {model.factor}), "
-                              f"{config['layers_per_block']} residual block(s) per stage, a middle block with "
-                              f"attention, {config['act_fn']}, GroupNorm({config['norm_num_groups']})"),
+        (
+            "Encoder / decoder",
+            f"stages of {list(config['block_out_channels'])} channels (f = {model.factor}), "
+            f"{config['layers_per_block']} residual block(s) per stage, a middle block with "
+            f"attention, {config['act_fn']}, GroupNorm({config['norm_num_groups']})",
+        ),
         ("Latents", f"{'×'.join(map(str, model.latent_shape))} diagonal Gaussian posterior"),
-        ("Likelihood (vae-hub, `likelihood.json`)", f"discretised {config['likelihood']}, location = the decoded "
-                                                    f"image, scale per channel {scale}"),
-        ("Latent scaling factor", f"{config['scaling_factor']:.5g}"
-         + (f", shift {config['shift_factor']:.4g}" if config.get("shift_factor") is not None else "")),
+        (
+            "Likelihood (vae-hub, `likelihood.json`)",
+            f"discretised {config['likelihood']}, location = the decoded image, scale per channel {scale}",
+        ),
+        (
+            "Latent scaling factor",
+            f"{config['scaling_factor']:.5g}"
+            + (f", shift {config['shift_factor']:.4g}" if config.get("shift_factor") is not None else ""),
+        ),
         ("Parameters", f"{num_params:,} ({human(num_params)})"),
     ]
 
@@ -190,15 +240,28 @@ def pipeline_architecture_rows(folder: Path, index: dict, info: dict) -> Rows:
     unet_params = info.get("unet_parameters")
     return [
         ("Pipeline", f"`vae_hub.{LatentDiffusionPipeline.__name__}` (a diffusers `DiffusionPipeline`)"),
-        ("VAE", f"`{'.'.join(index['vae'])}`, frozen; latents × scaling factor "
-                f"{vae_config.get('scaling_factor', 1.0):.4g}"),
-        ("Denoiser", f"`UNet2DModel`, blocks of {list(unet_config.get('block_out_channels', []))} channels"
-                     + (f", {human(unet_params)} parameters" if isinstance(unet_params, int) else "")),
-        ("Conditioning", f"{len(classes)} classes + the \"no class\" label (classifier-free guidance)"
-                         if classes else "none (unconditional)"),
-        ("Scheduler", f"`{scheduler_config.get('_class_name')}`, "
-                      f"{scheduler_config.get('prediction_type', 'epsilon')} prediction (any diffusers scheduler "
-                      "can replace it)"),
+        (
+            "VAE",
+            f"`{'.'.join(index['vae'])}`, frozen; latents × scaling factor "
+            f"{vae_config.get('scaling_factor', 1.0):.4g}",
+        ),
+        (
+            "Denoiser",
+            f"`UNet2DModel`, blocks of {list(unet_config.get('block_out_channels', []))} channels"
+            + (f", {human(unet_params)} parameters" if isinstance(unet_params, int) else ""),
+        ),
+        (
+            "Conditioning",
+            f'{len(classes)} classes + the "no class" label (classifier-free guidance)'
+            if classes
+            else "none (unconditional)",
+        ),
+        (
+            "Scheduler",
+            f"`{scheduler_config.get('_class_name')}`, "
+            f"{scheduler_config.get('prediction_type', 'epsilon')} prediction (any diffusers scheduler "
+            "can replace it)",
+        ),
     ]
 
 
@@ -246,23 +309,33 @@ def sample_quality(kind: str, metrics: dict, vae_folder: str | None = None) -> d
     rows, records = [], []
     for who, own, group in groups:
         # a pipeline's records by steps, then guidance (a sweep reads in order); the others as they were recorded
-        for record in sorted(group.values(), key=lambda r: (r.get("num_inference_steps") or 0, r.get("guidance_scale") or 0)):
+        for record in sorted(
+            group.values(), key=lambda r: (r.get("num_inference_steps") or 0, r.get("guidance_scale") or 0)
+        ):
             fd, match = record.get("frechet_distance"), record.get("class_match")
-            rows.append({
-                "own": own, "label": f"{who}, {describe_setting(record)}",
-                "fd_value": round(float(fd), 3) if fd is not None else None,
-                "match_value": round(float(match), 4) if match is not None else None,
-                "fd": f"{fd:.2f}" if fd is not None else "—", "match": f"{match:.1%}" if match is not None else "—",
-                "n": count(record.get("num_samples")) or "—", "split": record.get("split"),
-                "dataset": record.get("dataset"),
-            })
+            rows.append(
+                {
+                    "own": own,
+                    "label": f"{who}, {describe_setting(record)}",
+                    "fd_value": round(float(fd), 3) if fd is not None else None,
+                    "match_value": round(float(match), 4) if match is not None else None,
+                    "fd": f"{fd:.2f}" if fd is not None else "—",
+                    "match": f"{match:.1%}" if match is not None else "—",
+                    "n": count(record.get("num_samples")) or "—",
+                    "split": record.get("split"),
+                    "dataset": record.get("dataset"),
+                }
+            )
             records.append(record)
     classifier = next((r["classifier"] for r in records if r.get("classifier")), None)
-    return {"quality_rows": rows,
-            "classifier_md": reference(classifier, HUB_URL) or "recorded with each number",
-            "quality_commands": (commands := sweep_commands([shareable_command(r["command"]) for r in records
-                                                            if r.get("command")])),
-            "quality_swept": any(f"{flag} {letter}" in c for c in commands for flag, letter in SWEPT_FLAGS.items())}
+    return {
+        "quality_rows": rows,
+        "classifier_md": reference(classifier, HUB_URL) or "recorded with each number",
+        "quality_commands": (
+            commands := sweep_commands([shareable_command(r["command"]) for r in records if r.get("command")])
+        ),
+        "quality_swept": any(f"{flag} {letter}" in c for c in commands for flag, letter in SWEPT_FLAGS.items()),
+    }
 
 
 # A sweep's commands differ only in these values; the card shows them once, with a letter for each.
@@ -272,6 +345,7 @@ SWEPT_FLAGS = {"--num_inference_steps": "S", "--guidance_scale": "G"}
 def sweep_commands(commands: list[str]) -> list[str]:
     """The distinct commands, those that differ only in the values of ``SWEPT_FLAGS`` written once with S and G
     (and ``--recommend`` left out) when there are several of them; the others as they are, in their order."""
+
     def template(command: str) -> str:
         for flag, letter in SWEPT_FLAGS.items():
             command = re.sub(rf"{flag} \S+", f"{flag} {letter}", command)

@@ -162,8 +162,10 @@ def evaluate_model(
     config = model.config
     expected = (config.in_channels, config.sample_size, config.sample_size)
     if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != expected or len(images) == 0:
-        raise ValueError(f"images must be a non-empty uint8 tensor (N, {', '.join(map(str, expected))}), "
-                         f"got {images.dtype} {tuple(images.shape)}")
+        raise ValueError(
+            f"images must be a non-empty uint8 tensor (N, {', '.join(map(str, expected))}), "
+            f"got {images.dtype} {tuple(images.shape)}"
+        )
     if iw_samples < 1 or batch_size < 1:
         raise ValueError(f"iw_samples and batch_size must be >= 1, got {iw_samples} and {batch_size}")
 
@@ -187,17 +189,20 @@ def evaluate_model(
             for batch in images.split(images_per_step):
                 x = uint8_to_float(batch).to(device, parameter.dtype)
                 posterior = model.encode(x).latent_dist
-                samples = importance_samples(model, x, posterior, iw_samples, generator, batch_size, log_likelihood,
-                                             decode=decode)
+                samples = importance_samples(
+                    model, x, posterior, iw_samples, generator, batch_size, log_likelihood, decode=decode
+                )
                 mu = posterior.mean  # (B, D, 1, 1) or (B, C, h, w): decode_params takes both
                 reconstruction = lik.mean(model.decode_params(mu), config.likelihood)
                 squared_error = ((reconstruction.float() - x.float()) / 2).pow(2).sum()  # in [0, 1] pixel units
-                totals += torch.stack([
-                    samples.iw_bound().sum(),
-                    samples.log_px_z.mean(dim=1).sum(),
-                    kl_per_dimension(posterior).double().sum(),
-                    squared_error.double(),
-                ]).cpu()
+                totals += torch.stack(
+                    [
+                        samples.iw_bound().sum(),
+                        samples.log_px_z.mean(dim=1).sum(),
+                        kl_per_dimension(posterior).double().sum(),
+                        squared_error.double(),
+                    ]
+                ).cpu()
                 means.append(mu.double().cpu())
                 done += len(batch)
                 bar.update(len(batch))
@@ -259,9 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m vae_hub.evaluate",
         allow_abbrev=False,
         description="Evaluate a VAEModel or SpatialVAEModel on a dataset split: negative ELBO, importance-weighted NLL, "
-                    "bits/dim, MSE/PSNR (and the latents' scaling and per-channel statistics of a spatial model). "
-                    "The cost is images x iw_samples decoder passes: k=1000 on 10,000 images takes from about a minute "
-                    "on a GPU to over an hour on 2 CPU cores (--max_samples, a smaller --iw_samples and --compile shorten it).",
+        "bits/dim, MSE/PSNR (and the latents' scaling and per-channel statistics of a spatial model). "
+        "The cost is images x iw_samples decoder passes: k=1000 on 10,000 images takes from about a minute "
+        "on a GPU to over an hour on 2 CPU cores (--max_samples, a smaller --iw_samples and --compile shorten it).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model", required=True, help="model folder or Hub repo id (VAEModel or SpatialVAEModel)")
@@ -275,9 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--compile", action="store_true", help="decode with torch.compile (about 2x faster on a CPU)")
-    parser.add_argument("--output", default=None,
-                        help="also write the metrics JSON to this file; MODEL/metrics.json replaces the numbers the "
-                             "model's card shows (then `vae-hub card MODEL`)")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="also write the metrics JSON to this file; MODEL/metrics.json replaces the numbers the "
+        "model's card shows (then `vae-hub card MODEL`)",
+    )
     parser.add_argument("--cache_dir", default=None)
     for action in parser._actions:  # the formatter shows defaults only of flags with a help text
         action.help = action.help or "(default: %(default)s)"
@@ -303,16 +311,28 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--model {args.model}: {_one_line(err)}")
     try:
         data = load_split(
-            args.dataset_name, args.split, image_column=args.image_column, resolution=model.config.sample_size,
-            channels=model.config.in_channels, dataset_config_name=args.dataset_config_name,
-            cache_dir=args.cache_dir, max_samples=args.max_samples,
+            args.dataset_name,
+            args.split,
+            image_column=args.image_column,
+            resolution=model.config.sample_size,
+            channels=model.config.in_channels,
+            dataset_config_name=args.dataset_config_name,
+            cache_dir=args.cache_dir,
+            max_samples=args.max_samples,
         )
     except ValueError as err:
         parser.error(_one_line(err))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     metrics = evaluate_model(
-        model, data.images, iw_samples=args.iw_samples, batch_size=args.batch_size, seed=args.seed,
-        dataset=args.dataset_name, split=args.split, device=device, compile_decoder=args.compile,
+        model,
+        data.images,
+        iw_samples=args.iw_samples,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        dataset=args.dataset_name,
+        split=args.split,
+        device=device,
+        compile_decoder=args.compile,
     )
     metrics["command"] = shlex.join(["python", "-m", "vae_hub.evaluate", *(sys.argv[1:] if argv is None else argv)])
     text = json.dumps(metrics, indent=2)

@@ -58,8 +58,10 @@ SHIPPED_CLASSIFIER = "space/models/fashion-mnist-classifier"  # in the repositor
 # A classifier that gets fewer of the labelled reference images right than this does not know that data: its
 # features and class match would be confident nonsense (Fashion-MNIST's classifier on MNIST digits: 9 %).
 MIN_REFERENCE_ACCURACY = 0.5
-FIT_A_CLASSIFIER = ("train one on this dataset with training/train_classifier.py and pass its folder with --classifier "
-                    f"(the default is Fashion-MNIST's, {SHIPPED_CLASSIFIER})")
+FIT_A_CLASSIFIER = (
+    "train one on this dataset with training/train_classifier.py and pass its folder with --classifier "
+    f"(the default is Fashion-MNIST's, {SHIPPED_CLASSIFIER})"
+)
 SHIPPED_CLASSIFIER_PATH = str(Path(__file__).resolve().parents[1] / SHIPPED_CLASSIFIER)
 METRICS_FILE = "metrics.json"
 RECORD_KEY = "sample_quality"
@@ -70,9 +72,11 @@ DEFAULT_NUM_SAMPLES = 10_000  # a record measured on another N says so in its ke
 # goes to the faster setting.
 MIN_CLASS_MATCH = 0.95
 FD_TIE = 0.05
-CLASS_CONDITIONAL_RULE = (f"the lowest Fréchet distance among the settings measured on as many samples whose class "
-                          f"match is at least {MIN_CLASS_MATCH:.0%}; Fréchet distances within {FD_TIE} of it are a tie, "
-                          "which fewer steps win")
+CLASS_CONDITIONAL_RULE = (
+    f"the lowest Fréchet distance among the settings measured on as many samples whose class "
+    f"match is at least {MIN_CLASS_MATCH:.0%}; Fréchet distances within {FD_TIE} of it are a tie, "
+    "which fewer steps win"
+)
 
 
 @dataclass
@@ -153,10 +157,17 @@ def pipeline_source(pipe, num_inference_steps: int | None = None, guidance_scale
 
     def sample(num_images: int, class_labels: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
         if class_labels is None:
-            out = pipe(class_labels=None, num_images_per_class=num_images, generator=generator, output_type="pt", **options)
+            out = pipe(
+                class_labels=None, num_images_per_class=num_images, generator=generator, output_type="pt", **options
+            )
         else:
-            out = pipe(class_labels=class_labels.tolist(), num_images_per_class=1, generator=generator,
-                       output_type="pt", **options)
+            out = pipe(
+                class_labels=class_labels.tolist(),
+                num_images_per_class=1,
+                generator=generator,
+                output_type="pt",
+                **options,
+            )
         return out.images * 2 - 1
 
     return SampleSource(sample, class_names, {"kind": "pipeline", **options})
@@ -220,11 +231,14 @@ def classify(classifier: ImageClassifier, x: torch.Tensor) -> ClassifiedFeatures
     return ClassifiedFeatures(features.double().cpu(), classifier.head(features).argmax(1).cpu())
 
 
-def classify_images(classifier: ImageClassifier, images: torch.Tensor, batch_size: int,
-                    progress: bool = True) -> ClassifiedFeatures:
+def classify_images(
+    classifier: ImageClassifier, images: torch.Tensor, batch_size: int, progress: bool = True
+) -> ClassifiedFeatures:
     """``classify`` uint8 images (N, C, H, W) in batches."""
-    parts = [classify(classifier, uint8_to_float(batch))
-             for batch in tqdm(images.split(batch_size), desc="reference features", disable=not progress)]
+    parts = [
+        classify(classifier, uint8_to_float(batch))
+        for batch in tqdm(images.split(batch_size), desc="reference features", disable=not progress)
+    ]
     return ClassifiedFeatures(torch.cat([p.features for p in parts]), torch.cat([p.predictions for p in parts]))
 
 
@@ -264,9 +278,16 @@ def evaluate_samples(
     """
     config = classifier.config
     expected = (config.in_channels, config.sample_size, config.sample_size)
-    if reference.dtype != torch.uint8 or reference.ndim != 4 or tuple(reference.shape[1:]) != expected or len(reference) < 2:
-        raise ValueError(f"reference images must be uint8 (M >= 2, {', '.join(map(str, expected))}), "
-                         f"got {reference.dtype} {tuple(reference.shape)}")
+    if (
+        reference.dtype != torch.uint8
+        or reference.ndim != 4
+        or tuple(reference.shape[1:]) != expected
+        or len(reference) < 2
+    ):
+        raise ValueError(
+            f"reference images must be uint8 (M >= 2, {', '.join(map(str, expected))}), "
+            f"got {reference.dtype} {tuple(reference.shape)}"
+        )
     if num_samples < 2 or batch_size < 1:
         raise ValueError(f"num_samples must be >= 2 and batch_size >= 1, got {num_samples} and {batch_size}")
     names = classifier.label_names
@@ -280,8 +301,10 @@ def evaluate_samples(
         if reference_labels is not None:
             accuracy = (real.predictions == reference_labels.cpu()).double().mean().item()
             if accuracy < MIN_REFERENCE_ACCURACY:
-                raise ValueError(f"the classifier does not fit the reference images: it classifies {accuracy:.1%} of "
-                                 f"them right, below {MIN_REFERENCE_ACCURACY:.0%}; {FIT_A_CLASSIFIER}")
+                raise ValueError(
+                    f"the classifier does not fit the reference images: it classifies {accuracy:.1%} of "
+                    f"them right, below {MIN_REFERENCE_ACCURACY:.0%}; {FIT_A_CLASSIFIER}"
+                )
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(seed)  # CPU: the same draws on every device
         labels = torch.arange(num_samples) % len(names) if source.class_names else None
@@ -302,7 +325,9 @@ def evaluate_samples(
     if labels is not None:
         hits = fake.predictions == labels
         match = hits.double().mean().item()
-        per_class = {name: hits[labels == k].double().mean().item() for k, name in enumerate(names) if (labels == k).any()}
+        per_class = {
+            name: hits[labels == k].double().mean().item() for k, name in enumerate(names) if (labels == k).any()
+        }
     return {
         **source.setting,
         "num_samples": num_samples,
@@ -326,19 +351,25 @@ def check_classes(names: list[str] | None, classifier_names: list[str], whose: s
     if names is None:
         return
     if len(names) != len(classifier_names):
-        raise ValueError(f"{whose} has {len(names)} classes, the classifier {len(classifier_names)}: "
-                         f"the classifier does not fit; {FIT_A_CLASSIFIER}")
+        raise ValueError(
+            f"{whose} has {len(names)} classes, the classifier {len(classifier_names)}: "
+            f"the classifier does not fit; {FIT_A_CLASSIFIER}"
+        )
     if [n.casefold() for n in names] != [n.casefold() for n in classifier_names]:
-        raise ValueError(f"{whose}'s classes {names} are not the classifier's {classifier_names}: "
-                         f"the classifier does not fit; {FIT_A_CLASSIFIER}")
+        raise ValueError(
+            f"{whose}'s classes {names} are not the classifier's {classifier_names}: "
+            f"the classifier does not fit; {FIT_A_CLASSIFIER}"
+        )
 
 
 def check_samples(images, n: int, expected: tuple[int, int, int]) -> None:
     """Generated images must be a finite float tensor (n, C, H, W) of the classifier's shape."""
     if not isinstance(images, torch.Tensor) or not images.is_floating_point() or tuple(images.shape) != (n, *expected):
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"the generator made {got} images, the classifier takes float ({n}, "
-                         f"{', '.join(map(str, expected))}): generator and classifier must agree on channels and size")
+        raise ValueError(
+            f"the generator made {got} images, the classifier takes float ({n}, "
+            f"{', '.join(map(str, expected))}): generator and classifier must agree on channels and size"
+        )
     if not torch.isfinite(images).all():
         raise ValueError("the generator made images with NaN or infinite values")
 
@@ -346,45 +377,71 @@ def check_samples(images, n: int, expected: tuple[int, int, int]) -> None:
 # ---------------------------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m vae_hub.evaluate_samples", allow_abbrev=False,
+        prog="python -m vae_hub.evaluate_samples",
+        allow_abbrev=False,
         description="Sample quality of a generator: Fréchet distance to held-out images in the project "
-                    "classifier's features, and the class match of class-conditional samples.",
+        "classifier's features, and the class match of class-conditional samples.",
     )
-    parser.add_argument("--generator", required=True,
-                        help="a VAEModel (or, with --reconstruct_split, SpatialVAEModel) folder or repo id, a diffusion "
-                             "pipeline folder (model_index.json), or with "
-                             "--generator_split a dataset whose real images are the samples (the floor)")
-    parser.add_argument("--prior", default=None, choices=PRIORS, help="VAE only: the prior to sample (default standard)")
-    parser.add_argument("--reconstruct_split", default=None,
-                        help="VAE only: measure its reconstructions of this split of --dataset_name instead of samples")
+    parser.add_argument(
+        "--generator",
+        required=True,
+        help="a VAEModel (or, with --reconstruct_split, SpatialVAEModel) folder or repo id, a diffusion "
+        "pipeline folder (model_index.json), or with "
+        "--generator_split a dataset whose real images are the samples (the floor)",
+    )
+    parser.add_argument(
+        "--prior", default=None, choices=PRIORS, help="VAE only: the prior to sample (default standard)"
+    )
+    parser.add_argument(
+        "--reconstruct_split",
+        default=None,
+        help="VAE only: measure its reconstructions of this split of --dataset_name instead of samples",
+    )
     parser.add_argument("--generator_split", default=None, help="--generator is a dataset: its images of this split")
     parser.add_argument("--num_inference_steps", type=int, default=None, help="pipeline only (default: its own)")
     parser.add_argument("--guidance_scale", type=float, default=None, help="pipeline only (default: its own)")
     parser.add_argument("--classifier", default=None, help=f"ImageClassifier folder (default: {SHIPPED_CLASSIFIER})")
     t2i = parser.add_argument_group("text-to-image pipelines (a StableDiffusionPipeline folder)")
-    t2i.add_argument("--clip", default=None,
-                     help="the measuring mini CLIP folder (training/train_clip.py on the same data); required")
+    t2i.add_argument(
+        "--clip",
+        default=None,
+        help="the measuring mini CLIP folder (training/train_clip.py on the same data); required",
+    )
     t2i.add_argument("--caption_column", default="text", help="the captions of --split, one sample each")
-    t2i.add_argument("--scheduler", default=None, choices=tuple(SCHEDULERS),
-                     help="default: the folder's recommended one, else its own")
+    t2i.add_argument(
+        "--scheduler",
+        default=None,
+        choices=tuple(SCHEDULERS),
+        help="default: the folder's recommended one, else its own",
+    )
     parser.add_argument("--dataset_name", required=True, help="Hub dataset id or local folder: the reference images")
     parser.add_argument("--dataset_config_name", default=None)
     parser.add_argument("--split", default="test", help="the held-out reference split")
     parser.add_argument("--image_column", default=None, help="default: the first image column")
-    parser.add_argument("--num_samples", type=int, default=None,
-                        help="default 10,000, class-balanced for class-conditional generators; text-to-image: one per "
-                             "caption of --split, all of them by default (or its first N)")
+    parser.add_argument(
+        "--num_samples",
+        type=int,
+        default=None,
+        help="default 10,000, class-balanced for class-conditional generators; text-to-image: one per "
+        "caption of --split, all of them by default (or its first N)",
+    )
     parser.add_argument("--batch_size", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--output", default=None, help="also write the result JSON to this file")
-    parser.add_argument("--record", action="store_true",
-                        help=f"merge the result into the generator folder's {METRICS_FILE} under "
-                             f"{RECORD_KEY!r} (keyed by the setting: standard_prior, mixture_prior, ...)")
-    parser.add_argument("--recommend", action="store_true",
-                        help=f"pipelines, with --record: choose the recommended setting among the recorded ones and "
-                             f"write it into {METRICS_FILE} (text to image: {TEXT_TO_IMAGE_RULE}; class-conditional: "
-                             f"{CLASS_CONDITIONAL_RULE})")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help=f"merge the result into the generator folder's {METRICS_FILE} under "
+        f"{RECORD_KEY!r} (keyed by the setting: standard_prior, mixture_prior, ...)",
+    )
+    parser.add_argument(
+        "--recommend",
+        action="store_true",
+        help=f"pipelines, with --record: choose the recommended setting among the recorded ones and "
+        f"write it into {METRICS_FILE} (text to image: {TEXT_TO_IMAGE_RULE}; class-conditional: "
+        f"{CLASS_CONDITIONAL_RULE})",
+    )
     parser.add_argument("--cache_dir", default=None)
     return parser
 
@@ -395,8 +452,11 @@ def record_key(setting: dict) -> str:
         return f"{setting['prior']}_prior"
     if setting["kind"] == "vae reconstructions":
         return f"reconstructions_{setting['images_split']}"
-    parts = [f"{name}_{setting[key]:g}" for name, key in (("steps", "num_inference_steps"), ("guidance", "guidance_scale"))
-             if key in setting]
+    parts = [
+        f"{name}_{setting[key]:g}"
+        for name, key in (("steps", "num_inference_steps"), ("guidance", "guidance_scale"))
+        if key in setting
+    ]
     if setting.get("num_samples", DEFAULT_NUM_SAMPLES) != DEFAULT_NUM_SAMPLES:
         parts.append(f"n{setting['num_samples']}")
     return "_".join(parts) or "default"
@@ -412,17 +472,27 @@ def recommend_class_conditional(records: dict, num_samples: int) -> dict:
     Raises:
         ValueError: no recorded setting has that many samples and a class match of at least ``MIN_CLASS_MATCH``.
     """
-    candidates = [r for r in records.values() if r.get("kind") == "pipeline" and r.get("num_samples") == num_samples
-                  and r.get("class_match") is not None]
+    candidates = [
+        r
+        for r in records.values()
+        if r.get("kind") == "pipeline" and r.get("num_samples") == num_samples and r.get("class_match") is not None
+    ]
     eligible = [r for r in candidates if r["class_match"] >= MIN_CLASS_MATCH]
     if not eligible:
-        raise ValueError(f"none of the {len(candidates)} settings recorded with {num_samples} samples has a class match "
-                         f"of at least {MIN_CLASS_MATCH:.0%}: record stronger guidance first")
+        raise ValueError(
+            f"none of the {len(candidates)} settings recorded with {num_samples} samples has a class match "
+            f"of at least {MIN_CLASS_MATCH:.0%}: record stronger guidance first"
+        )
     best = min(r["frechet_distance"] for r in eligible)
     tied = [r for r in eligible if r["frechet_distance"] <= best + FD_TIE]
     chosen = min(tied, key=lambda r: (r["num_inference_steps"], r["frechet_distance"]))
-    return {"num_inference_steps": chosen["num_inference_steps"], "guidance_scale": chosen["guidance_scale"],
-            "rule": CLASS_CONDITIONAL_RULE, "chosen_from": len(candidates), "num_samples": num_samples}
+    return {
+        "num_inference_steps": chosen["num_inference_steps"],
+        "guidance_scale": chosen["guidance_scale"],
+        "rule": CLASS_CONDITIONAL_RULE,
+        "chosen_from": len(candidates),
+        "num_samples": num_samples,
+    }
 
 
 def describe_setting(setting: dict) -> str:
@@ -462,16 +532,24 @@ def write_json_atomically(path: str, data: dict) -> None:
     os.replace(partial, path)
 
 
-def load_source(args: argparse.Namespace, parser: argparse.ArgumentParser, classifier: ImageClassifier,
-                device: str) -> SampleSource:
+def load_source(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, classifier: ImageClassifier, device: str
+) -> SampleSource:
     """The generator the flags name, loaded and checked against the classifier (a parser error on bad input)."""
     from .data import load_split
 
     channels, size = classifier.config.in_channels, classifier.config.sample_size
 
     def split_images(dataset_name: str, split: str, flag: str) -> torch.Tensor:
-        images = load_split(dataset_name, split, image_column=args.image_column, resolution=size, channels=channels,
-                            dataset_config_name=args.dataset_config_name, cache_dir=args.cache_dir).images
+        images = load_split(
+            dataset_name,
+            split,
+            image_column=args.image_column,
+            resolution=size,
+            channels=channels,
+            dataset_config_name=args.dataset_config_name,
+            cache_dir=args.cache_dir,
+        ).images
         if len(images) < args.num_samples:
             parser.error(f"--{flag} {split} has {len(images)} images, fewer than --num_samples {args.num_samples}")
         return images
@@ -502,15 +580,21 @@ def load_source(args: argparse.Namespace, parser: argparse.ArgumentParser, class
     vae = load_model(args.generator, cache_dir=args.cache_dir).to(device).eval()  # a VAEModel or SpatialVAEModel
     made = (vae.config.in_channels, vae.config.sample_size)
     if made != (channels, size):
-        parser.error(f"--generator makes {made[0]}-channel {made[1]}x{made[1]} images, the classifier takes "
-                     f"{channels}-channel {size}x{size}: they must agree")
+        parser.error(
+            f"--generator makes {made[0]}-channel {made[1]}x{made[1]} images, the classifier takes "
+            f"{channels}-channel {size}x{size}: they must agree"
+        )
     if args.reconstruct_split:
-        source = reconstruction_source(vae, split_images(args.dataset_name, args.reconstruct_split, "reconstruct_split"))
+        source = reconstruction_source(
+            vae, split_images(args.dataset_name, args.reconstruct_split, "reconstruct_split")
+        )
         source.setting["images_split"] = args.reconstruct_split
         return source
     if not isinstance(vae, VAEModel):
-        parser.error(f"{args.generator} holds a {type(vae).__name__}, which has no prior to sample: measure its "
-                     "--reconstruct_split, or a diffusion pipeline built on it")
+        parser.error(
+            f"{args.generator} holds a {type(vae).__name__}, which has no prior to sample: measure its "
+            "--reconstruct_split, or a diffusion pipeline built on it"
+        )
     return vae_source(vae, args.prior or "standard")
 
 
@@ -552,8 +636,9 @@ def main(argv: list[str] | None = None) -> dict:
             parser.error(_one_line(err))
     else:
         metrics = measure_with_classifier(args, parser, device)
-    metrics["command"] = shlex.join(["python", "-m", "vae_hub.evaluate_samples",
-                                     *(sys.argv[1:] if argv is None else argv)])
+    metrics["command"] = shlex.join(
+        ["python", "-m", "vae_hub.evaluate_samples", *(sys.argv[1:] if argv is None else argv)]
+    )
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.output:
@@ -565,8 +650,11 @@ def main(argv: list[str] | None = None) -> dict:
         records[metrics.pop("record_key", None) or record_key(metrics)] = metrics
         if args.recommend:
             try:
-                recorded[RECOMMENDED_KEY] = (recommend(records) if text_to_image
-                                             else recommend_class_conditional(records, metrics["num_samples"]))
+                recorded[RECOMMENDED_KEY] = (
+                    recommend(records)
+                    if text_to_image
+                    else recommend_class_conditional(records, metrics["num_samples"])
+                )
             except ValueError as err:
                 parser.error(f"--recommend: {err}")
             print(f"recommended: {json.dumps(recorded[RECOMMENDED_KEY])}")
@@ -580,22 +668,41 @@ def measure_with_classifier(args: argparse.Namespace, parser: argparse.ArgumentP
 
     args.num_samples = args.num_samples or 10_000
     try:
-        classifier = ImageClassifier.from_pretrained(args.classifier or SHIPPED_CLASSIFIER_PATH,
-                                                     cache_dir=args.cache_dir).to(device)
+        classifier = ImageClassifier.from_pretrained(
+            args.classifier or SHIPPED_CLASSIFIER_PATH, cache_dir=args.cache_dir
+        ).to(device)
     except (OSError, ValueError) as err:
         parser.error(f"--classifier {args.classifier or SHIPPED_CLASSIFIER}: {_one_line(err)}")
     try:
         source = load_source(args, parser, classifier, device)
-        reference = load_split(args.dataset_name, args.split, image_column=args.image_column,
-                               resolution=classifier.config.sample_size, channels=classifier.config.in_channels,
-                               dataset_config_name=args.dataset_config_name, cache_dir=args.cache_dir)
+        reference = load_split(
+            args.dataset_name,
+            args.split,
+            image_column=args.image_column,
+            resolution=classifier.config.sample_size,
+            channels=classifier.config.in_channels,
+            dataset_config_name=args.dataset_config_name,
+            cache_dir=args.cache_dir,
+        )
         check_classes(reference.label_names, classifier.label_names, f"--dataset_name {args.dataset_name}")
-        metrics = evaluate_samples(source, classifier, reference.images, reference.labels,
-                                   num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed)
+        metrics = evaluate_samples(
+            source,
+            classifier,
+            reference.images,
+            reference.labels,
+            num_samples=args.num_samples,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
     except (OSError, ValueError) as err:  # a generator that cannot load, a dataset error, a shape mismatch
         parser.error(_one_line(err))
-    return {"generator": args.generator, **metrics, "classifier": args.classifier or SHIPPED_CLASSIFIER,
-            "dataset": args.dataset_name, "split": args.split}
+    return {
+        "generator": args.generator,
+        **metrics,
+        "classifier": args.classifier or SHIPPED_CLASSIFIER,
+        "dataset": args.dataset_name,
+        "split": args.split,
+    }
 
 
 def measure_text_to_image(args: argparse.Namespace, parser: argparse.ArgumentParser, device: str) -> dict:
@@ -606,16 +713,21 @@ def measure_text_to_image(args: argparse.Namespace, parser: argparse.ArgumentPar
     from .mini_clip import MiniClip
 
     if not args.clip:
-        parser.error("a text-to-image pipeline is measured with a mini CLIP of its data: pass --clip FOLDER "
-                     "(training/train_clip.py)")
+        parser.error(
+            "a text-to-image pipeline is measured with a mini CLIP of its data: pass --clip FOLDER "
+            "(training/train_clip.py)"
+        )
     clip = MiniClip.from_pretrained(args.clip)
     clip.model.to(device)
     pipe = DiffusionPipeline.from_pretrained(args.generator).to(device)
     base = read_recommended(args.generator)
     if base is None:  # StableDiffusionPipeline.__call__'s own defaults
         base = TextToImageSetting(args.scheduler, 50, 7.5) if args.scheduler else default_setting(pipe)
-    setting = TextToImageSetting(args.scheduler or base.scheduler, args.num_inference_steps or base.num_inference_steps,
-                                 base.guidance_scale if args.guidance_scale is None else args.guidance_scale)
+    setting = TextToImageSetting(
+        args.scheduler or base.scheduler,
+        args.num_inference_steps or base.num_inference_steps,
+        base.guidance_scale if args.guidance_scale is None else args.guidance_scale,
+    )
     dataset = load_image_dataset(args.dataset_name, args.dataset_config_name, cache_dir=args.cache_dir)
     for split in (args.split, "train"):
         if split not in dataset:
@@ -630,12 +742,21 @@ def measure_text_to_image(args: argparse.Namespace, parser: argparse.ArgumentPar
     reference = decode_images(rows, column, size, 3, None, f"decoding {args.split}", True).images
     train = dataset["train"]
     train = train.shuffle(seed=args.seed).select(range(min(len(train), len(captions))))
-    train_images = decode_images(train, find_image_column(train, args.image_column), size, 3, None, "decoding train",
-                                 True).images
-    metrics = evaluate_text_to_image(pipe, clip, reference, captions, train_images, setting, seed=args.seed,
-                                     batch_size=min(args.batch_size, 64))
-    return {"generator": args.generator, **metrics, "record_key": setting.key, "clip": args.clip,
-            "dataset": args.dataset_name, "split": args.split, "dropped_empty_captions": dropped}
+    train_images = decode_images(
+        train, find_image_column(train, args.image_column), size, 3, None, "decoding train", True
+    ).images
+    metrics = evaluate_text_to_image(
+        pipe, clip, reference, captions, train_images, setting, seed=args.seed, batch_size=min(args.batch_size, 64)
+    )
+    return {
+        "generator": args.generator,
+        **metrics,
+        "record_key": setting.key,
+        "clip": args.clip,
+        "dataset": args.dataset_name,
+        "split": args.split,
+        "dropped_empty_captions": dropped,
+    }
 
 
 if __name__ == "__main__":

@@ -168,7 +168,9 @@ def project(codes: torch.Tensor, directions: torch.Tensor, center: torch.Tensor 
 
 
 # ---------------------------------------------------------------------------------------------- encoding
-def _posteriors(model: VAEModel | SpatialVAEModel, images_uint8: torch.Tensor | np.ndarray, batch_size: int) -> Iterator[DiagonalGaussianDistribution]:
+def _posteriors(
+    model: VAEModel | SpatialVAEModel, images_uint8: torch.Tensor | np.ndarray, batch_size: int
+) -> Iterator[DiagonalGaussianDistribution]:
     """q(z | x) batch by batch for uint8 images (N, C, H, W): only one batch of floats lives at a time."""
     images = torch.as_tensor(images_uint8)
     if images.dtype != torch.uint8 or images.ndim != 4:
@@ -247,8 +249,9 @@ def dimensions_by_kl(
     return torch.argsort(kl, descending=True, stable=True), kl
 
 
-def latent_channel_images(latents: torch.Tensor, scaling_factor: float, shift_factor: float | None = None,
-                          clip: float = 3.0) -> torch.Tensor:
+def latent_channel_images(
+    latents: torch.Tensor, scaling_factor: float, shift_factor: float | None = None, clip: float = 3.0
+) -> torch.Tensor:
     """A spatial model's latent maps as grey images — what a diffusion model sees.
 
     Args:

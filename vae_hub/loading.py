@@ -28,8 +28,11 @@ WEIGHTS_NAME = SAFETENSORS_WEIGHTS_NAME
 PICKLE_INDEX_NAME = "diffusion_pytorch_model.bin.index.json"
 MAP_SAMPLE_NAME = "latent_map_sample.npz"  # held-out images for the Space's latent map (vae_hub.explore.MapSample)
 PIPELINE_INDEX_NAME = "model_index.json"
-PIPELINE_COMPONENT_FILES = {"vae": (CONFIG_NAME, WEIGHTS_NAME), "unet": (CONFIG_NAME, WEIGHTS_NAME),
-                            "scheduler": (SCHEDULER_CONFIG_NAME,)}
+PIPELINE_COMPONENT_FILES = {
+    "vae": (CONFIG_NAME, WEIGHTS_NAME),
+    "unet": (CONFIG_NAME, WEIGHTS_NAME),
+    "scheduler": (SCHEDULER_CONFIG_NAME,),
+}
 # 2 GiB of float32: far above any model of this project (the flagship is 3 MB), far below what hurts a server.
 MAX_MODEL_BYTES = int(os.environ.get("VAE_HUB_MAX_MODEL_BYTES", 2 * 2**30))
 
@@ -50,11 +53,17 @@ def check_model_folder(cls, pretrained_model_name_or_path, **kwargs) -> dict:
       (``check_model_size``), before any weights are read or downloaded;
     * with ``use_safetensors=True`` (our default), a folder or repo holding only a pickle checkpoint.
     """
-    where = str(pretrained_model_name_or_path)[:200] + (f" (subfolder {kwargs['subfolder']!r})" if kwargs.get("subfolder") else "")
+    where = str(pretrained_model_name_or_path)[:200] + (
+        f" (subfolder {kwargs['subfolder']!r})" if kwargs.get("subfolder") else ""
+    )
     try:
-        config = cls.load_config(pretrained_model_name_or_path, **{k: kwargs[k] for k in _LOAD_CONFIG_KWARGS if k in kwargs})
+        config = cls.load_config(
+            pretrained_model_name_or_path, **{k: kwargs[k] for k in _LOAD_CONFIG_KWARGS if k in kwargs}
+        )
     except EnvironmentError as err:
-        raise EnvironmentError(f"cannot load a {cls.__name__} from {where}: cannot read its {CONFIG_NAME} ({err})") from err
+        raise EnvironmentError(
+            f"cannot load a {cls.__name__} from {where}: cannot read its {CONFIG_NAME} ({err})"
+        ) from err
     found = config.get("_class_name")
     if found != cls.__name__:
         raise ValueError(
@@ -67,10 +76,13 @@ def check_model_folder(cls, pretrained_model_name_or_path, **kwargs) -> dict:
         _has_file(pretrained_model_name_or_path, _add_variant(name, variant), kwargs, unknown=True)
         for name in (WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)
     ):
-        pickle = any(_has_file(pretrained_model_name_or_path, _add_variant(name, variant), kwargs, unknown=False)
-                     for name in (PICKLE_WEIGHTS_NAME, PICKLE_INDEX_NAME))
-        raise EnvironmentError(missing_safetensors_message(where, os.path.isdir(pretrained_model_name_or_path),
-                                                           variant, pickle))
+        pickle = any(
+            _has_file(pretrained_model_name_or_path, _add_variant(name, variant), kwargs, unknown=False)
+            for name in (PICKLE_WEIGHTS_NAME, PICKLE_INDEX_NAME)
+        )
+        raise EnvironmentError(
+            missing_safetensors_message(where, os.path.isdir(pretrained_model_name_or_path), variant, pickle)
+        )
     return config
 
 
@@ -78,13 +90,20 @@ def missing_safetensors_message(where: str, local: bool, variant: str | None, pi
     """diffusers' words for a checkpoint without the weights file asked for, then why vae-hub asks for safetensors:
     a pickle checkpoint can run arbitrary code when it is loaded."""
     wanted = _add_variant(WEIGHTS_NAME, variant)
-    message = (f"Error no file named {wanted} found in directory {where}" if local
-               else f"{where} does not appear to have a file named {wanted}")
-    message += (f" (nor a sharded {_add_variant(SAFE_WEIGHTS_INDEX_NAME, variant)}). vae-hub loads safetensors weights "
-                "only, unless told otherwise: a pickle checkpoint (.bin) can run arbitrary code when it is loaded.")
+    message = (
+        f"Error no file named {wanted} found in directory {where}"
+        if local
+        else f"{where} does not appear to have a file named {wanted}"
+    )
+    message += (
+        f" (nor a sharded {_add_variant(SAFE_WEIGHTS_INDEX_NAME, variant)}). vae-hub loads safetensors weights "
+        "only, unless told otherwise: a pickle checkpoint (.bin) can run arbitrary code when it is loaded."
+    )
     if pickle:
-        message += (f" This one only has a pickle checkpoint ({_add_variant(PICKLE_WEIGHTS_NAME, variant)}): "
-                    "convert it to safetensors, or pass use_safetensors=False if you trust its source.")
+        message += (
+            f" This one only has a pickle checkpoint ({_add_variant(PICKLE_WEIGHTS_NAME, variant)}): "
+            "convert it to safetensors, or pass use_safetensors=False if you trust its source."
+        )
     return message
 
 
@@ -120,8 +139,9 @@ def _has_file(path_or_repo_id, filename: str, kwargs: dict, unknown: bool) -> bo
     if os.path.isdir(path_or_repo_id):
         return os.path.isfile(os.path.join(path_or_repo_id, subfolder, filename))
     path_in_repo = f"{subfolder}/{filename}" if subfolder else filename
-    cached = try_to_load_from_cache(str(path_or_repo_id), path_in_repo, cache_dir=kwargs.get("cache_dir"),
-                                    revision=kwargs.get("revision"))
+    cached = try_to_load_from_cache(
+        str(path_or_repo_id), path_in_repo, cache_dir=kwargs.get("cache_dir"), revision=kwargs.get("revision")
+    )
     if isinstance(cached, str):
         return True
     if cached is _CACHED_NO_EXIST:
@@ -129,8 +149,9 @@ def _has_file(path_or_repo_id, filename: str, kwargs: dict, unknown: bool) -> bo
     if kwargs.get("local_files_only"):
         return unknown
     try:
-        return HfApi(token=kwargs.get("token")).file_exists(str(path_or_repo_id), path_in_repo,
-                                                           revision=kwargs.get("revision"))
+        return HfApi(token=kwargs.get("token")).file_exists(
+            str(path_or_repo_id), path_in_repo, revision=kwargs.get("revision")
+        )
     except Exception:  # offline, gated, ...
         return unknown
 
@@ -150,10 +171,16 @@ def strict_from_pretrained(cls, load, pretrained_model_name_or_path, **kwargs):
     bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
     if bad:
         legacy = getattr(cls, "legacy_keys_in", lambda keys: [])(bad.get("unexpected_keys", ()))
-        hint = (f" (names such as {legacy[0]!r} are those of an older vae-hub, whose single-file checkpoints are "
-                "converted when loaded, sharded ones not: re-save it unsharded with that version, or run "
-                "training/convert_vae_weights.py on a single-file copy)" if legacy else "")
-        raise ValueError(f"{str(pretrained_model_name_or_path)[:200]}: weights do not match {cls.__name__}: {bad}{hint}")
+        hint = (
+            f" (names such as {legacy[0]!r} are those of an older vae-hub, whose single-file checkpoints are "
+            "converted when loaded, sharded ones not: re-save it unsharded with that version, or run "
+            "training/convert_vae_weights.py on a single-file copy)"
+            if legacy
+            else ""
+        )
+        raise ValueError(
+            f"{str(pretrained_model_name_or_path)[:200]}: weights do not match {cls.__name__}: {bad}{hint}"
+        )
     return (model, info) if want_info else model
 
 
@@ -192,9 +219,16 @@ class StrictLoadingMixin:
         origin = self.config.get("_name_or_path")
         if isinstance(origin, (str, os.PathLike)) and os.path.isabs(origin):
             self.register_to_config(_name_or_path=Path(origin).name)
-        super().save_pretrained(save_directory, is_main_process=is_main_process, save_function=save_function,
-                                safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size,
-                                push_to_hub=push_to_hub, **kwargs)
+        super().save_pretrained(
+            save_directory,
+            is_main_process=is_main_process,
+            save_function=save_function,
+            safe_serialization=safe_serialization,
+            variant=variant,
+            max_shard_size=max_shard_size,
+            push_to_hub=push_to_hub,
+            **kwargs,
+        )
         umask = os.umask(0)
         os.umask(umask)
         for weights in Path(save_directory).glob("*.safetensors"):

@@ -36,29 +36,57 @@ def clip_text_config(tokenizer: CLIPTokenizer, hidden_size: int, num_layers: int
     ``eos_token_id`` matters: the pooled output (and so the projected text feature) is the state at the first eos.
     """
     return CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=4 * hidden_size,
-        num_hidden_layers=num_layers, num_attention_heads=num_heads, projection_dim=hidden_size,
-        max_position_embeddings=tokenizer.model_max_length, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=4 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        projection_dim=hidden_size,
+        max_position_embeddings=tokenizer.model_max_length,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
 
 
-def mini_clip_config(tokenizer: CLIPTokenizer, *, text_hidden_size: int, text_layers: int, text_heads: int,
-                     vision_hidden_size: int, vision_layers: int, vision_heads: int, image_size: int, patch_size: int,
-                     projection_dim: int) -> CLIPConfig:
+def mini_clip_config(
+    tokenizer: CLIPTokenizer,
+    *,
+    text_hidden_size: int,
+    text_layers: int,
+    text_heads: int,
+    vision_hidden_size: int,
+    vision_layers: int,
+    vision_heads: int,
+    image_size: int,
+    patch_size: int,
+    projection_dim: int,
+) -> CLIPConfig:
     """A ``CLIPConfig``: ``clip_text_config`` and a ViT over ``image_size``² RGB images in ``patch_size``² patches,
     both projected to ``projection_dim``."""
     text = clip_text_config(tokenizer, text_hidden_size, text_layers, text_heads).to_dict()
-    vision = {"hidden_size": vision_hidden_size, "intermediate_size": 4 * vision_hidden_size,
-                  "num_hidden_layers": vision_layers, "num_attention_heads": vision_heads, "image_size": image_size,
-                  "patch_size": patch_size, "num_channels": 3, "projection_dim": projection_dim}
+    vision = {
+        "hidden_size": vision_hidden_size,
+        "intermediate_size": 4 * vision_hidden_size,
+        "num_hidden_layers": vision_layers,
+        "num_attention_heads": vision_heads,
+        "image_size": image_size,
+        "patch_size": patch_size,
+        "num_channels": 3,
+        "projection_dim": projection_dim,
+    }
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
 
 
 def clip_image_processor(image_size: int) -> CLIPImageProcessor:
     """What ``pixel_values`` does, as transformers' ``CLIPImageProcessor`` (for readers outside the project)."""
-    return CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
-                              image_mean=[0.5] * 3, image_std=[0.5] * 3, do_convert_rgb=True)
+    return CLIPImageProcessor(
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
+        image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+        do_convert_rgb=True,
+    )
 
 
 def pixel_values(images: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -68,8 +96,10 @@ def pixel_values(images: torch.Tensor, image_size: int) -> torch.Tensor:
         ValueError: images of another shape (decode them at the model's size: ``vae_hub.data.decode_images``).
     """
     if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != (3, image_size, image_size):
-        raise ValueError(f"the mini CLIP takes uint8 RGB images (N, 3, {image_size}, {image_size}), got "
-                         f"{images.dtype} {tuple(images.shape)}")
+        raise ValueError(
+            f"the mini CLIP takes uint8 RGB images (N, 3, {image_size}, {image_size}), got "
+            f"{images.dtype} {tuple(images.shape)}"
+        )
     return uint8_to_float(images)
 
 
@@ -95,8 +125,10 @@ class MiniClip:
             model = CLIPModel.from_pretrained(folder)
             tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder=TOKENIZER_FOLDER)
         except (OSError, ValueError, TypeError, KeyError) as err:
-            raise ValueError(f"{str(folder)!r} is not a mini CLIP folder (CLIPModel + {TOKENIZER_FOLDER}/): "
-                             f"{' '.join(str(err).split())[:300]}") from err
+            raise ValueError(
+                f"{str(folder)!r} is not a mini CLIP folder (CLIPModel + {TOKENIZER_FOLDER}/): "
+                f"{' '.join(str(err).split())[:300]}"
+            ) from err
         return cls(model.eval(), tokenizer)
 
 
@@ -123,11 +155,15 @@ def load_text_encoder(folder: str | Path) -> tuple[CLIPTextModel, CLIPTokenizer]
         text_encoder = CLIPTextModel.from_pretrained(folder)
         tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder=TOKENIZER_FOLDER)
     except (OSError, ValueError, TypeError, KeyError) as err:
-        raise ValueError(f"{str(folder)!r} holds no CLIP text model with a {TOKENIZER_FOLDER}/ folder: "
-                         f"{' '.join(str(err).split())[:300]}") from err
+        raise ValueError(
+            f"{str(folder)!r} holds no CLIP text model with a {TOKENIZER_FOLDER}/ folder: "
+            f"{' '.join(str(err).split())[:300]}"
+        ) from err
     finally:
         transformers.logging.set_verbosity(verbosity)
     if text_encoder.config.vocab_size < len(tokenizer):
-        raise ValueError(f"the text model in {str(folder)!r} has {text_encoder.config.vocab_size} token embeddings, "
-                         f"its tokenizer {len(tokenizer)} tokens")
+        raise ValueError(
+            f"the text model in {str(folder)!r} has {text_encoder.config.vocab_size} token embeddings, "
+            f"its tokenizer {len(tokenizer)} tokens"
+        )
     return text_encoder, tokenizer

@@ -27,13 +27,17 @@ def probe_latent_shape(vae, resolution: int, device: torch.device) -> tuple[int,
     except (RuntimeError, ValueError) as err:
         fail(f"the VAE does not take {resolution}×{resolution} images: {err}")
     if z.ndim != 4 or decoded.shape != x.shape:
-        fail(f"the VAE does not take --resolution {resolution}: its latents {tuple(z.shape[1:])} decode to "
-             f"{tuple(decoded.shape[1:])}; its sample_size is {vae.config.sample_size}")
+        fail(
+            f"the VAE does not take --resolution {resolution}: its latents {tuple(z.shape[1:])} decode to "
+            f"{tuple(decoded.shape[1:])}; its sample_size is {vae.config.sample_size}"
+        )
     return tuple(z.shape[1:])
 
 
 @torch.no_grad()
-def encode_posterior(vae, images: torch.Tensor, batch_size: int, device: torch.device, progress: bool) -> SimpleNamespace:
+def encode_posterior(
+    vae, images: torch.Tensor, batch_size: int, device: torch.device, progress: bool
+) -> SimpleNamespace:
     """The VAE posterior of every image (uint8 (N, C, H, W)), once, in the pipeline's scale: ``mean``, ``std``
     (N, c, h, w) float32 on ``device``, so that mean + std·ε ~ (z − shift_factor) · scaling_factor."""
     scale, shift = vae.config.scaling_factor, getattr(vae.config, "shift_factor", None) or 0.0

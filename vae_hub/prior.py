@@ -49,21 +49,32 @@ class PriorChoice:
         if not self.held_out_nats:
             return f"K = {self.num_components} components, as given."
         scores = ", ".join(f"K={k}: {v:.2f}" for k, v in self.held_out_nats.items())
-        return (f"K = {self.num_components} components, chosen from the data: each candidate was fitted to "
-                f"{1 - HELD_OUT_FRACTION:.0%} of {self.num_codes:,} training codes and scored by the mean "
-                f"log-likelihood of the other {HELD_OUT_FRACTION:.0%} (nats per code; {scores}); K is the smallest "
-                "within one standard error of the best.")
+        return (
+            f"K = {self.num_components} components, chosen from the data: each candidate was fitted to "
+            f"{1 - HELD_OUT_FRACTION:.0%} of {self.num_codes:,} training codes and scored by the mean "
+            f"log-likelihood of the other {HELD_OUT_FRACTION:.0%} (nats per code; {scores}); K is the smallest "
+            "within one standard error of the best."
+        )
 
     @classmethod
     def from_dict(cls, record: dict) -> "PriorChoice":
         """The inverse of ``to_dict`` (as ``training_info.json`` stores it)."""
         scores = record.get("held_out_log_likelihood_nats_per_code") or {}
-        return cls(int(record["num_components"]), {int(k): float(v) for k, v in scores.items()},
-                   int(record.get("num_codes", 0)), int(record.get("seed", 0)))
+        return cls(
+            int(record["num_components"]),
+            {int(k): float(v) for k, v in scores.items()},
+            int(record.get("num_codes", 0)),
+            int(record.get("seed", 0)),
+        )
 
     def to_dict(self) -> dict:
-        return {"num_components": self.num_components, "method": self.method, "num_codes": self.num_codes,
-                "seed": self.seed, "held_out_log_likelihood_nats_per_code": {str(k): v for k, v in self.held_out_nats.items()}}
+        return {
+            "num_components": self.num_components,
+            "method": self.method,
+            "num_codes": self.num_codes,
+            "seed": self.seed,
+            "held_out_log_likelihood_nats_per_code": {str(k): v for k, v in self.held_out_nats.items()},
+        }
 
 
 def _check_codes(codes, latent_dim: int) -> None:
@@ -79,8 +90,9 @@ def _mixture(num_components: int, seed: int) -> GaussianMixture:
     return GaussianMixture(num_components, covariance_type="diag", random_state=seed)
 
 
-def choose_num_components(codes: torch.Tensor, candidates: tuple[int, ...] = CANDIDATES, seed: int = 0,
-                          progress: bool = False) -> PriorChoice:
+def choose_num_components(
+    codes: torch.Tensor, candidates: tuple[int, ...] = CANDIDATES, seed: int = 0, progress: bool = False
+) -> PriorChoice:
     """The smallest K among ``candidates`` whose mixture predicts held-out codes (N, D) as well as the best one,
     within one standard error; same codes and seed, same K.
 
@@ -108,8 +120,14 @@ def choose_num_components(codes: torch.Tensor, candidates: tuple[int, ...] = CAN
     return PriorChoice(chosen, scores, n, seed)
 
 
-def fit_mixture_prior(model: VAEModel, codes: torch.Tensor, num_components: int | str = AUTO, seed: int = 0,
-                      candidates: tuple[int, ...] = CANDIDATES, progress: bool = False) -> PriorChoice:
+def fit_mixture_prior(
+    model: VAEModel,
+    codes: torch.Tensor,
+    num_components: int | str = AUTO,
+    seed: int = 0,
+    candidates: tuple[int, ...] = CANDIDATES,
+    progress: bool = False,
+) -> PriorChoice:
     """Fit a K-component diagonal Gaussian mixture to ``codes`` and store it in ``model``.
 
     Args:

@@ -16,8 +16,9 @@ from .pipelines.schedulers import SCHEDULERS
 from .text_to_image_evaluation import Setting, default_setting, generate, read_recommended
 
 
-def prompt_grid(pipe, prompts: list[str], setting: Setting, per_prompt: int = 4, seed: int = 0,
-                scale: int = 2) -> PIL.Image.Image:
+def prompt_grid(
+    pipe, prompts: list[str], setting: Setting, per_prompt: int = 4, seed: int = 0, scale: int = 2
+) -> PIL.Image.Image:
     """``per_prompt`` samples of each prompt, a row each, from one generator seeded with ``seed``."""
     images = generate(pipe, [p for p in prompts for _ in range(per_prompt)], setting, seed=seed, progress=False)
     return make_grid(uint8_to_float(images), nrow=per_prompt, scale=scale)
@@ -26,8 +27,9 @@ def prompt_grid(pipe, prompts: list[str], setting: Setting, per_prompt: int = 4,
 def main(argv: list[str] | None = None) -> str:
     from diffusers import StableDiffusionPipeline
 
-    parser = argparse.ArgumentParser(prog="python -m vae_hub.prompt_grid", description=__doc__.split("\n\n")[0],
-                                     allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog="python -m vae_hub.prompt_grid", description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
     parser.add_argument("--pipeline", required=True, help="a StableDiffusionPipeline folder")
     parser.add_argument("--prompts", nargs="+", required=True)
     parser.add_argument("--per_prompt", type=int, default=4)
@@ -42,8 +44,11 @@ def main(argv: list[str] | None = None) -> str:
     try:
         pipe = StableDiffusionPipeline.from_pretrained(args.pipeline)
         base = read_recommended(args.pipeline) or default_setting(pipe)
-        setting = Setting(args.scheduler or base.scheduler, args.num_inference_steps or base.num_inference_steps,
-                          base.guidance_scale if args.guidance_scale is None else args.guidance_scale)
+        setting = Setting(
+            args.scheduler or base.scheduler,
+            args.num_inference_steps or base.num_inference_steps,
+            base.guidance_scale if args.guidance_scale is None else args.guidance_scale,
+        )
     except (OSError, ValueError) as err:
         parser.error(" ".join(str(err).split())[:300])
     output = args.output or os.path.join(args.pipeline, "prompts.png")

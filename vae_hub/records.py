@@ -35,8 +35,10 @@ def public_record(data):
     """A JSON record (``training_info.json``, ``metrics.json``) as a push uploads it: every recorded path by its
     last part (``public_name``), every ``command`` as ``shareable_command`` writes it; the rest unchanged."""
     if isinstance(data, dict):
-        return {k: shareable_command(v) if k == "command" and isinstance(v, str) else public_record(v)
-                for k, v in data.items()}
+        return {
+            k: shareable_command(v) if k == "command" and isinstance(v, str) else public_record(v)
+            for k, v in data.items()
+        }
     if isinstance(data, list):
         return [public_record(v) for v in data]
     return public_name(data) if isinstance(data, str) else data
@@ -56,6 +58,7 @@ def shareable_command(command: str | None) -> str | None:
     def short(word: str) -> str:
         flag, equals, value = word.partition("=") if word.startswith("--") else ("", "", word)
         return flag + equals + Path(value).name if os.path.isabs(value) and Path(value).name else word
+
     return shlex.join(short(w) for w in words)
 
 

@@ -67,8 +67,10 @@ def _relative_imports(name: str, tree: ast.Module) -> list[tuple[ast.ImportFrom,
     """
     nested = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level and n not in tree.body]
     if nested:
-        raise BundleError(f"{name}: a relative import inside a function or block (line {nested[0].lineno}) cannot "
-                          "be bundled; import at the top of the module")
+        raise BundleError(
+            f"{name}: a relative import inside a function or block (line {nested[0].lineno}) cannot "
+            "be bundled; import at the top of the module"
+        )
     found = []
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.level:
@@ -110,7 +112,7 @@ def dependency_order(names: Iterable[str]) -> list[str]:
         if name in order:
             return
         if name in visiting:
-            raise BundleError(f"import cycle: {' -> '.join(visiting[visiting.index(name):] + [name])}")
+            raise BundleError(f"import cycle: {' -> '.join(visiting[visiting.index(name) :] + [name])}")
         visiting.append(name)
         tree = ast.parse(module_path(name).read_text(encoding="utf-8"))
         for _, target, items in _relative_imports(name, tree):
@@ -167,12 +169,19 @@ def bundle(names: Iterable[str], title: str) -> str:
         relative = _relative_imports(name, tree)
         bindings = _top_level_bindings(tree)
         for _, _, items in relative:  # what the bundle binds in their place (a name imported as itself binds none)
-            bindings.update({bound: "the bundle module" if is_module else f"= {item}"
-                             for item, bound, is_module in items if is_module or bound != item})
+            bindings.update(
+                {
+                    bound: "the bundle module" if is_module else f"= {item}"
+                    for item, bound, is_module in items
+                    if is_module or bound != item
+                }
+            )
         for bound, how in bindings.items():
             if bound in owners and (how == "defined" or owners[bound][1] != how):
-                raise BundleError(f"{name} and {owners[bound][0]} both define `{bound}` at module level: they "
-                                  "cannot share the one namespace of a bundled file; rename one")
+                raise BundleError(
+                    f"{name} and {owners[bound][0]} both define `{bound}` at module level: they "
+                    "cannot share the one namespace of a bundled file; rename one"
+                )
             owners.setdefault(bound, (name, how))
         lines = source.splitlines()
         for node, target, items in reversed(relative):
@@ -183,8 +192,11 @@ def bundle(names: Iterable[str], title: str) -> str:
                 elif bound != item:
                     replacement.append(f"{bound} = {item}")
             lines[node.lineno - 1 : node.end_lineno] = replacement
-        parts.append(f"# {'-' * 100}\n# {path.relative_to(PACKAGE_DIR.parent).as_posix()}\n# {'-' * 100}\n"
-                     + "\n".join(lines).strip("\n") + "\n")
+        parts.append(
+            f"# {'-' * 100}\n# {path.relative_to(PACKAGE_DIR.parent).as_posix()}\n# {'-' * 100}\n"
+            + "\n".join(lines).strip("\n")
+            + "\n"
+        )
     sources = ", ".join(module_path(n).relative_to(PACKAGE_DIR.parent).as_posix() for n in order)
     return _HEADER.format(title=title, version=__version__, sources=sources) + "\n\n" + "\n\n".join(parts)
 
@@ -202,5 +214,6 @@ def pipeline_code(class_name: str) -> str:
     from . import pipelines
 
     cls = getattr(pipelines, class_name)
-    return bundle([cls.__module__], f"{class_name} (vae-hub), for diffusers' DiffusionPipeline with "
-                                    "trust_remote_code=True.")
+    return bundle(
+        [cls.__module__], f"{class_name} (vae-hub), for diffusers' DiffusionPipeline with trust_remote_code=True."
+    )

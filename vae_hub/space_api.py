@@ -40,7 +40,7 @@ MAX_MESSAGE_CHARS = 400  # a refusal's message and log line
 TRUST_FORWARDED_FOR = bool(os.environ.get("SPACE_ID")) or os.environ.get("VAE_HUB_SPACE_BEHIND_PROXY") == "1"
 # Refusals waiting in their session's stream (see ``Admission.refuse``): bounded for clients that never read it.
 MAX_UNDELIVERED_REFUSALS = 256
-API_PAGE = "this Space's API page (\"Use via API\" at the bottom of the page)"
+API_PAGE = 'this Space\'s API page ("Use via API" at the bottom of the page)'
 
 
 def refuse(where: str, err: Exception | str) -> gr.Error:
@@ -81,7 +81,7 @@ def expected(component: gr.components.Component) -> str:
     words = {"integer": "a whole number", "number": "a number", "string": "text", "boolean": "true or false"}
     documented = json_schema_to_python_type(info)
     if "filepath" in documented:
-        return "a file (gradio_client: handle_file(path); HTTP: {\"path\": …} of a file sent to /gradio_api/upload)"
+        return 'a file (gradio_client: handle_file(path); HTTP: {"path": …} of a file sent to /gradio_api/upload)'
     return words.get(info.get("type"), f"a value of type {documented}")
 
 
@@ -124,8 +124,10 @@ def endpoint_name(block_fn: BlockFunction) -> str:
 def parameter_names(block_fn: BlockFunction) -> list[str]:
     """The names of an event's inputs as its API documents them (a component's label where a name is missing)."""
     names = list(block_fn.input_parameter_names) + [None] * len(block_fn.inputs)
-    return [name or getattr(block, "label", None) or f"input {i + 1}"
-            for i, (name, block) in enumerate(zip(names, block_fn.inputs, strict=False))]
+    return [
+        name or getattr(block, "label", None) or f"input {i + 1}"
+        for i, (name, block) in enumerate(zip(names, block_fn.inputs, strict=False))
+    ]
 
 
 def unreadable_input(block_fn: BlockFunction, inputs: list) -> str:
@@ -153,8 +155,9 @@ def plain_call_errors(demo: gr.Blocks) -> None:
     async def readable(block_fn: BlockFunction, inputs: list, *args, **kwargs):
         where, names = endpoint_name(block_fn), parameter_names(block_fn)
         if len(inputs) < len(block_fn.inputs):
-            raise refuse(where, f"{where} takes {len(names)} inputs ({', '.join(names)}); this call sent "
-                                f"{len(inputs)}.")
+            raise refuse(
+                where, f"{where} takes {len(names)} inputs ({', '.join(names)}); this call sent {len(inputs)}."
+            )
         try:
             return await preprocess_data(block_fn, inputs, *args, **kwargs)
         except gr.Error as err:
@@ -162,8 +165,11 @@ def plain_call_errors(demo: gr.Blocks) -> None:
                 raise
             raise refuse(where, err) from err
         except Exception as err:
-            raise refuse(where, f"{where}: {unreadable_input(block_fn, inputs)}. Its inputs are "
-                                f"{', '.join(names)}; {API_PAGE} gives their types.") from err
+            raise refuse(
+                where,
+                f"{where}: {unreadable_input(block_fn, inputs)}. Its inputs are "
+                f"{', '.join(names)}; {API_PAGE} gives their types.",
+            ) from err
 
     demo.preprocess_data = readable
 
@@ -177,8 +183,10 @@ def malformed_body(request: Request, err: RequestValidationError) -> JSONRespons
     else:  # the first field that does not fit, as "data: input should be a valid list"
         field = ".".join(str(part) for part in first.get("loc", ())[1:]) or "the body"
         problem = f"{field}: {str(first.get('msg', 'not readable')).rstrip('.').lower()}"
-    message = (f"This request's body is not what {request.url.path} takes ({problem}). Send JSON like "
-               f"{{\"data\": [...]}}, one value per parameter, as {API_PAGE} shows.")
+    message = (
+        f"This request's body is not what {request.url.path} takes ({problem}). Send JSON like "
+        f'{{"data": [...]}}, one value per parameter, as {API_PAGE} shows.'
+    )
     log.info("refused a malformed body for %s: %s", request.url.path, cut(problem, 200))
     return JSONResponse({"detail": message}, status_code=422)
 
@@ -187,8 +195,9 @@ def no_such_endpoint(request: Request, err: FnIndexInferError) -> JSONResponse:
     """A call to an endpoint this Space does not have: 404 and one line (Gradio answers 500)."""
     name = clip(request.path_params.get("api_name", ""))
     log.info("refused a call to a missing endpoint %s", name)
-    return JSONResponse({"detail": f"This Space has no API endpoint named {name}: {API_PAGE} lists them."},
-                        status_code=404)
+    return JSONResponse(
+        {"detail": f"This Space has no API endpoint named {name}: {API_PAGE} lists them."}, status_code=404
+    )
 
 
 class PlainServerErrors:
@@ -218,18 +227,31 @@ class PlainServerErrors:
             while frame.tb_next:
                 frame = frame.tb_next
             where = f"{os.path.basename(frame.tb_frame.f_code.co_filename)}:{frame.tb_lineno}"
-            log.warning("%s %s failed: %s: %s (%s)", scope.get("method"), cut(scope.get("path", ""), 200),
-                        type(err).__name__, cut(str(err), 200), where)
-            answer = JSONResponse({"detail": "This request could not be handled (it has been logged): check the "
-                                             f"endpoint's name and inputs against {API_PAGE}."}, status_code=500)
+            log.warning(
+                "%s %s failed: %s: %s (%s)",
+                scope.get("method"),
+                cut(scope.get("path", ""), 200),
+                type(err).__name__,
+                cut(str(err), 200),
+                where,
+            )
+            answer = JSONResponse(
+                {
+                    "detail": "This request could not be handled (it has been logged): check the "
+                    f"endpoint's name and inputs against {API_PAGE}."
+                },
+                status_code=500,
+            )
             await answer(scope, receive, send)
 
 
 def app_options() -> dict:
     """``app_kwargs`` for ``Blocks.launch`` (a fresh dict each time: Gradio writes into it): the FastAPI app that
     Gradio builds answers malformed requests in one line."""
-    return {"exception_handlers": {RequestValidationError: malformed_body, FnIndexInferError: no_such_endpoint},
-            "middleware": [Middleware(PlainServerErrors)]}
+    return {
+        "exception_handlers": {RequestValidationError: malformed_body, FnIndexInferError: no_such_endpoint},
+        "middleware": [Middleware(PlainServerErrors)],
+    }
 
 
 # ==================================================================================== the queue
@@ -300,8 +322,9 @@ class Admission:
         pending, sessions = self.queue.pending_event_ids_session, self.queue.pending_messages_per_session
         self.undelivered = {e: s for e, s in self.undelivered.items() if e in pending.get(s, ()) and s in sessions}
 
-    async def refuse(self, body: PredictBodyInternal, fn: BlockFunction, request: Request, username: str | None,
-                     reason: str) -> tuple:
+    async def refuse(
+        self, body: PredictBodyInternal, fn: BlockFunction, request: Request, username: str | None, reason: str
+    ) -> tuple:
         """Answer a refused request as one that failed at once: an event registered for its session's stream,
         never queued, whose only message is the refusal. Browsers and gradio_client show it as they show any of
         the Space's errors; a refused join (HTTP 503) would reach a gradio_client user only as "QueueError: Queue
@@ -318,6 +341,7 @@ class Admission:
                 queue.pending_messages_per_session[event.session_hash] = asyncio.Queue()
             queue.pending_event_ids_session.setdefault(event.session_hash, set()).add(event._id)
         self.undelivered[event._id] = event.session_hash
-        queue.send_message(event, ProcessCompletedMessage(output=error_payload(gr.Error(reason), True),
-                                                          title="Error", success=False))
+        queue.send_message(
+            event, ProcessCompletedMessage(output=error_payload(gr.Error(reason), True), title="Error", success=False)
+        )
         return True, event._id, "success"

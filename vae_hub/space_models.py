@@ -62,7 +62,12 @@ HUB_TIMEOUT = 10.0  # seconds per Hub request
 HUB_IDS_ENV = "VAE_HUB_SPACE_HUB_IDS"
 PIPELINE_CLASS = LatentDiffusionPipeline.__name__  # the _class_name of a pipeline folder's model_index.json
 TEXT_TO_IMAGE_CLASS = "StableDiffusionPipeline"  # a text-to-image folder's: loaded with diffusers' own classes
-CARD_FILES = ("README.md", "metrics.json", "training_info.json", "latent_map_sample.npz")  # what the About tab and the map read
+CARD_FILES = (
+    "README.md",
+    "metrics.json",
+    "training_info.json",
+    "latent_map_sample.npz",
+)  # what the About tab and the map read
 # A pipeline's files: the configs (read and checked first) and the rest (its weights), relative to its folder.
 PIPELINE_FILES = (PIPELINE_INDEX_NAME, *(f"{c}/{n}" for c, names in PIPELINE_COMPONENT_FILES.items() for n in names))
 PIPELINE_CONFIGS = tuple(n for n in PIPELINE_FILES if n.endswith(".json"))
@@ -149,8 +154,14 @@ class Loaded:
 class ModelLoader:
     """Resolves model ids to sources and loads them within the limits above; remembers failures (bounded)."""
 
-    def __init__(self, offered: list[str], shipped: dict[str, Path], allow_hub: bool = False,
-                 max_model_bytes: int = MAX_MODEL_BYTES, configured: dict[str, Path] | None = None):
+    def __init__(
+        self,
+        offered: list[str],
+        shipped: dict[str, Path],
+        allow_hub: bool = False,
+        max_model_bytes: int = MAX_MODEL_BYTES,
+        configured: dict[str, Path] | None = None,
+    ):
         self.offered, self.shipped, self.allow_hub = set(offered), shipped, allow_hub
         self.configured = configured or {}  # the owner's folders by public id (``public_ids``)
         self.max_model_bytes = max_model_bytes
@@ -198,8 +209,10 @@ class ModelLoader:
         """The model of ``source``, checked before anything is allocated; an ``InputError`` says why not."""
         folder = self._download(source.repo_id) if source.repo_id else source.folder
         try:
-            if is_pipeline_folder(folder) and _small_json(Path(folder), PIPELINE_INDEX_NAME).get(
-                    "_class_name") == TEXT_TO_IMAGE_CLASS:
+            if (
+                is_pipeline_folder(folder)
+                and _small_json(Path(folder), PIPELINE_INDEX_NAME).get("_class_name") == TEXT_TO_IMAGE_CLASS
+            ):
                 return Loaded(self._load_text_to_image(Path(folder)), Path(folder), source)
             if is_pipeline_folder(folder):
                 return Loaded(self._load_pipeline(Path(folder)), Path(folder), source)
@@ -226,8 +239,12 @@ class ModelLoader:
         vae = SpatialVAEModel.from_pretrained(folder / "vae", max_model_bytes=self.max_model_bytes)
         unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True)
         scheduler = scheduler_class.from_pretrained(folder / "scheduler")
-        pipe = LatentDiffusionPipeline(vae.eval().requires_grad_(False), unet.eval().requires_grad_(False), scheduler,
-                                       id2label=index.get("id2label"))
+        pipe = LatentDiffusionPipeline(
+            vae.eval().requires_grad_(False),
+            unet.eval().requires_grad_(False),
+            scheduler,
+            id2label=index.get("id2label"),
+        )
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -256,14 +273,23 @@ class ModelLoader:
         if not isinstance(side, int) or not 1 <= side <= MAX_MODEL_SIDE:
             raise ValueError(f"its images are {clip(side)} px; this Space shows models of at most {MAX_MODEL_SIDE} px")
         if weights > self.max_model_bytes:
-            raise ValueError(f"its weights are {weights / 2**20:,.0f} MiB, above the limit of this Space of "
-                             f"{self.max_model_bytes / 2**20:,.0f} MiB")
+            raise ValueError(
+                f"its weights are {weights / 2**20:,.0f} MiB, above the limit of this Space of "
+                f"{self.max_model_bytes / 2**20:,.0f} MiB"
+            )
         scheduler = _scheduler_class(folder).from_pretrained(folder / "scheduler")
-        models = {name: cls.from_pretrained(folder / name, use_safetensors=True).eval().requires_grad_(False)
-                  for name, cls in classes.items()}
-        pipe = StableDiffusionPipeline(**models, tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
-                                       scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                       requires_safety_checker=False)
+        models = {
+            name: cls.from_pretrained(folder / name, use_safetensors=True).eval().requires_grad_(False)
+            for name, cls in classes.items()
+        }
+        pipe = StableDiffusionPipeline(
+            **models,
+            tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -273,26 +299,41 @@ class ModelLoader:
         index = _small_json(folder, PIPELINE_INDEX_NAME)
         found = index.get("_class_name")
         if found not in (PIPELINE_CLASS, [PIPELINE_LOADER, PIPELINE_CLASS]):
-            raise ValueError(f"it holds a {str(found)[:MAX_SHOWN_CHARS] if found else 'pipeline without _class_name'}, "
-                             f"not a {PIPELINE_CLASS}")
+            raise ValueError(
+                f"it holds a {str(found)[:MAX_SHOWN_CHARS] if found else 'pipeline without _class_name'}, "
+                f"not a {PIPELINE_CLASS}"
+            )
         self._checked_class(folder / "vae", "vae/", {SpatialVAEModel.__name__: SpatialVAEModel})  # what it loads
-        vae_config, unet_config = _small_json(folder / "vae", CONFIG_NAME), _small_json(folder / "unet", CONFIG_NAME, "unet/")
+        vae_config, unet_config = (
+            _small_json(folder / "vae", CONFIG_NAME),
+            _small_json(folder / "unet", CONFIG_NAME, "unet/"),
+        )
         if unet_config.get("_class_name") != UNet2DModel.__name__:
             raise ValueError(f"its unet/{CONFIG_NAME} does not hold a {UNet2DModel.__name__}")
         side = unet_config.get("sample_size")
         if not isinstance(side, int) or not 1 <= side <= MAX_MODEL_SIDE:
-            raise ValueError(f"its latents are {clip(side)} px; this Space shows models of at most {MAX_MODEL_SIDE} px")
+            raise ValueError(
+                f"its latents are {clip(side)} px; this Space shows models of at most {MAX_MODEL_SIDE} px"
+            )
         # sizing builds the UNet on the meta device, a Python module per block: bound the blocks first (as
         # ConfigChecks does for our models), so a hostile count costs nothing
         layers, stages = unet_config.get("layers_per_block", 2), unet_config.get("block_out_channels", ())
-        if not (isinstance(layers, int) and 0 < layers <= MAX_BLOCKS_PER_STAGE and isinstance(stages, (list, tuple))
-                and len(stages) <= MAX_STAGES):
-            raise ValueError(f"its unet has more than {MAX_STAGES} stages or {MAX_BLOCKS_PER_STAGE} blocks per stage, "
-                             "or they are not whole numbers")
+        if not (
+            isinstance(layers, int)
+            and 0 < layers <= MAX_BLOCKS_PER_STAGE
+            and isinstance(stages, (list, tuple))
+            and len(stages) <= MAX_STAGES
+        ):
+            raise ValueError(
+                f"its unet has more than {MAX_STAGES} stages or {MAX_BLOCKS_PER_STAGE} blocks per stage, "
+                "or they are not whole numbers"
+            )
         size = model_size_bytes(SpatialVAEModel, vae_config) + model_size_bytes(UNet2DModel, unet_config)
         if size > self.max_model_bytes:
-            raise ValueError(f"its vae and unet configs imply {size / 2**20:,.0f} MiB of weights, above the limit of "
-                             f"this Space of {self.max_model_bytes / 2**20:,.0f} MiB: refusing to allocate them")
+            raise ValueError(
+                f"its vae and unet configs imply {size / 2**20:,.0f} MiB of weights, above the limit of "
+                f"this Space of {self.max_model_bytes / 2**20:,.0f} MiB: refusing to allocate them"
+            )
         return index, _scheduler_class(folder)
 
     def _checked_class(self, folder: Path, where: str = "", classes: dict = MODEL_CLASSES):
@@ -302,12 +343,16 @@ class ModelLoader:
         found = config.get("_class_name")
         cls = classes.get(found)
         if cls is None:
-            raise ValueError(f"{'its ' + where if where else 'it'} holds a "
-                             f"{str(found)[:MAX_SHOWN_CHARS] if found else 'config without _class_name'}, not a "
-                             f"{' or '.join(classes)}{' or a ' + PIPELINE_CLASS if not where else ''}")
+            raise ValueError(
+                f"{'its ' + where if where else 'it'} holds a "
+                f"{str(found)[:MAX_SHOWN_CHARS] if found else 'config without _class_name'}, not a "
+                f"{' or '.join(classes)}{' or a ' + PIPELINE_CLASS if not where else ''}"
+            )
         side = config.get("sample_size")
         if not isinstance(side, int) or not 1 <= side <= MAX_MODEL_SIDE:
-            raise ValueError(f"its {where}images are {clip(side)} px; this Space shows models of at most {MAX_MODEL_SIDE} px")
+            raise ValueError(
+                f"its {where}images are {clip(side)} px; this Space shows models of at most {MAX_MODEL_SIDE} px"
+            )
         try:
             check_model_size(cls, config, self.max_model_bytes)
         except ValueError as err:  # name the Space's own setting
@@ -318,11 +363,15 @@ class ModelLoader:
         """A Hub repo's config, weights and About files in the local Hub cache, sized before they are fetched."""
         from huggingface_hub import HfApi, snapshot_download
 
-        if hub_constants.HF_HUB_OFFLINE:  # a Space run offline (or a local test of one) loads what the Hub cache already holds
+        if (
+            hub_constants.HF_HUB_OFFLINE
+        ):  # a Space run offline (or a local test of one) loads what the Hub cache already holds
             return self._cached(repo_id)
         if self._hub_down_until > time.monotonic():
-            raise InputError("Cannot reach the Hub (it did not answer less than a minute ago): try again later, "
-                             "or choose one of this Space's models.")
+            raise InputError(
+                "Cannot reach the Hub (it did not answer less than a minute ago): try again later, "
+                "or choose one of this Space's models."
+            )
         try:
             info = HfApi().model_info(repo_id, files_metadata=True, timeout=HUB_TIMEOUT)
             sizes = {f.rfilename: f.size or 0 for f in info.siblings or ()}
@@ -333,22 +382,32 @@ class ModelLoader:
                 raise InputError(f"Cannot load model {clip(repo_id)}: the repo has no {', '.join(missing)}.")
             if any(sizes[n] > MAX_SMALL_FILE_BYTES for n in configs):
                 raise InputError(f"Cannot load model {clip(repo_id)}: its configs are too large.")
-            folder = Path(snapshot_download(repo_id, revision=info.sha, allow_patterns=list(configs), etag_timeout=HUB_TIMEOUT))
+            folder = Path(
+                snapshot_download(repo_id, revision=info.sha, allow_patterns=list(configs), etag_timeout=HUB_TIMEOUT)
+            )
             self._check_configs(folder)  # before the weights are downloaded
-            weights = ([n for n in PIPELINE_FILES if n not in configs] if pipeline else
-                       [n for n in sizes if n in (WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME) or SHARD.fullmatch(n)])
+            weights = (
+                [n for n in PIPELINE_FILES if n not in configs]
+                if pipeline
+                else [n for n in sizes if n in (WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME) or SHARD.fullmatch(n)]
+            )
             # safetensors headers and an index are small; anything far beyond the config's size is not these weights
             if sum(sizes[n] for n in weights) > self.max_model_bytes * 1.05 + 2**20:
-                raise InputError(f"Cannot load model {clip(repo_id)}: its weights are larger than this Space's limit "
-                                 f"of {self.max_model_bytes / 2**20:,.0f} MiB.")
+                raise InputError(
+                    f"Cannot load model {clip(repo_id)}: its weights are larger than this Space's limit "
+                    f"of {self.max_model_bytes / 2**20:,.0f} MiB."
+                )
             small = [n for n in CARD_FILES if 0 < sizes.get(n, 0) <= MAX_SMALL_FILE_BYTES]
-            snapshot_download(repo_id, revision=info.sha, allow_patterns=[*configs, *weights, *small],
-                              etag_timeout=HUB_TIMEOUT)
+            snapshot_download(
+                repo_id, revision=info.sha, allow_patterns=[*configs, *weights, *small], etag_timeout=HUB_TIMEOUT
+            )
         except InputError:
             raise
         except (OSError, ValueError) as err:
             if isinstance(err, ValueError) and not isinstance(err, HFValidationError):  # _checked_class
-                raise InputError(f"Cannot load model {clip(repo_id)}: {hide_paths(' '.join(str(err).split()))}") from err
+                raise InputError(
+                    f"Cannot load model {clip(repo_id)}: {hide_paths(' '.join(str(err).split()))}"
+                ) from err
             raise self._hub_error(repo_id, err) from err
         except Exception as err:
             if not _is_network_error(err):
@@ -363,8 +422,10 @@ class ModelLoader:
         try:
             folder = Path(snapshot_download(repo_id, local_files_only=True))
         except Exception as err:  # not cached (LocalEntryNotFoundError), or not a valid repo id
-            raise InputError(f"Cannot load model {clip(repo_id)}: the Hub is offline here and the repo is not in "
-                             "the local Hub cache.") from err
+            raise InputError(
+                f"Cannot load model {clip(repo_id)}: the Hub is offline here and the repo is not in "
+                "the local Hub cache."
+            ) from err
         self._check_configs(folder)
         return folder
 
@@ -374,9 +435,10 @@ class ModelLoader:
         if isinstance(err, HfHubHTTPError) and getattr(err.response, "status_code", None):
             return InputError(f"The Hub refused {clip(repo_id)} (HTTP {err.response.status_code}): try again later.")
         self._hub_down_until = time.monotonic() + FAILURE_TTL
-        return InputError("Cannot reach the Hub from this Space right now: try again in a minute, "
-                          "or choose one of this Space's models.")
-
+        return InputError(
+            "Cannot reach the Hub from this Space right now: try again in a minute, "
+            "or choose one of this Space's models."
+        )
 
 
 class ModelCache(Generic[T]):
@@ -421,6 +483,7 @@ class ModelCache(Generic[T]):
             with self._lock:
                 if self._loading.get(model_id) is loading:
                     del self._loading[model_id]
+
 
 def _scheduler_class(folder: Path) -> type[SchedulerMixin]:
     """The diffusers scheduler class a pipeline folder's ``scheduler/`` names (a ``ValueError`` for anything else)."""

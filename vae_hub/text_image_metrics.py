@@ -51,14 +51,17 @@ def text_features(clip: MiniClip, captions: list[str], batch_size: int = 256) ->
 def clip_score(image_feats: torch.Tensor, text_feats: torch.Tensor) -> float:
     """100 × the mean of max(cos, 0) over the pairs (image_feats[i], text_feats[i]), both (N, P)."""
     if image_feats.shape != text_feats.shape or len(image_feats) == 0:
-        raise ValueError(f"clip_score needs paired features of one shape, got {tuple(image_feats.shape)} and "
-                         f"{tuple(text_feats.shape)}")
+        raise ValueError(
+            f"clip_score needs paired features of one shape, got {tuple(image_feats.shape)} and "
+            f"{tuple(text_feats.shape)}"
+        )
     cosine = F.cosine_similarity(image_feats.double(), text_feats.double(), dim=1)
     return 100 * cosine.clamp(min=0).mean().item()
 
 
-def candidate_captions(captions: list[str], num_candidates: int = NUM_CANDIDATES,
-                       seed: int = 0) -> tuple[list[str], torch.Tensor]:
+def candidate_captions(
+    captions: list[str], num_candidates: int = NUM_CANDIDATES, seed: int = 0
+) -> tuple[list[str], torch.Tensor]:
     """(the distinct captions, candidates (N, num_candidates)): row i holds indices into the distinct captions, its
     own caption first, then num_candidates − 1 other distinct captions drawn without replacement with ``seed``.
 
@@ -67,8 +70,10 @@ def candidate_captions(captions: list[str], num_candidates: int = NUM_CANDIDATES
     """
     distinct = list(dict.fromkeys(captions))
     if num_candidates < 2 or len(distinct) < num_candidates:
-        raise ValueError(f"R-precision among {num_candidates} captions needs at least that many distinct captions "
-                         f"(and at least 2); there are {len(distinct)}")
+        raise ValueError(
+            f"R-precision among {num_candidates} captions needs at least that many distinct captions "
+            f"(and at least 2); there are {len(distinct)}"
+        )
     index = {caption: i for i, caption in enumerate(distinct)}
     own = torch.tensor([index[c] for c in captions], dtype=torch.long)
     generator = torch.Generator().manual_seed(seed)
@@ -86,8 +91,13 @@ def r_precision(image_feats: torch.Tensor, caption_feats: torch.Tensor, candidat
     return (similarity[:, 0] > similarity[:, 1:].max(dim=1).values).double().mean().item()
 
 
-def retrieval_accuracy(image_feats: torch.Tensor, text_feats: torch.Tensor, captions: list[str],
-                       group_size: int = NUM_CANDIDATES, seed: int = 0) -> dict:
+def retrieval_accuracy(
+    image_feats: torch.Tensor,
+    text_feats: torch.Tensor,
+    captions: list[str],
+    group_size: int = NUM_CANDIDATES,
+    seed: int = 0,
+) -> dict:
     """Top-1 retrieval within groups of ``group_size`` pairs (a seeded shuffle of the N pairs cut into N // group_size
     groups; all N in one group when N < group_size): image→text (the most similar caption of the group is the
     image's own) and text→image. A retrieved item that carries the same caption text counts as a hit.
@@ -96,23 +106,39 @@ def retrieval_accuracy(image_feats: torch.Tensor, text_feats: torch.Tensor, capt
         {"image_to_text_top1", "text_to_image_top1", "group_size", "num_pairs"} (the pairs scored).
     """
     if image_feats.shape != text_feats.shape or len(image_feats) != len(captions) or len(captions) < 2:
-        raise ValueError(f"retrieval needs at least 2 pairs and paired features, got {tuple(image_feats.shape)}, "
-                         f"{tuple(text_feats.shape)} and {len(captions)} captions")
+        raise ValueError(
+            f"retrieval needs at least 2 pairs and paired features, got {tuple(image_feats.shape)}, "
+            f"{tuple(text_feats.shape)} and {len(captions)} captions"
+        )
     size = min(group_size, len(captions))
     order = torch.randperm(len(captions), generator=torch.Generator().manual_seed(seed))
     groups = order[: len(order) // size * size].view(-1, size)  # (G, size)
     ids = {c: i for i, c in enumerate(dict.fromkeys(captions))}
     caption_ids = torch.tensor([ids[c] for c in captions])[groups]  # (G, size)
-    similarity = torch.einsum("gip,gjp->gij", F.normalize(image_feats.double(), dim=1)[groups],
-                              F.normalize(text_feats.double(), dim=1)[groups])  # images × captions of each group
+    similarity = torch.einsum(
+        "gip,gjp->gij",
+        F.normalize(image_feats.double(), dim=1)[groups],
+        F.normalize(text_feats.double(), dim=1)[groups],
+    )  # images × captions of each group
     to_text = caption_ids.gather(1, similarity.argmax(dim=2)) == caption_ids
     to_image = caption_ids.gather(1, similarity.argmax(dim=1)) == caption_ids
-    return {"image_to_text_top1": to_text.double().mean().item(), "text_to_image_top1": to_image.double().mean().item(),
-            "group_size": size, "num_pairs": groups.numel()}
+    return {
+        "image_to_text_top1": to_text.double().mean().item(),
+        "text_to_image_top1": to_image.double().mean().item(),
+        "group_size": size,
+        "num_pairs": groups.numel(),
+    }
 
 
-def text_image_alignment(clip: MiniClip, images: torch.Tensor, captions: list[str], *,
-                         num_candidates: int = NUM_CANDIDATES, seed: int = 0, batch_size: int = 256) -> dict:
+def text_image_alignment(
+    clip: MiniClip,
+    images: torch.Tensor,
+    captions: list[str],
+    *,
+    num_candidates: int = NUM_CANDIDATES,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> dict:
     """CLIP score and R-precision of uint8 images (N, 3, S, S), image i made for (or showing) ``captions[i]``.
 
     Returns:
@@ -132,12 +158,20 @@ def text_image_alignment(clip: MiniClip, images: torch.Tensor, captions: list[st
     }
 
 
-def r_precision_ceiling(clip: MiniClip, real_images: torch.Tensor, captions: list[str], *,
-                        num_candidates: int = NUM_CANDIDATES, seed: int = 0, batch_size: int = 256) -> float:
+def r_precision_ceiling(
+    clip: MiniClip,
+    real_images: torch.Tensor,
+    captions: list[str],
+    *,
+    num_candidates: int = NUM_CANDIDATES,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> float:
     """R-precision of the real images of ``captions`` (the test split): what a perfect text-to-image model would get
     from this CLIP, with the same rivals (same captions and seed) as the generated samples face."""
-    return text_image_alignment(clip, real_images, captions, num_candidates=num_candidates, seed=seed,
-                                batch_size=batch_size)["r_precision"]
+    return text_image_alignment(
+        clip, real_images, captions, num_candidates=num_candidates, seed=seed, batch_size=batch_size
+    )["r_precision"]
 
 
 def features_frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -147,6 +181,8 @@ def features_frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     from .evaluate_samples import FeatureStatistics, frechet_distance
 
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
-        raise ValueError(f"the Fréchet distance needs two sets of at least 2 features of one width, got "
-                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"the Fréchet distance needs two sets of at least 2 features of one width, got "
+            f"{tuple(a.shape)} and {tuple(b.shape)}"
+        )
     return frechet_distance(FeatureStatistics.of(a), FeatureStatistics.of(b))

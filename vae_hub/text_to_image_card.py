@@ -25,12 +25,11 @@ COMPONENTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 RECORDS = ("model_index.json", hub.CARD_NAME, hub.METRICS_NAME, hub.TRAINING_INFO_NAME)
 FIGURE_CAPTIONS = {
     "prompts.png": "Samples at the recommended settings, a row per prompt, four seeds each "
-                   "(`python -m vae_hub.prompt_grid`).",
+    "(`python -m vae_hub.prompt_grid`).",
     "samples.png": "Samples of the validation prompts, a row each, from the training run's last step (its settings).",
     "loss_curve.png": "Training curve: the denoising loss.",
 }
 NOTES_NAME = "NOTES.md"  # written by a person who looked at the samples: the card's "What the samples show"
-
 
 
 def build_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
@@ -43,35 +42,53 @@ def build_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
     readme = dataset_readme(info.get("dataset_name"))
     metrics = _read_json(folder / hub.METRICS_NAME)
     recommended = read_recommended(str(folder))
-    records = sorted((r for r in (metrics.get(RECORD_KEY) or {}).values() if r.get("kind") == "text-to-image pipeline"),
-                     key=lambda r: (r["scheduler"], r["num_inference_steps"], r["guidance_scale"]))
+    records = sorted(
+        (r for r in (metrics.get(RECORD_KEY) or {}).values() if r.get("kind") == "text-to-image pipeline"),
+        key=lambda r: (r["scheduler"], r["num_inference_steps"], r["guidance_scale"]),
+    )
     notes = folder / NOTES_NAME
     credits = training_data_credits(info, readme)
     name = repo_id.split("/")[-1] if repo_id else folder.resolve().name
     args = info.get("args") or {}
     prompts = info.get("validation_prompts") or ["a prompt"]
-    card_data = ModelCardData(library_name="diffusers", license=hub.LICENSE, tags=list(CARD_TAGS),
-                              pipeline_tag="text-to-image")
+    card_data = ModelCardData(
+        library_name="diffusers", license=hub.LICENSE, tags=list(CARD_TAGS), pipeline_tag="text-to-image"
+    )
     architecture = [
         ("Pipeline", "`diffusers.StableDiffusionPipeline` (no safety checker)"),
         ("VAE", f"`AutoencoderKL`, frozen ({info.get('vae', '?')}); latents {info.get('latent_shape')}"),
-        ("Text encoder", f"`CLIPTextModel`, {text.get('num_hidden_layers')} layers of width {text.get('hidden_size')}, "
-                         f"{text.get('num_attention_heads')} heads, {text.get('max_position_embeddings')} positions"
-                         + _params(info.get("text_encoder_parameters"))),
+        (
+            "Text encoder",
+            f"`CLIPTextModel`, {text.get('num_hidden_layers')} layers of width {text.get('hidden_size')}, "
+            f"{text.get('num_attention_heads')} heads, {text.get('max_position_embeddings')} positions"
+            + _params(info.get("text_encoder_parameters")),
+        ),
         ("Tokenizer", f"`CLIPTokenizer`, BPE learned from the captions, {info.get('tokenizer_vocab_size')} tokens"),
-        ("Denoiser", f"`UNet2DConditionModel`, blocks of {unet.get('block_out_channels')} channels, cross-attention "
-                     f"dimension {unet.get('cross_attention_dim')}" + _params(info.get("unet_parameters"))),
+        (
+            "Denoiser",
+            f"`UNet2DConditionModel`, blocks of {unet.get('block_out_channels')} channels, cross-attention "
+            f"dimension {unet.get('cross_attention_dim')}" + _params(info.get("unet_parameters")),
+        ),
         ("Scheduler", f"`{scheduler.get('_class_name')}`, {scheduler.get('prediction_type', 'epsilon')} prediction"),
     ]
-    training = [(key, value) for key, value in (
-        ("Data", f"{info.get('dataset_name')}, {info.get('num_train_images')} captioned images "
-                 f"(column {info.get('caption_column')!r})"),
-        ("Steps", f"{info.get('steps')} ({info.get('epochs')} epochs) of {args.get('train_batch_size')} per process "
-                  f"× {info.get('num_processes')}"),
-        ("Caption dropout", args.get("conditioning_dropout_prob")),
-        ("EMA", "yes" if args.get("use_ema") else "no"),
-        ("Wall time", f"{info.get('wall_time_seconds')} s on {info.get('hardware')}"),
-    )]
+    training = [
+        (key, value)
+        for key, value in (
+            (
+                "Data",
+                f"{info.get('dataset_name')}, {info.get('num_train_images')} captioned images "
+                f"(column {info.get('caption_column')!r})",
+            ),
+            (
+                "Steps",
+                f"{info.get('steps')} ({info.get('epochs')} epochs) of {args.get('train_batch_size')} per process "
+                f"× {info.get('num_processes')}",
+            ),
+            ("Caption dropout", args.get("conditioning_dropout_prob")),
+            ("EMA", "yes" if args.get("use_ema") else "no"),
+            ("Wall time", f"{info.get('wall_time_seconds')} s on {info.get('hardware')}"),
+        )
+    ]
     return ModelCard.from_template(
         card_data,
         template_path=hub.cards.template_path("text_to_image"),
@@ -79,13 +96,17 @@ def build_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
         name=name,
         model_ref=repo_id or f"<your-namespace>/{name}",
         dataset=info.get("dataset_name"),
-        figures=[{"file": p, "alt": p[:-4].replace("_", " "), "caption": caption}
-                 for p, caption in FIGURE_CAPTIONS.items() if (folder / p).is_file()],
+        figures=[
+            {"file": p, "alt": p[:-4].replace("_", " "), "caption": caption}
+            for p, caption in FIGURE_CAPTIONS.items()
+            if (folder / p).is_file()
+        ],
         prompt=json.dumps(prompts[0], ensure_ascii=False),
         recommended=recommended,
         scheduler_class=SCHEDULERS[recommended.scheduler][0].__name__ if recommended else None,
         scheduler_options=", ".join(f"{k}={v!r}" for k, v in SCHEDULERS[recommended.scheduler][1].items())
-        if recommended else "",
+        if recommended
+        else "",
         rule=(metrics.get(RECOMMENDED_KEY) or {}).get("rule"),
         steps=args.get("num_inference_steps", 25),
         guidance=args.get("guidance_scale", 4.0),
@@ -109,22 +130,28 @@ def evaluation_row(record: dict, recommended: Setting | None) -> list[str]:
     ceiling = record.get("r_precision_ceiling") or 0
     empty = record.get("empty_prompt") or {}
     name = setting.describe()
-    return [f"**{name}** (recommended)" if setting == recommended else name, f"{record['frechet_distance']:.3f}",
-            f"{record['clip_score']:.1f}", f"{record['r_precision']:.3f}",
-            f"{record['r_precision'] / ceiling:.2f}" if ceiling else "–",
-            f"{empty.get('frechet_distance', float('nan')):.3f} / {empty.get('r_precision', float('nan')):.3f}"]
+    return [
+        f"**{name}** (recommended)" if setting == recommended else name,
+        f"{record['frechet_distance']:.3f}",
+        f"{record['clip_score']:.1f}",
+        f"{record['r_precision']:.3f}",
+        f"{record['r_precision'] / ceiling:.2f}" if ceiling else "–",
+        f"{empty.get('frechet_distance', float('nan')):.3f} / {empty.get('r_precision', float('nan')):.3f}",
+    ]
 
 
 def evaluation_note(record: dict) -> str:
     """What every row shares: the data, the references and the measuring CLIP."""
     real = record.get("real_images") or {}
-    return (f"{record['num_samples']} samples, one per caption of the {record.get('split')} split of "
-            f"{Path(str(record.get('dataset'))).name}, seed {record.get('seed')}; measured with the mini CLIP "
-            f"`{Path(str(record.get('clip'))).name}`. The real test images score CLIP score "
-            f"{real.get('clip_score', float('nan')):.1f} and R-precision {real.get('r_precision', float('nan')):.3f} "
-            f"(the ceiling; chance is {record.get('r_precision_chance', 0):.3f}). The autoencoder's own reconstructions "
-            f"of as many training images are at FD {record.get('reconstruction_frechet_distance', float('nan')):.3f} "
-            "from the test images: the floor a perfect UNet would reach.")
+    return (
+        f"{record['num_samples']} samples, one per caption of the {record.get('split')} split of "
+        f"{Path(str(record.get('dataset'))).name}, seed {record.get('seed')}; measured with the mini CLIP "
+        f"`{Path(str(record.get('clip'))).name}`. The real test images score CLIP score "
+        f"{real.get('clip_score', float('nan')):.1f} and R-precision {real.get('r_precision', float('nan')):.3f} "
+        f"(the ceiling; chance is {record.get('r_precision_chance', 0):.3f}). The autoencoder's own reconstructions "
+        f"of as many training images are at FD {record.get('reconstruction_frechet_distance', float('nan')):.3f} "
+        "from the test images: the floor a perfect UNet would reach."
+    )
 
 
 def write_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
@@ -142,8 +169,9 @@ def upload_files(folder: str | Path) -> list[str]:
     return [p.relative_to(folder).as_posix() for p in files]
 
 
-def push_pipeline(folder: str | Path, repo_id: str, *, private: bool = False, token: str | None = None,
-                  api: HfApi | None = None) -> str:
+def push_pipeline(
+    folder: str | Path, repo_id: str, *, private: bool = False, token: str | None = None, api: HfApi | None = None
+) -> str:
     """Upload ``upload_files(folder)`` to the model repo ``repo_id`` in one commit; return the commit URL.
 
     Raises ``hub.HubError`` as ``hub.push_to_hub`` does (no token, a file holding a token, Hub failures).
@@ -155,9 +183,13 @@ def push_pipeline(folder: str | Path, repo_id: str, *, private: bool = False, to
     api = api or HfApi()
     with hub.push._hub_errors(repo_id, "model"):
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True, token=token)
-        commit = api.create_commit(repo_id, [CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(p))
-                                             for n, p in files.items()],
-                                   repo_type="model", token=token, commit_message="Upload StableDiffusionPipeline")
+        commit = api.create_commit(
+            repo_id,
+            [CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(p)) for n, p in files.items()],
+            repo_type="model",
+            token=token,
+            commit_message="Upload StableDiffusionPipeline",
+        )
     return commit.commit_url
 
 

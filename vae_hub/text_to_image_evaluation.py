@@ -37,8 +37,10 @@ PIPELINE_CLASSES = ("StableDiffusionPipeline",)  # model_index.json _class_name 
 RECOMMENDED_KEY = "recommended_settings"  # in the folder's metrics.json
 # The rule that picks the recommended setting among the recorded ones, in words (the card quotes it).
 R_PRECISION_MARGIN = 0.05
-RULE = (f"the lowest Fréchet distance among the settings whose R-precision is within {R_PRECISION_MARGIN} of the best "
-        "recorded one; on a tie, fewer steps")
+RULE = (
+    f"the lowest Fréchet distance among the settings whose R-precision is within {R_PRECISION_MARGIN} of the best "
+    "recorded one; on a tie, fewer steps"
+)
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,9 @@ class Setting:
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {self.scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
         if self.num_inference_steps < 1 or not self.guidance_scale >= 0:
-            raise ValueError(f"steps must be >= 1 and guidance >= 0, got {self.num_inference_steps} and "
-                             f"{self.guidance_scale}")
+            raise ValueError(
+                f"steps must be >= 1 and guidance >= 0, got {self.num_inference_steps} and {self.guidance_scale}"
+            )
 
     @property
     def key(self) -> str:
@@ -88,14 +91,17 @@ def default_setting(pipe) -> Setting:
     """``StableDiffusionPipeline.__call__``'s own defaults (50 steps, guidance 7.5) with the pipeline's scheduler."""
     name = scheduler_name(pipe.scheduler)
     if name is None:
-        raise ValueError(f"the pipeline's scheduler {type(pipe.scheduler).__name__} is not one of "
-                         f"{', '.join(SCHEDULERS)}: pass --scheduler")
+        raise ValueError(
+            f"the pipeline's scheduler {type(pipe.scheduler).__name__} is not one of "
+            f"{', '.join(SCHEDULERS)}: pass --scheduler"
+        )
     return Setting(name, 50, 7.5)
 
 
 @torch.inference_mode()
-def generate(pipe, captions: list[str], setting: Setting, *, seed: int = 0, batch_size: int = 64,
-             progress: bool = True) -> torch.Tensor:
+def generate(
+    pipe, captions: list[str], setting: Setting, *, seed: int = 0, batch_size: int = 64, progress: bool = True
+) -> torch.Tensor:
     """uint8 images (N, 3, H, W), one per caption, sampled with ``setting`` on a copy of ``pipe`` that holds its own
     scheduler. One CPU generator seeded with ``seed`` feeds every batch: same seed and batch size, same images."""
     own = type(pipe)(**{**pipe.components, "scheduler": build_scheduler(setting.scheduler, pipe.scheduler.config)})
@@ -103,8 +109,13 @@ def generate(pipe, captions: list[str], setting: Setting, *, seed: int = 0, batc
     generator = torch.Generator().manual_seed(seed)
     parts = []
     for start in tqdm(range(0, len(captions), batch_size), desc="samples", disable=not progress):
-        out = own(prompt=captions[start : start + batch_size], num_inference_steps=setting.num_inference_steps,
-                  guidance_scale=setting.guidance_scale, generator=generator, output_type="pt")
+        out = own(
+            prompt=captions[start : start + batch_size],
+            num_inference_steps=setting.num_inference_steps,
+            guidance_scale=setting.guidance_scale,
+            generator=generator,
+            output_type="pt",
+        )
         parts.append(float_to_uint8(out.images.cpu() * 2 - 1))
     return torch.cat(parts)
 
@@ -127,9 +138,18 @@ def at_size(images: torch.Tensor, size: int) -> torch.Tensor:
     return resized.round().clamp(0, 255).to(torch.uint8)
 
 
-def evaluate_text_to_image(pipe, clip: MiniClip, reference: torch.Tensor, captions: list[str],
-                           train_images: torch.Tensor, setting: Setting, *, seed: int = 0, batch_size: int = 64,
-                           progress: bool = True) -> dict:
+def evaluate_text_to_image(
+    pipe,
+    clip: MiniClip,
+    reference: torch.Tensor,
+    captions: list[str],
+    train_images: torch.Tensor,
+    setting: Setting,
+    *,
+    seed: int = 0,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> dict:
     """The numbers described above, for one sample per caption.
 
     Args:
@@ -148,8 +168,14 @@ def evaluate_text_to_image(pipe, clip: MiniClip, reference: torch.Tensor, captio
     start = time.perf_counter()
     samples = generate(pipe, captions, setting, seed=seed, batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - start
-    unconditional = generate(pipe, [""] * len(captions), Setting(setting.scheduler, setting.num_inference_steps, 1.0),
-                             seed=seed, batch_size=batch_size, progress=progress)
+    unconditional = generate(
+        pipe,
+        [""] * len(captions),
+        Setting(setting.scheduler, setting.num_inference_steps, 1.0),
+        seed=seed,
+        batch_size=batch_size,
+        progress=progress,
+    )
     chosen = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(seed))[: len(captions)]
     reconstructions = reconstruct(pipe.vae, train_images[chosen], batch_size)
 
@@ -160,7 +186,11 @@ def evaluate_text_to_image(pipe, clip: MiniClip, reference: torch.Tensor, captio
         fd = features_frechet_distance(image_features(clip, images), real_features)
         return {"frechet_distance": fd, **text_image_alignment(clip, images, captions, seed=seed)}
 
-    result, real, empty = measured(samples), text_image_alignment(clip, at_size(reference, size), captions, seed=seed), measured(unconditional)
+    result, real, empty = (
+        measured(samples),
+        text_image_alignment(clip, at_size(reference, size), captions, seed=seed),
+        measured(unconditional),
+    )
     return {
         "kind": "text-to-image pipeline",
         **asdict(setting),
@@ -168,8 +198,9 @@ def evaluate_text_to_image(pipe, clip: MiniClip, reference: torch.Tensor, captio
         "r_precision_ceiling": real["r_precision"],
         "real_images": {"clip_score": real["clip_score"], "r_precision": real["r_precision"]},
         "empty_prompt": {key: empty[key] for key in ("frechet_distance", "clip_score", "r_precision")},
-        "reconstruction_frechet_distance": features_frechet_distance(image_features(clip, at_size(reconstructions, size)),
-                                                                     real_features),
+        "reconstruction_frechet_distance": features_frechet_distance(
+            image_features(clip, at_size(reconstructions, size)), real_features
+        ),
         "num_samples": len(captions),
         "seed": seed,
         "batch_size": batch_size,
@@ -192,5 +223,8 @@ def recommend(records: dict) -> dict:
     best_r = max(r["r_precision"] for r in candidates)
     eligible = [r for r in candidates if r["r_precision"] >= best_r - R_PRECISION_MARGIN]
     chosen = min(eligible, key=lambda r: (r["frechet_distance"], r["num_inference_steps"]))
-    return {**{k: chosen[k] for k in ("scheduler", "num_inference_steps", "guidance_scale")}, "rule": RULE,
-            "chosen_from": len(candidates)}
+    return {
+        **{k: chosen[k] for k in ("scheduler", "num_inference_steps", "guidance_scale")},
+        "rule": RULE,
+        "chosen_from": len(candidates),
+    }

@@ -49,8 +49,9 @@ def _byte_order(char: str) -> int:
 _UNPRINTABLE = [b for b in range(256) if not (33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255)]
 
 
-def train_caption_tokenizer(captions: Iterable[str], vocab_size: int = 2048, min_frequency: int = 2,
-                            length_multiple: int = 8) -> CLIPTokenizer:
+def train_caption_tokenizer(
+    captions: Iterable[str], vocab_size: int = 2048, min_frequency: int = 2, length_multiple: int = 8
+) -> CLIPTokenizer:
     """Learn BPE merges from ``captions`` and return a ``CLIPTokenizer`` with them.
 
     Args:
@@ -66,14 +67,23 @@ def train_caption_tokenizer(captions: Iterable[str], vocab_size: int = 2048, min
     if not captions:
         raise ValueError("no captions to learn a tokenizer from")
     if vocab_size < MIN_VOCAB_SIZE:
-        raise ValueError(f"the tokenizer's vocab_size must be at least {MIN_VOCAB_SIZE} (every byte, alone and at a "
-                         f"word's end, and bos/eos), got {vocab_size}")
-    clip = CLIPTokenizer()  # an empty CLIP tokenizer: its normaliser and pre-tokeniser, so the text is cut as CLIP cuts it
+        raise ValueError(
+            f"the tokenizer's vocab_size must be at least {MIN_VOCAB_SIZE} (every byte, alone and at a "
+            f"word's end, and bos/eos), got {vocab_size}"
+        )
+    clip = (
+        CLIPTokenizer()
+    )  # an empty CLIP tokenizer: its normaliser and pre-tokeniser, so the text is cut as CLIP cuts it
     learner = Tokenizer(models.BPE(unk_token=EOS_TOKEN, continuing_subword_prefix="", end_of_word_suffix=END_OF_WORD))
     learner.normalizer = clip.backend_tokenizer.normalizer
     learner.pre_tokenizer = clip.backend_tokenizer.pre_tokenizer
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
-                                  initial_alphabet=byte_alphabet(), end_of_word_suffix=END_OF_WORD)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        show_progress=False,
+        initial_alphabet=byte_alphabet(),
+        end_of_word_suffix=END_OF_WORD,
+    )
     learner.train_from_iterator(captions, trainer)
     merges = [tuple(pair) for pair in json.loads(learner.to_str())["model"]["merges"]]
     merges = merges[: vocab_size - MIN_VOCAB_SIZE]
@@ -108,5 +118,6 @@ def write_vocab_files(tokenizer: CLIPTokenizer, folder: str | Path) -> None:
 
 def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
     """Token ids (N, model_max_length), padded and truncated exactly as ``StableDiffusionPipeline.encode_prompt`` does."""
-    return tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                     return_tensors="pt").input_ids
+    return tokenizer(
+        texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids

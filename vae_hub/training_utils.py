@@ -41,8 +41,10 @@ def check_output_dir(output_dir: Path, args: argparse.Namespace, final_files: tu
     if any((output_dir / name).exists() for name in final_files):
         fail(f"{output_dir} already holds a trained model; pass --overwrite_output_dir or choose another --output_dir")
     if any(output_dir.glob("checkpoint-*")):
-        fail(f"{output_dir} holds checkpoints of another run; pass --resume_from_checkpoint latest to continue it, "
-             "--overwrite_output_dir to start over, or another --output_dir")
+        fail(
+            f"{output_dir} holds checkpoints of another run; pass --resume_from_checkpoint latest to continue it, "
+            "--overwrite_output_dir to start over, or another --output_dir"
+        )
 
 
 class StepCounter:
@@ -111,8 +113,17 @@ def device_time(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def epoch_batch_indices(num_items: int, epoch: int, seed: int, batch_size: int, rank: int, world: int,
-                        num_batches: int, skip: int, device: torch.device | None = None) -> list[torch.Tensor]:
+def epoch_batch_indices(
+    num_items: int,
+    epoch: int,
+    seed: int,
+    batch_size: int,
+    rank: int,
+    world: int,
+    num_batches: int,
+    skip: int,
+    device: torch.device | None = None,
+) -> list[torch.Tensor]:
     """This process's index batches of one epoch, batches ``skip`` to ``num_batches`` (on ``device``).
 
     The order is one permutation seeded by (seed, epoch), cut into global batches of ``batch_size × world``;
@@ -121,7 +132,9 @@ def epoch_batch_indices(num_items: int, epoch: int, seed: int, batch_size: int, 
     order = torch.randperm(num_items, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
     if device is not None:  # one copy per epoch: a host→GPU copy per batch would wait for the GPU
         order = order.to(device)
-    return [order[(b * world + rank) * batch_size : (b * world + rank + 1) * batch_size] for b in range(skip, num_batches)]
+    return [
+        order[(b * world + rank) * batch_size : (b * world + rank + 1) * batch_size] for b in range(skip, num_batches)
+    ]
 
 
 class LossSums:
@@ -133,7 +146,9 @@ class LossSums:
         self.totals = torch.zeros(len(keys) + 1, device=device)
 
     def add(self, terms) -> None:
-        values = torch.stack([getattr(terms, k).detach().float() for k in self.keys] + [torch.ones((), device=self.totals.device)])
+        values = torch.stack(
+            [getattr(terms, k).detach().float() for k in self.keys] + [torch.ones((), device=self.totals.device)]
+        )
         self.totals += values
 
     def reduce(self, accelerator: Accelerator) -> dict:
@@ -203,8 +218,9 @@ class RunLog:
         (folder / self.FILE).write_text(json.dumps({"history": self.history, "wall_time_seconds": self.wall_time}))
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, total_limit: int | None,
-                    run_log: RunLog) -> None:
+def save_checkpoint(
+    accelerator: Accelerator, output_dir: Path, step: int, total_limit: int | None, run_log: RunLog
+) -> None:
     """accelerate's full training state and the run's log, complete or absent: written under a temporary name, then
     renamed."""
     final, partial = output_dir / f"checkpoint-{step}", output_dir / f"checkpoint-{step}.partial"
@@ -218,15 +234,18 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, total
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)
         if total_limit:
-            done = sorted((p for p in output_dir.glob("checkpoint-*") if p.name.split("-", 1)[1].isdigit()),
-                          key=lambda p: int(p.name.split("-", 1)[1]))
+            done = sorted(
+                (p for p in output_dir.glob("checkpoint-*") if p.name.split("-", 1)[1].isdigit()),
+                key=lambda p: int(p.name.split("-", 1)[1]),
+            )
             for old in done[:-total_limit]:
                 shutil.rmtree(old)
     accelerator.wait_for_everyone()
 
 
-def denoising_mse(prediction: torch.Tensor, target: torch.Tensor, noise_scheduler, timesteps: torch.Tensor,
-                  snr_gamma: float | None) -> torch.Tensor:
+def denoising_mse(
+    prediction: torch.Tensor, target: torch.Tensor, noise_scheduler, timesteps: torch.Tensor, snr_gamma: float | None
+) -> torch.Tensor:
     """The diffusion loss of a batch: MSE of the predicted ε or v (B, C, H, W) against ``target``, Min-SNR-γ
     weighted per sample when ``snr_gamma`` is given (Hang et al. 2023: min(SNR, γ)/SNR for ε, min(SNR, γ)/(SNR + 1)
     for v, as the scheduler's ``prediction_type`` says)."""
@@ -293,8 +312,12 @@ def versions() -> dict:
     import accelerate
     import diffusers
 
-    return {"torch": torch.__version__, "diffusers": diffusers.__version__, "accelerate": accelerate.__version__,
-            "python": platform.python_version()}
+    return {
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "accelerate": accelerate.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def text_versions() -> dict:
@@ -305,7 +328,9 @@ def text_versions() -> dict:
     return {**versions(), "transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
 
 
-def save_loss_curve(history: list[dict], path: Path, keys: tuple[str, ...], ylabel: str, log_scale: bool = True) -> None:
+def save_loss_curve(
+    history: list[dict], path: Path, keys: tuple[str, ...], ylabel: str, log_scale: bool = True
+) -> None:
     """Plot ``history`` entries ({"step": ..., key: value}) of each of ``keys`` against the step, as a PNG."""
     if not history:
         return

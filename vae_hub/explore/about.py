@@ -67,26 +67,42 @@ def about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
     if entry.spatial:
         lines.append("The Reconstruct tab shows this model's latent maps; it has no latent map or sliders.")
     elif sample is not None:
-        lines.append(f"The latent map and the slider order use the model's own sample of {len(sample.labels)} "
-                     f"held-out images{f' ({sample.source})' if sample.source else ''}.")
+        lines.append(
+            f"The latent map and the slider order use the model's own sample of {len(sample.labels)} "
+            f"held-out images{f' ({sample.source})' if sample.source else ''}."
+        )
     else:
-        lines.append(f"No latent map: {entry.sample_problem}. The sliders are ordered on the model's own prior "
-                     "samples.")
-    lines.append("The example images to pick are Fashion-MNIST test images (MIT license) and emoji test images "
-                 "(Twemoji, CC-BY 4.0; Noto, Apache-2.0) shipped with the Space; like any upload, they are converted "
-                 "to this model's size and channels.")
-    return "\n".join(lines + description_or_card(entry, files, lambda: describe_model(
-        entry.loaded.folder, entry.model, reference(entry.dataset, DATASETS_URL))))
+        lines.append(
+            f"No latent map: {entry.sample_problem}. The sliders are ordered on the model's own prior samples."
+        )
+    lines.append(
+        "The example images to pick are Fashion-MNIST test images (MIT license) and emoji test images "
+        "(Twemoji, CC-BY 4.0; Noto, Apache-2.0) shipped with the Space; like any upload, they are converted "
+        "to this model's size and channels."
+    )
+    return "\n".join(
+        lines
+        + description_or_card(
+            entry,
+            files,
+            lambda: describe_model(entry.loaded.folder, entry.model, reference(entry.dataset, DATASETS_URL)),
+        )
+    )
 
 
 def pipeline_about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
     """The About tab of a latent diffusion pipeline: the settings the Space samples with, then its description
     (its card)."""
     steps, guidance = pipeline_defaults(entry.model)
-    lines = heading_lines(entry, [("the Space samples with", f"{steps} steps, guidance scale {guidance:g}"),
-                                  *space_rows(entry)])
-    return "\n".join(lines + description_or_card(entry, files, lambda: describe_pipeline(
-        entry.loaded.folder, reference(entry.dataset, DATASETS_URL))))
+    lines = heading_lines(
+        entry, [("the Space samples with", f"{steps} steps, guidance scale {guidance:g}"), *space_rows(entry)]
+    )
+    return "\n".join(
+        lines
+        + description_or_card(
+            entry, files, lambda: describe_pipeline(entry.loaded.folder, reference(entry.dataset, DATASETS_URL))
+        )
+    )
 
 
 def space_rows(entry: ModelEntry) -> list[tuple[str, str]]:
@@ -122,13 +138,19 @@ def description_lines(entry: ModelEntry, description: Description) -> list[str]:
         metrics_file = _model_file(entry, "metrics.json")
         metrics = _read_json(metrics_file) if metrics_file else {}
         split = metrics.get("split", "?")
-        lines += table_lines(f"{evaluation_heading(split)} ({data_name(str(metrics.get('dataset', '?')))}, split "
-                             f"{split}, {metrics.get('num_images', '?')} images)", ("Metric", "Value"),
-                             [(row["label"], row["text"]) for row in description.metrics])
+        lines += table_lines(
+            f"{evaluation_heading(split)} ({data_name(str(metrics.get('dataset', '?')))}, split "
+            f"{split}, {metrics.get('num_images', '?')} images)",
+            ("Metric", "Value"),
+            [(row["label"], row["text"]) for row in description.metrics],
+        )
         if metrics.get("likelihood_note"):
             lines += ["", f"*{metrics['likelihood_note']}*"]
-    lines += table_lines("Sample quality", QUALITY_COLUMNS, [(row["label"], row["fd"], row["match"], row["n"])
-                                                            for row in description.quality["quality_rows"]])
+    lines += table_lines(
+        "Sample quality",
+        QUALITY_COLUMNS,
+        [(row["label"], row["fd"], row["match"], row["n"]) for row in description.quality["quality_rows"]],
+    )
     return lines + table_lines("Training", ("", ""), description.training)
 
 
@@ -136,8 +158,14 @@ def table_lines(heading: str, columns: tuple[str, ...], rows: list[tuple]) -> li
     """A section with one table, or nothing without ``rows``."""
     if not rows:
         return []
-    return ["", f"### {heading}", "", table_row(*columns), "|" + "---|" * len(columns),
-            *(table_row(*row) for row in rows)]
+    return [
+        "",
+        f"### {heading}",
+        "",
+        table_row(*columns),
+        "|" + "---|" * len(columns),
+        *(table_row(*row) for row in rows),
+    ]
 
 
 def card_lines(entry: ModelEntry, files: OutputFiles) -> list[str]:
@@ -159,12 +187,18 @@ def text_to_image_about_markdown(entry: ModelEntry, files: OutputFiles) -> str:
     info = _read_json(entry.loaded.folder / "training_info.json")
     credits = training_data_credits(info, dataset_readme(info.get("dataset_name")))
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    lines = heading_lines(entry, [
-        ("generates", f"RGB {size}×{size} px images from text"),
-        ("the Space samples with", recommended_setting(entry).describe()),
-        ("vocabulary", f"{len(pipe.tokenizer):,} tokens learned from the training captions; prompts are cut at "
-                       f"{pipe.tokenizer.model_max_length} tokens"),
-        ("trained on", f"`{entry.dataset}`" if entry.dataset else "not recorded"),
-        ("data credits", "; ".join(credits) if credits else "not recorded: check the data's licence"),
-    ])
+    lines = heading_lines(
+        entry,
+        [
+            ("generates", f"RGB {size}×{size} px images from text"),
+            ("the Space samples with", recommended_setting(entry).describe()),
+            (
+                "vocabulary",
+                f"{len(pipe.tokenizer):,} tokens learned from the training captions; prompts are cut at "
+                f"{pipe.tokenizer.model_max_length} tokens",
+            ),
+            ("trained on", f"`{entry.dataset}`" if entry.dataset else "not recorded"),
+            ("data credits", "; ".join(credits) if credits else "not recorded: check the data's licence"),
+        ],
+    )
     return "\n".join(lines + card_lines(entry, files))

@@ -74,8 +74,9 @@ def check_point(x, y) -> tuple[float, float]:
         except InputError as err:
             problems.append(f"{name} is empty." if value is None else str(err))
     if problems:
-        raise InputError(" ".join(problems) + f" Both coordinates must be numbers from {-MAX_PLANE_COORD:g} to "
-                                              f"{MAX_PLANE_COORD:g}.")
+        raise InputError(
+            " ".join(problems) + f" Both coordinates must be numbers from {-MAX_PLANE_COORD:g} to {MAX_PLANE_COORD:g}."
+        )
     return point[0], point[1]
 
 

@@ -37,8 +37,9 @@ def class_labels(pipe: LatentDiffusionPipeline, label, n: int, seed: int) -> lis
             raise ValueError(label)
         (label_id,) = pipe.get_label_ids(label)
     except ValueError:
-        raise InputError(f"Class must be one of {', '.join([ANY_CLASS, *pipe.class_names])}; "
-                         f"got {clip(label)}.") from None
+        raise InputError(
+            f"Class must be one of {', '.join([ANY_CLASS, *pipe.class_names])}; got {clip(label)}."
+        ) from None
     return [label_id] * n
 
 
@@ -55,8 +56,16 @@ def private_copy(pipe: LatentDiffusionPipeline, scheduler: str | None) -> Latent
     return own
 
 
-def denoise(pipe: LatentDiffusionPipeline, labels: list[int] | None, n: int, steps: int, guidance: float, seed: int,
-            scheduler: str | None, previews: int = PREVIEWS) -> Iterator[tuple[int, torch.Tensor]]:
+def denoise(
+    pipe: LatentDiffusionPipeline,
+    labels: list[int] | None,
+    n: int,
+    steps: int,
+    guidance: float,
+    seed: int,
+    scheduler: str | None,
+    previews: int = PREVIEWS,
+) -> Iterator[tuple[int, torch.Tensor]]:
     """Sample with the pipeline's own ``__call__`` on a ``private_copy``, watching it: yields (step, images) with the
     decoded x0 prediction (B, C, H, W) in [-1, 1] after every ``steps / previews`` steps, then (steps, the final
     images). ``labels``: one class id per image (``class_labels``), or None for ``n`` unconditional images.
@@ -74,9 +83,16 @@ def denoise(pipe: LatentDiffusionPipeline, labels: list[int] | None, n: int, ste
                 hand((i + 1, p.decode_latents(tensors["pred_original_sample"]).clamp(-1, 1)))
             return {}
 
-        latents = own(labels, num_images_per_class=n if labels is None else 1, num_inference_steps=steps,
-                      guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="latent",
-                      callback_on_step_end=on_step, callback_on_step_end_tensor_inputs=["pred_original_sample"]).images
+        latents = own(
+            labels,
+            num_images_per_class=n if labels is None else 1,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="latent",
+            callback_on_step_end=on_step,
+            callback_on_step_end_tensor_inputs=["pred_original_sample"],
+        ).images
         return steps, own.decode_latents(latents).clamp(-1, 1)
 
     yield from watch(sample)
@@ -100,19 +116,23 @@ def quality_caption(what: str, record: dict | None) -> str:
     if record is None:
         return f"{what} · not measured"
     match = record.get("class_match")
-    return f"{what} · FD {record['frechet_distance']:.2f}" + (f" · class match {match:.1%}"
-                                                              if isinstance(match, float) else "")
+    return f"{what} · FD {record['frechet_distance']:.2f}" + (
+        f" · class match {match:.1%}" if isinstance(match, float) else ""
+    )
 
 
-COMPARE_NOTE = ("Measured by `python -m vae_hub.evaluate_samples --record` and read from each model's `metrics.json`: "
-                "the Fréchet distance (FD) between the features a classifier sees in the samples and in real test "
-                "images (lower is closer), and how often that classifier sees the class that was asked for (class "
-                "match). \"not measured\": the model has no record for these settings.")
+COMPARE_NOTE = (
+    "Measured by `python -m vae_hub.evaluate_samples --record` and read from each model's `metrics.json`: "
+    "the Fréchet distance (FD) between the features a classifier sees in the samples and in real test "
+    "images (lower is closer), and how often that classifier sees the class that was asked for (class "
+    'match). "not measured": the model has no record for these settings.'
+)
 
 
 def same_data(a: str, b: str) -> bool:
     """Whether two recorded dataset names are the same data: a Hub id and a local copy by its folder's name
     ("zalando-datasets/fashion_mnist", "fashion-mnist") match, case, "-" and "_" aside."""
+
     def key(name: str) -> str:
         return re.sub(r"[-_\s]", "", name.rsplit("/", 1)[-1].lower())
 
@@ -122,8 +142,10 @@ def same_data(a: str, b: str) -> bool:
 def different_data_note(vae: "ModelEntry", pipe: "ModelEntry") -> str | None:
     """A line for /compare when the two models' records name different training data (None if same or unknown)."""
     if vae.dataset and pipe.dataset and not same_data(vae.dataset, pipe.dataset):
-        return (f"**Different training data:** {vae.model_id} was trained on {vae.dataset}, {pipe.model_id} on "
-                f"{pipe.dataset}: their samples and numbers do not compare like for like.")
+        return (
+            f"**Different training data:** {vae.model_id} was trained on {vae.dataset}, {pipe.model_id} on "
+            f"{pipe.dataset}: their samples and numbers do not compare like for like."
+        )
     return None
 
 
@@ -133,7 +155,14 @@ def quality_table(rows: list[tuple[str, str, str, dict | None]]) -> str:
     for what, model_id, settings, record in rows:
         record = record or {}
         fd, match, count = (record.get(k) for k in ("frechet_distance", "class_match", "num_samples"))
-        lines.append(table_row(what, model_id, settings, f"{fd:.2f}" if fd is not None else "not measured",
-                               f"{match:.1%}" if isinstance(match, float) else "–",
-                               f"{count:,}" if isinstance(count, int) else "–"))
+        lines.append(
+            table_row(
+                what,
+                model_id,
+                settings,
+                f"{fd:.2f}" if fd is not None else "not measured",
+                f"{match:.1%}" if isinstance(match, float) else "–",
+                f"{count:,}" if isinstance(count, int) else "–",
+            )
+        )
     return "\n".join(lines + ["", COMPARE_NOTE])

@@ -38,7 +38,7 @@ class ModelEntry:
 
     @property
     def kind(self) -> str:
-        """"vector", "spatial", "pipeline" or "text-to-image" (``KINDS``): which tabs the model has (``TABS``)."""
+        """ "vector", "spatial", "pipeline" or "text-to-image" (``KINDS``): which tabs the model has (``TABS``)."""
         if isinstance(self.model, LatentDiffusionPipeline):
             return "pipeline"
         if isinstance(self.model, StableDiffusionPipeline):
@@ -52,19 +52,22 @@ class ModelEntry:
     def cannot(self, view: str, instead: str) -> InputError:
         """The answer to a tab asked of a model that cannot do it: what the model is, why it has no ``view``, its own
         tabs, and (``instead``) the kind of model to choose."""
-        why = {"vector": "it has a code and a prior, not a denoiser",
-               "spatial": f"its latents are a {'×'.join(map(str, getattr(self.model, 'latent_shape', ())))} map "
-                          "with no prior to sample from",
-               "pipeline": "it draws images of its classes from noise, step by step, and has no code of its own to "
-                           "encode into or move through",
-               "text-to-image": "it draws images from a text prompt, step by step, and has no code of its own to "
-                                "move through"}[self.kind]
+        why = {
+            "vector": "it has a code and a prior, not a denoiser",
+            "spatial": f"its latents are a {'×'.join(map(str, getattr(self.model, 'latent_shape', ())))} map "
+            "with no prior to sample from",
+            "pipeline": "it draws images of its classes from noise, step by step, and has no code of its own to "
+            "encode into or move through",
+            "text-to-image": "it draws images from a text prompt, step by step, and has no code of its own to "
+            "move through",
+        }[self.kind]
         # a text-to-image model's Compare tab only shows its records: not a view that uses it
         skip = ("About", "Compare") if self.kind == "text-to-image" else ("About",)
         *others, last = [t for t in TABS[self.kind] if t not in skip]
         tabs = f"{', '.join(others)} or {last}" if others else last
-        return InputError(f"{self.model_id} is {KIND_NAMES[self.kind]}: {why}, so it has no {view}. Try {tabs}, or "
-                          f"choose {instead}.")
+        return InputError(
+            f"{self.model_id} is {KIND_NAMES[self.kind]}: {why}, so it has no {view}. Try {tabs}, or choose {instead}."
+        )
 
     def require_vector(self, view: str) -> VAEModel:
         """The model, if it has a vector code and a prior (what ``view`` needs); else an ``InputError`` in words."""
@@ -100,11 +103,15 @@ class ModelEntry:
     def sample_quality(self) -> list[dict]:
         """The records of ``metrics.json`` "sample_quality" that hold a Fréchet distance (read once, not per
         request)."""
+
         def compute() -> list[dict]:
             metrics = _model_file(self, "metrics.json")
             records = (_read_json(metrics) if metrics else {}).get(SAMPLE_QUALITY_KEY)
-            return [r for r in (records.values() if isinstance(records, dict) else ())
-                    if isinstance(r, dict) and isinstance(r.get("frechet_distance"), (int, float))]
+            return [
+                r
+                for r in (records.values() if isinstance(records, dict) else ())
+                if isinstance(r, dict) and isinstance(r.get("frechet_distance"), (int, float))
+            ]
 
         return self._once("sample_quality", compute)
 
@@ -123,8 +130,10 @@ class ModelEntry:
         def compute() -> tuple[MapSample | None, str]:
             path = _model_file(self, MAP_SAMPLE_NAME)
             if path is None:
-                return None, (f"this model ships no sample of its held-out images ({MAP_SAMPLE_NAME}, written by "
-                              "training/train_vae.py), so it has no latent map")
+                return None, (
+                    f"this model ships no sample of its held-out images ({MAP_SAMPLE_NAME}, written by "
+                    "training/train_vae.py), so it has no latent map"
+                )
             try:
                 return MapSample.load(path), ""
             except ValueError as err:
@@ -157,6 +166,7 @@ class ModelEntry:
     @property
     def data_credits(self) -> str | None:
         """The training data's credits from ``training_info.json`` (``--dataset_credit``, the dataset's licence)."""
+
         def compute() -> str | None:
             info = _model_file(self, "training_info.json")
             return data_credits(_read_json(info)) if info else None

@@ -60,8 +60,15 @@ class Explorer(TextToImageEndpoints):
     ``max_models`` most recently used models stay in memory (``space_models.ModelCache``).
     """
 
-    def __init__(self, model_ids: list[str], shipped: dict[str, Path], files: OutputFiles | None = None,
-                 max_models: int = 4, allow_hub: bool = False, max_model_bytes: int = MAX_MODEL_BYTES):
+    def __init__(
+        self,
+        model_ids: list[str],
+        shipped: dict[str, Path],
+        files: OutputFiles | None = None,
+        max_models: int = 4,
+        allow_hub: bool = False,
+        max_model_bytes: int = MAX_MODEL_BYTES,
+    ):
         model_ids, configured = public_ids(model_ids, shipped)  # a configured folder by its name, not its path
         self.model_ids, self.shipped = model_ids, shipped
         self.files = files or OutputFiles.temporary()
@@ -122,15 +129,18 @@ class Explorer(TextToImageEndpoints):
         x, _ = prepare_image(image, entry.model, entry.dark_background)
         return encode_images(entry.model, x)[0]
 
-    def interpolate(self, model_id, source="seeds", image_a=None, image_b=None, seed_a=0, seed_b=1, method="slerp",
-                    steps=10) -> tuple:
+    def interpolate(
+        self, model_id, source="seeds", image_a=None, image_b=None, seed_a=0, seed_b=1, method="slerp", steps=10
+    ) -> tuple:
         """/interpolate → (strip of frames, animated GIF path) between two images' codes or two prior samples."""
         entry = self.entry(model_id)
         entry.require_autoencoder("interpolation between codes")
         check_choice(source, "Interpolate between", SOURCES)
         if entry.spatial and source == "seeds":
-            raise InputError(f"{entry.model_id} is {KIND_NAMES['spatial']}: it has no prior to draw codes from "
-                             "seeds, so it interpolates between two images' latent maps: choose images.")
+            raise InputError(
+                f"{entry.model_id} is {KIND_NAMES['spatial']}: it has no prior to draw codes from "
+                "seeds, so it interpolates between two images' latent maps: choose images."
+            )
         z0, z1 = (self._code(entry, source, im, s, w) for im, s, w in ((image_a, seed_a, "A"), (image_b, seed_b, "B")))
         return interpolate(entry.model, z0, z1, method, steps, self.files)
 
@@ -159,8 +169,9 @@ class Explorer(TextToImageEndpoints):
         sweep = check_int(sweep, "Swept slider", 1, len(dims))
         if start == "image":
             if image is None:
-                raise InputError("Start is 'image' but no image was given: upload or pick one, or start at the "
-                                 "origin.")
+                raise InputError(
+                    "Start is 'image' but no image was given: upload or pick one, or start at the origin."
+                )
             x, _ = prepare_image(image, entry.model, entry.dark_background)
             base = encode_images(entry.model, x)[0]
         else:
@@ -172,14 +183,20 @@ class Explorer(TextToImageEndpoints):
         plane), or (None, why this model has no map)."""
         entry = self.entry(model_id)
         if entry.spatial:
-            return None, ("**No latent map for this model**: it is a spatial autoencoder, whose latents are maps, "
-                          "not points of a plane; its Reconstruct tab shows them.")
+            return None, (
+                "**No latent map for this model**: it is a spatial autoencoder, whose latents are maps, "
+                "not points of a plane; its Reconstruct tab shows them."
+            )
         if entry.kind == "pipeline":
-            return None, ("**No latent map for this model**: it is a latent diffusion pipeline, which draws images "
-                          "from noise step by step; its Diffuse tab shows how.")
+            return None, (
+                "**No latent map for this model**: it is a latent diffusion pipeline, which draws images "
+                "from noise step by step; its Diffuse tab shows how."
+            )
         if entry.kind == "text-to-image":
-            return None, ("**No latent map for this model**: it is a text-to-image pipeline, which draws images "
-                          "from a prompt step by step; its Text to image tab shows how.")
+            return None, (
+                "**No latent map for this model**: it is a text-to-image pipeline, which draws images "
+                "from a prompt step by step; its Text to image tab shows how."
+            )
         m = entry.latent_map
         return (m.image, m.description) if m else (None, f"**No latent map for this model**: {entry.sample_problem}.")
 
@@ -221,27 +238,35 @@ class Explorer(TextToImageEndpoints):
         if entry.kind == "text-to-image":
             pipe = entry.model
             size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-            return (f"**{entry.model_id}** · text-to-image pipeline (StableDiffusionPipeline) · RGB {size}×{size} "
-                    f"images{data} · {len(pipe.tokenizer):,}-token vocabulary · samples with "
-                    f"{recommended_setting(entry).describe()} · Text to image, Image to image, Inpaint, Prompt walk, "
-                    "its measured records in Compare, and About")
+            return (
+                f"**{entry.model_id}** · text-to-image pipeline (StableDiffusionPipeline) · RGB {size}×{size} "
+                f"images{data} · {len(pipe.tokenizer):,}-token vocabulary · samples with "
+                f"{recommended_setting(entry).describe()} · Text to image, Image to image, Inpaint, Prompt walk, "
+                "its measured records in Compare, and About"
+            )
         if entry.kind == "pipeline":
             pipe = entry.model
             vae, unet = pipe.vae.config, pipe.unet.config
             latents = f"{unet.in_channels}×{unet.sample_size}×{unet.sample_size}"
             classes = f"{pipe.num_classes} classes" if pipe.num_classes else "unconditional"
-            return (f"**{entry.model_id}** · latent diffusion pipeline · {classes} · "
-                    f"{vae.in_channels}×{vae.sample_size}×{vae.sample_size} images{data} from {latents} latents · "
-                    "Diffuse, Compare and About only")
+            return (
+                f"**{entry.model_id}** · latent diffusion pipeline · {classes} · "
+                f"{vae.in_channels}×{vae.sample_size}×{vae.sample_size} images{data} from {latents} latents · "
+                "Diffuse, Compare and About only"
+            )
         cfg = entry.model.config
         images = f"**{entry.model_id}** · {cfg.in_channels}×{cfg.sample_size}×{cfg.sample_size} images{data}"
         if entry.spatial:
             cls = "AutoencoderKL" if isinstance(entry.model, AutoencoderKLWithLikelihood) else "spatial autoencoder"
-            return (f"{images} · {cls}, latents {'×'.join(map(str, entry.model.latent_shape))} · "
-                    f"{cfg.likelihood} likelihood · Reconstruct, Interpolate and About only")
+            return (
+                f"{images} · {cls}, latents {'×'.join(map(str, entry.model.latent_shape))} · "
+                f"{cfg.likelihood} likelihood · Reconstruct, Interpolate and About only"
+            )
         mixture = f"mixture prior ({cfg.prior_components} components)" if cfg.prior_components else "no mixture prior"
-        return (f"{images} · {cfg.latent_dim}-D latent · {cfg.likelihood} likelihood · {mixture} · "
-                "Diffuse needs a diffusion pipeline")
+        return (
+            f"{images} · {cfg.latent_dim}-D latent · {cfg.likelihood} likelihood · {mixture} · "
+            "Diffuse needs a diffusion pipeline"
+        )
 
     def problem(self, model_id) -> str:
         """The status line after a model could not be chosen: what is wrong, in words, instead of the previous
@@ -286,8 +311,11 @@ class Explorer(TextToImageEndpoints):
         """The class names of an offered pipeline folder, from its ``model_index.json`` (without loading it)."""
         folder = self.loader.source(model_id).folder
         id2label = _read_json(folder / PIPELINE_INDEX_NAME).get("id2label") if folder else None
-        return ([str(v) for _, v in sorted(id2label.items(), key=lambda kv: int(kv[0]))]
-                if isinstance(id2label, dict) else [])
+        return (
+            [str(v) for _, v in sorted(id2label.items(), key=lambda kv: int(kv[0]))]
+            if isinstance(id2label, dict)
+            else []
+        )
 
     def class_choices(self, model_id) -> dict:
         """The settings of /diffuse's class box for this model: "any" and its class names (only "any" for a model
@@ -296,9 +324,16 @@ class Explorer(TextToImageEndpoints):
         names = entry.model.class_names if entry.kind == "pipeline" else []
         return {"choices": [ANY_CLASS, *names], "value": ANY_CLASS, "interactive": bool(names)}
 
-    def diffuse(self, model_id, label=ANY_CLASS, num_images=16, steps=DEFAULT_NUM_INFERENCE_STEPS,
-                guidance=DEFAULT_GUIDANCE_SCALE, seed=0,
-                scheduler="DPM-Solver++") -> Iterator[tuple[PIL.Image.Image, PIL.Image.Image | None, str | None]]:
+    def diffuse(
+        self,
+        model_id,
+        label=ANY_CLASS,
+        num_images=16,
+        steps=DEFAULT_NUM_INFERENCE_STEPS,
+        guidance=DEFAULT_GUIDANCE_SCALE,
+        seed=0,
+        scheduler="DPM-Solver++",
+    ) -> Iterator[tuple[PIL.Image.Image, PIL.Image.Image | None, str | None]]:
         """/diffuse, streamed: yields (preview, None, None) with the decoded x0 prediction every few steps, then
         (final grid, final grid, path of the GIF of the denoising). Same inputs, same images."""
         pipe = self.entry(model_id).require_pipeline("diffusion sampling")
@@ -328,8 +363,11 @@ class Explorer(TextToImageEndpoints):
         from ..text_to_image_evaluation import read_recommended
 
         folders = [(i, f) for i in self.model_ids if (f := self.loader.source(i).folder) is not None]
-        recommended = {i: (s.scheduler, s.num_inference_steps, s.guidance_scale)
-                       for i, f in folders if (s := read_recommended(str(f)))}
+        recommended = {
+            i: (s.scheduler, s.num_inference_steps, s.guidance_scale)
+            for i, f in folders
+            if (s := read_recommended(str(f)))
+        }
         return records_markdown(folders, recommended)
 
     def compare(self, vae_id, pipeline_id, num_images=16, seed=0) -> tuple[list[tuple[PIL.Image.Image, str]], str]:
@@ -350,11 +388,18 @@ class Explorer(TextToImageEndpoints):
                 columns.append((sample_images(vae, n, seed, prior=prior), quality_caption(name, record)))
                 rows.append((name, vae_entry.model_id, "temperature 1", record))
         steps, guidance = pipeline_defaults(pipe)  # with its own scheduler: as evaluate_samples measures it
-        *_, (_, images) = denoise(pipe, class_labels(pipe, ANY_CLASS, n, seed), n, steps, guidance, seed, None,
-                                  previews=0)
+        *_, (_, images) = denoise(
+            pipe, class_labels(pipe, ANY_CLASS, n, seed), n, steps, guidance, seed, None, previews=0
+        )
         record = quality_record(pipe_entry, kind="pipeline", num_inference_steps=steps, guidance_scale=guidance)
         columns.append((show(images), quality_caption("diffusion", record)))
-        rows.append(("diffusion", pipe_entry.model_id, f"{steps} steps, guidance {guidance:g}, "
-                                                        f"{type(pipe.scheduler).__name__}, random classes", record))
+        rows.append(
+            (
+                "diffusion",
+                pipe_entry.model_id,
+                f"{steps} steps, guidance {guidance:g}, {type(pipe.scheduler).__name__}, random classes",
+                record,
+            )
+        )
         note = different_data_note(vae_entry, pipe_entry)
         return columns, f"{note}\n\n{quality_table(rows)}" if note else quality_table(rows)

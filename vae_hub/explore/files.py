@@ -86,9 +86,14 @@ class OutputFiles:
         # Colour frames get their 256-colour palettes by fast octree: Pillow's default median cut took 15–25× as
         # long (five 268-px frames of four RGB previews: 0.8–1.0 s against 0.04–0.06 s on a loaded 2-core machine),
         # a large share of /text_to_image's cost over the bare pipeline call.
-        images = [im.quantize(256, method=PIL.Image.Quantize.FASTOCTREE, dither=PIL.Image.Dither.NONE)
-                  if im.mode == "RGB" else im for im in images]
+        images = [
+            im.quantize(256, method=PIL.Image.Quantize.FASTOCTREE, dither=PIL.Image.Dither.NONE)
+            if im.mode == "RGB"
+            else im
+            for im in images
+        ]
         # optimize=False: Pillow's palette optimisation took 3× the time of the whole encode, for the same file size
-        images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0,
-                       optimize=False)
+        images[0].save(
+            buffer, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0, optimize=False
+        )
         return self._write(buffer.getvalue(), ".gif")

@@ -12,8 +12,9 @@ from ..space_models import InputError
 from .checks import MAX_ASPECT, MAX_SIDE, MAX_SKETCH_SIDE, MIN_SIDE
 
 
-def prepare_image(image: PIL.Image.Image | None, model: VAEModel, dark_background: bool = True,
-                  invert: bool = True) -> tuple[torch.Tensor, list[str]]:
+def prepare_image(
+    image: PIL.Image.Image | None, model: VAEModel, dark_background: bool = True, invert: bool = True
+) -> tuple[torch.Tensor, list[str]]:
     """A user's image → the model's input, uint8 (1, C, S, S), and notes on what was changed.
 
     Colour ↔ grey is converted, transparency flattened onto black, a non-square image centre-cropped, the
@@ -32,8 +33,9 @@ def prepare_image(image: PIL.Image.Image | None, model: VAEModel, dark_backgroun
         raise InputError(f"The image is too small ({w}×{h} px): it needs at least {MIN_SIDE}×{MIN_SIDE} px.")
     check_side(w, h, MAX_SIDE)
     if max(w, h) > MAX_ASPECT * min(w, h):
-        raise InputError(f"The image is {w}×{h} px, far from square: crop it to the object "
-                         f"(at most {MAX_ASPECT:g}:1).")
+        raise InputError(
+            f"The image is {w}×{h} px, far from square: crop it to the object (at most {MAX_ASPECT:g}:1)."
+        )
     cfg, notes = model.config, []
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         if image.convert("RGBA").getchannel("A").getextrema()[1] == 0:
@@ -47,8 +49,9 @@ def prepare_image(image: PIL.Image.Image | None, model: VAEModel, dark_backgroun
     if min(w, h) != cfg.sample_size:
         notes.append(f"resized to {cfg.sample_size}×{cfg.sample_size}")
     x = pil_to_uint8([image], cfg.sample_size, cfg.in_channels, background=0 if dark_background else 255)
-    border = torch.cat([x[..., :2, :].flatten(), x[..., -2:, :].flatten(),
-                        x[..., :, :2].flatten(), x[..., :, -2:].flatten()])
+    border = torch.cat(
+        [x[..., :2, :].flatten(), x[..., -2:, :].flatten(), x[..., :, :2].flatten(), x[..., :, -2:].flatten()]
+    )
     if invert and (border.float().mean() < 128) != dark_background:
         x = 255 - x
         notes.append(f"inverted: the model's images have a {'dark' if dark_background else 'light'} background")
@@ -58,8 +61,9 @@ def prepare_image(image: PIL.Image.Image | None, model: VAEModel, dark_backgroun
 def check_side(width: int, height: int, max_side: int, what: str = "image") -> None:
     """An ``InputError`` if a ``width``×``height`` image is larger than ``max_side`` px on a side."""
     if max(width, height) > max_side:
-        raise InputError(f"The {what} is too large ({width}×{height} px): at most {max_side} px per side, "
-                         "please shrink it.")
+        raise InputError(
+            f"The {what} is too large ({width}×{height} px): at most {max_side} px per side, please shrink it."
+        )
 
 
 def check_image_file(file, max_side: int = MAX_SIDE, what: str = "image") -> None:
@@ -75,8 +79,9 @@ def check_image_file(file, max_side: int = MAX_SIDE, what: str = "image") -> Non
     except PIL.Image.DecompressionBombError as err:  # declared above 179 M pixels: refused by Pillow itself
         raise InputError(f"The {what} is far too large: at most {max_side} px per side, please shrink it.") from err
     except (OSError, ValueError, SyntaxError) as err:  # not an image Pillow knows, or a broken one
-        raise InputError(f"The {what} is not an image this Space can read: use a PNG, JPEG, WebP or GIF "
-                         "file.") from err
+        raise InputError(
+            f"The {what} is not an image this Space can read: use a PNG, JPEG, WebP or GIF file."
+        ) from err
     check_side(width, height, max_side, what)
 
 

@@ -24,13 +24,18 @@ def _read_json(path: Path) -> dict:
 
 # The kinds of model the Space shows, in the order it offers them, and the tabs (endpoints) of each.
 KINDS = ("vector", "pipeline", "text-to-image", "spatial")
-KIND_NAMES = {"vector": "a vector VAE", "pipeline": "a latent diffusion pipeline",
-              "text-to-image": "a text-to-image pipeline (a miniature Stable Diffusion)",
-              "spatial": "a spatial autoencoder (the first stage of latent diffusion)"}
-TABS = {"vector": ("Sample", "Reconstruct", "Interpolate", "Traverse", "Latent map", "Compare", "About"),
-        "pipeline": ("Diffuse", "Compare", "About"),
-        "text-to-image": ("Text to image", "Image to image", "Inpaint", "Prompt walk", "Compare", "About"),
-        "spatial": ("Reconstruct", "Interpolate", "About")}
+KIND_NAMES = {
+    "vector": "a vector VAE",
+    "pipeline": "a latent diffusion pipeline",
+    "text-to-image": "a text-to-image pipeline (a miniature Stable Diffusion)",
+    "spatial": "a spatial autoencoder (the first stage of latent diffusion)",
+}
+TABS = {
+    "vector": ("Sample", "Reconstruct", "Interpolate", "Traverse", "Latent map", "Compare", "About"),
+    "pipeline": ("Diffuse", "Compare", "About"),
+    "text-to-image": ("Text to image", "Image to image", "Inpaint", "Prompt walk", "Compare", "About"),
+    "spatial": ("Reconstruct", "Interpolate", "About"),
+}
 TEXT_TO_IMAGE_CLASS = "StableDiffusionPipeline"  # model_index.json _class_name of the "text-to-image" kind
 MAP_MODELS = (SpatialVAEModel, AutoencoderKLWithLikelihood)  # the "spatial" kind: latents are maps, no prior
 FOLDER_KINDS = {"VAEModel": "vector", "SpatialVAEModel": "spatial", "AutoencoderKL": "spatial"}  # config _class_name

@@ -32,8 +32,15 @@ class MapSample:
     source: str = ""
 
     @classmethod
-    def from_images(cls, images: torch.Tensor, labels: torch.Tensor | None, class_names: list[str] | None, source: str,
-                    per_class: int = 200, seed: int = 0) -> "MapSample":
+    def from_images(
+        cls,
+        images: torch.Tensor,
+        labels: torch.Tensor | None,
+        class_names: list[str] | None,
+        source: str,
+        per_class: int = 200,
+        seed: int = 0,
+    ) -> "MapSample":
         """Up to ``per_class`` images of each class (``MAP_SAMPLE_MAX_IMAGES`` in all), picked with ``seed``."""
         gen = torch.Generator().manual_seed(seed)
         if labels is None or not class_names or len(class_names) > MAP_SAMPLE_MAX_CLASSES:
@@ -41,15 +48,25 @@ class MapSample:
             labels, class_names = torch.zeros(len(images), dtype=torch.long), []
         else:
             per_class = min(per_class, MAP_SAMPLE_MAX_IMAGES // len(class_names))
-            rows = torch.cat([(labels == k).nonzero().flatten()[
-                                  torch.randperm(int((labels == k).sum()), generator=gen)[:per_class]]
-                              for k in range(len(class_names))])
+            rows = torch.cat(
+                [
+                    (labels == k)
+                    .nonzero()
+                    .flatten()[torch.randperm(int((labels == k).sum()), generator=gen)[:per_class]]
+                    for k in range(len(class_names))
+                ]
+            )
         rows = rows.sort().values
         return cls(images[rows].clone(), labels[rows].numpy().astype(np.int64), list(class_names), source)
 
     def save(self, path: str | Path) -> None:
-        np.savez_compressed(path, images=self.images.numpy(), labels=self.labels,
-                            class_names=np.array(self.class_names, dtype=str), source=np.array(self.source))
+        np.savez_compressed(
+            path,
+            images=self.images.numpy(),
+            labels=self.labels,
+            class_names=np.array(self.class_names, dtype=str),
+            source=np.array(self.source),
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> "MapSample":
@@ -64,14 +81,26 @@ class MapSample:
                 source = str(data["source"]) if "source" in data else ""
         except (OSError, ValueError, KeyError) as err:
             raise ValueError(f"it is not a readable .npz with images and labels ({type(err).__name__})") from err
-        if (images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3)
-                or not 0 < len(images) <= MAP_SAMPLE_MAX_IMAGES):
-            raise ValueError(f"its images must be uint8 (N ≤ {MAP_SAMPLE_MAX_IMAGES}, 1 or 3, H, W), "
-                             f"got {images.dtype} {images.shape}")
-        if labels.shape != (len(images),) or labels.dtype.kind not in "iu" or len(names) > MAP_SAMPLE_MAX_CLASSES or (
-                len(labels) and (labels.min() < 0 or labels.max() >= max(len(names), 1))):
-            raise ValueError(f"its labels must be one class index per image, below its {len(names)} class names "
-                             f"(at most {MAP_SAMPLE_MAX_CLASSES})")
+        if (
+            images.dtype != np.uint8
+            or images.ndim != 4
+            or images.shape[1] not in (1, 3)
+            or not 0 < len(images) <= MAP_SAMPLE_MAX_IMAGES
+        ):
+            raise ValueError(
+                f"its images must be uint8 (N ≤ {MAP_SAMPLE_MAX_IMAGES}, 1 or 3, H, W), "
+                f"got {images.dtype} {images.shape}"
+            )
+        if (
+            labels.shape != (len(images),)
+            or labels.dtype.kind not in "iu"
+            or len(names) > MAP_SAMPLE_MAX_CLASSES
+            or (len(labels) and (labels.min() < 0 or labels.max() >= max(len(names), 1)))
+        ):
+            raise ValueError(
+                f"its labels must be one class index per image, below its {len(names)} class names "
+                f"(at most {MAP_SAMPLE_MAX_CLASSES})"
+            )
         return cls(torch.from_numpy(images), labels.astype(np.int64), names, source[:200])
 
     def for_model(self, model: VAEModel) -> torch.Tensor:
@@ -79,8 +108,10 @@ class MapSample:
         cfg = model.config
         if tuple(self.images.shape[1:]) == (cfg.in_channels, cfg.sample_size, cfg.sample_size):
             return self.images
-        pils = [PIL.Image.fromarray(im[0].numpy() if im.shape[0] == 1 else im.permute(1, 2, 0).numpy())
-                for im in self.images]
+        pils = [
+            PIL.Image.fromarray(im[0].numpy() if im.shape[0] == 1 else im.permute(1, 2, 0).numpy())
+            for im in self.images
+        ]
         return pil_to_uint8(pils, cfg.sample_size, cfg.in_channels)
 
 
@@ -147,10 +178,12 @@ def build_latent_map(model: VAEModel, sample: MapSample) -> LatentMap:
     box = (mid[0] - half, mid[0] + half, mid[1] - half, mid[1] + half)
     n, source = len(coords), f" ({sample.source})" if sample.source else ""
     description = f"The codes of {n} held-out images{source}. " + description
-    title = (f"{n} held-out images" + (", coloured by class" if sample.class_names else "")
-             + " — click to decode a point")
-    latent_map = LatentMap(coords, sample.labels, sample.class_names, center, directions, box, names, description,
-                           title)
+    title = (
+        f"{n} held-out images" + (", coloured by class" if sample.class_names else "") + " — click to decode a point"
+    )
+    latent_map = LatentMap(
+        coords, sample.labels, sample.class_names, center, directions, box, names, description, title
+    )
     latent_map.image, latent_map.axes_px = _render_map(latent_map)
     return latent_map
 
@@ -165,16 +198,24 @@ def _render_map(m: LatentMap) -> tuple[PIL.Image.Image, tuple[float, float, floa
     colours = colormaps["tab10" if len(m.class_names) <= 10 else "tab20"]
     for k in range(max(len(m.class_names), 1)):  # unlabelled: one class, no legend
         pts = m.coords[m.labels == k]
-        ax.scatter(pts[:, 0], pts[:, 1], s=7, color=colours(k % colours.N), alpha=0.75, linewidths=0,
-                   label=m.class_names[k] if m.class_names else None)
+        ax.scatter(
+            pts[:, 0],
+            pts[:, 1],
+            s=7,
+            color=colours(k % colours.N),
+            alpha=0.75,
+            linewidths=0,
+            label=m.class_names[k] if m.class_names else None,
+        )
     ax.set_xlim(m.box[0], m.box[1])
     ax.set_ylim(m.box[2], m.box[3])
     ax.set_xlabel(m.axis_names[0], fontsize=9)
     ax.set_ylabel(m.axis_names[1], fontsize=9)
     ax.tick_params(labelsize=8)
     if m.class_names:
-        ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9, markerscale=2.5, frameon=False,
-                  title="class")
+        ax.legend(
+            loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9, markerscale=2.5, frameon=False, title="class"
+        )
     ax.set_title(m.title, fontsize=10)
     image = _figure_to_pil(fig)
     x0, y0, x1, y1 = ax.get_window_extent().extents  # display pixels, origin bottom-left

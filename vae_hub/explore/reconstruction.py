@@ -48,8 +48,9 @@ def _posterior_axes(d: int) -> tuple[PIL.Image.Image, tuple[float, float, float,
     ax.set_ylim(-POSTERIOR_RANGE, POSTERIOR_RANGE)
     ax.set_xticks(range(d) if d <= 40 else range(0, d, math.ceil(d / 40)))
     ax.tick_params(labelsize=8)
-    ax.set_xlabel("latent dimension (colour: KL to the prior, brighter = more information; band: prior ±1 std)",
-                  fontsize=9)
+    ax.set_xlabel(
+        "latent dimension (colour: KL to the prior, brighter = more information; band: prior ±1 std)", fontsize=9
+    )
     ax.set_title("posterior q(z | x): mean ± std of each dimension", fontsize=10)
     image = _figure_to_pil(fig)
     x0, y0, x1, y1 = ax.get_window_extent().extents
@@ -71,8 +72,9 @@ def posterior_chart(mean: np.ndarray, std: np.ndarray, kl: np.ndarray) -> PIL.Im
     colours = colormaps["viridis"](np.clip(kl / max(float(kl.max()), 1e-6), 0, 1) * 0.85)
 
     def y_px(v: float) -> float:
-        return (top + (POSTERIOR_RANGE - np.clip(v, -POSTERIOR_RANGE, POSTERIOR_RANGE)) / (2 * POSTERIOR_RANGE)
-                * (bottom - top))
+        return top + (POSTERIOR_RANGE - np.clip(v, -POSTERIOR_RANGE, POSTERIOR_RANGE)) / (2 * POSTERIOR_RANGE) * (
+            bottom - top
+        )
 
     for j in range(d):
         colour = tuple(int(255 * c) for c in colours[j][:3])
@@ -120,8 +122,9 @@ def reconstruct(model: AnyModel, x_uint8: torch.Tensor, notes: list[str] = ()) -
     )
 
 
-def reconstruct_spatial(model: SpatialVAEModel | AutoencoderKLWithLikelihood, x: torch.Tensor,
-                        notes: list[str] = ()) -> Reconstruction:
+def reconstruct_spatial(
+    model: SpatialVAEModel | AutoencoderKLWithLikelihood, x: torch.Tensor, notes: list[str] = ()
+) -> Reconstruction:
     """``reconstruct`` for a ``SpatialVAEModel``: the latent channels (scaled and shifted as a diffusion model
     sees them, ±3 std from black to white) instead of the per-dimension chart."""
     posterior = model.encode(x).latent_dist
@@ -143,7 +146,11 @@ def reconstruct_spatial(model: SpatialVAEModel | AutoencoderKLWithLikelihood, x:
         input=show(x, nrow=1, width=336),
         reconstruction=show(lik.mean(params, cfg.likelihood), nrow=1, width=336),
         posterior=show(maps, nrow=cfg.latent_channels, width=720),
-        code={"shape": list(model.latent_shape), "channel_mean": scaled.flatten(1).mean(1).round(decimals=4).tolist(),
-              "channel_std": scaled.flatten(1).std(1).round(decimals=4).tolist(), "kl_nats": round(kl, 4)},
+        code={
+            "shape": list(model.latent_shape),
+            "channel_mean": scaled.flatten(1).mean(1).round(decimals=4).tolist(),
+            "channel_std": scaled.flatten(1).std(1).round(decimals=4).tolist(),
+            "kl_nats": round(kl, 4),
+        },
         summary=summary,
     )

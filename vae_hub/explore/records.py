@@ -26,14 +26,18 @@ TEXT_TO_IMAGE_NOTE = (
     "counts only), the CLIP score (100 × the cosine between a sample and its own caption) and R-precision (how often "
     "a sample's own caption ranks first among the rival captions: chance is 1 in their number). The real test "
     "images' own CLIP score and R-precision are the ceiling; the empty prompt (the same UNet without text) is the "
-    f"floor that following the text must beat. {RECOMMENDED_MARK}: the setting the Space samples with.")
+    f"floor that following the text must beat. {RECOMMENDED_MARK}: the setting the Space samples with."
+)
 
 
 def _records(folder: Path) -> list[dict]:
     """The records of a folder's ``metrics.json`` that hold a Fréchet distance, in their file's order."""
     records = _read_json(folder / "metrics.json").get(RECORD_KEY)
-    return [r for r in (records.values() if isinstance(records, dict) else ())
-            if isinstance(r, dict) and isinstance(r.get("frechet_distance"), (int, float))]
+    return [
+        r
+        for r in (records.values() if isinstance(records, dict) else ())
+        if isinstance(r, dict) and isinstance(r.get("frechet_distance"), (int, float))
+    ]
 
 
 def measured_by(record: dict) -> tuple[str, str, str] | None:
@@ -58,12 +62,19 @@ def _classifier_row(model_id: str, record: dict) -> str:
         what, settings = f"{record.get('prior', '?')} prior", "temperature 1"
     elif kind == "pipeline":
         what = "diffusion"
-        settings = (f"{record.get('num_inference_steps', '?')} steps, guidance "
-                    f"{_number(record.get('guidance_scale'), 'g')}")
+        settings = (
+            f"{record.get('num_inference_steps', '?')} steps, guidance {_number(record.get('guidance_scale'), 'g')}"
+        )
     else:
         what, settings = "reconstructions", f"of {record.get('images_split', '?')} images (the autoencoder's floor)"
-    return table_row(model_id, what, settings, _number(record["frechet_distance"], ".2f"),
-                     _number(record.get("class_match"), ".1%"), _number(record.get("num_samples"), ","))
+    return table_row(
+        model_id,
+        what,
+        settings,
+        _number(record["frechet_distance"], ".2f"),
+        _number(record.get("class_match"), ".1%"),
+        _number(record.get("num_samples"), ","),
+    )
 
 
 def classifier_table(rows: list[tuple[str, dict]]) -> list[str]:
@@ -73,7 +84,11 @@ def classifier_table(rows: list[tuple[str, dict]]) -> list[str]:
 
 
 def _setting(record: dict) -> tuple[str, int, float]:
-    return str(record.get("scheduler")), int(record.get("num_inference_steps") or 0), float(record.get("guidance_scale") or 0)
+    return (
+        str(record.get("scheduler")),
+        int(record.get("num_inference_steps") or 0),
+        float(record.get("guidance_scale") or 0),
+    )
 
 
 def text_to_image_table(rows: list[tuple[str, dict]], recommended: dict[str, tuple | None]) -> list[str]:
@@ -84,22 +99,51 @@ def text_to_image_table(rows: list[tuple[str, dict]], recommended: dict[str, tup
     for model_id, record in sorted(rows, key=lambda row: (row[0], _setting(row[1]))):
         scheduler, steps, guidance = _setting(record)
         mark = f" {RECOMMENDED_MARK}" if recommended.get(model_id) == (scheduler, steps, guidance) else ""
-        lines.append(table_row(model_id, f"{scheduler}, {steps} steps, guidance {guidance:g}{mark}",
-                               _number(record["frechet_distance"], ".2f"), _number(record.get("clip_score"), ".1f"),
-                               _number(record.get("r_precision"), ".1%"), _number(record.get("num_images"), ",")))
+        lines.append(
+            table_row(
+                model_id,
+                f"{scheduler}, {steps} steps, guidance {guidance:g}{mark}",
+                _number(record["frechet_distance"], ".2f"),
+                _number(record.get("clip_score"), ".1f"),
+                _number(record.get("r_precision"), ".1%"),
+                _number(record.get("num_images"), ","),
+            )
+        )
     for model_id in dict.fromkeys(model_id for model_id, _ in rows):
         own = [r for m, r in rows if m == model_id]
         best = next((r for r in own if recommended.get(model_id) == _setting(r)), own[0])
         real, empty = best.get("real_images") or {}, best.get("empty_prompt") or {}
         chance = best.get("num_candidates")
-        lines.append(table_row(model_id, f"*real test images (the ceiling; chance: 1 in {_number(chance, 'd')})*", "–",
-                               _number(real.get("clip_score"), ".1f"), _number(real.get("r_precision"), ".1%"),
-                               _number(best.get("num_images"), ",")))
-        lines.append(table_row(model_id, f"*empty prompt at {_setting(best)[1]} steps (the floor)*",
-                               _number(empty.get("frechet_distance"), ".2f"), _number(empty.get("clip_score"), ".1f"),
-                               _number(empty.get("r_precision"), ".1%"), _number(best.get("num_images"), ",")))
-        lines.append(table_row(model_id, "*its autoencoder's reconstructions*",
-                               _number(best.get("reconstruction_frechet_distance"), ".2f"), "–", "–", "–"))
+        lines.append(
+            table_row(
+                model_id,
+                f"*real test images (the ceiling; chance: 1 in {_number(chance, 'd')})*",
+                "–",
+                _number(real.get("clip_score"), ".1f"),
+                _number(real.get("r_precision"), ".1%"),
+                _number(best.get("num_images"), ","),
+            )
+        )
+        lines.append(
+            table_row(
+                model_id,
+                f"*empty prompt at {_setting(best)[1]} steps (the floor)*",
+                _number(empty.get("frechet_distance"), ".2f"),
+                _number(empty.get("clip_score"), ".1f"),
+                _number(empty.get("r_precision"), ".1%"),
+                _number(best.get("num_images"), ","),
+            )
+        )
+        lines.append(
+            table_row(
+                model_id,
+                "*its autoencoder's reconstructions*",
+                _number(best.get("reconstruction_frechet_distance"), ".2f"),
+                "–",
+                "–",
+                "–",
+            )
+        )
     return lines
 
 

@@ -54,7 +54,7 @@ def check_prompt(prompt, name: str = "Prompt", allow_empty: bool = False) -> str
     if len(prompt) > MAX_PROMPT_CHARS:
         raise InputError(f"{name} is {len(prompt)} characters long: at most {MAX_PROMPT_CHARS}, please shorten it.")
     if not prompt and not allow_empty:
-        raise InputError(f"{name} is empty: describe an emoji, e.g. \"red heart, twemoji style\".")
+        raise InputError(f'{name} is empty: describe an emoji, e.g. "red heart, twemoji style".')
     return prompt
 
 
@@ -73,8 +73,10 @@ def vocabulary_note(tokenizer, prompt: str) -> str:
         return ""
     names = ", ".join(f"'{w}'" for w in missing[:8]) + (" …" if len(missing) > 8 else "")
     verb = "is" if len(missing) == 1 else "are"
-    return (f"{names} {verb} not in this model's vocabulary: it was trained on emoji names, so it reads "
-            f"{'that word' if len(missing) == 1 else 'those words'} as unfamiliar pieces.")
+    return (
+        f"{names} {verb} not in this model's vocabulary: it was trained on emoji names, so it reads "
+        f"{'that word' if len(missing) == 1 else 'those words'} as unfamiliar pieces."
+    )
 
 
 class WatchedStep:
@@ -134,12 +136,22 @@ class Sampling:
 
 def check_sampling(steps, guidance, seed, scheduler, max_seed: int = MAX_SEED) -> Sampling:
     """The request's settings, each checked (``InputError`` naming the first that is wrong)."""
-    return Sampling(check_int(steps, "Steps", *T2I_STEPS), check_float(guidance, "Guidance", 0.0, MAX_T2I_GUIDANCE),
-                    check_int(seed, "Seed", 0, max_seed), check_choice(scheduler, "Scheduler", tuple(SCHEDULERS)))
+    return Sampling(
+        check_int(steps, "Steps", *T2I_STEPS),
+        check_float(guidance, "Guidance", 0.0, MAX_T2I_GUIDANCE),
+        check_int(seed, "Seed", 0, max_seed),
+        check_choice(scheduler, "Scheduler", tuple(SCHEDULERS)),
+    )
 
 
-def text_to_image(pipe: StableDiffusionPipeline, prompt: str, negative_prompt: str, n: int, sampling: Sampling,
-                  previews: int = PREVIEWS) -> Iterator[tuple[int, torch.Tensor]]:
+def text_to_image(
+    pipe: StableDiffusionPipeline,
+    prompt: str,
+    negative_prompt: str,
+    n: int,
+    sampling: Sampling,
+    previews: int = PREVIEWS,
+) -> Iterator[tuple[int, torch.Tensor]]:
     """Yields (step, images (n, 3, H, W) in [-1, 1]): the decoded x₀ prediction every ``ceil(steps / previews)``
     steps, then (steps, the final images). Same prompt, settings and seed: the same images as
     ``StableDiffusionPipeline.__call__`` gives."""
@@ -154,10 +166,16 @@ def text_to_image(pipe: StableDiffusionPipeline, prompt: str, negative_prompt: s
                 hand((i + 1, decode(p, p.scheduler.last_x0)))
             return {}
 
-        latents = own(prompt, negative_prompt=negative_prompt or None, num_images_per_prompt=n,
-                      num_inference_steps=sampling.steps, guidance_scale=sampling.guidance,
-                      generator=torch.Generator().manual_seed(sampling.seed), output_type="latent",
-                      callback_on_step_end=on_step).images
+        latents = own(
+            prompt,
+            negative_prompt=negative_prompt or None,
+            num_images_per_prompt=n,
+            num_inference_steps=sampling.steps,
+            guidance_scale=sampling.guidance,
+            generator=torch.Generator().manual_seed(sampling.seed),
+            output_type="latent",
+            callback_on_step_end=on_step,
+        ).images
         return sampling.steps, decode(own, latents)
 
     yield from watch(sample)
@@ -173,18 +191,31 @@ class ImageToImageResult:
     start_timestep: int
 
 
-def image_to_image(pipe: StableDiffusionPipeline, image: torch.Tensor, prompt: str, negative_prompt: str,
-                   strength: float, sampling: Sampling) -> ImageToImageResult:
+def image_to_image(
+    pipe: StableDiffusionPipeline,
+    image: torch.Tensor,
+    prompt: str,
+    negative_prompt: str,
+    strength: float,
+    sampling: Sampling,
+) -> ImageToImageResult:
     """SDEdit on a uint8 image (1, 3, H, W): noised to ``strength`` (in (0, 1]: the share of the schedule that is
     run), then denoised towards the prompt by ``StableDiffusionImg2ImgPipeline``."""
     own = request_pipeline(pipe, StableDiffusionImg2ImgPipeline, sampling.scheduler)
     with torch.inference_mode():
-        latents = own(prompt, image=(uint8_to_float(image) + 1) / 2, strength=strength,
-                      negative_prompt=negative_prompt or None, num_inference_steps=sampling.steps,
-                      guidance_scale=sampling.guidance, generator=torch.Generator().manual_seed(sampling.seed),
-                      output_type="latent").images
-        return ImageToImageResult(decode(own, own.scheduler.first_sample), decode(own, latents),
-                                  int(own.scheduler.first_timestep))
+        latents = own(
+            prompt,
+            image=(uint8_to_float(image) + 1) / 2,
+            strength=strength,
+            negative_prompt=negative_prompt or None,
+            num_inference_steps=sampling.steps,
+            guidance_scale=sampling.guidance,
+            generator=torch.Generator().manual_seed(sampling.seed),
+            output_type="latent",
+        ).images
+        return ImageToImageResult(
+            decode(own, own.scheduler.first_sample), decode(own, latents), int(own.scheduler.first_timestep)
+        )
 
 
 @dataclass
@@ -203,8 +234,14 @@ def psnr(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor) -> float:
     return math.inf if mse == 0 else 10 * math.log10(1 / mse)
 
 
-def inpaint(pipe: StableDiffusionPipeline, image: torch.Tensor, mask: torch.Tensor, prompt: str,
-            negative_prompt: str, sampling: Sampling) -> InpaintResult:
+def inpaint(
+    pipe: StableDiffusionPipeline,
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    prompt: str,
+    negative_prompt: str,
+    sampling: Sampling,
+) -> InpaintResult:
     """Redraw where ``mask`` (H, W) bool is true in a uint8 image (1, 3, H, W), with the inpaint pipeline's
     4-channel-UNet mode: outside the (latent-resolution) mask, the latents of the image, noised to the current
     step, are put back after every step."""
@@ -215,10 +252,23 @@ def inpaint(pipe: StableDiffusionPipeline, image: torch.Tensor, mask: torch.Tens
     own = request_pipeline(pipe, StableDiffusionInpaintPipeline, sampling.scheduler)
     x = uint8_to_float(image)
     with torch.inference_mode():
-        out = own(prompt, image=(x + 1) / 2, mask_image=mask[None, None].float(), negative_prompt=negative_prompt or None,
-                  num_inference_steps=sampling.steps, guidance_scale=sampling.guidance, strength=1.0,
-                  height=x.shape[-2], width=x.shape[-1],
-                  generator=torch.Generator().manual_seed(sampling.seed), output_type="pt").images * 2 - 1
+        out = (
+            own(
+                prompt,
+                image=(x + 1) / 2,
+                mask_image=mask[None, None].float(),
+                negative_prompt=negative_prompt or None,
+                num_inference_steps=sampling.steps,
+                guidance_scale=sampling.guidance,
+                strength=1.0,
+                height=x.shape[-2],
+                width=x.shape[-1],
+                generator=torch.Generator().manual_seed(sampling.seed),
+                output_type="pt",
+            ).images
+            * 2
+            - 1
+        )
         vae = pipe.vae
         reconstruction = vae.decode(vae.encode(x.to(vae.dtype)).latent_dist.mode()).sample.float().clamp(-1, 1)
     keep = ~mask
@@ -226,8 +276,14 @@ def inpaint(pipe: StableDiffusionPipeline, image: torch.Tensor, mask: torch.Tens
 
 
 @torch.inference_mode()
-def prompt_walk(pipe: StableDiffusionPipeline, prompt_a: str, prompt_b: str, frames: int, sampling: Sampling,
-                seed_b: int | None = None) -> torch.Tensor:
+def prompt_walk(
+    pipe: StableDiffusionPipeline,
+    prompt_a: str,
+    prompt_b: str,
+    frames: int,
+    sampling: Sampling,
+    seed_b: int | None = None,
+) -> torch.Tensor:
     """``frames`` images (F, 3, H, W) in [-1, 1] from one noise, the text embedding slerped from ``prompt_a`` to
     ``prompt_b`` (and the noise from ``sampling.seed``'s to ``seed_b``'s when given)."""
     own = request_pipeline(pipe, StableDiffusionPipeline, sampling.scheduler)
@@ -239,9 +295,14 @@ def prompt_walk(pipe: StableDiffusionPipeline, prompt_a: str, prompt_b: str, fra
     if seed_b is not None:
         noise_b = torch.randn(shape, generator=torch.Generator().manual_seed(seed_b))
         noise = slerp(noise_a.flatten(), noise_b.flatten(), frames).view(frames, *shape)
-    latents = own(prompt_embeds=prompt_embeds, negative_prompt_embeds=empty[:1].expand(frames, -1, -1),
-                  latents=noise * own.scheduler.init_noise_sigma, num_inference_steps=sampling.steps,
-                  guidance_scale=sampling.guidance, output_type="latent").images
+    latents = own(
+        prompt_embeds=prompt_embeds,
+        negative_prompt_embeds=empty[:1].expand(frames, -1, -1),
+        latents=noise * own.scheduler.init_noise_sigma,
+        num_inference_steps=sampling.steps,
+        guidance_scale=sampling.guidance,
+        output_type="latent",
+    ).images
     return decode(own, latents)
 
 
@@ -270,8 +331,9 @@ def mask_from_editor(value, size: int) -> tuple[PIL.Image.Image, torch.Tensor]:
 
 def image_config(pipe: StableDiffusionPipeline) -> SimpleNamespace:
     """What ``prepare_image`` needs of a model, for this pipeline's images (RGB at the UNet's size × the VAE's factor)."""
-    return SimpleNamespace(config=SimpleNamespace(in_channels=3,
-                                                  sample_size=pipe.unet.config.sample_size * pipe.vae_scale_factor))
+    return SimpleNamespace(
+        config=SimpleNamespace(in_channels=3, sample_size=pipe.unet.config.sample_size * pipe.vae_scale_factor)
+    )
 
 
 def recommended_setting(entry):
@@ -289,20 +351,29 @@ class TextToImageEndpoints:
     def text_to_image_defaults(self, model_id) -> dict:
         """The model's recommended steps, guidance and scheduler, for the widgets."""
         setting = recommended_setting(self.entry(model_id))
-        return {"steps": setting.num_inference_steps, "guidance": setting.guidance_scale, "scheduler": setting.scheduler}
+        return {
+            "steps": setting.num_inference_steps,
+            "guidance": setting.guidance_scale,
+            "scheduler": setting.scheduler,
+        }
 
     def _sampling(self, entry, steps, guidance, seed, scheduler) -> Sampling:
         default = recommended_setting(entry)
-        return check_sampling(default.num_inference_steps if steps is None else steps,
-                              default.guidance_scale if guidance is None else guidance, seed,
-                              scheduler or default.scheduler, MAX_SEED)
+        return check_sampling(
+            default.num_inference_steps if steps is None else steps,
+            default.guidance_scale if guidance is None else guidance,
+            seed,
+            scheduler or default.scheduler,
+            MAX_SEED,
+        )
 
     def _pipeline_image(self, entry, image) -> torch.Tensor:
         x, _ = prepare_image(image, image_config(entry.model), dark_background=False, invert=False)
         return x
 
-    def text_to_image(self, model_id, prompt="", negative_prompt="", num_images=4, steps=None, guidance=None, seed=0,
-                      scheduler=None) -> Iterator[tuple]:
+    def text_to_image(
+        self, model_id, prompt="", negative_prompt="", num_images=4, steps=None, guidance=None, seed=0, scheduler=None
+    ) -> Iterator[tuple]:
         """/text_to_image, streamed: (preview grid, None, None, note) every few steps, then (grid, grid, GIF of the
         denoising, note); the note names the prompt's words the model never learned."""
         entry = self.entry(model_id)
@@ -311,11 +382,23 @@ class TextToImageEndpoints:
         n = check_int(num_images, "Number of images", *T2I_IMAGES)
         sampling = self._sampling(entry, steps, guidance, seed, scheduler)
         note = vocabulary_note(pipe.tokenizer, f"{prompt} {negative}")
-        for grid, final, gif in self.streamed_grids(text_to_image(pipe, prompt, negative, n, sampling), sampling.steps):
+        for grid, final, gif in self.streamed_grids(
+            text_to_image(pipe, prompt, negative, n, sampling), sampling.steps
+        ):
             yield grid, final, gif, note
 
-    def image_to_image(self, model_id, image=None, prompt="", negative_prompt="", strength=0.6, steps=None,
-                       guidance=None, seed=0, scheduler=None) -> tuple:
+    def image_to_image(
+        self,
+        model_id,
+        image=None,
+        prompt="",
+        negative_prompt="",
+        strength=0.6,
+        steps=None,
+        guidance=None,
+        seed=0,
+        scheduler=None,
+    ) -> tuple:
         """/image_to_image → (the noised starting point, the result, a line saying what was done)."""
         entry = self.entry(model_id)
         pipe = entry.require_text_to_image("image to image")
@@ -324,12 +407,15 @@ class TextToImageEndpoints:
         sampling = self._sampling(entry, steps, guidance, seed, scheduler)
         result = image_to_image(pipe, self._pipeline_image(entry, image), prompt, negative, strength, sampling)
         runs = min(int(sampling.steps * strength), sampling.steps)
-        note = (f"Noised to step {result.start_timestep} of {pipe.scheduler.config.num_train_timesteps}, then "
-                f"{runs} of {sampling.steps} denoising steps. {vocabulary_note(pipe.tokenizer, prompt)}").strip()
+        note = (
+            f"Noised to step {result.start_timestep} of {pipe.scheduler.config.num_train_timesteps}, then "
+            f"{runs} of {sampling.steps} denoising steps. {vocabulary_note(pipe.tokenizer, prompt)}"
+        ).strip()
         return show(result.start, nrow=1, width=256), show(result.image, nrow=1, width=256), note
 
-    def inpaint(self, model_id, editor=None, prompt="", negative_prompt="", steps=None, guidance=None, seed=0,
-                scheduler=None) -> tuple:
+    def inpaint(
+        self, model_id, editor=None, prompt="", negative_prompt="", steps=None, guidance=None, seed=0, scheduler=None
+    ) -> tuple:
         """/inpaint → (the image with its masked part redrawn, a line on how much the rest changed)."""
         entry = self.entry(model_id)
         pipe = entry.require_text_to_image("inpainting")
@@ -339,13 +425,25 @@ class TextToImageEndpoints:
         background, mask = mask_from_editor(editor, size)
         result = inpaint(pipe, self._pipeline_image(entry, background), mask, prompt, negative, sampling)
         share = mask.float().mean().item()
-        note = (f"Redrew {share:.0%} of the image. The rest changed by PSNR {result.unmasked_psnr:.1f} dB, against "
-                f"{result.reconstruction_psnr:.1f} dB for the autoencoder's own round trip of the same pixels (the "
-                f"mask works on the {pipe.vae_scale_factor}× smaller latents, so its edges are blocky).")
+        note = (
+            f"Redrew {share:.0%} of the image. The rest changed by PSNR {result.unmasked_psnr:.1f} dB, against "
+            f"{result.reconstruction_psnr:.1f} dB for the autoencoder's own round trip of the same pixels (the "
+            f"mask works on the {pipe.vae_scale_factor}× smaller latents, so its edges are blocky)."
+        )
         return show(result.image, nrow=1, width=256), note
 
-    def prompt_walk(self, model_id, prompt_a="", prompt_b="", frames=8, seed=0, seed_b=None, steps=None,
-                    guidance=None, scheduler=None) -> tuple:
+    def prompt_walk(
+        self,
+        model_id,
+        prompt_a="",
+        prompt_b="",
+        frames=8,
+        seed=0,
+        seed_b=None,
+        steps=None,
+        guidance=None,
+        scheduler=None,
+    ) -> tuple:
         """/prompt_walk → (a strip of the frames, their GIF): one noise, the text embedding slerped from prompt A to
         prompt B (and the noise from ``seed`` to ``seed_b`` when one is given)."""
         entry = self.entry(model_id)
@@ -353,6 +451,7 @@ class TextToImageEndpoints:
         prompt_a, prompt_b = check_prompt(prompt_a, "Prompt A"), check_prompt(prompt_b, "Prompt B")
         frames = check_int(frames, "Frames", *WALK_FRAMES)
         seed_b = None if seed_b in (None, "") else check_int(seed_b, "Seed B", 0, MAX_SEED)
-        images = prompt_walk(pipe, prompt_a, prompt_b, frames, self._sampling(entry, steps, guidance, seed, scheduler),
-                             seed_b)
+        images = prompt_walk(
+            pipe, prompt_a, prompt_b, frames, self._sampling(entry, steps, guidance, seed, scheduler), seed_b
+        )
         return show(images, nrow=frames, width=768), self.files.gif(images)

@@ -38,8 +38,9 @@ def sample_images(
 
 
 @torch.inference_mode()
-def interpolate(model: AnyModel, z0: torch.Tensor, z1: torch.Tensor, method: str, steps: int,
-                files: OutputFiles) -> tuple[PIL.Image.Image, str]:
+def interpolate(
+    model: AnyModel, z0: torch.Tensor, z1: torch.Tensor, method: str, steps: int, files: OutputFiles
+) -> tuple[PIL.Image.Image, str]:
     """Decode the lerp/slerp path between codes z0, z1 (D,) or latent maps (C, h, w), the map taken as one vector,
     → (strip image, path of an animated GIF)."""
     check_choice(method, "Interpolation", INTERPOLATIONS)

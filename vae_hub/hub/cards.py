@@ -52,8 +52,14 @@ def figures(folder: Path) -> list[Path]:
 
 def figure_entries(folder: Path, captions: dict[str, str]) -> list[dict]:
     """The card's figures: file, alt text and caption (``captions``, else one made from the file name)."""
-    return [{"file": p.name, "alt": p.stem.replace("_", " "),
-             "caption": captions.get(p.name, p.stem.replace("_", " ").capitalize() + ".")} for p in figures(folder)]
+    return [
+        {
+            "file": p.name,
+            "alt": p.stem.replace("_", " "),
+            "caption": captions.get(p.name, p.stem.replace("_", " ").capitalize() + "."),
+        }
+        for p in figures(folder)
+    ]
 
 
 def card_names(folder: Path, repo_id: str | None) -> dict:
@@ -74,6 +80,10 @@ def training_data(dataset_id: str | None, info: dict, metrics: dict) -> tuple[st
 
 def evaluation_values(metrics: dict, rows: list[dict]) -> dict:
     """What a model card's evaluation section shows of ``metrics.json``, besides its ``rows`` (``metric_rows``)."""
-    return {"metric_rows": rows, "split": metrics.get("split"), "num_images": count(metrics.get("num_images")),
-            "likelihood_note": metrics.get("likelihood_note", ""),
-            "eval_command": shareable_command(metrics.get("command"))}
+    return {
+        "metric_rows": rows,
+        "split": metrics.get("split"),
+        "num_images": count(metrics.get("num_images")),
+        "likelihood_note": metrics.get("likelihood_note", ""),
+        "eval_command": shareable_command(metrics.get("command")),
+    }

@@ -24,10 +24,22 @@ from .cards import CARD_NAME, figures
 
 PIPELINE_CLASS = LatentDiffusionPipeline.__name__
 PACKAGE = remote_code.PACKAGE
-UPLOAD_NAMES = (CONFIG_NAME, WEIGHTS_NAME, LIKELIHOOD_NAME, CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME, MAP_SAMPLE_NAME)
-PIPELINE_UPLOAD_NAMES = (PIPELINE_INDEX_NAME,
-                         *(f"{c}/{n}" for c, names in PIPELINE_COMPONENT_FILES.items() for n in names),
-                         CARD_NAME, METRICS_NAME, TRAINING_INFO_NAME)
+UPLOAD_NAMES = (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    LIKELIHOOD_NAME,
+    CARD_NAME,
+    METRICS_NAME,
+    TRAINING_INFO_NAME,
+    MAP_SAMPLE_NAME,
+)
+PIPELINE_UPLOAD_NAMES = (
+    PIPELINE_INDEX_NAME,
+    *(f"{c}/{n}" for c, names in PIPELINE_COMPONENT_FILES.items() for n in names),
+    CARD_NAME,
+    METRICS_NAME,
+    TRAINING_INFO_NAME,
+)
 
 
 def upload_file_list(folder) -> list[str]:
@@ -59,17 +71,26 @@ def check_pipeline_folder(folder) -> dict:
         raise ValueError(f"{folder}: cannot read {PIPELINE_INDEX_NAME} ({err})") from err
     class_name = index.get("_class_name") if isinstance(index, dict) else None
     if class_name not in (PIPELINE_CLASS, [PIPELINE_LOADER, PIPELINE_CLASS]):
-        raise ValueError(f"{folder} holds a {class_name or 'model_index.json without _class_name'}, not a "
-                         f"{PIPELINE_CLASS}: vae-hub pushes its own pipelines only")
+        raise ValueError(
+            f"{folder} holds a {class_name or 'model_index.json without _class_name'}, not a "
+            f"{PIPELINE_CLASS}: vae-hub pushes its own pipelines only"
+        )
     for component, needed in PIPELINE_COMPONENT_FILES.items():
         missing = [f"{component}/{name}" for name in needed if not (folder / component / name).is_file()]
         entry = index.get(component)
         if missing or not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(v, str) for v in entry)):
-            what = (f"{component}/ is missing" if not (folder / component).is_dir() else
-                    f"{', '.join(missing)} missing" if missing else f"{PIPELINE_INDEX_NAME} names no {component}")
-            raise ValueError(f"{folder} is not a complete {PIPELINE_CLASS} folder: {what}. A training run saves the "
-                             "pipeline when it finishes; push a finished run's output_dir (checkpoints are not "
-                             "pipelines).")
+            what = (
+                f"{component}/ is missing"
+                if not (folder / component).is_dir()
+                else f"{', '.join(missing)} missing"
+                if missing
+                else f"{PIPELINE_INDEX_NAME} names no {component}"
+            )
+            raise ValueError(
+                f"{folder} is not a complete {PIPELINE_CLASS} folder: {what}. A training run saves the "
+                "pipeline when it finishes; push a finished run's output_dir (checkpoints are not "
+                "pipelines)."
+            )
     library, vae_class = index["vae"]
     if library.split(".")[0] == PACKAGE:
         if vae_class not in MODEL_CLASSES:
@@ -83,4 +104,3 @@ def pipeline_code_files(index: dict) -> list[str]:
     (diffusers resolves a component ``["<library>", Class]`` to that file; a diffusers VAE needs none)."""
     library = index["vae"][0]
     return [remote_code.PIPELINE_CODE_FILE] + ([f"vae/{library}.py"] if library.split(".")[0] == PACKAGE else [])
-

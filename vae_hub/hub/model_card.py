@@ -77,26 +77,46 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
     names = card_names(folder, repo_id)
     description = describe_model(folder, model, dataset_md)
     rows, quality = description.metrics, description.quality
-    eval_results = [
-        EvalResult(
-            task_type=PIPELINE_TAG, task_name="Image density estimation", dataset_type=dataset_label,
-            dataset_name=dataset_label, dataset_split=metrics.get("split"), metric_type=row["type"],
-            metric_name=row["name"], metric_value=row["value"],
-        )
-        for row in rows
-    ] + [
-        EvalResult(
-            task_type=PIPELINE_TAG, task_name="Sample quality", dataset_type=dataset_label, dataset_name=dataset_label,
-            dataset_split=row["split"], metric_type="frechet_distance",
-            metric_name=f"Fréchet distance, classifier features ({row['label']}, {row['n']} samples)",
-            metric_value=row["fd_value"],
-        )
-        for row in quality["quality_rows"] if row["own"] and row["fd_value"] is not None
-    ] if (rows or quality["quality_rows"]) and dataset_label else None
+    eval_results = (
+        [
+            EvalResult(
+                task_type=PIPELINE_TAG,
+                task_name="Image density estimation",
+                dataset_type=dataset_label,
+                dataset_name=dataset_label,
+                dataset_split=metrics.get("split"),
+                metric_type=row["type"],
+                metric_name=row["name"],
+                metric_value=row["value"],
+            )
+            for row in rows
+        ]
+        + [
+            EvalResult(
+                task_type=PIPELINE_TAG,
+                task_name="Sample quality",
+                dataset_type=dataset_label,
+                dataset_name=dataset_label,
+                dataset_split=row["split"],
+                metric_type="frechet_distance",
+                metric_name=f"Fréchet distance, classifier features ({row['label']}, {row['n']} samples)",
+                metric_value=row["fd_value"],
+            )
+            for row in quality["quality_rows"]
+            if row["own"] and row["fd_value"] is not None
+        ]
+        if (rows or quality["quality_rows"]) and dataset_label
+        else None
+    )
     card_data = ModelCardData(
-        library_name=LIBRARY_NAME, license=LICENSE, tags=list(CARD_TAGS), pipeline_tag=PIPELINE_TAG,
-        datasets=[dataset_id] if dataset_id else None, base_model=hub_id(base_model),
-        model_name=names["name"] if eval_results else None, eval_results=eval_results,
+        library_name=LIBRARY_NAME,
+        license=LICENSE,
+        tags=list(CARD_TAGS),
+        pipeline_tag=PIPELINE_TAG,
+        datasets=[dataset_id] if dataset_id else None,
+        base_model=hub_id(base_model),
+        model_name=names["name"] if eval_results else None,
+        eval_results=eval_results,
     )
     code_files = f"`{remote_code.MODEL_CODE_FILE}`"
     return ModelCard.from_template(
@@ -120,8 +140,12 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         code_files=code_files,
         quality_section=render_section("sample_quality", kind="model", **quality),
         remote_code_note=render_section("remote_code", code_files=code_files),
-        training_section=render_section("training", kind="model", training_rows=description.training,
-                                        command=shareable_command(info.get("command"))),
+        training_section=render_section(
+            "training",
+            kind="model",
+            training_rows=description.training,
+            command=shareable_command(info.get("command")),
+        ),
     )
 
 

@@ -22,7 +22,13 @@ PIPELINE_LIBRARY = "diffusers"
 # unconditional or text-to-image would put it in the wrong searches and widgets — and the Hub has no task for it;
 # "other" is the Hub's own id for that case. The task itself is a tag, where it can be found.
 PIPELINE_PIPELINE_TAG = "other"
-PIPELINE_CARD_TAGS = ["latent-diffusion", "class-conditional-image-generation", "diffusers", "custom_code", PROJECT_TAG]
+PIPELINE_CARD_TAGS = [
+    "latent-diffusion",
+    "class-conditional-image-generation",
+    "diffusers",
+    "custom_code",
+    PROJECT_TAG,
+]
 PIPELINE_FIGURE_CAPTIONS = {
     "samples.png": "Samples, a row per class, from the training run's last step (its seed, steps and guidance).",
     "loss_curve.png": "Training curve: the denoising loss.",
@@ -55,21 +61,43 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
     recorded_data = rows[0]["dataset"] if rows else None  # a Hub id, or a local copy: named, not linked
     quality_data = dataset_id or hub_id(recorded_data) or (Path(recorded_data).name if recorded_data else None)
     # the model-index holds the records on the most samples (a sweep on fewer stays in the card's table)
-    headline_n = max((row["n"] for row in rows if row["own"]), key=lambda n: int(str(n).replace(",", "") or 0)
-                     if str(n).replace(",", "").isdigit() else 0, default=None)
-    eval_results = [
-        EvalResult(task_type=PIPELINE_PIPELINE_TAG, task_name="Class-conditional image generation",
-                   dataset_type=quality_data, dataset_name=quality_data, dataset_split=row["split"],
-                   metric_type=kind, metric_name=f"{label} ({row['label']}, {row['n']} samples)", metric_value=value)
-        for row in rows if row["own"] and row["n"] == headline_n
-        for kind, label, value in (("frechet_distance", "Fréchet distance, classifier features", row["fd_value"]),
-                                   ("class_match", "Class match", row["match_value"]))
-        if value is not None
-    ] if rows and quality_data else None
+    headline_n = max(
+        (row["n"] for row in rows if row["own"]),
+        key=lambda n: int(str(n).replace(",", "") or 0) if str(n).replace(",", "").isdigit() else 0,
+        default=None,
+    )
+    eval_results = (
+        [
+            EvalResult(
+                task_type=PIPELINE_PIPELINE_TAG,
+                task_name="Class-conditional image generation",
+                dataset_type=quality_data,
+                dataset_name=quality_data,
+                dataset_split=row["split"],
+                metric_type=kind,
+                metric_name=f"{label} ({row['label']}, {row['n']} samples)",
+                metric_value=value,
+            )
+            for row in rows
+            if row["own"] and row["n"] == headline_n
+            for kind, label, value in (
+                ("frechet_distance", "Fréchet distance, classifier features", row["fd_value"]),
+                ("class_match", "Class match", row["match_value"]),
+            )
+            if value is not None
+        ]
+        if rows and quality_data
+        else None
+    )
     card_data = ModelCardData(
-        library_name=PIPELINE_LIBRARY, license=LICENSE, tags=list(PIPELINE_CARD_TAGS),
-        pipeline_tag=PIPELINE_PIPELINE_TAG, datasets=[dataset_id] if dataset_id else None,
-        base_model=hub_id(vae_ref), model_name=names["name"] if eval_results else None, eval_results=eval_results or None,
+        library_name=PIPELINE_LIBRARY,
+        license=LICENSE,
+        tags=list(PIPELINE_CARD_TAGS),
+        pipeline_tag=PIPELINE_PIPELINE_TAG,
+        datasets=[dataset_id] if dataset_id else None,
+        base_model=hub_id(vae_ref),
+        model_name=names["name"] if eval_results else None,
+        eval_results=eval_results or None,
     )
     recommended = recommended_settings(folder)
     latent = (unet_config.get("in_channels"), unet_config.get("sample_size"), unet_config.get("sample_size"))
@@ -88,17 +116,24 @@ def build_pipeline_card(folder, repo_id: str | None = None, *, dataset_id: str |
         recommended=recommended,
         steps=recommended["num_inference_steps"] if recommended else DEFAULT_NUM_INFERENCE_STEPS,
         guidance=recommended["guidance_scale"] if recommended else DEFAULT_GUIDANCE_SCALE,
-        at_defaults=not recommended or (recommended["num_inference_steps"], recommended["guidance_scale"])
+        at_defaults=not recommended
+        or (recommended["num_inference_steps"], recommended["guidance_scale"])
         == (DEFAULT_NUM_INFERENCE_STEPS, DEFAULT_GUIDANCE_SCALE),
         label_example=json.dumps(classes[0], ensure_ascii=False) if classes else "None",
         label_comment=f"a class name or label, or a list of them ({json.dumps(classes[0], ensure_ascii=False)} is "
-        "label 0)" if classes else "an unconditional pipeline: class_labels=None",
+        "label 0)"
+        if classes
+        else "an unconditional pipeline: class_labels=None",
         architecture=description.architecture,
         cell=table_cell,
         quality_section=render_section("sample_quality", kind="pipeline", **quality),
         remote_code_note=render_section("remote_code", code_files=code_files),
-        training_section=render_section("training", kind="pipeline", training_rows=description.training,
-                                        command=shareable_command(info.get("command"))),
+        training_section=render_section(
+            "training",
+            kind="pipeline",
+            training_rows=description.training,
+            command=shareable_command(info.get("command")),
+        ),
     )
 
 
@@ -107,9 +142,14 @@ def recommended_settings(folder: Path) -> dict | None:
     the rule and what it chose among; None when none was chosen or the record is malformed."""
     try:
         chosen = read_json(folder / METRICS_NAME).get("recommended_settings")
-        return {**chosen, "num_inference_steps": int(chosen["num_inference_steps"]),
-                "guidance_scale": float(chosen["guidance_scale"]), "rule": str(chosen["rule"]),
-                "chosen_from": int(chosen["chosen_from"]), "num_samples": int(chosen["num_samples"])}
+        return {
+            **chosen,
+            "num_inference_steps": int(chosen["num_inference_steps"]),
+            "guidance_scale": float(chosen["guidance_scale"]),
+            "rule": str(chosen["rule"]),
+            "chosen_from": int(chosen["chosen_from"]),
+            "num_samples": int(chosen["num_samples"]),
+        }
     except (TypeError, KeyError, ValueError, AttributeError):
         return None
 
@@ -131,15 +171,18 @@ def record_comparison(folder, others: list) -> dict:
         if other.resolve() == folder.resolve():
             raise ValueError(f"{other} is the folder whose card this is: compare it with other generators")
         if not records:
-            raise ValueError(f"{other} has no sample-quality records (metrics.json: sample_quality); measure them "
-                             f"first with `python -m vae_hub.evaluate_samples --generator {other} --record`")
+            raise ValueError(
+                f"{other} has no sample-quality records (metrics.json: sample_quality); measure them "
+                f"first with `python -m vae_hub.evaluate_samples --generator {other} --record`"
+            )
         for field in ("classifier", "dataset", "split"):
             mine = {r.get(field) for r in own} | {r.get(field) for r in records.values()}
             if len(mine - {None}) > 1:
-                raise ValueError(f"{other}'s sample quality was measured with another {field} than {folder}'s "
-                                 f"({', '.join(sorted(map(str, mine - {None})))}): the numbers do not compare")
+                raise ValueError(
+                    f"{other}'s sample quality was measured with another {field} than {folder}'s "
+                    f"({', '.join(sorted(map(str, mine - {None})))}): the numbers do not compare"
+                )
         compared[other.resolve().name] = records
     metrics["compared_with"] = compared
     (folder / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return compared
-

@@ -70,8 +70,12 @@ def push_files(folder, repo_id: str) -> dict[str, bytes | Path]:
             files[vae_file[0]] = remote_code.model_code(index["vae"][1]).encode("utf-8")
             # the VAE loads on its own too, as a pushed VAE does: AutoModel.from_pretrained(repo, subfolder="vae",
             # trust_remote_code=True) reads auto_map from model_index.json (a repo with one) and the code from vae/
-            vae_code = {f"vae/{name}": code for name, code in
-                        _with_remote_code(folder / "vae", index["vae"][1], remote_code.MODEL_CODE_FILE).items()}
+            vae_code = {
+                f"vae/{name}": code
+                for name, code in _with_remote_code(
+                    folder / "vae", index["vae"][1], remote_code.MODEL_CODE_FILE
+                ).items()
+            }
             files.update(vae_code)
             index["auto_map"] = json.loads(vae_code[f"vae/{CONFIG_NAME}"])["auto_map"]
         files[PIPELINE_INDEX_NAME] = _json_bytes(index)
@@ -108,8 +112,10 @@ def write_push_files(folder, repo_id: str, out_dir) -> list[str]:
     _check_repo_id(repo_id)
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise HubError(f"--dry-run {out_dir}: not an empty folder; give a new or empty one, so that it holds exactly "
-                       "what the commit would upload.")
+        raise HubError(
+            f"--dry-run {out_dir}: not an empty folder; give a new or empty one, so that it holds exactly "
+            "what the commit would upload."
+        )
     files = push_files(folder, repo_id)
     _refuse_tokens(files, token=get_token())
     for path_in_repo, content in files.items():
@@ -155,7 +161,11 @@ def push_to_hub(
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True, token=token)
         commit = api.create_commit(
-            repo_id, operations, repo_type="model", revision=revision, token=token,
+            repo_id,
+            operations,
+            repo_type="model",
+            revision=revision,
+            token=token,
             commit_message=commit_message or f"Upload {what} from {folder.resolve().name} with vae-hub",
         )
     return commit.commit_url
@@ -186,13 +196,17 @@ def _refuse_tokens(contents: dict[str, bytes | Path], token: str | None) -> None
         data = content if isinstance(content, bytes) else content.read_bytes()
         looks_like_one = path_in_repo.endswith(_TEXT_SUFFIXES) and _TOKEN_PATTERN.search(data)
         if (token and token.encode() in data) or looks_like_one:
-            raise HubError(f"{path_in_repo} contains a Hugging Face token: refusing to upload it. Remove the token "
-                           "from the file (tokens belong in HF_TOKEN or the login cache) and retry.")
+            raise HubError(
+                f"{path_in_repo} contains a Hugging Face token: refusing to upload it. Remove the token "
+                "from the file (tokens belong in HF_TOKEN or the login cache) and retry."
+            )
 
 
 def _add_operations(files: dict[str, bytes | Path]) -> list[CommitOperationAdd]:
-    return [CommitOperationAdd(path_in_repo=p, path_or_fileobj=c if isinstance(c, bytes) else str(c))
-            for p, c in files.items()]
+    return [
+        CommitOperationAdd(path_in_repo=p, path_or_fileobj=c if isinstance(c, bytes) else str(c))
+        for p, c in files.items()
+    ]
 
 
 def _check_repo_id(repo_id: str) -> None:
@@ -201,14 +215,18 @@ def _check_repo_id(repo_id: str) -> None:
     except HFValidationError as err:
         raise HubError(f"invalid repo id {repo_id!r}: {err}") from None
     if "/" not in repo_id:
-        raise HubError(f"invalid repo id {repo_id!r}: expected ORG/NAME (your user name or an organisation, then the name).")
+        raise HubError(
+            f"invalid repo id {repo_id!r}: expected ORG/NAME (your user name or an organisation, then the name)."
+        )
 
 
 def _refuse_public(api: HfApi, repo_id: str, repo_type: str, private: bool, token: str) -> None:
     """``create_repo(private=True)`` leaves an existing public repo public: check, and refuse to publish."""
     if private and not api.repo_info(repo_id, repo_type=repo_type, token=token).private:
-        raise HubError(f"{repo_id} already exists and is public: refusing a private upload into it. Make it private "
-                       f"in its settings on the Hub, or choose another repo id.")
+        raise HubError(
+            f"{repo_id} already exists and is public: refusing a private upload into it. Make it private "
+            f"in its settings on the Hub, or choose another repo id."
+        )
 
 
 @contextmanager
@@ -218,18 +236,19 @@ def _hub_errors(repo_id: str, repo_type: str) -> Iterator[None]:
     try:
         yield
     except (OfflineModeIsEnabled, httpx2.TransportError) as err:
-        raise HubError(f"cannot reach the Hugging Face Hub ({type(err).__name__}: {err}). Check the network "
-                       "connection and that HF_HUB_OFFLINE is not set, then retry. Nothing was uploaded.") from err
+        raise HubError(
+            f"cannot reach the Hugging Face Hub ({type(err).__name__}: {err}). Check the network "
+            "connection and that HF_HUB_OFFLINE is not set, then retry. Nothing was uploaded."
+        ) from err
     except HfHubHTTPError as err:
         status = err.response.status_code
         reason = {
             401: "unauthorised: the Hub rejected the token (from --token, HF_TOKEN or the login cache). Log in "
-                 "again with `hf auth login` or pass a valid token with write access",
+            "again with `hf auth login` or pass a valid token with write access",
             403: f"forbidden: the token may not write to {what} (a namespace you cannot write to, or a read-only "
-                 "token)",
+            "token)",
             404: f"{what} was not found, or the token cannot see it",
             409: f"name clash: {what} conflicts with an existing repository, branch or operation",
         }.get(status, f"the Hub refused the request for {what} (HTTP {status})")
         detail = f" Hub says: {err.server_message}" if err.server_message else ""
         raise HubError(f"{reason}.{detail} Nothing was uploaded.") from err
-

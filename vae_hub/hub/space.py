@@ -56,8 +56,10 @@ def space_upload_files(space_dir=None, *, model_id: str | None = None) -> dict[s
         shipped = space_dir / SPACE_MODELS
         models = sorted({p.parent for name in (CONFIG_NAME, PIPELINE_INDEX_NAME) for p in shipped.glob(f"*/{name}")})
         if not models:
-            raise HubError(f"no shipped models under {shipped}: train them first, or pass "
-                           "--model-id to make the Space load a model from the Hub.")
+            raise HubError(
+                f"no shipped models under {shipped}: train them first, or pass "
+                "--model-id to make the Space load a model from the Hub."
+            )
         from ..text_to_image_card import upload_files as text_to_image_files  # it imports this package
 
         for model in models:
@@ -107,11 +109,16 @@ def deploy_space(
         api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True, token=token)
         _refuse_public(api, space_id, "space", private, token)
         uploaded = {op.path_in_repo for op in operations}
-        stale = [CommitOperationDelete(path_in_repo=path)
-                 for path in api.list_repo_files(space_id, repo_type="space", token=token)
-                 if path not in uploaded and path != ".gitattributes"]
+        stale = [
+            CommitOperationDelete(path_in_repo=path)
+            for path in api.list_repo_files(space_id, repo_type="space", token=token)
+            if path not in uploaded and path != ".gitattributes"
+        ]
         commit = api.create_commit(
-            space_id, operations + stale, repo_type="space", token=token,
+            space_id,
+            operations + stale,
+            repo_type="space",
+            token=token,
             commit_message=f"Deploy the vae-hub Space ({model_id or 'shipped models'})",
         )
     return commit.commit_url
@@ -122,7 +129,8 @@ def _tree(folder: Path, prefix: str) -> dict[str, Path]:
     return {
         f"{prefix}/{p.relative_to(folder).as_posix()}": p
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(folder).parts)
+        if p.is_file()
+        and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(folder).parts)
     }
 
 
@@ -139,9 +147,13 @@ def _space_requirements(path: Path) -> str:
         spec = line.split("#", 1)[0].strip()
         if spec.startswith(("-e", ".", "/")) or _requirement_name(spec) == PROJECT_TAG:
             continue  # vae-hub itself, by name or as a local install
-        if _requirement_name(spec) == "gradio" and not Requirement(spec).specifier.contains(metadata.version("gradio")):
-            raise HubError(f"{path} asks for {spec} but the installed gradio (the Space's sdk_version) is "
-                           f"{metadata.version('gradio')}: make them agree.")
+        if _requirement_name(spec) == "gradio" and not Requirement(spec).specifier.contains(
+            metadata.version("gradio")
+        ):
+            raise HubError(
+                f"{path} asks for {spec} but the installed gradio (the Space's sdk_version) is "
+                f"{metadata.version('gradio')}: make them agree."
+            )
         kept.append(line)
     return "\n".join(kept).strip() + "\n"
 
@@ -158,8 +170,7 @@ def _space_card(path: Path, model_id: str | None) -> SpaceCard:
     if path.is_file():
         card = SpaceCard.load(path)
     else:
-        card = SpaceCard.from_template(SpaceCardData(), template_path=template_path("space"),
-                                       model_id=model_id)
+        card = SpaceCard.from_template(SpaceCardData(), template_path=template_path("space"), model_id=model_id)
     data = card.data
     for key, value in SPACE_CARD_DEFAULTS.items():
         if data.get(key) is None:

@@ -9,14 +9,29 @@ from .vae import PRIORS, VAEModel
 
 
 # the class a folder's config.json names → the class that loads it
-MODEL_CLASSES = {"VAEModel": VAEModel, "SpatialVAEModel": SpatialVAEModel, "AutoencoderKL": AutoencoderKLWithLikelihood}
+MODEL_CLASSES = {
+    "VAEModel": VAEModel,
+    "SpatialVAEModel": SpatialVAEModel,
+    "AutoencoderKL": AutoencoderKLWithLikelihood,
+}
 AnyModel = VAEModel | SpatialVAEModel | AutoencoderKLWithLikelihood
 # the classes a pipeline's model_index.json may name as ["vae_hub", "<class>"] (register_with_diffusers)
 PIPELINE_COMPONENT_CLASSES = ("SpatialVAEModel", "VAEModel")
 
-__all__ = ["MODEL_CLASSES", "PIPELINE_COMPONENT_CLASSES", "PRIORS", "AnyModel", "AutoencoderKLWithLikelihood",
-           "SpatialVAEModel", "VAEModel", "VAEOutput", "load_model", "model_class", "own_decoder_stages",
-           "register_with_diffusers"]
+__all__ = [
+    "MODEL_CLASSES",
+    "PIPELINE_COMPONENT_CLASSES",
+    "PRIORS",
+    "AnyModel",
+    "AutoencoderKLWithLikelihood",
+    "SpatialVAEModel",
+    "VAEModel",
+    "VAEOutput",
+    "load_model",
+    "model_class",
+    "own_decoder_stages",
+    "register_with_diffusers",
+]
 
 
 def register_with_diffusers() -> None:
@@ -48,7 +63,9 @@ def model_class(pretrained_model_name_or_path, **config_kwargs) -> type[AnyModel
     except EnvironmentError as err:
         raise EnvironmentError(f"cannot read the {CONFIG_NAME} of {where}: {err}") from err
     if found not in MODEL_CLASSES:
-        raise ValueError(f"{where} holds a {found or 'config without _class_name'}, not one of {', '.join(MODEL_CLASSES)}")
+        raise ValueError(
+            f"{where} holds a {found or 'config without _class_name'}, not one of {', '.join(MODEL_CLASSES)}"
+        )
     return MODEL_CLASSES[found]
 
 
@@ -58,5 +75,9 @@ def load_model(pretrained_model_name_or_path, **kwargs) -> AnyModel:
 
     ``kwargs`` go to that class's strict ``from_pretrained``.
     """
-    config_kwargs = {k: kwargs[k] for k in ("cache_dir", "token", "revision", "subfolder", "local_files_only") if k in kwargs}
-    return model_class(pretrained_model_name_or_path, **config_kwargs).from_pretrained(pretrained_model_name_or_path, **kwargs)
+    config_kwargs = {
+        k: kwargs[k] for k in ("cache_dir", "token", "revision", "subfolder", "local_files_only") if k in kwargs
+    }
+    return model_class(pretrained_model_name_or_path, **config_kwargs).from_pretrained(
+        pretrained_model_name_or_path, **kwargs
+    )

@@ -46,8 +46,11 @@ DEFAULT_LIKELIHOOD_SCALE = 0.1
 
 def autoencoder_kl_defaults() -> dict:
     """``AutoencoderKL.__init__``'s defaults: what a config field left out means."""
-    return {name: p.default for name, p in inspect.signature(AutoencoderKL.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+    return {
+        name: p.default
+        for name, p in inspect.signature(AutoencoderKL.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 def check_autoencoder_kl_config(config: dict) -> None:
@@ -56,21 +59,32 @@ def check_autoencoder_kl_config(config: dict) -> None:
     ``AutoencoderKL`` itself accepts such configs and fails later, inside ``forward``, with a shape or GroupNorm
     error.
     """
-    cfg = {**autoencoder_kl_defaults(), "likelihood": DEFAULT_LIKELIHOOD, "likelihood_scale": DEFAULT_LIKELIHOOD_SCALE,
-           "learn_likelihood_scale": True, "scaling_factor": 1.0, **config}
+    cfg = {
+        **autoencoder_kl_defaults(),
+        "likelihood": DEFAULT_LIKELIHOOD,
+        "likelihood_scale": DEFAULT_LIKELIHOOD_SCALE,
+        "learn_likelihood_scale": True,
+        "scaling_factor": 1.0,
+        **config,
+    }
     checks = ConfigChecks("AutoencoderKL", cfg)
     checks.common()
     checks.positive_int("latent_channels")
     for field in ("down_block_types", "up_block_types"):
-        checks.need(len(cfg[field]) == len(cfg["block_out_channels"]), field,
-                    f"must have one entry per stage of block_out_channels ({len(cfg['block_out_channels'])})")
+        checks.need(
+            len(cfg[field]) == len(cfg["block_out_channels"]),
+            field,
+            f"must have one entry per stage of block_out_channels ({len(cfg['block_out_channels'])})",
+        )
     factor = 2 ** (len(cfg["block_out_channels"]) - 1)
     size = cfg["sample_size"]
     if size % factor:
         valid = " or ".join(str(s) for s in (size // factor * factor, -(-size // factor) * factor) if s > 0)
-        raise ValueError(f"AutoencoderKL config: `sample_size` {size} is not a multiple of the down-sampling factor "
-                         f"{factor} (2 ** (len(block_out_channels) - 1)), so the decoder cannot give back the "
-                         f"image's size: use {valid} (--resolution)")
+        raise ValueError(
+            f"AutoencoderKL config: `sample_size` {size} is not a multiple of the down-sampling factor "
+            f"{factor} (2 ** (len(block_out_channels) - 1)), so the decoder cannot give back the "
+            f"image's size: use {valid} (--resolution)"
+        )
 
 
 class AutoencoderKLWithLikelihood(nn.Module):
@@ -91,28 +105,47 @@ class AutoencoderKLWithLikelihood(nn.Module):
             gives a meaningless likelihood.
     """
 
-    def __init__(self, vae: AutoencoderKL, likelihood: str = DEFAULT_LIKELIHOOD,
-                 likelihood_scale: float | list[float] = DEFAULT_LIKELIHOOD_SCALE, learn_likelihood_scale: bool = True,
-                 calibrated: bool = True):
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        likelihood: str = DEFAULT_LIKELIHOOD,
+        likelihood_scale: float | list[float] = DEFAULT_LIKELIHOOD_SCALE,
+        learn_likelihood_scale: bool = True,
+        calibrated: bool = True,
+    ):
         super().__init__()
         if likelihood not in KL_LIKELIHOODS:
-            raise ValueError(f"an AutoencoderKL decodes an image, the location of a Gaussian or Laplace likelihood: "
-                             f"likelihood must be one of {KL_LIKELIHOODS}, got {likelihood!r}")
+            raise ValueError(
+                f"an AutoencoderKL decodes an image, the location of a Gaussian or Laplace likelihood: "
+                f"likelihood must be one of {KL_LIKELIHOODS}, got {likelihood!r}"
+            )
         self.vae = vae
         self.likelihood = likelihood
         channels = vae.config.out_channels
-        scales = list(likelihood_scale) if isinstance(likelihood_scale, (list, tuple)) else [likelihood_scale] * channels
+        scales = (
+            list(likelihood_scale) if isinstance(likelihood_scale, (list, tuple)) else [likelihood_scale] * channels
+        )
         # checked as numbers, not tensors: the model may be built on the meta device (sizing a config)
-        if len(scales) != channels or not all(isinstance(s, (int, float)) and math.isfinite(s) and s > 0 for s in scales):
-            raise ValueError(f"likelihood_scale must be one positive number or one per channel ({channels}), "
-                             f"got {likelihood_scale!r}")
-        self.log_scale = nn.Parameter(torch.tensor(scales, dtype=torch.float32).log(), requires_grad=learn_likelihood_scale)
+        if len(scales) != channels or not all(
+            isinstance(s, (int, float)) and math.isfinite(s) and s > 0 for s in scales
+        ):
+            raise ValueError(
+                f"likelihood_scale must be one positive number or one per channel ({channels}), "
+                f"got {likelihood_scale!r}"
+            )
+        self.log_scale = nn.Parameter(
+            torch.tensor(scales, dtype=torch.float32).log(), requires_grad=learn_likelihood_scale
+        )
         self.calibrated = calibrated
 
     @classmethod
-    def from_config(cls, config: dict, likelihood: str = DEFAULT_LIKELIHOOD,
-                    likelihood_scale: float = DEFAULT_LIKELIHOOD_SCALE,
-                    learn_likelihood_scale: bool = True) -> "AutoencoderKLWithLikelihood":
+    def from_config(
+        cls,
+        config: dict,
+        likelihood: str = DEFAULT_LIKELIHOOD,
+        likelihood_scale: float = DEFAULT_LIKELIHOOD_SCALE,
+        learn_likelihood_scale: bool = True,
+    ) -> "AutoencoderKLWithLikelihood":
         """A new, randomly initialised ``AutoencoderKL(**config)``; the config is checked first (one ValueError)."""
         check_autoencoder_kl_config({**config, "likelihood": likelihood, "likelihood_scale": likelihood_scale})
         return cls(AutoencoderKL.from_config(config), likelihood, likelihood_scale, learn_likelihood_scale)
@@ -157,7 +190,9 @@ class AutoencoderKLWithLikelihood(nn.Module):
         """Posterior q(z | x) of images (B, C, H, W): ``AutoencoderKL.encode``, after a check of the shape."""
         size = self.vae.config.sample_size
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.vae.config.in_channels, size, size):
-            raise ValueError(f"expected images (B, {self.vae.config.in_channels}, {size}, {size}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected images (B, {self.vae.config.in_channels}, {size}, {size}), got {tuple(x.shape)}"
+            )
         return self.vae.encode(x, return_dict=return_dict)
 
     @staticmethod
@@ -178,8 +213,13 @@ class AutoencoderKLWithLikelihood(nn.Module):
         image = lik.mean(self.decode_params(z), self.likelihood)
         return DecoderOutput(sample=image) if return_dict else (image,)
 
-    def forward(self, sample: torch.Tensor, sample_posterior: bool = False, return_dict: bool = True,
-                generator: torch.Generator | None = None) -> VAEOutput | tuple:
+    def forward(
+        self,
+        sample: torch.Tensor,
+        sample_posterior: bool = False,
+        return_dict: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> VAEOutput | tuple:
         """Encode, take z (a posterior sample, or the mode), decode: ``VAEOutput`` with the loss's terms."""
         return autoencode(self, sample, sample_posterior, return_dict, generator)
 
@@ -188,37 +228,60 @@ class AutoencoderKLWithLikelihood(nn.Module):
         """Set the scale to its maximum-likelihood value on images ``x`` (B, C, H, W) reconstructed from their
         posterior modes: per channel, the RMS error (Gaussian) or the mean absolute error (Laplace). Returns it."""
         error = x - self.decode(self.encode(x).latent_dist.mode()).sample
-        per_channel = error.abs().mean((0, 2, 3)) if self.likelihood == "laplace" else error.pow(2).mean((0, 2, 3)).sqrt()
+        per_channel = (
+            error.abs().mean((0, 2, 3)) if self.likelihood == "laplace" else error.pow(2).mean((0, 2, 3)).sqrt()
+        )
         self.log_scale.copy_(per_channel.clamp_min(1e-3).log())
         self.calibrated = True
         return per_channel
 
     # ------------------------------------------------------------------ files
     def likelihood_record(self) -> dict:
-        return {"likelihood": self.likelihood, "scale": self.log_scale.detach().exp().tolist(),
-                "learned": self.log_scale.requires_grad, "calibrated": self.calibrated}
+        return {
+            "likelihood": self.likelihood,
+            "scale": self.log_scale.detach().exp().tolist(),
+            "learned": self.log_scale.requires_grad,
+            "calibrated": self.calibrated,
+        }
 
-    def save_pretrained(self, save_directory: str | os.PathLike, is_main_process: bool = True,
-                        save_function=None, safe_serialization: bool = True, variant: str | None = None,
-                        max_shard_size: int | str = "10GB", push_to_hub: bool = False, **kwargs) -> None:
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        save_function=None,
+        safe_serialization: bool = True,
+        variant: str | None = None,
+        max_shard_size: int | str = "10GB",
+        push_to_hub: bool = False,
+        **kwargs,
+    ) -> None:
         """A plain AutoencoderKL folder (the arguments are ``ModelMixin.save_pretrained``'s and go to the
         AutoencoderKL's) and ``likelihood.json``."""
-        self.vae.save_pretrained(save_directory, is_main_process=is_main_process, save_function=save_function,
-                                 safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size,
-                                 push_to_hub=push_to_hub, **kwargs)
+        self.vae.save_pretrained(
+            save_directory,
+            is_main_process=is_main_process,
+            save_function=save_function,
+            safe_serialization=safe_serialization,
+            variant=variant,
+            max_shard_size=max_shard_size,
+            push_to_hub=push_to_hub,
+            **kwargs,
+        )
         (Path(save_directory) / LIKELIHOOD_NAME).write_text(json.dumps(self.likelihood_record(), indent=2) + "\n")
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "AutoencoderKLWithLikelihood":
         """Load an AutoencoderKL folder or Hub id strictly (``vae_hub.loading.strict_from_pretrained``), with its
         ``likelihood.json`` when it has one; in eval mode."""
-        vae = strict_from_pretrained(AutoencoderKL, AutoencoderKL.from_pretrained, pretrained_model_name_or_path,
-                                     **kwargs)
+        vae = strict_from_pretrained(
+            AutoencoderKL, AutoencoderKL.from_pretrained, pretrained_model_name_or_path, **kwargs
+        )
         record = _read_likelihood(pretrained_model_name_or_path, kwargs)
         if record is None:
             return cls(vae, calibrated=False).eval()
-        return cls(vae, record["likelihood"], record["scale"], record.get("learned", True),
-                   record.get("calibrated", True)).eval()  # in eval mode, as diffusers' from_pretrained
+        return cls(
+            vae, record["likelihood"], record["scale"], record.get("learned", True), record.get("calibrated", True)
+        ).eval()  # in eval mode, as diffusers' from_pretrained
 
 
 def _read_likelihood(path_or_repo_id, kwargs: dict) -> dict | None:
@@ -228,9 +291,15 @@ def _read_likelihood(path_or_repo_id, kwargs: dict) -> dict | None:
         path = Path(path_or_repo_id, subfolder, LIKELIHOOD_NAME)
         return json.loads(path.read_text()) if path.is_file() else None
     try:
-        path = hf_hub_download(str(path_or_repo_id), LIKELIHOOD_NAME, subfolder=subfolder or None,
-                               revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir"),
-                               token=kwargs.get("token"), local_files_only=kwargs.get("local_files_only", False))
+        path = hf_hub_download(
+            str(path_or_repo_id),
+            LIKELIHOOD_NAME,
+            subfolder=subfolder or None,
+            revision=kwargs.get("revision"),
+            cache_dir=kwargs.get("cache_dir"),
+            token=kwargs.get("token"),
+            local_files_only=kwargs.get("local_files_only", False),
+        )
     except (EntryNotFoundError, LocalEntryNotFoundError):
         return None
     return json.loads(Path(path).read_text())

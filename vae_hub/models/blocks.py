@@ -41,11 +41,16 @@ class VAEOutput(DecoderOutput):
         return None if self.posterior_moments is None else DiagonalGaussianDistribution(self.posterior_moments)
 
 
-def autoencode(model, sample: torch.Tensor, sample_posterior: bool, return_dict: bool,
-               generator: torch.Generator | None) -> VAEOutput | tuple:
+def autoencode(
+    model, sample: torch.Tensor, sample_posterior: bool, return_dict: bool, generator: torch.Generator | None
+) -> VAEOutput | tuple:
     """The forward pass every model shares: encode, take z (a posterior sample, or the mean), decode."""
     posterior = model.encode(sample).latent_dist
-    z = model.reparameterize(posterior, generator) if sample_posterior else posterior.mean.view(-1, *model.latent_shape)
+    z = (
+        model.reparameterize(posterior, generator)
+        if sample_posterior
+        else posterior.mean.view(-1, *model.latent_shape)
+    )
     params = model.decode_params(z)
     image = lik.mean(params, model.config.likelihood)
     if not return_dict:
@@ -58,10 +63,10 @@ def rename_legacy_keys(state_dict: dict, renames: Mapping[str, str], prefix: str
     ``renames`` (old → new module path, e.g. ``"conv_in" → "encoder.conv_in"``); new names are left alone.
     Returns ``state_dict``."""
     for key in [k for k in state_dict if k.startswith(prefix)]:
-        name = key[len(prefix):]
+        name = key[len(prefix) :]
         old = next((o for o in renames if name == o or name.startswith(o + ".")), None)
         if old is not None:
-            state_dict[prefix + renames[old] + name[len(old):]] = state_dict.pop(key)
+            state_dict[prefix + renames[old] + name[len(old) :]] = state_dict.pop(key)
     return state_dict
 
 
@@ -100,8 +105,12 @@ class ResBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, groups: int, act_fn: str):
         super().__init__()
         self.body = nn.Sequential(
-            nn.GroupNorm(groups, c_in, eps=1e-6), ACT2CLS[act_fn](), nn.Conv2d(c_in, c_out, 3, padding=1),
-            nn.GroupNorm(groups, c_out, eps=1e-6), ACT2CLS[act_fn](), nn.Conv2d(c_out, c_out, 3, padding=1),
+            nn.GroupNorm(groups, c_in, eps=1e-6),
+            ACT2CLS[act_fn](),
+            nn.Conv2d(c_in, c_out, 3, padding=1),
+            nn.GroupNorm(groups, c_out, eps=1e-6),
+            ACT2CLS[act_fn](),
+            nn.Conv2d(c_out, c_out, 3, padding=1),
         )
         self.shortcut = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
 

@@ -29,14 +29,20 @@ class ConfigChecks:
     def positive_int(self, *fields: str) -> None:
         for field in fields:
             value = self.cfg[field]
-            self.need(isinstance(value, int) and not isinstance(value, bool) and value > 0, field,
-                      "must be a positive integer")
+            self.need(
+                isinstance(value, int) and not isinstance(value, bool) and value > 0,
+                field,
+                "must be a positive integer",
+            )
 
     def positive_number(self, *fields: str) -> None:
         for field in fields:
             value = self.cfg[field]
-            self.need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                      and value > 0, field, "must be a positive number")
+            self.need(
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0,
+                field,
+                "must be a positive number",
+            )
 
     def blocks_per_stage(self, field: str) -> None:
         self.positive_int(field)
@@ -45,19 +51,29 @@ class ConfigChecks:
     def channel_list(self, field: str) -> None:
         """Channels per stage: 1 to ``MAX_STAGES`` positive integers, each divisible by ``norm_num_groups``."""
         blocks = self.cfg[field]
-        self.need(isinstance(blocks, (list, tuple)) and 0 < len(blocks) <= MAX_STAGES
-                  and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in blocks),
-                  field, f"must be a sequence of 1 to {MAX_STAGES} positive integers")
-        self.need(all(c % self.cfg["norm_num_groups"] == 0 for c in blocks), field,
-                  f"must all be divisible by norm_num_groups={self.cfg['norm_num_groups']}")
+        self.need(
+            isinstance(blocks, (list, tuple))
+            and 0 < len(blocks) <= MAX_STAGES
+            and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in blocks),
+            field,
+            f"must be a sequence of 1 to {MAX_STAGES} positive integers",
+        )
+        self.need(
+            all(c % self.cfg["norm_num_groups"] == 0 for c in blocks),
+            field,
+            f"must all be divisible by norm_num_groups={self.cfg['norm_num_groups']}",
+        )
 
     def common(self) -> None:
         """The fields both models share: channels, stages, groups, activation, likelihood, scaling factor."""
         cfg = self.cfg
         self.positive_int("in_channels", "out_channels", "sample_size", "norm_num_groups")
         self.blocks_per_stage("layers_per_block")
-        self.need(cfg["out_channels"] == cfg["in_channels"], "out_channels",
-                  "must equal in_channels (a VAE reconstructs its input)")
+        self.need(
+            cfg["out_channels"] == cfg["in_channels"],
+            "out_channels",
+            "must equal in_channels (a VAE reconstructs its input)",
+        )
         self.channel_list("block_out_channels")
         self.need(cfg["act_fn"] in ACT2CLS, "act_fn", f"must be one of {sorted(ACT2CLS)}")
         self.need(cfg["likelihood"] in lik.LIKELIHOODS, "likelihood", f"must be one of {lik.LIKELIHOODS}")

@@ -55,8 +55,14 @@ class PipelineLoadingMixin:
         with ``safe_serialization``, ``variant`` and ``max_shard_size``) plus the ``pipeline.py`` loader."""
         Path(save_directory).mkdir(parents=True, exist_ok=True)
         (Path(save_directory) / f"{LOADER_MODULE}.py").write_text(LOADER_SOURCE)  # before a push uploads the folder
-        super().save_pretrained(save_directory, safe_serialization=safe_serialization, variant=variant,
-                                max_shard_size=max_shard_size, push_to_hub=push_to_hub, **kwargs)
+        super().save_pretrained(
+            save_directory,
+            safe_serialization=safe_serialization,
+            variant=variant,
+            max_shard_size=max_shard_size,
+            push_to_hub=push_to_hub,
+            **kwargs,
+        )
 
     def to_json_string(self) -> str:
         """model_index.json, naming the class through the folder's loader file (see the module docstring)."""
@@ -77,8 +83,10 @@ class PipelineLoadingMixin:
             if not (isinstance(value, list) and len(value) == 2 and str(value[0]).split(".")[0] == _LIBRARY):
                 continue
             if value[1] not in registered:  # diffusers would fail obscurely on it
-                raise ValueError(f"model_index.json: the {name}, {value[0]}.{value[1]}, is not a model class of "
-                                 f"vae-hub ({', '.join(registered)})")
+                raise ValueError(
+                    f"model_index.json: the {name}, {value[0]}.{value[1]}, is not a model class of "
+                    f"vae-hub ({', '.join(registered)})"
+                )
             # The installed package, never the code file a pushed repo carries for loading without vae-hub
             # (vae/vae_hub.py): diffusers' loader prefers a component's file named after its library to the library.
             config[name] = [_INSTALLED, value[1]]
@@ -93,8 +101,11 @@ class PipelineLoadingMixin:
         running that file (``trust_remote_code``) where the installed vae-hub is at hand; this class leaves it out.
         """
         return snapshot_download(
-            pretrained_model_name, cache_dir=kwargs.get("cache_dir"), revision=kwargs.get("revision"),
-            token=kwargs.get("token"), force_download=kwargs.get("force_download", False),
+            pretrained_model_name,
+            cache_dir=kwargs.get("cache_dir"),
+            revision=kwargs.get("revision"),
+            token=kwargs.get("token"),
+            force_download=kwargs.get("force_download", False),
             local_files_only=kwargs.get("local_files_only", False),
             allow_patterns=["model_index.json", "*/*.json", "*/*.safetensors"],
         )

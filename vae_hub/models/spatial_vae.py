@@ -55,14 +55,22 @@ class SpatialEncoder(nn.Module):
     the stages with one down-sampling between consecutive ones and a middle ``ResBlock`` (``down_blocks``), then
     GroupNorm, activation and a 3x3 ``conv_out``, as in diffusers' ``Encoder``."""
 
-    def __init__(self, in_channels: int, block_out_channels: tuple[int, ...], layers_per_block: int,
-                 latent_channels: int, norm_num_groups: int, act_fn: str):
+    def __init__(
+        self,
+        in_channels: int,
+        block_out_channels: tuple[int, ...],
+        layers_per_block: int,
+        latent_channels: int,
+        norm_num_groups: int,
+        act_fn: str,
+    ):
         super().__init__()
         c_last = block_out_channels[-1]
         self.conv_in = nn.Conv2d(in_channels, block_out_channels[0], kernel_size=3, padding=1)
-        self.down_blocks = ResStack(*res_stack(block_out_channels, layers_per_block, norm_num_groups, act_fn,
-                                               downsample, False),
-                                    ResBlock(c_last, c_last, norm_num_groups, act_fn))
+        self.down_blocks = ResStack(
+            *res_stack(block_out_channels, layers_per_block, norm_num_groups, act_fn, downsample, False),
+            ResBlock(c_last, c_last, norm_num_groups, act_fn),
+        )
         self.conv_norm_out = nn.GroupNorm(norm_num_groups, c_last, eps=1e-6)
         self.conv_act = ACT2CLS[act_fn]()
         self.conv_out = nn.Conv2d(c_last, 2 * latent_channels, kernel_size=3, padding=1)
@@ -76,14 +84,22 @@ class SpatialDecoder(nn.Module):
     ``ResBlock`` and the stages mirrored with up-sampling between them (``up_blocks``), then GroupNorm, activation and
     ``conv_out``, as in diffusers' ``Decoder``."""
 
-    def __init__(self, out_channels: int, up_block_out_channels: tuple[int, ...], layers_per_up_block: int,
-                 latent_channels: int, norm_num_groups: int, act_fn: str):
+    def __init__(
+        self,
+        out_channels: int,
+        up_block_out_channels: tuple[int, ...],
+        layers_per_up_block: int,
+        latent_channels: int,
+        norm_num_groups: int,
+        act_fn: str,
+    ):
         super().__init__()
         c_first, c_last = up_block_out_channels[0], up_block_out_channels[-1]
         self.conv_in = nn.Conv2d(latent_channels, c_last, kernel_size=3, padding=1)
-        self.up_blocks = ResStack(ResBlock(c_last, c_last, norm_num_groups, act_fn),
-                                  *res_stack(up_block_out_channels[::-1], layers_per_up_block, norm_num_groups,
-                                             act_fn, upsample, False))
+        self.up_blocks = ResStack(
+            ResBlock(c_last, c_last, norm_num_groups, act_fn),
+            *res_stack(up_block_out_channels[::-1], layers_per_up_block, norm_num_groups, act_fn, upsample, False),
+        )
         self.conv_norm_out = nn.GroupNorm(norm_num_groups, c_first, eps=1e-6)
         self.conv_act = ACT2CLS[act_fn]()
         self.conv_out = nn.Conv2d(c_first, out_channels, kernel_size=3, padding=1)
@@ -126,10 +142,16 @@ class SpatialVAEModel(StrictLoadingMixin, LegacyKeysMixin, ModelMixin, ConfigMix
 
     _supports_gradient_checkpointing = True
     # weight names saved before the model was built from parts (vae-hub ≤ 0.x): converted when loaded
-    _legacy_key_renames = {"conv_in": "encoder.conv_in", "down_blocks": "encoder.down_blocks",
-                           "encoder_out.0": "encoder.conv_norm_out", "encoder_out.2": "encoder.conv_out",
-                           "conv_latent": "decoder.conv_in", "up_blocks": "decoder.up_blocks",
-                           "decoder_out.0": "decoder.conv_norm_out", "decoder_out.2": "decoder.conv_out"}
+    _legacy_key_renames = {
+        "conv_in": "encoder.conv_in",
+        "down_blocks": "encoder.down_blocks",
+        "encoder_out.0": "encoder.conv_norm_out",
+        "encoder_out.2": "encoder.conv_out",
+        "conv_latent": "decoder.conv_in",
+        "up_blocks": "decoder.up_blocks",
+        "decoder_out.0": "decoder.conv_norm_out",
+        "decoder_out.2": "decoder.conv_out",
+    }
 
     @register_to_config
     def __init__(
@@ -253,13 +275,14 @@ class SpatialVAEModel(StrictLoadingMixin, LegacyKeysMixin, ModelMixin, ConfigMix
 
 
 def own_decoder_stages(config) -> str:
-    """", decoder [16, 32, 64] × 2 block(s)" for a model whose decoder is not the encoder's mirror (a wider
+    """ ", decoder [16, 32, 64] × 2 block(s)" for a model whose decoder is not the encoder's mirror (a wider
     decoder: ``up_block_out_channels``/``layers_per_up_block``), else "": for architecture descriptions."""
     channels, layers = config.get("up_block_out_channels"), config.get("layers_per_up_block")
     if channels is None and layers is None:
         return ""
-    return (f", decoder {list(channels or config['block_out_channels'])} × "
-            f"{layers or config['layers_per_block']} block(s)")
+    return (
+        f", decoder {list(channels or config['block_out_channels'])} × {layers or config['layers_per_block']} block(s)"
+    )
 
 
 def _validate_spatial_config(cfg: dict) -> None:
@@ -270,10 +293,16 @@ def _validate_spatial_config(cfg: dict) -> None:
         checks.blocks_per_stage("layers_per_up_block")
     if cfg["up_block_out_channels"] is not None:
         checks.channel_list("up_block_out_channels")
-        checks.need(len(cfg["up_block_out_channels"]) == len(cfg["block_out_channels"]), "up_block_out_channels",
-                    f"must have one entry per encoder stage ({len(cfg['block_out_channels'])}, as block_out_channels): "
-                    "the decoder up-samples as often as the encoder down-samples")
+        checks.need(
+            len(cfg["up_block_out_channels"]) == len(cfg["block_out_channels"]),
+            "up_block_out_channels",
+            f"must have one entry per encoder stage ({len(cfg['block_out_channels'])}, as block_out_channels): "
+            "the decoder up-samples as often as the encoder down-samples",
+        )
     shift = cfg["shift_factor"]
-    checks.need(shift is None or (isinstance(shift, (int, float)) and math.isfinite(shift)), "shift_factor",
-                "must be None or a finite number")
+    checks.need(
+        shift is None or (isinstance(shift, (int, float)) and math.isfinite(shift)),
+        "shift_factor",
+        "must be None or a finite number",
+    )
     checks.need(isinstance(cfg["force_upcast"], bool), "force_upcast", "must be True or False")

@@ -53,8 +53,16 @@ class VectorEncoder(nn.Module):
     ``conv_in``, per stage ``layers_per_block`` ``ResBlock`` and a stride-2 down-sampling, the activation, and a linear
     map of the flattened features (``to_moments``)."""
 
-    def __init__(self, in_channels: int, block_out_channels: tuple[int, ...], layers_per_block: int, latent_dim: int,
-                 act_fn: str, norm_num_groups: int, bottom_size: int):
+    def __init__(
+        self,
+        in_channels: int,
+        block_out_channels: tuple[int, ...],
+        layers_per_block: int,
+        latent_dim: int,
+        act_fn: str,
+        norm_num_groups: int,
+        bottom_size: int,
+    ):
         super().__init__()
         self.conv_in = nn.Conv2d(in_channels, block_out_channels[0], kernel_size=3, padding=1)
         self.down_blocks = res_stack(block_out_channels, layers_per_block, norm_num_groups, act_fn, downsample, True)
@@ -69,8 +77,16 @@ class VectorDecoder(nn.Module):
     """Latents (B, latent_dim) → the decoder's output at the padded size: a linear map to features at the bottleneck
     (``from_latent``), the stages mirrored with up-sampling, then GroupNorm, activation and ``conv_out``."""
 
-    def __init__(self, out_channels: int, block_out_channels: tuple[int, ...], layers_per_block: int, latent_dim: int,
-                 act_fn: str, norm_num_groups: int, bottom_size: int):
+    def __init__(
+        self,
+        out_channels: int,
+        block_out_channels: tuple[int, ...],
+        layers_per_block: int,
+        latent_dim: int,
+        act_fn: str,
+        norm_num_groups: int,
+        bottom_size: int,
+    ):
         super().__init__()
         self.bottom_shape = (block_out_channels[-1], bottom_size, bottom_size)
         self.from_latent = nn.Linear(latent_dim, block_out_channels[-1] * bottom_size**2)
@@ -116,10 +132,15 @@ class VAEModel(StrictLoadingMixin, LegacyKeysMixin, ModelMixin, ConfigMixin):
 
     _supports_gradient_checkpointing = True
     # weight names saved before the model was built from parts (vae-hub ≤ 0.x): converted when loaded
-    _legacy_key_renames = {"conv_in": "encoder.conv_in", "down_blocks": "encoder.down_blocks",
-                           "to_moments": "encoder.to_moments", "from_latent": "decoder.from_latent",
-                           "up_blocks": "decoder.up_blocks", "norm_out": "decoder.conv_norm_out",
-                           "conv_out": "decoder.conv_out"}
+    _legacy_key_renames = {
+        "conv_in": "encoder.conv_in",
+        "down_blocks": "encoder.down_blocks",
+        "to_moments": "encoder.to_moments",
+        "from_latent": "decoder.from_latent",
+        "up_blocks": "decoder.up_blocks",
+        "norm_out": "decoder.conv_norm_out",
+        "conv_out": "decoder.conv_out",
+    }
 
     @register_to_config
     def __init__(
@@ -146,9 +167,14 @@ class VAEModel(StrictLoadingMixin, LegacyKeysMixin, ModelMixin, ConfigMixin):
         self.padded_size = math.ceil(sample_size / factor) * factor
         self.bottom_size = self.padded_size // factor  # spatial size at the bottleneck
 
-        parts = {"block_out_channels": block_out_channels, "layers_per_block": layers_per_block,
-                 "latent_dim": latent_dim, "act_fn": act_fn, "norm_num_groups": norm_num_groups,
-                 "bottom_size": self.bottom_size}
+        parts = {
+            "block_out_channels": block_out_channels,
+            "layers_per_block": layers_per_block,
+            "latent_dim": latent_dim,
+            "act_fn": act_fn,
+            "norm_num_groups": norm_num_groups,
+            "bottom_size": self.bottom_size,
+        }
         self.encoder = VectorEncoder(in_channels, **parts)  # image → (μ, log σ²)
         self.decoder = VectorDecoder(out_channels, **parts)  # z → likelihood parameters
         if likelihood != "bernoulli":
@@ -303,5 +329,8 @@ def _validate_config(cfg: dict) -> None:
     checks = ConfigChecks("VAEModel", cfg)
     checks.common()
     checks.positive_int("latent_dim")
-    checks.need(isinstance(cfg["prior_components"], int) and cfg["prior_components"] >= 0, "prior_components",
-                "must be a non-negative integer")
+    checks.need(
+        isinstance(cfg["prior_components"], int) and cfg["prior_components"] >= 0,
+        "prior_components",
+        "must be a non-negative integer",
+    )

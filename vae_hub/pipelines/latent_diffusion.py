@@ -77,8 +77,9 @@ class LatentDiffusionPipeline(PipelineLoadingMixin, DiffusionPipeline):
             ids = [str(i) for i in range(num_classes)]
             id2label = {str(k): str(v) for k, v in id2label.items()}
             if set(id2label) != set(ids):
-                raise ValueError(f"id2label must name the classes 0..{num_classes - 1} of the UNet, "
-                                 f"got ids {list(id2label)}")
+                raise ValueError(
+                    f"id2label must name the classes 0..{num_classes - 1} of the UNet, got ids {list(id2label)}"
+                )
             id2label = {i: id2label[i] for i in ids}  # in label order (JSON keys are text)
             names = [name.casefold() for name in id2label.values()]
             if len(set(names)) != len(names):
@@ -119,10 +120,17 @@ class LatentDiffusionPipeline(PipelineLoadingMixin, DiffusionPipeline):
                 if item.casefold() not in by_name:
                     raise ValueError(f"unknown class {item!r}; the classes are {self.class_names}")
                 ids.append(by_name[item.casefold()])
-            elif isinstance(item, int) and not isinstance(item, bool) or isinstance(item, torch.Tensor) and item.ndim == 0:
+            elif (
+                isinstance(item, int)
+                and not isinstance(item, bool)
+                or isinstance(item, torch.Tensor)
+                and item.ndim == 0
+            ):
                 if not 0 <= int(item) < self.num_classes:
-                    raise ValueError(f"class label {int(item)} is out of range: this pipeline has "
-                                     f"{self.num_classes} classes (0..{self.num_classes - 1}), {self.class_names}")
+                    raise ValueError(
+                        f"class label {int(item)} is out of range: this pipeline has "
+                        f"{self.num_classes} classes (0..{self.num_classes - 1}), {self.class_names}"
+                    )
                 ids.append(int(item))
             else:
                 raise ValueError(f"a class label is an int or a class name, got {item!r}")
@@ -187,8 +195,9 @@ class LatentDiffusionPipeline(PipelineLoadingMixin, DiffusionPipeline):
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        self.check_inputs(num_images_per_class, num_inference_steps, guidance_scale, output_type,
-                          callback_on_step_end_tensor_inputs)
+        self.check_inputs(
+            num_images_per_class, num_inference_steps, guidance_scale, output_type, callback_on_step_end_tensor_inputs
+        )
         device = self._execution_device
         conditional = class_labels is not None
         ids = self.get_label_ids(class_labels) if conditional else [self.num_classes]  # the "no class" label
@@ -275,8 +284,9 @@ class LatentDiffusionPipeline(PipelineLoadingMixin, DiffusionPipeline):
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         unknown = [k for k in tensor_inputs if k not in self._callback_tensor_inputs]
         if unknown:
-            raise ValueError(f"callback_on_step_end_tensor_inputs must be in {self._callback_tensor_inputs}, "
-                             f"got {unknown}")
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs must be in {self._callback_tensor_inputs}, got {unknown}"
+            )
 
     def scheduler_step_kwargs(self, generator) -> dict:
         """The generator for schedulers whose step draws noise (DDPM, Euler ancestral, SDE solvers)."""
@@ -292,8 +302,10 @@ def predicted_original(scheduler: SchedulerMixin, step_output) -> torch.Tensor:
     if x0 is None and getattr(scheduler.config, "algorithm_type", None) in ("dpmsolver++", "sde-dpmsolver++"):
         x0 = getattr(scheduler, "model_outputs", [None])[-1]
     if x0 is None:
-        raise ValueError(f"{type(scheduler).__name__} does not expose its prediction of x0 (pred_original_sample): "
-                         "use DDPM, DDIM, Euler or DPM-Solver++ to watch the denoising")
+        raise ValueError(
+            f"{type(scheduler).__name__} does not expose its prediction of x0 (pred_original_sample): "
+            "use DDPM, DDIM, Euler or DPM-Solver++ to watch the denoising"
+        )
     return x0
 
 

@@ -6,8 +6,11 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteS
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 
-SCHEDULERS = {"DDIM": (DDIMScheduler, {}), "DPM-Solver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
-              "Euler": (EulerDiscreteScheduler, {})}
+SCHEDULERS = {
+    "DDIM": (DDIMScheduler, {}),
+    "DPM-Solver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
+    "Euler": (EulerDiscreteScheduler, {}),
+}
 
 
 def scheduler_name(scheduler: SchedulerMixin) -> str | None:
