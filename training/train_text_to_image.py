@@ -168,6 +168,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from vae_hub.credits import dataset_licence_section
 from vae_hub.data import (
     DataError,
     captioned_rows,
@@ -460,6 +461,7 @@ def main(args: argparse.Namespace) -> None:
             "steps": global_step,
             "dataset_name": args.dataset_name or args.train_data_dir,
             "dataset_license": dataset_license(args.dataset_name),
+            "dataset_licence_section": dataset_licence_section(args.dataset_name),
             "dataset_credit": args.dataset_credit,
             "image_column": image_column,
             "caption_column": args.caption_column,

@@ -53,6 +53,12 @@ def training_data_credits(info: dict, readme: str | None) -> list[str]:
     return [recorded] if recorded else readme_credits(readme) if readme else []
 
 
+def dataset_licence_section(dataset_name: str | None) -> str | None:
+    """What the dataset's README says about its sources and licences (``licence_section``), for the run's record."""
+    readme = dataset_readme(dataset_name)
+    return licence_section(readme) if readme else None
+
+
 def dataset_readme(dataset_name: str | None) -> str | None:
     """The README of a dataset folder (or of a Hub dataset, when the Hub can be reached), or None."""
     if not dataset_name:

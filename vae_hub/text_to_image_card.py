@@ -119,7 +119,8 @@ def build_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
         training=training,
         command=hub.shareable_command(info.get("command")),
         credits=credits,
-        licence_section=licence_section(readme) if readme else None,
+        # recorded by the run, so that the card re-renders the same where the data cannot be reached
+        licence_section=info.get("dataset_licence_section") or (licence_section(readme) if readme else None),
         cell=table_cell,
     )
 
