@@ -64,6 +64,28 @@ def timed_together(fns: list, repeats: int) -> list[list[float]]:
     return times
 
 
+def share_cores_as_the_space() -> int:
+    """Torch's threads per request as ``space/app.py`` sets them (``explore.share_cores`` for its concurrent
+    requests), so that in-process timings are the Space's; returns them."""
+    from space_helpers import load_app
+
+    return explore.share_cores(load_app().MODEL["concurrency_limit"])
+
+
+def at_threads(threads: int, fn):
+    """``fn`` run with torch's intra-op threads at ``threads``, then back to what they were."""
+
+    def call(i: int):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return fn(i)
+        finally:
+            torch.set_num_threads(before)
+
+    return call
+
+
 def local_id(ex: Explorer) -> str:
     """The id under which an ``Explorer`` of one folder offers it: a configured folder goes by its name, not its
     path (``space_models.public_ids``)."""
@@ -461,7 +483,8 @@ def table(
         "## Space (`benchmarks/bench_space.py`)",
         "",
         f"Model `{name_of(model)}`, pipeline `{name_of(pipeline)}`; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, torch {torch.__version__} with {torch.get_num_threads()} threads; load average "
+        f"{os.cpu_count()} CPU cores, torch {torch.__version__} with {torch.get_num_threads()} thread(s) per request as the "
+        "Space sets them (`explore.share_cores`); load average "
         f"{load[0]:.1f} when written (other jobs share these cores, so the numbers are pessimistic). "
         f"`{command(model, pipeline)}`",
         "",
@@ -561,7 +584,7 @@ def text_to_image_speed(folder: str, repeats: int, users: int, per_user: int) ->
     users × ``per_user`` /text_to_image requests at once (0 errors)."""
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
     from gradio_client import Client
-    from space_helpers import running_space
+    from space_helpers import load_app, running_space
 
     from vae_hub.explore.text_to_image import request_pipeline
 
@@ -607,6 +630,11 @@ def text_to_image_speed(folder: str, repeats: int, users: int, per_user: int) ->
             1500.0,
         ),
         (f"the bare `StableDiffusionPipeline` call, {T2I_IMAGES} images (reference)", bare_call, None),
+        (
+            f"the same bare call at torch's default {explore.available_cores()} threads (a diffusers script's)",
+            at_threads(explore.available_cores(), bare_call),
+            None,
+        ),
         (
             "`/image_to_image`, strength 0.6",
             lambda i: ex.image_to_image(model, example, PROMPT, "", 0.6, *settings, i, d["scheduler"]),
@@ -657,7 +685,8 @@ def text_to_image_speed(folder: str, repeats: int, users: int, per_user: int) ->
         "",
         f"Model `{name_of(folder)}` at its recommended setting ({d['scheduler']}, {settings[0]} steps, guidance "
         f'{settings[1]:g}), prompt "{PROMPT}"; {platform.processor() or platform.machine()}, '
-        f"{os.cpu_count()} cores, torch {torch.__version__}; medians of {repeats} interleaved calls.",
+        f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} thread(s) per request as the "
+        f"Space sets them (`explore.share_cores`); medians of {repeats} interleaved calls.",
         "",
         "| in-process | median ms | p95 ms | target |",
         "|---|---:|---:|---:|",
@@ -671,7 +700,8 @@ def text_to_image_speed(folder: str, repeats: int, users: int, per_user: int) ->
         "",
         f"Over HTTP: {users} gradio_client users × {per_user} `/text_to_image` requests at once: "
         f"**{errors} errors**, {len(latencies)} answered, p95 {percentile(latencies, 95):.0f} ms "
-        "(the queue runs 4 at a time on 2 cores).",
+        f"(the Space's line runs {load_app().MODEL['concurrency_limit']} at a time on {explore.available_cores()} "
+        f"cores, {torch.get_num_threads()} thread(s) each).",
         "",
         f"Command: `python benchmarks/bench_space.py --text_to_image {name_of(folder)} --repeats {repeats}`.",
         T2I_END,
@@ -711,6 +741,7 @@ def main(argv: list[str] | None = None) -> None:
         help="only: a StableDiffusionPipeline folder's views (in-process and 16 HTTP users)",
     )
     args = parser.parse_args(argv)
+    share_cores_as_the_space()
     if args.text_to_image:
         section = text_to_image_speed(args.text_to_image, args.repeats, args.users, 2)
         print(section)

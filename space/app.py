@@ -963,6 +963,7 @@ def stop_on_sigterm() -> None:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     stop_on_sigterm()
+    explore.share_cores(MODEL["concurrency_limit"])  # before any model is loaded: see vae_hub/explore/cores.py
     explorer = Explorer.from_space_dir(HERE)
     if explorer.default_model and (problem := explorer.warm(explorer.default_model)):
         log.warning("the default model is not usable: %s", problem)

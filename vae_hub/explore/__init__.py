@@ -12,6 +12,7 @@ here and raises ``InputError`` with a message meant for the person using the Spa
   (sampling a pipeline step by step, the measured sample quality), ``text_to_image`` (a ``StableDiffusionPipeline``:
   prompt to image, image to image, inpainting, prompt walks), ``streaming`` (sampling in a worker thread that hands
   over previews), ``about`` (the About tab's markdown);
+* ``cores``: how many CPU threads each request's torch work gets (``share_cores``, called once when the Space starts);
 * ``kinds``: the four kinds of model (a vector VAE, a spatial autoencoder, a latent diffusion pipeline, a
   text-to-image pipeline), the tabs
   of each (``TABS``) and the models a Space folder offers; ``entry``: ``ModelEntry``, a loaded model and what the
@@ -50,6 +51,7 @@ from .checks import (
     check_point,
     new_seed,
 )
+from .cores import available_cores, share_cores
 from .diffusion import class_labels, denoise, pipeline_defaults, private_copy
 from .display import display_scale, show
 from .entry import ModelEntry
@@ -98,6 +100,7 @@ __all__ = [
     "ModelEntry",
     "OutputFiles",
     "_posterior_axes",
+    "available_cores",
     "check_choice",
     "check_float",
     "check_image_file",
@@ -116,6 +119,7 @@ __all__ = [
     "private_copy",
     "reconstruct",
     "sample_images",
+    "share_cores",
     "show",
     "sketch_to_image",
     "traverse",
