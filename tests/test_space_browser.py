@@ -150,7 +150,7 @@ def test_the_page_describes_the_model_in_hand(page):
 
 
 def test_drawing_is_reconstructed(page, shots):
-    page.get_by_role("tab", name="Reconstruct").first.click()
+    select_tab(page, "Reconstruct")
     label = page.locator("#sketchpad [data-testid='block-label']").first
     assert label.inner_text().strip() == "Draw here"
     assert label.evaluate("e => e.scrollWidth <= e.clientWidth && e.getBoundingClientRect().width > 0")  # not cut off
@@ -173,7 +173,7 @@ def test_drawing_is_reconstructed(page, shots):
 
 
 def test_clicking_the_latent_map_decodes_that_point(page, shots):
-    page.get_by_role("tab", name="Latent map").first.click()
+    select_tab(page, "Latent map")
     page.wait_for_function(
         "() => { const i = document.querySelector('#latent-map img'); return i && i.complete && i.naturalWidth > 0; }"
     )
@@ -191,7 +191,7 @@ def test_clicking_the_latent_map_decodes_that_point(page, shots):
 def test_a_wrong_map_coordinate_keeps_the_map_and_says_what_was_wrong(page, shots):
     """Issue 15: the error is said in words (a toast naming both coordinates) and shown on the coordinates; the
     scatter plot and the last decoded point stay as they were, with no error badge over them."""
-    page.get_by_role("tab", name="Latent map").first.click()
+    select_tab(page, "Latent map")
     page.wait_for_function(
         "() => { const i = document.querySelector('#latent-map img'); return i && i.complete && i.naturalWidth > 0; }"
     )
@@ -212,7 +212,7 @@ def test_a_refused_upload_keeps_the_last_reconstruction(page, shots, tmp_path):
     reconstruction stays, with no error badge over it."""
     import PIL.Image
 
-    page.get_by_role("tab", name="Reconstruct").first.click()
+    select_tab(page, "Reconstruct")
     page.wait_for_function(
         "() => { const i = document.querySelector('#reconstruction img'); return i && i.complete && i.naturalWidth > 0; }"
     )
@@ -227,7 +227,7 @@ def test_a_refused_upload_keeps_the_last_reconstruction(page, shots, tmp_path):
 
 
 def test_grid_size_typed_and_entered_redraws_the_manifold(page):
-    page.get_by_role("tab", name="Latent map").first.click()
+    select_tab(page, "Latent map")
     manifold = "#latent-map-grid img"
     page.wait_for_function(f"() => document.querySelector('{manifold}')?.naturalWidth > 0")
     before = page.eval_on_selector(manifold, "i => i.src")
@@ -239,7 +239,7 @@ def test_grid_size_typed_and_entered_redraws_the_manifold(page):
 
 
 def test_sweep_choices_are_named_as_the_sliders(page):
-    page.get_by_role("tab", name="Traverse").first.click()
+    select_tab(page, "Traverse")
     sliders = [t.split()[0] for t in page.locator("[data-testid='block-info']").all_inner_texts() if t.startswith("z")]
     assert page.locator("#sweep input").input_value() == "z1"  # the most informative dimension of this model
     page.locator("#sweep input").click()
@@ -249,7 +249,7 @@ def test_sweep_choices_are_named_as_the_sliders(page):
 
 
 def test_about_tables_keep_their_columns(page):
-    page.get_by_role("tab", name="About").first.click()
+    select_tab(page, "About")
     page.wait_for_selector("#about table")
     rows = page.eval_on_selector_all("#about table tr", "rs => rs.map(r => Array.from(r.children, c => c.innerText))")
     assert rows and all(len(r) == 2 for r in rows)
@@ -292,6 +292,27 @@ def wait_for_tab(page, name: str, shown: bool) -> None:
         f"() => [...document.querySelectorAll('[role=tab]')].some(t => t.innerText.trim() === "
         f"{json.dumps(name)}) === {'true' if shown else 'false'}"
     )
+
+
+def select_tab(page, name: str, tries: int = 3) -> None:
+    """Open the top-level tab ``name`` and wait until it is the selected one. Right after a model is chosen, the
+    tab bar is drawn again as tabs show and hide (Gradio reuses its buttons for other labels), so a click made as
+    it redraws can land on the neighbouring tab: the server then hears that tab opened. Such a click is made again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(tries):
+        page.get_by_role("tab", name=name, exact=True).locator("visible=true").first.click()
+        try:
+            page.wait_for_function(
+                "n => [...document.querySelectorAll('[role=tab]')].some("
+                "t => t.innerText.trim() === n && t.getAttribute('aria-selected') === 'true')",
+                arg=name,
+                timeout=5_000,
+            )
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"the tab {name!r} did not open after {tries} clicks")
 
 
 def test_the_tabs_the_chosen_model_cannot_do_are_hidden_and_no_error_shows(fresh_page, shots):
@@ -380,7 +401,7 @@ def test_text_to_image_streams_previews_before_the_grid_and_offers_the_gif(fresh
 
 
 def test_compare_shows_three_captioned_columns(page, shots):
-    page.get_by_role("tab", name="Compare").first.click()
+    select_tab(page, "Compare")
     assert page.get_by_label("Diffusion pipeline", exact=True).input_value() == "ldm"  # the only pipeline
     choose(page, "Vector VAE", "tiny")  # it has a mixture prior: three columns
     page.click("#compare-run")

@@ -1,19 +1,18 @@
 """Issue 26 in real Chromium: an inpaint mask drawn with the editor's brush, and a prompt walk, on the tiny
-text-to-image model. A module of its own, so a Space of its own: after the other browser tests, on the same server,
-the Inpaint tab's button did not show."""
+text-to-image model (a module of its own, with a Space of its own)."""
 
 import io
 import re
 
 import numpy as np
 import PIL.Image
-import pytest
 import torch
 from test_space_browser import (  # noqa: F401 (the fixtures browser_space, fresh_page and shots)
     _image_source,
     browser_space,
     choose,
     fresh_page,
+    select_tab,
     shots,
     toasts,
     wait_for_tab,
@@ -29,7 +28,7 @@ def open_text_to_image_tab(page, tab: str, button: str) -> None:
     page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('text-to-image')")
     wait_for_tab(page, tab, shown=True)
     wait_for_tab(page, "Sample", shown=False)
-    page.get_by_role("tab", name=tab).first.click()
+    select_tab(page, tab)
     page.locator(button).wait_for(state="visible")
 
 
@@ -58,11 +57,6 @@ def quadrants(path, side: int = 256):
 INPAINT_NOTE = re.compile(r"Redrew (\d+)% of the image\. The rest changed by PSNR ([\d.]+) dB, against ([\d.]+) dB")
 
 
-@pytest.mark.xfail(
-    reason="issue 26, open: run after other browser tests, the Inpaint tab's Run button did not show within 120 s "
-    "(alone it passes); a visitor may hit the same, so it is a bug to find, not a flake to hide",
-    strict=False,
-)
 def test_a_mask_drawn_in_the_editor_redraws_only_that_part(fresh_page, shots, tmp_path):
     """Issue 26: upload a picture, paint a band down its left side with the editor's brush, inpaint: the server saw
     a mask of part of the image, the unmasked part changed no more than the autoencoder's own round trip changes
@@ -120,11 +114,6 @@ def test_a_mask_drawn_in_the_editor_redraws_only_that_part(fresh_page, shots, tm
     page.screenshot(path=str(shots / "inpaint.png"), full_page=True)
 
 
-@pytest.mark.xfail(
-    reason="issue 26, open: in the full CI run (after the other browser tests) its Run button did not show either; "
-    "alone it passes: the same bug as the inpaint test's",
-    strict=False,
-)
 def test_prompt_walk_frames_arrive_and_differ_smoothly(fresh_page, shots):
     page = fresh_page
     open_text_to_image_tab(page, "Prompt walk", "#walk-run")
