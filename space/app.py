@@ -252,6 +252,14 @@ def tab_id(label: str) -> str:
     return label.lower().replace(" ", "_")
 
 
+def tab_visibility(shown: bool) -> bool | str:
+    """A top-level tab's ``visible``: "hidden" rather than False. A tab made invisible with False is taken off
+    the page, and Gradio 6's tab bar then kept showing it whenever the open tab stayed open (About open, a
+    pipeline chosen: Sample, Reconstruct … stayed in the bar); a "hidden" tab leaves the bar every time, also
+    when it is the selected one and another is selected in the same update."""
+    return True if shown else "hidden"
+
+
 def fit_tabs(own: tuple[str, ...], open_tab: str, labels: list[str]) -> tuple[str, list[bool]]:
     """(the tab to show, whether each of ``labels`` is enabled) for a model whose tabs are ``own``: the open tab
     if the model has it, else the model's first; a tab it cannot use is not shown (never an error for a click, and
@@ -464,7 +472,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         views = {}  # label → gr.Tab
 
         def view(label: str) -> gr.Tab:
-            views[label] = gr.Tab(label, id=tab_id(label), visible=label in own)
+            views[label] = gr.Tab(label, id=tab_id(label), visible=tab_visibility(label in own))
             return views[label]
 
         with gr.Tabs(selected=tab_id(own[0])) as tabs:
@@ -884,32 +892,30 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         for api_name, (button, inputs, outputs) in t2i["views"].items():
             button.click(run(getattr(ex, api_name)), inputs, outputs, api_name=api_name, **MODEL)
 
-        # The open tab (by name), kept so that choosing a model leaves it open when the model has it.
-        def opened(evt: gr.SelectData) -> str:
-            return evt.value  # the tab's label
+        # The open tab (by name), kept so that choosing a model leaves it open when the model has it; and told back
+        # to the tab bar: Gradio keeps the tab the server last selected and selects it again whenever any later
+        # update redraws the tabs (a visitor's click, right after choosing a model, jumped back to that tab).
+        def opened(evt: gr.SelectData) -> tuple:
+            return evt.value, gr.Tabs(selected=tab_id(evt.value))  # the tab's label
 
         tab = gr.State(own[0])
-        tabs.select(opened, None, tab, queue=False, api_visibility="private")
+        tabs.select(opened, None, [tab, tabs], queue=False, api_visibility="private")
 
         def fit_views(model_id, open_tab):
+            # one update: the tabs shown and the one selected change together (a second update re-selected the
+            # tab the server last chose, undoing a visitor's click made in between)
             selected, enabled = fit_tabs(ex.tabs(model_id), open_tab, list(views))
-            # the open tab stays shown until the model's own tab is selected (hidden next, by hide_views)
             return [
-                *(gr.Tab(visible=e or label == open_tab) for label, e in zip(views, enabled)),
+                *(gr.Tab(visible=tab_visibility(e)) for e in enabled),
                 gr.Tabs(selected=tab_id(selected)),
                 selected,
             ]
-
-        def hide_views(model_id):
-            return [gr.Tab(visible=label in ex.tabs(model_id)) for label in views]
 
         # A model is chosen (or the page opens): describe it, then refresh everything that depends on it.
         # (loading may download from the Hub: it waits on the network, so it stays out of the MODEL group)
         chosen = gr.on([demo.load, model.change], run(ex.status), model, status, api_visibility="private")
         chosen.failure(ex.problem, model, status, queue=False, api_visibility="private")  # not the last model's text
-        chosen.success(run(fit_views), [model, tab], [*views.values(), tabs, tab], api_visibility="private").success(
-            run(hide_views), model, list(views.values()), api_visibility="private"
-        )
+        chosen.success(run(fit_views), [model, tab], [*views.values(), tabs, tab], api_visibility="private")
         chosen.success(run(lambda m: gr.update(**ex.class_choices(m))), model, label, api_visibility="private")
         chosen.success(
             run(

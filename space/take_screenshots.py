@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 
 from playwright.sync_api import sync_playwright  # noqa: E402
-from space_helpers import running_space, shipped_models  # noqa: E402
+from space_helpers import running_space, select_tab, shipped_models  # noqa: E402
 
 
 PIPELINE = "fashion-mnist-ldm"
@@ -47,20 +47,22 @@ def wait_for_image(page, selector: str) -> None:
     )
 
 
-def choose_model(page, name: str, status: str, own_tab: str) -> None:
-    """Pick ``name`` in the model box and wait until its description (containing ``status``) and its tab
-    ``own_tab`` are shown (the tabs follow the description in an update of their own)."""
+def choose_model(page, name: str, status: str, own_tab: str, other_tab: str = "Sample") -> None:
+    """Pick ``name`` in the model box and wait until its description (containing ``status``) and its tabs are
+    shown: ``own_tab`` in the bar, ``other_tab``, which it does not have, gone (they follow the description in an
+    update of their own, which would undo a tab opened before it)."""
     page.get_by_label("Model", exact=True).click()
     page.locator(f"[role='option'][aria-label='{name}']").click()
     page.wait_for_function(f"() => document.querySelector('#model-status')?.innerText.includes('{status}')")
-    page.wait_for_function(
-        f"() => [...document.querySelectorAll('[role=tab]')].some(t => t.innerText.trim() === '{own_tab}')"
-    )
+    for tab, shown in ((own_tab, "true"), (other_tab, "false")):
+        page.wait_for_function(
+            f"() => [...document.querySelectorAll('[role=tab]')].some(t => t.innerText.trim() === '{tab}') === {shown}"
+        )
 
 
 def open_tab(page, name: str, shown: str) -> None:
     """Open the top-level tab ``name`` and wait for its element ``shown``."""
-    page.get_by_role("tab", name=name, exact=True).first.click()
+    select_tab(page, name)
     page.locator(shown).wait_for(state="visible")
 
 
@@ -167,7 +169,7 @@ def vae_and_pipeline_shots(page, shot) -> None:
     wait_for_image(page, "#samples")
     shot("1-sample")
 
-    page.get_by_role("tab", name="Reconstruct").first.click()
+    select_tab(page, "Reconstruct")
     page.wait_for_selector("#sketchpad[data-draw-mode='on']")  # the app selects the brush itself
     box = page.locator("#sketchpad canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -198,27 +200,27 @@ def vae_and_pipeline_shots(page, shot) -> None:
     page.wait_for_function(r"() => !/\d\.\ds/.test(document.querySelector('#sketchpad').innerText)")
     shot("2-reconstruct")
 
-    page.get_by_role("tab", name="Interpolate").first.click()
+    select_tab(page, "Interpolate")
     page.get_by_role("button", name="Interpolate", exact=True).click()
     time.sleep(4)
     shot("3-interpolate")
 
-    page.get_by_role("tab", name="Traverse").first.click()
+    select_tab(page, "Traverse")
     shot("4-traverse")
 
-    page.get_by_role("tab", name="Latent map").first.click()
+    select_tab(page, "Latent map")
     wait_for_image(page, "#latent-map")
     map_box = page.locator("#latent-map img").first.bounding_box()
     page.mouse.click(map_box["x"] + map_box["width"] * 0.45, map_box["y"] + map_box["height"] * 0.4)
     wait_for_image(page, "#decoded-point")
     shot("5-latent-map")
 
-    page.get_by_role("tab", name="About").first.click()
+    select_tab(page, "About")
     shot("8-about")
 
     choose_model(page, PIPELINE, "latent diffusion", "Diffuse")
     open_tab(page, "Diffuse", "#diffuse-run")
-    page.get_by_label("Class", exact=True).click()
+    page.get_by_label("Class", exact=True).locator("visible=true").first.click()  # the Diffuse tab's
     page.locator("[role='option'][aria-label='Sneaker']").click()
     page.click("#diffuse-run")
     wait_for_image(page, "#diffuse-grid")

@@ -204,3 +204,24 @@ def running_space(model_ids: list[str], log_path: Path, startup_timeout: float |
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def select_tab(page, name: str, tries: int = 3) -> None:
+    """Open the top-level tab ``name`` and wait until it is the selected one. Right after a model is chosen, the
+    tab bar is drawn again as tabs show and hide (Gradio reuses its buttons for other labels), so a click made as
+    it redraws can land on the neighbouring tab: the server then hears that tab opened. Such a click is made again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(tries):
+        page.get_by_role("tab", name=name, exact=True).locator("visible=true").first.click()
+        try:
+            page.wait_for_function(
+                "n => [...document.querySelectorAll('[role=tab]')].some("
+                "t => t.innerText.trim() === n && t.getAttribute('aria-selected') === 'true')",
+                arg=name,
+                timeout=5_000,
+            )
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"the tab {name!r} did not open after {tries} clicks")

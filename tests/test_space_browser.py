@@ -20,7 +20,7 @@ import PIL.Image
 import pytest
 import torch
 from hub_doubles import tiny_pipeline_folder
-from space_helpers import make_coloured_model, make_model, running_space
+from space_helpers import make_coloured_model, make_model, running_space, select_tab
 from tiny import tiny_stable_diffusion
 
 from vae_hub import explore
@@ -294,25 +294,17 @@ def wait_for_tab(page, name: str, shown: bool) -> None:
     )
 
 
-def select_tab(page, name: str, tries: int = 3) -> None:
-    """Open the top-level tab ``name`` and wait until it is the selected one. Right after a model is chosen, the
-    tab bar is drawn again as tabs show and hide (Gradio reuses its buttons for other labels), so a click made as
-    it redraws can land on the neighbouring tab: the server then hears that tab opened. Such a click is made again."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for _ in range(tries):
-        page.get_by_role("tab", name=name, exact=True).locator("visible=true").first.click()
-        try:
-            page.wait_for_function(
-                "n => [...document.querySelectorAll('[role=tab]')].some("
-                "t => t.innerText.trim() === n && t.getAttribute('aria-selected') === 'true')",
-                arg=name,
-                timeout=5_000,
-            )
-            return
-        except PlaywrightTimeout:
-            continue
-    raise AssertionError(f"the tab {name!r} did not open after {tries} clicks")
+def test_choosing_a_model_while_a_tab_both_have_is_open_hides_the_tabs_it_lacks(fresh_page):
+    """About open, a pipeline chosen: About stays open and the vector VAE's tabs leave the bar (with Gradio's
+    visible=False they stayed: ``app.tab_visibility``)."""
+    page = fresh_page
+    page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('48×48')")
+    select_tab(page, "About")
+    choose(page, "Model", "ldm")
+    wait_for_tab(page, "Diffuse", shown=True)
+    wait_for_tab(page, "Sample", shown=False)
+    tabs = page.eval_on_selector_all("[role=tab]", "ts => ts.map(t => [t.innerText.trim(), t.ariaSelected])")
+    assert dict(tabs) == {"Diffuse": "false", "Compare": "false", "About": "true"}
 
 
 def test_the_tabs_the_chosen_model_cannot_do_are_hidden_and_no_error_shows(fresh_page, shots):

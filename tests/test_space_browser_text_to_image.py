@@ -7,12 +7,12 @@ import re
 import numpy as np
 import PIL.Image
 import torch
+from space_helpers import select_tab
 from test_space_browser import (  # noqa: F401 (the fixtures browser_space, fresh_page and shots)
     _image_source,
     browser_space,
     choose,
     fresh_page,
-    select_tab,
     shots,
     toasts,
     wait_for_tab,
@@ -21,8 +21,7 @@ from test_space_browser import (  # noqa: F401 (the fixtures browser_space, fres
 
 def open_text_to_image_tab(page, tab: str, button: str) -> None:
     """Choose the tiny text-to-image model and open its tab ``tab``, whose ``button`` then shows. The model's tabs
-    arrive in two updates after its status (shown, then the others hidden): both are waited for, so that neither
-    undoes the click."""
+    arrive in an update after its status: it is waited for, so that it does not undo the click."""
     page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('48×48')")
     choose(page, "Model", "tiny-sd")
     page.wait_for_function("() => document.querySelector('#model-status')?.innerText.includes('text-to-image')")

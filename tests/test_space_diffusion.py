@@ -381,7 +381,10 @@ def test_a_space_serving_a_pipeline_first_opens_on_diffuse_and_its_api_defaults_
     first_pipeline = app.build_demo(Explorer(["ldm", "vae"], folders, explore.OutputFiles(tmp_path)))
     tabs = [b for b in first_pipeline.blocks.values() if isinstance(b, gr.Tab) and b.id]
     assert next(b for b in first_pipeline.blocks.values() if isinstance(b, gr.Tabs)).selected == "diffuse"
-    assert [t.label for t in tabs if t.visible] == ["Diffuse", "Compare", "About"]
+    assert [t.label for t in tabs if t.visible is True] == ["Diffuse", "Compare", "About"]
+    assert {t.visible for t in tabs if t.label not in ("Diffuse", "Compare", "About")} == {
+        "hidden"
+    }  # app.tab_visibility
     first_vae = app.build_demo(Explorer(["vae", "ldm"], folders, explore.OutputFiles(tmp_path)))
     assert next(b for b in first_vae.blocks.values() if isinstance(b, gr.Tabs)).selected == "sample"
     diffuse = {p["parameter_name"]: p for p in first_vae.get_api_info()["named_endpoints"]["/diffuse"]["parameters"]}
