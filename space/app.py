@@ -419,12 +419,11 @@ def text_to_image_views(ex: Explorer, view, emoji: list[str]) -> dict:
                     *explore.WALK_FRAMES, value=8, step=1, precision=0, label="Frames", elem_id="walk-frames"
                 )
                 steps, guidance, seed, scheduler = sampler_controls(defaults)
-                seed_b = gr.Number(
-                    value=None,
-                    precision=0,
-                    minimum=0,
-                    maximum=explore.MAX_SEED,
+                # text, not a number box: Gradio shows an empty number box as 0, which would walk the noise to seed 0
+                seed_b = gr.Textbox(
                     label="Seed B (optional: walk the noise too)",
+                    placeholder="empty: the same noise in every frame",
+                    max_length=20,
                 )
                 button = gr.Button("Walk", variant="primary", elem_id="walk-run")
             with gr.Column(scale=2):

@@ -203,6 +203,15 @@ def test_image_to_image_inpaint_and_walk_endpoints(explorer):
     assert "Redrew 25% of the image" in summary and "autoencoder's own round trip" in summary
     strip, gif = explorer.prompt_walk("tiny-sd", "red disc", "blue square", 4, 0, "", 3, 2.0, "Euler")
     assert gif.endswith(".gif") and strip.width > strip.height
+    # Seed B is a text box: left blank (spaces too) the noise stays; "5" is seed 5, and walks the noise
+    walk = {
+        b: explorer.prompt_walk("tiny-sd", "red disc", "red disc", 3, 0, b, 3, 2.0, "Euler")[0] for b in ("  ", "5")
+    }
+    assert (
+        walk["  "].tobytes()
+        == explorer.prompt_walk("tiny-sd", "red disc", "red disc", 3, 0, None, 3, 2.0, "Euler")[0].tobytes()
+    )
+    assert walk["5"].tobytes() != walk["  "].tobytes()
     assert "data credits" in explorer.about("tiny-sd")
 
 

@@ -450,7 +450,8 @@ class TextToImageEndpoints:
         pipe = entry.require_text_to_image("prompt walk")
         prompt_a, prompt_b = check_prompt(prompt_a, "Prompt A"), check_prompt(prompt_b, "Prompt B")
         frames = check_int(frames, "Frames", *WALK_FRAMES)
-        seed_b = None if seed_b in (None, "") else check_int(seed_b, "Seed B", 0, MAX_SEED)
+        blank = seed_b is None or (isinstance(seed_b, str) and not seed_b.strip())  # the box left empty
+        seed_b = None if blank else check_int(seed_b, "Seed B", 0, MAX_SEED)
         images = prompt_walk(
             pipe, prompt_a, prompt_b, frames, self._sampling(entry, steps, guidance, seed, scheduler), seed_b
         )
