@@ -17,7 +17,15 @@ from tiny import SIZE, tiny_mini_clip, tiny_stable_diffusion
 
 from vae_hub import evaluate_samples, prompt_grid
 from vae_hub.text_to_image_card import build_card
-from vae_hub.text_to_image_evaluation import RECOMMENDED_KEY, RULE, Setting, generate, read_recommended, recommend
+from vae_hub.text_to_image_evaluation import (
+    FD_TIE,
+    RECOMMENDED_KEY,
+    RULE,
+    Setting,
+    generate,
+    read_recommended,
+    recommend,
+)
 
 
 COLOURS = {
@@ -168,6 +176,11 @@ def test_recommend_takes_the_lowest_fd_within_the_r_precision_margin():
     chosen = recommend(records)  # c follows the text too little; b and d tie on FD: fewer steps wins
     assert (chosen["scheduler"], chosen["num_inference_steps"], chosen["guidance_scale"]) == ("Euler", 10, 3)
     assert chosen["chosen_from"] == 4
+    # FDs within FD_TIE of the lowest are a tie too (emoji-sd: 1.931 at 20 steps, 1.932 at 10); beyond it, the lower
+    records["e"] = record("DPM-Solver++", 20, 2, 4.0 - FD_TIE / 2, 0.58)
+    assert recommend(records)["num_inference_steps"] == 10
+    records["e"]["frechet_distance"] = 4.0 - 2 * FD_TIE
+    assert (recommend(records)["num_inference_steps"], recommend(records)["guidance_scale"]) == (20, 2)
     with pytest.raises(ValueError, match="no text-to-image setting"):
         recommend({"vae": records["vae"]})
 

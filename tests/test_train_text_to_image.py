@@ -284,6 +284,7 @@ def test_card_credits_the_training_data(run):
     assert "- **Twemoji (CC-BY 4.0)**" in card and "- **Noto (Apache-2.0)**" in card
     assert "pipeline_tag: text-to-image" in card and "StableDiffusionPipeline.from_pretrained" in card
     assert "Other notes" not in card  # the licence section only
+    assert "a `CLIPTextModel` and a `UNet2DConditionModel`, trained\ntogether" in card and "frozen, from" not in card
 
 
 def test_data_credits_from_a_readme():
@@ -398,6 +399,9 @@ def test_pretrained_text_encoder_is_taken_frozen_with_its_tokenizer(data, mini_c
     info = json.loads((out / "training_info.json").read_text())
     assert info["text_encoder"] == str(mini_clip) and info["text_encoder_frozen"] is True
     assert info["tokenizer_vocab_size"] == len(json.loads((mini_clip / "tokenizer" / "vocab.json").read_text()))
+    card = (out / "README.md").read_text()
+    assert "attending to a frozen `CLIPTextModel`: the\ntext tower of a mini CLIP" in card and str(mini_clip) in card
+    assert "trained\ntogether" not in card and f"; frozen, from {mini_clip} |" in card
 
 
 # ==================================================================================== resume

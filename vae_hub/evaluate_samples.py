@@ -42,6 +42,7 @@ from .loading import is_pipeline_folder
 from .models import PRIORS
 from .pipelines.schedulers import SCHEDULERS
 from .text_to_image_evaluation import (
+    FD_TIE,
     RECOMMENDED_KEY,
     default_setting,
     evaluate_text_to_image,
@@ -71,7 +72,6 @@ DEFAULT_NUM_SAMPLES = 10_000  # a record measured on another N says so in its ke
 # gives; FDs closer than FD_TIE are a tie (the 25- and 20-step FDs of one guidance differ by about that), and a tie
 # goes to the faster setting.
 MIN_CLASS_MATCH = 0.95
-FD_TIE = 0.05
 CLASS_CONDITIONAL_RULE = (
     f"the lowest Fréchet distance among the settings measured on as many samples whose class "
     f"match is at least {MIN_CLASS_MATCH:.0%}; Fréchet distances within {FD_TIE} of it are a tie, "

@@ -61,7 +61,8 @@ def build_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
             "Text encoder",
             f"`CLIPTextModel`, {text.get('num_hidden_layers')} layers of width {text.get('hidden_size')}, "
             f"{text.get('num_attention_heads')} heads, {text.get('max_position_embeddings')} positions"
-            + _params(info.get("text_encoder_parameters")),
+            + _params(info.get("text_encoder_parameters"))
+            + (f"; frozen, from {info.get('text_encoder')}" if info.get("text_encoder_frozen") else ""),
         ),
         ("Tokenizer", f"`CLIPTokenizer`, BPE learned from the captions, {info.get('tokenizer_vocab_size')} tokens"),
         (
@@ -96,6 +97,7 @@ def build_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
         name=name,
         model_ref=repo_id or f"<your-namespace>/{name}",
         dataset=info.get("dataset_name"),
+        text_encoder_source=f"`{info.get('text_encoder')}`" if info.get("text_encoder_frozen") else None,
         figures=[
             {"file": p, "alt": p[:-4].replace("_", " "), "caption": caption}
             for p, caption in FIGURE_CAPTIONS.items()

@@ -37,9 +37,10 @@ PIPELINE_CLASSES = ("StableDiffusionPipeline",)  # model_index.json _class_name 
 RECOMMENDED_KEY = "recommended_settings"  # in the folder's metrics.json
 # The rule that picks the recommended setting among the recorded ones, in words (the card quotes it).
 R_PRECISION_MARGIN = 0.05
+FD_TIE = 0.05  # Fréchet distances closer than this are a tie, which the faster setting wins (class-conditional too)
 RULE = (
     f"the lowest Fréchet distance among the settings whose R-precision is within {R_PRECISION_MARGIN} of the best "
-    "recorded one; on a tie, fewer steps"
+    f"recorded one; Fréchet distances within {FD_TIE} of it are a tie, which fewer steps win"
 )
 
 
@@ -222,7 +223,9 @@ def recommend(records: dict) -> dict:
         raise ValueError("no text-to-image setting is recorded yet: run evaluate_samples --record first")
     best_r = max(r["r_precision"] for r in candidates)
     eligible = [r for r in candidates if r["r_precision"] >= best_r - R_PRECISION_MARGIN]
-    chosen = min(eligible, key=lambda r: (r["frechet_distance"], r["num_inference_steps"]))
+    best_fd = min(r["frechet_distance"] for r in eligible)
+    tied = [r for r in eligible if r["frechet_distance"] <= best_fd + FD_TIE]
+    chosen = min(tied, key=lambda r: (r["num_inference_steps"], r["frechet_distance"]))
     return {
         **{k: chosen[k] for k in ("scheduler", "num_inference_steps", "guidance_scale")},
         "rule": RULE,
