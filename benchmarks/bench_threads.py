@@ -77,9 +77,9 @@ def main() -> None:
     if args.threads:
         print(json.dumps(probe(args.pipeline, args.threads, args.repeats)))
         return
-    import os
+    from vae_hub.explore.cores import available_cores  # the parent only: each child probes a clean interpreter
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cores()
     ways = ("main thread, before any other", "main thread, after", "a fresh thread", "a long-lived worker")
     print(f"| torch threads | {' | '.join(ways)} |")
     print("|---|---:|---:|---:|---:|")
