@@ -891,14 +891,12 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         for api_name, (button, inputs, outputs) in t2i["views"].items():
             button.click(run(getattr(ex, api_name)), inputs, outputs, api_name=api_name, **MODEL)
 
-        # The open tab (by name), kept so that choosing a model leaves it open when the model has it; and told back
-        # to the tab bar: Gradio keeps the tab the server last selected and selects it again whenever any later
-        # update redraws the tabs (a visitor's click, right after choosing a model, jumped back to that tab).
-        def opened(evt: gr.SelectData) -> tuple:
-            return evt.value, gr.Tabs(selected=tab_id(evt.value))  # the tab's label
+        # The open tab (by name), kept so that choosing a model leaves it open when the model has it.
+        def opened(evt: gr.SelectData) -> str:
+            return evt.value  # the tab's label
 
         tab = gr.State(own[0])
-        tabs.select(opened, None, [tab, tabs], queue=False, api_visibility="private")
+        tabs.select(opened, None, tab, queue=False, api_visibility="private")
 
         def fit_views(model_id, open_tab):
             # one update: the tabs shown and the one selected change together (a second update re-selected the
