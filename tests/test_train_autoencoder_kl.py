@@ -218,6 +218,65 @@ def test_recompute_scaling_factor_measures_it_anew(data, tmp_path):
     assert info["scaling_factor"]["value"] == info["scaling_factor"]["measured"] != 0.5
 
 
+def test_likelihood_given_to_a_fine_tune_switches_the_family_at_the_same_variance(data, tmp_path):
+    """The ft-MSE recipe: a Laplace model's decoder fine-tuned as a Gaussian. At a learning rate of 1e-12 nothing
+    moves, so the saved scale is the converted one, σ = √2·b, and the weights are the base model's."""
+    folder = tmp_path / "base"
+    AutoencoderKLWithLikelihood(tiny_autoencoder_kl(), "laplace", [0.1, 0.2, 0.05]).save_pretrained(folder)
+    out = tmp_path / "tuned"
+    done = run_script(
+        [
+            *data["rgb"],
+            "--output_dir",
+            str(out),
+            "--cache_dir",
+            str(data["cache"]),
+            *RUN,
+            "--pretrained_model_name_or_path",
+            str(folder),
+            "--train_decoder_only",
+            "--likelihood",
+            "gaussian",
+            "--learning_rate",
+            "1e-12",
+            "--max_train_steps",
+            "1",
+        ]
+    )
+    assert "the pretrained model's laplace becomes gaussian" in done.stdout + done.stderr
+    record = json.loads((out / LIKELIHOOD_NAME).read_text())
+    assert record["likelihood"] == "gaussian"
+    assert record["scale"] == pytest.approx([2**0.5 * b for b in (0.1, 0.2, 0.05)], rel=1e-6)
+    before, after = weights(folder), weights(out)
+    assert all(torch.allclose(before[k], after[k], rtol=0, atol=1e-9) for k in before)
+
+
+def test_likelihood_cannot_switch_a_bernoulli_model(data, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "bernoulli"
+    SpatialVAEModel(
+        block_out_channels=(8, 16), norm_num_groups=4, sample_size=16, in_channels=3, likelihood="bernoulli"
+    ).save_pretrained(folder)
+    out = tmp_path / "out"
+    code, error = run_in_process(
+        [
+            *data["rgb"],
+            "--output_dir",
+            str(out),
+            *RUN,
+            "--pretrained_model_name_or_path",
+            str(folder),
+            "--likelihood",
+            "gaussian",
+            "--max_train_steps",
+            "1",
+        ],
+        monkeypatch,
+        capsys,
+    )
+    assert code != 0 and "the pretrained model's likelihood is bernoulli" in error, error
+    assert not out.exists()
+
+
 def test_two_cpu_processes_with_the_adversarial_term_resume_bit_identical(data, tmp_path):
     out, resumed = tmp_path / "two", tmp_path / "two-resumed"
     args = [

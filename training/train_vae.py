@@ -163,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         choices=("bernoulli", "gaussian", "laplace"),
         help="p(x | z): autoencoderkl takes gaussian or laplace (default), whose location is the "
-        "decoded image and whose per-channel scale is learned (saved in likelihood.json).",
+        "decoded image and whose per-channel scale is learned (saved in likelihood.json). With "
+        "--pretrained_model_name_or_path it switches the model between gaussian and laplace: gaussian "
+        "fine-tunes for MSE, as sd-vae-ft-mse's decoder was.",
     )
     model.add_argument(
         "--prior_components",
@@ -363,6 +365,8 @@ def main(args: argparse.Namespace) -> None:
 
     # ---------------------------------------------------------------- model
     model = build_model(args, train_split, image_column)
+    if args.pretrained_model_name_or_path and args.likelihood not in (None, model.config.likelihood):
+        accelerator.print(switch_likelihood(model, args.likelihood))
     size, channels = model.config.sample_size, model.config.in_channels
     world, rank = accelerator.num_processes, accelerator.process_index
     global_batch = args.train_batch_size * world
@@ -695,6 +699,26 @@ def new_autoencoder_kl(config: dict, likelihood: str | None) -> AutoencoderKLWit
         "out_channels": config["in_channels"],
     }
     return AutoencoderKLWithLikelihood.from_config(config, **({"likelihood": likelihood} if likelihood else {}))
+
+
+def switch_likelihood(model: AnyModel, family: str) -> str:
+    """Make a pretrained model's p(x | z) a ``family`` ("gaussian" or "laplace") of the same variance: the decoded
+    image stays the location, and the learned scale becomes σ = √2·b (or b = σ/√2), so training starts where the
+    pretrained model stopped. Bernoulli decodes logits, not a location, so it is refused either way. Returns the
+    sentence that says so."""
+    own = model.config.likelihood
+    if "bernoulli" in (own, family):
+        fail(
+            f"--likelihood {family}: the pretrained model's likelihood is {own}; only gaussian and laplace share a "
+            "decoder (a location and a scale), so leave --likelihood out"
+        )
+    with torch.no_grad():
+        model.log_scale.add_(math.log(math.sqrt(2)) * (1 if family == "gaussian" else -1))
+    if isinstance(model, AutoencoderKLWithLikelihood):
+        model.likelihood = family
+    else:
+        model.register_to_config(likelihood=family)
+    return f"likelihood: the pretrained model's {own} becomes {family} of the same variance (--likelihood)"
 
 
 def with_new_decoder(model: SpatialVAEModel, decoder_config: dict) -> SpatialVAEModel:
