@@ -484,3 +484,57 @@ def test_reconstructions_decode_the_posterior_mean():
         x = uint8_to_float(images[order])
         expected = vae.decode(vae.encode(x).latent_dist.mean).sample
     torch.testing.assert_close(out, expected)
+
+
+# ---------------------------------------------------------------- measured with a mini CLIP (like text to image)
+@pytest.fixture
+def clip_folders(tmp_path):
+    vae = tmp_path / "rgb-vae"
+    tiny.tiny_vae(sample_size=tiny.SIZE, in_channels=3, likelihood="laplace", prior_components=2).save_pretrained(vae)
+    clip = tiny.tiny_mini_clip(tmp_path / "clip", [f"thing {i}, test style" for i in range(40)])
+    data = write_hub_dataset(tmp_path / "rgb-data", n_train=24, n_test=20, size=tiny.SIZE, channels=3)
+    return SimpleNamespace(vae=vae, clip=clip, data=data, root=tmp_path)
+
+
+def clip_cli(folders, *extra) -> dict:
+    return main(
+        ["--clip", str(folders.clip), "--dataset_name", str(folders.data), "--batch_size", "8",
+         "--cache_dir", str(folders.root / "cache"), *extra]
+    )  # fmt: skip
+
+
+def test_clip_measures_a_vae_prior_on_as_many_samples_as_the_split_and_records_it_apart(clip_folders, capsys):
+    """A vector VAE's prior samples in the CLIP's image features, as a text-to-image pipeline of the same data is
+    measured: N = the split's images, recorded beside (not over) the classifier's records."""
+    standard = clip_cli(clip_folders, "--generator", str(clip_folders.vae), "--record")
+    mixture = clip_cli(clip_folders, "--generator", str(clip_folders.vae), "--prior", "mixture", "--record")
+    again = clip_cli(clip_folders, "--generator", str(clip_folders.vae))
+    assert (standard["kind"], standard["prior"], standard["num_samples"]) == ("vae", "standard", 20)
+    assert standard["clip"] == str(clip_folders.clip) and standard["split"] == "test"
+    assert standard["frechet_distance"] > 0 and mixture["frechet_distance"] != standard["frechet_distance"]
+    assert again["frechet_distance"] == standard["frechet_distance"]  # seeded
+    recorded = json.loads((clip_folders.vae / "metrics.json").read_text())["sample_quality"]
+    assert set(recorded) == {"standard_prior_clip", "mixture_prior_clip"}
+    # the same images in another order: the same features' statistics, distance 0
+    same = clip_cli(clip_folders, "--generator", str(clip_folders.data), "--generator_split", "test")
+    assert same["kind"] == "real images" and same["frechet_distance"] == pytest.approx(0, abs=1e-6)
+
+
+def test_clip_refuses_what_it_cannot_measure_in_one_line(clip_folders, capsys, tmp_path):
+    def error_of(*argv) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            clip_cli(clip_folders, *argv)
+        assert exit_info.value.code == 2
+        return capsys.readouterr().err.strip().splitlines()[-1]
+
+    grey = tmp_path / "grey"
+    tiny.tiny_vae(sample_size=tiny.SIZE).save_pretrained(grey)
+    assert "makes 1-channel 16x16 images, the CLIP takes 3-channel 16x16" in error_of("--generator", str(grey))
+    assert "--classifier: with --clip it measures a VAE's prior" in error_of(
+        "--generator", str(clip_folders.vae), "--classifier", "x"
+    )
+    pipeline_dir = tmp_path / "pipeline"
+    pipeline_dir.mkdir()
+    (pipeline_dir / "model_index.json").write_text("{}")
+    assert "is a class-conditional pipeline, measured with --classifier" in error_of("--generator", str(pipeline_dir))
+    assert "--clip /no/such" in error_of("--generator", str(clip_folders.vae), "--clip", "/no/such")

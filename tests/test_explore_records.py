@@ -82,13 +82,27 @@ def test_each_way_of_measuring_gets_its_own_table(tmp_path):
             "unmeasured": {"kind": "text-to-image pipeline", "frechet_distance": None},
         },
     )
+    emoji_vae = folder_with(
+        tmp_path / "emoji-vae",
+        {
+            "standard_prior_clip": {
+                "kind": "vae",
+                "prior": "standard",
+                "clip": "space/models/emoji-clip",
+                "dataset": "../shared/datasets/emoji",
+                "frechet_distance": 14.25,
+                "num_samples": 756,
+            }
+        },
+    )
     markdown = records_markdown(
-        [("vae", vae), ("ldm", ldm), ("emoji-sd", sd)], {"emoji-sd": ("DPM-Solver++", 20, 3.0)}
+        [("vae", vae), ("ldm", ldm), ("emoji-sd", sd), ("emoji-vector-vae", emoji_vae)],
+        {"emoji-sd": ("DPM-Solver++", 20, 3.0)},
     )
     found = tables(markdown)
     assert list(found) == [
         "Samples of `fashion_mnist` models, measured with the classifier `fashion-mnist-classifier`",
-        "Text to image on `emoji`, measured with the CLIP `emoji-clip`",
+        "Samples of `emoji` models, measured with the CLIP `emoji-clip`",
     ]
     classes, text = found.values()
     assert "| vae | mixture prior | temperature 1 | 5.54 | – | 10,000 |" in classes
@@ -103,6 +117,9 @@ def test_each_way_of_measuring_gets_its_own_table(tmp_path):
     assert "| emoji-sd | *real test images (the ceiling; chance: 1 in 32)* | – | 68.9 | 82.4% | 756 |" in rows
     assert "| emoji-sd | *empty prompt at 20 steps (the floor)* | 5.88 | 8.6 | 3.0% | 756 |" in rows
     assert len(rows) == 5  # two settings, the two references and the autoencoder: no row for the unmeasured record
+    # a vector VAE measured with the same CLIP joins its table, after the text-to-image rows: an FD, no text scores
+    assert text.splitlines()[-3] == "| emoji-vector-vae | N(0, I) prior (temperature 1) | 14.25 | – | – | 756 |"
+    assert "emoji-vector-vae" not in classes
 
 
 def test_the_same_measure_on_other_data_is_another_table(tmp_path):

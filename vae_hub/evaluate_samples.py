@@ -19,6 +19,11 @@ Generators are functions ``sample(num_images, class_labels, generator) -> images
 (``pipeline_source``), a VAE's reconstructions of real images (``reconstruction_source``, a baseline) and real
 images themselves (``images_source``, the floor). Samples are rounded to 8 bits, as an image file would store them,
 so generated and reference images take the same path into the classifier.
+
+With ``--clip`` a VAE's prior samples (or reconstructions, or real images) are measured instead in the image features
+of a mini CLIP of the data, as a text-to-image pipeline is (``vae_hub.text_to_image_evaluation``), on as many samples
+as the held-out split has captions: so a vector VAE and a text-to-image pipeline of the same data compare like for
+like (``python -m vae_hub.evaluate_samples --generator VAE --clip CLIP --dataset_name DATA --record``).
 """
 
 import argparse
@@ -363,12 +368,12 @@ def check_classes(names: list[str] | None, classifier_names: list[str], whose: s
 
 
 def check_samples(images, n: int, expected: tuple[int, int, int]) -> None:
-    """Generated images must be a finite float tensor (n, C, H, W) of the classifier's shape."""
+    """Generated images must be a finite float tensor (n, C, H, W) of the measuring network's shape."""
     if not isinstance(images, torch.Tensor) or not images.is_floating_point() or tuple(images.shape) != (n, *expected):
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(
-            f"the generator made {got} images, the classifier takes float ({n}, "
-            f"{', '.join(map(str, expected))}): generator and classifier must agree on channels and size"
+            f"the generator made {got} images, the measuring network takes float ({n}, "
+            f"{', '.join(map(str, expected))}): they must agree on channels and size"
         )
     if not torch.isfinite(images).all():
         raise ValueError("the generator made images with NaN or infinite values")
@@ -448,10 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def record_key(setting: dict) -> str:
     """The name of a generator setting inside ``sample_quality``: "standard_prior", "steps_25_guidance_3", ..."""
+    clip = "_clip" if setting.get("clip") else ""  # a CLIP's numbers are not a classifier's: both may be recorded
     if setting["kind"] == "vae":
-        return f"{setting['prior']}_prior"
+        return f"{setting['prior']}_prior{clip}"
     if setting["kind"] == "vae reconstructions":
-        return f"reconstructions_{setting['images_split']}"
+        return f"reconstructions_{setting['images_split']}{clip}"
     parts = [
         f"{name}_{setting[key]:g}"
         for name, key in (("steps", "num_inference_steps"), ("guidance", "guidance_scale"))
@@ -533,12 +539,13 @@ def write_json_atomically(path: str, data: dict) -> None:
 
 
 def load_source(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, classifier: ImageClassifier, device: str
+    args: argparse.Namespace, parser: argparse.ArgumentParser, judge: str, image_format: tuple[int, int], device: str
 ) -> SampleSource:
-    """The generator the flags name, loaded and checked against the classifier (a parser error on bad input)."""
+    """The generator the flags name, loaded and checked against the measuring network (``judge``, "the classifier"
+    or "the CLIP", which takes ``image_format`` = (channels, size) images): a parser error on bad input."""
     from .data import load_split
 
-    channels, size = classifier.config.in_channels, classifier.config.sample_size
+    channels, size = image_format
 
     def split_images(dataset_name: str, split: str, flag: str) -> torch.Tensor:
         images = load_split(
@@ -581,7 +588,7 @@ def load_source(
     made = (vae.config.in_channels, vae.config.sample_size)
     if made != (channels, size):
         parser.error(
-            f"--generator makes {made[0]}-channel {made[1]}x{made[1]} images, the classifier takes "
+            f"--generator makes {made[0]}-channel {made[1]}x{made[1]} images, {judge} takes "
             f"{channels}-channel {size}x{size}: they must agree"
         )
     if args.reconstruct_split:
@@ -620,8 +627,11 @@ def main(argv: list[str] | None = None) -> dict:
     if text_to_image:
         wrong = [f for f in ("classifier", "prior", "reconstruct_split") if getattr(args, f) is not None]
         why = f"it is for a VAE or a class-conditional pipeline; {args.generator} is a text-to-image pipeline"
+    elif args.clip:
+        wrong = [f for f in ("classifier", "scheduler", "num_inference_steps", "guidance_scale") if getattr(args, f)]
+        why = "with --clip it measures a VAE's prior samples, its reconstructions or real images"
     else:
-        wrong = [f for f in ("clip", "scheduler") if getattr(args, f) is not None]
+        wrong = [f for f in ("scheduler",) if getattr(args, f) is not None]
         why = f"it is for a text-to-image pipeline; {args.generator} is not one"
     if wrong:
         parser.error(f"--{wrong[0]}: {why}")
@@ -634,6 +644,8 @@ def main(argv: list[str] | None = None) -> dict:
             metrics = measure_text_to_image(args, parser, device)
         except (OSError, ValueError) as err:
             parser.error(_one_line(err))
+    elif args.clip:
+        metrics = measure_with_clip(args, parser, device)
     else:
         metrics = measure_with_classifier(args, parser, device)
     metrics["command"] = shlex.join(
@@ -674,7 +686,9 @@ def measure_with_classifier(args: argparse.Namespace, parser: argparse.ArgumentP
     except (OSError, ValueError) as err:
         parser.error(f"--classifier {args.classifier or SHIPPED_CLASSIFIER}: {_one_line(err)}")
     try:
-        source = load_source(args, parser, classifier, device)
+        source = load_source(
+            args, parser, "the classifier", (classifier.config.in_channels, classifier.config.sample_size), device
+        )
         reference = load_split(
             args.dataset_name,
             args.split,
@@ -702,6 +716,99 @@ def measure_with_classifier(args: argparse.Namespace, parser: argparse.ArgumentP
         "classifier": args.classifier or SHIPPED_CLASSIFIER,
         "dataset": args.dataset_name,
         "split": args.split,
+    }
+
+
+def measure_with_clip(args: argparse.Namespace, parser: argparse.ArgumentParser, device: str) -> dict:
+    """A VAE's prior samples (or reconstructions, or real images) in a mini CLIP's image features: the Fréchet
+    distance that a text-to-image pipeline of the same data records, so the two stand side by side. N defaults to
+    the number of --split images, as a text-to-image pipeline makes one sample per caption."""
+    from .data import load_split
+    from .mini_clip import MiniClip
+
+    if os.path.isfile(os.path.join(args.generator, "model_index.json")) and not args.generator_split:
+        parser.error(
+            f"--clip: {args.generator} is a class-conditional pipeline, measured with --classifier (its class "
+            "match needs the classifier's classes)"
+        )
+    try:
+        clip = MiniClip.from_pretrained(args.clip)
+    except (OSError, ValueError) as err:
+        parser.error(f"--clip {args.clip}: {_one_line(err)}")
+    clip.model.to(device)
+    image_format = (3, clip.image_size)
+    try:
+        reference = load_split(
+            args.dataset_name,
+            args.split,
+            image_column=args.image_column,
+            resolution=clip.image_size,
+            channels=3,
+            dataset_config_name=args.dataset_config_name,
+            cache_dir=args.cache_dir,
+        ).images
+        args.num_samples = args.num_samples or len(reference)
+        source = load_source(args, parser, "the CLIP", image_format, device)
+        metrics = clip_features_distance(
+            source, clip, reference, num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed
+        )
+    except (OSError, ValueError) as err:
+        parser.error(_one_line(err))
+    return {
+        "generator": args.generator,
+        **metrics,
+        "clip": args.clip,
+        "dataset": args.dataset_name,
+        "split": args.split,
+    }
+
+
+@torch.inference_mode()
+def clip_features_distance(
+    source: SampleSource,
+    clip,
+    reference: torch.Tensor,
+    *,
+    num_samples: int,
+    batch_size: int = 500,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Fréchet distance between a mini CLIP's image features of ``num_samples`` samples of an unconditional
+    ``source`` and of uint8 RGB ``reference`` images (M ≥ 2, 3, S, S) at the CLIP's size S; the samples are rounded
+    to 8 bits first, as ``evaluate_text_to_image`` rounds a pipeline's. Same seed and batch size, same number."""
+    from .text_image_metrics import features_frechet_distance, image_features
+
+    expected = (3, clip.image_size, clip.image_size)
+    if reference.dtype != torch.uint8 or tuple(reference.shape[1:]) != expected or len(reference) < 2:
+        raise ValueError(
+            f"reference images must be uint8 (M >= 2, {', '.join(map(str, expected))}), "
+            f"got {reference.dtype} {tuple(reference.shape)}"
+        )
+    if source.class_names:
+        raise ValueError("a class-conditional generator is measured with a classifier, not a CLIP")
+    if num_samples < 2 or batch_size < 1:
+        raise ValueError(f"num_samples must be >= 2 and batch_size >= 1, got {num_samples} and {batch_size}")
+    generator = torch.Generator().manual_seed(seed)  # CPU: the same draws on every device
+    start, parts = time.perf_counter(), []
+    with tqdm(total=num_samples, desc="samples", unit="img", disable=not progress) as bar:
+        for begin in range(0, num_samples, batch_size):
+            n = min(batch_size, num_samples - begin)
+            images = source.sample(n, None, generator)
+            check_samples(images, n, expected)
+            parts.append(image_features(clip, float_to_uint8(images.cpu())))
+            bar.update(n)
+    seconds = time.perf_counter() - start
+    fake = torch.cat(parts)
+    return {
+        **source.setting,
+        "num_samples": num_samples,
+        "num_reference_images": len(reference),
+        "seed": seed,
+        "batch_size": batch_size,
+        "feature_dim": fake.shape[1],
+        "frechet_distance": features_frechet_distance(fake, image_features(clip, reference)),
+        "samples_per_second": num_samples / seconds,
     }
 
 

@@ -10,9 +10,9 @@ they are read, never computed here, and no model is loaded to read them.
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..evaluate_samples import RECORD_KEY
+from ..evaluate_samples import RECORD_KEY, describe_setting
 from ..markdown import table_row
-from .diffusion import COMPARE_NOTE
+from .diffusion import COMPARE_NOTE, quality_records
 from .kinds import _read_json, data_name
 
 
@@ -26,7 +26,8 @@ TEXT_TO_IMAGE_NOTE = (
     "counts only), the CLIP score (100 × the cosine between a sample and its own caption) and R-precision (how often "
     "a sample's own caption ranks first among the rival captions: chance is 1 in their number). The real test "
     "images' own CLIP score and R-precision are the ceiling; the empty prompt (the same UNet without text) is the "
-    f"floor that following the text must beat. {RECOMMENDED_MARK}: the setting the Space samples with."
+    f"floor that following the text must beat. {RECOMMENDED_MARK}: the setting the Space samples with. A vector "
+    "VAE's prior samples, measured the same way on as many images, have an FD only: they follow no text."
 )
 
 
@@ -45,10 +46,19 @@ def measured_by(record: dict) -> tuple[str, str, str] | None:
     data it was measured on); None for a record of a kind the Space does not show."""
     kind = record.get("kind")
     data = data_name(str(record.get("dataset") or "unrecorded data"))
-    if kind == TEXT_TO_IMAGE_RECORD:
-        return "text-to-image", Path(str(record.get("clip") or "an unrecorded CLIP")).name, data
+    if kind == TEXT_TO_IMAGE_RECORD or (kind in CLASSIFIER_KINDS and record.get("clip")):
+        return "clip", Path(str(record.get("clip") or "an unrecorded CLIP")).name, data
     if kind in CLASSIFIER_KINDS:
         return "classifier", Path(str(record.get("classifier") or "an unrecorded classifier")).name, data
+    return None
+
+
+def comparable_record(entry, way: str, network: str | None, **setting) -> dict | None:
+    """The model's record of ``setting`` (``diffusion.quality_records``) measured one way (``measured_by``):
+    "classifier" or "clip", by the network named ``network`` (None: any); None when it has none."""
+    for record in quality_records(entry, **setting):
+        if (measured := measured_by(record)) and measured[0] == way and network in (None, measured[1]):
+            return record
     return None
 
 
@@ -91,11 +101,14 @@ def _setting(record: dict) -> tuple[str, int, float]:
     )
 
 
-def text_to_image_table(rows: list[tuple[str, dict]], recommended: dict[str, tuple | None]) -> list[str]:
-    """Markdown lines: text-to-image records measured with one CLIP, one row per setting (the recommended one
-    marked), then each model's references: its real images (the ceiling) and the empty prompt at its recommended
-    setting (the floor), and its autoencoder's reconstructions."""
+def clip_table(rows: list[tuple[str, dict]], recommended: dict[str, tuple | None]) -> list[str]:
+    """Markdown lines: records measured with one CLIP. Text-to-image records first, one row per setting (the
+    recommended one marked), then each such model's references: its real images (the ceiling) and the empty prompt at
+    its recommended setting (the floor), and its autoencoder's reconstructions; then vector VAEs' prior samples and
+    autoencoders' reconstructions (an FD only: they follow no text)."""
     lines = ["| model | setting | FD ↓ | CLIP score ↑ | R-precision ↑ | images |", "|---|---|---|---|---|---|"]
+    untexted = [(m, r) for m, r in rows if r.get("kind") != TEXT_TO_IMAGE_RECORD]
+    rows = [(m, r) for m, r in rows if r.get("kind") == TEXT_TO_IMAGE_RECORD]
     for model_id, record in sorted(rows, key=lambda row: (row[0], _setting(row[1]))):
         scheduler, steps, guidance = _setting(record)
         mark = f" {RECOMMENDED_MARK}" if recommended.get(model_id) == (scheduler, steps, guidance) else ""
@@ -144,6 +157,18 @@ def text_to_image_table(rows: list[tuple[str, dict]], recommended: dict[str, tup
                 "–",
             )
         )
+    for model_id, record in untexted:
+        what = describe_setting(record) + (" (temperature 1)" if record["kind"] == "vae" else "")
+        lines.append(
+            table_row(
+                model_id,
+                what,
+                _number(record["frechet_distance"], ".2f"),
+                "–",
+                "–",
+                _number(record.get("num_samples"), ","),
+            )
+        )
     return lines
 
 
@@ -160,9 +185,9 @@ def records_markdown(folders: Iterable[tuple[str, Path]], recommended: dict[str,
         return "No model of this Space has measured sample-quality records (`python -m vae_hub.evaluate_samples --record`)."
     sections = []
     for (way, network, data), rows in groups.items():
-        if way == "text-to-image":
-            heading = f"#### Text to image on `{data}`, measured with the CLIP `{network}`"
-            body, note = text_to_image_table(rows, recommended or {}), TEXT_TO_IMAGE_NOTE
+        if way == "clip":
+            heading = f"#### Samples of `{data}` models, measured with the CLIP `{network}`"
+            body, note = clip_table(rows, recommended or {}), TEXT_TO_IMAGE_NOTE
         else:
             heading = f"#### Samples of `{data}` models, measured with the classifier `{network}`"
             body, note = classifier_table(rows), COMPARE_NOTE
