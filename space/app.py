@@ -720,12 +720,14 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
 
             # ---------------------------------------------------------------- Compare
             with view("Compare"):
-                vectors = ex.offered("vector")
-                side_by_side = bool(vectors and pipelines)  # a Space of text-to-image models only has no such pair
+                vectors, drawers = ex.offered("vector"), pipelines + ex.offered("text-to-image")
+                side_by_side = bool(vectors and drawers)  # a Space without a vector VAE has no such pair
                 gr.Markdown(
                     "The same number of images from a vector VAE's N(0, I) prior, its mixture prior and a "
-                    "latent diffusion pipeline (random classes, its default steps and guidance). Each caption "
-                    "gives the quality measured on thousands of samples (the table below says how).",
+                    "diffusion pipeline: a class-conditional one draws random classes at its default steps and "
+                    "guidance; a text-to-image one draws the prompt (blank: its validation prompts in turn) at its "
+                    "recommended setting. Each caption gives the quality measured on many samples, the same way "
+                    "for both models (the table below says how).",
                     elem_classes=["help"],
                     visible=side_by_side,
                 )
@@ -738,14 +740,21 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
                         elem_id="compare-vae",
                     )
                     compare_pipe = gr.Dropdown(
-                        pipelines,
-                        value=pipelines[0] if pipelines else None,
+                        drawers,
+                        value=drawers[0] if drawers else None,
                         allow_custom_value=True,
                         label="Diffusion pipeline",
                         elem_id="compare-pipeline",
                     )
                     compare_n = whole_slider(*explore.DIFFUSE_IMAGES, 16, "Images per column")
                     compare_seed = gr.Number(value=0, precision=0, minimum=0, maximum=explore.MAX_SEED, label="Seed")
+                    compare_prompt = gr.Textbox(
+                        "",  # a default: API clients of the older four-argument /compare need not send it
+                        label="Prompt (text-to-image pipelines)",
+                        placeholder="blank: its validation prompts in turn",
+                        max_length=explore.MAX_PROMPT_CHARS,
+                        elem_id="compare-prompt",
+                    )
                     compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-run")
                 compared = gr.Gallery(
                     label="Side by side",
@@ -882,7 +891,7 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         )
         compare_btn.click(
             run(ex.compare),
-            [compare_vae, compare_pipe, compare_n, compare_seed],
+            [compare_vae, compare_pipe, compare_n, compare_seed, compare_prompt],
             [compared, compared_numbers],
             api_name="compare",
             **MODEL,
@@ -917,8 +926,8 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         chosen.success(
             run(
                 lambda m: [
-                    m if ex.kind(m) == kind else gr.skip()
-                    for kind in ("vector", "pipeline", "pipeline", "text-to-image")
+                    m if ex.kind(m) in kinds else gr.skip()
+                    for kinds in (("vector",), ("pipeline", "text-to-image"), ("pipeline",), ("text-to-image",))
                 ]
             ),
             model,

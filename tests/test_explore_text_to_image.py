@@ -164,7 +164,6 @@ def editor(size: int = 40) -> dict:
 
 def test_a_text_to_image_folder_is_its_own_kind_with_its_tabs(explorer):
     assert explorer.kind("tiny-sd") == "text-to-image"
-    # Compare shows its measured records only: not a view it is offered for
     assert explorer.tabs("tiny-sd") == (
         "Text to image",
         "Image to image",
@@ -178,7 +177,7 @@ def test_a_text_to_image_folder_is_its_own_kind_with_its_tabs(explorer):
     with pytest.raises(
         InputError,
         match="is a text-to-image pipeline .* has no prior samples. Try Text to image, Image to image, "
-        "Inpaint or Prompt walk, or choose",
+        "Inpaint, Prompt walk or Compare, or choose",
     ):
         explorer.sample("tiny-sd")
     with pytest.raises(InputError, match="no reconstruction"):
@@ -279,3 +278,93 @@ def test_a_text_to_image_folder_over_the_size_limit_is_refused(pipe, tmp_path):
     ex = Explorer(["sd"], {"sd": tmp_path / "sd"}, files=OutputFiles(tmp_path / "out"), max_model_bytes=1000)
     with pytest.raises(InputError, match="above the limit of this Space of 0 MiB"):
         ex.entry("sd")
+
+
+# ==================================================================================== Compare beside a vector VAE
+def clip_record(**fields) -> dict:
+    return {"clip": "runs/tiny-clip", "dataset": "made-up", "num_samples": 16, **fields}
+
+
+@pytest.fixture(scope="module")
+def compare_explorer(pipe, tmp_path_factory):
+    """A text-to-image model that records its validation prompts and a measured recommended setting, one that
+    records neither, and an RGB vector VAE of the same data measured by a classifier and by the same CLIP."""
+    import json
+
+    from tiny import tiny_vae
+
+    from vae_hub.explore import Explorer, OutputFiles
+
+    root = tmp_path_factory.mktemp("t2i-compare")
+    sd, bare, vae = root / "tiny-sd", root / "bare-sd", root / "rgb-vae"
+    pipe.save_pretrained(sd)
+    pipe.save_pretrained(bare)
+    setting = {"scheduler": "DPM-Solver++", "num_inference_steps": 3, "guidance_scale": 2.0}
+    (sd / "training_info.json").write_text(
+        json.dumps({"validation_prompts": ["red disc, flat style", "  blue   square, noto style ", 7, ""]})
+    )
+    (sd / "metrics.json").write_text(
+        json.dumps(
+            {
+                "sample_quality": {
+                    "x": clip_record(kind="text-to-image pipeline", **setting, frechet_distance=2.0, r_precision=0.8),
+                    "y": clip_record(
+                        kind="text-to-image pipeline", **{**setting, "guidance_scale": 5.0}, frechet_distance=9.0
+                    ),
+                },
+                "recommended_settings": setting,
+            }
+        )
+    )
+    tiny_vae(sample_size=SIZE, in_channels=3, likelihood="laplace", prior_components=2).save_pretrained(vae)
+    classifier = {"classifier": "a-classifier", "dataset": "made-up", "num_samples": 16}
+    (vae / "metrics.json").write_text(
+        json.dumps(
+            {
+                "sample_quality": {
+                    "standard_prior": {**classifier, "kind": "vae", "prior": "standard", "frechet_distance": 9.99},
+                    "standard_prior_clip": clip_record(kind="vae", prior="standard", frechet_distance=14.25),
+                }
+            }
+        )
+    )
+    folders = {"tiny-sd": sd, "bare-sd": bare, "rgb-vae": vae}
+    return Explorer(list(folders), folders, files=OutputFiles(root / "out"))
+
+
+def test_compare_sets_a_text_to_image_model_beside_a_vector_vae_measured_with_its_clip(compare_explorer):
+    columns, table = compare_explorer.compare("rgb-vae", "tiny-sd", 4, 3)
+    assert [caption for _, caption in columns] == [
+        "N(0, I) prior · FD 14.25",  # the CLIP's record, not the classifier's 9.99
+        "mixture prior · not measured",
+        "text to image · FD 2.00 · R-precision 80.0%",
+    ]
+    assert (
+        "| text to image | tiny-sd | DPM-Solver++, 3 steps, guidance 2, its 2 validation prompts in turn | 2.00 | "
+        "80.0% | 16 |"
+    ) in table
+    assert "| N(0, I) prior | rgb-vae | temperature 1 | 14.25 | – | 16 |" in table and "R-precision ↑" in table
+    # one prompt: the images /text_to_image draws for it with the same setting and seed
+    columns, table = compare_explorer.compare("rgb-vae", "tiny-sd", 2, 3, "green square, noto style")
+    *_, (_, drawn, _, _) = compare_explorer.text_to_image(
+        "tiny-sd", "green square, noto style", "", 2, 3, 2.0, 3, "DPM-Solver++"
+    )
+    assert np.array_equal(np.asarray(columns[-1][0]), np.asarray(drawn))
+    assert '"green square, noto style"' in table
+
+
+def test_compare_of_a_text_to_image_model_without_prompts_or_records_says_so(compare_explorer):
+    with pytest.raises(InputError, match="bare-sd records no validation prompts to draw: type a prompt"):
+        compare_explorer.compare("rgb-vae", "bare-sd", 2, 0)
+    columns, _ = compare_explorer.compare("rgb-vae", "bare-sd", 1, 0, "red disc")
+    assert [caption for _, caption in columns] == [
+        "N(0, I) prior · FD 14.25",  # no record to match: any CLIP's, never the classifier's
+        "mixture prior · not measured",
+        "text to image · not measured",
+    ]
+    with pytest.raises(
+        InputError, match="tiny-sd is a text-to-image pipeline .* so it has no prior samples to compare"
+    ):
+        compare_explorer.compare("tiny-sd", "tiny-sd", 2, 0)
+    with pytest.raises(InputError, match="Prompt is 301 characters long"):
+        compare_explorer.compare("rgb-vae", "tiny-sd", 2, 0, "x" * 301)

@@ -112,13 +112,14 @@ def quality_record(entry: "ModelEntry", **setting) -> dict | None:
 
 def quality_caption(what: str, record: dict | None) -> str:
     """A short caption (a gallery cuts long ones): ``what`` and its measured Fréchet distance (FD, lower is better)
-    and, for a pipeline, class match."""
+    and, for a class-conditional pipeline, class match; for a text-to-image one, R-precision."""
     if record is None:
         return f"{what} · not measured"
-    match = record.get("class_match")
-    return f"{what} · FD {record['frechet_distance']:.2f}" + (
-        f" · class match {match:.1%}" if isinstance(match, float) else ""
-    )
+    caption = f"{what} · FD {record['frechet_distance']:.2f}"
+    for key, name in (("class_match", "class match"), ("r_precision", "R-precision")):
+        if isinstance(record.get(key), float):
+            caption += f" · {name} {record[key]:.1%}"
+    return caption
 
 
 COMPARE_NOTE = (
@@ -149,12 +150,17 @@ def different_data_note(vae: "ModelEntry", pipe: "ModelEntry") -> str | None:
     return None
 
 
-def quality_table(rows: list[tuple[str, str, str, dict | None]]) -> str:
-    """Markdown: one row per (column, model id, settings, record or None), the full numbers behind the captions."""
-    lines = ["| | model | settings | FD ↓ | class match ↑ | samples |", "|---|---|---|---|---|---|"]
+def quality_table(
+    rows: list[tuple[str, str, str, dict | None]], score: str = "class_match", note: str = COMPARE_NOTE
+) -> str:
+    """Markdown: one row per (column, model id, settings, record or None), the full numbers behind the captions;
+    ``score``: the records' second number, "class_match" (a classifier's) or "r_precision" (a CLIP's), and ``note``
+    says how they were measured."""
+    name = {"class_match": "class match", "r_precision": "R-precision"}[score]
+    lines = [f"| | model | settings | FD ↓ | {name} ↑ | samples |", "|---|---|---|---|---|---|"]
     for what, model_id, settings, record in rows:
         record = record or {}
-        fd, match, count = (record.get(k) for k in ("frechet_distance", "class_match", "num_samples"))
+        fd, match, count = (record.get(k) for k in ("frechet_distance", score, "num_samples"))
         lines.append(
             table_row(
                 what,
@@ -165,4 +171,4 @@ def quality_table(rows: list[tuple[str, str, str, dict | None]]) -> str:
                 f"{count:,}" if isinstance(count, int) else "–",
             )
         )
-    return "\n".join(lines + ["", COMPARE_NOTE])
+    return "\n".join(lines + ["", note])

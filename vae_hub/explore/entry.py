@@ -16,9 +16,13 @@ from ..loading import MAP_SAMPLE_NAME
 from ..models import SpatialVAEModel, VAEModel
 from ..pipelines import LatentDiffusionPipeline
 from ..space_models import InputError, Loaded
-from .checks import ACTIVE_KL_NATS, TRAVERSE_SLIDERS
+from .checks import ACTIVE_KL_NATS, DIFFUSE_IMAGES, TRAVERSE_SLIDERS
 from .kinds import KIND_NAMES, MAP_MODELS, TABS, _read_json, data_name
 from .latent_map import LatentMap, MapSample, build_latent_map
+from .text_to_image import MAX_PROMPT_CHARS
+
+
+MAX_VALIDATION_PROMPTS = DIFFUSE_IMAGES[1]  # Compare draws at most this many images: more would never be used
 
 
 @dataclass
@@ -61,9 +65,7 @@ class ModelEntry:
             "text-to-image": "it draws images from a text prompt, step by step, and has no code of its own to "
             "move through",
         }[self.kind]
-        # a text-to-image model's Compare tab only shows its records: not a view that uses it
-        skip = ("About", "Compare") if self.kind == "text-to-image" else ("About",)
-        *others, last = [t for t in TABS[self.kind] if t not in skip]
+        *others, last = [t for t in TABS[self.kind] if t != "About"]
         tabs = f"{', '.join(others)} or {last}" if others else last
         return InputError(
             f"{self.model_id} is {KIND_NAMES[self.kind]}: {why}, so it has no {view}. Try {tabs}, or choose {instead}."
@@ -162,6 +164,21 @@ class ModelEntry:
             return None
 
         return self._once("dataset", compute)
+
+    @property
+    def validation_prompts(self) -> list[str]:
+        """A text-to-image model's validation prompts as its ``training_info.json`` records them (its card's grid),
+        at most ``MAX_VALIDATION_PROMPTS``, each cut to ``MAX_PROMPT_CHARS``; [] when it records none."""
+
+        def compute() -> list[str]:
+            path = _model_file(self, "training_info.json")
+            prompts = _read_json(path).get("validation_prompts") if path else None
+            if not isinstance(prompts, list):
+                return []
+            kept = [" ".join(p.split())[:MAX_PROMPT_CHARS] for p in prompts if isinstance(p, str)]
+            return [p for p in kept if p][:MAX_VALIDATION_PROMPTS]
+
+        return self._once("validation_prompts", compute)
 
     @property
     def data_credits(self) -> str | None:

@@ -1,6 +1,7 @@
 """``Explorer``: the Space's endpoints, one method each, taking a model id first."""
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import PIL.Image
@@ -32,6 +33,7 @@ from .checks import (
     check_point,
 )
 from .diffusion import (
+    COMPARE_NOTE,
     class_labels,
     denoise,
     different_data_note,
@@ -47,8 +49,8 @@ from .inputs import prepare_image, sketch_to_image
 from .kinds import KIND_NAMES, TABS, _read_json, default_model_ids, folder_kind
 from .latent_map import manifold, mark_point
 from .reconstruction import reconstruct
-from .records import records_markdown
-from .text_to_image import TextToImageEndpoints, recommended_setting
+from .records import TEXT_TO_IMAGE_NOTE, TEXT_TO_IMAGE_RECORD, comparable_record, measured_by, records_markdown
+from .text_to_image import TextToImageEndpoints, check_prompt, check_sampling, draw, recommended_setting
 from .vector import interpolate, sample_images, traverse
 
 
@@ -370,36 +372,67 @@ class Explorer(TextToImageEndpoints):
         }
         return records_markdown(folders, recommended)
 
-    def compare(self, vae_id, pipeline_id, num_images=16, seed=0) -> tuple[list[tuple[PIL.Image.Image, str]], str]:
+    def compare(
+        self, vae_id, pipeline_id, num_images=16, seed=0, prompt=""
+    ) -> tuple[list[tuple[PIL.Image.Image, str]], str]:
         """/compare → ([(grid, caption)], markdown table): ``num_images`` samples of the vector VAE's N(0, I) prior,
-        of its mixture prior (if it has one) and of the pipeline (random classes, its default steps and guidance, its
-        own scheduler), each captioned with its sample quality as measured by ``evaluate_samples`` (read from the
-        models' metrics, not computed here); the table gives the models, settings and sample counts behind the
-        numbers, after a line that says so when the two models were trained on different data."""
+        of its mixture prior (if it has one) and of the pipeline, each captioned with its sample quality as measured
+        by ``evaluate_samples`` (read from the models' metrics, not computed here). A class-conditional pipeline
+        draws random classes at its default steps and guidance with its own scheduler, and its numbers are a
+        classifier's; a text-to-image pipeline draws ``prompt`` (blank: its validation prompts in turn) at its
+        recommended setting, and its numbers are a mini CLIP's, so the VAE's are those measured with the same CLIP
+        (``evaluate_samples --clip``). The table gives the models, settings and sample counts behind the numbers,
+        after a line that says so when the two models were trained on different data."""
         vae_entry, pipe_entry = self.entry(vae_id), self.entry(pipeline_id)
         vae = vae_entry.require_vector("prior samples to compare")
-        pipe = pipe_entry.require_pipeline("diffusion samples to compare")
+        if pipe_entry.kind != "text-to-image":
+            pipe_entry.require_pipeline("diffusion samples to compare")
         n = check_int(num_images, "Number of images", *DIFFUSE_IMAGES)
         seed = check_int(seed, "Seed", 0, MAX_SEED)
+        if pipe_entry.kind == "text-to-image":
+            name, (images, settings, record) = "text to image", self._text_to_image_column(pipe_entry, n, seed, prompt)
+            score, note = "r_precision", TEXT_TO_IMAGE_NOTE
+        else:
+            name, (images, settings, record) = "diffusion", self._diffusion_column(pipe_entry, n, seed)
+            score, note = "class_match", COMPARE_NOTE
+        way = "clip" if pipe_entry.kind == "text-to-image" else "classifier"
+        network = measured_by(record)[1] if record and measured_by(record) else None  # the VAE's: the same one
         columns, rows = [], []
-        for prior, name in (("standard", "N(0, I) prior"), ("mixture", "mixture prior")):
+        for prior, what in (("standard", "N(0, I) prior"), ("mixture", "mixture prior")):
             if prior == "standard" or vae.config.prior_components:
-                record = quality_record(vae_entry, kind="vae", prior=prior)
-                columns.append((sample_images(vae, n, seed, prior=prior), quality_caption(name, record)))
-                rows.append((name, vae_entry.model_id, "temperature 1", record))
+                prior_record = comparable_record(vae_entry, way, network, kind="vae", prior=prior)
+                columns.append((sample_images(vae, n, seed, prior=prior), quality_caption(what, prior_record)))
+                rows.append((what, vae_entry.model_id, "temperature 1", prior_record))
+        columns.append((show(images), quality_caption(name, record)))
+        rows.append((name, pipe_entry.model_id, settings, record))
+        table = quality_table(rows, score, note)
+        different = different_data_note(vae_entry, pipe_entry)
+        return columns, f"{different}\n\n{table}" if different else table
+
+    def _diffusion_column(self, entry: ModelEntry, n: int, seed: int) -> tuple[torch.Tensor, str, dict | None]:
+        """Compare's class-conditional column: images (n, C, H, W) of random classes, its settings, its record."""
+        pipe = entry.model
         steps, guidance = pipeline_defaults(pipe)  # with its own scheduler: as evaluate_samples measures it
         *_, (_, images) = denoise(
             pipe, class_labels(pipe, ANY_CLASS, n, seed), n, steps, guidance, seed, None, previews=0
         )
-        record = quality_record(pipe_entry, kind="pipeline", num_inference_steps=steps, guidance_scale=guidance)
-        columns.append((show(images), quality_caption("diffusion", record)))
-        rows.append(
-            (
-                "diffusion",
-                pipe_entry.model_id,
-                f"{steps} steps, guidance {guidance:g}, {type(pipe.scheduler).__name__}, random classes",
-                record,
-            )
-        )
-        note = different_data_note(vae_entry, pipe_entry)
-        return columns, f"{note}\n\n{quality_table(rows)}" if note else quality_table(rows)
+        record = quality_record(entry, kind="pipeline", num_inference_steps=steps, guidance_scale=guidance)
+        settings = f"{steps} steps, guidance {guidance:g}, {type(pipe.scheduler).__name__}, random classes"
+        return images, settings, record
+
+    def _text_to_image_column(
+        self, entry: ModelEntry, n: int, seed: int, prompt
+    ) -> tuple[torch.Tensor, str, dict | None]:
+        """Compare's text-to-image column: images (n, 3, H, W) of ``prompt`` (blank: the model's validation prompts
+        in turn) at its recommended setting, the settings in words, and its record at that setting."""
+        prompt = check_prompt(prompt, allow_empty=True)
+        prompts = [prompt] if prompt else entry.validation_prompts
+        if not prompts:
+            raise InputError(f"{entry.model_id} records no validation prompts to draw: type a prompt.")
+        setting = recommended_setting(entry)
+        sampling = check_sampling(setting.num_inference_steps, setting.guidance_scale, seed, setting.scheduler)
+        images = draw(entry.model, [prompts[i % len(prompts)] for i in range(n)], sampling)
+        record = quality_record(entry, kind=TEXT_TO_IMAGE_RECORD, **asdict(setting))
+        drawn = f'"{prompt}"' if prompt else f"its {len(prompts)} validation prompts in turn"
+        settings = f"{setting.scheduler}, {sampling.steps} steps, guidance {sampling.guidance:g}, {drawn}"
+        return images, settings, record

@@ -181,6 +181,20 @@ def text_to_image(
     yield from watch(sample)
 
 
+def draw(pipe: StableDiffusionPipeline, prompts: list[str], sampling: Sampling) -> torch.Tensor:
+    """One image per prompt, (len(prompts), 3, H, W) in [-1, 1], unwatched (Compare's column): the images
+    ``StableDiffusionPipeline.__call__`` gives for these prompts, settings and seed."""
+    own = request_pipeline(pipe, StableDiffusionPipeline, sampling.scheduler)
+    latents = own(
+        prompts,
+        num_inference_steps=sampling.steps,
+        guidance_scale=sampling.guidance,
+        generator=torch.Generator().manual_seed(sampling.seed),
+        output_type="latent",
+    ).images
+    return decode(own, latents)
+
+
 @dataclass
 class ImageToImageResult:
     """SDEdit's noised starting point as the autoencoder decodes it, and the result, both (1, 3, H, W) in [-1, 1];
