@@ -907,6 +907,10 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         tab = gr.State(own[0])
         tabs.select(opened, None, tab, queue=False, api_visibility="private")
 
+        def compare_partner(model_id):
+            partner = ex.compare_partner(model_id) if ex.kind(model_id) == "vector" else None
+            return partner or gr.skip()
+
         def fit_views(model_id, open_tab):
             # one update: the tabs shown and the one selected change together (a second update re-selected the
             # tab the server last chose, undoing a visitor's click made in between)
@@ -926,14 +930,16 @@ def build_demo(ex: Explorer | None = None) -> gr.Blocks:
         chosen.success(
             run(
                 lambda m: [
-                    m if ex.kind(m) in kinds else gr.skip()
-                    for kinds in (("vector",), ("pipeline", "text-to-image"), ("pipeline",), ("text-to-image",))
+                    m if ex.kind(m) == "vector" else gr.skip(),
+                    m if ex.kind(m) in ("pipeline", "text-to-image") else compare_partner(m),
+                    m if ex.kind(m) == "pipeline" else gr.skip(),
+                    m if ex.kind(m) == "text-to-image" else gr.skip(),
                 ]
             ),
             model,
             [compare_vae, compare_pipe, diffuse_model, t2i["model"]],
             api_visibility="private",
-        )  # Compare, Diffuse and the text-to-image views take it
+        )  # Compare (a vector VAE with a pipeline of its data), Diffuse and the text-to-image views take it
         chosen.success(
             run(lambda m: [gr.update(**u) for u in ex.slider_updates(m)]),
             model,

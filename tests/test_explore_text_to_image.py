@@ -301,7 +301,12 @@ def compare_explorer(pipe, tmp_path_factory):
     pipe.save_pretrained(bare)
     setting = {"scheduler": "DPM-Solver++", "num_inference_steps": 3, "guidance_scale": 2.0}
     (sd / "training_info.json").write_text(
-        json.dumps({"validation_prompts": ["red disc, flat style", "  blue   square, noto style ", 7, ""]})
+        json.dumps(
+            {
+                "validation_prompts": ["red disc, flat style", "  blue   square, noto style ", 7, ""],
+                "dataset_name": "../datasets/made-up",
+            }
+        )
     )
     (sd / "metrics.json").write_text(
         json.dumps(
@@ -317,6 +322,7 @@ def compare_explorer(pipe, tmp_path_factory):
         )
     )
     tiny_vae(sample_size=SIZE, in_channels=3, likelihood="laplace", prior_components=2).save_pretrained(vae)
+    (vae / "training_info.json").write_text(json.dumps({"dataset_name": "/data/Made_Up"}))
     classifier = {"classifier": "a-classifier", "dataset": "made-up", "num_samples": 16}
     (vae / "metrics.json").write_text(
         json.dumps(
@@ -351,6 +357,13 @@ def test_compare_sets_a_text_to_image_model_beside_a_vector_vae_measured_with_it
     )
     assert np.array_equal(np.asarray(columns[-1][0]), np.asarray(drawn))
     assert '"green square, noto style"' in table
+
+
+def test_compare_partner_is_the_pipeline_of_the_vaes_data(compare_explorer, tmp_path):
+    assert compare_explorer.compare_partner("rgb-vae") == "tiny-sd"  # a local copy by another path: the same data
+    (compare_explorer.loader.source("rgb-vae").folder / "training_info.json").write_text('{"dataset_name": "mnist"}')
+    assert compare_explorer.compare_partner("rgb-vae") is None
+    (compare_explorer.loader.source("rgb-vae").folder / "training_info.json").write_text('{"dataset_name": "made-up"}')
 
 
 def test_compare_of_a_text_to_image_model_without_prompts_or_records_says_so(compare_explorer):

@@ -41,12 +41,13 @@ from .diffusion import (
     quality_caption,
     quality_record,
     quality_table,
+    same_data,
 )
 from .display import display_scale, show
 from .entry import ModelEntry
 from .files import OutputFiles
 from .inputs import prepare_image, sketch_to_image
-from .kinds import KIND_NAMES, TABS, _read_json, default_model_ids, folder_kind
+from .kinds import KIND_NAMES, TABS, _read_json, data_name, default_model_ids, folder_kind
 from .latent_map import manifold, mark_point
 from .reconstruction import reconstruct
 from .records import TEXT_TO_IMAGE_NOTE, TEXT_TO_IMAGE_RECORD, comparable_record, measured_by, records_markdown
@@ -308,6 +309,19 @@ class Explorer(TextToImageEndpoints):
     def offered(self, kind: str) -> list[str]:
         """The offered models of ``kind`` (``KINDS``) that are folders on this machine (known without loading)."""
         return [i for i in self.model_ids if self.known_kind(i) == kind]
+
+    def compare_partner(self, vae_id: str) -> str | None:
+        """The offered diffusion pipeline (class-conditional or text-to-image) trained on the vector VAE's data, by
+        their folders' ``training_info.json`` (without loading either): Compare's partner for it; None if none."""
+
+        def data(model_id: str) -> str | None:
+            folder = self.loader.source(model_id).folder
+            recorded = _read_json(folder / "training_info.json").get("dataset_name") if folder else None
+            return data_name(recorded) if isinstance(recorded, str) and recorded else None
+
+        own = data(vae_id)
+        drawers = self.offered("pipeline") + self.offered("text-to-image")
+        return next((i for i in drawers if own and (other := data(i)) and same_data(own, other)), None)
 
     def known_class_names(self, model_id: str) -> list[str]:
         """The class names of an offered pipeline folder, from its ``model_index.json`` (without loading it)."""
