@@ -454,12 +454,17 @@ def test_cli_refuses_a_classifier_of_other_data(folders, capsys):
     assert "training/train_classifier.py" in error and "--classifier" in error
 
 
+def one_line_error(capsys, run, *argv) -> str:
+    """The last line of what ``run(*argv)`` printed on exiting with code 2 (argparse's error line)."""
+    with pytest.raises(SystemExit) as exit_info:
+        run(*argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
 def test_cli_refuses_generators_it_cannot_measure(folders, capsys, monkeypatch):
     def error_of(*argv) -> str:
-        with pytest.raises(SystemExit) as exit_info:
-            cli(folders, *argv)
-        assert exit_info.value.code == 2
-        return capsys.readouterr().err.strip().splitlines()[-1]
+        return one_line_error(capsys, lambda *a: cli(folders, *a), *argv)
 
     assert "cannot read the config.json of /no/such" in error_of("--generator", "/no/such")
     big = folders.root / "vae16"
@@ -522,10 +527,7 @@ def test_clip_measures_a_vae_prior_on_as_many_samples_as_the_split_and_records_i
 
 def test_clip_refuses_what_it_cannot_measure_in_one_line(clip_folders, capsys, tmp_path):
     def error_of(*argv) -> str:
-        with pytest.raises(SystemExit) as exit_info:
-            clip_cli(clip_folders, *argv)
-        assert exit_info.value.code == 2
-        return capsys.readouterr().err.strip().splitlines()[-1]
+        return one_line_error(capsys, lambda *a: clip_cli(clip_folders, *a), *argv)
 
     grey = tmp_path / "grey"
     tiny.tiny_vae(sample_size=tiny.SIZE).save_pretrained(grey)
