@@ -2,11 +2,12 @@
 
     python space/take_screenshots.py                  # the shipped models (space/models/*)
     python space/take_screenshots.py /path/to/model   # any VAEModel folders, comma-separated, offered first
-    python space/take_screenshots.py --text_to_image  # only the emoji-sd tabs (9-text-to-image.png … 13-about-emoji-sd.png)
+    python space/take_screenshots.py --text_to_image  # only the emoji tabs (9-text-to-image.png … 14-compare-emoji.png)
 
 The vector VAE's tabs show the first model offered; Diffuse and Compare show the shipped pipeline
 ``fashion-mnist-ldm`` (Compare beside the first vector VAE, above every model's measured records); Text to image,
-Image to image, Inpaint, Prompt walk and a second About show the shipped miniature Stable Diffusion ``emoji-sd``. Needs Debian's ``chromium`` and the ``playwright``
+Image to image, Inpaint, Prompt walk and a second About show the shipped miniature Stable Diffusion ``emoji-sd``, and a
+second Compare sets it beside the vector VAE of the same data, ``emoji-vector-vae``. Needs Debian's ``chromium`` and the ``playwright``
 package (its own browser download is not used).
 """
 
@@ -27,6 +28,7 @@ from space_helpers import running_space, select_tab, shipped_models  # noqa: E40
 
 PIPELINE = "fashion-mnist-ldm"
 TEXT_TO_IMAGE = "emoji-sd"
+EMOJI_VECTOR_VAE = "emoji-vector-vae"
 EMOJI = HERE / "examples" / "emoji"
 FLAGS = [
     "--headless",
@@ -122,6 +124,18 @@ def text_to_image_shots(page, shot) -> None:
     open_tab(page, "About", "#about")
     page.wait_for_function(f"() => document.querySelector('#about')?.innerText.includes('{TEXT_TO_IMAGE}')")
     shot("13-about-emoji-sd")
+
+    choose_model(page, EMOJI_VECTOR_VAE, "-D latent", "Latent map", "Prompt walk")
+    open_tab(page, "Compare", "#compare-run")
+    page.wait_for_function(  # choosing the VAE set the pipeline of its data beside it
+        f"() => document.querySelector('#compare-pipeline input')?.value === '{TEXT_TO_IMAGE}'"
+    )
+    page.click("#compare-run")
+    page.wait_for_function(
+        "() => { const i = [...document.querySelectorAll('#compare-grid img')]; "
+        "return i.length === 3 && i.every(i => i.complete && i.naturalWidth > 0); }"
+    )
+    shot("14-compare-emoji")
 
 
 def main(models: list[str], text_to_image_only: bool = False) -> None:

@@ -245,7 +245,7 @@ class Explorer(TextToImageEndpoints):
                 f"**{entry.model_id}** · text-to-image pipeline (StableDiffusionPipeline) · RGB {size}×{size} "
                 f"images{data} · {len(pipe.tokenizer):,}-token vocabulary · samples with "
                 f"{recommended_setting(entry).describe()} · Text to image, Image to image, Inpaint, Prompt walk, "
-                "its measured records in Compare, and About"
+                "Compare (beside a vector VAE of its data) and About"
             )
         if entry.kind == "pipeline":
             pipe = entry.model
