@@ -157,3 +157,32 @@ def test_about_shows_records_of_another_shape_without_failing(tmp_path):
     assert "could not be read" in about and "### Data shown here" in about
     (folder / "training_info.json").write_text("{not json")
     assert "could not be read" in Explorer([str(folder)], {}).about(folder.name)
+
+
+def test_a_vae_measured_with_a_mini_clip_says_so_in_its_card(tmp_path):
+    """A vector VAE's prior measured like a text-to-image pipeline (``evaluate_samples --clip``): its rows say so,
+    and the card explains the CLIP's measure, not a classifier's (which measured none of them)."""
+    import json
+
+    folder = tiny_model_folder(tmp_path / "model")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["sample_quality"] = {
+        "standard_prior_clip": {
+            "kind": "vae",
+            "prior": "standard",
+            "frechet_distance": 14.25,
+            "num_samples": 756,
+            "clip": "space/models/emoji-clip",
+            "split": "test",
+        }
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    card = hub.build_card(folder, "org/model")
+    text = str(card)
+    assert table_row("this model, N(0, I) prior, mini CLIP", "14.25", "—", "756") in text
+    assert (
+        "image features of the mini CLIP `space/models/emoji-clip`" in text
+        and "classifier" not in text.split("## Sample")[1]
+    )
+    [result] = [r for r in card.data.eval_results if r.metric_type == "frechet_distance"]
+    assert result.metric_name.startswith("Fréchet distance, mini CLIP image features")

@@ -316,7 +316,8 @@ def sample_quality(kind: str, metrics: dict, vae_folder: str | None = None) -> d
             rows.append(
                 {
                     "own": own,
-                    "label": f"{who}, {describe_setting(record)}",
+                    "label": f"{who}, {describe_setting(record)}" + (", mini CLIP" if record.get("clip") else ""),
+                    "features": "mini CLIP image features" if record.get("clip") else "classifier features",
                     "fd_value": round(float(fd), 3) if fd is not None else None,
                     "match_value": round(float(match), 4) if match is not None else None,
                     "fd": f"{fd:.2f}" if fd is not None else "—",
@@ -328,9 +329,12 @@ def sample_quality(kind: str, metrics: dict, vae_folder: str | None = None) -> d
             )
             records.append(record)
     classifier = next((r["classifier"] for r in records if r.get("classifier")), None)
+    clip = next((r["clip"] for r in records if r.get("clip")), None)
     return {
         "quality_rows": rows,
         "classifier_md": reference(classifier, HUB_URL) or "recorded with each number",
+        "clip_md": reference(clip, HUB_URL),  # None when no record was measured with a mini CLIP
+        "quality_by_classifier": any(not r.get("clip") for r in records),
         "quality_commands": (
             commands := sweep_commands([shareable_command(r["command"]) for r in records if r.get("command")])
         ),

@@ -99,7 +99,7 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
                 dataset_name=dataset_label,
                 dataset_split=row["split"],
                 metric_type="frechet_distance",
-                metric_name=f"Fréchet distance, classifier features ({row['label']}, {row['n']} samples)",
+                metric_name=f"Fréchet distance, {row['features']} ({row['label']}, {row['n']} samples)",
                 metric_value=row["fd_value"],
             )
             for row in quality["quality_rows"]
