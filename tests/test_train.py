@@ -165,6 +165,7 @@ def test_run_writes_a_complete_model_folder(gray_run):
         "metrics.json",
         "training_info.json",
         "samples.png",
+        "mixture_samples.png",  # its prior has 2 components
         "reconstructions.png",
         "loss_curve.png",
         "latent_map_sample.npz",
@@ -732,6 +733,7 @@ def test_two_cpu_processes_train_and_resume_bit_identical(data, tmp_path):
         "metrics.json",
         "training_info.json",
         "samples.png",
+        "mixture_samples.png",
         "reconstructions.png",
         "loss_curve.png",
         "latent_map_sample.npz",

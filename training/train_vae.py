@@ -922,6 +922,8 @@ def finish(
         else:
             say(f"mixture prior: {prior.describe()}")
             vae.save_pretrained(output_dir)
+            mixture_samples = vae.generate(64, generator=torch.Generator().manual_seed(args.seed), prior="mixture")
+            make_grid(mixture_samples, nrow=8, scale=2).save(output_dir / "mixture_samples.png")
     dataset = args.dataset_name or args.train_data_dir
     if "latent_dim" in vae.config:  # a vector model's latent map in the Space: its own held-out images
         MapSample.from_images(

@@ -19,6 +19,7 @@ from .hub.cards import (
     card_names,
     evaluation_values,
     figure_entries,
+    folder_notes,
     render_section,
     template_path,
     training_data,
@@ -28,7 +29,6 @@ from .models import AutoencoderKLWithLikelihood
 from .records import HUB_URL, hub_id, read_json, reference, shareable_command
 
 
-NOTES_NAME = "NOTES.md"
 CARD_TAGS = ["vae", "autoencoder-kl", "stable-diffusion", "latent-diffusion", "diffusers", PROJECT_TAG]
 PIPELINE_TAG = "image-to-image"  # encode and decode: the Hub has no autoencoder task
 
@@ -71,7 +71,6 @@ def build_autoencoder_kl_card(folder, repo_id: str | None = None, *, dataset_id:
         model_name=names["name"] if eval_results else None,
         eval_results=eval_results,
     )
-    notes = folder / NOTES_NAME
     return ModelCard.from_template(
         card_data,
         template_path=template_path("autoencoder_kl"),
@@ -85,7 +84,7 @@ def build_autoencoder_kl_card(folder, repo_id: str | None = None, *, dataset_id:
         base_model_md=reference(info.get("base_model"), HUB_URL),
         decoder_only=(info.get("args") or {}).get("train_decoder_only"),
         figures=figure_entries(folder, FIGURE_CAPTIONS),
-        notes=notes.read_text(encoding="utf-8").strip() if notes.is_file() else None,
+        notes=folder_notes(folder),
         **evaluation_values(metrics, rows),
         likelihood=config["likelihood"],
         latents=metrics.get("latents"),

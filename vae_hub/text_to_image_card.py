@@ -29,7 +29,6 @@ FIGURE_CAPTIONS = {
     "samples.png": "Samples of the validation prompts, a row each, from the training run's last step (its settings).",
     "loss_curve.png": "Training curve: the denoising loss.",
 }
-NOTES_NAME = "NOTES.md"  # written by a person who looked at the samples: the card's "What the samples show"
 
 
 def build_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
@@ -46,7 +45,6 @@ def build_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
         (r for r in (metrics.get(RECORD_KEY) or {}).values() if r.get("kind") == "text-to-image pipeline"),
         key=lambda r: (r["scheduler"], r["num_inference_steps"], r["guidance_scale"]),
     )
-    notes = folder / NOTES_NAME
     credits = training_data_credits(info, readme)
     name = repo_id.split("/")[-1] if repo_id else folder.resolve().name
     args = info.get("args") or {}
@@ -114,7 +112,7 @@ def build_card(folder: str | Path, repo_id: str | None = None) -> ModelCard:
         guidance=args.get("guidance_scale", 4.0),
         evaluation=[evaluation_row(r, recommended) for r in records],
         evaluation_note=records and evaluation_note(records[0]),
-        notes=notes.read_text(encoding="utf-8").strip() if notes.is_file() else None,
+        notes=hub.cards.folder_notes(folder),
         max_length=info.get("model_max_length"),
         vocab_size=info.get("tokenizer_vocab_size"),
         architecture=architecture,

@@ -22,6 +22,8 @@ LICENSE = "apache-2.0"
 PROJECT_TAG = "vae-hub"
 FIGURE_CAPTIONS = {  # the known figures, in the order a card shows them
     "samples.png": "Samples: latents drawn from the prior N(0, I) and decoded (the decoder's mean image).",
+    "mixture_samples.png": "Samples of the mixture prior fitted to the training codes (where real images encode to), "
+    "decoded.",
     "reconstructions.png": "Reconstructions: held-out images (left of each pair) and their reconstructions from "
     "the posterior mean (right).",
     "latents.png": "Latent maps of held-out images, one row per image, one small image per latent channel, scaled "
@@ -41,6 +43,15 @@ def render_section(name: str, **values) -> str:
     ``table_cell`` (a ``|`` in a value would split its row)."""
     text = (TEMPLATES / "sections" / f"{name}.md").read_text(encoding="utf-8")
     return jinja2.Template(text).render(cell=table_cell, quality_columns=QUALITY_COLUMNS, **values)
+
+
+NOTES_NAME = "NOTES.md"  # written by a person who looked at the grids: the card's "What the grids show"
+
+
+def folder_notes(folder: Path) -> str | None:
+    """The text of the folder's ``NOTES.md``, stripped, or None when it has none."""
+    notes = Path(folder) / NOTES_NAME
+    return notes.read_text(encoding="utf-8").strip() if notes.is_file() else None
 
 
 def figures(folder: Path) -> list[Path]:

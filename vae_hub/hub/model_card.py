@@ -7,6 +7,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .. import remote_code
+from ..data import data_credits
 from ..description import METRICS_NAME, TRAINING_INFO_NAME, describe_model, image_desc
 from ..loading import check_model_folder, is_pipeline_folder
 from ..markdown import table_cell
@@ -20,6 +21,7 @@ from .cards import (
     card_names,
     evaluation_values,
     figure_entries,
+    folder_notes,
     render_section,
     template_path,
     training_data,
@@ -129,6 +131,8 @@ def build_model_card(folder, repo_id: str | None = None, *, dataset_id: str | No
         latent_desc="×".join(map(str, model.latent_shape)) if spatial else None,
         mixture=config.get("prior_components", 0),
         dataset_md=dataset_md,
+        credits=data_credits(info),
+        notes=folder_notes(folder),
         base_model_md=reference(base_model, HUB_URL),
         figures=figure_entries(folder, FIGURE_CAPTIONS),
         **evaluation_values(metrics, rows),
