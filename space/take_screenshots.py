@@ -22,6 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 from space_helpers import running_space, select_tab, shipped_models  # noqa: E402
 
@@ -125,11 +126,21 @@ def text_to_image_shots(page, shot) -> None:
     page.wait_for_function(f"() => document.querySelector('#about')?.innerText.includes('{TEXT_TO_IMAGE}')")
     shot("13-about-emoji-sd")
 
+
+def compare_emoji_shot(page, shot) -> None:
+    """Compare with the emoji pair: the vector VAE chosen, and beside it the pipeline of its data."""
     choose_model(page, EMOJI_VECTOR_VAE, "-D latent", "Latent map", "Prompt walk")
-    open_tab(page, "Compare", "#compare-run")
-    page.wait_for_function(  # choosing the VAE set the pipeline of its data beside it
-        f"() => document.querySelector('#compare-pipeline input')?.value === '{TEXT_TO_IMAGE}'"
-    )
+    for attempt in range(5):  # a late update of the model choice may re-select another tab: open Compare again
+        open_tab(page, "Compare", "#compare-run")
+        try:  # choosing the VAE set the pipeline of its data beside it (a tab's widgets exist once it is open)
+            page.wait_for_function(
+                f"() => document.querySelector('#compare-pipeline input')?.value === '{TEXT_TO_IMAGE}'",
+                timeout=20_000,
+            )
+            break
+        except PlaywrightTimeout:
+            if attempt == 4:
+                raise
     page.click("#compare-run")
     page.wait_for_function(
         "() => { const i = [...document.querySelectorAll('#compare-grid img')]; "
@@ -163,6 +174,7 @@ def main(models: list[str], text_to_image_only: bool = False) -> None:
             if not text_to_image_only:
                 vae_and_pipeline_shots(page, shot)
             text_to_image_shots(page, shot)
+            compare_emoji_shot(page, shot)
         except Exception:
             failed = Path(tempfile.gettempdir()) / "vae-hub-screenshot-failed.png"
             page.screenshot(path=str(failed), full_page=True)
