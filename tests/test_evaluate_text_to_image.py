@@ -217,8 +217,14 @@ def test_bad_flags_one_line(folders, flags, message, capsys):
 
 def test_text_to_image_flags_refused_for_other_generators(folders, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        evaluate_samples.main(["--generator", str(tmp_path), "--dataset_name", folders["data"], "--clip", "x"])
-    assert "--clip: it is for a text-to-image pipeline" in capsys.readouterr().err
+        evaluate_samples.main(["--generator", str(tmp_path), "--dataset_name", folders["data"], "--scheduler", "DDIM"])
+    assert "--scheduler: it is for a text-to-image pipeline" in capsys.readouterr().err
+    # --clip measures a VAE too (test_evaluate_samples): a folder that holds no CLIP is named in one line
+    with pytest.raises(SystemExit):
+        evaluate_samples.main(
+            ["--generator", str(tmp_path), "--dataset_name", folders["data"], "--clip", str(tmp_path)]
+        )
+    assert f"error: --clip {tmp_path}: " in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_prompt_grid_has_a_row_per_prompt(folders, tmp_path, capsys):
