@@ -322,7 +322,9 @@ def compare_explorer(pipe, tmp_path_factory):
         )
     )
     tiny_vae(sample_size=SIZE, in_channels=3, likelihood="laplace", prior_components=2).save_pretrained(vae)
-    (vae / "training_info.json").write_text(json.dumps({"dataset_name": "/data/Made_Up"}))
+    (vae / "training_info.json").write_text(
+        json.dumps({"dataset_name": "/data/Made_Up", "dataset_credit": "Made-up emoji (CC-BY 4.0)"})
+    )
     classifier = {"classifier": "a-classifier", "dataset": "made-up", "num_samples": 16}
     (vae / "metrics.json").write_text(
         json.dumps(
@@ -350,6 +352,7 @@ def test_compare_sets_a_text_to_image_model_beside_a_vector_vae_measured_with_it
         "80.0% | 16 |"
     ) in table
     assert "| N(0, I) prior | rgb-vae | temperature 1 | 14.25 | – | 16 |" in table and "R-precision ↑" in table
+    assert table.endswith("**Training data credits:** Made-up emoji (CC-BY 4.0)")  # the images shown owe it
     # one prompt: the images /text_to_image draws for it with the same setting and seed
     columns, table = compare_explorer.compare("rgb-vae", "tiny-sd", 2, 3, "green square, noto style")
     *_, (_, drawn, _, _) = compare_explorer.text_to_image(
@@ -363,7 +366,9 @@ def test_compare_partner_is_the_pipeline_of_the_vaes_data(compare_explorer, tmp_
     assert compare_explorer.compare_partner("rgb-vae") == "tiny-sd"  # a local copy by another path: the same data
     (compare_explorer.loader.source("rgb-vae").folder / "training_info.json").write_text('{"dataset_name": "mnist"}')
     assert compare_explorer.compare_partner("rgb-vae") is None
-    (compare_explorer.loader.source("rgb-vae").folder / "training_info.json").write_text('{"dataset_name": "made-up"}')
+    (compare_explorer.loader.source("rgb-vae").folder / "training_info.json").write_text(
+        '{"dataset_name": "made-up", "dataset_credit": "Made-up emoji (CC-BY 4.0)"}'
+    )
 
 
 def test_compare_of_a_text_to_image_model_without_prompts_or_records_says_so(compare_explorer):

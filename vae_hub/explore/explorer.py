@@ -420,6 +420,9 @@ class Explorer(TextToImageEndpoints):
         columns.append((show(images), quality_caption(name, record)))
         rows.append((name, pipe_entry.model_id, settings, record))
         table = quality_table(rows, score, note)
+        credits = dict.fromkeys(c for e in (vae_entry, pipe_entry) if (c := e.data_credits))  # shown images' data
+        if credits:
+            table += "\n\n**Training data credits:** " + "; ".join(credits)
         different = different_data_note(vae_entry, pipe_entry)
         return columns, f"{different}\n\n{table}" if different else table
 
