@@ -659,6 +659,7 @@ def test_an_autoencoder_kl_reconstructs_rgb_interpolates_and_credits_its_data(tm
     assert ids == ["emoji-vae"]  # its folder's config names AutoencoderKL: offered as a spatial autoencoder
     ex = Explorer(ids, shipped, explore.OutputFiles(tmp_path / "files"))
     assert ex.kind("emoji-vae") == "spatial" and "AutoencoderKL, latents 4×8×8" in ex.status("emoji-vae")
+    assert ex.status("emoji-vae").endswith("**Training data:** Twemoji (CC-BY 4.0); dataset licence: `cc-by-4.0`")
     red = PIL.Image.new("RGBA", (32, 32), (0, 0, 0, 0))
     PIL.ImageDraw.Draw(red).ellipse((8, 8, 24, 24), fill=(255, 0, 0, 255))
     seen, recon, latents, code, summary = ex.reconstruct("emoji-vae", red)

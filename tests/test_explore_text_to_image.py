@@ -3,6 +3,8 @@ streamed before the final images, which equal diffusers' own call; SDEdit's nois
 unmasked part within the autoencoder's own error; prompt walks; unknown words; bad input refused in one line.
 """
 
+import json
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -237,7 +239,6 @@ def test_bad_input_is_refused_in_one_line(explorer, call, message):
 
 
 def rewrite_json(path, **changes) -> None:
-    import json
 
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
 
@@ -289,7 +290,6 @@ def clip_record(**fields) -> dict:
 def compare_explorer(pipe, tmp_path_factory):
     """A text-to-image model that records its validation prompts and a measured recommended setting, one that
     records neither, and an RGB vector VAE of the same data measured by a classifier and by the same CLIP."""
-    import json
 
     from tiny import tiny_vae
 
@@ -360,6 +360,24 @@ def test_compare_sets_a_text_to_image_model_beside_a_vector_vae_measured_with_it
     )
     assert np.array_equal(np.asarray(columns[-1][0]), np.asarray(drawn))
     assert '"green square, noto style"' in table
+
+
+def test_the_status_line_above_every_view_credits_the_training_data(pipe, tmp_path):
+    """Text to image, Image to image, Inpaint and Prompt walk show a model's images under the status line: it carries
+    the credits the training data asks for, and says nothing of credits where none were recorded."""
+    from vae_hub.explore import Explorer, OutputFiles
+
+    credited, bare = tmp_path / "credited-sd", tmp_path / "bare-sd"
+    for folder in (credited, bare):
+        pipe.save_pretrained(folder)
+    (credited / "training_info.json").write_text(
+        json.dumps({"dataset_name": "/data/made-up", "dataset_credit": "Made-up emoji (CC-BY 4.0)"})
+    )
+    folders = {"credited-sd": credited, "bare-sd": bare}
+    ex = Explorer(list(folders), folders, files=OutputFiles(tmp_path / "out"))
+    description, credit = ex.status("credited-sd").split("  \n")
+    assert "text-to-image pipeline" in description and credit == "**Training data:** Made-up emoji (CC-BY 4.0)"
+    assert "Training data" not in ex.status("bare-sd") and "/data/made-up" not in ex.status("credited-sd")
 
 
 def test_compare_partner_is_the_pipeline_of_the_vaes_data(compare_explorer, tmp_path):

@@ -235,41 +235,11 @@ class Explorer(TextToImageEndpoints):
         return m.rounded(*m.manifold_pixel_to_plane(px, py, side * display_scale(side, MANIFOLD_WIDTH), n))
 
     def status(self, model_id) -> str:
-        """One markdown line describing the loaded model (and loading it, so errors show here first)."""
+        """Markdown above every view: a line describing the loaded model (loading it, so errors show here first),
+        then the credits its training data asks for, so every view showing its images carries them."""
         entry = self.entry(model_id)
-        data = f" of `{entry.dataset}`" if entry.dataset else ""
-        if entry.kind == "text-to-image":
-            pipe = entry.model
-            size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-            return (
-                f"**{entry.model_id}** · text-to-image pipeline (StableDiffusionPipeline) · RGB {size}×{size} "
-                f"images{data} · {len(pipe.tokenizer):,}-token vocabulary · samples with "
-                f"{recommended_setting(entry).describe()} · Text to image, Image to image, Inpaint, Prompt walk, "
-                "Compare (beside a vector VAE of its data) and About"
-            )
-        if entry.kind == "pipeline":
-            pipe = entry.model
-            vae, unet = pipe.vae.config, pipe.unet.config
-            latents = f"{unet.in_channels}×{unet.sample_size}×{unet.sample_size}"
-            classes = f"{pipe.num_classes} classes" if pipe.num_classes else "unconditional"
-            return (
-                f"**{entry.model_id}** · latent diffusion pipeline · {classes} · "
-                f"{vae.in_channels}×{vae.sample_size}×{vae.sample_size} images{data} from {latents} latents · "
-                "Diffuse, Compare and About only"
-            )
-        cfg = entry.model.config
-        images = f"**{entry.model_id}** · {cfg.in_channels}×{cfg.sample_size}×{cfg.sample_size} images{data}"
-        if entry.spatial:
-            cls = "AutoencoderKL" if isinstance(entry.model, AutoencoderKLWithLikelihood) else "spatial autoencoder"
-            return (
-                f"{images} · {cls}, latents {'×'.join(map(str, entry.model.latent_shape))} · "
-                f"{cfg.likelihood} likelihood · Reconstruct, Interpolate and About only"
-            )
-        mixture = f"mixture prior ({cfg.prior_components} components)" if cfg.prior_components else "no mixture prior"
-        return (
-            f"{images} · {cfg.latent_dim}-D latent · {cfg.likelihood} likelihood · {mixture} · "
-            "Diffuse needs a diffusion pipeline"
-        )
+        credits = entry.data_credits
+        return describe(entry) + (f"  \n**Training data:** {credits}" if credits else "")
 
     def problem(self, model_id) -> str:
         """The status line after a model could not be chosen: what is wrong, in words, instead of the previous
@@ -453,3 +423,40 @@ class Explorer(TextToImageEndpoints):
         drawn = f'"{prompt}"' if prompt else f"its {len(prompts)} validation prompts in turn"
         settings = f"{setting.scheduler}, {sampling.steps} steps, guidance {sampling.guidance:g}, {drawn}"
         return images, settings, record
+
+
+def describe(entry: ModelEntry) -> str:
+    """One markdown line describing a loaded model: kind, images, latents, and the views that apply."""
+    data = f" of `{entry.dataset}`" if entry.dataset else ""
+    if entry.kind == "text-to-image":
+        pipe = entry.model
+        size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        return (
+            f"**{entry.model_id}** · text-to-image pipeline (StableDiffusionPipeline) · RGB {size}×{size} "
+            f"images{data} · {len(pipe.tokenizer):,}-token vocabulary · samples with "
+            f"{recommended_setting(entry).describe()} · Text to image, Image to image, Inpaint, Prompt walk, "
+            "Compare (beside a vector VAE of its data) and About"
+        )
+    if entry.kind == "pipeline":
+        pipe = entry.model
+        vae, unet = pipe.vae.config, pipe.unet.config
+        latents = f"{unet.in_channels}×{unet.sample_size}×{unet.sample_size}"
+        classes = f"{pipe.num_classes} classes" if pipe.num_classes else "unconditional"
+        return (
+            f"**{entry.model_id}** · latent diffusion pipeline · {classes} · "
+            f"{vae.in_channels}×{vae.sample_size}×{vae.sample_size} images{data} from {latents} latents · "
+            "Diffuse, Compare and About only"
+        )
+    cfg = entry.model.config
+    images = f"**{entry.model_id}** · {cfg.in_channels}×{cfg.sample_size}×{cfg.sample_size} images{data}"
+    if entry.spatial:
+        cls = "AutoencoderKL" if isinstance(entry.model, AutoencoderKLWithLikelihood) else "spatial autoencoder"
+        return (
+            f"{images} · {cls}, latents {'×'.join(map(str, entry.model.latent_shape))} · "
+            f"{cfg.likelihood} likelihood · Reconstruct, Interpolate and About only"
+        )
+    mixture = f"mixture prior ({cfg.prior_components} components)" if cfg.prior_components else "no mixture prior"
+    return (
+        f"{images} · {cfg.latent_dim}-D latent · {cfg.likelihood} likelihood · {mixture} · "
+        "Diffuse needs a diffusion pipeline"
+    )
