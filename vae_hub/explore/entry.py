@@ -17,7 +17,7 @@ from ..models import SpatialVAEModel, VAEModel
 from ..pipelines import LatentDiffusionPipeline
 from ..space_models import InputError, Loaded
 from .checks import ACTIVE_KL_NATS, DIFFUSE_IMAGES, TRAVERSE_SLIDERS
-from .kinds import KIND_NAMES, MAP_MODELS, TABS, _read_json, data_name
+from .kinds import KIND_NAMES, MAP_MODELS, TABS, _read_json, recorded_data_name
 from .latent_map import LatentMap, MapSample, build_latent_map
 from .text_to_image import MAX_PROMPT_CHARS
 
@@ -156,12 +156,7 @@ class ModelEntry:
                 datasets = None
             if datasets:
                 return str(datasets[0] if isinstance(datasets, list) else datasets)[:200]
-            for name, key in (("training_info.json", "dataset_name"), ("metrics.json", "dataset")):
-                path = _model_file(self, name)
-                value = _read_json(path).get(key) if path else None
-                if isinstance(value, str) and value:
-                    return data_name(value)
-            return None
+            return recorded_data_name(self.loaded.folder)
 
         return self._once("dataset", compute)
 

@@ -47,7 +47,7 @@ from .display import display_scale, show
 from .entry import ModelEntry
 from .files import OutputFiles
 from .inputs import prepare_image, sketch_to_image
-from .kinds import KIND_NAMES, TABS, _read_json, data_name, default_model_ids, folder_kind
+from .kinds import KIND_NAMES, TABS, _read_json, default_model_ids, folder_kind, recorded_data_name
 from .latent_map import manifold, mark_point
 from .reconstruction import reconstruct
 from .records import TEXT_TO_IMAGE_NOTE, TEXT_TO_IMAGE_RECORD, comparable_record, measured_by, records_markdown
@@ -282,12 +282,11 @@ class Explorer(TextToImageEndpoints):
 
     def compare_partner(self, vae_id: str) -> str | None:
         """The offered diffusion pipeline (class-conditional or text-to-image) trained on the vector VAE's data, by
-        their folders' ``training_info.json`` (without loading either): Compare's partner for it; None if none."""
+        their folders' records (without loading either): Compare's partner for it; None if none."""
 
         def data(model_id: str) -> str | None:
             folder = self.loader.source(model_id).folder
-            recorded = _read_json(folder / "training_info.json").get("dataset_name") if folder else None
-            return data_name(recorded) if isinstance(recorded, str) and recorded else None
+            return recorded_data_name(folder) if folder else None
 
         own = data(vae_id)
         drawers = self.offered("pipeline") + self.offered("text-to-image")
@@ -369,18 +368,19 @@ class Explorer(TextToImageEndpoints):
         after a line that says so when the two models were trained on different data."""
         vae_entry, pipe_entry = self.entry(vae_id), self.entry(pipeline_id)
         vae = vae_entry.require_vector("prior samples to compare")
-        if pipe_entry.kind != "text-to-image":
+        text_to_image = pipe_entry.kind == "text-to-image"
+        if not text_to_image:
             pipe_entry.require_pipeline("diffusion samples to compare")
         n = check_int(num_images, "Number of images", *DIFFUSE_IMAGES)
         seed = check_int(seed, "Seed", 0, MAX_SEED)
-        if pipe_entry.kind == "text-to-image":
+        if text_to_image:
             name, (images, settings, record) = "text to image", self._text_to_image_column(pipe_entry, n, seed, prompt)
-            score, note = "r_precision", TEXT_TO_IMAGE_NOTE
+            score, note, way = "r_precision", TEXT_TO_IMAGE_NOTE, "clip"
         else:
             name, (images, settings, record) = "diffusion", self._diffusion_column(pipe_entry, n, seed)
-            score, note = "class_match", COMPARE_NOTE
-        way = "clip" if pipe_entry.kind == "text-to-image" else "classifier"
-        network = measured_by(record)[1] if record and measured_by(record) else None  # the VAE's: the same one
+            score, note, way = "class_match", COMPARE_NOTE, "classifier"
+        judge = measured_by(record) if record else None
+        network = judge[1] if judge else None  # the VAE's numbers: those measured by the same network
         columns, rows = [], []
         for prior, what in (("standard", "N(0, I) prior"), ("mixture", "mixture prior")):
             if prior == "standard" or vae.config.prior_components:

@@ -22,6 +22,16 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+def recorded_data_name(folder: Path) -> str | None:
+    """The training data a model folder's records name (``training_info.json``'s ``dataset_name``, else
+    ``metrics.json``'s ``dataset``) fit to show (``data_name``), read without loading the model; None if neither."""
+    for name, key in (("training_info.json", "dataset_name"), ("metrics.json", "dataset")):
+        value = _read_json(folder / name).get(key)
+        if isinstance(value, str) and value:
+            return data_name(value)
+    return None
+
+
 # The kinds of model the Space shows, in the order it offers them, and the tabs (endpoints) of each.
 KINDS = ("vector", "pipeline", "text-to-image", "spatial")
 KIND_NAMES = {
