@@ -3,6 +3,7 @@
 
     python benchmarks/bench_train.py                 # CPU, and CUDA when available; writes benchmarks/RESULTS.md
     python benchmarks/bench_train.py --repeats 5 --steps 40 --threads 2 --cases autoencoderkl
+    python benchmarks/bench_train.py --cases autoencoderkl --mixed_precision no bf16   # bf16 autocast against fp32
 
 Three cases (``CASES``), each a shipped model's shape on images generated in the Hub parquet layout:
 
@@ -18,6 +19,11 @@ two sides alternate (script, plain, script, plain, ...) so that load on a shared
 table reports medians. The script's number is the ``train_images_per_second`` it records in ``training_info.json``:
 steady state after 5 warm-up steps, the loop only (checkpointing, validation and the mixture prior are switched off
 by the flags below; the final evaluation is not timed). The plain loop times the same steps after the same warm-up.
+
+``--mixed_precision no bf16`` measures both sides in each precision (the script's ``--mixed_precision``, the plain
+loop's forward pass and loss under ``torch.autocast``), interleaved, and adds how much faster each side runs in bf16
+than in fp32 in the same run: on a CPU with AMX or AVX-512 BF16, oneDNN's bf16 convolutions. It writes its own
+section of RESULTS.md, so the fp32 table stays.
 """
 
 import argparse
@@ -35,7 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
-BEGIN, END = "<!-- bench_train -->", "<!-- /bench_train -->"
+SECTION = "bench_train"  # RESULTS.md's markers; the mixed-precision comparison has its own section
 WARMUP = 5  # the script's warm-up before it starts timing
 MAX_GRAD_NORM = 100.0  # train_vae.py's default
 EMOJI_VAE = REPO / "space" / "models" / "emoji-vae"
@@ -140,15 +146,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num_images", type=int, default=1024, help="Training images generated per case.")
     p.add_argument("--threads", type=int, default=1, help="torch threads of both sides on the CPU.")
     p.add_argument("--devices", nargs="+", default=None, help="Default: cpu, plus cuda when available.")
+    p.add_argument(
+        "--mixed_precision",
+        nargs="+",
+        default=["no"],
+        choices=("no", "bf16", "fp16"),
+        help="Precisions to measure both sides in, interleaved (fp16 needs CUDA).",
+    )
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)  # internal: one plain-loop measurement
     p.add_argument("--dataset", type=str, default=None, help=argparse.SUPPRESS)
     p.add_argument("--device", type=str, default="cpu", help=argparse.SUPPRESS)
     p.add_argument("--case", type=str, default="vector", help=argparse.SUPPRESS)
+    p.add_argument("--precision", type=str, default="no", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 # ------------------------------------------------------------------------------------------ the plain loops
+def autocast(args: argparse.Namespace):
+    """The plain loop's forward pass and loss in ``args.precision``, as accelerate's ``--mixed_precision`` runs them."""
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.precision)
+    return torch.autocast(torch.device(args.device).type, dtype=dtype, enabled=dtype is not None)
+
+
 def timed(steps, step, batches, device) -> float:
     """Batches/s of ``step(batch)`` over ``steps`` batches after ``WARMUP`` untimed ones."""
     import torch
@@ -245,8 +267,10 @@ def plain_text_to_image_loop(args: argparse.Namespace) -> float:
         noise = torch.randn(z.shape, generator=generator, device=device)
         t = torch.randint(0, 1000, (len(z),), generator=generator, device=device)
         dropped = torch.rand(len(z), generator=generator, device=device) < 0.1
-        states = text_encoder(torch.where(dropped[:, None], empty, ids[idx]))[0]
-        loss = F.mse_loss(unet(scheduler.add_noise(z, noise, t), t, encoder_hidden_states=states).sample, noise)
+        with autocast(args):
+            states = text_encoder(torch.where(dropped[:, None], empty, ids[idx]))[0]
+            prediction = unet(scheduler.add_noise(z, noise, t), t, encoder_hidden_states=states).sample
+        loss = F.mse_loss(prediction.float(), noise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -278,8 +302,9 @@ def plain_loop(args: argparse.Namespace) -> float:
 
     def step(idx) -> None:
         x = uint8_to_float(images[idx])
-        out = model(x, sample_posterior=True, generator=generator)
-        loss = negative_elbo(out.decoder_params, x, out.latent_dist, model.config.likelihood).loss
+        with autocast(args):
+            out = model(x, sample_posterior=True, generator=generator)
+            loss = negative_elbo(out.decoder_params, x, out.latent_dist, model.config.likelihood).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
@@ -303,8 +328,8 @@ def environment(device: str, threads: int) -> dict:
     return env
 
 
-def measure_script(args, case: str, dataset: Path, device: str, work: Path, repeat: int) -> float:
-    out = work / f"script-{case}-{device}-{repeat}"
+def measure_script(args, case: str, dataset: Path, device: str, precision: str, work: Path, repeat: int) -> float:
+    out = work / f"script-{case}-{device}-{precision}-{repeat}"
     spec = CASES[case]
     command = [
         sys.executable,
@@ -331,12 +356,14 @@ def measure_script(args, case: str, dataset: Path, device: str, work: Path, repe
         "1000000",
         "--logging_steps",
         "10",
+        "--mixed_precision",
+        precision,
     ]
     subprocess.run(command, env=environment(device, args.threads), check=True, capture_output=True, timeout=1800)
     return json.loads((out / "training_info.json").read_text())["train_images_per_second"]
 
 
-def measure_plain(args, case: str, dataset: Path, device: str) -> float:
+def measure_plain(args, case: str, dataset: Path, device: str, precision: str) -> float:
     command = [
         sys.executable,
         __file__,
@@ -349,6 +376,8 @@ def measure_plain(args, case: str, dataset: Path, device: str) -> float:
         str(args.steps),
         "--case",
         case,
+        "--precision",
+        precision,
     ]
     done = subprocess.run(
         command, env=environment(device, args.threads), check=True, capture_output=True, text=True, timeout=1800
@@ -377,13 +406,14 @@ def load() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
-def write_results(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (between its markers), keeping the rest of the file."""
+def write_results(path: Path, section: str, name: str = SECTION) -> None:
+    """Replace the section ``name`` of ``path`` (between its markers), keeping the rest of the file."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{section.strip()}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    block = f"{begin}\n{section.strip()}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
@@ -393,6 +423,7 @@ def main(args: argparse.Namespace) -> None:
     import torch
 
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    precisions = list(dict.fromkeys(args.mixed_precision))
     load_before = load()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -410,20 +441,24 @@ def main(args: argparse.Namespace) -> None:
                 caption_column=CAPTION_COLUMN if case == "texttoimage" else None,
             )
             for device in devices:
-                script, plain = [], []
-                for repeat in range(args.repeats):  # interleaved: script, plain, script, plain, ...
-                    script.append(measure_script(args, case, dataset, device, work, repeat))
-                    plain.append(measure_plain(args, case, dataset, device))
-                    print(
-                        f"{case} {device} repeat {repeat}: script {script[-1]:.0f} img/s, plain {plain[-1]:.0f} img/s",
-                        flush=True,
-                    )
-                ratios = [s / p for s, p in zip(script, plain)]
-                rows.append((case, device, script, plain, ratios))
+                script = {precision: [] for precision in precisions}
+                plain = {precision: [] for precision in precisions}
+                for repeat in range(args.repeats):  # interleaved: script, plain, script, plain, ... each precision
+                    for precision in precisions:
+                        script[precision].append(measure_script(args, case, dataset, device, precision, work, repeat))
+                        plain[precision].append(measure_plain(args, case, dataset, device, precision))
+                        print(
+                            f"{case} {device} {precision} repeat {repeat}: script {script[precision][-1]:.0f} img/s, "
+                            f"plain {plain[precision][-1]:.0f} img/s",
+                            flush=True,
+                        )
+                for precision in precisions:
+                    rows.append((case, device, precision, script[precision], plain[precision], script[precisions[0]]))
 
+    mixed = precisions != ["no"]
     lines = [
         "## Training loops: `training/train_vae.py` and `train_text_to_image.py` vs a plain PyTorch loop "
-        "(`benchmarks/bench_train.py`)",
+        f"(`benchmarks/bench_train.py`){', in ' + ' and '.join(map(precision_name, precisions)) if mixed else ''}",
         "",
         f"Machine: {machine(devices, args.threads)}. Cases: "
         + "; ".join(
@@ -435,24 +470,33 @@ def main(args: argparse.Namespace) -> None:
         f"repeats of {args.steps} timed steps after {WARMUP} warm-up steps; medians. Load average (1/5/15 min) before: "
         f"{load_before}, after: {load()}.",
         "",
-        "| case | device | script images/s | plain loop images/s | ratio (script / plain) | paired ratios |",
-        "|---|---|---|---|---|---|",
+        "| case | device | precision | script images/s | plain loop images/s | ratio (script / plain) | paired ratios |"
+        + (f" script's speed-up over {precision_name(precisions[0])} |" if mixed else ""),
+        "|---|---|---|---|---|---|---|" + ("---|" if mixed else ""),
     ]
-    for case, device, script, plain, ratios in rows:
-        ratio = statistics.median(script) / statistics.median(plain)
+    for case, device, precision, script, plain, first in rows:
+        ratios = [a / b for a, b in zip(script, plain)]
+        speed_up = [a / b for a, b in zip(script, first)]
         lines.append(
-            f"| {case} | {device} | {statistics.median(script):.0f} ({', '.join(f'{v:.0f}' for v in script)}) | "
-            f"{statistics.median(plain):.0f} ({', '.join(f'{v:.0f}' for v in plain)}) | **{ratio:.2f}** | "
+            f"| {case} | {device} | {precision_name(precision)} | {statistics.median(script):.0f} "
+            f"({', '.join(f'{v:.0f}' for v in script)}) | {statistics.median(plain):.0f} "
+            f"({', '.join(f'{v:.0f}' for v in plain)}) | **{statistics.median(script) / statistics.median(plain):.2f}** | "
             f"{min(ratios):.2f}–{max(ratios):.2f} |"
+            + (f" **{statistics.median(speed_up):.2f}×** ({min(speed_up):.2f}–{max(speed_up):.2f}) |" if mixed else "")
         )
     lines.append("")
     lines.append(
         f"Command: `python benchmarks/bench_train.py --repeats {args.repeats} --steps {args.steps} "
-        f"--threads {args.threads} --cases {' '.join(args.cases)}`. Target: ratio ≥ 0.95."
+        f"--threads {args.threads} --cases {' '.join(args.cases)}"
+        f"{' --mixed_precision ' + ' '.join(precisions) if mixed else ''}`. Target: ratio ≥ 0.95."
     )
     section = "\n".join(lines)
-    write_results(args.results, section)
+    write_results(args.results, section, SECTION + ("_mixed_precision" if mixed else ""))
     print(section)
+
+
+def precision_name(precision: str) -> str:
+    return "fp32" if precision == "no" else precision
 
 
 if __name__ == "__main__":
