@@ -353,6 +353,46 @@ def test_evaluate_reads_the_likelihood_or_fits_it(kl_run, data, tmp_path, capsys
     assert torch.allclose(scale, error.abs().mean((0, 2, 3)), atol=1e-6) and model.calibrated
 
 
+@pytest.mark.parametrize("ema", [True, False])
+def test_evaluate_a_checkpoint_measures_the_weights_the_run_ships_from_it(ema, data, tmp_path, capsys):
+    """``--checkpoint`` reads a checkpoint's EMA weights (else its trained weights) into ``--model``'s architecture: the
+    last checkpoint of a run measures exactly what the finished run measures; a folder that is no checkpoint, or one
+    of another architecture, is refused in one line."""
+    out = tmp_path / "run"
+    run_script(
+        [
+            *data["rgb"],
+            "--output_dir",
+            str(out),
+            "--cache_dir",
+            str(data["cache"]),
+            *KL,
+            "--max_train_steps",
+            "2",
+            "--checkpointing_steps",
+            "2",
+            *(["--use_ema", "--ema_decay", "0.5"] if ema else []),
+        ]
+    )
+    finished = json.loads((out / "metrics.json").read_text())
+    flags = ["--dataset_name", data["rgb"][1], "--image_column", "img", "--iw_samples", str(finished["iw_samples"])]
+    flags += ["--cache_dir", str(data["cache"])]
+    measured = evaluate_main(["--model", str(out), "--checkpoint", str(out / "checkpoint-2"), *flags])
+    assert measured["checkpoint"] == {"folder": "checkpoint-2", "weights": "ema" if ema else "model"}
+    for key in ("psnr_db", "negative_elbo_nats", "kl_nats"):
+        assert measured[key] == pytest.approx(finished[key], rel=1e-6), key
+    other = tmp_path / "other"
+    tiny.tiny_autoencoder_kl(3, block_out_channels=(8, 16), latent_channels=4, sample_size=16).save_pretrained(other)
+    for model, checkpoint, message in (
+        (out, out, "not a train_vae.py checkpoint"),
+        (other, out / "checkpoint-2", "fit"),
+    ):
+        with pytest.raises(SystemExit):
+            evaluate_main(["--model", str(model), "--checkpoint", str(checkpoint), *flags])
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert error.startswith("python -m vae_hub.evaluate: error: --checkpoint") and message in error, error
+
+
 # ==================================================================================== the wrapper
 def test_save_and_load_round_trip_bit_exact_with_its_likelihood(tmp_path):
     model = AutoencoderKLWithLikelihood(tiny_autoencoder_kl(), likelihood="gaussian", likelihood_scale=[0.1, 0.2, 0.3])

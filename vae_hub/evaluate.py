@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
@@ -270,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model", required=True, help="model folder or Hub repo id (VAEModel or SpatialVAEModel)")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="a train_vae.py checkpoint folder (checkpoint-N): evaluate its EMA weights (what the run ships), else "
+        "its model weights, in --model's architecture (a folder of the same config, e.g. the finished run's)",
+    )
     parser.add_argument("--dataset_name", required=True, help="Hub dataset id or local folder in the Hub layout")
     parser.add_argument("--dataset_config_name", default=None)
     parser.add_argument("--split", default="test")
@@ -309,6 +316,11 @@ def main(argv: list[str] | None = None) -> dict:
         model = load_model(args.model, cache_dir=args.cache_dir)
     except (OSError, ValueError) as err:
         parser.error(f"--model {args.model}: {_one_line(err)}")
+    if args.checkpoint:
+        try:
+            weights = load_checkpoint_weights(model, Path(args.checkpoint))
+        except ValueError as err:
+            parser.error(f"--checkpoint {args.checkpoint}: {_one_line(err)}")
     try:
         data = load_split(
             args.dataset_name,
@@ -334,6 +346,8 @@ def main(argv: list[str] | None = None) -> dict:
         device=device,
         compile_decoder=args.compile,
     )
+    if args.checkpoint:
+        metrics["checkpoint"] = {"folder": Path(args.checkpoint).name, "weights": weights}
     metrics["command"] = shlex.join(["python", "-m", "vae_hub.evaluate", *(sys.argv[1:] if argv is None else argv)])
     text = json.dumps(metrics, indent=2)
     print(text)
@@ -341,6 +355,35 @@ def main(argv: list[str] | None = None) -> dict:
         with open(args.output, "w") as f:
             f.write(text + "\n")
     return metrics
+
+
+def load_checkpoint_weights(model: torch.nn.Module, checkpoint: Path) -> str:
+    """Put the weights of a ``train_vae.py`` checkpoint (accelerate's state) into ``model``, in place: the EMA's
+    shadow parameters where the run kept an EMA ("ema"), else the trained weights ("model"). ``ValueError`` when the
+    folder is no such checkpoint or its weights do not fit the model's architecture."""
+    from safetensors.torch import load_file
+
+    if not (checkpoint / "model.safetensors").is_file():
+        raise ValueError("not a train_vae.py checkpoint folder (it has no model.safetensors)")
+    params = list(model.parameters())
+    for state_file in sorted(checkpoint.glob("custom_checkpoint_*.pkl")):
+        try:
+            state = torch.load(state_file, map_location="cpu", weights_only=True)
+        except Exception:  # the scheduler's or the noise's state: not tensors only, and not the EMA's
+            continue
+        shadow = state.get("shadow_params") if isinstance(state, dict) else None
+        if shadow is not None:
+            if [tuple(t.shape) for t in shadow] != [tuple(p.shape) for p in params]:
+                raise ValueError("its EMA weights do not fit --model's architecture")
+            with torch.no_grad():
+                for param, value in zip(params, shadow):
+                    param.copy_(value)
+            return "ema"
+    try:
+        model.load_state_dict(load_file(checkpoint / "model.safetensors"), strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"its weights do not fit --model's architecture: {_one_line(err)}") from None
+    return "model"
 
 
 def _one_line(err: Exception) -> str:
