@@ -8,11 +8,13 @@
 Three cases (``CASES``), each a shipped model's shape on images generated in the Hub parquet layout:
 
 * ``vector``: training/train_vae.py's flagship ``VAEModel`` (batch 128 of 28×28 grayscale);
-* ``autoencoderkl``: train_vae.py's diffusers ``AutoencoderKL`` of the emoji autoencoder (f = 8, batch 32 of 64×64
-  RGB). Both sides train with AdamW, ``vae_hub.losses.negative_elbo`` and clipping at the script's default norm;
+* ``autoencoderkl``: train_vae.py's diffusers ``AutoencoderKL`` of the shipped emoji autoencoder (f = 8, Gaussian
+  likelihood, batch 32 of 64×64 RGB). Both sides train with AdamW, ``vae_hub.losses.negative_elbo`` and clipping at
+  the script's default norm;
 * ``texttoimage``: training/train_text_to_image.py's ``CLIPTextModel`` and ``UNet2DConditionModel`` of the shipped
-  emoji-sd, trained jointly on the frozen ``space/models/emoji-vae``'s latents (batch 64 of captioned 64×64 RGB
-  images, encoded once): posterior sample, noise, timesteps, caption dropout, ε-MSE, AdamW, clipping at 1.
+  emoji-sd, trained jointly on the latents of its frozen autoencoder (``space/models/emoji-sd/vae``; batch 64 of
+  captioned 64×64 RGB images, encoded once): posterior sample, noise, timesteps, caption dropout, ε-MSE, AdamW,
+  clipping at 1.
 
 Each side starts from an in-memory tensor. Each measurement is a fresh subprocess with the same thread count; the
 two sides alternate (script, plain, script, plain, ...) so that load on a shared machine hits both alike, and the
@@ -44,7 +46,8 @@ RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "bench_train"  # RESULTS.md's markers; the mixed-precision comparison has its own section
 WARMUP = 5  # the script's warm-up before it starts timing
 MAX_GRAD_NORM = 100.0  # train_vae.py's default
-EMOJI_VAE = REPO / "space" / "models" / "emoji-vae"
+EMOJI_VAE = REPO / "space" / "models" / "emoji-sd" / "vae"  # the autoencoder emoji-sd was trained on
+EMOJI_VAE_STAGES = (24, 48, 96, 192)  # the shipped space/models/emoji-vae
 CAPTION_COLUMN = "text"
 VAE_RUN_FLAGS = ["--max_grad_norm", str(MAX_GRAD_NORM), "--eval_iw_samples", "1", "--eval_max_samples", "16"]
 CASES = {  # the script, its model flags and run flags, the images, the batch
@@ -72,14 +75,13 @@ CASES = {  # the script, its model flags and run flags, the images, the batch
             "--model_type",
             "autoencoderkl",
             "--block_out_channels",
-            "16",
-            "32",
-            "64",
-            "128",
+            *map(str, EMOJI_VAE_STAGES),
             "--norm_num_groups",
             "8",
             "--latent_channels",
             "4",
+            "--likelihood",
+            "gaussian",
         ],
         "run_flags": VAE_RUN_FLAGS,
         "size": 64,
@@ -129,12 +131,13 @@ def build_model(case: str):
             "in_channels": 3,
             "out_channels": 3,
             "sample_size": spec["size"],
-            "block_out_channels": (16, 32, 64, 128),
+            "block_out_channels": EMOJI_VAE_STAGES,
             "norm_num_groups": 8,
             "latent_channels": 4,
             "down_block_types": ("DownEncoderBlock2D",) * 4,
             "up_block_types": ("UpDecoderBlock2D",) * 4,
-        }
+        },
+        likelihood="gaussian",
     )
 
 
