@@ -378,6 +378,9 @@ def test_the_status_line_above_every_view_credits_the_training_data(pipe, tmp_pa
     description, credit = ex.status("credited-sd").split("  \n")
     assert "text-to-image pipeline" in description and credit == "**Training data:** Made-up emoji (CC-BY 4.0)"
     assert "Training data" not in ex.status("bare-sd") and "/data/made-up" not in ex.status("credited-sd")
+    (bare / "training_info.json").write_text(json.dumps({"dataset_credit": "x" * 10**6}))  # a hostile record
+    ex = Explorer(list(folders), folders, files=OutputFiles(tmp_path / "out"))
+    assert ex.status("bare-sd").endswith("**Training data:** " + "x" * 500 + "…")
 
 
 def test_compare_partner_is_the_pipeline_of_the_vaes_data(compare_explorer, tmp_path):

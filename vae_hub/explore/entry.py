@@ -23,6 +23,7 @@ from .text_to_image import MAX_PROMPT_CHARS
 
 
 MAX_VALIDATION_PROMPTS = DIFFUSE_IMAGES[1]  # Compare draws at most this many images: more would never be used
+MAX_CREDIT_CHARS = 500  # the emoji data's credit is about 160
 
 
 @dataclass
@@ -177,11 +178,13 @@ class ModelEntry:
 
     @property
     def data_credits(self) -> str | None:
-        """The training data's credits from ``training_info.json`` (``--dataset_credit``, the dataset's licence)."""
+        """The training data's credits from ``training_info.json`` (``--dataset_credit``, the dataset's licence), cut to
+        ``MAX_CREDIT_CHARS``: a model from the Hub writes what it likes there, and every view shows it."""
 
         def compute() -> str | None:
             info = _model_file(self, "training_info.json")
-            return data_credits(_read_json(info)) if info else None
+            credits = data_credits(_read_json(info)) if info else None
+            return credits[:MAX_CREDIT_CHARS] + "…" if credits and len(credits) > MAX_CREDIT_CHARS else credits
 
         return self._once("credits", compute)
 
